@@ -1,0 +1,128 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+
+def money(**kwargs):
+    return models.DecimalField(
+        max_digits=settings.MONEY_MAX_DIGITS, decimal_places=settings.MONEY_DECIMAL_PLACES, **kwargs
+    )
+
+
+class ModelRate(models.Model):
+    """What a model costs the operator and what the tenant pays, per million tokens.
+
+    With a margin set, the prices are derived from the costs on save
+    (price = cost × (1 + margin)); without one they are set directly.
+    """
+
+    model = models.OneToOneField("providers.CatalogModel", on_delete=models.CASCADE, related_name="rate")
+    input_cost = money(default=Decimal(0), help_text="Provider cost per million input tokens")
+    output_cost = money(default=Decimal(0), help_text="Provider cost per million output tokens")
+    margin = models.DecimalField(
+        max_digits=8, decimal_places=4, null=True, blank=True, help_text="0.2500 = 25% over cost; empty = set prices"
+    )
+    input_price = money(default=Decimal(0), help_text="Tenant price per million input tokens")
+    output_price = money(default=Decimal(0), help_text="Tenant price per million output tokens")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"rate of {self.model}"
+
+    def save(self, *args, **kwargs):
+        if self.margin is not None:
+            self.input_price = self.input_cost * (1 + self.margin)
+            self.output_price = self.output_cost * (1 + self.margin)
+        super().save(*args, **kwargs)
+
+
+class CreditAccount(models.Model):
+    """An organisation's credit. `balance` is a cache of the sum of its ledger."""
+
+    organization = models.OneToOneField("accounts.Organization", on_delete=models.CASCADE, related_name="credit")
+    balance = money(default=Decimal(0))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"credit of {self.organization}"
+
+
+class LedgerEntry(models.Model):
+    """One movement of credit. Appended, never edited or deleted."""
+
+    class Kind(models.TextChoices):
+        GRANT = "grant", "Grant"
+        USAGE = "usage", "Usage"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    amount = money(help_text="Positive adds credit, negative takes it")
+    description = models.CharField(max_length=300, blank=True)
+    idempotency_key = models.CharField(max_length=200, unique=True, null=True, blank=True)
+    usage_record = models.OneToOneField(
+        "UsageRecord", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entry"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "ledger entries"
+
+    def __str__(self):
+        return f"{self.kind} {self.amount}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("ledger entries are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("ledger entries are append-only")
+
+
+class UsageRecord(models.Model):
+    """One request through the gateway, whatever its ending."""
+
+    class Status(models.TextChoices):
+        OK = "ok", "Completed"
+        CLIENT_ERROR = "client_error", "Refused (client error)"
+        UPSTREAM_ERROR = "upstream_error", "Upstream error"
+        CANCELLED = "cancelled", "Client disconnected"
+
+    request_id = models.CharField(max_length=64, unique=True)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="usage")
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    model = models.ForeignKey(
+        "providers.CatalogModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model_name = models.CharField(max_length=200, help_text="The model the client asked for")
+    provider = models.ForeignKey("providers.Provider", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    credential = models.ForeignKey(
+        "providers.Credential", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    endpoint = models.CharField(max_length=50, default="chat.completions")
+    stream = models.BooleanField(default=False)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    total_tokens = models.PositiveIntegerField(default=0)
+    usage_estimated = models.BooleanField(default=False, help_text="The upstream reported no usage")
+    cost = money(default=Decimal(0), help_text="What the provider charges the operator")
+    price = money(default=Decimal(0), help_text="What the organisation is charged")
+    latency_ms = models.PositiveIntegerField(default=0)
+    first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    http_status = models.PositiveSmallIntegerField(default=200)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "created_at"])]
+
+    def __str__(self):
+        return self.request_id

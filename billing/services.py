@@ -1,0 +1,182 @@
+"""Credit and usage: the only code that writes the ledger."""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from .models import CreditAccount, LedgerEntry, UsageRecord
+
+logger = logging.getLogger(__name__)
+
+MILLION = Decimal(1_000_000)
+QUANTUM = Decimal(1).scaleb(-settings.MONEY_DECIMAL_PLACES)
+
+
+def quantize(amount: Decimal) -> Decimal:
+    return amount.quantize(QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def token_amount(tokens: int, per_million: Decimal) -> Decimal:
+    return quantize(Decimal(tokens) * per_million / MILLION)
+
+
+def account_open(*, organization) -> CreditAccount:
+    account, _ = CreditAccount.objects.get_or_create(organization=organization)
+    return account
+
+
+def _append(account_id: int, *, kind: str, amount: Decimal, **fields) -> LedgerEntry:
+    """Append one entry and move the cached balance by the same amount, atomically."""
+    entry = LedgerEntry.objects.create(account_id=account_id, kind=kind, amount=amount, **fields)
+    CreditAccount.objects.filter(pk=account_id).update(balance=F("balance") + amount, updated_at=timezone.now())
+    return entry
+
+
+def credit_grant(
+    *, organization, amount: Decimal, description: str = "", idempotency_key: str | None = None,
+    created_by=None, kind: str = LedgerEntry.Kind.GRANT,
+) -> LedgerEntry:
+    """Add (or, for an adjustment, take) credit. Idempotent on `idempotency_key`."""
+    amount = quantize(Decimal(amount))
+    if kind == LedgerEntry.Kind.GRANT and amount <= 0:
+        raise ValueError("a grant must be positive")
+    account = account_open(organization=organization)
+    if idempotency_key:
+        existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
+    transaction.on_commit(lambda: _forget_cached_balance(organization.pk))
+    try:
+        with transaction.atomic():
+            CreditAccount.objects.select_for_update().get(pk=account.pk)
+            return _append(
+                account.pk, kind=kind, amount=amount, description=description,
+                idempotency_key=idempotency_key, created_by=created_by,
+            )
+    except IntegrityError:
+        # A concurrent call with the same key won the race: it is the one entry.
+        if idempotency_key:
+            return LedgerEntry.objects.get(idempotency_key=idempotency_key)
+        raise
+
+
+def _forget_cached_balance(organization_id: int) -> None:
+    # This process's gateway sees the new balance at once; others within
+    # HUB_BALANCE_CACHE_SECONDS.
+    from hub.credit import forget
+
+    forget(organization_id)
+
+
+def balance_of(organization_id: int) -> Decimal:
+    return CreditAccount.objects.filter(organization_id=organization_id).values_list("balance", flat=True).first() or Decimal(0)
+
+
+@dataclass
+class UsageEvent:
+    """A finished request, as the gateway hands it over for recording."""
+
+    request_id: str
+    organization_id: int
+    model_name: str
+    status: str
+    api_key_id: int | None = None
+    model_id: int | None = None
+    provider_id: int | None = None
+    credential_id: int | None = None
+    endpoint: str = "chat.completions"
+    stream: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usage_estimated: bool = False
+    cost: Decimal = Decimal(0)
+    price: Decimal = Decimal(0)
+    latency_ms: int = 0
+    first_token_ms: int | None = None
+    http_status: int = 200
+    error: str = ""
+    created_at: datetime = field(default_factory=timezone.now)
+
+    @property
+    def charged(self) -> bool:
+        return self.price > 0 and settings.HUB_BILLING_MODE == "credits"
+
+
+def _record(event: UsageEvent) -> UsageRecord:
+    return UsageRecord(
+        request_id=event.request_id, organization_id=event.organization_id, api_key_id=event.api_key_id,
+        model_id=event.model_id, model_name=event.model_name[:200], provider_id=event.provider_id,
+        credential_id=event.credential_id, endpoint=event.endpoint, stream=event.stream,
+        prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
+        total_tokens=event.prompt_tokens + event.completion_tokens, usage_estimated=event.usage_estimated,
+        cost=event.cost, price=event.price, latency_ms=event.latency_ms, first_token_ms=event.first_token_ms,
+        status=event.status, http_status=event.http_status, error=event.error[:300], created_at=event.created_at,
+    )
+
+
+def record_usage(events: list[UsageEvent]) -> dict[int, Decimal]:
+    """Write usage records and charge them, all in one transaction.
+
+    Returns the new balance of every organisation charged. A request id that
+    is already recorded is skipped, so replaying a batch charges nothing twice.
+    """
+    if not events:
+        return {}
+    with transaction.atomic():
+        ids = [e.request_id for e in events]
+        done = set(UsageRecord.objects.filter(request_id__in=ids).values_list("request_id", flat=True))
+        fresh = {e.request_id: e for e in events if e.request_id not in done}.values()
+        records = UsageRecord.objects.bulk_create([_record(e) for e in fresh])
+        charged = [(e, r) for e, r in zip(fresh, records) if e.charged]
+        if not charged:
+            return {}
+        org_ids = sorted({e.organization_id for e, _ in charged})
+        # Lock in primary-key order so concurrent writers never deadlock.
+        accounts = {
+            a.organization_id: a.pk
+            for a in CreditAccount.objects.select_for_update().filter(organization_id__in=org_ids).order_by("pk")
+        }
+        for org_id in org_ids:
+            if org_id not in accounts:
+                accounts[org_id] = CreditAccount.objects.create(organization_id=org_id).pk
+        if records[0].pk is None:  # backends without RETURNING from bulk_create
+            pks = dict(UsageRecord.objects.filter(request_id__in=[r.request_id for _, r in charged]).values_list("request_id", "pk"))
+            for _, r in charged:
+                r.pk = pks[r.request_id]
+        LedgerEntry.objects.bulk_create(
+            [
+                LedgerEntry(
+                    account_id=accounts[e.organization_id], kind=LedgerEntry.Kind.USAGE, amount=-e.price,
+                    description=f"{e.endpoint} {e.model_name}"[:300], idempotency_key=f"usage:{e.request_id}",
+                    usage_record_id=r.pk,
+                )
+                for e, r in charged
+            ]
+        )
+        totals: dict[int, Decimal] = {}
+        for e, _ in charged:
+            totals[e.organization_id] = totals.get(e.organization_id, Decimal(0)) + e.price
+        now = timezone.now()
+        for org_id in org_ids:
+            CreditAccount.objects.filter(pk=accounts[org_id]).update(balance=F("balance") - totals[org_id], updated_at=now)
+        return dict(CreditAccount.objects.filter(organization_id__in=org_ids).values_list("organization_id", "balance"))
+
+
+def reconcile_balances() -> list[dict]:
+    """Compare every cached balance with the sum of its ledger; report drift."""
+    sums = dict(LedgerEntry.objects.values("account_id").annotate(total=Sum("amount")).values_list("account_id", "total"))
+    drift = []
+    for account in CreditAccount.objects.all():
+        expected = sums.get(account.pk) or Decimal(0)
+        if account.balance != expected:
+            drift.append({"account": account.pk, "organization": account.organization_id,
+                          "balance": account.balance, "ledger": expected})
+    for row in drift:
+        logger.error("credit balance drift: account %(account)s balance %(balance)s ledger sum %(ledger)s", row)
+    return drift

@@ -1,0 +1,76 @@
+"""Step 1 of a request: who is calling. A hub API key, resolved to its organisation.
+
+Keys are cached in-process for HUB_AUTH_CACHE_SECONDS so the hot path does not
+touch the database; a revocation is seen at once by the process that made it
+and by every other process within that time.
+"""
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import ApiKey
+from accounts.services import hash_api_key
+
+from . import db
+from .errors import AuthenticationFailed
+
+_MAX_ENTRIES = 50_000
+_cache: dict[str, tuple[float, "KeyInfo | None"]] = {}
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: int
+    organization_id: int
+    expires_at: datetime | None
+
+
+def raw_key_from(request) -> str:
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("x-api-key", "").strip()
+
+
+def _load(hashed: str) -> KeyInfo | None:
+    row = (
+        ApiKey.objects.filter(hashed_key=hashed, revoked_at__isnull=True, organization__is_active=True)
+        .values_list("pk", "organization_id", "expires_at")
+        .first()
+    )
+    return KeyInfo(*row) if row else None
+
+
+async def authenticate(request) -> KeyInfo:
+    raw = raw_key_from(request)
+    if not raw:
+        raise AuthenticationFailed(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer sk-hub-…' or 'x-api-key'.", code=None
+        )
+    hashed = hash_api_key(raw)
+    now = time.monotonic()
+    cached = _cache.get(hashed)
+    if cached is None or cached[0] < now:
+        info = await db.read(_load, hashed)
+        if len(_cache) >= _MAX_ENTRIES:
+            _cache.clear()
+        _cache[hashed] = (now + settings.HUB_AUTH_CACHE_SECONDS, info)
+    else:
+        info = cached[1]
+    if info is None:
+        raise AuthenticationFailed("Incorrect API key provided. Check the key, or create a new one.")
+    if info.expires_at is not None and info.expires_at <= timezone.now():
+        raise AuthenticationFailed("This API key has expired.", code="expired_api_key")
+    return info
+
+
+def forget_key(hashed: str) -> None:
+    _cache.pop(hashed, None)
+
+
+def forget_all() -> None:
+    _cache.clear()

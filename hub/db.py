@@ -1,0 +1,42 @@
+"""Database work for the async request path, on two dedicated threads.
+
+Django's ORM is synchronous. Rather than a thread hop per query in the
+request's own context (a new connection each time under ASGI), the hot path
+sends its rare reads (cache misses) to one thread and its batched writes
+(metering) to another; each keeps its connection open between calls.
+"""
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
+
+_read = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-db-read")
+_write = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-db-write")
+
+
+def _guarded(fn, args):
+    try:
+        return fn(*args)
+    except (OperationalError, InterfaceError):
+        # The kept connection may have died (server restart, idle timeout):
+        # drop it and try once more on a fresh one.
+        connections.close_all()
+        return fn(*args)
+    except DatabaseError:
+        connections.close_all()
+        raise
+
+
+async def read(fn, *args):
+    return await asyncio.get_running_loop().run_in_executor(_read, _guarded, fn, args)
+
+
+async def write(fn, *args):
+    return await asyncio.get_running_loop().run_in_executor(_write, _guarded, fn, args)
+
+
+def close() -> None:
+    """Close both threads' connections (tests drop the database afterwards)."""
+    for executor in (_read, _write):
+        executor.submit(connections.close_all).result()

@@ -1,0 +1,101 @@
+"""Errors in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
+
+import json
+
+from django.http import HttpResponse
+
+
+class HubError(Exception):
+    status = 400
+    type = "invalid_request_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None,
+                 status: int | None = None, type: str | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        if type is not None:
+            self.type = type
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class BadRequest(HubError):
+    status = 400
+
+
+class AuthenticationFailed(HubError):
+    status = 401
+    code = "invalid_api_key"
+
+
+class InsufficientQuota(HubError):
+    status = 402
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
+class ModelNotFound(HubError):
+    status = 404
+    code = "model_not_found"
+
+
+class MethodNotAllowed(HubError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class PayloadTooLarge(HubError):
+    status = 413
+    code = "request_too_large"
+
+
+class ServiceUnavailable(HubError):
+    status = 503
+    type = "server_error"
+    code = "service_unavailable"
+
+
+def error_response(error: HubError, request_id: str | None = None) -> HttpResponse:
+    response = HttpResponse(json.dumps(error.body()), status=error.status, content_type="application/json")
+    for name, value in error.headers.items():
+        response[name] = value
+    if request_id:
+        response["x-request-id"] = request_id
+    return response
+
+
+def drf_exception_handler(exc, context):
+    """DRF errors (management API, validation) in the same shape as the gateway's."""
+    from rest_framework.response import Response
+    from rest_framework.views import exception_handler
+
+    if isinstance(exc, HubError):
+        return Response(exc.body(), status=exc.status, headers=exc.headers)
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = response.data
+    message, param = _first_message(detail)
+    code = getattr(exc, "default_code", None)
+    kind = "invalid_request_error" if response.status_code < 500 else "server_error"
+    response.data = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return response
+
+
+def _first_message(detail, param=None):
+    if isinstance(detail, dict):
+        if "detail" in detail:
+            return str(detail["detail"]), param
+        key, value = next(iter(detail.items()))
+        return _first_message(value, key if param is None else f"{param}.{key}")
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0], param)
+    return (f"{param}: {detail}" if param else str(detail)), param

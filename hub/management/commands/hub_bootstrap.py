@@ -1,0 +1,69 @@
+"""Set up a demo organisation, key and the built-in demo provider (idempotent)."""
+
+import os
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.models import ApiKey, Organization, User
+from accounts.services import api_key_create, hash_api_key, organization_create
+from billing.models import ModelRate
+from billing.services import credit_grant
+from providers.models import CatalogModel, Provider
+
+
+def ensure_demo_provider() -> CatalogModel:
+    provider, _ = Provider.objects.get_or_create(name="demo", defaults={"kind": Provider.Kind.DEMO})
+    model, _ = CatalogModel.objects.get_or_create(
+        public_id="demo/echo",
+        defaults={"alias": "demo", "provider": provider, "upstream_name": "echo", "kind": CatalogModel.Kind.CHAT},
+    )
+    ModelRate.objects.get_or_create(model=model)  # free: trying the hub costs nothing
+    return model
+
+
+class Command(BaseCommand):
+    help = "Create the demo organisation, its API key and the built-in demo provider, then print how to call it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
+        parser.add_argument("--key-only", action="store_true", help="Print only the API key.")
+
+    @transaction.atomic
+    def handle(self, *args, base_url, key_only, **options):
+        ensure_demo_provider()
+        organization = Organization.objects.filter(slug="demo").first() or organization_create(name="Demo", slug="demo")
+        credit_grant(organization=organization, amount=Decimal(settings.HUB_DEMO_CREDITS),
+                     description="Demo credits", idempotency_key="bootstrap:demo-credits")
+        raw_key = self._demo_key(organization)
+        password = self._admin()
+        if key_only:
+            self.stdout.write(raw_key)
+            return
+        self.stdout.write(f"Base URL: {base_url}\nAPI key:  {raw_key}\nModel:    demo/echo (free, offline)")
+        if password:
+            self.stdout.write(f"Admin:    {base_url.rsplit('/v1', 1)[0]}/admin/ user 'admin', password {password}")
+
+    def _demo_key(self, organization) -> str:
+        raw = settings.HUB_DEMO_API_KEY
+        stored = settings.VAR_DIR / "demo_api_key"
+        if not raw and stored.exists():
+            raw = stored.read_text().strip()
+        if raw and ApiKey.objects.filter(hashed_key=hash_api_key(raw), revoked_at__isnull=True).exists():
+            return raw
+        _, raw = api_key_create(organization=organization, name="demo", raw_key=raw)
+        if not settings.HUB_DEMO_API_KEY:
+            # Kept (owner-only) so the next `make run` prints the same key.
+            stored.write_text(raw)
+            os.chmod(stored, 0o600)
+        return raw
+
+    def _admin(self) -> str:
+        if User.objects.filter(is_superuser=True).exists():
+            return ""
+        password = os.environ.get("HUB_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        User.objects.create_superuser("admin", "", password)
+        return password

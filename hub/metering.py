@@ -1,0 +1,95 @@
+"""Step 6 of a request: usage is recorded and charged, in batches.
+
+Each finished request hands a UsageEvent to the process's meter; a task
+writes what has gathered every HUB_METERING_FLUSH_SECONDS in one transaction
+(billing.services.record_usage). Until then the amount counts as pending
+against the organisation's balance. On shutdown the meter is drained; a
+failed write is kept and retried.
+"""
+
+import asyncio
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import ApiKey
+from billing.services import UsageEvent, record_usage
+
+from . import db
+
+logger = logging.getLogger(__name__)
+
+
+def _write(batch: list[UsageEvent]):
+    balances = record_usage(batch)
+    now = timezone.now()
+    keys = {e.api_key_id for e in batch if e.api_key_id}
+    if keys:
+        # last_used_at is informational: one write a minute per key is plenty.
+        stale = now - timedelta(minutes=1)
+        ApiKey.objects.filter(pk__in=keys, last_used_at__lt=stale).update(last_used_at=now)
+        ApiKey.objects.filter(pk__in=keys, last_used_at__isnull=True).update(last_used_at=now)
+    return balances
+
+
+class Meter:
+    def __init__(self):
+        self._events: list[UsageEvent] = []
+        self._pending: dict[int, Decimal] = {}
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._flushing = asyncio.Lock()
+
+    def add(self, event: UsageEvent) -> None:
+        self._events.append(event)
+        if event.charged:
+            self._pending[event.organization_id] = self._pending.get(event.organization_id, Decimal(0)) + event.price
+        if self._task is None or self._task.done():
+            self._wake = asyncio.Event()
+            self._flushing = asyncio.Lock()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._wake.set()
+
+    def pending(self, organization_id: int) -> Decimal:
+        return self._pending.get(organization_id, Decimal(0))
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(settings.HUB_METERING_FLUSH_SECONDS)
+            if not await self.flush():
+                await asyncio.sleep(1.0)
+                self._wake.set()
+
+    async def flush(self) -> bool:
+        async with self._flushing:
+            batch, self._events = self._events, []
+            if not batch:
+                return True
+            try:
+                balances = await db.write(_write, batch)
+            except Exception:
+                logger.exception("writing %d usage records failed; keeping them to retry", len(batch))
+                self._events[:0] = batch
+                return False
+            for event in batch:
+                if event.charged:
+                    self._pending[event.organization_id] -= event.price
+            from .credit import remember
+
+            remember(balances)
+            return True
+
+    async def drain(self) -> None:
+        """Write everything gathered so far (shutdown, tests)."""
+        for _ in range(5):
+            if await self.flush() and not self._events:
+                return
+            await asyncio.sleep(0.2)
+
+
+meter = Meter()

@@ -1,0 +1,36 @@
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.utils.decorators import sync_and_async_middleware
+from whitenoise.middleware import WhiteNoiseMiddleware
+
+
+@sync_and_async_middleware
+def StaticFilesMiddleware(get_response):
+    """WhiteNoise, without its cost on the API path.
+
+    WhiteNoise's middleware is sync-only, so under ASGI Django would run it in
+    a thread for every request. Here the file lookup happens inline and only a
+    request for a real static file is served (in a thread) by WhiteNoise.
+    """
+    whitenoise = WhiteNoiseMiddleware(get_response)
+
+    def find(request):
+        path = request.path_info
+        if whitenoise.autorefresh:
+            return whitenoise.find_file(path) if path.startswith(whitenoise.static_prefix) else None
+        return whitenoise.files.get(path)
+
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request):
+            static_file = find(request)
+            if static_file is not None:
+                return await sync_to_async(whitenoise.serve)(static_file, request)
+            return await get_response(request)
+
+        return markcoroutinefunction(middleware)
+
+    def middleware(request):
+        static_file = find(request)
+        return whitenoise.serve(static_file, request) if static_file is not None else get_response(request)
+
+    return middleware

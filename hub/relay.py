@@ -1,0 +1,113 @@
+"""Steps 3 to 6 for a chat completion: route, call the adapter, stream back, meter.
+
+Billing rule: a request is charged for the usage its provider reported, or,
+when none was reported (a cut or cancelled stream), for an estimate of what
+was produced. A failure before the first byte is free.
+"""
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from django.http import HttpResponse, StreamingHttpResponse
+
+from billing.models import UsageRecord
+from billing.services import UsageEvent, token_amount
+from providers.adapters import UpstreamError, Usage, get_adapter
+
+from . import catalogue
+from .auth import KeyInfo
+from .credit import ensure_credit
+from .errors import HubError, error_response
+from .metering import meter
+
+
+@dataclass
+class Call:
+    """One request through the gateway, from key to usage record."""
+
+    key: KeyInfo
+    endpoint: str
+    model_name: str
+    request_id: str = ""
+    started: float = 0.0
+    stream: bool = False
+    route: catalogue.Route | None = None
+
+    def __post_init__(self):
+        self.request_id = self.request_id or f"req_{uuid.uuid4().hex}"
+        self.started = self.started or time.monotonic()
+
+    def record(self, status: str, usage: Usage | None = None, *, http_status: int = 200, error: str = "",
+               first_token_at: float | None = None) -> None:
+        usage = usage or Usage()
+        route = self.route
+        event = UsageEvent(
+            request_id=self.request_id, organization_id=self.key.organization_id, api_key_id=self.key.key_id,
+            model_name=self.model_name, status=status, endpoint=self.endpoint, stream=self.stream,
+            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            usage_estimated=usage.estimated, http_status=http_status, error=error,
+            latency_ms=int((time.monotonic() - self.started) * 1000),
+            first_token_ms=int((first_token_at - self.started) * 1000) if first_token_at else None,
+        )
+        if route is not None:
+            event.model_id, event.provider_id, event.credential_id = route.model_id, route.provider_id, route.credential_id
+            event.cost = token_amount(usage.prompt_tokens, route.input_cost) + token_amount(
+                usage.completion_tokens, route.output_cost)
+            event.price = token_amount(usage.prompt_tokens, route.input_price) + token_amount(
+                usage.completion_tokens, route.output_price)
+        meter.add(event)
+
+    def fail(self, error: HubError | UpstreamError) -> HttpResponse:
+        upstream = isinstance(error, UpstreamError)
+        status = UsageRecord.Status.UPSTREAM_ERROR if upstream else UsageRecord.Status.CLIENT_ERROR
+        self.record(status, http_status=error.status, error=error.message)
+        if upstream:
+            headers = {"retry-after": error.retry_after} if error.retry_after else {}
+            error = HubError(error.message, status=error.status, type=error.type, code=error.code,
+                             param=error.param, headers=headers)
+        return error_response(error, self.request_id)
+
+
+async def chat_completion(call: Call, body: dict) -> HttpResponse:
+    try:
+        call.route = route = await catalogue.resolve(call.model_name)
+        await ensure_credit(call.key.organization_id)
+        adapter = get_adapter(route.provider_kind)
+        if not call.stream:
+            result = await adapter.chat(route, body)
+        else:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            stream = await adapter.chat_stream(route, body, include_usage)
+    except (HubError, UpstreamError) as error:
+        return call.fail(error)
+    if not call.stream:
+        call.record(UsageRecord.Status.OK, result.usage)
+        response = HttpResponse(result.body, content_type="application/json")
+    else:
+        response = StreamingHttpResponse(_relay(call, stream), content_type="text/event-stream")
+        response["cache-control"] = "no-cache"
+        response["x-accel-buffering"] = "no"
+    response["x-request-id"] = call.request_id
+    return response
+
+
+async def _relay(call: Call, stream):
+    status = UsageRecord.Status.OK
+    try:
+        async for chunk in stream:
+            yield chunk
+        if stream.error is not None:
+            status = UsageRecord.Status.UPSTREAM_ERROR
+    except BaseException:
+        # The client went away (the ASGI handler cancels us) or the relay broke:
+        # either way the upstream request is closed below and what was produced is billed.
+        status = UsageRecord.Status.CANCELLED
+        raise
+    finally:
+        try:
+            await stream.aclose()
+        finally:
+            error = stream.error.message if stream.error is not None else ""
+            call.record(status, stream.final_usage(), http_status=200, error=error,
+                        first_token_at=stream.first_token_at)

@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("v1/chat/completions", views.chat_completions),
+    path("api/chat/completions", views.chat_completions),
+    path("v1/models", views.models),
+    path("v1/models/<path:model_id>", views.models),
+    path("api/models", views.models),
+    path("admin/", admin.site.urls),
+    path("", views.home, name="home"),
+]
+
+handler404 = views.not_found

@@ -1,0 +1,103 @@
+"""The OpenAI-compatible API. Views parse and check; hub.relay does the work."""
+
+import json
+from datetime import timezone as dt_timezone
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from . import catalogue
+from .auth import authenticate
+from .errors import BadRequest, HubError, MethodNotAllowed, ModelNotFound, PayloadTooLarge, error_response
+from .relay import Call, chat_completion
+from .serializers import ChatCompletionRequest
+
+
+def _json_body(request) -> dict:
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise PayloadTooLarge("The request body is larger than this hub accepts.") from None
+    if not raw:
+        raise BadRequest("The request body is empty; send a JSON object.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"We could not parse the JSON body of your request: {exc}.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return body
+
+
+def _validate(serializer_class, body: dict) -> None:
+    serializer = serializer_class(data=body)
+    if not serializer.is_valid():
+        field, problems = next(iter(serializer.errors.items()))
+        while isinstance(problems, (list, dict)) and problems:
+            if isinstance(problems, dict):
+                key, problems = next(iter(problems.items()))
+                field = f"{field}.{key}" if field != "non_field_errors" else key
+            elif isinstance(problems[0], (list, dict)):
+                problems = next(p for p in problems if p)
+            else:
+                problems = problems[0]
+        raise BadRequest(f"Invalid '{field}': {problems}", param=field, code="invalid_value")
+
+
+@csrf_exempt
+async def chat_completions(request) -> HttpResponse:
+    if request.method != "POST":
+        return error_response(MethodNotAllowed("Use POST for /v1/chat/completions."))
+    try:
+        key = await authenticate(request)
+        body = _json_body(request)
+        _validate(ChatCompletionRequest, body)
+    except HubError as error:
+        return error_response(error)
+    call = Call(key=key, endpoint="chat.completions", model_name=body["model"], stream=body.get("stream") is True)
+    return await chat_completion(call, body)
+
+
+def _model_entry(route, name: str) -> dict:
+    created = int(route.created_at.replace(tzinfo=route.created_at.tzinfo or dt_timezone.utc).timestamp())
+    return {"id": name, "object": "model", "created": created, "owned_by": route.provider_name}
+
+
+@csrf_exempt
+async def models(request, model_id: str | None = None) -> HttpResponse:
+    if request.method != "GET":
+        return error_response(MethodNotAllowed("Use GET to list models."))
+    try:
+        await authenticate(request)
+        snapshot = await catalogue.snapshot()
+        if model_id is not None:
+            route = snapshot.routes.get(model_id)
+            if route is None:
+                raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.",
+                                    param="model")
+            return JsonResponse(_model_entry(route, model_id))
+    except HubError as error:
+        return error_response(error)
+    data = []
+    for route in snapshot.models:
+        data.append(_model_entry(route, route.public_id))
+        if route.alias:
+            data.append(_model_entry(route, route.alias))
+    return JsonResponse({"object": "list", "data": data})
+
+
+def not_found(request, exception=None) -> HttpResponse:
+    if request.path.startswith(("/v1/", "/api/")):
+        return error_response(HubError(f"Unknown request URL: {request.method} {request.path}.", status=404,
+                                       code="unknown_url"))
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def home(request) -> HttpResponse:
+    from django.shortcuts import render
+
+    base_url = request.build_absolute_uri("/v1")
+    return render(request, "hub/home.html", {"base_url": base_url})

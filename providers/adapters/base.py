@@ -1,0 +1,89 @@
+"""The one interface every provider adapter implements.
+
+An adapter takes an OpenAI-format request body and a Route, talks to its
+provider, and gives back OpenAI-format bytes plus the usage it counted. It
+raises UpstreamError, whose `retryable` flag is all routing needs to know.
+"""
+
+import json
+import math
+from dataclasses import dataclass
+from typing import AsyncIterator, Protocol
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False
+
+    @classmethod
+    def from_openai(cls, data: dict | None) -> "Usage | None":
+        if not isinstance(data, dict):
+            return None
+        return cls(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0))
+
+
+class UpstreamError(Exception):
+    """A provider failed. `status` is what the hub answers with."""
+
+    def __init__(self, message: str, *, status: int = 502, type: str = "upstream_error", code: str | None = None,
+                 param: str | None = None, retryable: bool = False, retry_after: str | None = None):
+        super().__init__(message)
+        self.message, self.status, self.type, self.code, self.param = message, status, type, code, param
+        self.retryable, self.retry_after = retryable, retry_after
+
+
+@dataclass
+class ChatResult:
+    body: bytes
+    usage: Usage
+
+
+class ChatStream(Protocol):
+    """Server-sent events, already framed for the client (b"data: …\\n\\n").
+
+    `final_usage()` is what the provider reported, or an estimate of what was
+    produced if it reported none (a cut or cancelled stream); `error` is set
+    if the stream broke, after an error event was sent to the client.
+    """
+
+    error: UpstreamError | None
+    first_token_at: float | None
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    def final_usage(self) -> Usage: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Adapter(Protocol):
+    async def chat(self, route, body: dict) -> ChatResult: ...
+
+    async def chat_stream(self, route, body: dict, include_usage: bool) -> ChatStream: ...
+
+
+def message_text(message: dict) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def estimate_tokens(text_length: int) -> int:
+    # No tokenizer ships offline; ~4 characters a token is OpenAI's own rule of thumb.
+    return math.ceil(text_length / 4)
+
+
+def estimate_prompt_tokens(body: dict) -> int:
+    messages = body.get("messages") or []
+    chars = sum(len(message_text(m)) + len(json.dumps(m.get("tool_calls", ""))) for m in messages if isinstance(m, dict))
+    return estimate_tokens(chars) + 3 * len(messages)
+
+
+def sse(data: dict | str) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return b"data: " + payload.encode() + b"\n\n"

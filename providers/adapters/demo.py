@@ -1,0 +1,85 @@
+"""The built-in demo provider: deterministic, free, no network.
+
+It echoes the last user message, streams word by word and reports usage, so a
+fresh install can be tried (and apps tested) without any provider account.
+Tokens are counted as words: prompt = words in all messages + 3 per message.
+"""
+
+import asyncio
+import json
+import time
+import uuid
+
+from .base import ChatResult, Usage, message_text, sse
+
+WORD_DELAY = 0.01
+
+
+def _reply(body: dict) -> tuple[list[str], str, Usage]:
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    last_user = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+    words = f"Hello from the hub's demo model! You said: {last_user}".split()
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    finish = "stop"
+    if isinstance(limit, int) and 0 < limit < len(words):
+        words, finish = words[:limit], "length"
+    prompt = sum(len(message_text(m).split()) + 3 for m in messages)
+    return words, finish, Usage(prompt, len(words))
+
+
+def _usage(usage: Usage) -> dict:
+    total = usage.prompt_tokens + usage.completion_tokens
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "total_tokens": total}
+
+
+class DemoAdapter:
+    async def chat(self, route, body: dict) -> ChatResult:
+        words, finish, usage = _reply(body)
+        answer = {
+            "id": f"chatcmpl-demo{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+            "model": route.upstream_name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(words), "refusal": None},
+                         "logprobs": None, "finish_reason": finish}],
+            "usage": _usage(usage),
+        }
+        return ChatResult(body=json.dumps(answer).encode(), usage=usage)
+
+    async def chat_stream(self, route, body: dict, include_usage: bool):
+        return DemoStream(route, body, include_usage)
+
+
+class DemoStream:
+    def __init__(self, route, body: dict, include_usage: bool):
+        self._words, self._finish, self._usage = _reply(body)
+        self._include_usage = include_usage
+        self._base = {"id": f"chatcmpl-demo{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
+                      "created": int(time.time()), "model": route.upstream_name}
+        self._sent = 0
+        self.error = None
+        self.first_token_at = None
+
+    def _chunk(self, delta: dict, finish=None) -> bytes:
+        chunk = dict(self._base, choices=[{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}])
+        if self._include_usage:
+            chunk["usage"] = None
+        return sse(chunk)
+
+    async def __aiter__(self):
+        yield self._chunk({"role": "assistant", "content": ""})
+        for i, word in enumerate(self._words):
+            await asyncio.sleep(WORD_DELAY)
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+            self._sent = i + 1
+            yield self._chunk({"content": word if i == 0 else " " + word})
+        yield self._chunk({}, self._finish)
+        if self._include_usage:
+            yield sse(dict(self._base, choices=[], usage=_usage(self._usage)))
+        yield b"data: [DONE]\n\n"
+
+    def final_usage(self) -> Usage:
+        # A stream cut short is billed for the words it actually sent.
+        return Usage(self._usage.prompt_tokens, self._sent)
+
+    async def aclose(self) -> None:
+        return None

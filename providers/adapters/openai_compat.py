@@ -1,0 +1,170 @@
+"""OpenAI-compatible chat completions (OpenAI, DeepSeek, xAI, OpenRouter, …).
+
+The request and answer are already in the hub's format, so bytes pass through;
+only the model name, the stream usage option and the usage chunk are touched.
+"""
+
+import json
+import time
+
+import httpx
+
+from providers.http import client
+from providers.presets import get_preset
+
+from . import errors
+from .base import ChatResult, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens, sse
+
+
+def _request(route, body: dict, stream: bool) -> tuple[str, bytes, dict]:
+    preset = get_preset(route.preset)
+    if preset.needs_key and not route.secret:
+        raise UpstreamError(f"The provider '{route.provider_name}' has no usable credential.", status=503,
+                            type="server_error", code="no_credential", retryable=True)
+    body = dict(body, model=route.upstream_name)
+    if stream and preset.stream_usage:
+        # Ask for usage even if the client did not: a stream must be metered.
+        body["stream_options"] = dict(body.get("stream_options") or {}, include_usage=True)
+    if preset.max_tokens_field != "max_tokens" and "max_tokens" in body:
+        body[preset.max_tokens_field] = body.pop("max_tokens")
+    headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}
+    if route.secret:
+        headers["authorization"] = f"Bearer {route.secret}"
+    headers.update(preset.extra_headers)
+    return f"{route.base_url}/chat/completions", json.dumps(body, separators=(",", ":")).encode(), headers
+
+
+class OpenAICompatibleAdapter:
+    async def chat(self, route, body: dict) -> ChatResult:
+        url, payload, headers = _request(route, body, stream=False)
+        try:
+            response = await client().post(url, content=payload, headers=headers)
+        except httpx.HTTPError as exc:
+            raise errors.from_transport(exc, route.provider_name) from None
+        if response.status_code >= 400:
+            raise errors.from_status(response.status_code, response.content, response.headers, route.provider_name)
+        try:
+            data = json.loads(response.content)
+            usage = Usage.from_openai(data.get("usage"))
+        except (ValueError, AttributeError, TypeError):
+            raise UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
+                                code="upstream_invalid_response") from None
+        if usage is None:
+            usage = _estimate(body, data.get("choices") or [])
+        return ChatResult(body=response.content, usage=usage)
+
+    async def chat_stream(self, route, body: dict, include_usage: bool):
+        url, payload, headers = _request(route, body, stream=True)
+        http = client()
+        try:
+            response = await http.send(http.build_request("POST", url, content=payload, headers=headers), stream=True)
+        except httpx.HTTPError as exc:
+            raise errors.from_transport(exc, route.provider_name) from None
+        if response.status_code >= 400:
+            try:
+                content = await response.aread()
+            except httpx.HTTPError:
+                content = b""
+            finally:
+                await response.aclose()
+            raise errors.from_status(response.status_code, content, response.headers, route.provider_name)
+        return OpenAIStream(response, body, include_usage, route.provider_name)
+
+
+def _estimate(body: dict, choices: list) -> Usage:
+    chars = 0
+    for choice in choices:
+        message = choice.get("message") or {}
+        chars += len(message.get("content") or "")
+        for call in message.get("tool_calls") or []:
+            chars += len((call.get("function") or {}).get("arguments") or "")
+    return Usage(estimate_prompt_tokens(body), estimate_tokens(chars), estimated=True)
+
+
+class OpenAIStream:
+    def __init__(self, response: httpx.Response, body: dict, include_usage: bool, provider: str):
+        self._response = response
+        self._body = body
+        self._include_usage = include_usage
+        self._provider = provider
+        self._chars = 0
+        self._done = False
+        self._finished = False
+        self.usage: Usage | None = None
+        self.error: UpstreamError | None = None
+        self.first_token_at: float | None = None
+
+    async def __aiter__(self):
+        buffer = b""
+        try:
+            async for chunk in self._response.aiter_raw():
+                buffer += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
+                out = []
+                while (end := buffer.find(b"\n\n")) >= 0:
+                    event, buffer = buffer[: end + 2], buffer[end + 2 :]
+                    kept = self._on_event(event)
+                    if kept:
+                        out.append(kept)
+                    if self.error is not None and not kept:
+                        break
+                if out:
+                    yield b"".join(out)
+                if self.error is not None or self._done:
+                    break
+        except httpx.HTTPError as exc:
+            self.error = errors.from_transport(exc, self._provider)
+            self.error.message = f"The stream from the provider '{self._provider}' was cut off."
+        if not self._done and self.error is None and not self._finished:
+            self.error = UpstreamError(f"The stream from the provider '{self._provider}' ended early.",
+                                       code="upstream_stream_incomplete")
+        if self.error is not None:
+            yield sse({"error": {"message": self.error.message, "type": self.error.type, "param": None,
+                                 "code": self.error.code}})
+
+    def _on_event(self, event: bytes) -> bytes | None:
+        data = b""
+        for line in event.split(b"\n"):
+            if line.startswith(b"data:"):
+                data += line[5:].strip()
+        if not data:
+            return event  # comments and keep-alives pass as they are
+        if data == b"[DONE]":
+            self._done = True
+            return event
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            self.error = UpstreamError(f"The provider '{self._provider}' sent a malformed stream event.",
+                                       code="upstream_invalid_response")
+            return None
+        if not isinstance(chunk, dict):
+            return event
+        if "error" in chunk:
+            message, code, _ = errors.upstream_message(data)
+            self.error = UpstreamError(message or "The provider reported an error mid-stream.", code=code)
+            return event
+        choices = chunk.get("choices") or []
+        for choice in choices:
+            delta = choice.get("delta") or {}
+            size = len(delta.get("content") or "")
+            for call in delta.get("tool_calls") or []:
+                size += len((call.get("function") or {}).get("arguments") or "")
+            if size and self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+            self._chars += size
+            if choice.get("finish_reason"):
+                self._finished = True
+        usage = Usage.from_openai(chunk.get("usage"))
+        if usage is not None:
+            self.usage = usage
+            if not self._include_usage and not choices:
+                return None  # the client did not ask for the usage chunk
+        return event
+
+    def final_usage(self) -> Usage:
+        if self.usage is not None:
+            return self.usage
+        return Usage(estimate_prompt_tokens(self._body), estimate_tokens(self._chars), estimated=True)
+
+    async def aclose(self) -> None:
+        await self._response.aclose()

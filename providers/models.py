@@ -1,0 +1,95 @@
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from . import crypto
+from .presets import PRESETS
+
+
+class Provider(models.Model):
+    class Kind(models.TextChoices):
+        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible API"
+        DEMO = "demo", "Built-in demo (no network)"
+
+    name = models.SlugField(max_length=100, unique=True)
+    kind = models.CharField(max_length=40, choices=Kind.choices, default=Kind.OPENAI_COMPATIBLE)
+    preset = models.CharField(
+        max_length=40, choices=[(p, p) for p in PRESETS], default="custom", help_text="Quirks of a known API."
+    )
+    base_url = models.URLField(max_length=500, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if self.kind == self.Kind.OPENAI_COMPATIBLE and not (self.base_url or PRESETS[self.preset].base_url):
+            raise ValidationError({"base_url": "An OpenAI-compatible provider needs a base URL."})
+
+    @property
+    def effective_base_url(self) -> str:
+        return (self.base_url or PRESETS[self.preset].base_url).rstrip("/")
+
+
+class Credential(models.Model):
+    """A provider secret (API key), encrypted at rest; write-only once saved."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="credentials")
+    name = models.CharField(max_length=100, default="default")
+    encrypted_secret = models.TextField(editable=False)
+    secret_hint = models.CharField(max_length=12, editable=False, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider", "name"]
+        constraints = [models.UniqueConstraint(fields=["provider", "name"], name="unique_credential_name")]
+
+    def __str__(self):
+        return f"{self.provider} / {self.name}"
+
+    def set_secret(self, secret: str) -> None:
+        self.encrypted_secret = crypto.encrypt(secret)
+        self.secret_hint = "…" + secret[-4:] if len(secret) >= 12 else "…"
+
+    def get_secret(self) -> str:
+        return crypto.decrypt(self.encrypted_secret) if self.encrypted_secret else ""
+
+
+class CatalogModel(models.Model):
+    """A model as tenants name it, and where it is served."""
+
+    class Kind(models.TextChoices):
+        CHAT = "chat", "Chat"
+        EMBEDDING = "embedding", "Embedding"
+        IMAGE = "image", "Image"
+        AUDIO = "audio", "Audio"
+
+    public_id = models.CharField(max_length=200, unique=True, help_text="e.g. openai/gpt-4o-mini")
+    alias = models.CharField(max_length=200, blank=True, help_text="A bare name that also selects it, e.g. gpt-4o-mini")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
+    upstream_name = models.CharField(max_length=200, help_text="The model name the provider expects.")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CHAT)
+    context_window = models.PositiveIntegerField(null=True, blank=True)
+    max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["public_id"]
+        verbose_name = "model"
+        constraints = [
+            models.UniqueConstraint(fields=["alias"], condition=~models.Q(alias=""), name="unique_model_alias"),
+        ]
+
+    def __str__(self):
+        return self.public_id
+
+    def clean(self):
+        if self.alias and CatalogModel.objects.filter(public_id=self.alias).exclude(pk=self.pk).exists():
+            raise ValidationError({"alias": "Another model already uses this as its public id."})

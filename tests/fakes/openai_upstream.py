@@ -1,0 +1,401 @@
+"""A fake OpenAI API server for tests, speaking OpenAI's real wire format.
+
+Raw ASGI app (stdlib only) served by uvicorn on 127.0.0.1:<ephemeral port> in a
+daemon thread with its own event loop. Usage::
+
+    fake = FakeOpenAI().start()
+    client = openai.OpenAI(base_url=fake.base_url, api_key="sk-upstream-test")
+    ...
+    fake.stop()
+
+Behaviour is chosen by the request's ``model`` (see ``_ERRORS`` and ``_chat``):
+``fake-error-<status>``, ``fake-hang``, ``fake-slow``, ``fake-cut``,
+``fake-no-usage``, ``fake-malformed``, ``fake-tool``; any other model is normal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+
+MODEL_IDS = ["gpt-4o-mini", "gpt-4o", "fake-slow", "fake-tool"]
+TOOL_ARGUMENTS = '{"city": "Paris"}'
+# How OpenAI streams tool-call arguments: small fragments of the JSON string.
+_TOOL_ARG_PIECES = ['{"', "city", '":', ' "', "Paris", '"}']
+assert "".join(_TOOL_ARG_PIECES) == TOOL_ARGUMENTS
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    json: dict | None
+    raw: bytes
+    id: str  # "req-N", also sent back as the x-request-id response header
+
+
+def _error(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict:
+    # OpenAI always sends all four keys, null when not applicable.
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+# model -> (status, body, extra headers). Messages mimic OpenAI's real ones.
+_ERRORS: dict[str, tuple[int, dict, list[tuple[bytes, bytes]]]] = {
+    "fake-error-400": (400, _error(
+        "This model's maximum context length is 8192 tokens. However, your messages resulted in "
+        "9000 tokens. Please reduce the length of the messages.",
+        "invalid_request_error", "context_length_exceeded", "messages"), []),
+    "fake-error-401": (401, _error(
+        "Incorrect API key provided: sk-....0401. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+        "invalid_request_error", "invalid_api_key"), []),
+    "fake-error-403": (403, _error(
+        "Project does not have access to model `fake-error-403`.",
+        "invalid_request_error", "model_not_found"), []),
+    "fake-error-404": (404, _error(
+        "The model `fake-error-404` does not exist or you do not have access to it.",
+        "invalid_request_error", "model_not_found"), []),
+    # OpenAI's rate-limit errors use the limit kind ("requests"/"tokens") as type.
+    "fake-error-429": (429, _error(
+        "Rate limit reached for fake-error-429 on requests per min (RPM): Limit 3, Used 3, "
+        "Requested 1. Please try again in 7s.",
+        "requests", "rate_limit_exceeded"), [(b"retry-after", b"7")]),
+    "fake-error-500": (500, _error(
+        "The server had an error while processing your request. Sorry about that!",
+        "server_error"), []),
+    "fake-error-503": (503, _error(
+        "The engine is currently overloaded, please try again later", "server_error"), []),
+}
+
+
+class _CutStream(Exception):
+    """Raised inside the app to make uvicorn drop the connection mid-body."""
+
+
+class _QuietCut(logging.Filter):
+    # uvicorn logs every app exception with a traceback; the deliberate cut is noise.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], _CutStream))
+
+
+_QUIET_CUT = _QuietCut()
+
+
+def _text(content) -> str:
+    """Text of a message's content: a string, or a list of {"type":"text"} parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content
+                        if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+class FakeOpenAI:
+    def __init__(self, api_key: str | None = "sk-upstream-test"):
+        self.api_key = api_key
+        self.requests: list[RecordedRequest] = []
+        self.disconnects: list[str] = []
+        self.base_url = ""
+        self._cond = threading.Condition()
+        self._seen_disconnects = 0
+        self._ids = itertools.count(1)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+
+    # ----------------------------------------------------------- lifecycle
+    def start(self) -> "FakeOpenAI":
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+        config = uvicorn.Config(
+            self, lifespan="off", loop="asyncio", http="h11", log_config=None,
+            log_level="warning", access_log=False, server_header=False,
+            timeout_graceful_shutdown=1,  # cancels fake-hang requests on stop()
+        )
+        logging.getLogger("uvicorn.error").addFilter(_QUIET_CUT)  # idempotent
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._serve(sock)),
+            name="fake-openai", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("FakeOpenAI failed to start")
+            time.sleep(0.005)
+        return self
+
+    async def _serve(self, sock: socket.socket) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()  # ends fake-hang / open streams on stop()
+        await self._server.serve(sockets=[sock])
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._stopping.set)
+            except RuntimeError:  # loop already closed
+                pass
+            self._server.should_exit = True
+            self._thread.join(5)
+            if self._thread.is_alive():
+                self._server.force_exit = True
+                self._thread.join(5)
+        self._server = self._thread = None
+
+    def reset(self) -> None:
+        with self._cond:
+            self.requests.clear()
+            self.disconnects.clear()
+            self._seen_disconnects = 0
+
+    def wait_for_disconnect(self, timeout: float = 5.0, request_id: str | None = None) -> bool:
+        """Block until a disconnect is recorded that no earlier call has returned for
+        (so one that happened just before the call still counts), or, with
+        ``request_id``, until that request is in ``disconnects``."""
+        with self._cond:
+            if request_id is not None:
+                ok = self._cond.wait_for(lambda: request_id in self.disconnects, timeout)
+            else:
+                ok = self._cond.wait_for(
+                    lambda: len(self.disconnects) > self._seen_disconnects, timeout)
+            if ok:
+                self._seen_disconnects = len(self.disconnects)
+            return ok
+
+    def _record_disconnect(self, rid: str) -> None:
+        with self._cond:
+            self.disconnects.append(rid)
+            self._cond.notify_all()
+
+    # ----------------------------------------------------------- ASGI entry
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":  # no lifespan/websocket support
+            return
+        body = b""
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:
+            name = k.decode("latin-1").lower()
+            val = v.decode("latin-1")
+            headers[name] = f"{headers[name]}, {val}" if name in headers else val
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        rid = f"req-{next(self._ids)}"
+        with self._cond:
+            self.requests.append(RecordedRequest(
+                scope["method"], scope["path"], headers,
+                parsed if isinstance(parsed, dict) else None, body, rid))
+        await self._route(scope, receive, send, rid, headers, body)
+
+    async def _route(self, scope, receive, send, rid, headers, body) -> None:
+        method, path = scope["method"], scope["path"]
+        if self.api_key is not None:
+            auth = headers.get("authorization", "")
+            if not auth:
+                return await self._json(send, rid, 401, _error(
+                    "You didn't provide an API key. You need to provide your API key in an "
+                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                    "invalid_request_error"))
+            if auth != f"Bearer {self.api_key}":
+                given = auth.removeprefix("Bearer ").strip()
+                # OpenAI masks the key, showing only its first and last characters.
+                return await self._json(send, rid, 401, _error(
+                    f"Incorrect API key provided: {given[:3]}....{given[-4:]}. You can find your "
+                    "API key at https://platform.openai.com/account/api-keys.",
+                    "invalid_request_error", "invalid_api_key"))
+        if method == "GET" and path == "/v1/models":
+            return await self._json(send, rid, 200, {
+                "object": "list", "data": [self._model(m) for m in MODEL_IDS]})
+        if method == "GET" and path.startswith("/v1/models/"):
+            mid = path.removeprefix("/v1/models/")
+            if mid in MODEL_IDS:
+                return await self._json(send, rid, 200, self._model(mid))
+            return await self._json(send, rid, 404, _error(
+                f"The model '{mid}' does not exist", "invalid_request_error",
+                "model_not_found", "model"))
+        if method == "POST" and path == "/v1/chat/completions":
+            return await self._chat(receive, send, rid, body)
+        # OpenAI's answer for unknown routes.
+        return await self._json(send, rid, 404, _error(
+            f"Invalid URL ({method} {path})", "invalid_request_error"))
+
+    @staticmethod
+    def _model(mid: str) -> dict:
+        return {"id": mid, "object": "model", "created": 1700000000, "owned_by": "fake"}
+
+    # ----------------------------------------------------------- chat
+    async def _chat(self, receive, send, rid, body) -> None:
+        try:
+            req = json.loads(body)
+            if not isinstance(req, dict):
+                raise ValueError
+        except ValueError:
+            return await self._json(send, rid, 400, _error(
+                "We could not parse the JSON body of your request. (HINT: This likely means you "
+                "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+                "but what was sent was not valid JSON.)", "invalid_request_error"))
+        for field in ("model", "messages"):
+            if field not in req:
+                return await self._json(send, rid, 400, _error(
+                    f"Missing required parameter: '{field}'.", "invalid_request_error",
+                    "missing_required_parameter", field))
+        model, stream = req["model"], bool(req.get("stream"))
+        messages = req["messages"] if isinstance(req["messages"], list) else []
+
+        # Errors are plain JSON responses even for stream requests, like OpenAI.
+        if model in _ERRORS:
+            status, err, extra = _ERRORS[model]
+            return await self._json(send, rid, status, err, extra)
+        if model == "fake-hang":
+            gone = asyncio.ensure_future(self._until_disconnect(receive))
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait([gone, stopping], return_when=asyncio.FIRST_COMPLETED)
+            gone.cancel(), stopping.cancel()
+            if not self._stopping.is_set():
+                return self._record_disconnect(rid)
+            return await self._json(send, rid, 503, _error("Fake server shutting down", "server_error"))
+        if model == "fake-cut" and not stream:
+            return await self._json(send, rid, *_ERRORS["fake-error-500"][:2])
+        if model == "fake-malformed" and not stream:
+            return await self._send(send, rid, 200, b"not json", b"application/json")
+
+        texts = [_text(m.get("content")) for m in messages if isinstance(m, dict)]
+        prompt_tokens = sum(len(t.split()) for t in texts) + 3 * len(texts)
+        last_user = next((_text(m.get("content")) for m in reversed(messages)
+                          if isinstance(m, dict) and m.get("role") == "user"), "")
+        words = ("Hello! You said: " + last_user).split()
+        if model == "fake-slow":
+            words += [f"word{i}" for i in range(1, 201)]
+        finish = "stop"
+        limit = req.get("max_completion_tokens", req.get("max_tokens"))
+        if isinstance(limit, int) and limit < len(words):
+            words, finish = words[:max(limit, 0)], "length"
+        tool = model == "fake-tool"
+        if tool:
+            tools = req.get("tools") or []
+            fn = (tools[0].get("function") or {}).get("name") if tools else None
+            tool_name, finish = fn or "get_weather", "tool_calls"
+            completion_tokens = len(TOOL_ARGUMENTS.split())
+        else:
+            completion_tokens = len(words)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+        base = {"id": f"chatcmpl-fake{rid.removeprefix('req-')}", "created": int(time.time()),
+                "model": model}
+
+        if not stream:
+            if tool:
+                message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [{
+                    "id": "call_fake1", "type": "function",
+                    "function": {"name": tool_name, "arguments": TOOL_ARGUMENTS}}]}
+            else:
+                message = {"role": "assistant", "content": " ".join(words), "refusal": None}
+            return await self._json(send, rid, 200, {
+                "id": base["id"], "object": "chat.completion", "created": base["created"],
+                "model": model,
+                "choices": [{"index": 0, "message": message, "logprobs": None,
+                             "finish_reason": finish}],
+                "usage": usage, "system_fingerprint": "fp_fake"})
+
+        # ---- streaming
+        include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
+        if model == "fake-no-usage":
+            include_usage = False  # some OpenAI-compatible servers ignore stream_options
+
+        def chunk(delta: dict, finish_reason=None, choices=True) -> bytes:
+            c = {"id": base["id"], "object": "chat.completion.chunk", "created": base["created"],
+                 "model": model, "system_fingerprint": "fp_fake",
+                 "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                              "finish_reason": finish_reason}] if choices else []}
+            if include_usage:
+                # With include_usage OpenAI puts "usage": null on every chunk,
+                # and the real usage on one last chunk with empty choices.
+                c["usage"] = None if choices else usage
+            return b"data: " + json.dumps(c).encode() + b"\n\n"
+
+        if tool:
+            # First chunk carries role + id/type/name with empty arguments, then
+            # argument fragments carry only index + function.arguments.
+            events = [chunk({"role": "assistant", "content": None, "refusal": None, "tool_calls": [{
+                "index": 0, "id": "call_fake1", "type": "function",
+                "function": {"name": tool_name, "arguments": ""}}]})]
+            events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]})
+                       for p in _TOOL_ARG_PIECES]
+        else:
+            events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+            events += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
+        events.append(chunk({}, finish))
+        if include_usage:
+            events.append(chunk({}, choices=False))
+        events.append(b"data: [DONE]\n\n")
+
+        if model == "fake-cut":
+            events = events[:4]  # role chunk + 3 words, then the connection drops
+        elif model == "fake-malformed":
+            events = [events[0], b"data: {broken\n\n", b"data: [DONE]\n\n"]
+        delay = 0.02 if model == "fake-slow" else 0.0
+
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
+            (b"x-request-id", rid.encode())]})
+        # uvicorn's send() silently drops data once the client is gone, so watch
+        # receive() concurrently for http.disconnect.
+        gone = asyncio.ensure_future(self._until_disconnect(receive))
+        try:
+            for ev in events:
+                if gone.done():
+                    return self._record_disconnect(rid)
+                if self._stopping.is_set():
+                    raise _CutStream("fake server shutting down")
+                await send({"type": "http.response.body", "body": ev, "more_body": True})
+                if delay:
+                    await asyncio.wait([gone], timeout=delay)
+                else:
+                    await asyncio.sleep(0)  # let the event go out on its own
+            if gone.done():
+                return self._record_disconnect(rid)
+        finally:
+            gone.cancel()
+        if model == "fake-cut":
+            # Exception after the response started: uvicorn closes the socket
+            # without the terminating chunk, i.e. an incomplete chunked body.
+            raise _CutStream("fake-cut: dropping connection mid-stream")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    # ----------------------------------------------------------- helpers
+    @staticmethod
+    async def _until_disconnect(receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    async def _json(self, send, rid, status, obj, extra=()) -> None:
+        await self._send(send, rid, status, json.dumps(obj).encode(), b"application/json", extra)
+
+    @staticmethod
+    async def _send(send, rid, status, body: bytes, ctype: bytes, extra=()) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", ctype), (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", rid.encode()), *extra]})
+        await send({"type": "http.response.body", "body": body})

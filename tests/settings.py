@@ -1,0 +1,24 @@
+"""Test settings: the real ones, with a private var/ and fast flushing."""
+
+import os
+import tempfile
+
+os.environ["HUB_VAR_DIR"] = tempfile.mkdtemp(prefix="hub-test-")
+os.environ.setdefault("HUB_METERING_FLUSH_SECONDS", "0.01")
+os.environ.setdefault("HUB_ENCRYPTION_KEYS", "TEvbH2QyLzLaPzbmz7j4Hq7m-3aGQ7ydvrbqM8sC8vE=")
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+
+from hub.settings import *  # noqa: E402,F401,F403
+from hub.settings import DATABASES, VAR_DIR  # noqa: E402
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not shared-cache memory: the live server's threads need real locking.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
