@@ -30,19 +30,27 @@ def _json_body(request) -> dict:
     return body
 
 
+def _first_error(errors, path: str = "") -> tuple[str, str]:
+    """The first (param, message) of DRF's nested errors, param in OpenAI's style: messages[0].role."""
+    if isinstance(errors, dict):
+        key, value = next(iter(errors.items()))
+        if key != "non_field_errors":
+            path = f"{path}.{key}" if path else key
+        return _first_error(value, path)
+    if isinstance(errors, list):
+        for index, value in enumerate(errors):
+            if isinstance(value, dict) and value:
+                return _first_error(value, f"{path}[{index}]")
+            if value:
+                return _first_error(value, path)
+    return path, str(errors)
+
+
 def _validate(serializer_class, body: dict) -> None:
     serializer = serializer_class(data=body)
     if not serializer.is_valid():
-        field, problems = next(iter(serializer.errors.items()))
-        while isinstance(problems, (list, dict)) and problems:
-            if isinstance(problems, dict):
-                key, problems = next(iter(problems.items()))
-                field = f"{field}.{key}" if field != "non_field_errors" else key
-            elif isinstance(problems[0], (list, dict)):
-                problems = next(p for p in problems if p)
-            else:
-                problems = problems[0]
-        raise BadRequest(f"Invalid '{field}': {problems}", param=field, code="invalid_value")
+        param, message = _first_error(serializer.errors)
+        raise BadRequest(f"Invalid '{param}': {message}", param=param, code="invalid_value")
 
 
 @csrf_exempt
@@ -51,11 +59,16 @@ async def chat_completions(request) -> HttpResponse:
         return error_response(MethodNotAllowed("Use POST for /v1/chat/completions."))
     try:
         key = await authenticate(request)
-        body = _json_body(request)
-        _validate(ChatCompletionRequest, body)
     except HubError as error:
         return error_response(error)
-    call = Call(key=key, endpoint="chat.completions", model_name=body["model"], stream=body.get("stream") is True)
+    call = Call(key=key, endpoint="chat.completions", model_name="")
+    try:
+        body = _json_body(request)
+        call.model_name = str(body.get("model") or "")[:200]
+        _validate(ChatCompletionRequest, body)
+    except HubError as error:
+        return call.fail(error)  # refused, but recorded against the key
+    call.stream = body.get("stream") is True
     return await chat_completion(call, body)
 
 

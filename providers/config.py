@@ -8,6 +8,7 @@ import os
 from decimal import Decimal, InvalidOperation
 
 import yaml
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from billing.models import ModelRate
@@ -25,6 +26,15 @@ def _decimal(value, where: str) -> Decimal:
         return Decimal(str(value))
     except InvalidOperation:
         raise ConfigError(f"{where}: {value!r} is not a number") from None
+
+
+def _save(obj, where: str) -> None:
+    try:
+        obj.full_clean()
+    except ValidationError as exc:
+        problems = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items())
+        raise ConfigError(f"{where}: {problems}") from None
+    obj.save()
 
 
 def _apply_fields(obj, fields: dict) -> bool:
@@ -60,12 +70,10 @@ def apply_config(data: dict, environ=os.environ) -> list[str]:
         provider = Provider.objects.filter(name=spec["name"]).first()
         if provider is None:
             provider = Provider(name=spec["name"], **fields)
-            provider.full_clean()
-            provider.save()
+            _save(provider, where)
             log.append(f"created provider {provider.name}")
         elif _apply_fields(provider, fields):
-            provider.full_clean()
-            provider.save()
+            _save(provider, where)
             log.append(f"updated provider {provider.name}")
         for j, cred in enumerate(spec.get("credentials") or []):
             log += _apply_credential(provider, cred, f"{where}.credentials[{j}]", environ)
@@ -122,12 +130,10 @@ def _apply_model(spec: dict, where: str) -> list[str]:
     model = CatalogModel.objects.filter(public_id=spec["id"]).first()
     if model is None:
         model = CatalogModel(public_id=spec["id"], **fields)
-        model.full_clean()
-        model.save()
+        _save(model, where)
         log.append(f"created model {model.public_id}")
     elif _apply_fields(model, fields):
-        model.full_clean()
-        model.save()
+        _save(model, where)
         log.append(f"updated model {model.public_id}")
     rate_spec = spec.get("rate")
     if rate_spec is not None:

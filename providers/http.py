@@ -21,14 +21,18 @@ def client() -> httpx.AsyncClient:
             max_connections=settings.HUB_UPSTREAM_MAX_CONNECTIONS,
             max_keepalive_connections=settings.HUB_UPSTREAM_MAX_CONNECTIONS,
         )
-        timeout = httpx.Timeout(
-            connect=settings.HUB_UPSTREAM_CONNECT_TIMEOUT, read=settings.HUB_UPSTREAM_READ_TIMEOUT,
-            write=settings.HUB_UPSTREAM_READ_TIMEOUT, pool=settings.HUB_UPSTREAM_CONNECT_TIMEOUT,
-        )
         c = _clients[loop] = httpx.AsyncClient(
-            transport=AiohttpTransport(limits=limits), timeout=timeout, follow_redirects=False
+            transport=AiohttpTransport(limits=limits), timeout=timeout(), follow_redirects=False
         )
     return c
+
+
+def timeout() -> httpx.Timeout:
+    """Read per call, so a settings change applies without a new pool."""
+    return httpx.Timeout(
+        connect=settings.HUB_UPSTREAM_CONNECT_TIMEOUT, read=settings.HUB_UPSTREAM_READ_TIMEOUT,
+        write=settings.HUB_UPSTREAM_READ_TIMEOUT, pool=settings.HUB_UPSTREAM_CONNECT_TIMEOUT,
+    )
 
 
 async def close() -> None:

@@ -1,7 +1,9 @@
 """How an OpenAI-style upstream failure becomes the hub's answer."""
 
+import asyncio
 import json
 
+import aiohttp
 import httpx
 
 from .base import UpstreamError
@@ -47,10 +49,19 @@ def from_status(status: int, body: bytes, headers: httpx.Headers | dict, provide
 
 
 def from_transport(exc: Exception, provider: str) -> UpstreamError:
-    if isinstance(exc, httpx.TimeoutException):
+    # httpx-aiohttp maps every aiohttp connection error to ConnectTimeout, so
+    # the original aiohttp exception (the cause) decides when there is one.
+    cause = exc.__cause__
+    if cause is not None:
+        timed_out = isinstance(cause, (aiohttp.ServerTimeoutError, asyncio.TimeoutError))
+        unreachable = isinstance(cause, aiohttp.ClientConnectorError)
+    else:
+        timed_out = isinstance(exc, httpx.TimeoutException)
+        unreachable = isinstance(exc, httpx.ConnectError)
+    if timed_out:
         return UpstreamError(f"The provider '{provider}' did not answer in time.", status=504,
                              code="upstream_timeout", retryable=True)
-    if isinstance(exc, httpx.ConnectError):
+    if unreachable:
         return UpstreamError(f"Could not connect to the provider '{provider}'.", status=502,
                              code="upstream_unreachable", retryable=True)
     return UpstreamError(f"The connection to the provider '{provider}' failed.", status=502,

@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from providers.http import client
+from providers.http import client, timeout
 from providers.presets import get_preset
 
 from . import errors
@@ -38,7 +38,7 @@ class OpenAICompatibleAdapter:
     async def chat(self, route, body: dict) -> ChatResult:
         url, payload, headers = _request(route, body, stream=False)
         try:
-            response = await client().post(url, content=payload, headers=headers)
+            response = await client().post(url, content=payload, headers=headers, timeout=timeout())
         except httpx.HTTPError as exc:
             raise errors.from_transport(exc, route.provider_name) from None
         if response.status_code >= 400:
@@ -57,7 +57,7 @@ class OpenAICompatibleAdapter:
         url, payload, headers = _request(route, body, stream=True)
         http = client()
         try:
-            response = await http.send(http.build_request("POST", url, content=payload, headers=headers), stream=True)
+            response = await http.send(http.build_request("POST", url, content=payload, headers=headers, timeout=timeout()), stream=True)
         except httpx.HTTPError as exc:
             raise errors.from_transport(exc, route.provider_name) from None
         if response.status_code >= 400:

@@ -355,7 +355,9 @@ class FakeOpenAI:
             events = events[:4]  # role chunk + 3 words, then the connection drops
         elif model == "fake-malformed":
             events = [events[0], b"data: {broken\n\n", b"data: [DONE]\n\n"]
-        delay = 0.02 if model == "fake-slow" else 0.0
+        # A real provider's events arrive spaced out; fake-cut needs that too, or
+        # the drop would arrive in the same read as the events before it.
+        delay = 0.02 if model in ("fake-slow", "fake-cut") else 0.0
 
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),

@@ -1,0 +1,157 @@
+"""Shared actors: a live hub under ASGI, a fake OpenAI upstream, an organisation with a key."""
+
+import asyncio
+import socket
+import threading
+import time
+from decimal import Decimal
+
+import openai
+import pytest
+import uvicorn
+
+from tests.fakes.openai_upstream import FakeOpenAI
+
+UPSTREAM_KEY = "sk-upstream-test"
+
+
+class LiveHub:
+    """The real ASGI application (hub.asgi) served by uvicorn on a loopback port."""
+
+    def __init__(self):
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.server: uvicorn.Server | None = None
+
+    def start(self) -> "LiveHub":
+        from hub.asgi import application
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(application, lifespan="on", log_level="warning", log_config=None)
+        self.server = uvicorn.Server(config)
+        ready = threading.Event()
+
+        def run():
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+            self.loop.call_soon(ready.set)
+            self.loop.run_until_complete(self.server.serve(sockets=[sock]))
+
+        self.thread = threading.Thread(target=run, name="live-hub", daemon=True)
+        self.thread.start()
+        ready.wait(5)
+        deadline = time.monotonic() + 5
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self
+
+    def call(self, coroutine, timeout: float = 10):
+        """Run a coroutine on the hub's event loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def drain(self) -> None:
+        """Write every usage record the hub still holds in memory."""
+        from hub.metering import meter
+
+        self.call(meter.drain())
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def live_hub(django_db_setup, django_db_blocker):
+    hub = LiveHub().start()
+    yield hub
+    with django_db_blocker.unblock():
+        hub.stop()
+        from hub import db
+
+        db.close()
+
+
+@pytest.fixture(scope="session")
+def upstream_server():
+    fake = FakeOpenAI(api_key=UPSTREAM_KEY).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def upstream(upstream_server):
+    upstream_server.reset()
+    return upstream_server
+
+
+@pytest.fixture
+def hub(live_hub, transactional_db):
+    """The live hub with fresh caches; its usage buffer is written out after each test."""
+    from hub import auth, catalogue, credit
+
+    catalogue.invalidate()
+    auth.forget_all()
+    credit.forget()
+    yield live_hub
+    live_hub.drain()
+    catalogue.invalidate()
+
+
+@pytest.fixture
+def organization(transactional_db):
+    from accounts.services import organization_create
+    from billing.services import credit_grant
+
+    org = organization_create(name="Acme")
+    credit_grant(organization=org, amount=Decimal("10"), description="test credit")
+    return org
+
+
+@pytest.fixture
+def api_key(organization):
+    from accounts.services import api_key_create
+
+    _, raw = api_key_create(organization=organization, name="test")
+    return raw
+
+
+@pytest.fixture
+def openai_provider(upstream, transactional_db):
+    from providers.models import Credential, Provider
+
+    provider = Provider.objects.create(name="openai", kind="openai_compatible", preset="openai",
+                                       base_url=upstream.base_url)
+    credential = Credential(provider=provider, name="main")
+    credential.set_secret(UPSTREAM_KEY)
+    credential.save()
+    return provider
+
+
+def add_model(provider, public_id: str, upstream_name: str, alias: str = "", **rate):
+    """A catalogue entry; default rate: cost 1/2 per million tokens, 100% margin (price 2/4)."""
+    from billing.models import ModelRate
+    from providers.models import CatalogModel
+
+    model = CatalogModel.objects.create(public_id=public_id, alias=alias, provider=provider,
+                                        upstream_name=upstream_name)
+    rate = rate or {"input_cost": Decimal(1), "output_cost": Decimal(2), "margin": Decimal(1)}
+    ModelRate.objects.create(model=model, **rate)
+    return model
+
+
+@pytest.fixture
+def chat_model(openai_provider):
+    return add_model(openai_provider, "openai/gpt-4o-mini", "gpt-4o-mini", alias="gpt-4o-mini")
+
+
+@pytest.fixture
+def client(hub, api_key, chat_model):
+    return openai.OpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
+
+
+@pytest.fixture
+def async_client(hub, api_key, chat_model):
+    return openai.AsyncOpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)

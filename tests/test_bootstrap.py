@@ -1,0 +1,52 @@
+"""`make run`'s bootstrap: a demo organisation, a key and the free offline demo provider."""
+
+import io
+
+import openai
+from django.core.management import call_command
+
+from accounts.models import ApiKey, Organization
+from billing.models import LedgerEntry, UsageRecord
+
+
+def bootstrap(*args) -> str:
+    out = io.StringIO()
+    call_command("hub_bootstrap", *args, stdout=out)
+    return out.getvalue().strip()
+
+
+def test_bootstrap_is_idempotent_and_prints_the_same_key(transactional_db):
+    first = bootstrap("--key-only")
+    assert first.startswith("sk-hub-")
+    assert bootstrap("--key-only") == first
+    assert Organization.objects.filter(slug="demo").count() == 1
+    assert ApiKey.objects.count() == 1
+    assert LedgerEntry.objects.filter(idempotency_key="bootstrap:demo-credits").count() == 1
+
+
+def test_bootstrap_uses_the_key_from_the_environment(transactional_db, settings):
+    settings.HUB_DEMO_API_KEY = "sk-hub-demo-key-from-environment-0001"
+    assert bootstrap("--key-only") == settings.HUB_DEMO_API_KEY
+
+
+def test_the_demo_provider_answers_offline_and_free(hub):
+    key = bootstrap("--key-only")
+    client = openai.OpenAI(base_url=f"{hub.url}/v1", api_key=key, max_retries=0)
+    reply = client.chat.completions.create(model="demo/echo", messages=[{"role": "user", "content": "ping pong"}])
+    assert reply.choices[0].message.content == "Hello from the hub's demo model! You said: ping pong"
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (5, 10)
+    words = [c.choices[0].delta.content for c in client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": "ping pong"}], stream=True,
+        stream_options={"include_usage": True}) if c.choices and c.choices[0].delta.content]
+    assert len(words) == 10 and "".join(words) == reply.choices[0].message.content
+    cut = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "x"}], max_tokens=3)
+    assert cut.choices[0].finish_reason == "length" and cut.usage.completion_tokens == 3
+    hub.drain()
+    assert UsageRecord.objects.count() == 3 and all(r.price == 0 for r in UsageRecord.objects.all())
+
+
+def test_the_home_page_shows_how_to_call_the_hub(hub):
+    import httpx
+
+    page = httpx.get(f"{hub.url}/").text
+    assert f"{hub.url}/v1" in page and "chat/completions" in page
