@@ -35,7 +35,8 @@ def _first_error(errors, path: str = "") -> tuple[str, str]:
     if isinstance(errors, dict):
         key, value = next(iter(errors.items()))
         if key != "non_field_errors":
-            path = f"{path}.{key}" if path else key
+            key = f"[{key}]" if isinstance(key, int) else key
+            path = f"{path}{key}" if key.startswith("[") else f"{path}.{key}" if path else key
         return _first_error(value, path)
     if isinstance(errors, list):
         for index, value in enumerate(errors):

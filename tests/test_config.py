@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from billing.models import ModelRate
 from providers.models import CatalogModel, Credential, Provider
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "hub.example.yaml"
+EXAMPLE = Path(__file__).resolve().parent.parent / "providers" / "hub_config.example.yaml"
 ENV = {"OPENAI_API_KEY": "sk-openai-from-env-123456", "DEEPSEEK_API_KEY": "sk-deepseek-from-env-7890"}
 
 
