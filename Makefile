@@ -30,7 +30,7 @@ run: install
 	@trap 'kill 0' INT TERM; \
 	$(VENV)/bin/celery -A hub worker --loglevel=warning --concurrency=2 & \
 	$(VENV)/bin/celery -A hub beat --loglevel=warning & \
-	$(VENV)/bin/gunicorn hub.asgi:application -k uvicorn.workers.UvicornWorker \
+	$(VENV)/bin/gunicorn hub.asgi:application -k uvicorn_worker.UvicornWorker \
 		--workers $(WORKERS) --bind $(HOST):$(PORT) --graceful-timeout 30 --access-logfile - & \
 	wait
 

@@ -5,6 +5,7 @@ when none was reported (a cut or cancelled stream), for an estimate of what
 was produced. A failure before the first byte is free.
 """
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -81,6 +82,10 @@ async def chat_completion(call: Call, body: dict) -> HttpResponse:
             stream = await adapter.chat_stream(route, body, include_usage)
     except (HubError, UpstreamError) as error:
         return call.fail(error)
+    except asyncio.CancelledError:
+        # The client left before the answer started: recorded, free.
+        call.record(UsageRecord.Status.CANCELLED, http_status=499, error="client disconnected")
+        raise
     if not call.stream:
         call.record(UsageRecord.Status.OK, result.usage)
         response = HttpResponse(result.body, content_type="application/json")

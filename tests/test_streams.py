@@ -88,3 +88,13 @@ def test_a_stream_without_reported_usage_is_estimated(hub, api_key, openai_provi
     assert record.status == "ok" and record.usage_estimated
     assert record.completion_tokens == -(-len(text) // 4)
     assert_charged_for(record)
+
+
+def test_a_client_that_gives_up_before_the_answer_is_recorded_free(hub, api_key, openai_provider, upstream):
+    add_model(openai_provider, "openai/hang", "fake-hang")
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{hub.url}/v1/chat/completions", headers={"authorization": f"Bearer {api_key}"},
+                   json={"model": "openai/hang", "messages": [{"role": "user", "content": "hi"}]}, timeout=0.5)
+    assert upstream.wait_for_disconnect(timeout=5), "the hub must cancel the upstream request"
+    record = wait_for_record(hub)
+    assert (record.status, record.http_status, record.price) == ("cancelled", 499, 0)
