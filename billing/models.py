@@ -3,11 +3,11 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
+from .fields import MoneyField
+
 
 def money(**kwargs):
-    return models.DecimalField(
-        max_digits=settings.MONEY_MAX_DIGITS, decimal_places=settings.MONEY_DECIMAL_PLACES, **kwargs
-    )
+    return MoneyField(**kwargs)
 
 
 class ModelRate(models.Model):
@@ -32,8 +32,10 @@ class ModelRate(models.Model):
 
     def save(self, *args, **kwargs):
         if self.margin is not None:
-            self.input_price = self.input_cost * (1 + self.margin)
-            self.output_price = self.output_cost * (1 + self.margin)
+            from .services import quantize
+
+            self.input_price = quantize(self.input_cost * (1 + self.margin))
+            self.output_price = quantize(self.output_cost * (1 + self.margin))
         super().save(*args, **kwargs)
 
 

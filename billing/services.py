@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from .fields import money_value
 from .models import CreditAccount, LedgerEntry, UsageRecord
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def account_open(*, organization) -> CreditAccount:
 def _append(account_id: int, *, kind: str, amount: Decimal, **fields) -> LedgerEntry:
     """Append one entry and move the cached balance by the same amount, atomically."""
     entry = LedgerEntry.objects.create(account_id=account_id, kind=kind, amount=amount, **fields)
-    CreditAccount.objects.filter(pk=account_id).update(balance=F("balance") + amount, updated_at=timezone.now())
+    CreditAccount.objects.filter(pk=account_id).update(balance=F("balance") + money_value(amount), updated_at=timezone.now())
     return entry
 
 
@@ -164,7 +165,8 @@ def record_usage(events: list[UsageEvent]) -> dict[int, Decimal]:
             totals[e.organization_id] = totals.get(e.organization_id, Decimal(0)) + e.price
         now = timezone.now()
         for org_id in org_ids:
-            CreditAccount.objects.filter(pk=accounts[org_id]).update(balance=F("balance") - totals[org_id], updated_at=now)
+            CreditAccount.objects.filter(pk=accounts[org_id]).update(
+                balance=F("balance") - money_value(totals[org_id]), updated_at=now)
         return dict(CreditAccount.objects.filter(organization_id__in=org_ids).values_list("organization_id", "balance"))
 
 

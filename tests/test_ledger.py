@@ -70,3 +70,13 @@ def test_internal_mode_records_usage_without_ledger_entries(organization, settin
     services.record_usage([usage_event(organization)])
     assert UsageRecord.objects.get().price == Decimal("0.000123")
     assert not LedgerEntry.objects.filter(kind="usage").exists()
+
+
+def test_large_balances_stay_exact_to_the_last_digit(organization):
+    # 16 significant digits: more than a float (or SQLite's NUMERIC) can hold.
+    services.credit_grant(organization=organization, amount=Decimal("999989.9999999999"))
+    services.record_usage([usage_event(organization, f"req_{i}", "0.0000000001") for i in range(3)])
+    balance = CreditAccount.objects.get(organization=organization).balance
+    assert balance == Decimal("999999.9999999996")
+    assert ledger_sum(organization) == balance
+    assert services.reconcile_balances() == []
