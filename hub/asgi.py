@@ -1,19 +1,44 @@
-"""ASGI entry point: Django plus the lifespan hooks it does not provide itself.
+"""ASGI entry point.
 
-On shutdown the usage buffer is flushed and the upstream connection pool
-closed, so a graceful restart loses no usage record.
+Two Django handlers share one process: the API paths get a handler with no
+browser middleware (GATEWAY_MIDDLEWARE), everything else (admin, pages) the
+full stack. Django runs sync-only middleware in a thread under ASGI, and that
+hand-off cost more than the whole relay (measured in bench/).
+
+Django does not speak the ASGI lifespan protocol: it is answered here, and on
+shutdown the usage buffer is drained and the upstream pool closed, so a
+graceful restart loses no usage record.
 """
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
+from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
+django.setup(set_prefix=False)
 
-django_app = get_asgi_application()
+
+class GatewayHandler(ASGIHandler):
+    def load_middleware(self, is_async=False):
+        full = settings.MIDDLEWARE
+        settings.MIDDLEWARE = settings.GATEWAY_MIDDLEWARE
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = full
+
+
+site_app = ASGIHandler()
+gateway_app = GatewayHandler()
+_prefixes = tuple(settings.GATEWAY_PATH_PREFIXES)
 
 
 async def application(scope, receive, send):
+    if scope["type"] == "http":
+        app = gateway_app if scope["path"].startswith(_prefixes) else site_app
+        return await app(scope, receive, send)
     if scope["type"] == "lifespan":
         from hub import lifecycle
 
@@ -25,4 +50,4 @@ async def application(scope, receive, send):
                 await lifecycle.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    await django_app(scope, receive, send)
+    raise ValueError(f"the hub serves HTTP only, not {scope['type']}")

@@ -55,7 +55,7 @@ async def authenticate(request) -> KeyInfo:
     now = time.monotonic()
     cached = _cache.get(hashed)
     if cached is None or cached[0] < now:
-        info = await db.read(_load, hashed)
+        info = await db.read_shared(("key", hashed), _load, hashed)
         if len(_cache) >= _MAX_ENTRIES:
             _cache.clear()
         _cache[hashed] = (now + settings.HUB_AUTH_CACHE_SECONDS, info)

@@ -5,7 +5,6 @@ most every HUB_CATALOGUE_CACHE_SECONDS (at once in the process that saved a
 change), so resolving a model costs a dictionary lookup.
 """
 
-import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,7 +51,6 @@ class Snapshot:
 
 
 _snapshot: Snapshot | None = None
-_loading: asyncio.Future | None = None
 
 
 def load() -> Snapshot:
@@ -82,17 +80,12 @@ def load() -> Snapshot:
 
 
 async def snapshot() -> Snapshot:
-    global _snapshot, _loading
+    global _snapshot
     current = _snapshot
     if current is not None and current.expires > time.monotonic():
         return current
-    # One reload at a time; concurrent requests wait for it rather than each
-    # querying the database.
-    if _loading is None or _loading.done():
-        _loading = asyncio.ensure_future(db.read(load))
-    loading = _loading
     try:
-        _snapshot = await asyncio.shield(loading)
+        _snapshot = await db.read_shared("catalogue", load)
     except Exception:
         if current is None:
             raise

@@ -25,7 +25,7 @@ async def ensure_credit(organization_id: int) -> None:
         return
     entry = _balances.get(organization_id)
     if entry is None or entry[0] < time.monotonic():
-        balance = await db.read(balance_of, organization_id)
+        balance = await db.read_shared(("balance", organization_id), balance_of, organization_id)
         _balances[organization_id] = (time.monotonic() + settings.HUB_BALANCE_CACHE_SECONDS, balance)
     else:
         balance = entry[1]

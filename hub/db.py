@@ -32,6 +32,23 @@ async def read(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(_read, _guarded, fn, args)
 
 
+_shared: dict = {}
+
+
+async def read_shared(key, fn, *args):
+    """`read`, but concurrent callers with the same key share one query.
+
+    After a cache expires, hundreds of requests can miss at once; they wait
+    for one read instead of queueing hundreds on the read thread.
+    """
+    future = _shared.get(key)
+    if future is None:
+        future = _shared[key] = asyncio.ensure_future(read(fn, *args))
+        future.add_done_callback(lambda _: _shared.pop(key, None))
+    # Shielded: one caller leaving (a client disconnect) does not cancel the others' read.
+    return await asyncio.shield(future)
+
+
 async def write(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(_write, _guarded, fn, args)
 

@@ -62,6 +62,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The API (/v1/, /api/) is served without the browser middleware above:
+# sessions, CSRF, auth and messages are sync-only and would cost a thread hop
+# each per call (see hub/asgi.py).
+GATEWAY_PATH_PREFIXES = ("/v1/", "/api/")
+GATEWAY_MIDDLEWARE: list[str] = []
+
 ROOT_URLCONF = "hub.urls"
 ASGI_APPLICATION = "hub.asgi.application"
 AUTH_USER_MODEL = "accounts.User"
@@ -125,9 +131,9 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
-# Money: every amount is a Decimal with these digits (per-token prices need
-# many decimal places: 1 token at $0.15 per million is 0.00000015).
-MONEY_MAX_DIGITS = 24
+# Money: every amount is a Decimal with this many decimal places (per-token
+# prices need many: 1 token at $0.15 per million is 0.00000015), stored as an
+# integer count of that unit (billing/fields.py).
 MONEY_DECIMAL_PLACES = 10
 
 # Celery: Redis when REDIS_URL is set, else a broker in var/ that needs no server.
@@ -136,7 +142,9 @@ if not REDIS_URL:
     _queue = VAR_DIR / "celery"
     for sub in ("out", "processed"):
         (_queue / sub).mkdir(parents=True, exist_ok=True)
+    (_queue / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "control_folder": str(_queue / "control"),
         "data_folder_in": str(_queue / "out"),
         "data_folder_out": str(_queue / "out"),
         "data_folder_processed": str(_queue / "processed"),

@@ -6,6 +6,7 @@ from datetime import timezone as dt_timezone
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import ValidationError
 
 from . import catalogue
 from .auth import authenticate
@@ -47,11 +48,18 @@ def _first_error(errors, path: str = "") -> tuple[str, str]:
     return path, str(errors)
 
 
-def _validate(serializer_class, body: dict) -> None:
-    serializer = serializer_class(data=body)
-    if not serializer.is_valid():
-        param, message = _first_error(serializer.errors)
-        raise BadRequest(f"Invalid '{param}': {message}", param=param, code="invalid_value")
+def _validate(serializer, body: dict) -> None:
+    try:
+        serializer.run_validation(body)
+    except ValidationError as exc:
+        param, message = _first_error(exc.detail)
+        raise BadRequest(f"Invalid '{param}': {message}", param=param, code="invalid_value") from None
+
+
+# One instance, reused: building a serializer deep-copies its fields, which
+# cost 8x the validation itself. run_validation keeps no state on the
+# instance, and it runs synchronously, so sharing it is safe.
+CHAT_REQUEST = ChatCompletionRequest()
 
 
 @csrf_exempt
@@ -66,7 +74,7 @@ async def chat_completions(request) -> HttpResponse:
     try:
         body = _json_body(request)
         call.model_name = str(body.get("model") or "")[:200]
-        _validate(ChatCompletionRequest, body)
+        _validate(CHAT_REQUEST, body)
     except HubError as error:
         return call.fail(error)  # refused, but recorded against the key
     call.stream = body.get("stream") is True
