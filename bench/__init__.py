@@ -1,0 +1,1 @@
+"""The hub's benchmark: `python bench/run.py` (see bench/README.md)."""
