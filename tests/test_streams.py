@@ -98,3 +98,26 @@ def test_a_client_that_gives_up_before_the_answer_is_recorded_free(hub, api_key,
     assert upstream.wait_for_disconnect(timeout=5), "the hub must cancel the upstream request"
     record = wait_for_record(hub)
     assert (record.status, record.http_status, record.price) == ("cancelled", 499, 0)
+
+
+def test_open_streams_hold_no_thread_each(hub, api_key, openai_provider, upstream):
+    import asyncio
+    import threading
+
+    add_model(openai_provider, "openai/slow", "fake-slow")
+    client = openai.AsyncOpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
+    before = threading.active_count()
+
+    async def scenario():
+        streams = await asyncio.gather(*[client.chat.completions.create(
+            model="openai/slow", messages=[{"role": "user", "content": f"s{i}"}], stream=True) for i in range(60)])
+        for stream in streams:
+            await stream.__anext__()  # every stream is open and flowing
+        during = threading.active_count()
+        for stream in streams:
+            await stream.close()
+        await client.close()
+        return during
+
+    during = asyncio.run(scenario())
+    assert during - before < 10, f"{during - before} threads for 60 open streams"
