@@ -112,6 +112,8 @@ class UsageRecord(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     total_tokens = models.PositiveIntegerField(default=0)
+    cache_read_tokens = models.PositiveIntegerField(default=0, help_text="Part of the prompt read from a cache")
+    cache_write_tokens = models.PositiveIntegerField(default=0, help_text="Part of the prompt written to a cache")
     usage_estimated = models.BooleanField(default=False, help_text="The upstream reported no usage")
     cost = money(default=Decimal(0), help_text="What the provider charges the operator")
     price = money(default=Decimal(0), help_text="What the organisation is charged")

@@ -95,6 +95,8 @@ class UsageEvent:
     stream: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     usage_estimated: bool = False
     cost: Decimal = Decimal(0)
     price: Decimal = Decimal(0)
@@ -115,7 +117,8 @@ def _record(event: UsageEvent) -> UsageRecord:
         model_id=event.model_id, model_name=event.model_name[:200], provider_id=event.provider_id,
         credential_id=event.credential_id, endpoint=event.endpoint, stream=event.stream,
         prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
-        total_tokens=event.prompt_tokens + event.completion_tokens, usage_estimated=event.usage_estimated,
+        total_tokens=event.prompt_tokens + event.completion_tokens, cache_read_tokens=event.cache_read_tokens,
+        cache_write_tokens=event.cache_write_tokens, usage_estimated=event.usage_estimated,
         cost=event.cost, price=event.price, latency_ms=event.latency_ms, first_token_ms=event.first_token_ms,
         status=event.status, http_status=event.http_status, error=event.error[:300], created_at=event.created_at,
     )

@@ -27,11 +27,15 @@ class Route:
     upstream_name: str
     created_at: datetime
     max_output_tokens: int | None
+    supports_tools: bool
+    supports_vision: bool
+    supports_json: bool
     provider_id: int
     provider_name: str
     provider_kind: str
     preset: str
     base_url: str
+    options: dict
     credential_id: int | None
     secret: str
     input_cost: Decimal
@@ -65,9 +69,10 @@ def load() -> Snapshot:
         models.append(
             Route(
                 model_id=m.pk, public_id=m.public_id, alias=m.alias, kind=m.kind, upstream_name=m.upstream_name,
-                created_at=m.created_at, max_output_tokens=m.max_output_tokens,
+                created_at=m.created_at, max_output_tokens=m.max_output_tokens, supports_tools=m.supports_tools,
+                supports_vision=m.supports_vision, supports_json=m.supports_json,
                 provider_id=m.provider_id, provider_name=m.provider.name, provider_kind=m.provider.kind,
-                preset=m.provider.preset, base_url=m.provider.effective_base_url,
+                preset=m.provider.preset, base_url=m.provider.effective_base_url, options=m.provider.options or {},
                 credential_id=credential.pk if credential else None,
                 secret=credential.get_secret() if credential else "",
                 input_cost=rate.input_cost if rate else zero, output_cost=rate.output_cost if rate else zero,

@@ -16,7 +16,7 @@ from billing.models import UsageRecord
 from billing.services import UsageEvent, token_amount
 from providers.adapters import UpstreamError, Usage, get_adapter
 
-from . import catalogue
+from . import capabilities, catalogue
 from .auth import KeyInfo
 from .credit import ensure_credit
 from .errors import HubError, error_response
@@ -47,6 +47,7 @@ class Call:
             request_id=self.request_id, organization_id=self.key.organization_id, api_key_id=self.key.key_id,
             model_name=self.model_name, status=status, endpoint=self.endpoint, stream=self.stream,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
             usage_estimated=usage.estimated, http_status=http_status, error=error,
             latency_ms=int((time.monotonic() - self.started) * 1000),
             first_token_ms=int((first_token_at - self.started) * 1000) if first_token_at else None,
@@ -73,6 +74,7 @@ class Call:
 async def chat_completion(call: Call, body: dict) -> HttpResponse:
     try:
         call.route = route = await catalogue.resolve(call.model_name)
+        capabilities.check(route, body, call.model_name)
         await ensure_credit(call.key.organization_id)
         adapter = get_adapter(route.provider_kind)
         if not call.stream:

@@ -2,12 +2,15 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from . import crypto
-from .presets import PRESETS
+from .presets import KIND_BASE_URLS, PRESETS
 
 
 class Provider(models.Model):
     class Kind(models.TextChoices):
         OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible API"
+        ANTHROPIC = "anthropic", "Anthropic Messages API"
+        GEMINI = "gemini", "Google Gemini API"
+        BEDROCK = "bedrock", "Amazon Bedrock Converse API"
         DEMO = "demo", "Built-in demo (no network)"
 
     name = models.SlugField(max_length=100, unique=True)
@@ -16,6 +19,9 @@ class Provider(models.Model):
         max_length=40, choices=[(p, p) for p in PRESETS], default="custom", help_text="Quirks of a known API."
     )
     base_url = models.URLField(max_length=500, blank=True)
+    options = models.JSONField(
+        default=dict, blank=True, help_text='Settings of the API that are not secret, e.g. {"region": "us-east-1"}.'
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -27,12 +33,19 @@ class Provider(models.Model):
         return self.name
 
     def clean(self):
-        if self.kind == self.Kind.OPENAI_COMPATIBLE and not (self.base_url or PRESETS[self.preset].base_url):
+        if not self.effective_base_url:
             raise ValidationError({"base_url": "An OpenAI-compatible provider needs a base URL."})
+        if not isinstance(self.options, dict):
+            raise ValidationError({"options": "Options must be a JSON object."})
 
     @property
     def effective_base_url(self) -> str:
-        return (self.base_url or PRESETS[self.preset].base_url).rstrip("/")
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if self.kind == self.Kind.OPENAI_COMPATIBLE:
+            return PRESETS[self.preset].base_url.rstrip("/")
+        options = {"region": "us-east-1", **(self.options or {})}
+        return KIND_BASE_URLS.get(self.kind, "").format(**options)
 
 
 class Credential(models.Model):
@@ -77,6 +90,9 @@ class CatalogModel(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CHAT)
     context_window = models.PositiveIntegerField(null=True, blank=True)
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    supports_tools = models.BooleanField(default=True)
+    supports_vision = models.BooleanField(default=True)
+    supports_json = models.BooleanField(default=True, help_text="response_format json_object / json_schema")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -35,3 +35,12 @@ PRESETS = {
 
 def get_preset(name: str) -> Preset:
     return PRESETS.get(name) or PRESETS["custom"]
+
+
+# Where the other API families live unless a provider sets its own base URL;
+# {region} comes from the provider's options.
+KIND_BASE_URLS = {
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "bedrock": "https://bedrock-runtime.{region}.amazonaws.com",
+}

@@ -13,15 +13,30 @@ from typing import AsyncIterator, Protocol
 
 @dataclass
 class Usage:
+    """Token counts in OpenAI's sense: `prompt_tokens` counts every input token,
+    including those read from or written to a prompt cache, which are counted
+    again in `cache_read_tokens` / `cache_write_tokens`."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     estimated: bool = False
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @classmethod
     def from_openai(cls, data: dict | None) -> "Usage | None":
         if not isinstance(data, dict):
             return None
-        return cls(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0))
+        details = data.get("prompt_tokens_details") or {}
+        return cls(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0),
+                   cache_read_tokens=int(details.get("cached_tokens") or 0))
+
+    def to_openai(self) -> dict:
+        usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                 "total_tokens": self.prompt_tokens + self.completion_tokens}
+        if self.cache_read_tokens or self.cache_write_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cache_read_tokens}
+        return usage
 
 
 class UpstreamError(Exception):

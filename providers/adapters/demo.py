@@ -27,11 +27,6 @@ def _reply(body: dict) -> tuple[list[str], str, Usage]:
     return words, finish, Usage(prompt, len(words))
 
 
-def _usage(usage: Usage) -> dict:
-    total = usage.prompt_tokens + usage.completion_tokens
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "total_tokens": total}
-
-
 class DemoAdapter:
     async def chat(self, route, body: dict) -> ChatResult:
         words, finish, usage = _reply(body)
@@ -40,7 +35,7 @@ class DemoAdapter:
             "model": route.upstream_name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(words), "refusal": None},
                          "logprobs": None, "finish_reason": finish}],
-            "usage": _usage(usage),
+            "usage": usage.to_openai(),
         }
         return ChatResult(body=json.dumps(answer).encode(), usage=usage)
 
@@ -74,7 +69,7 @@ class DemoStream:
             yield self._chunk({"content": word if i == 0 else " " + word})
         yield self._chunk({}, self._finish)
         if self._include_usage:
-            yield sse(dict(self._base, choices=[], usage=_usage(self._usage)))
+            yield sse(dict(self._base, choices=[], usage=self._usage.to_openai()))
         yield b"data: [DONE]\n\n"
 
     def final_usage(self) -> Usage:

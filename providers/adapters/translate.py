@@ -1,0 +1,136 @@
+"""Building blocks for adapters that translate another API to OpenAI's format.
+
+`completion()` builds a non-streamed chat.completion; `ChunkWriter` frames the
+chunks of a stream exactly as OpenAI does (same id, created and model on every
+chunk; `usage: null` on each when the client asked for usage, then one usage
+chunk with empty choices). `TranslatedStream` is the ChatStream an adapter gets
+by writing one async generator of chunks.
+"""
+
+import json
+import time
+import uuid
+
+import httpx
+
+from . import errors
+from .base import UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens, sse
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:29]}"
+
+
+def tool_call(index: int, call_id: str, name: str, arguments: str) -> dict:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def completion(*, model: str, content: str | None, finish_reason: str, usage: Usage,
+               tool_calls: list[dict] | None = None, refusal: str | None = None) -> bytes:
+    message = {"role": "assistant", "content": content, "refusal": refusal}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    body = {
+        "id": completion_id(), "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+        "usage": usage.to_openai(),
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class ChunkWriter:
+    """OpenAI chat.completion.chunk events, framed as SSE bytes."""
+
+    def __init__(self, model: str, include_usage: bool):
+        self.base = {"id": completion_id(), "object": "chat.completion.chunk", "created": int(time.time()),
+                     "model": model}
+        self.include_usage = include_usage
+        self.chars = 0  # content and tool arguments sent, to estimate usage if none is reported
+
+    def _chunk(self, delta: dict, finish_reason: str | None = None) -> bytes:
+        chunk = dict(self.base, choices=[{"index": 0, "delta": delta, "logprobs": None,
+                                          "finish_reason": finish_reason}])
+        if self.include_usage:
+            chunk["usage"] = None
+        return sse(chunk)
+
+    def role(self) -> bytes:
+        return self._chunk({"role": "assistant", "content": ""})
+
+    def text(self, text: str) -> bytes:
+        self.chars += len(text)
+        return self._chunk({"content": text})
+
+    def tool_call_start(self, index: int, call_id: str, name: str) -> bytes:
+        return self._chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",
+                                            "function": {"name": name, "arguments": ""}}]})
+
+    def tool_arguments(self, index: int, fragment: str) -> bytes:
+        self.chars += len(fragment)
+        return self._chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
+
+    def finish(self, finish_reason: str) -> bytes:
+        return self._chunk({}, finish_reason)
+
+    def usage(self, usage: Usage) -> bytes:
+        """The usage chunk, or nothing if the client did not ask for it."""
+        return sse(dict(self.base, choices=[], usage=usage.to_openai())) if self.include_usage else b""
+
+    @staticmethod
+    def done() -> bytes:
+        return b"data: [DONE]\n\n"
+
+    @staticmethod
+    def error(error: UpstreamError) -> bytes:
+        return sse({"error": {"message": error.message, "type": error.type, "param": error.param,
+                              "code": error.code}})
+
+
+class TranslatedStream:
+    """A ChatStream over an adapter's own generator of SSE bytes.
+
+    The adapter subclasses it and writes `translate()`, an async generator that
+    reads the provider's stream and yields `self.writer.…` bytes, sets
+    `self.usage` when the provider reports it, and raises UpstreamError when
+    the provider fails mid-stream. This class adds [DONE], the error event,
+    first-token timing, the usage estimate and closing the upstream response.
+    """
+
+    def __init__(self, response, route, body: dict, include_usage: bool):
+        self.response = response  # an httpx.Response opened with stream=True, or None
+        self.route = route
+        self.body = body
+        self.writer = ChunkWriter(route.upstream_name, include_usage)
+        self.usage: Usage | None = None
+        self.error: UpstreamError | None = None
+        self.first_token_at: float | None = None
+
+    async def translate(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+        yield b""
+
+    async def __aiter__(self):
+        try:
+            async for chunk in self.translate():
+                if chunk:
+                    if self.first_token_at is None and self.writer.chars:
+                        self.first_token_at = time.monotonic()
+                    yield chunk
+        except UpstreamError as error:
+            self.error = error
+        except httpx.HTTPError as exc:
+            self.error = errors.from_transport(exc, self.route.provider_name)
+            self.error.message = f"The stream from the provider '{self.route.provider_name}' was cut off."
+        if self.error is not None:
+            yield self.writer.error(self.error)
+            return
+        yield self.writer.done()
+
+    def final_usage(self) -> Usage:
+        if self.usage is not None:
+            return self.usage
+        return Usage(estimate_prompt_tokens(self.body), estimate_tokens(self.writer.chars), estimated=True)
+
+    async def aclose(self) -> None:
+        if self.response is not None:
+            await self.response.aclose()
