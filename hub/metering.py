@@ -13,6 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import IntegrityError
 from django.utils import timezone
 
 from accounts.models import ApiKey
@@ -23,8 +24,23 @@ from . import db
 logger = logging.getLogger(__name__)
 
 
+def _record(batch: list[UsageEvent]) -> dict:
+    try:
+        return record_usage(batch)
+    except IntegrityError:
+        if len(batch) == 1:
+            # Its organisation or key is gone: nothing to charge, and retrying
+            # would block every record behind it.
+            logger.error("dropping usage record %s: %s", batch[0].request_id, "its organisation no longer exists")
+            return {}
+    balances = {}
+    for event in batch:
+        balances.update(_record([event]))
+    return balances
+
+
 def _write(batch: list[UsageEvent]):
-    balances = record_usage(batch)
+    balances = _record(batch)
     now = timezone.now()
     keys = {e.api_key_id for e in batch if e.api_key_id}
     if keys:

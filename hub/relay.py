@@ -71,7 +71,25 @@ class Call:
         return error_response(error, self.request_id)
 
 
+class InFlight:
+    """Requests this process is serving now (answers not yet finished)."""
+
+    count = 0
+
+
 async def chat_completion(call: Call, body: dict) -> HttpResponse:
+    InFlight.count += 1
+    streaming = False
+    try:
+        response = await _chat_completion(call, body)
+        streaming = response.streaming
+        return response
+    finally:
+        if not streaming:
+            InFlight.count -= 1  # a stream's RelayBody ends its own count
+
+
+async def _chat_completion(call: Call, body: dict) -> HttpResponse:
     try:
         call.route = route = await catalogue.resolve(call.model_name)
         capabilities.check(route, body, call.model_name)
@@ -92,29 +110,56 @@ async def chat_completion(call: Call, body: dict) -> HttpResponse:
         call.record(UsageRecord.Status.OK, result.usage)
         response = HttpResponse(result.body, content_type="application/json")
     else:
-        response = StreamingHttpResponse(_relay(call, stream), content_type="text/event-stream")
+        response = StreamingHttpResponse(RelayBody(call, stream), content_type="text/event-stream")
         response["cache-control"] = "no-cache"
         response["x-accel-buffering"] = "no"
     response["x-request-id"] = call.request_id
     return response
 
 
-async def _relay(call: Call, stream):
-    status = UsageRecord.Status.OK
-    try:
-        async for chunk in stream:
-            yield chunk
-        if stream.error is not None:
-            status = UsageRecord.Status.UPSTREAM_ERROR
-    except BaseException:
-        # The client went away (the ASGI handler cancels us) or the relay broke:
-        # either way the upstream request is closed below and what was produced is billed.
-        status = UsageRecord.Status.CANCELLED
-        raise
-    finally:
+class RelayBody:
+    """A stream's body: relays the provider's chunks and, however it ends, meters it once.
+
+    If the client leaves between the view's return and the first chunk, Django
+    never starts the iterator; it still calls close() (from a thread), which
+    then closes the upstream request and records the call.
+    """
+
+    def __init__(self, call: Call, stream):
+        self.call, self.stream = call, stream
+        self.started = False
+        self.loop = asyncio.get_running_loop()
+
+    def __aiter__(self):
+        return self._relay()
+
+    def close(self) -> None:
+        if not self.started:
+            self.started = True
+            self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self._finish(UsageRecord.Status.CANCELLED)))
+
+    async def _relay(self):
+        self.started = True
+        status = UsageRecord.Status.OK
+        try:
+            async for chunk in self.stream:
+                yield chunk
+            if self.stream.error is not None:
+                status = UsageRecord.Status.UPSTREAM_ERROR
+        except BaseException:
+            # The client went away (the ASGI handler cancels us) or the relay
+            # broke: the upstream request is closed and what was produced is billed.
+            status = UsageRecord.Status.CANCELLED
+            raise
+        finally:
+            await self._finish(status)
+
+    async def _finish(self, status: str) -> None:
+        stream = self.stream
         try:
             await stream.aclose()
         finally:
             error = stream.error.message if stream.error is not None else ""
-            call.record(status, stream.final_usage(), http_status=200, error=error,
-                        first_token_at=stream.first_token_at)
+            self.call.record(status, stream.final_usage(), http_status=200, error=error,
+                             first_token_at=stream.first_token_at)
+            InFlight.count -= 1

@@ -159,9 +159,9 @@ def test_tool_call(client):
     assert (call.id, call.function.name, call.function.arguments) == ("call_fake1", "lookup", TOOL_ARGUMENTS)
     assert resp.choices[0].finish_reason == "tool_calls" and resp.choices[0].message.content is None
 
-    chunks = list(client.chat.completions.create(model="fake-tool", messages=MESSAGES, stream=True))
+    chunks = list(client.chat.completions.create(model="fake-tool", messages=MESSAGES, tools=tools, stream=True))
     parts = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
-    assert parts[0].id == "call_fake1" and parts[0].function.name == "get_weather"
+    assert parts[0].id == "call_fake1" and parts[0].function.name == "lookup"
     assert all(p.index == 0 for p in parts) and len(parts) > 2
     assert "".join(p.function.arguments or "" for p in parts) == TOOL_ARGUMENTS
     assert chunks[-1].choices[0].finish_reason == "tool_calls"

@@ -69,6 +69,9 @@ _ERRORS: dict[str, tuple[int, dict, list[tuple[bytes, bytes]]]] = {
         "Rate limit reached for fake-error-429 on requests per min (RPM): Limit 3, Used 3, "
         "Requested 1. Please try again in 7s.",
         "requests", "rate_limit_exceeded"), [(b"retry-after", b"7")]),
+    "fake-error-content-policy": (400, _error(
+        "Your request was rejected as a result of our safety system.",
+        "invalid_request_error", "content_policy_violation"), []),
     "fake-error-500": (500, _error(
         "The server had an error while processing your request. Sorry about that!",
         "server_error"), []),
@@ -88,6 +91,18 @@ class _QuietCut(logging.Filter):
 
 
 _QUIET_CUT = _QuietCut()
+
+
+# "error:<kind>" in the last user message (tests/conformance/cases.py).
+_ERROR_KINDS = {"auth": "fake-error-401", "rate_limit": "fake-error-429", "overloaded": "fake-error-503",
+                "context_length": "fake-error-400", "content_policy": "fake-error-content-policy",
+                "server": "fake-error-500"}
+
+
+def _images(content) -> int:
+    if not isinstance(content, list):
+        return 0
+    return sum(1 for p in content if isinstance(p, dict) and p.get("type") == "image_url")
 
 
 def _text(content) -> str:
@@ -283,33 +298,50 @@ class FakeOpenAI:
 
         texts = [_text(m.get("content")) for m in messages if isinstance(m, dict)]
         prompt_tokens = sum(len(t.split()) for t in texts) + 3 * len(texts)
-        last_user = next((_text(m.get("content")) for m in reversed(messages)
-                          if isinstance(m, dict) and m.get("role") == "user"), "")
-        words = ("Hello! You said: " + last_user).split()
-        if model == "fake-slow":
-            words += [f"word{i}" for i in range(1, 201)]
-        finish = "stop"
-        limit = req.get("max_completion_tokens", req.get("max_tokens"))
-        if isinstance(limit, int) and limit < len(words):
-            words, finish = words[:max(limit, 0)], "length"
-        tool = model == "fake-tool"
-        if tool:
-            tools = req.get("tools") or []
-            fn = (tools[0].get("function") or {}).get("name") if tools else None
-            tool_name, finish = fn or "get_weather", "tool_calls"
-            completion_tokens = len(TOOL_ARGUMENTS.split())
+        last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+        last_text = _text(last.get("content"))
+        # The conformance contract (tests/conformance/cases.py): errors on request.
+        if last.get("role") == "user" and last_text.startswith("error:"):
+            status, err, extra = _ERRORS[_ERROR_KINDS.get(last_text[6:].strip(), "fake-error-500")]
+            return await self._json(send, rid, status, err, extra)
+        tools = req.get("tools") or []
+        calls = []
+        if last.get("role") == "tool":
+            text = "Tool said: " + last_text
+        elif tools and last.get("role") == "user":
+            fn = (tools[0].get("function") or {}).get("name") or "get_weather"
+            calls = [(f"call_fake{len(calls) + 1}", fn, TOOL_ARGUMENTS)]
+            if "parallel" in last_text:
+                calls.append(("call_fake2", fn, '{"city": "London"}'))
+            text = ""
+        elif (req.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
+            text = '{"answer": 42}'
         else:
-            completion_tokens = len(words)
+            last_user = next((m for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), {})
+            text = "Hello! You said: " + _text(last_user.get("content"))
+            text += " [image]" * _images(last_user.get("content"))
+        if model == "fake-slow":
+            text += " " + " ".join(f"word{i}" for i in range(1, 201))
+        finish = "tool_calls" if calls else "stop"
+        stops = req.get("stop") or []
+        for stop in [stops] if isinstance(stops, str) else stops:
+            if stop and stop in text:
+                text = text[:text.index(stop)]
+        words = text.split()
+        limit = req.get("max_completion_tokens", req.get("max_tokens"))
+        if not calls and isinstance(limit, int) and limit < len(words):
+            words, finish = words[:max(limit, 0)], "length"
+        completion_tokens = 5 * len(calls) if calls else len(words)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": prompt_tokens + completion_tokens}
         base = {"id": f"chatcmpl-fake{rid.removeprefix('req-')}", "created": int(time.time()),
                 "model": model}
 
         if not stream:
-            if tool:
-                message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [{
-                    "id": "call_fake1", "type": "function",
-                    "function": {"name": tool_name, "arguments": TOOL_ARGUMENTS}}]}
+            if calls:
+                message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [
+                    {"id": cid, "type": "function", "function": {"name": fn, "arguments": args}}
+                    for cid, fn, args in calls]}
             else:
                 message = {"role": "assistant", "content": " ".join(words), "refusal": None}
             return await self._json(send, rid, 200, {
@@ -335,14 +367,16 @@ class FakeOpenAI:
                 c["usage"] = None if choices else usage
             return b"data: " + json.dumps(c).encode() + b"\n\n"
 
-        if tool:
-            # First chunk carries role + id/type/name with empty arguments, then
-            # argument fragments carry only index + function.arguments.
-            events = [chunk({"role": "assistant", "content": None, "refusal": None, "tool_calls": [{
-                "index": 0, "id": "call_fake1", "type": "function",
-                "function": {"name": tool_name, "arguments": ""}}]})]
-            events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]})
-                       for p in _TOOL_ARG_PIECES]
+        if calls:
+            # Each call: a chunk with id/type/name and empty arguments, then
+            # fragments that carry only index + function.arguments.
+            events = [chunk({"role": "assistant", "content": None, "refusal": None})]
+            for index, (cid, fn, args) in enumerate(calls):
+                events.append(chunk({"tool_calls": [{"index": index, "id": cid, "type": "function",
+                                                     "function": {"name": fn, "arguments": ""}}]}))
+                pieces = _TOOL_ARG_PIECES if args == TOOL_ARGUMENTS else [args[:5], args[5:]]
+                events += [chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]})
+                           for p in pieces]
         else:
             events = [chunk({"role": "assistant", "content": "", "refusal": None})]
             events += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
