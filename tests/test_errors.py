@@ -122,7 +122,7 @@ def test_no_credit_is_402_before_any_upstream_call(client, hub, upstream, organi
 
 @pytest.mark.parametrize("upstream_model, status, sdk_error", [
     ("fake-error-500", 502, openai.APIStatusError),
-    ("fake-error-503", 502, openai.APIStatusError),
+    ("fake-error-503", 503, openai.InternalServerError),
     ("fake-error-429", 429, openai.RateLimitError),
     ("fake-error-400", 400, openai.BadRequestError),
     ("fake-error-401", 502, openai.APIStatusError),

@@ -41,6 +41,9 @@ def from_status(status: int, body: bytes, headers: httpx.Headers | dict, provide
     if status == 404:
         return UpstreamError(f"The provider '{provider}' does not know this model: {message}", status=502,
                              code="upstream_model_not_found", retryable=False)
+    if status in (503, 529):
+        return UpstreamError(message or f"The provider '{provider}' is overloaded.", status=503, type="server_error",
+                             code="upstream_overloaded", retryable=True, retry_after=retry_after)
     if status in (408, 504):
         return UpstreamError(f"The provider '{provider}' timed out.", status=504, code="upstream_timeout",
                              retryable=True)
