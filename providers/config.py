@@ -52,9 +52,15 @@ def load_file(path: str) -> dict:
     return data
 
 
+CAPABILITIES = {"tools": "supports_tools", "vision": "supports_vision", "json": "supports_json"}
+
+
 @transaction.atomic
-def apply_config(data: dict, environ=os.environ) -> list[str]:
-    """Create or update what `data` describes; return a line per change."""
+def apply_config(data: dict, environ=os.environ, margin: Decimal | None = None) -> list[str]:
+    """Create or update what `data` describes; return a line per change.
+
+    `margin` applies to every rate that gives costs but neither prices nor a margin.
+    """
     log = []
     for i, spec in enumerate(data.get("providers") or []):
         where = f"providers[{i}]"
@@ -64,7 +70,8 @@ def apply_config(data: dict, environ=os.environ) -> list[str]:
         if preset not in PRESETS:
             raise ConfigError(f"{where}: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
         fields = {"kind": spec.get("kind", Provider.Kind.OPENAI_COMPATIBLE), "preset": preset,
-                  "base_url": spec.get("base_url", ""), "enabled": spec.get("enabled", True)}
+                  "base_url": spec.get("base_url", ""), "options": spec.get("options") or {},
+                  "enabled": spec.get("enabled", True)}
         if fields["kind"] not in Provider.Kind.values:
             raise ConfigError(f"{where}: unknown kind {fields['kind']!r}")
         provider = Provider.objects.filter(name=spec["name"]).first()
@@ -78,7 +85,7 @@ def apply_config(data: dict, environ=os.environ) -> list[str]:
         for j, cred in enumerate(spec.get("credentials") or []):
             log += _apply_credential(provider, cred, f"{where}.credentials[{j}]", environ)
     for i, spec in enumerate(data.get("models") or []):
-        log += _apply_model(spec, f"models[{i}]")
+        log += _apply_model(spec, f"models[{i}]", margin)
     return log
 
 
@@ -113,7 +120,7 @@ def _apply_credential(provider, spec: dict, where: str, environ) -> list[str]:
 RATE_FIELDS = ("input_cost", "output_cost", "input_price", "output_price", "margin")
 
 
-def _apply_model(spec: dict, where: str) -> list[str]:
+def _apply_model(spec: dict, where: str, margin: Decimal | None) -> list[str]:
     log = []
     for required in ("id", "provider", "upstream"):
         if required not in spec:
@@ -127,6 +134,12 @@ def _apply_model(spec: dict, where: str) -> list[str]:
     fields = {"alias": spec.get("alias", ""), "provider": provider, "upstream_name": spec["upstream"], "kind": kind,
               "context_window": spec.get("context_window"), "max_output_tokens": spec.get("max_output_tokens"),
               "enabled": spec.get("enabled", True)}
+    if "capabilities" in spec:
+        capabilities = spec["capabilities"] or []
+        unknown = set(capabilities) - set(CAPABILITIES)
+        if unknown:
+            raise ConfigError(f"{where}.capabilities: unknown {sorted(unknown)} (known: {', '.join(CAPABILITIES)})")
+        fields.update({field: name in capabilities for name, field in CAPABILITIES.items()})
     model = CatalogModel.objects.filter(public_id=spec["id"]).first()
     if model is None:
         model = CatalogModel(public_id=spec["id"], **fields)
@@ -143,6 +156,8 @@ def _apply_model(spec: dict, where: str) -> list[str]:
         rate = ModelRate.objects.filter(model=model).first() or ModelRate(model=model)
         values = {name: _decimal(rate_spec[name], f"{where}.rate.{name}") for name in RATE_FIELDS
                   if rate_spec.get(name) is not None}
+        if margin is not None and not {"margin", "input_price", "output_price"} & set(values):
+            values["margin"] = margin
         values.setdefault("margin", None)
         before = {name: getattr(rate, name) for name in RATE_FIELDS}
         for name, value in values.items():

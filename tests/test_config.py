@@ -65,3 +65,25 @@ def test_a_bad_file_says_what_is_wrong(transactional_db, monkeypatch, tmp_path, 
     path.write_text(text)
     with pytest.raises(CommandError, match=message):
         apply(path, monkeypatch)
+
+
+CATALOGUE = Path(__file__).resolve().parent.parent / "providers" / "catalogue"
+
+
+def test_every_shipped_catalogue_applies_with_a_margin(transactional_db, monkeypatch):
+    files = sorted(CATALOGUE.glob("*.yaml"))
+    env = {"OPENAI_API_KEY": "a", "ANTHROPIC_API_KEY": "b", "GEMINI_API_KEY": "c", "DEEPSEEK_API_KEY": "d",
+           "XAI_API_KEY": "e", "MISTRAL_API_KEY": "f", "OPENROUTER_API_KEY": "g",
+           "BEDROCK_CREDENTIALS_JSON": '{"access_key_id": "AKIA", "secret_access_key": "s"}'}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    out = io.StringIO()
+    call_command("hub_config", "apply", *map(str, files), "--margin", "0.25", stdout=out)
+    mini = CatalogModel.objects.get(public_id="openai/gpt-4o-mini")
+    assert (mini.context_window, mini.supports_vision, mini.rate.input_price) == (128000, True, Decimal("0.1875"))
+    assert CatalogModel.objects.get(public_id="openai/o3-mini").supports_vision is False
+    assert Provider.objects.get(name="bedrock").effective_base_url == "https://bedrock-runtime.us-east-1.amazonaws.com"
+    assert ModelRate.objects.get(model__public_id="ollama/llama3.2").input_price == 0
+    again = io.StringIO()
+    call_command("hub_config", "apply", *map(str, files), "--margin", "0.25", stdout=again)
+    assert again.getvalue().strip() == "already up to date"

@@ -185,3 +185,20 @@ def test_a_provider_without_credential_is_503(hub, api_key, transactional_db, up
     error = assert_openai_error(post(hub, {"model": "nokey/model", "messages": HELLO}, api_key), 503)
     assert error["code"] == "no_credential"
     assert upstream.requests == []
+
+
+@pytest.mark.parametrize("capability, extra, param", [
+    ("supports_tools", {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+    ("supports_json", {"response_format": {"type": "json_object"}}, "response_format"),
+    ("supports_vision", {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "see"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]},
+     "messages"),
+])
+def test_a_capability_the_model_lacks_is_400_before_any_upstream_call(hub, api_key, chat_model, upstream,
+                                                                      capability, extra, param):
+    setattr(chat_model, capability, False)
+    chat_model.save()
+    body = {"model": "gpt-4o-mini", "messages": HELLO, **extra}
+    error = assert_openai_error(post(hub, body, api_key), 400, "unsupported_parameter")
+    assert error["param"] == param and "gpt-4o-mini" in error["message"]
+    assert upstream.requests == []

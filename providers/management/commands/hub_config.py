@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django.core.management.base import BaseCommand, CommandError
 
 from providers.config import ConfigError, apply_config, load_file
@@ -8,13 +10,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["apply"])
-        parser.add_argument("file")
+        parser.add_argument("files", nargs="+", metavar="FILE",
+                            help="YAML files; providers/catalogue/*.yaml ship each provider's common models")
+        parser.add_argument("--margin", type=Decimal, default=None,
+                            help="margin over cost (0.25 = 25%%) for rates that set neither prices nor a margin")
 
-    def handle(self, *args, action, file, **options):
-        try:
-            changes = apply_config(load_file(file))
-        except (ConfigError, OSError) as exc:
-            raise CommandError(str(exc)) from None
+    def handle(self, *args, action, files, margin, **options):
+        changes = []
+        for file in files:
+            try:
+                changes += apply_config(load_file(file), margin=margin)
+            except (ConfigError, OSError) as exc:
+                raise CommandError(f"{file}: {exc}") from None
         for line in changes:
             self.stdout.write(line)
-        self.stdout.write(f"{len(changes)} change(s) applied from {file}" if changes else "already up to date")
+        self.stdout.write(f"{len(changes)} change(s) applied" if changes else "already up to date")
