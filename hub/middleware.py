@@ -3,6 +3,13 @@ from django.utils.decorators import sync_and_async_middleware
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 
+async def _read_in_thread(chunks):
+    # A file's chunks are read by blocking calls: keep them off the event loop.
+    iterator = iter(chunks)
+    while (chunk := await sync_to_async(next, thread_sensitive=False)(iterator, None)) is not None:
+        yield chunk
+
+
 @sync_and_async_middleware
 def StaticFilesMiddleware(get_response):
     """WhiteNoise, without its cost on the API path.
@@ -24,7 +31,10 @@ def StaticFilesMiddleware(get_response):
         async def middleware(request):
             static_file = find(request)
             if static_file is not None:
-                return await sync_to_async(whitenoise.serve)(static_file, request)
+                response = await sync_to_async(whitenoise.serve)(static_file, request)
+                if response.streaming and not response.is_async:
+                    response.streaming_content = _read_in_thread(response.streaming_content)
+                return response
             return await get_response(request)
 
         return markcoroutinefunction(middleware)

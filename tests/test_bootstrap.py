@@ -50,3 +50,11 @@ def test_the_home_page_shows_how_to_call_the_hub(hub):
 
     page = httpx.get(f"{hub.url}/").text
     assert f"{hub.url}/v1" in page and "chat/completions" in page
+
+
+def test_static_files_are_served_under_asgi(hub):
+    import httpx
+
+    response = httpx.get(f"{hub.url}/static/hub/hub.css")
+    assert response.status_code == 200 and "font-family" in response.text
+    assert response.headers["content-type"].startswith("text/css")
