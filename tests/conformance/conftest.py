@@ -6,7 +6,7 @@ import pytest
 
 from .cases import PIXEL_PNG
 
-FAMILIES = ["openai"]
+FAMILIES = ["openai", "anthropic", "gemini"]
 
 
 class _ImageHandler(BaseHTTPRequestHandler):
