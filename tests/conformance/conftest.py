@@ -6,7 +6,7 @@ import pytest
 
 from .cases import PIXEL_PNG
 
-FAMILIES = ["openai", "anthropic", "gemini"]
+FAMILIES = ["openai", "anthropic", "gemini", "bedrock"]
 
 
 class _ImageHandler(BaseHTTPRequestHandler):
