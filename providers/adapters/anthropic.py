@@ -12,11 +12,8 @@ import json
 import re
 import uuid
 
-import httpx
 
-from providers.http import client, timeout
-
-from . import errors, media, sse
+from . import errors, media, sse, transport
 from .base import ChatResult, UpstreamError, Usage, estimate_tokens
 from .translate import TranslatedStream, completion, tool_call
 
@@ -281,13 +278,8 @@ def error_from_response(status: int, content: bytes, headers, provider: str) -> 
 class AnthropicAdapter:
     async def chat(self, route, body: dict) -> ChatResult:
         payload = json.dumps(build_request(route, body, stream=False), separators=(",", ":")).encode()
-        try:
-            response = await client().post(_url(route), content=payload, headers=_headers(route, False),
-                                           timeout=timeout())
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(exc, route.provider_name) from None
-        if response.status_code >= 400:
-            raise error_from_response(response.status_code, response.content, response.headers, route.provider_name)
+        response = await transport.send(route, _url(route), payload, _headers(route, False), error_from_response,
+                                        stream=False)
         try:
             data = json.loads(response.content)
             blocks, usage = data.get("content") or [], to_usage(data.get("usage"))
@@ -309,21 +301,8 @@ class AnthropicAdapter:
 
     async def chat_stream(self, route, body: dict, include_usage: bool):
         payload = json.dumps(build_request(route, body, stream=True), separators=(",", ":")).encode()
-        http = client()
-        request = http.build_request("POST", _url(route), content=payload, headers=_headers(route, True),
-                                     timeout=timeout())
-        try:
-            response = await http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(exc, route.provider_name) from None
-        if response.status_code >= 400:
-            try:
-                content = await response.aread()
-            except httpx.HTTPError:
-                content = b""
-            finally:
-                await response.aclose()
-            raise error_from_response(response.status_code, content, response.headers, route.provider_name)
+        response = await transport.send(route, _url(route), payload, _headers(route, True), error_from_response,
+                                        stream=True)
         return AnthropicStream(response, route, body, include_usage)
 
 

@@ -25,9 +25,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer, ParserError
 
-from providers.http import client, timeout
-
-from . import errors, media
+from . import media, transport
 from .base import ChatResult, UpstreamError, Usage, message_text
 from .translate import TranslatedStream, completion, tool_call
 
@@ -161,9 +159,7 @@ async def native_request(route, body: dict) -> dict:
     if system:
         request["system"] = system
     inference = {}
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-    if max_tokens and route.max_output_tokens:
-        max_tokens = min(max_tokens, route.max_output_tokens)
+    max_tokens = transport.max_tokens(route, body)
     if max_tokens:
         inference["maxTokens"] = max_tokens
     if body.get("temperature") is not None:
@@ -236,15 +232,15 @@ def error(kind: str, status: int, message: str, provider: str, retry_after: str 
     return UpstreamError(message or "The provider refused the request.", status=400, type="invalid_request_error")
 
 
-def _http_error(response: httpx.Response, content: bytes, provider: str) -> UpstreamError:
+def _http_error(status: int, content: bytes, headers, provider: str) -> UpstreamError:
     try:
         data = json.loads(content)
     except ValueError:
         data = None
     data = data if isinstance(data, dict) else {}
-    kind = response.headers.get("x-amzn-errortype") or str(data.get("__type") or "")
+    kind = headers.get("x-amzn-errortype") or str(data.get("__type") or "")
     message = str(data.get("message") or data.get("Message") or content[:300].decode(errors="replace"))[:1000]
-    return error(kind, response.status_code, message, provider, response.headers.get("retry-after"))
+    return error(kind, status, message, provider, headers.get("retry-after"))
 
 
 # ----------------------------------------------------------------- answers
@@ -266,22 +262,7 @@ class BedrockAdapter:
     async def _send(self, route, body: dict, operation: str) -> httpx.Response:
         payload = json.dumps(await native_request(route, body), separators=(",", ":")).encode()
         url, headers = signed_request(route, operation, payload)
-        http = client()
-        try:
-            response = await http.send(http.build_request("POST", url, content=payload, headers=headers,
-                                                          timeout=timeout()), stream=True)
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(exc, route.provider_name) from None
-        if response.status_code >= 400 or operation == "converse":
-            try:
-                content = await response.aread()
-            except httpx.HTTPError as exc:
-                raise errors.from_transport(exc, route.provider_name) from None
-            finally:
-                await response.aclose()
-            if response.status_code >= 400:
-                raise _http_error(response, content, route.provider_name)
-        return response
+        return await transport.send(route, url, payload, headers, _http_error, stream=operation != "converse")
 
     async def chat(self, route, body: dict) -> ChatResult:
         response = await self._send(route, body, "converse")

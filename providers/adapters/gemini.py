@@ -18,11 +18,8 @@ import re
 import uuid
 from urllib.parse import quote
 
-import httpx
 
-from providers.http import client, timeout
-
-from . import errors, media, sse, translate
+from . import media, sse, translate, transport
 from .base import ChatResult, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens, message_text
 
 API_VERSION = "v1beta"
@@ -191,9 +188,7 @@ def _tools(body: dict) -> dict:
 
 def _generation_config(route, body: dict, stream: bool) -> dict:
     config = {}
-    limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    if limit and route.max_output_tokens:
-        limit = min(limit, route.max_output_tokens)
+    limit = transport.max_tokens(route, body)
     if limit:
         config["maxOutputTokens"] = limit
     for ours, theirs in (("temperature", "temperature"), ("top_p", "topP"), ("seed", "seed")):
@@ -323,12 +318,7 @@ def _invalid(provider: str, what: str) -> UpstreamError:
 class GeminiAdapter:
     async def chat(self, route, body: dict) -> ChatResult:
         url, payload, headers = await _request(route, body, stream=False)
-        try:
-            response = await client().post(url, content=payload, headers=headers, timeout=timeout())
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(exc, route.provider_name) from None
-        if response.status_code >= 400:
-            raise _error(response.status_code, response.content, response.headers, route.provider_name)
+        response = await transport.send(route, url, payload, headers, _error, stream=False)
         try:
             data = json.loads(response.content)
             candidates = data.get("candidates") or []
@@ -344,36 +334,13 @@ class GeminiAdapter:
             chars = sum(len(text or "") + sum(len(c["function"]["arguments"]) for c in calls)
                         for text, calls, _ in choices)
             usage = Usage(estimate_prompt_tokens(body), estimate_tokens(chars), estimated=True)
-        text, calls, finish = choices[0]
-        result = translate.completion(model=route.upstream_name, content=text, finish_reason=finish, usage=usage,
-                                      tool_calls=calls)
-        if len(choices) > 1:  # n > 1: one choice per candidate
-            answer = json.loads(result)
-            for index, (text, calls, finish) in enumerate(choices[1:], 1):
-                message = {"role": "assistant", "content": text, "refusal": None}
-                if calls:
-                    message["tool_calls"] = calls
-                answer["choices"].append({"index": index, "message": message, "logprobs": None,
-                                          "finish_reason": finish})
-            result = json.dumps(answer, separators=(",", ":")).encode()
+        # n > 1: one choice per candidate.
+        result = translate.completion_choices(model=route.upstream_name, choices=choices, usage=usage)
         return ChatResult(body=result, usage=usage)
 
     async def chat_stream(self, route, body: dict, include_usage: bool):
         url, payload, headers = await _request(route, body, stream=True)
-        http = client()
-        try:
-            response = await http.send(http.build_request("POST", url, content=payload, headers=headers,
-                                                          timeout=timeout()), stream=True)
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(exc, route.provider_name) from None
-        if response.status_code >= 400:
-            try:
-                content = await response.aread()
-            except httpx.HTTPError:
-                content = b""
-            finally:
-                await response.aclose()
-            raise _error(response.status_code, content, response.headers, route.provider_name)
+        response = await transport.send(route, url, payload, headers, _error, stream=True)
         return GeminiStream(response, route, body, include_usage)
 
 
@@ -404,14 +371,8 @@ class GeminiStream(translate.TranslatedStream):
                         continue
                     if "functionCall" in part:
                         call = _tool_call(calls, part)
-                        if "extra_content" in call:
-                            # ChunkWriter.tool_call_start has no place for extra_content: built here.
-                            yield writer._chunk({"tool_calls": [{
-                                "index": calls, "id": call["id"], "type": "function",
-                                "function": {"name": call["function"]["name"], "arguments": ""},
-                                "extra_content": call["extra_content"]}]})
-                        else:
-                            yield writer.tool_call_start(calls, call["id"], call["function"]["name"])
+                        extra = {"extra_content": call["extra_content"]} if "extra_content" in call else None
+                        yield writer.tool_call_start(calls, call["id"], call["function"]["name"], extra)
                         yield writer.tool_arguments(calls, call["function"]["arguments"])
                         calls += 1
                     elif part.get("text"):

@@ -9,10 +9,9 @@ import time
 
 import httpx
 
-from providers.http import client, timeout
 from providers.presets import get_preset
 
-from . import errors
+from . import errors, transport
 from .base import ChatResult, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens, sse
 
 
@@ -37,12 +36,7 @@ def _request(route, body: dict, stream: bool) -> tuple[str, bytes, dict]:
 class OpenAICompatibleAdapter:
     async def chat(self, route, body: dict) -> ChatResult:
         url, payload, headers = _request(route, body, stream=False)
-        try:
-            response = await client().post(url, content=payload, headers=headers, timeout=timeout())
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(exc, route.provider_name) from None
-        if response.status_code >= 400:
-            raise errors.from_status(response.status_code, response.content, response.headers, route.provider_name)
+        response = await transport.send(route, url, payload, headers, errors.from_status, stream=False)
         try:
             data = json.loads(response.content)
             usage = Usage.from_openai(data.get("usage"))
@@ -55,19 +49,7 @@ class OpenAICompatibleAdapter:
 
     async def chat_stream(self, route, body: dict, include_usage: bool):
         url, payload, headers = _request(route, body, stream=True)
-        http = client()
-        try:
-            response = await http.send(http.build_request("POST", url, content=payload, headers=headers, timeout=timeout()), stream=True)
-        except httpx.HTTPError as exc:
-            raise errors.from_transport(exc, route.provider_name) from None
-        if response.status_code >= 400:
-            try:
-                content = await response.aread()
-            except httpx.HTTPError:
-                content = b""
-            finally:
-                await response.aclose()
-            raise errors.from_status(response.status_code, content, response.headers, route.provider_name)
+        response = await transport.send(route, url, payload, headers, errors.from_status, stream=True)
         return OpenAIStream(response, body, include_usage, route.provider_name)
 
 

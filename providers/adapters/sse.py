@@ -13,7 +13,10 @@ async def events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
     """
     buffer = ""
     async for text in response.aiter_text():
-        buffer += text.replace("\r\n", "\n") if "\r" in text else text
+        buffer += text
+        if "\r" in buffer:
+            # Normalised on the whole buffer: a \r\n may be split across two reads.
+            buffer = buffer.replace("\r\n", "\n")
         while (end := buffer.find("\n\n")) >= 0:
             block, buffer = buffer[:end], buffer[end + 2:]
             name, data = "message", []

@@ -26,15 +26,20 @@ def tool_call(index: int, call_id: str, name: str, arguments: str) -> dict:
 
 
 def completion(*, model: str, content: str | None, finish_reason: str, usage: Usage,
-               tool_calls: list[dict] | None = None, refusal: str | None = None) -> bytes:
-    message = {"role": "assistant", "content": content, "refusal": refusal}
-    if tool_calls:
-        message["tool_calls"] = tool_calls
-    body = {
-        "id": completion_id(), "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
-        "usage": usage.to_openai(),
-    }
+               tool_calls: list[dict] | None = None) -> bytes:
+    return completion_choices(model=model, choices=[(content, tool_calls, finish_reason)], usage=usage)
+
+
+def completion_choices(*, model: str, choices: list[tuple], usage: Usage) -> bytes:
+    """A chat.completion with one choice per (content, tool_calls, finish_reason) (n > 1)."""
+    out = []
+    for index, (content, tool_calls, finish_reason) in enumerate(choices):
+        message = {"role": "assistant", "content": content, "refusal": None}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        out.append({"index": index, "message": message, "logprobs": None, "finish_reason": finish_reason})
+    body = {"id": completion_id(), "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": out, "usage": usage.to_openai()}
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -61,9 +66,10 @@ class ChunkWriter:
         self.chars += len(text)
         return self._chunk({"content": text})
 
-    def tool_call_start(self, index: int, call_id: str, name: str) -> bytes:
-        return self._chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",
-                                            "function": {"name": name, "arguments": ""}}]})
+    def tool_call_start(self, index: int, call_id: str, name: str, extra: dict | None = None) -> bytes:
+        """`extra`: provider fields OpenAI's format carries beside a call (e.g. Gemini's extra_content)."""
+        call = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        return self._chunk({"tool_calls": [dict(call, **(extra or {}))]})
 
     def tool_arguments(self, index: int, fragment: str) -> bytes:
         self.chars += len(fragment)
