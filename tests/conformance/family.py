@@ -18,3 +18,50 @@ A family module defines ``FAMILY``, an object with:
   finish_reason "content_filter").
 * ``upstream_secret``: the credential's secret, which must never reach the tenant.
 """
+
+
+class FakeFamily:
+    """The half every family shares: its fake server's lifecycle, and one provider,
+    credential and model in the catalogue pointing at it. A family sets the class
+    attributes below and writes `check_request`."""
+
+    name = ""
+    kind = "openai_compatible"
+    preset = "custom"
+    options: dict = {}
+    upstream_model = ""
+    overrides: dict = {}
+
+    def __init__(self, fake, secret: str, upstream_secret: str = ""):
+        self.fake = fake
+        self.secret = secret  # what the hub's credential holds
+        self.upstream_secret = upstream_secret or secret  # what must never reach the tenant
+
+    def start(self):
+        self.fake.start()
+
+    def stop(self):
+        self.fake.stop()
+
+    def reset(self):
+        self.fake.reset()
+
+    @property
+    def requests(self):
+        return self.fake.requests
+
+    @property
+    def public_id(self) -> str:
+        return f"conf-{self.name}/model"
+
+    def configure(self) -> str:
+        from providers.models import Credential, Provider
+        from tests.conftest import add_model
+
+        provider = Provider.objects.create(name=f"conf-{self.name}", kind=self.kind, preset=self.preset,
+                                           base_url=self.fake.base_url, options=self.options)
+        credential = Credential(provider=provider, name="main")
+        credential.set_secret(self.secret)
+        credential.save()
+        add_model(provider, self.public_id, self.upstream_model)
+        return self.public_id

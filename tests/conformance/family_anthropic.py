@@ -8,7 +8,7 @@ system prompt, and `stream: true` for streams.
 """
 
 from providers.adapters.anthropic import DEFAULT_MAX_TOKENS, JSON_OBJECT_PROMPT
-from tests.conftest import add_model
+from tests.conformance.family import FakeFamily
 from tests.fakes.anthropic_upstream import FakeAnthropic
 
 from .cases import IMAGE_URL, PIXEL_DATA_URL, WEATHER_TOOL
@@ -61,37 +61,12 @@ def expected(case, image_url: str) -> dict:
     return body
 
 
-class AnthropicFamily:
+class AnthropicFamily(FakeFamily):
     name = "anthropic"
-    upstream_secret = SECRET
+    kind = "anthropic"
+    options = {"anthropic_version": VERSION}
+    upstream_model = UPSTREAM_MODEL
     overrides = {}  # Anthropic follows the table's defaults, content policy included (a 400)
-
-    def __init__(self):
-        self.fake = FakeAnthropic(api_key=SECRET)
-
-    def start(self):
-        self.fake.start()
-
-    def stop(self):
-        self.fake.stop()
-
-    def reset(self):
-        self.fake.reset()
-
-    @property
-    def requests(self):
-        return self.fake.requests
-
-    def configure(self) -> str:
-        from providers.models import Credential, Provider
-
-        provider = Provider.objects.create(name="conf-anthropic", kind=Provider.Kind.ANTHROPIC,
-                                           base_url=self.fake.base_url, options={"anthropic_version": VERSION})
-        credential = Credential(provider=provider, name="main")
-        credential.set_secret(SECRET)
-        credential.save()
-        add_model(provider, "conf-anthropic/claude", UPSTREAM_MODEL)
-        return "conf-anthropic/claude"
 
     def check_request(self, case, request, stream):
         assert (request.method, request.path) == ("POST", "/v1/messages")
@@ -109,4 +84,4 @@ class AnthropicFamily:
         assert body == expected(case, image_url)
 
 
-FAMILY = AnthropicFamily()
+FAMILY = AnthropicFamily(FakeAnthropic(api_key=SECRET), SECRET)

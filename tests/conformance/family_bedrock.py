@@ -4,7 +4,7 @@ import base64
 import re
 
 from providers.adapters.bedrock import JSON_INSTRUCTION
-from tests.conftest import add_model
+from tests.conformance.family import FakeFamily
 from tests.fakes.bedrock_upstream import GUARDRAIL_TEXT, FakeBedrock
 
 from .cases import PIXEL_PNG, WEATHER_TOOL, Expect
@@ -51,9 +51,11 @@ EXPECTED = {
 }
 
 
-class BedrockFamily:
+class BedrockFamily(FakeFamily):
     name = "bedrock"
-    upstream_secret = SECRET_ACCESS_KEY
+    kind = "bedrock"
+    options = {"region": REGION}
+    upstream_model = MODEL_ID
     overrides = {
         # Bedrock's ThrottlingException carries no retry-after header.
         "error_rate_limit": Expect(status=429, code="rate_limit_exceeded"),
@@ -61,33 +63,6 @@ class BedrockFamily:
         # stopReason guardrail_intervened, not an HTTP error.
         "error_content_policy": Expect(GUARDRAIL_TEXT, "content_filter"),
     }
-
-    def __init__(self):
-        self.fake = FakeBedrock(ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN, region=REGION)
-
-    def start(self):
-        self.fake.start()
-
-    def stop(self):
-        self.fake.stop()
-
-    def reset(self):
-        self.fake.reset()
-
-    @property
-    def requests(self):
-        return self.fake.requests
-
-    def configure(self) -> str:
-        from providers.models import Credential, Provider
-
-        provider = Provider.objects.create(name="conf-bedrock", kind="bedrock", base_url=self.fake.base_url,
-                                           options={"region": REGION})
-        credential = Credential(provider=provider, name="main")
-        credential.set_secret(self.fake.secret)
-        credential.save()
-        add_model(provider, "conf-bedrock/claude-3-haiku", MODEL_ID)
-        return "conf-bedrock/claude-3-haiku"
 
     def check_request(self, case, request, stream):
         assert request.method == "POST"
@@ -111,4 +86,5 @@ class BedrockFamily:
         assert request.json == expected
 
 
-FAMILY = BedrockFamily()
+_fake = FakeBedrock(ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN, region=REGION)
+FAMILY = BedrockFamily(_fake, _fake.secret, upstream_secret=SECRET_ACCESS_KEY)

@@ -17,7 +17,7 @@ no content and finish_reason "content_filter".
 import base64
 
 from providers.adapters.gemini import SIGNATURE_FALLBACK
-from tests.conftest import add_model
+from tests.conformance.family import FakeFamily
 from tests.fakes.gemini_upstream import FakeGemini
 
 from .cases import PIXEL_PNG, WEATHER_TOOL, Expect
@@ -69,40 +69,15 @@ def expected(case) -> dict:
     return body
 
 
-class GeminiFamily:
+class GeminiFamily(FakeFamily):
     name = "gemini"
-    upstream_secret = SECRET
+    kind = "gemini"
+    upstream_model = UPSTREAM_MODEL
     overrides = {
         # A blocked prompt is a 200 with promptFeedback.blockReason and no candidates:
         # no content (null), finish_reason "content_filter".
         "error_content_policy": Expect(text=None, finish="content_filter"),
     }
-
-    def __init__(self):
-        self.fake = FakeGemini(api_key=SECRET)
-
-    def start(self):
-        self.fake.start()
-
-    def stop(self):
-        self.fake.stop()
-
-    def reset(self):
-        self.fake.reset()
-
-    @property
-    def requests(self):
-        return self.fake.requests
-
-    def configure(self) -> str:
-        from providers.models import Credential, Provider
-
-        provider = Provider.objects.create(name="conf-gemini", kind="gemini", base_url=self.fake.base_url)
-        credential = Credential(provider=provider, name="main")
-        credential.set_secret(SECRET)
-        credential.save()
-        add_model(provider, "conf-gemini/gemini-2.5-flash", UPSTREAM_MODEL)
-        return "conf-gemini/gemini-2.5-flash"
 
     def check_request(self, case, request, stream):
         method = "streamGenerateContent" if stream else "generateContent"
@@ -114,4 +89,4 @@ class GeminiFamily:
         assert request.json == expected(case)
 
 
-FAMILY = GeminiFamily()
+FAMILY = GeminiFamily(FakeGemini(api_key=SECRET), SECRET)

@@ -1,41 +1,15 @@
 """The OpenAI-compatible family: the request passes through, only the model and stream usage change."""
 
-from tests.conftest import add_model
+from tests.conformance.family import FakeFamily
 from tests.fakes.openai_upstream import FakeOpenAI
 
 SECRET = "sk-conformance-openai-0123456789"
 
 
-class OpenAIFamily:
+class OpenAIFamily(FakeFamily):
     name = "openai"
-    upstream_secret = SECRET
-    overrides = {}
-
-    def __init__(self):
-        self.fake = FakeOpenAI(api_key=SECRET)
-
-    def start(self):
-        self.fake.start()
-
-    def stop(self):
-        self.fake.stop()
-
-    def reset(self):
-        self.fake.reset()
-
-    @property
-    def requests(self):
-        return self.fake.requests
-
-    def configure(self) -> str:
-        from providers.models import Credential, Provider
-
-        provider = Provider.objects.create(name="conf-openai", preset="openai", base_url=self.fake.base_url)
-        credential = Credential(provider=provider, name="main")
-        credential.set_secret(SECRET)
-        credential.save()
-        add_model(provider, "conf-openai/gpt-4o-mini", "gpt-4o-mini")
-        return "conf-openai/gpt-4o-mini"
+    preset = "openai"
+    upstream_model = "gpt-4o-mini"
 
     def check_request(self, case, request, stream):
         assert request.path == "/v1/chat/completions"
@@ -52,4 +26,4 @@ class OpenAIFamily:
             assert "stream" not in body and "stream_options" not in body
 
 
-FAMILY = OpenAIFamily()
+FAMILY = OpenAIFamily(FakeOpenAI(api_key=SECRET), SECRET)
