@@ -11,15 +11,15 @@ def _has_image(messages) -> bool:
     return False
 
 
-def check(route, body: dict, model_name: str) -> None:
-    if (body.get("tools") or body.get("functions")) and not route.supports_tools:
+def check(model, body: dict, model_name: str) -> None:
+    if (body.get("tools") or body.get("functions")) and not model.supports_tools:
         raise BadRequest(f"The model `{model_name}` does not support tools.", param="tools",
                          code="unsupported_parameter")
     response_format = body.get("response_format")
     if isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema") \
-            and not route.supports_json:
+            and not model.supports_json:
         raise BadRequest(f"The model `{model_name}` does not support JSON mode (response_format).",
                          param="response_format", code="unsupported_parameter")
-    if not route.supports_vision and _has_image(body.get("messages") or []):
+    if not model.supports_vision and _has_image(body.get("messages") or []):
         raise BadRequest(f"The model `{model_name}` does not accept images.", param="messages",
                          code="unsupported_parameter")

@@ -1,18 +1,19 @@
-"""Step 3 of a request: which provider, credential and price serve a model name.
+"""Step 3 of a request: which model a name means, and every place it can be served.
 
 The whole enabled catalogue is read into an immutable snapshot, refreshed at
 most every HUB_CATALOGUE_CACHE_SECONDS (at once in the process that saved a
-change), so resolving a model costs a dictionary lookup.
+change), so resolving a model costs a dictionary lookup. A model's `routes`
+are all (model route × provider credential) pairs; hub.routing picks among them.
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
 
-from providers.models import CatalogModel, Credential
+from providers.models import CatalogModel, Credential, ModelRoute
 
 from . import db
 from .errors import ModelNotFound
@@ -20,16 +21,12 @@ from .errors import ModelNotFound
 
 @dataclass(frozen=True)
 class Route:
+    """One way to serve one model: a provider, a model name there, a credential, a price."""
+
     model_id: int
     public_id: str
-    alias: str
-    kind: str
     upstream_name: str
-    created_at: datetime
     max_output_tokens: int | None
-    supports_tools: bool
-    supports_vision: bool
-    supports_json: bool
     provider_id: int
     provider_name: str
     provider_kind: str
@@ -37,51 +34,101 @@ class Route:
     base_url: str
     options: dict
     credential_id: int | None
+    credential_name: str
     secret: str
+    weight: int
+    priority: tuple
+    max_concurrency: int | None
+    rpm_limit: int | None
+    connect_timeout: float
+    first_byte_timeout: float
+    idle_timeout: float
     input_cost: Decimal
     output_cost: Decimal
     input_price: Decimal
     output_price: Decimal
 
     def __repr__(self):  # never print the secret
-        return f"Route({self.public_id} via {self.provider_name})"
+        return f"Route({self.public_id} via {self.provider_name}/{self.credential_name})"
+
+
+@dataclass(frozen=True)
+class Model:
+    id: int
+    public_id: str
+    alias: str
+    kind: str
+    created_at: datetime
+    supports_tools: bool
+    supports_vision: bool
+    supports_json: bool
+    strategy: str
+    fallbacks: tuple
+    routes: tuple = field(default=())
+
+    @property
+    def owned_by(self) -> str:
+        return self.routes[0].provider_name if self.routes else "hub"
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    routes: dict[str, Route]
-    models: list[Route]
+    models: dict[str, Model]  # by public id and alias
+    listed: list[Model]
     expires: float
 
 
 _snapshot: Snapshot | None = None
 
 
-def load() -> Snapshot:
-    credentials = {}
-    for credential in Credential.objects.filter(enabled=True).order_by("provider_id", "pk"):
-        credentials.setdefault(credential.provider_id, credential)
-    models = []
-    for m in CatalogModel.objects.filter(enabled=True, provider__enabled=True).select_related("provider", "rate"):
-        credential = credentials.get(m.provider_id)
-        rate = getattr(m, "rate", None)
-        zero = Decimal(0)
-        models.append(
-            Route(
-                model_id=m.pk, public_id=m.public_id, alias=m.alias, kind=m.kind, upstream_name=m.upstream_name,
-                created_at=m.created_at, max_output_tokens=m.max_output_tokens, supports_tools=m.supports_tools,
-                supports_vision=m.supports_vision, supports_json=m.supports_json,
-                provider_id=m.provider_id, provider_name=m.provider.name, provider_kind=m.provider.kind,
-                preset=m.provider.preset, base_url=m.provider.effective_base_url, options=m.provider.options or {},
+def _routes(model, rate, route_rows, credentials) -> tuple:
+    zero = Decimal(0)
+    routes = []
+    for row in route_rows:
+        provider = row.provider
+        creds = credentials.get(provider.pk) or [None]
+        for credential in creds:
+            routes.append(Route(
+                model_id=model.pk, public_id=model.public_id, upstream_name=row.upstream_name,
+                max_output_tokens=model.max_output_tokens, provider_id=provider.pk, provider_name=provider.name,
+                provider_kind=provider.kind, preset=provider.preset, base_url=provider.effective_base_url,
+                options=provider.options or {},
                 credential_id=credential.pk if credential else None,
+                credential_name=credential.name if credential else "",
                 secret=credential.get_secret() if credential else "",
+                weight=row.weight * (credential.weight if credential else 1),
+                priority=(row.priority, credential.priority if credential else 0),
+                max_concurrency=credential.max_concurrency if credential else None,
+                rpm_limit=credential.rpm_limit if credential else None,
+                connect_timeout=provider.connect_timeout or settings.HUB_UPSTREAM_CONNECT_TIMEOUT,
+                first_byte_timeout=provider.first_byte_timeout or settings.HUB_UPSTREAM_FIRST_BYTE_TIMEOUT,
+                idle_timeout=provider.idle_timeout or settings.HUB_UPSTREAM_READ_TIMEOUT,
                 input_cost=rate.input_cost if rate else zero, output_cost=rate.output_cost if rate else zero,
                 input_price=rate.input_price if rate else zero, output_price=rate.output_price if rate else zero,
-            )
-        )
-    routes = {r.alias: r for r in models if r.alias}
-    routes.update({r.public_id: r for r in models})
-    return Snapshot(routes=routes, models=models, expires=time.monotonic() + settings.HUB_CATALOGUE_CACHE_SECONDS)
+            ))
+    return tuple(routes)
+
+
+def load() -> Snapshot:
+    credentials: dict[int, list] = {}
+    for credential in Credential.objects.filter(enabled=True).order_by("provider_id", "priority", "pk"):
+        credentials.setdefault(credential.provider_id, []).append(credential)
+    route_rows: dict[int, list] = {}
+    for row in ModelRoute.objects.filter(enabled=True, provider__enabled=True).select_related("provider"):
+        route_rows.setdefault(row.model_id, []).append(row)
+    listed = []
+    for m in CatalogModel.objects.filter(enabled=True).select_related("rate"):
+        routes = _routes(m, getattr(m, "rate", None), route_rows.get(m.pk, []), credentials)
+        if not routes:
+            continue  # nowhere to serve it: not offered
+        listed.append(Model(
+            id=m.pk, public_id=m.public_id, alias=m.alias, kind=m.kind, created_at=m.created_at,
+            supports_tools=m.supports_tools, supports_vision=m.supports_vision, supports_json=m.supports_json,
+            strategy=m.strategy, fallbacks=tuple(m.fallbacks or ()), routes=routes,
+        ))
+    models = {m.alias: m for m in listed if m.alias}
+    models.update({m.public_id: m for m in listed})
+    return Snapshot(models=models, listed=listed, expires=time.monotonic() + settings.HUB_CATALOGUE_CACHE_SECONDS)
 
 
 async def snapshot() -> Snapshot:
@@ -98,11 +145,15 @@ async def snapshot() -> Snapshot:
     return _snapshot
 
 
-async def resolve(name: str, kind: str = CatalogModel.Kind.CHAT) -> Route:
-    route = (await snapshot()).routes.get(name)
-    if route is None or route.kind != kind:
+async def resolve(name: str, kind: str = CatalogModel.Kind.CHAT) -> Model:
+    model = (await snapshot()).models.get(name)
+    if model is None or model.kind != kind:
         raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
-    return route
+    return model
+
+
+def fallbacks_of(model: Model, snap: Snapshot) -> list[Model]:
+    return [snap.models[f] for f in model.fallbacks if f in snap.models and snap.models[f].kind == model.kind]
 
 
 def invalidate() -> None:

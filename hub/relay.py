@@ -1,4 +1,4 @@
-"""Steps 3 to 6 for a chat completion: route, call the adapter, stream back, meter.
+"""Steps 3 to 6 for a chat completion: route (hub/routing.py), answer or stream back, meter.
 
 Billing rule: a request is charged for the usage its provider reported, or,
 when none was reported (a cut or cancelled stream), for an estimate of what
@@ -14,9 +14,9 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from billing.models import UsageRecord
 from billing.services import UsageEvent, token_amount
-from providers.adapters import UpstreamError, Usage, get_adapter
+from providers.adapters import UpstreamError, Usage
 
-from . import capabilities, catalogue
+from . import capabilities, catalogue, routing
 from .auth import KeyInfo
 from .credit import ensure_credit
 from .errors import HubError, error_response
@@ -33,7 +33,8 @@ class Call:
     request_id: str = ""
     started: float = 0.0
     stream: bool = False
-    route: catalogue.Route | None = None
+    model: catalogue.Model | None = None  # the model asked for
+    route: catalogue.Route | None = None  # the route that served (maybe a fallback's)
 
     def __post_init__(self):
         self.request_id = self.request_id or f"req_{uuid.uuid4().hex}"
@@ -52,6 +53,8 @@ class Call:
             latency_ms=int((time.monotonic() - self.started) * 1000),
             first_token_ms=int((first_token_at - self.started) * 1000) if first_token_at else None,
         )
+        if route is None and self.model is not None:
+            event.model_id = self.model.id
         if route is not None:
             event.model_id, event.provider_id, event.credential_id = route.model_id, route.provider_id, route.credential_id
             event.cost = token_amount(usage.prompt_tokens, route.input_cost) + token_amount(
@@ -91,29 +94,28 @@ async def chat_completion(call: Call, body: dict) -> HttpResponse:
 
 async def _chat_completion(call: Call, body: dict) -> HttpResponse:
     try:
-        call.route = route = await catalogue.resolve(call.model_name)
-        capabilities.check(route, body, call.model_name)
+        call.model = model = await catalogue.resolve(call.model_name)
+        capabilities.check(model, body, call.model_name)
         await ensure_credit(call.key.organization_id)
-        adapter = get_adapter(route.provider_kind)
-        if not call.stream:
-            result = await adapter.chat(route, body)
-        else:
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            stream = await adapter.chat_stream(route, body, include_usage)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        served = await routing.serve(model, body, stream=call.stream, include_usage=include_usage)
     except (HubError, UpstreamError) as error:
         return call.fail(error)
     except asyncio.CancelledError:
         # The client left before the answer started: recorded, free.
         call.record(UsageRecord.Status.CANCELLED, http_status=499, error="client disconnected")
         raise
+    call.route = served.route
     if not call.stream:
-        call.record(UsageRecord.Status.OK, result.usage)
-        response = HttpResponse(result.body, content_type="application/json")
+        await served.done(True, model)
+        call.record(UsageRecord.Status.OK, served.result.usage)
+        response = HttpResponse(served.result.body, content_type="application/json")
     else:
-        response = StreamingHttpResponse(RelayBody(call, stream), content_type="text/event-stream")
+        response = StreamingHttpResponse(RelayBody(call, served, model), content_type="text/event-stream")
         response["cache-control"] = "no-cache"
         response["x-accel-buffering"] = "no"
     response["x-request-id"] = call.request_id
+    response["x-hub-route"] = f"{served.route.public_id}; provider={served.route.provider_name}"
     return response
 
 
@@ -125,8 +127,9 @@ class RelayBody:
     then closes the upstream request and records the call.
     """
 
-    def __init__(self, call: Call, stream):
-        self.call, self.stream = call, stream
+    def __init__(self, call: Call, served, model):
+        self.call, self.served, self.model = call, served, model
+        self.stream = served.result
         self.started = False
         self.loop = asyncio.get_running_loop()
 
@@ -158,6 +161,7 @@ class RelayBody:
         stream = self.stream
         try:
             await stream.aclose()
+            await self.served.done(status == UsageRecord.Status.OK, self.model)
         finally:
             error = stream.error.message if stream.error is not None else ""
             self.call.record(status, stream.final_usage(), http_status=200, error=error,

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "accounts",
     "providers",
     "billing",
@@ -129,7 +130,21 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "hub.errors.drf_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "The hub: management API",
+    "DESCRIPTION": "Keys, members, usage and credit of an organisation. The OpenAI-compatible API is at /v1/.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Stripe: top-ups by Checkout, credits granted by the verified webhook only.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # tests point it at localstripe
+STRIPE_CURRENCY = env.str("STRIPE_CURRENCY", default="usd")
+HUB_STARTER_CREDITS = env.str("HUB_STARTER_CREDITS", default="0")
 
 # Money: every amount is a Decimal with this many decimal places (per-token
 # prices need many: 1 token at $0.15 per million is 0.00000015), stored as an
@@ -155,6 +170,8 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "reconcile-credit-balances": {"task": "billing.tasks.reconcile_balances", "schedule": 600.0},
+    "check-credentials": {"task": "hub.tasks.check_credentials", "schedule": env.float(
+        "HUB_HEALTH_CHECK_SECONDS", default=300.0)},
 }
 
 # The gateway.
@@ -169,7 +186,14 @@ HUB_BALANCE_CACHE_SECONDS = env.float("HUB_BALANCE_CACHE_SECONDS", default=1.0)
 HUB_METERING_FLUSH_SECONDS = env.float("HUB_METERING_FLUSH_SECONDS", default=0.05)
 HUB_UPSTREAM_CONNECT_TIMEOUT = env.float("HUB_UPSTREAM_CONNECT_TIMEOUT", default=10.0)
 HUB_UPSTREAM_READ_TIMEOUT = env.float("HUB_UPSTREAM_READ_TIMEOUT", default=600.0)
+HUB_UPSTREAM_FIRST_BYTE_TIMEOUT = env.float("HUB_UPSTREAM_FIRST_BYTE_TIMEOUT", default=120.0)
 HUB_UPSTREAM_MAX_CONNECTIONS = env.int("HUB_UPSTREAM_MAX_CONNECTIONS", default=1000)
+# Routing and resilience (hub/routing.py, hub/route_health.py).
+HUB_ROUTING_MAX_ATTEMPTS = env.int("HUB_ROUTING_MAX_ATTEMPTS", default=3)
+HUB_ROUTING_MAX_SECONDS = env.float("HUB_ROUTING_MAX_SECONDS", default=60.0)
+HUB_COOLDOWN_AFTER_FAILURES = env.int("HUB_COOLDOWN_AFTER_FAILURES", default=3)
+HUB_COOLDOWN_MAX_SECONDS = env.float("HUB_COOLDOWN_MAX_SECONDS", default=900.0)
+HUB_ROUTE_STATE_CACHE_SECONDS = env.float("HUB_ROUTE_STATE_CACHE_SECONDS", default=1.0)
 HUB_MAX_IMAGE_BYTES = env.int("HUB_MAX_IMAGE_BYTES", default=20 * 1024 * 1024)
 HUB_FETCH_ALLOW_PRIVATE = env.bool("HUB_FETCH_ALLOW_PRIVATE", default=False)
 HUB_DEMO_API_KEY = env.str("HUB_DEMO_API_KEY", default="")

@@ -81,9 +81,9 @@ async def chat_completions(request) -> HttpResponse:
     return await chat_completion(call, body)
 
 
-def _model_entry(route, name: str) -> dict:
-    created = int(route.created_at.replace(tzinfo=route.created_at.tzinfo or dt_timezone.utc).timestamp())
-    return {"id": name, "object": "model", "created": created, "owned_by": route.provider_name}
+def _model_entry(model, name: str) -> dict:
+    created = int(model.created_at.replace(tzinfo=model.created_at.tzinfo or dt_timezone.utc).timestamp())
+    return {"id": name, "object": "model", "created": created, "owned_by": model.owned_by}
 
 
 @csrf_exempt
@@ -94,18 +94,18 @@ async def models(request, model_id: str | None = None) -> HttpResponse:
         await authenticate(request)
         snapshot = await catalogue.snapshot()
         if model_id is not None:
-            route = snapshot.routes.get(model_id)
-            if route is None:
+            model = snapshot.models.get(model_id)
+            if model is None:
                 raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.",
                                     param="model")
-            return JsonResponse(_model_entry(route, model_id))
+            return JsonResponse(_model_entry(model, model_id))
     except HubError as error:
         return error_response(error)
     data = []
-    for route in snapshot.models:
-        data.append(_model_entry(route, route.public_id))
-        if route.alias:
-            data.append(_model_entry(route, route.alias))
+    for model in snapshot.listed:
+        data.append(_model_entry(model, model.public_id))
+        if model.alias:
+            data.append(_model_entry(model, model.alias))
     return JsonResponse({"object": "list", "data": data})
 
 

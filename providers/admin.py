@@ -1,10 +1,15 @@
+import time
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
+from django.utils.html import format_html
 
 from billing.models import ModelRate
 
-from .models import CatalogModel, Credential, Provider
+from .models import CatalogModel, Credential, ModelRoute, Provider
 
 
 class CredentialForm(forms.ModelForm):
@@ -56,10 +61,42 @@ class ProviderAdmin(admin.ModelAdmin):
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
     form = CredentialForm
-    list_display = ["__str__", "secret_hint", "enabled", "updated_at"]
+    list_display = ["__str__", "secret_hint", "enabled", "rotation", "last_check", "updated_at"]
     list_filter = ["provider", "enabled"]
-    fields = ["provider", "name", "secret", "secret_hint", "enabled"]
-    readonly_fields = ["secret_hint"]
+    fields = ["provider", "name", "secret", "secret_hint", "enabled", "weight", "priority", "max_concurrency",
+              "rpm_limit", "rotation", "last_check"]
+    readonly_fields = ["secret_hint", "rotation", "last_check"]
+    actions = ["test_now"]
+
+    @admin.display(description="In rotation")
+    def rotation(self, obj):
+        from hub import route_health
+
+        health = route_health.store().read(obj.pk) if obj.pk else route_health.Health()
+        now = time.time()
+        if health.cooling(now):
+            since = datetime.fromtimestamp(health.since or now, tz=dt_timezone.utc)
+            return format_html("<b>out</b> for {}s more, since {}: {}", int(health.cooldown_until - now),
+                               since.strftime("%Y-%m-%d %H:%M:%S UTC"), health.reason)
+        if health.failures:
+            return f"in ({health.failures} failure(s) in a row: {health.reason})"
+        return "in"
+
+    @admin.display(description="Last check")
+    def last_check(self, obj):
+        if obj.last_checked_at is None:
+            return "never"
+        state = f"ok in {obj.last_check_latency_ms} ms" if obj.last_check_ok else f"failed: {obj.last_check_error}"
+        return f"{obj.last_checked_at:%Y-%m-%d %H:%M:%S} {state}"
+
+    @admin.action(description="Test now")
+    def test_now(self, request, queryset):
+        from hub.health_checks import check
+
+        for credential in queryset.select_related("provider"):
+            check(credential)
+            level = messages.SUCCESS if credential.last_check_ok else messages.ERROR
+            self.message_user(request, f"{credential}: {self.last_check(credential)}", level)
 
 
 class ModelRateInline(admin.StackedInline):
@@ -68,9 +105,22 @@ class ModelRateInline(admin.StackedInline):
     fields = [("input_cost", "output_cost", "margin"), ("input_price", "output_price")]
 
 
+class ModelRouteInline(admin.TabularInline):
+    model = ModelRoute
+    extra = 0
+    fields = ["provider", "upstream_name", "weight", "priority", "enabled"]
+
+
 @admin.register(CatalogModel)
 class CatalogModelAdmin(admin.ModelAdmin):
-    list_display = ["public_id", "alias", "provider", "upstream_name", "kind", "enabled"]
-    list_filter = ["provider", "kind", "enabled"]
-    search_fields = ["public_id", "alias", "upstream_name"]
-    inlines = [ModelRateInline]
+    list_display = ["public_id", "alias", "served_by", "kind", "strategy", "enabled"]
+    list_filter = ["routes__provider", "kind", "enabled"]
+    search_fields = ["public_id", "alias", "routes__upstream_name"]
+    inlines = [ModelRouteInline, ModelRateInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("routes__provider")
+
+    @admin.display(description="Served by")
+    def served_by(self, obj):
+        return ", ".join(f"{r.provider.name}:{r.upstream_name}" for r in obj.routes.all()) or "—"

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from billing.models import ModelRate
 
-from .models import CatalogModel, Credential, Provider
+from .models import CatalogModel, Credential, ModelRoute, Provider
 from .presets import PRESETS
 
 
@@ -72,6 +72,8 @@ def apply_config(data: dict, environ=os.environ, margin: Decimal | None = None) 
         fields = {"kind": spec.get("kind", Provider.Kind.OPENAI_COMPATIBLE), "preset": preset,
                   "base_url": spec.get("base_url", ""), "options": spec.get("options") or {},
                   "enabled": spec.get("enabled", True)}
+        for name in ("connect_timeout", "first_byte_timeout", "idle_timeout"):
+            fields[name] = spec.get(name)
         if fields["kind"] not in Provider.Kind.values:
             raise ConfigError(f"{where}: unknown kind {fields['kind']!r}")
         provider = Provider.objects.filter(name=spec["name"]).first()
@@ -99,15 +101,16 @@ def _apply_credential(provider, spec: dict, where: str, environ) -> list[str]:
         if env_name not in environ:
             raise ConfigError(f"{where}: environment variable {env_name} is not set")
         secret = environ[env_name]
+    tuning = {"weight": int(spec.get("weight", 1)), "priority": int(spec.get("priority", 0)),
+              "max_concurrency": spec.get("max_concurrency"), "rpm_limit": spec.get("rpm_limit")}
     credential = Credential.objects.filter(provider=provider, name=name).first()
     enabled = spec.get("enabled", True)
     if credential is None:
-        credential = Credential(provider=provider, name=name, enabled=enabled)
+        credential = Credential(provider=provider, name=name, enabled=enabled, **tuning)
         credential.set_secret(secret)
         credential.save()
         return [f"created credential {provider.name}/{name}"]
-    changed = credential.enabled != enabled
-    credential.enabled = enabled
+    changed = _apply_fields(credential, dict(tuning, enabled=enabled))
     if credential.get_secret() != secret:
         credential.set_secret(secret)
         changed = True
@@ -122,16 +125,31 @@ RATE_FIELDS = ("input_cost", "output_cost", "input_price", "output_price", "marg
 
 def _apply_model(spec: dict, where: str, margin: Decimal | None) -> list[str]:
     log = []
-    for required in ("id", "provider", "upstream"):
-        if required not in spec:
-            raise ConfigError(f"{where}: '{required}' is required")
-    provider = Provider.objects.filter(name=spec["provider"]).first()
-    if provider is None:
-        raise ConfigError(f"{where}: unknown provider {spec['provider']!r}")
+    if "id" not in spec:
+        raise ConfigError(f"{where}: 'id' is required")
+    # One route in short (provider + upstream), or several under `routes`.
+    route_specs = spec.get("routes") or ([{"provider": spec.get("provider"), "upstream": spec.get("upstream")}]
+                                         if "provider" in spec or "upstream" in spec else [])
+    if not route_specs:
+        raise ConfigError(f"{where}: 'provider' is required (with 'upstream'), or a list of 'routes'")
+    routes = []
+    for j, route in enumerate(route_specs):
+        for required in ("provider", "upstream"):
+            if not route.get(required):
+                raise ConfigError(f"{where}: '{required}' is required" if "routes" not in spec
+                                  else f"{where}.routes[{j}]: '{required}' is required")
+        provider = Provider.objects.filter(name=route["provider"]).first()
+        if provider is None:
+            raise ConfigError(f"{where}: unknown provider {route['provider']!r}")
+        routes.append((provider, str(route["upstream"]), int(route.get("weight", 1)), int(route.get("priority", 0))))
     kind = spec.get("kind", CatalogModel.Kind.CHAT)
     if kind not in CatalogModel.Kind.values:
         raise ConfigError(f"{where}: unknown kind {kind!r}")
-    fields = {"alias": spec.get("alias", ""), "provider": provider, "upstream_name": spec["upstream"], "kind": kind,
+    strategy = spec.get("strategy", CatalogModel.Strategy.WEIGHTED)
+    if strategy not in CatalogModel.Strategy.values:
+        raise ConfigError(f"{where}: unknown strategy {strategy!r} (known: {', '.join(CatalogModel.Strategy.values)})")
+    fields = {"alias": spec.get("alias", ""), "kind": kind, "strategy": strategy,
+              "fallbacks": list(spec.get("fallbacks") or []),
               "context_window": spec.get("context_window"), "max_output_tokens": spec.get("max_output_tokens"),
               "enabled": spec.get("enabled", True)}
     if "capabilities" in spec:
@@ -148,6 +166,22 @@ def _apply_model(spec: dict, where: str, margin: Decimal | None) -> list[str]:
     elif _apply_fields(model, fields):
         _save(model, where)
         log.append(f"updated model {model.public_id}")
+    wanted = {(p.pk, upstream): (weight, priority) for p, upstream, weight, priority in routes}
+    existing = {(r.provider_id, r.upstream_name): r for r in model.routes.all()}
+    for key, (weight, priority) in wanted.items():
+        row = existing.get(key)
+        if row is None:
+            ModelRoute.objects.create(model=model, provider_id=key[0], upstream_name=key[1], weight=weight,
+                                      priority=priority)
+            log.append(f"added route {model.public_id} via {key[1]}")
+        elif (row.weight, row.priority, row.enabled) != (weight, priority, True):
+            row.weight, row.priority, row.enabled = weight, priority, True
+            row.save()
+            log.append(f"updated route {model.public_id} via {key[1]}")
+    for key, row in existing.items():
+        if key not in wanted:
+            row.delete()
+            log.append(f"removed route {model.public_id} via {key[1]}")
     rate_spec = spec.get("rate")
     if rate_spec is not None:
         unknown = set(rate_spec) - set(RATE_FIELDS)

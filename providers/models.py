@@ -22,6 +22,13 @@ class Provider(models.Model):
     options = models.JSONField(
         default=dict, blank=True, help_text='Settings of the API that are not secret, e.g. {"region": "us-east-1"}.'
     )
+    connect_timeout = models.FloatField(null=True, blank=True, help_text="Seconds; empty: HUB_UPSTREAM_CONNECT_TIMEOUT")
+    first_byte_timeout = models.FloatField(
+        null=True, blank=True, help_text="Seconds until the answer starts; empty: HUB_UPSTREAM_FIRST_BYTE_TIMEOUT"
+    )
+    idle_timeout = models.FloatField(
+        null=True, blank=True, help_text="Seconds of silence allowed mid-answer; empty: HUB_UPSTREAM_READ_TIMEOUT"
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -56,6 +63,14 @@ class Credential(models.Model):
     encrypted_secret = models.TextField(editable=False)
     secret_hint = models.CharField(max_length=12, editable=False, blank=True)
     enabled = models.BooleanField(default=True)
+    weight = models.PositiveIntegerField(default=1, help_text="Share of traffic among credentials of equal priority")
+    priority = models.IntegerField(default=0, help_text="Lower is tried first")
+    max_concurrency = models.PositiveIntegerField(null=True, blank=True, help_text="Requests at once, all hub processes")
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute, all hub processes")
+    last_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_check_ok = models.BooleanField(null=True, editable=False)
+    last_check_latency_ms = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    last_check_error = models.CharField(max_length=300, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -75,7 +90,7 @@ class Credential(models.Model):
 
 
 class CatalogModel(models.Model):
-    """A model as tenants name it, and where it is served."""
+    """A model as tenants name it; its routes say where it is served."""
 
     class Kind(models.TextChoices):
         CHAT = "chat", "Chat"
@@ -83,16 +98,24 @@ class CatalogModel(models.Model):
         IMAGE = "image", "Image"
         AUDIO = "audio", "Audio"
 
+    class Strategy(models.TextChoices):
+        WEIGHTED = "weighted", "Weighted random"
+        PRIORITY = "priority", "Priority order"
+        LEAST_BUSY = "least_busy", "Least busy"
+        LOWEST_LATENCY = "lowest_latency", "Lowest latency"
+
     public_id = models.CharField(max_length=200, unique=True, help_text="e.g. openai/gpt-4o-mini")
     alias = models.CharField(max_length=200, blank=True, help_text="A bare name that also selects it, e.g. gpt-4o-mini")
-    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
-    upstream_name = models.CharField(max_length=200, help_text="The model name the provider expects.")
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CHAT)
     context_window = models.PositiveIntegerField(null=True, blank=True)
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
     supports_tools = models.BooleanField(default=True)
     supports_vision = models.BooleanField(default=True)
     supports_json = models.BooleanField(default=True, help_text="response_format json_object / json_schema")
+    strategy = models.CharField(max_length=20, choices=Strategy.choices, default=Strategy.WEIGHTED,
+                                help_text="How a route and credential are chosen for each request")
+    fallbacks = models.JSONField(default=list, blank=True,
+                                 help_text="Public ids of models to try, in order, when every route of this one failed")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -109,3 +132,27 @@ class CatalogModel(models.Model):
     def clean(self):
         if self.alias and CatalogModel.objects.filter(public_id=self.alias).exclude(pk=self.pk).exists():
             raise ValidationError({"alias": "Another model already uses this as its public id."})
+        if not isinstance(self.fallbacks, list) or not all(isinstance(f, str) for f in self.fallbacks):
+            raise ValidationError({"fallbacks": "A list of model ids."})
+        if self.public_id in (self.fallbacks or []):
+            raise ValidationError({"fallbacks": "A model cannot be its own fallback."})
+
+
+class ModelRoute(models.Model):
+    """One place a model is served: a provider and the name it knows the model by."""
+
+    model = models.ForeignKey(CatalogModel, on_delete=models.CASCADE, related_name="routes")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="routes")
+    upstream_name = models.CharField(max_length=200, help_text="The model name the provider expects.")
+    weight = models.PositiveIntegerField(default=1, help_text="Share of traffic among routes of equal priority")
+    priority = models.IntegerField(default=0, help_text="Lower is tried first")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["model", "priority", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "provider", "upstream_name"], name="unique_model_route"),
+        ]
+
+    def __str__(self):
+        return f"{self.model} via {self.provider} ({self.upstream_name})"

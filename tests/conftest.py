@@ -90,11 +90,12 @@ def upstream(upstream_server):
 @pytest.fixture
 def hub(live_hub, transactional_db):
     """The live hub with fresh caches; its usage buffer is written out after each test."""
-    from hub import auth, catalogue, credit
+    from hub import auth, catalogue, credit, route_health
 
     catalogue.invalidate()
     auth.forget_all()
     credit.forget()
+    route_health.reset()
     yield live_hub
     from hub.relay import InFlight
 
@@ -141,10 +142,10 @@ def openai_provider(upstream, transactional_db):
 def add_model(provider, public_id: str, upstream_name: str, alias: str = "", **rate):
     """A catalogue entry; default rate: cost 1/2 per million tokens, 100% margin (price 2/4)."""
     from billing.models import ModelRate
-    from providers.models import CatalogModel
+    from providers.models import CatalogModel, ModelRoute
 
-    model = CatalogModel.objects.create(public_id=public_id, alias=alias, provider=provider,
-                                        upstream_name=upstream_name)
+    model = CatalogModel.objects.create(public_id=public_id, alias=alias)
+    ModelRoute.objects.create(model=model, provider=provider, upstream_name=upstream_name)
     rate = rate or {"input_cost": Decimal(1), "output_cost": Decimal(2), "margin": Decimal(1)}
     ModelRate.objects.create(model=model, **rate)
     return model

@@ -65,11 +65,11 @@ def test_the_admin_keeps_the_secret_when_the_field_is_left_empty(openai_provider
     browser.force_login(operator)
     credential = Credential.objects.get()
     url = f"/admin/providers/credential/{credential.pk}/change/"
-    response = browser.post(url, {"provider": openai_provider.pk, "name": "main", "secret": "", "enabled": "on"})
+    form = {"provider": openai_provider.pk, "name": "main", "enabled": "on", "weight": 1, "priority": 0}
+    response = browser.post(url, dict(form, secret=""))
     assert response.status_code == 302
     assert Credential.objects.get().get_secret() == UPSTREAM_KEY
-    browser.post(url, {"provider": openai_provider.pk, "name": "main", "secret": "sk-new-secret-value-1234",
-                       "enabled": "on"})
+    browser.post(url, dict(form, secret="sk-new-secret-value-1234"))
     assert Credential.objects.get().get_secret() == "sk-new-secret-value-1234"
 
 

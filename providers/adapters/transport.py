@@ -4,22 +4,41 @@
 failed answer; transport failures are mapped by errors.from_transport.
 """
 
-import httpx
+import asyncio
 
-from providers.http import client, timeout
+import httpx
+from django.conf import settings
+
+from providers.http import client
 
 from . import errors
+from .base import UpstreamError
+
+
+def timeouts(route) -> tuple[httpx.Timeout, float | None]:
+    """The provider's connect and idle timeouts, and the first-byte one (streams only)."""
+    connect = getattr(route, "connect_timeout", None) or settings.HUB_UPSTREAM_CONNECT_TIMEOUT
+    idle = getattr(route, "idle_timeout", None) or settings.HUB_UPSTREAM_READ_TIMEOUT
+    first_byte = getattr(route, "first_byte_timeout", None) or settings.HUB_UPSTREAM_FIRST_BYTE_TIMEOUT
+    return httpx.Timeout(connect=connect, read=idle, write=idle, pool=connect), first_byte
 
 
 async def send(route, url: str, payload: bytes, headers: dict, error_from, *, stream: bool) -> httpx.Response:
     """POST and return the response: read whole, or open for streaming.
 
     Either way a failure before the first byte of the answer raises UpstreamError.
+    A stream must start within the first-byte timeout; a whole answer, which
+    most APIs send only once it is complete, has the idle timeout.
     """
     http = client()
-    request = http.build_request("POST", url, content=payload, headers=headers, timeout=timeout())
+    timeout, first_byte = timeouts(route)
+    request = http.build_request("POST", url, content=payload, headers=headers, timeout=timeout)
     try:
-        response = await http.send(request, stream=True)
+        async with asyncio.timeout(first_byte if stream else None):
+            response = await http.send(request, stream=True)
+    except TimeoutError:
+        raise UpstreamError(f"The provider '{route.provider_name}' did not start its answer in time.", status=504,
+                            code="upstream_timeout", retryable=True) from None
     except httpx.HTTPError as exc:
         raise errors.from_transport(exc, route.provider_name) from None
     if response.status_code >= 400 or not stream:

@@ -12,15 +12,15 @@ from accounts.models import ApiKey, Organization, User
 from accounts.services import api_key_create, hash_api_key, organization_create
 from billing.models import ModelRate
 from billing.services import credit_grant
-from providers.models import CatalogModel, Provider
+from providers.models import CatalogModel, ModelRoute, Provider
 
 
 def ensure_demo_provider() -> CatalogModel:
     provider, _ = Provider.objects.get_or_create(name="demo", defaults={"kind": Provider.Kind.DEMO})
     model, _ = CatalogModel.objects.get_or_create(
-        public_id="demo/echo",
-        defaults={"alias": "demo", "provider": provider, "upstream_name": "echo", "kind": CatalogModel.Kind.CHAT},
+        public_id="demo/echo", defaults={"alias": "demo", "kind": CatalogModel.Kind.CHAT}
     )
+    ModelRoute.objects.get_or_create(model=model, provider=provider, upstream_name="echo")
     ModelRate.objects.get_or_create(model=model)  # free: trying the hub costs nothing
     return model
 
