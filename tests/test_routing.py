@@ -336,3 +336,27 @@ models:
     out = io.StringIO()
     call_command("hub_config", "apply", str(config), stdout=out)
     assert out.getvalue().strip() == "already up to date"
+
+
+@pytest.mark.skipif(not __import__("django.conf").conf.settings.REDIS_URL, reason="needs REDIS_URL (CI sets it)")
+def test_two_processes_share_cooldowns_and_slots_through_redis(transactional_db, settings):
+    from types import SimpleNamespace
+
+    route_health.reset()
+    one, other = route_health.RedisStore(settings.REDIS_URL), route_health.RedisStore(settings.REDIS_URL)
+    route = SimpleNamespace(credential_id=424242, max_concurrency=1, rpm_limit=None)
+
+    async def scenario():
+        await one.save(424242, route_health.Health(cooldown_until=time.time() + 30, reason="down"))
+        seen = (await other.states([424242]))[424242]
+        first = await one.acquire(route, "a")
+        second = await other.acquire(route, "b")
+        await one.release(route, "a")
+        third = await other.acquire(route, "c")
+        await other.release(route, "c")
+        return seen, first, second, third
+
+    seen, first, second, third = asyncio.run(scenario())
+    assert seen.cooling(time.time()) and seen.reason == "down"
+    assert (first, second, third) == (True, False, True)
+    route_health.reset()
