@@ -57,6 +57,12 @@ class PayloadTooLarge(HubError):
     code = "request_too_large"
 
 
+class InternalError(HubError):
+    status = 500
+    type = "server_error"
+    code = "internal_error"
+
+
 class ServiceUnavailable(HubError):
     status = 503
     type = "server_error"

@@ -6,6 +6,7 @@ was produced. A failure before the first byte is free.
 """
 
 import asyncio
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,8 +20,12 @@ from providers.adapters import UpstreamError, Usage
 from . import capabilities, catalogue, routing
 from .auth import KeyInfo
 from .credit import ensure_credit
-from .errors import HubError, error_response
+from .errors import HubError, InternalError, error_response
 from .metering import meter
+
+
+logger = logging.getLogger(__name__)
+SERVER_ERROR = "server_error"  # the hub's own failure (UsageRecord.status)
 
 
 @dataclass
@@ -87,6 +92,12 @@ async def chat_completion(call: Call, body: dict) -> HttpResponse:
         response = await _chat_completion(call, body)
         streaming = response.streaming
         return response
+    except Exception:
+        # A bug or an outage of our own: still an OpenAI-shaped answer, still a record.
+        logger.exception("chat completion %s failed", call.request_id)
+        call.record(SERVER_ERROR, http_status=500, error="internal error")
+        return error_response(InternalError("The hub failed to handle this request; it has been logged."),
+                              call.request_id)
     finally:
         if not streaming:
             InFlight.count -= 1  # a stream's RelayBody ends its own count

@@ -12,11 +12,14 @@ a success clears it, a failure sends it back out for longer.
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 HARD_FAILURES = {"upstream_auth_failed", "upstream_quota_exhausted", "no_credential"}
 EWMA = 0.2  # weight of the newest latency in the moving average
@@ -135,14 +138,12 @@ class RedisStore:
 
     def __init__(self, url: str):
         import redis
-        import redis.asyncio
 
         self.url = url
         self._async: dict = {}
         self._sync = redis.Redis.from_url(url, decode_responses=True)
         self._cache: dict[int, tuple[float, Health]] = {}
-        self._acquire_sha = None
-        self._redis = redis
+        self._reading: dict[tuple, asyncio.Future] = {}
 
     def client(self):
         import redis.asyncio
@@ -150,7 +151,11 @@ class RedisStore:
         loop = asyncio.get_running_loop()
         c = self._async.get(loop)
         if c is None:
-            c = self._async[loop] = redis.asyncio.Redis.from_url(self.url, decode_responses=True)
+            # A bounded pool that waits for a free connection rather than failing
+            # when hundreds of requests arrive at once.
+            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, decode_responses=True, max_connections=64,
+                                                                 timeout=5)
+            c = self._async[loop] = redis.asyncio.Redis(connection_pool=pool)
         return c
 
     @staticmethod
@@ -163,13 +168,21 @@ class RedisStore:
 
     async def states(self, ids) -> dict[int, Health]:
         now = time.monotonic()
-        missing = [i for i in ids if i not in self._cache or self._cache[i][0] < now]
+        missing = tuple(sorted(i for i in ids if i not in self._cache or self._cache[i][0] < now))
         if missing:
-            values = await self.client().mget([self._key(i) for i in missing])
-            expires = now + settings.HUB_ROUTE_STATE_CACHE_SECONDS
-            for cid, raw in zip(missing, values):
-                self._cache[cid] = (expires, self._decode(raw))
-        return {i: self._cache[i][1] for i in ids}
+            # When the cache expires under load, one read serves every waiting request.
+            future = self._reading.get(missing)
+            if future is None:
+                future = self._reading[missing] = asyncio.ensure_future(self._read(missing))
+                future.add_done_callback(lambda _: self._reading.pop(missing, None))
+            await asyncio.shield(future)
+        return {i: self._cache[i][1] if i in self._cache else Health() for i in ids}
+
+    async def _read(self, ids: tuple) -> None:
+        values = await self.client().mget([self._key(i) for i in ids])
+        expires = time.monotonic() + settings.HUB_ROUTE_STATE_CACHE_SECONDS
+        for cid, raw in zip(ids, values):
+            self._cache[cid] = (expires, self._decode(raw))
 
     async def inflight_counts(self, ids) -> dict[int, int]:
         client, now = self.client(), time.time()
@@ -200,13 +213,46 @@ class RedisStore:
         self._sync.set(self._key(cid), json.dumps(asdict(health)), ex=86400)
 
 
+class FailOpen:
+    """The store, but a Redis outage degrades routing instead of failing requests:
+    credentials count as healthy, caps as free, and the outage is logged."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def _guard(self, call, default):
+        try:
+            return await call
+        except Exception as exc:  # redis.RedisError, OSError, timeouts
+            logger.warning("routing state unavailable (%s): routing without it", type(exc).__name__)
+            return default
+
+    async def states(self, ids):
+        return await self._guard(self.inner.states(ids), {i: Health() for i in ids})
+
+    async def inflight_counts(self, ids):
+        return await self._guard(self.inner.inflight_counts(ids), {i: 0 for i in ids})
+
+    async def acquire(self, route, token):
+        return await self._guard(self.inner.acquire(route, token), True)
+
+    async def release(self, route, token):
+        return await self._guard(self.inner.release(route, token), None)
+
+    async def save(self, cid, health):
+        return await self._guard(self.inner.save(cid, health), None)
+
+
 _store = None
 
 
 def store():
     global _store
     if _store is None:
-        _store = RedisStore(settings.REDIS_URL) if settings.REDIS_URL else LocalStore()
+        _store = FailOpen(RedisStore(settings.REDIS_URL)) if settings.REDIS_URL else LocalStore()
     return _store
 
 
@@ -233,9 +279,13 @@ async def record_success(route, latency_ms: float, keep_latency: bool) -> None:
 def reset() -> None:
     """Forget everything (tests)."""
     global _store
-    if isinstance(_store, RedisStore):
-        keys = list(_store._sync.scan_iter("hub:health:*")) + list(_store._sync.scan_iter("hub:slots:*")) + \
-            list(_store._sync.scan_iter("hub:rpm:*"))
-        if keys:
-            _store._sync.delete(*keys)
+    inner = getattr(_store, "inner", None)
+    if isinstance(inner, RedisStore):
+        try:
+            keys = [k for pattern in ("hub:health:*", "hub:slots:*", "hub:rpm:*")
+                    for k in inner._sync.scan_iter(pattern)]
+            if keys:
+                inner._sync.delete(*keys)
+        except Exception:
+            pass  # that Redis is gone: nothing to forget
     _store = None

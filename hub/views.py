@@ -109,6 +109,15 @@ async def models(request, model_id: str | None = None) -> HttpResponse:
     return JsonResponse({"object": "list", "data": data})
 
 
+def server_error(request) -> HttpResponse:
+    if request.path.startswith(("/v1/", "/api/")):
+        return error_response(HubError("The hub failed to handle this request; it has been logged.", status=500,
+                                       type="server_error", code="internal_error"))
+    from django.views.defaults import server_error as page
+
+    return page(request)
+
+
 def not_found(request, exception=None) -> HttpResponse:
     if request.path.startswith(("/v1/", "/api/")):
         return error_response(HubError(f"Unknown request URL: {request.method} {request.path}.", status=404,

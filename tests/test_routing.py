@@ -360,3 +360,29 @@ def test_two_processes_share_cooldowns_and_slots_through_redis(transactional_db,
     assert seen.cooling(time.time()) and seen.reason == "down"
     assert (first, second, third) == (True, False, True)
     route_health.reset()
+
+
+def test_a_redis_outage_degrades_routing_instead_of_failing_requests(client, hub, spare, transactional_db, settings,
+                                                                    caplog):
+    shared = provider("shared", spare.base_url, ("sk-capped-00000001", {"rpm_limit": 1}))
+    add_model(shared, "team/model", "gpt-4o-mini")
+    settings.REDIS_URL = "redis://127.0.0.1:9/0"  # nothing listens there
+    route_health.reset()
+    for _ in range(2):  # caps cannot be counted without Redis: fail open
+        assert client.chat.completions.create(model="team/model", messages=HELLO).choices
+    assert "routing state unavailable" in caplog.text
+
+
+def test_an_unexpected_failure_is_an_openai_500_and_is_recorded(client, hub, chat_model, monkeypatch):
+    from hub import routing
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(routing, "serve", broken)
+    with pytest.raises(openai.InternalServerError) as raised:
+        client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    assert raised.value.body["code"] == "internal_error" and "a bug" not in raised.value.response.text
+    hub.drain()
+    record = UsageRecord.objects.get()
+    assert (record.status, record.http_status, record.price) == ("server_error", 500, 0)
