@@ -1,8 +1,6 @@
 """Shared actors: a live hub under ASGI, a fake OpenAI upstream, an organisation with a key."""
 
 import asyncio
-import socket
-import threading
 import time
 from decimal import Decimal
 
@@ -11,6 +9,7 @@ import pytest
 import uvicorn
 
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.server import Running, serve
 
 UPSTREAM_KEY = "sk-upstream-test"
 
@@ -19,38 +18,21 @@ class LiveHub:
     """The real ASGI application (hub.asgi) served by uvicorn on a loopback port."""
 
     def __init__(self):
+        self.running: Running | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server: uvicorn.Server | None = None
 
     def start(self) -> "LiveHub":
         from hub.asgi import application
 
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(application, lifespan="on", log_level="warning", log_config=None)
-        self.server = uvicorn.Server(config)
-        ready = threading.Event()
-
-        def run():
-            self.loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self.loop)
-            self.loop.call_soon(ready.set)
-            self.loop.run_until_complete(self.server.serve(sockets=[sock]))
-
-        self.thread = threading.Thread(target=run, name="live-hub", daemon=True)
-        self.thread.start()
-        ready.wait(5)
-        deadline = time.monotonic() + 5
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
+        self.running = serve(application, "live-hub", lifespan="on")
+        self.loop, self.server, self.thread = self.running.loop, self.running.server, self.running.thread
+        self.port, self.url = self.running.port, self.running.base_url
         return self
 
     def call(self, coroutine, timeout: float = 10):
         """Run a coroutine on the hub's event loop and wait for it."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+        return self.running.call(coroutine, timeout)
 
     def drain(self) -> None:
         """Write every usage record the hub still holds in memory."""
@@ -59,8 +41,7 @@ class LiveHub:
         self.call(meter.drain())
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.running.stop(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -21,16 +21,11 @@ import base64
 import binascii
 import itertools
 import json
-import logging
 import re
 import secrets
-import socket
-import threading
-import time
 import urllib.request
-from dataclasses import dataclass
 
-import uvicorn
+from tests.fakes.server import CutStream, FakeUpstream, RecordedRequest, json_object
 
 API_KEY = "sk-ant-api03-fake-upstream-key"
 CACHE_READ, CACHE_WRITE = 3, 2
@@ -45,30 +40,8 @@ FIELDS = {"model", "messages", "max_tokens", "system", "metadata", "stop_sequenc
 TOOL_INPUT_PIECES = {"Paris": ["", '{"city', '": "Par', 'is"}'], "London": ["", '{"ci', 'ty": "Lon', 'don"}']}
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-case names
-    json: dict | None
-    raw: bytes
-    id: str  # "req_…", also the request-id response header
-
-
 class _Invalid(Exception):
     """A 400 invalid_request_error with Anthropic's wording."""
-
-
-class _CutStream(Exception):
-    """Raised inside the app to make uvicorn drop the connection mid-body."""
-
-
-class _QuietCut(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], _CutStream))
-
-
-_QUIET_CUT = _QuietCut()
 
 
 def error_body(kind: str, message: str, request_id: str) -> dict:
@@ -184,72 +157,21 @@ def _check(req: dict) -> None:
         raise _Invalid("temperature: range: 0..1")
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeUpstream):
+    thread_name = "fake-anthropic"
+    requests: list[RecordedRequest]
+
     def __init__(self, api_key: str = API_KEY, versions=VERSIONS):
+        super().__init__()
         self.api_key = api_key
         self.versions = set(versions)
-        self.requests: list[RecordedRequest] = []
-        self.base_url = ""
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # ----------------------------------------------------------- lifecycle
-    def start(self) -> "FakeAnthropic":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(self, lifespan="off", loop="asyncio", http="h11", log_config=None,
-                                log_level="warning", access_log=False, server_header=False,
-                                timeout_graceful_shutdown=1)
-        logging.getLogger("uvicorn.error").addFilter(_QUIET_CUT)  # idempotent
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve(sockets=[sock])),
-                                        name="fake-anthropic", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("FakeAnthropic failed to start")
-            time.sleep(0.005)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(5)
-            if self._thread.is_alive():
-                self._server.force_exit = True
-                self._thread.join(5)
-        self._server = self._thread = None
-
-    def reset(self) -> None:
-        with self._lock:
-            self.requests.clear()
 
     # ----------------------------------------------------------- ASGI entry
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = None
-        rid = f"req_{next(self._ids):04d}{secrets.token_hex(8)}"
-        with self._lock:
-            self.requests.append(RecordedRequest(scope["method"], scope["path"], headers,
-                                                 parsed if isinstance(parsed, dict) else None, body, rid))
+    async def handle(self, scope, receive, send, body, headers) -> None:
+        parsed = json_object(body)
+        rid = f"req_{next(self._ids):04d}{secrets.token_hex(8)}"  # also the request-id response header
+        self._record(RecordedRequest(scope["method"], scope["path"], headers, parsed, body, rid))
         reply = Reply(self, send, rid)
         if scope["method"] != "POST" or scope["path"] != "/v1/messages":
             return await reply.error(404, "not_found_error", "Not Found")
@@ -400,5 +322,5 @@ class Reply:
             await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
             await asyncio.sleep(0.01 if cut else 0)  # let each event go out on its own
         if cut:
-            raise _CutStream("error:cut: dropping the connection mid-stream")
+            raise CutStream("error:cut: dropping the connection mid-stream")
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})

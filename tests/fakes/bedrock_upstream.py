@@ -28,22 +28,19 @@ import binascii
 import datetime
 import hashlib
 import hmac
-import itertools
 import json
-import logging
 import re
-import socket
 import struct
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-import uvicorn
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from tests.fakes.server import CutStream, FakeUpstream, json_object
 
 # AWS's documented example credentials.
 ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
@@ -87,15 +84,6 @@ class RecordedRequest:
     raw: bytes
     id: str
     signature_valid: bool
-
-
-class _Cut(Exception):
-    """Raised inside the app so uvicorn drops the connection mid-body."""
-
-
-class _QuietCut(logging.Filter):
-    def filter(self, record):
-        return not (record.exc_info and isinstance(record.exc_info[1], _Cut))
 
 
 # ----------------------------------------------------------------- event stream
@@ -209,15 +197,16 @@ def _texts(blocks) -> list[str]:
 
 
 # ----------------------------------------------------------------- the fake
-class FakeBedrock:
+class FakeBedrock(FakeUpstream):
+    thread_name = "fake-bedrock"
+    header_separator = ","  # a repeated header's values as SigV4's canonical request joins them
+    requests: list[RecordedRequest]
+
     def __init__(self, access_key_id=ACCESS_KEY_ID, secret_access_key=SECRET_ACCESS_KEY, session_token=None,
                  region=REGION):
+        super().__init__()
         self.credentials = Credentials(access_key_id, secret_access_key, session_token)
         self.region = region
-        self.requests: list[RecordedRequest] = []
-        self.base_url = ""
-        self._ids = itertools.count(1)
-        self._server = self._thread = self._loop = self._stopping = None
 
     @property
     def secret(self) -> str:
@@ -226,43 +215,6 @@ class FakeBedrock:
         if self.credentials.token:
             data["session_token"] = self.credentials.token
         return json.dumps(data)
-
-    def start(self) -> "FakeBedrock":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(self, lifespan="off", loop="asyncio", http="h11", log_config=None,
-                                log_level="warning", access_log=False, server_header=False,
-                                timeout_graceful_shutdown=1)
-        logging.getLogger("uvicorn.error").addFilter(_QuietCut())
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve(sock)), name="fake-bedrock",
-                                        daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("FakeBedrock failed to start")
-            time.sleep(0.005)
-        return self
-
-    async def _serve(self, sock):
-        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
-        await self._server.serve(sockets=[sock])
-
-    def stop(self) -> None:
-        if self._server is not None:
-            try:
-                self._loop.call_soon_threadsafe(self._stopping.set)
-            except RuntimeError:
-                pass
-            self._server.should_exit = True
-            self._thread.join(5)
-        self._server = self._thread = None
-
-    def reset(self) -> None:
-        self.requests.clear()
 
     # ------------------------------------------------------------- SigV4
     def verify(self, method: str, raw_path: str, query: str, headers: dict, body: bytes) -> tuple[str, str] | None:
@@ -307,33 +259,15 @@ class FakeBedrock:
         return None
 
     # ------------------------------------------------------------- ASGI
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers: dict[str, str] = {}
-        for k, v in scope["headers"]:
-            name, value = k.decode("latin-1").lower(), v.decode("latin-1")
-            headers[name] = f"{headers[name]},{value}" if name in headers else value
+    async def handle(self, scope, receive, send, body, headers):
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         query = scope.get("query_string", b"").decode("latin-1")
         match = re.fullmatch(r"/model/([^/]+)/(converse|converse-stream)", raw_path)
         refused = self.verify(scope["method"], raw_path, query, headers, body)
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
+        parsed = json_object(body)
         rid = str(uuid.uuid4())
-        self.requests.append(RecordedRequest(scope["method"], raw_path, unquote(match.group(1)) if match else "",
-                                             headers, parsed if isinstance(parsed, dict) else None, body, rid,
-                                             refused is None))
+        self._record(RecordedRequest(scope["method"], raw_path, unquote(match.group(1)) if match else "", headers,
+                                     parsed, body, rid, refused is None))
         if refused:
             return await self._error(send, rid, 403, *refused)
         if scope["method"] != "POST" or not match:
@@ -444,9 +378,9 @@ class FakeBedrock:
             (b"content-type", b"application/vnd.amazon.eventstream"), (b"x-amzn-requestid", rid.encode())]})
         for data in frames:
             if self._stopping.is_set():
-                raise _Cut("fake server shutting down")
+                raise CutStream("fake server shutting down")
             await send({"type": "http.response.body", "body": data, "more_body": True})
             await asyncio.sleep(0.005 if cut else 0)
         if cut:
-            raise _Cut("error:cut: dropping the connection mid-stream")
+            raise CutStream("error:cut: dropping the connection mid-stream")
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -26,15 +26,11 @@ import asyncio
 import base64
 import itertools
 import json
-import logging
 import re
-import socket
-import threading
-import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-import uvicorn
+from tests.fakes.server import CutStream, FakeUpstream, json_object, until_disconnect
 
 API_KEY = "AIzaSy-fake-gemini-upstream-key-0001"
 PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent)$")
@@ -116,15 +112,6 @@ ERRORS = {
         "An internal error has occurred. Please retry or report in "
         "https://developers.generativeai.google/guide/troubleshooting"))),
 }
-
-
-class _CutStream(Exception):
-    """Raised inside the app to make uvicorn drop the connection mid-body."""
-
-
-class _QuietCut(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], _CutStream))
 
 
 def _pieces(text: str) -> list[str]:
@@ -219,86 +206,21 @@ def _turn_error(contents: list) -> str | None:
     return None
 
 
-class FakeGemini:
+class FakeGemini(FakeUpstream):
+    thread_name = "fake-gemini"
+    requests: list[RecordedRequest]
+
     def __init__(self, api_key: str | None = API_KEY):
+        super().__init__()
         self.api_key = api_key
-        self.requests: list[RecordedRequest] = []
-        self.base_url = ""
-        self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-
-    # ----------------------------------------------------------- lifecycle
-    def start(self) -> "FakeGemini":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(self, lifespan="off", loop="asyncio", http="h11", log_config=None,
-                                log_level="warning", access_log=False, server_header=False,
-                                timeout_graceful_shutdown=1)
-        logging.getLogger("uvicorn.error").addFilter(_QuietCut())
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve(sock)), name="fake-gemini",
-                                        daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("FakeGemini failed to start")
-            time.sleep(0.005)
-        return self
-
-    async def _serve(self, sock: socket.socket) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
-        await self._server.serve(sockets=[sock])
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            try:
-                self._loop.call_soon_threadsafe(self._stopping.set)
-            except RuntimeError:
-                pass
-            self._server.should_exit = True
-            self._thread.join(5)
-            if self._thread.is_alive():
-                self._server.force_exit = True
-                self._thread.join(5)
-        self._server = self._thread = None
-
-    def reset(self) -> None:
-        with self._lock:
-            self.requests.clear()
 
     # ----------------------------------------------------------- ASGI entry
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
-        headers: dict[str, str] = {}
-        for k, v in scope["headers"]:
-            name, value = k.decode("latin-1").lower(), v.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    async def handle(self, scope, receive, send, body, headers) -> None:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
+        parsed = json_object(body)
         rid = f"req-{next(self._ids)}"
-        with self._lock:
-            self.requests.append(RecordedRequest(scope["method"], scope["path"], query, headers,
-                                                 parsed if isinstance(parsed, dict) else None, body, rid))
+        self._record(RecordedRequest(scope["method"], scope["path"], query, headers, parsed, body, rid))
         await self._route(scope, receive, send, rid, headers, query, parsed)
 
     async def _route(self, scope, receive, send, rid, headers, query, req) -> None:
@@ -446,27 +368,22 @@ class FakeGemini:
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream"), (b"content-disposition", b"attachment"),
             (b"vary", b"Origin, X-Origin, Referer"), (b"x-content-type-options", b"nosniff")]})
-        gone = asyncio.ensure_future(self._until_disconnect(receive))
+        gone = asyncio.ensure_future(until_disconnect(receive))
         try:
             for frame in frames:
                 if gone.done():
                     return
                 if self._stopping.is_set():
-                    raise _CutStream("fake server shutting down")
+                    raise CutStream("fake server shutting down")
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
                 await asyncio.wait([gone], timeout=0.02 if model == "fake-cut" else 0.001)
         finally:
             gone.cancel()
         if model == "fake-cut":
-            raise _CutStream("fake-cut: dropping connection mid-stream")
+            raise CutStream("fake-cut: dropping connection mid-stream")
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     # ----------------------------------------------------------- helpers
-    @staticmethod
-    async def _until_disconnect(receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
     async def _json(self, send, status: int, obj: dict) -> None:
         # Google indents its JSON answers by two spaces.
         await self._send(send, status, json.dumps(obj, indent=2).encode(), b"application/json; charset=UTF-8")

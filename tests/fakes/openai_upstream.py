@@ -1,7 +1,7 @@
 """A fake OpenAI API server for tests, speaking OpenAI's real wire format.
 
 Raw ASGI app (stdlib only) served by uvicorn on 127.0.0.1:<ephemeral port> in a
-daemon thread with its own event loop. Usage::
+daemon thread with its own event loop (tests/fakes/server.py). Usage::
 
     fake = FakeOpenAI().start()
     client = openai.OpenAI(base_url=fake.base_url, api_key="sk-upstream-test")
@@ -18,29 +18,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import logging
-import socket
-import threading
 import time
-from dataclasses import dataclass
 
-import uvicorn
+from tests.fakes.server import (
+    CutStream,
+    FakeUpstream,
+    RecordedRequest,
+    json_object,
+    until_disconnect,
+)
 
 MODEL_IDS = ["gpt-4o-mini", "gpt-4o", "fake-slow", "fake-tool"]
 TOOL_ARGUMENTS = '{"city": "Paris"}'
 # How OpenAI streams tool-call arguments: small fragments of the JSON string.
 _TOOL_ARG_PIECES = ['{"', "city", '":', ' "', "Paris", '"}']
 assert "".join(_TOOL_ARG_PIECES) == TOOL_ARGUMENTS
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-case names
-    json: dict | None
-    raw: bytes
-    id: str  # "req-N", also sent back as the x-request-id response header
 
 
 def _error(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict:
@@ -80,19 +72,6 @@ _ERRORS: dict[str, tuple[int, dict, list[tuple[bytes, bytes]]]] = {
 }
 
 
-class _CutStream(Exception):
-    """Raised inside the app to make uvicorn drop the connection mid-body."""
-
-
-class _QuietCut(logging.Filter):
-    # uvicorn logs every app exception with a traceback; the deliberate cut is noise.
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], _CutStream))
-
-
-_QUIET_CUT = _QuietCut()
-
-
 # "error:<kind>" in the last user message (tests/conformance/cases.py).
 _ERROR_KINDS = {"auth": "fake-error-401", "rate_limit": "fake-error-429", "overloaded": "fake-error-503",
                 "context_length": "fake-error-400", "content_policy": "fake-error-content-policy",
@@ -115,65 +94,21 @@ def _text(content) -> str:
     return ""
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeUpstream):
+    thread_name, base_path = "fake-openai", "/v1"
+    requests: list[RecordedRequest]
+
     def __init__(self, api_key: str | None = "sk-upstream-test"):
+        super().__init__()
         self.api_key = api_key
-        self.requests: list[RecordedRequest] = []
         self.disconnects: list[str] = []
-        self.base_url = ""
-        self._cond = threading.Condition()
         self._seen_disconnects = 0
         self._ids = itertools.count(1)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
 
     # ----------------------------------------------------------- lifecycle
-    def start(self) -> "FakeOpenAI":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-        config = uvicorn.Config(
-            self, lifespan="off", loop="asyncio", http="h11", log_config=None,
-            log_level="warning", access_log=False, server_header=False,
-            timeout_graceful_shutdown=1,  # cancels fake-hang requests on stop()
-        )
-        logging.getLogger("uvicorn.error").addFilter(_QUIET_CUT)  # idempotent
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._serve(sock)),
-            name="fake-openai", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("FakeOpenAI failed to start")
-            time.sleep(0.005)
-        return self
-
-    async def _serve(self, sock: socket.socket) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()  # ends fake-hang / open streams on stop()
-        await self._server.serve(sockets=[sock])
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            try:
-                self._loop.call_soon_threadsafe(self._stopping.set)
-            except RuntimeError:  # loop already closed
-                pass
-            self._server.should_exit = True
-            self._thread.join(5)
-            if self._thread.is_alive():
-                self._server.force_exit = True
-                self._thread.join(5)
-        self._server = self._thread = None
-
     def reset(self) -> None:
-        with self._cond:
-            self.requests.clear()
+        with self._lock:
+            super().reset()
             self.disconnects.clear()
             self._seen_disconnects = 0
 
@@ -181,47 +116,25 @@ class FakeOpenAI:
         """Block until a disconnect is recorded that no earlier call has returned for
         (so one that happened just before the call still counts), or, with
         ``request_id``, until that request is in ``disconnects``."""
-        with self._cond:
+        with self._lock:
             if request_id is not None:
-                ok = self._cond.wait_for(lambda: request_id in self.disconnects, timeout)
+                ok = self._lock.wait_for(lambda: request_id in self.disconnects, timeout)
             else:
-                ok = self._cond.wait_for(
+                ok = self._lock.wait_for(
                     lambda: len(self.disconnects) > self._seen_disconnects, timeout)
             if ok:
                 self._seen_disconnects = len(self.disconnects)
             return ok
 
     def _record_disconnect(self, rid: str) -> None:
-        with self._cond:
+        with self._lock:
             self.disconnects.append(rid)
-            self._cond.notify_all()
+            self._lock.notify_all()
 
     # ----------------------------------------------------------- ASGI entry
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":  # no lifespan/websocket support
-            return
-        body = b""
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
-        headers: dict[str, str] = {}
-        for k, v in scope["headers"]:
-            name = k.decode("latin-1").lower()
-            val = v.decode("latin-1")
-            headers[name] = f"{headers[name]}, {val}" if name in headers else val
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
-        rid = f"req-{next(self._ids)}"
-        with self._cond:
-            self.requests.append(RecordedRequest(
-                scope["method"], scope["path"], headers,
-                parsed if isinstance(parsed, dict) else None, body, rid))
+    async def handle(self, scope, receive, send, body, headers) -> None:
+        rid = f"req-{next(self._ids)}"  # also the x-request-id response header
+        self._record(RecordedRequest(scope["method"], scope["path"], headers, json_object(body), body, rid))
         await self._route(scope, receive, send, rid, headers, body)
 
     async def _route(self, scope, receive, send, rid, headers, body) -> None:
@@ -284,7 +197,7 @@ class FakeOpenAI:
             status, err, extra = _ERRORS[model]
             return await self._json(send, rid, status, err, extra)
         if model == "fake-hang":
-            gone = asyncio.ensure_future(self._until_disconnect(receive))
+            gone = asyncio.ensure_future(until_disconnect(receive))
             stopping = asyncio.ensure_future(self._stopping.wait())
             await asyncio.wait([gone, stopping], return_when=asyncio.FIRST_COMPLETED)
             gone.cancel(), stopping.cancel()
@@ -398,13 +311,13 @@ class FakeOpenAI:
             (b"x-request-id", rid.encode())]})
         # uvicorn's send() silently drops data once the client is gone, so watch
         # receive() concurrently for http.disconnect.
-        gone = asyncio.ensure_future(self._until_disconnect(receive))
+        gone = asyncio.ensure_future(until_disconnect(receive))
         try:
             for ev in events:
                 if gone.done():
                     return self._record_disconnect(rid)
                 if self._stopping.is_set():
-                    raise _CutStream("fake server shutting down")
+                    raise CutStream("fake server shutting down")
                 await send({"type": "http.response.body", "body": ev, "more_body": True})
                 if delay:
                     await asyncio.wait([gone], timeout=delay)
@@ -417,15 +330,10 @@ class FakeOpenAI:
         if model == "fake-cut":
             # Exception after the response started: uvicorn closes the socket
             # without the terminating chunk, i.e. an incomplete chunked body.
-            raise _CutStream("fake-cut: dropping connection mid-stream")
+            raise CutStream("fake-cut: dropping connection mid-stream")
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     # ----------------------------------------------------------- helpers
-    @staticmethod
-    async def _until_disconnect(receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
     async def _json(self, send, rid, status, obj, extra=()) -> None:
         await self._send(send, rid, status, json.dumps(obj).encode(), b"application/json", extra)
 

@@ -1,0 +1,181 @@
+"""Loopback uvicorn servers for tests: what the fake upstreams and the live hub share.
+
+``serve(app, name, **options)`` binds 127.0.0.1 on a free port, runs
+``uvicorn.Server`` in a daemon thread on its own event loop and returns once it
+accepts connections; ``Running.stop()`` ends it. ``FakeUpstream`` is the base of
+the fake provider APIs (start/stop/reset/base_url/requests, each request read
+whole by ``read_request`` and recorded under a lock), and ``CutStream``, raised
+by an app after its response started, makes uvicorn drop the connection
+mid-body (without logging a traceback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Self
+
+import uvicorn
+
+# The fakes' uvicorn options, on top of serve()'s quiet logging.
+FAKE_OPTIONS = {"lifespan": "off", "loop": "asyncio", "http": "h11", "access_log": False, "server_header": False,
+                "timeout_graceful_shutdown": 1}  # cancels requests still open (a hang) on stop()
+
+
+class CutStream(Exception):
+    """Raised inside an app to make uvicorn drop the connection mid-body."""
+
+
+class _QuietCut(logging.Filter):
+    # uvicorn logs every app exception with a traceback; a deliberate cut is noise.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], CutStream))
+
+
+_QUIET_CUT = _QuietCut()
+
+
+class Running:
+    """A uvicorn server on a loopback port, served by its own thread and event loop."""
+
+    def __init__(self, server: uvicorn.Server, port: int):
+        self.server = server
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.thread: threading.Thread | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping: asyncio.Event | None = None  # set by stop(): apps end hangs and open streams
+
+    async def _serve(self, sock: socket.socket) -> None:
+        self.loop, self.stopping = asyncio.get_running_loop(), asyncio.Event()
+        await self.server.serve(sockets=[sock])
+
+    def call(self, coroutine, timeout: float = 10):
+        """Run a coroutine on the server's event loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self, timeout: float = 5) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.stopping.set)
+        except RuntimeError:  # loop already closed
+            pass
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            self.server.force_exit = True
+            self.thread.join(timeout)
+
+
+def serve(app, name: str, **options) -> Running:
+    """Serve `app` on 127.0.0.1:<free port> in a daemon thread called `name`; `options` go to uvicorn.Config."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    logging.getLogger("uvicorn.error").addFilter(_QUIET_CUT)  # idempotent
+    running = Running(uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", **options)),
+                      sock.getsockname()[1])
+    running.thread = threading.Thread(target=lambda: asyncio.run(running._serve(sock)), name=name, daemon=True)
+    running.thread.start()
+    deadline = time.monotonic() + 10
+    while not running.server.started:
+        if not running.thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} failed to start")
+        time.sleep(0.005)
+    return running
+
+
+async def read_request(scope, receive, sep: str = ", ") -> tuple[bytes | None, dict[str, str]]:
+    """The request's whole body (None if the client disconnected first) and its headers:
+    names lower-cased, a repeated header's values joined by `sep`."""
+    headers: dict[str, str] = {}
+    for k, v in scope["headers"]:
+        name, value = k.decode("latin-1").lower(), v.decode("latin-1")
+        headers[name] = f"{headers[name]}{sep}{value}" if name in headers else value
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None, headers
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body, headers
+
+
+def json_object(body: bytes) -> dict | None:
+    """The body parsed as a JSON object, or None (empty, invalid, or not an object)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+async def until_disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    json: dict | None
+    raw: bytes
+    id: str  # also sent back in a response header (x-request-id, request-id…)
+
+
+class FakeUpstream:
+    """A fake provider API: an ASGI app that records what it receives.
+
+    ``start()`` serves it on a loopback port (``base_url``, plus ``base_path``),
+    ``stop()`` ends it, ``reset()`` forgets ``requests``. Each HTTP request,
+    once read whole, goes to ``handle()``.
+    """
+
+    thread_name = "fake-upstream"
+    base_path = ""
+    header_separator = ", "  # joins a repeated header's values
+
+    def __init__(self):
+        self.requests: list = []
+        self.base_url = ""
+        self._lock = threading.Condition()  # guards requests (and what subclasses record with them)
+        self._running: Running | None = None
+
+    def start(self) -> Self:
+        self._running = serve(self, self.thread_name, **FAKE_OPTIONS)
+        self.base_url = self._running.base_url + self.base_path
+        return self
+
+    def stop(self) -> None:
+        if self._running is not None:
+            self._running.stop()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":  # no lifespan/websocket support
+            return
+        body, headers = await read_request(scope, receive, self.header_separator)
+        if body is not None:  # else the client left before it was all sent
+            await self.handle(scope, receive, send, body, headers)
+
+    async def handle(self, scope, receive, send, body: bytes, headers: dict[str, str]) -> None:
+        raise NotImplementedError
+
+    def _record(self, request) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    @property
+    def _stopping(self) -> asyncio.Event:
+        """Set when stop() begins: handlers end hangs and open streams."""
+        return self._running.stopping
