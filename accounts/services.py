@@ -1,11 +1,65 @@
 import hashlib
 import secrets
+from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .models import ApiKey, Membership, Organization, Role
+from hub.errors import HubError
+
+from . import permissions
+from .models import ApiKey, AuditEvent, Invitation, KeyScope, Membership, Organization, Role
+
+
+class AccountsError(HubError):
+    """A change the rules refuse (the last owner leaving, an expired invitation…)."""
+
+    status = 400
+    code = "invalid_request"
+
+
+class PermissionDenied(HubError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change: a signed-in user or an admin-scoped key, from an address."""
+
+    user: object = None
+    api_key: ApiKey | None = None
+    ip_address: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.user is not None:
+            return getattr(self.user, "email", "") or self.user.get_username()
+        if self.api_key is not None:
+            return f"key {self.api_key.prefix}…"
+        return ""
+
+
+SYSTEM = Actor()
+
+
+def audit_record(*, action: str, actor: Actor | None = None, organization=None, target=None,
+                 target_type: str = "", target_id: str = "", details: dict | None = None) -> AuditEvent:
+    actor = actor or SYSTEM
+    if target is not None:
+        target_type = target_type or target._meta.model_name
+        target_id = target_id or str(target.pk)
+    return AuditEvent.objects.create(
+        organization=organization, actor_user=actor.user, actor_key=actor.api_key, actor_label=actor.label[:200],
+        action=action, target_type=target_type, target_id=str(target_id), details=details or {},
+        ip_address=actor.ip_address,
+    )
 
 
 def hash_api_key(raw_key: str) -> str:
@@ -24,27 +78,191 @@ def organization_create(*, name: str, slug: str = "", owner=None) -> Organizatio
     return organization
 
 
-def api_key_create(*, organization: Organization, name: str, created_by=None, expires_at=None, raw_key: str = ""):
+def api_key_create(*, organization: Organization, name: str, created_by=None, expires_at=None, raw_key: str = "",
+                   scope: str = KeyScope.INFERENCE, actor: Actor | None = None):
     """Create a key and return (ApiKey, raw key). The raw key is never stored."""
     raw_key = raw_key or ApiKey.PREFIX + secrets.token_urlsafe(30)
     if not raw_key.startswith(ApiKey.PREFIX) or len(raw_key) < len(ApiKey.PREFIX) + 20:
         raise ValueError(f"an API key must start with {ApiKey.PREFIX} and carry at least 20 random characters")
-    api_key = ApiKey.objects.create(
-        organization=organization,
-        name=name,
-        prefix=raw_key[: len(ApiKey.PREFIX) + 6],
-        hashed_key=hash_api_key(raw_key),
-        created_by=created_by,
-        expires_at=expires_at,
-    )
+    if actor is None and created_by is not None:
+        actor = Actor(user=created_by)
+    with transaction.atomic():
+        api_key = ApiKey.objects.create(
+            organization=organization,
+            name=name,
+            prefix=raw_key[: len(ApiKey.PREFIX) + 6],
+            hashed_key=hash_api_key(raw_key),
+            created_by=created_by,
+            expires_at=expires_at,
+            scope=scope,
+        )
+        audit_record(action="key.create", actor=actor, organization=organization, target=api_key,
+                     details={"name": name, "prefix": api_key.prefix, "scope": scope,
+                              "expires_at": expires_at.isoformat() if expires_at else None})
     return api_key, raw_key
 
 
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+def api_key_revoke(*, api_key: ApiKey, actor: Actor | None = None) -> ApiKey:
     from hub.auth import forget_key
 
-    if api_key.revoked_at is None:
-        api_key.revoked_at = timezone.now()
-        api_key.save(update_fields=["revoked_at"])
+    with transaction.atomic():
+        if api_key.revoked_at is None:
+            api_key.revoked_at = timezone.now()
+            api_key.save(update_fields=["revoked_at"])
+            audit_record(action="key.revoke", actor=actor, organization=api_key.organization, target=api_key,
+                         details={"name": api_key.name, "prefix": api_key.prefix})
     forget_key(api_key.hashed_key)
     return api_key
+
+
+def api_key_rotate(*, api_key: ApiKey, actor: Actor | None = None):
+    """Replace a key by a new one with the same name, scope and expiry; return (new key, raw key)."""
+    if api_key.revoked_at is not None:
+        raise AccountsError("A revoked key cannot be rotated.", code="key_revoked")
+    with transaction.atomic():
+        new_key, raw = api_key_create(
+            organization=api_key.organization, name=api_key.name, expires_at=api_key.expires_at,
+            scope=api_key.scope, created_by=actor.user if actor else None, actor=actor,
+        )
+        api_key_revoke(api_key=api_key, actor=actor)
+        audit_record(action="key.rotate", actor=actor, organization=api_key.organization, target=api_key,
+                     details={"replaced_by": new_key.pk, "prefix": new_key.prefix})
+    return new_key, raw
+
+
+def _owners_left(organization: Organization, *, without: Membership) -> int:
+    return organization.memberships.filter(role=Role.OWNER).exclude(pk=without.pk).count()
+
+
+def _lock_owners(organization: Organization) -> None:
+    # Two owners demoting each other at once must not leave none: serialise
+    # owner changes on the organisation's row.
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+
+
+def membership_change_role(*, membership: Membership, role: str, actor_role: str | None,
+                           actor: Actor | None = None) -> Membership:
+    if role not in Role.values:
+        raise AccountsError(f"Unknown role {role!r}.", code="invalid_role", param="role")
+    if not (permissions.may_manage_role(actor_role, membership.role) and permissions.may_manage_role(actor_role, role)):
+        raise PermissionDenied("Only an owner can make or unmake owners.")
+    with transaction.atomic():
+        _lock_owners(membership.organization)
+        if membership.role == Role.OWNER and role != Role.OWNER and not _owners_left(membership.organization,
+                                                                                      without=membership):
+            raise AccountsError("The last owner cannot be demoted: make someone else owner first.",
+                                code="last_owner")
+        old = membership.role
+        if old == role:
+            return membership
+        membership.role = role
+        membership.save(update_fields=["role"])
+        audit_record(action="member.role_change", actor=actor, organization=membership.organization,
+                     target=membership, details={"user": membership.user.get_username(), "from": old, "to": role})
+    return membership
+
+
+def membership_remove(*, membership: Membership, actor_role: str | None, actor: Actor | None = None,
+                      leaving: bool = False) -> None:
+    if not leaving and not permissions.may_manage_role(actor_role, membership.role):
+        raise PermissionDenied("Only an owner can remove an owner.")
+    with transaction.atomic():
+        _lock_owners(membership.organization)
+        if membership.role == Role.OWNER and not _owners_left(membership.organization, without=membership):
+            raise AccountsError(
+                "The last owner cannot leave or be removed: make someone else owner first.", code="last_owner"
+            )
+        audit_record(action="member.leave" if leaving else "member.remove", actor=actor,
+                     organization=membership.organization, target=membership,
+                     details={"user": membership.user.get_username(), "role": membership.role})
+        membership.delete()
+
+
+def membership_leave(*, membership: Membership, actor: Actor | None = None) -> None:
+    membership_remove(membership=membership, actor_role=membership.role, actor=actor, leaving=True)
+
+
+def invitation_ttl() -> timedelta:
+    return timedelta(days=getattr(settings, "HUB_INVITATION_DAYS", 7))
+
+
+def invitation_create(*, organization: Organization, email: str, role: str, actor_role: str | None,
+                      actor: Actor | None = None, accept_url_base: str = ""):
+    """Invite by email and return (Invitation, raw token). The token is sent, never stored."""
+    if not permissions.may_manage_role(actor_role, role):
+        raise PermissionDenied("Only an owner can invite an owner.")
+    email = email.strip()
+    if organization.memberships.filter(user__email__iexact=email).exists():
+        raise AccountsError(f"{email} is already a member.", code="already_member", param="email")
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        invitation = Invitation.objects.create(
+            organization=organization, email=email, role=role, hashed_token=hash_api_key(token),
+            invited_by=actor.user if actor else None, expires_at=timezone.now() + invitation_ttl(),
+        )
+        audit_record(action="invitation.create", actor=actor, organization=organization, target=invitation,
+                     details={"email": email, "role": role})
+    context = {
+        "invitation": invitation, "organization": organization, "inviter": actor.label if actor else "",
+        "accept_url": f"{accept_url_base.rstrip('/')}/manage/v1/invitations/{token}/accept",
+        "decline_url": f"{accept_url_base.rstrip('/')}/manage/v1/invitations/{token}/decline",
+    }
+    subject = render_to_string("accounts/invitation_subject.txt", context).strip()
+    body = render_to_string("accounts/invitation_email.txt", context)
+    transaction.on_commit(lambda: send_mail(subject, body, None, [email]))
+    return invitation, token
+
+
+def invitation_by_token(token: str) -> Invitation:
+    invitation = Invitation.objects.select_related("organization").filter(hashed_token=hash_api_key(token)).first()
+    if invitation is None or not invitation.organization.is_active:
+        raise HubError("This invitation does not exist.", status=404, code="invitation_not_found")
+    return invitation
+
+
+def _open(invitation: Invitation) -> None:
+    state = invitation.status
+    if state != "pending":
+        raise AccountsError(f"This invitation is {state}.", code=f"invitation_{state}")
+
+
+def invitation_accept(*, token: str, user, actor: Actor | None = None) -> Membership:
+    with transaction.atomic():
+        invitation = invitation_by_token(token)
+        Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
+        invitation.refresh_from_db()
+        _open(invitation)
+        # The link alone is not enough: a forwarded email must not let someone else in.
+        if (user.email or "").lower() != invitation.email.lower():
+            raise PermissionDenied("This invitation was sent to another email address.",
+                                   code="invitation_email_mismatch")
+        if invitation.organization.memberships.filter(user=user).exists():
+            raise AccountsError("You are already a member.", code="already_member")
+        membership = Membership.objects.create(user=user, organization=invitation.organization, role=invitation.role)
+        invitation.accepted_at = timezone.now()
+        invitation.accepted_by = user
+        invitation.save(update_fields=["accepted_at", "accepted_by"])
+        audit_record(action="invitation.accept", actor=actor or Actor(user=user), organization=invitation.organization,
+                     target=invitation, details={"email": invitation.email, "role": invitation.role})
+    return membership
+
+
+def invitation_decline(*, token: str, actor: Actor | None = None) -> Invitation:
+    with transaction.atomic():
+        invitation = invitation_by_token(token)
+        _open(invitation)
+        invitation.declined_at = timezone.now()
+        invitation.save(update_fields=["declined_at"])
+        audit_record(action="invitation.decline", actor=actor, organization=invitation.organization,
+                     target=invitation, details={"email": invitation.email})
+    return invitation
+
+
+def invitation_revoke(*, invitation: Invitation, actor: Actor | None = None) -> Invitation:
+    _open(invitation)
+    with transaction.atomic():
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+        audit_record(action="invitation.revoke", actor=actor, organization=invitation.organization,
+                     target=invitation, details={"email": invitation.email})
+    return invitation

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served by the hub itself: no CDN
     "accounts",
     "providers",
     "billing",
@@ -137,7 +138,15 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Keys, members, usage and credit of an organisation. The OpenAI-compatible API is at /v1/.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+
+# Email (invitations, notifications): printed to the console unless EMAIL_URL says otherwise.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="hub@localhost")
+HUB_INVITATION_DAYS = env.int("HUB_INVITATION_DAYS", default=7)
 
 # Stripe: top-ups by Checkout, credits granted by the verified webhook only.
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
@@ -172,6 +181,7 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-credit-balances": {"task": "billing.tasks.reconcile_balances", "schedule": 600.0},
     "check-credentials": {"task": "hub.tasks.check_credentials", "schedule": env.float(
         "HUB_HEALTH_CHECK_SECONDS", default=300.0)},
+    "auto-recharge-credit": {"task": "billing.tasks.auto_recharge_all", "schedule": 60.0},
 }
 
 # The gateway.

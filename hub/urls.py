@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -9,6 +9,9 @@ urlpatterns = [
     path("v1/models", views.models),
     path("v1/models/<path:model_id>", views.models),
     path("api/models", views.models),
+    # The management API and Stripe's webhook need sessions and CSRF, so they live
+    # outside the gateway's /v1/ and /api/ prefixes (see hub/asgi.py).
+    path("manage/v1/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("", views.home, name="home"),
 ]

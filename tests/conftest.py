@@ -13,6 +13,9 @@ from tests.fakes.server import Running, serve
 
 UPSTREAM_KEY = "sk-upstream-test"
 
+# Named actors of the management API (an owner, members of each role, an outsider).
+pytest_plugins = ["tests.actors"]
+
 
 class LiveHub:
     """The real ASGI application (hub.asgi) served by uvicorn on a loopback port."""

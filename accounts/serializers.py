@@ -1,0 +1,135 @@
+from rest_framework import serializers
+
+from .models import ApiKey, AuditEvent, Invitation, KeyScope, Membership, Organization, Role
+
+
+class OrganizationSerializer(serializers.ModelSerializer):
+    role = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Organization
+        fields = ["slug", "name", "role"]
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    is_active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "scope", "created_by", "created_at", "expires_at", "revoked_at",
+                  "last_used_at", "is_active"]
+        read_only_fields = fields
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    scope = serializers.ChoiceField(choices=KeyScope.choices, default=KeyScope.INFERENCE)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class NewApiKeySerializer(ApiKeySerializer):
+    key = serializers.CharField(read_only=True, help_text="The raw key, shown this once: only its hash is kept.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = ApiKeySerializer.Meta.fields + ["key"]
+        read_only_fields = fields
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    user_id = serializers.IntegerField(source="user.pk", read_only=True)
+    username = serializers.CharField(source="user.username", read_only=True)
+    email = serializers.EmailField(source="user.email", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "user_id", "username", "email", "role", "created_at"]
+        read_only_fields = fields
+
+
+class RoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    status = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "status", "invited_by", "created_at", "expires_at", "accepted_at",
+                  "declined_at", "revoked_at"]
+        read_only_fields = fields
+
+
+class InvitationCreateSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.DEVELOPER)
+
+
+class InvitationPreviewSerializer(serializers.ModelSerializer):
+    """What the invitee sees from the email's link, before accepting."""
+
+    organization = serializers.CharField(source="organization.name", read_only=True)
+    status = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Invitation
+        fields = ["organization", "email", "role", "status", "expires_at"]
+        read_only_fields = fields
+
+
+class DateRangeSerializer(serializers.Serializer):
+    start = serializers.DateField(required=False, help_text="First UTC day (default: 30 days before end)")
+    end = serializers.DateField(required=False, help_text="Last UTC day, included (default: today)")
+
+    def validate(self, data):
+        start, end = data.get("start"), data.get("end")
+        if start and end and start > end:
+            raise serializers.ValidationError({"start": "start must not be after end"})
+        if start and end and (end - start).days > 366:
+            raise serializers.ValidationError({"start": "a range covers at most 366 days"})
+        return data
+
+
+class UsageRecordSerializer(serializers.Serializer):
+    request_id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    model = serializers.CharField(source="model_name")
+    api_key_id = serializers.IntegerField(allow_null=True)
+    endpoint = serializers.CharField()
+    stream = serializers.BooleanField()
+    status = serializers.CharField()
+    http_status = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    price = serializers.DecimalField(max_digits=30, decimal_places=10)
+    latency_ms = serializers.IntegerField()
+
+
+class UsageTotalSerializer(serializers.Serializer):
+    day = serializers.DateField()
+    model = serializers.CharField(source="model_name")
+    requests = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    price = serializers.DecimalField(max_digits=30, decimal_places=10)
+
+
+class BalanceSerializer(serializers.Serializer):
+    balance = serializers.DecimalField(max_digits=30, decimal_places=10)
+    currency = serializers.CharField()
+    updated_at = serializers.DateTimeField()
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_label", read_only=True)
+    actor_key_id = serializers.IntegerField(allow_null=True, read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "created_at", "actor", "actor_key_id", "action", "target_type", "target_id", "details",
+                  "ip_address"]
+        read_only_fields = fields
