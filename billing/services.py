@@ -28,7 +28,24 @@ def token_amount(tokens: int, per_million: Decimal) -> Decimal:
 
 
 def account_open(*, organization) -> CreditAccount:
-    account, _ = CreditAccount.objects.get_or_create(organization=organization)
+    """The organisation's credit account; a new one gets HUB_STARTER_CREDITS, once."""
+    with transaction.atomic():
+        account, created = CreditAccount.objects.get_or_create(organization=organization)
+        if not created:
+            return account
+        starter = Decimal(settings.HUB_STARTER_CREDITS or "0")
+        if starter < 0:
+            raise ValueError("HUB_STARTER_CREDITS must not be negative")
+        if starter > 0:
+            # Written here, not through credit_grant (which opens the account
+            # itself); the unique key makes a second grant impossible.
+            try:
+                with transaction.atomic():
+                    _append(account.pk, kind=LedgerEntry.Kind.GRANT, amount=quantize(starter),
+                            description="Starter credits", idempotency_key=f"starter:{organization.pk}")
+            except IntegrityError:
+                pass
+            transaction.on_commit(lambda: _forget_cached_balance(organization.pk))
     return account
 
 

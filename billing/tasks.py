@@ -1,9 +1,33 @@
-from celery import shared_task
+from datetime import timedelta
 
-from . import services
+from celery import shared_task
+from django.utils import timezone
+
+from . import payments, services
+
+# A recharge whose Stripe call never answered (a crash, a timeout) is called
+# again after this long, with the same idempotency key.
+STALE_RECHARGE = timedelta(minutes=10)
 
 
 @shared_task(time_limit=300)
 def reconcile_balances() -> int:
     """Report every account whose balance is not the sum of its ledger."""
     return len(services.reconcile_balances())
+
+
+@shared_task(time_limit=120)
+def auto_recharge_all() -> int:
+    """Start a recharge for every organisation under its threshold, each in its own task."""
+    payments.auto_recharge_resume_stale(older_than=timezone.now() - STALE_RECHARGE)
+    due = payments.auto_recharge_due()
+    for auto_recharge_id in due:
+        auto_recharge_one.delay(auto_recharge_id)
+    return len(due)
+
+
+@shared_task(time_limit=60)
+def auto_recharge_one(auto_recharge_id: int) -> int | None:
+    """Charge one organisation's saved card; a second run finds the claim taken and does nothing."""
+    payment = payments.auto_recharge_start(auto_recharge_id=auto_recharge_id)
+    return payment.pk if payment else None

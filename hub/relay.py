@@ -25,7 +25,6 @@ from .metering import meter
 
 
 logger = logging.getLogger(__name__)
-SERVER_ERROR = "server_error"  # the hub's own failure (UsageRecord.status)
 
 
 @dataclass
@@ -95,7 +94,7 @@ async def chat_completion(call: Call, body: dict) -> HttpResponse:
     except Exception:
         # A bug or an outage of our own: still an OpenAI-shaped answer, still a record.
         logger.exception("chat completion %s failed", call.request_id)
-        call.record(SERVER_ERROR, http_status=500, error="internal error")
+        call.record(UsageRecord.Status.SERVER_ERROR, http_status=500, error="internal error")
         return error_response(InternalError("The hub failed to handle this request; it has been logged."),
                               call.request_id)
     finally:

@@ -12,6 +12,7 @@ urlpatterns = [
     # The management API and Stripe's webhook need sessions and CSRF, so they live
     # outside the gateway's /v1/ and /api/ prefixes (see hub/asgi.py).
     path("manage/v1/", include("accounts.urls")),
+    path("manage/v1/", include("billing.urls")),
     path("admin/", admin.site.urls),
     path("", views.home, name="home"),
 ]

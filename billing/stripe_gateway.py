@@ -1,0 +1,150 @@
+"""The one place that talks to Stripe, and the one place that converts money to its minor units.
+
+Credits are USD-denominated Decimals; Stripe counts integers of the
+currency's minor unit (cents). Outbound calls carry an idempotency key
+derived from the hub row they pay for, so a retried call (ours or the
+library's) never creates a second session or a second charge.
+"""
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+
+import stripe
+from django.conf import settings
+
+from hub.errors import BadRequest, ServiceUnavailable
+
+CENT = Decimal("0.01")
+
+
+class PaymentDeclined(Exception):
+    """Stripe refused the charge itself (card declined, authentication needed): not worth retrying."""
+
+
+def to_minor_units(amount: Decimal) -> int:
+    """Credits (USD) as Stripe's minor units; refuses anything that is not whole cents."""
+    amount = Decimal(amount)
+    if not amount.is_finite() or amount != amount.quantize(CENT):
+        raise BadRequest(f"{amount} is not a whole number of cents", param="amount")
+    return int(amount.scaleb(2))
+
+
+def from_minor_units(units: int) -> Decimal:
+    return Decimal(int(units)).scaleb(-2)
+
+
+def currency() -> str:
+    code = settings.STRIPE_CURRENCY.lower()
+    if code != "usd":
+        # Credits are priced in USD; charging another currency would need an
+        # exchange rate the ledger does not keep.
+        raise ServiceUnavailable(f"STRIPE_CURRENCY must be usd, not {code!r}")
+    return code
+
+
+def client() -> stripe.StripeClient:
+    if not settings.STRIPE_SECRET_KEY:
+        raise ServiceUnavailable("payments are not configured on this hub (STRIPE_SECRET_KEY)")
+    base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
+    # Retries are safe: every call that creates something carries an idempotency key.
+    return stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses=base, max_network_retries=2)
+
+
+@dataclass
+class CheckoutSession:
+    id: str
+    url: str
+
+
+def checkout_session_create(*, payment, success_url: str, cancel_url: str) -> CheckoutSession:
+    metadata = {"hub_payment": str(payment.pk), "hub_organization": str(payment.organization_id)}
+    try:
+        session = _checkout_create(payment=payment, metadata=metadata, success_url=success_url,
+                                   cancel_url=cancel_url)
+    except stripe.StripeError as exc:
+        raise ServiceUnavailable(f"Stripe could not open a checkout: {exc.user_message or exc}") from exc
+    return CheckoutSession(id=session.id, url=session.url)
+
+
+def _checkout_create(*, payment, metadata: dict, success_url: str, cancel_url: str):
+    return client().v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "line_items": [{
+                "quantity": 1,
+                "price_data": {
+                    "currency": currency(),
+                    "unit_amount": to_minor_units(payment.amount),
+                    "product_data": {"name": "Hub credits"},
+                },
+            }],
+            "client_reference_id": str(payment.pk),
+            "metadata": metadata,
+            # The payment intent carries the same metadata, so its own events
+            # (payment_intent.succeeded, refunds) find the payment too.
+            "payment_intent_data": {"metadata": metadata},
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+        },
+        options={"idempotency_key": f"{payment.idempotency_key}-checkout"},
+    )
+
+
+@dataclass
+class Charge:
+    payment_intent_id: str
+    status: str
+
+
+def off_session_charge(*, payment, customer_id: str, payment_method_id: str) -> Charge:
+    """Create and confirm a payment intent for a saved card, with no customer present."""
+    try:
+        intent = client().v1.payment_intents.create(
+            params={
+                "amount": to_minor_units(payment.amount),
+                "currency": currency(),
+                "customer": customer_id,
+                "payment_method": payment_method_id,
+                "confirm": True,
+                "off_session": True,
+                "metadata": {"hub_payment": str(payment.pk), "hub_organization": str(payment.organization_id)},
+            },
+            options={"idempotency_key": f"{payment.idempotency_key}-intent"},
+        )
+    except (stripe.CardError, stripe.InvalidRequestError) as exc:
+        # A declined card, or a customer or card that no longer exists: asking
+        # again would fail again.
+        raise PaymentDeclined(exc.user_message or str(exc)) from exc
+    return Charge(payment_intent_id=intent.id, status=intent.status)
+
+
+@dataclass
+class Refund:
+    id: str
+    amount: Decimal
+    status: str
+
+
+def refunds_of_charge(charge_id: str) -> list[Refund]:
+    """Every refund of a charge, read from Stripe (an event's embedded list may be cut short)."""
+    refunds = client().v1.refunds.list(params={"charge": charge_id, "limit": 100})
+    return [Refund(id=r.id, amount=from_minor_units(r.amount), status=r.status)
+            for r in refunds.auto_paging_iter()]
+
+
+def payment_intent_of_charge(charge_id: str) -> str | None:
+    return client().v1.charges.retrieve(charge_id).payment_intent
+
+
+def event_verify(payload: bytes, signature: str) -> dict:
+    """The event as a dict, if Stripe signed it with our secret; raises ValueError otherwise."""
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        # An empty secret would let anyone sign events.
+        raise ServiceUnavailable("the Stripe webhook is not configured on this hub (STRIPE_WEBHOOK_SECRET)")
+    try:
+        stripe.Webhook.construct_event(payload, signature, secret)
+    except stripe.SignatureVerificationError as exc:
+        raise ValueError(str(exc)) from exc
+    return json.loads(payload)

@@ -1,0 +1,124 @@
+"""Stripe's webhook: verify the signature, store the event id once, dispatch by type, record the outcome.
+
+A replayed event finds its row processed and answers 200 without doing
+anything. An event whose handler fails keeps its row unprocessed with the
+error as outcome and answers 500, so Stripe delivers it again and the next
+delivery processes it.
+"""
+
+import logging
+
+from django.db import transaction
+from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from hub.errors import HubError, error_response
+
+from . import payments, stripe_gateway
+from .models import StripeEvent
+
+logger = logging.getLogger(__name__)
+
+
+def _paid_session(session: dict) -> str:
+    if session.get("mode") != "payment":
+        return "ignored: not a payment session"
+    if session.get("payment_status") != "paid":
+        return f"awaiting payment: session is {session.get('payment_status')}"
+    return payments.payment_settle(
+        payment_id=(session.get("metadata") or {}).get("hub_payment") or session.get("client_reference_id"),
+        payment_intent_id=session["payment_intent"],
+        paid=stripe_gateway.from_minor_units(session["amount_total"]),
+        currency=session["currency"],
+    )
+
+
+def _succeeded_intent(intent: dict) -> str:
+    return payments.payment_settle(
+        payment_id=(intent.get("metadata") or {}).get("hub_payment"),
+        payment_intent_id=intent["id"],
+        paid=stripe_gateway.from_minor_units(intent.get("amount_received") or intent["amount"]),
+        currency=intent["currency"],
+    )
+
+
+def _failed_intent(intent: dict) -> str:
+    error = intent.get("last_payment_error") or {}
+    return payments.payment_fail(
+        payment_id=(intent.get("metadata") or {}).get("hub_payment"), payment_intent_id=intent["id"],
+        reason=error.get("message") or error.get("code") or "payment failed",
+    )
+
+
+def _refunded_charge(charge: dict) -> str:
+    if not charge.get("payment_intent"):
+        return "ignored: charge without payment intent"
+    return payments.refunds_apply(payment_intent_id=charge["payment_intent"],
+                                  refunds=stripe_gateway.refunds_of_charge(charge["id"]))
+
+
+def _dispute_intent(dispute: dict) -> str | None:
+    return dispute.get("payment_intent") or stripe_gateway.payment_intent_of_charge(dispute["charge"])
+
+
+def _dispute_created(dispute: dict) -> str:
+    return payments.dispute_open(payment_intent_id=_dispute_intent(dispute), dispute_id=dispute["id"],
+                                 amount=stripe_gateway.from_minor_units(dispute["amount"]))
+
+
+def _dispute_closed(dispute: dict) -> str:
+    return payments.dispute_close(payment_intent_id=_dispute_intent(dispute), dispute_id=dispute["id"],
+                                  amount=stripe_gateway.from_minor_units(dispute["amount"]),
+                                  won=dispute.get("status") == "won")
+
+
+HANDLERS = {
+    "checkout.session.completed": _paid_session,
+    "checkout.session.async_payment_succeeded": _paid_session,
+    "payment_intent.succeeded": _succeeded_intent,
+    "payment_intent.payment_failed": _failed_intent,
+    "charge.refunded": _refunded_charge,
+    "charge.dispute.created": _dispute_created,
+    "charge.dispute.closed": _dispute_closed,
+}
+
+
+def event_process(event: dict) -> tuple[StripeEvent, bool]:
+    """Process a verified event once; returns (its row, whether its handler failed)."""
+    with transaction.atomic():
+        row, _ = StripeEvent.objects.get_or_create(stripe_id=event["id"], defaults={"type": event["type"]})
+        row = StripeEvent.objects.select_for_update().get(pk=row.pk)
+        if row.processed_at is not None:
+            return row, False
+        row.attempts += 1
+        handler = HANDLERS.get(event["type"])
+        failed = False
+        if handler is None:
+            row.outcome = "ignored: type not handled"
+        else:
+            try:
+                with transaction.atomic():
+                    row.outcome = handler(event["data"]["object"])[:500]
+            except Exception as exc:  # recorded on the row; Stripe delivers the event again
+                logger.exception("Stripe event %s (%s) failed", event["id"], event["type"])
+                row.outcome = f"error: {type(exc).__name__}: {exc}"[:500]
+                failed = True
+        if not failed:
+            row.processed_at = timezone.now()
+        row.save(update_fields=["attempts", "outcome", "processed_at"])
+    return row, failed
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request):
+    try:
+        event = stripe_gateway.event_verify(request.body, request.headers.get("Stripe-Signature", ""))
+    except HubError as exc:
+        return error_response(exc)
+    except ValueError:
+        return HttpResponse("invalid signature", status=400, content_type="text/plain")
+    row, failed = event_process(event)
+    return JsonResponse({"received": True, "outcome": row.outcome}, status=500 if failed else 200)
