@@ -46,7 +46,7 @@ def cases():
             yield pytest.param(role, request, allowed, id=f"{role}-{name}")
 
 
-@pytest.mark.parametrize("role, request_, allowed", cases())
+@pytest.mark.parametrize("role, request_, allowed", list(cases()))
 def test_role_matrix(world, role, request_, allowed):
     from accounts.services import invitation_create
 
