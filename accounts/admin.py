@@ -8,6 +8,19 @@ from django.dispatch import receiver
 
 from . import services
 from .models import ApiKey, AuditEvent, Invitation, KeyScope, Membership, Organization, User
+from .serializers import LIMIT_FIELDS
+
+
+def forget_key(hashed: str) -> None:
+    from hub.auth import forget_key as forget
+
+    forget(hashed)
+
+
+def forget_all_keys() -> None:
+    from hub.auth import forget_all
+
+    forget_all()
 
 
 def actor_of(request) -> services.Actor:
@@ -31,9 +44,14 @@ class OrganizationAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "is_active"]}),
+        ("Default limits of its keys", {"fields": LIMIT_FIELDS}),
+    ]
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
+        forget_all_keys()  # its keys' default limits apply at once in this process
         if not change:
             from billing.services import account_open
 
@@ -46,7 +64,7 @@ class ApiKeyForm(forms.ModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ["organization", "name", "scope", "expires_at"]
+        fields = ["organization", "name", "scope", "expires_at", *LIMIT_FIELDS]
 
     def clean_scope(self):
         return self.cleaned_data.get("scope") or KeyScope.INFERENCE
@@ -59,8 +77,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
                     "last_used_at"]
     list_filter = ["scope", "organization"]
     search_fields = ["name", "prefix", "organization__name"]
-    fields = ["organization", "name", "scope", "expires_at", "prefix", "created_by", "created_at", "revoked_at",
-              "last_used_at"]
+    fieldsets = [
+        (None, {"fields": ["organization", "name", "scope", "expires_at", "prefix", "created_by", "created_at",
+                           "revoked_at", "last_used_at"]}),
+        ("Limits (empty: the organisation's)", {"fields": LIMIT_FIELDS}),
+    ]
     readonly_fields = ["prefix", "created_by", "created_at", "revoked_at", "last_used_at"]
     actions = ["revoke"]
 
@@ -69,11 +90,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            return super().save_model(request, obj, form, change)
+            super().save_model(request, obj, form, change)
+            forget_key(obj.hashed_key)  # new limits apply at once in this process
+            return
         with transaction.atomic():
             api_key, raw = services.api_key_create(
                 organization=obj.organization, name=obj.name, created_by=request.user, expires_at=obj.expires_at,
                 scope=obj.scope, actor=actor_of(request),
+                limits={name: form.cleaned_data[name] for name in LIMIT_FIELDS if name in form.cleaned_data},
             )
         obj.pk = api_key.pk
         # Shown once: only the hash is kept.

@@ -143,6 +143,7 @@ class KeyList(OrgView):
         api_key, raw = services.api_key_create(
             organization=request.organization, name=data["name"], scope=data["scope"],
             expires_at=data.get("expires_at"), created_by=actor.user, actor=actor,
+            limits={name: data[name] for name in serializers.LIMIT_FIELDS if name in data},
         )
         return _new_key_response(api_key, raw)
 

@@ -3,6 +3,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 
+from billing.fields import MoneyField
+
 
 class User(AbstractUser):
     """The hub's user. Custom from the first migration so it can grow freely."""
@@ -10,8 +12,49 @@ class User(AbstractUser):
     email = models.EmailField("email address", blank=True)
 
 
-class Organization(models.Model):
-    """The tenant: owns keys, credits and usage."""
+class BudgetPeriod(models.TextChoices):
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly"
+    MONTHLY = "monthly", "Monthly"
+    TOTAL = "total", "Never resets"
+
+
+class Limits(models.Model):
+    """What a key (or, as defaults for its keys, an organisation) may use. Empty means no limit.
+
+    Enforced on every gateway call by hub/policy.py; a key's own value wins
+    over its organisation's.
+    """
+
+    allowed_models = models.JSONField(
+        default=list, blank=True, help_text='Model patterns, e.g. ["openai/*", "claude-*"]; empty: every model'
+    )
+    allowed_ips = models.JSONField(
+        default=list, blank=True, help_text='Client addresses (CIDR), e.g. ["203.0.113.0/24"]; empty: anywhere'
+    )
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute")
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute")
+    budget = MoneyField(null=True, blank=True, help_text="Spend allowed per budget period")
+    budget_period = models.CharField(max_length=10, choices=BudgetPeriod.choices, default=BudgetPeriod.MONTHLY)
+
+    class Meta:
+        abstract = True
+
+    def clean(self):
+        import ipaddress
+
+        from django.core.exceptions import ValidationError
+
+        if not isinstance(self.allowed_models, list) or not all(isinstance(p, str) for p in self.allowed_models):
+            raise ValidationError({"allowed_models": "A list of model patterns."})
+        try:
+            [ipaddress.ip_network(c, strict=False) for c in self.allowed_ips]
+        except (TypeError, ValueError) as exc:
+            raise ValidationError({"allowed_ips": f"Not a list of addresses or CIDR ranges: {exc}"}) from None
+
+
+class Organization(Limits):
+    """The tenant: owns keys, credits and usage. Its limits are its keys' defaults."""
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -52,7 +95,7 @@ class KeyScope(models.TextChoices):
     ADMIN = "admin", "Admin (the gateway and the management API of its organisation)"
 
 
-class ApiKey(models.Model):
+class ApiKey(Limits):
     """A hub API key. Only its SHA-256 and a visible prefix are stored."""
 
     PREFIX = "sk-hub-"

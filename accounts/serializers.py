@@ -1,6 +1,10 @@
+import ipaddress
+
 from rest_framework import serializers
 
-from .models import ApiKey, AuditEvent, Invitation, KeyScope, Membership, Organization, Role
+from .models import ApiKey, AuditEvent, BudgetPeriod, Invitation, KeyScope, Membership, Organization, Role
+
+LIMIT_FIELDS = ["allowed_models", "allowed_ips", "rpm_limit", "tpm_limit", "budget", "budget_period"]
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
@@ -18,7 +22,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
         fields = ["id", "name", "prefix", "scope", "created_by", "created_at", "expires_at", "revoked_at",
-                  "last_used_at", "is_active"]
+                  "last_used_at", "is_active", *LIMIT_FIELDS]
         read_only_fields = fields
 
 
@@ -26,6 +30,19 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     scope = serializers.ChoiceField(choices=KeyScope.choices, default=KeyScope.INFERENCE)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    # The key's limits (hub/policy.py); empty ones default to the organisation's.
+    allowed_models = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=100)
+    allowed_ips = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=100)
+    rpm_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    tpm_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    budget = serializers.DecimalField(required=False, allow_null=True, max_digits=19, decimal_places=10, min_value=0)
+    budget_period = serializers.ChoiceField(choices=BudgetPeriod.choices, required=False)
+
+    def validate_allowed_ips(self, value):
+        try:
+            return [str(ipaddress.ip_network(v, strict=False)) for v in value]
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 class NewApiKeySerializer(ApiKeySerializer):

@@ -79,8 +79,12 @@ def organization_create(*, name: str, slug: str = "", owner=None) -> Organizatio
 
 
 def api_key_create(*, organization: Organization, name: str, created_by=None, expires_at=None, raw_key: str = "",
-                   scope: str = KeyScope.INFERENCE, actor: Actor | None = None):
-    """Create a key and return (ApiKey, raw key). The raw key is never stored."""
+                   scope: str = KeyScope.INFERENCE, actor: Actor | None = None, limits: dict | None = None):
+    """Create a key and return (ApiKey, raw key). The raw key is never stored.
+
+    `limits`: the key's own allowed_models, allowed_ips, rpm_limit, tpm_limit,
+    budget and budget_period (hub/policy.py).
+    """
     raw_key = raw_key or ApiKey.PREFIX + secrets.token_urlsafe(30)
     if not raw_key.startswith(ApiKey.PREFIX) or len(raw_key) < len(ApiKey.PREFIX) + 20:
         raise ValueError(f"an API key must start with {ApiKey.PREFIX} and carry at least 20 random characters")
@@ -95,10 +99,12 @@ def api_key_create(*, organization: Organization, name: str, created_by=None, ex
             created_by=created_by,
             expires_at=expires_at,
             scope=scope,
+            **(limits or {}),
         )
         audit_record(action="key.create", actor=actor, organization=organization, target=api_key,
                      details={"name": name, "prefix": api_key.prefix, "scope": scope,
-                              "expires_at": expires_at.isoformat() if expires_at else None})
+                              "expires_at": expires_at.isoformat() if expires_at else None,
+                              **{k: str(v) for k, v in (limits or {}).items()}})
     return api_key, raw_key
 
 

@@ -42,7 +42,9 @@ class MoneyField(models.BigIntegerField):
         return to_units(value)
 
     def formfield(self, **kwargs):
-        return forms.DecimalField(decimal_places=_scale(), max_digits=19, **kwargs)
+        # Field.formfield, not the integer one: a Decimal field that knows blank, label, help text.
+        return models.Field.formfield(self, **{"form_class": forms.DecimalField, "decimal_places": _scale(),
+                                               "max_digits": 19, **kwargs})
 
     def value_to_string(self, obj):
         value = self.value_from_object(obj)

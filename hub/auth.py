@@ -17,6 +17,7 @@ from accounts.services import hash_api_key
 
 from . import db
 from .errors import AuthenticationFailed
+from .policy import NO_POLICY, Policy
 
 _MAX_ENTRIES = 50_000
 _cache: dict[str, tuple[float, "KeyInfo | None"]] = {}
@@ -27,6 +28,7 @@ class KeyInfo:
     key_id: int
     organization_id: int
     expires_at: datetime | None
+    policy: Policy = NO_POLICY
 
 
 def raw_key_from(request) -> str:
@@ -37,12 +39,14 @@ def raw_key_from(request) -> str:
 
 
 def _load(hashed: str) -> KeyInfo | None:
-    row = (
+    key = (
         ApiKey.objects.filter(hashed_key=hashed, revoked_at__isnull=True, organization__is_active=True)
-        .values_list("pk", "organization_id", "expires_at")
+        .select_related("organization")
         .first()
     )
-    return KeyInfo(*row) if row else None
+    if key is None:
+        return None
+    return KeyInfo(key.pk, key.organization_id, key.expires_at, Policy.of(key, key.organization))
 
 
 async def authenticate(request) -> KeyInfo:

@@ -17,7 +17,7 @@ from billing.models import UsageRecord
 from billing.services import UsageEvent, token_amount
 from providers.adapters import UpstreamError, Usage
 
-from . import capabilities, catalogue, routing
+from . import capabilities, catalogue, policy, routing
 from .auth import KeyInfo
 from .credit import ensure_credit
 from .errors import HubError, InternalError, error_response
@@ -25,6 +25,7 @@ from .metering import meter
 
 
 logger = logging.getLogger(__name__)
+_background: set[asyncio.Task] = set()
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Call:
     key: KeyInfo
     endpoint: str
     model_name: str
+    client_ip: str = ""
     request_id: str = ""
     started: float = 0.0
     stream: bool = False
@@ -66,6 +68,11 @@ class Call:
             event.price = token_amount(usage.prompt_tokens, route.input_price) + token_amount(
                 usage.completion_tokens, route.output_price)
         meter.add(event)
+        if not self.key.policy.empty and (event.prompt_tokens or event.price):
+            task = asyncio.get_running_loop().create_task(
+                policy.account(self.key, event.prompt_tokens + event.completion_tokens, event.price))
+            _background.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(_background.discard)
 
     def fail(self, error: HubError | UpstreamError) -> HttpResponse:
         upstream = isinstance(error, UpstreamError)
@@ -105,6 +112,7 @@ async def chat_completion(call: Call, body: dict) -> HttpResponse:
 async def _chat_completion(call: Call, body: dict) -> HttpResponse:
     try:
         call.model = model = await catalogue.resolve(call.model_name)
+        limit_headers = await policy.admit(call.key, model, call.model_name, call.client_ip)
         capabilities.check(model, body, call.model_name)
         await ensure_credit(call.key.organization_id)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -126,6 +134,8 @@ async def _chat_completion(call: Call, body: dict) -> HttpResponse:
         response["x-accel-buffering"] = "no"
     response["x-request-id"] = call.request_id
     response["x-hub-route"] = f"{served.route.public_id}; provider={served.route.provider_name}"
+    for name, value in limit_headers.items():
+        response[name] = value
     return response
 
 

@@ -70,7 +70,7 @@ async def chat_completions(request) -> HttpResponse:
         key = await authenticate(request)
     except HubError as error:
         return error_response(error)
-    call = Call(key=key, endpoint="chat.completions", model_name="")
+    call = Call(key=key, endpoint="chat.completions", model_name="", client_ip=request.META.get("REMOTE_ADDR", ""))
     try:
         body = _json_body(request)
         call.model_name = str(body.get("model") or "")[:200]

@@ -74,12 +74,13 @@ def upstream(upstream_server):
 @pytest.fixture
 def hub(live_hub, transactional_db):
     """The live hub with fresh caches; its usage buffer is written out after each test."""
-    from hub import auth, catalogue, credit, route_health
+    from hub import auth, catalogue, credit, limits, route_health
 
     catalogue.invalidate()
     auth.forget_all()
     credit.forget()
     route_health.reset()
+    limits.reset()
     yield live_hub
     from hub.relay import InFlight
 

@@ -85,8 +85,9 @@ def test_an_api_key_is_stored_only_as_a_hash(api_key):
 def test_the_admin_shows_a_new_key_once(organization, operator):
     browser = Client()
     browser.force_login(operator)
-    response = browser.post("/admin/accounts/apikey/add/", {"organization": organization.pk, "name": "ci"},
-                            follow=True)
+    response = browser.post("/admin/accounts/apikey/add/", {"organization": organization.pk, "name": "ci",
+                                                            "budget_period": "monthly", "allowed_models": "[]",
+                                                            "allowed_ips": "[]"}, follow=True)
     page = response.content.decode()
     raw = page.split("it will not be shown again: ")[1][:47]
     assert ApiKey.objects.get(name="ci").hashed_key == hashlib.sha256(raw.encode()).hexdigest()
