@@ -41,14 +41,37 @@ class ModelRate(models.Model):
 
 
 class CreditAccount(models.Model):
-    """An organisation's credit. `balance` is a cache of the sum of its ledger."""
+    """An organisation's credit. `balance` is a cache of the sum of its ledger;
+    `held` the sum of its open holds (credit reserved by requests in flight)."""
 
     organization = models.OneToOneField("accounts.Organization", on_delete=models.CASCADE, related_name="credit")
     balance = money(default=Decimal(0))
+    held = money(default=Decimal(0))
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):
         return f"credit of {self.organization}"
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance - self.held
+
+
+class CreditHold(models.Model):
+    """Credit reserved for one request in flight: its worst-case price, until it is settled.
+
+    A hold whose request never settles (a crashed process) is released when it
+    expires, by billing.tasks.release_expired_holds.
+    """
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.CASCADE, related_name="holds")
+    request_id = models.CharField(max_length=64, unique=True)
+    amount = money()
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"hold {self.amount} for {self.request_id}"
 
 
 class LedgerEntry(models.Model):
