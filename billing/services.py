@@ -2,16 +2,16 @@
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from .fields import money_value
-from .models import CreditAccount, LedgerEntry, UsageRecord
+from .models import CreditAccount, CreditHold, LedgerEntry, UsageRecord
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,12 @@ def _forget_cached_balance(organization_id: int) -> None:
     forget(organization_id)
 
 
+def available_of(organization_id: int) -> Decimal:
+    """Balance less what requests in flight hold."""
+    row = CreditAccount.objects.filter(organization_id=organization_id).values_list("balance", "held").first()
+    return row[0] - row[1] if row else Decimal(0)
+
+
 def balance_of(organization_id: int) -> Decimal:
     return CreditAccount.objects.filter(organization_id=organization_id).values_list("balance", flat=True).first() or Decimal(0)
 
@@ -115,6 +121,7 @@ class UsageEvent:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     usage_estimated: bool = False
+    held: bool = False  # a credit hold was placed for it: settled with the record
     cost: Decimal = Decimal(0)
     price: Decimal = Decimal(0)
     latency_ms: int = 0
@@ -142,31 +149,33 @@ def _record(event: UsageEvent) -> UsageRecord:
 
 
 def record_usage(events: list[UsageEvent]) -> dict[int, Decimal]:
-    """Write usage records and charge them, all in one transaction.
+    """Write usage records, charge them and release their holds, all in one transaction.
 
-    Returns the new balance of every organisation charged. A request id that
-    is already recorded is skipped, so replaying a batch charges nothing twice.
+    Returns the credit now available (balance less holds) of every account
+    touched. A request id that is already recorded is skipped, so replaying a
+    batch charges nothing twice.
     """
     if not events:
         return {}
     with transaction.atomic():
         ids = [e.request_id for e in events]
         done = set(UsageRecord.objects.filter(request_id__in=ids).values_list("request_id", flat=True))
-        fresh = {e.request_id: e for e in events if e.request_id not in done}.values()
+        fresh = list({e.request_id: e for e in events if e.request_id not in done}.values())
         records = UsageRecord.objects.bulk_create([_record(e) for e in fresh])
         charged = [(e, r) for e, r in zip(fresh, records) if e.charged]
-        if not charged:
-            return {}
+        holds = list(CreditHold.objects.filter(request_id__in=[e.request_id for e in fresh if e.held])
+                     .values_list("pk", "account_id", "amount"))
         org_ids = sorted({e.organization_id for e, _ in charged})
+        if not charged and not holds:
+            return {}
         # Lock in primary-key order so concurrent writers never deadlock.
-        accounts = {
-            a.organization_id: a.pk
-            for a in CreditAccount.objects.select_for_update().filter(organization_id__in=org_ids).order_by("pk")
-        }
+        locked = CreditAccount.objects.select_for_update().filter(
+            Q(organization_id__in=org_ids) | Q(pk__in=[h[1] for h in holds])).order_by("pk")
+        accounts = {a.organization_id: a.pk for a in locked}
         for org_id in org_ids:
             if org_id not in accounts:
                 accounts[org_id] = CreditAccount.objects.create(organization_id=org_id).pk
-        if records[0].pk is None:  # backends without RETURNING from bulk_create
+        if records and records[0].pk is None:  # backends without RETURNING from bulk_create
             pks = dict(UsageRecord.objects.filter(request_id__in=[r.request_id for _, r in charged]).values_list("request_id", "pk"))
             for _, r in charged:
                 r.pk = pks[r.request_id]
@@ -180,14 +189,64 @@ def record_usage(events: list[UsageEvent]) -> dict[int, Decimal]:
                 for e, r in charged
             ]
         )
-        totals: dict[int, Decimal] = {}
+        charges: dict[int, Decimal] = {}
         for e, _ in charged:
-            totals[e.organization_id] = totals.get(e.organization_id, Decimal(0)) + e.price
+            account_id = accounts[e.organization_id]
+            charges[account_id] = charges.get(account_id, Decimal(0)) + e.price
+        released: dict[int, Decimal] = {}
+        for _, account_id, amount in holds:
+            released[account_id] = released.get(account_id, Decimal(0)) + amount
+        CreditHold.objects.filter(pk__in=[h[0] for h in holds]).delete()
         now = timezone.now()
-        for org_id in org_ids:
-            CreditAccount.objects.filter(pk=accounts[org_id]).update(
-                balance=F("balance") - money_value(totals[org_id]), updated_at=now)
-        return dict(CreditAccount.objects.filter(organization_id__in=org_ids).values_list("organization_id", "balance"))
+        for account_id in sorted(set(charges) | set(released)):
+            CreditAccount.objects.filter(pk=account_id).update(
+                balance=F("balance") - money_value(charges.get(account_id, Decimal(0))),
+                held=F("held") - money_value(released.get(account_id, Decimal(0))), updated_at=now)
+        touched = set(charges) | set(released)
+        return {org: balance - held for org, balance, held in CreditAccount.objects.filter(pk__in=touched)
+                .values_list("organization_id", "balance", "held")}
+
+
+def hold_place(*, organization_id: int, request_id: str, amount: Decimal, ttl_seconds: float) -> Decimal | None:
+    """Reserve `amount` of the organisation's credit for one request, if it has that much available.
+
+    Returns None when it was reserved, else the credit available. The
+    conditional UPDATE is the whole concurrency story: the database admits
+    holds one at a time against balance − held, so concurrent requests can
+    never reserve more than there is.
+    """
+    amount = quantize(amount)
+    with transaction.atomic():
+        reserved = CreditAccount.objects.filter(
+            organization_id=organization_id, balance__gte=F("held") + money_value(amount),
+        ).update(held=F("held") + money_value(amount), updated_at=timezone.now())
+        if not reserved:
+            row = CreditAccount.objects.filter(organization_id=organization_id).values_list("balance", "held").first()
+            return (row[0] - row[1]) if row else Decimal(0)
+        account_id = CreditAccount.objects.filter(organization_id=organization_id).values_list("pk", flat=True).get()
+        CreditHold.objects.create(account_id=account_id, request_id=request_id, amount=amount,
+                                  expires_at=timezone.now() + timedelta(seconds=ttl_seconds))
+    return None
+
+
+def release_expired_holds() -> int:
+    """Release holds whose request never settled (its process died). Safe to run twice or at once."""
+    released = 0
+    expired = list(CreditHold.objects.filter(expires_at__lt=timezone.now()).values_list("account_id", flat=True)
+                   .distinct())
+    for account_id in sorted(expired):
+        with transaction.atomic():
+            CreditAccount.objects.select_for_update().filter(pk=account_id).first()
+            holds = list(CreditHold.objects.filter(account_id=account_id, expires_at__lt=timezone.now())
+                         .values_list("pk", "amount"))
+            if not holds:
+                continue  # another run got there first
+            CreditHold.objects.filter(pk__in=[pk for pk, _ in holds]).delete()
+            CreditAccount.objects.filter(pk=account_id).update(
+                held=F("held") - money_value(sum((a for _, a in holds), Decimal(0))), updated_at=timezone.now())
+            released += len(holds)
+            logger.warning("released %d expired credit hold(s) of account %s", len(holds), account_id)
+    return released
 
 
 def reconcile_balances() -> list[dict]:

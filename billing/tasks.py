@@ -31,3 +31,9 @@ def auto_recharge_one(auto_recharge_id: int) -> int | None:
     """Charge one organisation's saved card; a second run finds the claim taken and does nothing."""
     payment = payments.auto_recharge_start(auto_recharge_id=auto_recharge_id)
     return payment.pk if payment else None
+
+
+@shared_task(time_limit=300)
+def release_expired_holds() -> int:
+    """Release credit holds whose request never settled (its process died)."""
+    return services.release_expired_holds()

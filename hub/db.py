@@ -13,6 +13,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 
 _read = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-db-read")
 _write = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-db-write")
+# Credit holds, one short transaction per request: apart, so they never wait behind a batch.
+_hold = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-db-hold")
 
 
 def _guarded(fn, args):
@@ -53,7 +55,11 @@ async def write(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(_write, _guarded, fn, args)
 
 
+async def hold(fn, **kwargs):
+    return await asyncio.get_running_loop().run_in_executor(_hold, _guarded, lambda: fn(**kwargs), ())
+
+
 def close() -> None:
     """Close both threads' connections (tests drop the database afterwards)."""
-    for executor in (_read, _write):
+    for executor in (_read, _write, _hold):
         executor.submit(connections.close_all).result()

@@ -2,15 +2,14 @@
 
 Each finished request hands a UsageEvent to the process's meter; a task
 writes what has gathered every HUB_METERING_FLUSH_SECONDS in one transaction
-(billing.services.record_usage). Until then the amount counts as pending
-against the organisation's balance. On shutdown the meter is drained; a
-failed write is kept and retried.
+(billing.services.record_usage), which also releases each request's credit
+hold: until then the hold stands in for the charge. On shutdown the meter is
+drained; a failed write is kept and retried.
 """
 
 import asyncio
 import logging
 from datetime import timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError
@@ -54,23 +53,17 @@ def _write(batch: list[UsageEvent]):
 class Meter:
     def __init__(self):
         self._events: list[UsageEvent] = []
-        self._pending: dict[int, Decimal] = {}
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._flushing = asyncio.Lock()
 
     def add(self, event: UsageEvent) -> None:
         self._events.append(event)
-        if event.charged:
-            self._pending[event.organization_id] = self._pending.get(event.organization_id, Decimal(0)) + event.price
         if self._task is None or self._task.done():
             self._wake = asyncio.Event()
             self._flushing = asyncio.Lock()
             self._task = asyncio.get_running_loop().create_task(self._run())
         self._wake.set()
-
-    def pending(self, organization_id: int) -> Decimal:
-        return self._pending.get(organization_id, Decimal(0))
 
     async def _run(self) -> None:
         while True:
@@ -92,9 +85,6 @@ class Meter:
                 logger.exception("writing %d usage records failed; keeping them to retry", len(batch))
                 self._events[:0] = batch
                 return False
-            for event in batch:
-                if event.charged:
-                    self._pending[event.organization_id] -= event.price
             from .credit import remember
 
             remember(balances)

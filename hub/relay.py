@@ -17,9 +17,8 @@ from billing.models import UsageRecord
 from billing.services import UsageEvent, token_amount
 from providers.adapters import UpstreamError, Usage
 
-from . import capabilities, catalogue, policy, routing
+from . import capabilities, catalogue, credit, policy, routing
 from .auth import KeyInfo
-from .credit import ensure_credit
 from .errors import HubError, InternalError, error_response
 from .metering import meter
 
@@ -39,6 +38,7 @@ class Call:
     request_id: str = ""
     started: float = 0.0
     stream: bool = False
+    held: bool = False  # credit is held for it until its usage record settles
     model: catalogue.Model | None = None  # the model asked for
     route: catalogue.Route | None = None  # the route that served (maybe a fallback's)
 
@@ -56,7 +56,7 @@ class Call:
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
             usage_estimated=usage.estimated, http_status=http_status, error=error,
-            latency_ms=int((time.monotonic() - self.started) * 1000),
+            latency_ms=int((time.monotonic() - self.started) * 1000), held=self.held,
             first_token_ms=int((first_token_at - self.started) * 1000) if first_token_at else None,
         )
         if route is None and self.model is not None:
@@ -114,7 +114,7 @@ async def _chat_completion(call: Call, body: dict) -> HttpResponse:
         call.model = model = await catalogue.resolve(call.model_name)
         limit_headers = await policy.admit(call.key, model, call.model_name, call.client_ip)
         capabilities.check(model, body, call.model_name)
-        await ensure_credit(call.key.organization_id)
+        call.held = await credit.reserve(call, model, body)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         served = await routing.serve(model, body, stream=call.stream, include_usage=include_usage)
     except (HubError, UpstreamError) as error:
