@@ -49,7 +49,7 @@ def output_tokens_bound(body: dict, model: catalogue.Model) -> int:
     cap = min(caps) if caps else None
     if asked:
         return min(asked, cap) if cap else asked
-    return cap or getattr(settings, 'HUB_DEFAULT_OUTPUT_HOLD', 4096)
+    return cap or settings.HUB_DEFAULT_OUTPUT_HOLD
 
 
 def worst_case(body: dict, model: catalogue.Model, snapshot: catalogue.Snapshot) -> Decimal:
@@ -76,7 +76,7 @@ async def reserve(call, model: catalogue.Model, body: dict) -> bool:
     if amount <= 0:
         return False
     left = await db.hold(hold_place, organization_id=organization_id, request_id=call.request_id, amount=amount,
-                         ttl_seconds=getattr(settings, 'HUB_HOLD_TTL_SECONDS', 3600.0))
+                         ttl_seconds=settings.HUB_HOLD_TTL_SECONDS)
     if left is not None:
         remember({organization_id: left})
         raise _refusal(left, amount)

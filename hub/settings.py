@@ -6,6 +6,7 @@ switch to PostgreSQL and Redis.
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -38,7 +39,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "accounts.admin_config.HubAdminConfig",  # django.contrib.admin with TOTP for operators (login hardening)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -51,6 +52,9 @@ INSTALLED_APPS = [
     "providers",
     "billing",
     "hub",
+    "axes",  # login hardening
+    "django_otp",
+    "django_otp.plugins.otp_totp",
 ]
 
 MIDDLEWARE = [
@@ -60,8 +64,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # login hardening: request.user.is_verified()
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # login hardening: last, turns a lockout into its page
 ]
 
 # The API (/v1/, /api/) is served without the browser middleware above:
@@ -182,6 +188,7 @@ CELERY_BEAT_SCHEDULE = {
     "check-credentials": {"task": "hub.tasks.check_credentials", "schedule": env.float(
         "HUB_HEALTH_CHECK_SECONDS", default=300.0)},
     "auto-recharge-credit": {"task": "billing.tasks.auto_recharge_all", "schedule": 60.0},
+    "release-expired-credit-holds": {"task": "billing.tasks.release_expired_holds", "schedule": 300.0},
 }
 
 # The gateway.
@@ -193,6 +200,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = HUB_MAX_BODY_BYTES
 HUB_AUTH_CACHE_SECONDS = env.float("HUB_AUTH_CACHE_SECONDS", default=5.0)
 HUB_CATALOGUE_CACHE_SECONDS = env.float("HUB_CATALOGUE_CACHE_SECONDS", default=5.0)
 HUB_BALANCE_CACHE_SECONDS = env.float("HUB_BALANCE_CACHE_SECONDS", default=1.0)
+# Reserve, then settle (hub/credit.py).
+HUB_DEFAULT_OUTPUT_HOLD = env.int("HUB_DEFAULT_OUTPUT_HOLD", default=4096)
+HUB_HOLD_TTL_SECONDS = env.float("HUB_HOLD_TTL_SECONDS", default=3600.0)
 HUB_METERING_FLUSH_SECONDS = env.float("HUB_METERING_FLUSH_SECONDS", default=0.05)
 HUB_UPSTREAM_CONNECT_TIMEOUT = env.float("HUB_UPSTREAM_CONNECT_TIMEOUT", default=10.0)
 HUB_UPSTREAM_READ_TIMEOUT = env.float("HUB_UPSTREAM_READ_TIMEOUT", default=600.0)
@@ -214,6 +224,34 @@ HUB_DEMO_CREDITS = env.str("HUB_DEMO_CREDITS", default="10")
 HUB_ENCRYPTION_KEYS = env.list("HUB_ENCRYPTION_KEYS", default=[]) or [
     _local_secret("encryption_key", lambda: __import__("cryptography.fernet").fernet.Fernet.generate_key().decode())
 ]
+
+# Login hardening (issue 7). Session logins (the admin's) are counted by
+# django-axes in the database, so every process sees the same failures: after
+# HUB_LOGIN_FAILURE_LIMIT failures of one username from one address, that pair
+# is refused (429, templates/admin/lockout.html) for HUB_LOGIN_COOLOFF_MINUTES
+# after the last attempt. The gateway (/v1/, /api/) never calls authenticate()
+# and has no middleware, so axes never sees it. Operators with a TOTP device
+# (django-otp) give a code at every admin login; HUB_OPERATOR_2FA_REQUIRED makes
+# every staff user enrol one (accounts/otp.py, accounts/admin_site.py).
+HUB_LOGIN_FAILURE_LIMIT = env.int("HUB_LOGIN_FAILURE_LIMIT", default=5)
+HUB_LOGIN_COOLOFF_MINUTES = env.int("HUB_LOGIN_COOLOFF_MINUTES", default=15)
+HUB_OPERATOR_2FA_REQUIRED = env.bool("HUB_OPERATOR_2FA_REQUIRED", default=False)
+if HUB_LOGIN_FAILURE_LIMIT < 1 or HUB_LOGIN_COOLOFF_MINUTES < 1:
+    raise environ.ImproperlyConfigured("HUB_LOGIN_FAILURE_LIMIT and HUB_LOGIN_COOLOFF_MINUTES must be at least 1")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out username + address before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = HUB_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=HUB_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]  # masked in axes' rows and logs
+OTP_TOTP_ISSUER = env.str("HUB_OTP_ISSUER", default="The hub")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # a device's secret is never shown back in the admin
 
 LOGGING = {
     "version": 1,

@@ -50,8 +50,9 @@ def test_a_request_that_could_cost_more_than_the_credit_is_402_until_max_tokens_
 
 
 def test_hundreds_of_concurrent_requests_never_spend_more_than_there_is(hub, api_key, upstream, organization, pricey):
-    # 10 credits; each request holds 50 output tokens = 5 credits and really costs 0.6 (6 words):
-    # at most two can be in flight at once, and the balance never goes below zero.
+    # 10.5 credits; each request holds a little over 5 (50 output tokens at 0.1, and its prompt) and
+    # really costs 0.6 (6 words): at most two can be in flight at once, and the balance never goes below zero.
+    credit_grant(organization=organization, amount=Decimal("0.5"))
     client = openai.AsyncOpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0,
                                 http_client=openai.DefaultAsyncHttpxClient(
                                     limits=httpx.Limits(max_connections=300)))
@@ -73,7 +74,7 @@ def test_hundreds_of_concurrent_requests_never_spend_more_than_there_is(hub, api
     hub.drain()
     assert_settled(organization)
     spent = UsageRecord.objects.filter(status="ok").aggregate(s=Sum("price"))["s"]
-    assert account(organization).balance == Decimal(10) - spent >= 0
+    assert account(organization).balance == Decimal("10.5") - spent >= 0
 
 
 @pytest.mark.parametrize("upstream_model, status", [("fake-error-500", "upstream_error"), ("fake-cut", "upstream_error"),
