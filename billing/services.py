@@ -121,7 +121,7 @@ class UsageEvent:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     usage_estimated: bool = False
-    held: bool = False  # a credit hold was placed for it: settled with the record
+    lease: str = ""  # the credit hold its price was reserved under (hub/credit.py)
     cost: Decimal = Decimal(0)
     price: Decimal = Decimal(0)
     latency_ms: int = 0
@@ -148,14 +148,16 @@ def _record(event: UsageEvent) -> UsageRecord:
     )
 
 
-def record_usage(events: list[UsageEvent]) -> dict[int, Decimal]:
-    """Write usage records, charge them and release their holds, all in one transaction.
+def record_usage(events: list[UsageEvent], releases: list[str] = ()) -> dict[int, Decimal]:
+    """Write usage records and charge them, then release the holds named in `releases`, in one transaction.
 
-    Returns the credit now available (balance less holds) of every account
-    touched. A request id that is already recorded is skipped, so replaying a
-    batch charges nothing twice.
+    A charge under a hold (its `lease`) takes its price out of that hold too,
+    so the credit it reserved turns into the charge without ever being free in
+    between. Returns the credit now available (balance less holds) of every
+    account touched. A request id that is already recorded is skipped, so
+    replaying a batch charges nothing twice.
     """
-    if not events:
+    if not events and not releases:
         return {}
     with transaction.atomic():
         ids = [e.request_id for e in events]
@@ -163,14 +165,14 @@ def record_usage(events: list[UsageEvent]) -> dict[int, Decimal]:
         fresh = list({e.request_id: e for e in events if e.request_id not in done}.values())
         records = UsageRecord.objects.bulk_create([_record(e) for e in fresh])
         charged = [(e, r) for e, r in zip(fresh, records) if e.charged]
-        holds = list(CreditHold.objects.filter(request_id__in=[e.request_id for e in fresh if e.held])
-                     .values_list("pk", "account_id", "amount"))
+        hold_ids = {e.lease for e, _ in charged if e.lease} | set(releases)
+        holds = {h.request_id: h for h in CreditHold.objects.filter(request_id__in=hold_ids)}
         org_ids = sorted({e.organization_id for e, _ in charged})
         if not charged and not holds:
             return {}
         # Lock in primary-key order so concurrent writers never deadlock.
         locked = CreditAccount.objects.select_for_update().filter(
-            Q(organization_id__in=org_ids) | Q(pk__in=[h[1] for h in holds])).order_by("pk")
+            Q(organization_id__in=org_ids) | Q(pk__in=[h.account_id for h in holds.values()])).order_by("pk")
         accounts = {a.organization_id: a.pk for a in locked}
         for org_id in org_ids:
             if org_id not in accounts:
@@ -190,19 +192,30 @@ def record_usage(events: list[UsageEvent]) -> dict[int, Decimal]:
             ]
         )
         charges: dict[int, Decimal] = {}
+        unheld: dict[int, Decimal] = {}
+        shrunk: dict[str, Decimal] = {}
         for e, _ in charged:
             account_id = accounts[e.organization_id]
             charges[account_id] = charges.get(account_id, Decimal(0)) + e.price
-        released: dict[int, Decimal] = {}
-        for _, account_id, amount in holds:
-            released[account_id] = released.get(account_id, Decimal(0)) + amount
-        CreditHold.objects.filter(pk__in=[h[0] for h in holds]).delete()
+            hold = holds.get(e.lease)
+            if hold is not None:
+                # Never below zero: a charge over its estimate is paid from free credit.
+                taken = min(e.price, hold.amount - shrunk.get(hold.request_id, Decimal(0)))
+                shrunk[hold.request_id] = shrunk.get(hold.request_id, Decimal(0)) + taken
+                unheld[account_id] = unheld.get(account_id, Decimal(0)) + taken
+        for hold in holds.values():
+            if hold.request_id in releases:
+                rest = hold.amount - shrunk.get(hold.request_id, Decimal(0))
+                unheld[hold.account_id] = unheld.get(hold.account_id, Decimal(0)) + rest
+            elif shrunk.get(hold.request_id):
+                CreditHold.objects.filter(pk=hold.pk).update(amount=F("amount") - money_value(shrunk[hold.request_id]))
+        CreditHold.objects.filter(request_id__in=[r for r in releases if r in holds]).delete()
         now = timezone.now()
-        for account_id in sorted(set(charges) | set(released)):
+        for account_id in sorted(set(charges) | set(unheld)):
             CreditAccount.objects.filter(pk=account_id).update(
                 balance=F("balance") - money_value(charges.get(account_id, Decimal(0))),
-                held=F("held") - money_value(released.get(account_id, Decimal(0))), updated_at=now)
-        touched = set(charges) | set(released)
+                held=F("held") - money_value(unheld.get(account_id, Decimal(0))), updated_at=now)
+        touched = set(charges) | set(unheld)
         return {org: balance - held for org, balance, held in CreditAccount.objects.filter(pk__in=touched)
                 .values_list("organization_id", "balance", "held")}
 

@@ -1,10 +1,18 @@
 """Step 2 of a request: may this organisation spend — reserve, then settle.
 
-Before the upstream call the request's worst-case price is held against the
-organisation's credit (balance − holds) by one conditional UPDATE in the
-database, so concurrent requests, on any number of processes, never reserve
-more credit than there is. When the request ends its usage record charges the
-real price and releases the hold in the same transaction (hub/metering.py).
+Before the upstream call a request reserves its worst-case price out of a
+*lease*: credit this process holds for the organisation in the database
+(billing.services.hold_place, one conditional UPDATE, so leases on any
+number of processes never add up to more than there is). A lease is taken
+when the current one cannot cover the request: HUB_CREDIT_LEASE at a time (or
+as much as is left, down to exactly the request's worst case), so a busy
+process touches the database once per lease, not once per request. When a
+request ends its worst case returns to the lease and its real price is
+charged by its usage record, which takes the same amount out of the lease's
+hold in the same transaction (hub/metering.py). A lease that is replaced, too
+old, or idle for HUB_CREDIT_LEASE_IDLE_SECONDS is given back once its
+requests are settled; a process that dies leaves its leases to expire
+(HUB_HOLD_TTL_SECONDS) and a Celery task releases them.
 
 Worst case: the prompt counted as UTF-8 bytes / 2 tokens + 10 per message +
 1,500 per image (an over-estimate for every script we know), plus the whole
@@ -13,6 +21,9 @@ the highest price among the model and its fallbacks. An organisation can
 therefore overspend only if a provider counts more prompt tokens than that.
 """
 
+import asyncio
+import itertools
+import uuid
 import json
 import math
 import time
@@ -20,7 +31,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from billing.services import available_of, hold_place, token_amount
+from billing.services import hold_place, token_amount
 
 from . import catalogue, db
 from .errors import InsufficientQuota
@@ -59,28 +70,130 @@ def worst_case(body: dict, model: catalogue.Model, snapshot: catalogue.Snapshot)
     return max((token_amount(prompt, i) + token_amount(output, o) for i, o in prices), default=Decimal(0))
 
 
-async def reserve(call, model: catalogue.Model, body: dict) -> bool:
-    """Hold the request's worst-case price; False when there is nothing to hold (free, or internal mode)."""
+class Lease:
+    """Credit this process holds for one organisation (a CreditHold row)."""
+
+    def __init__(self, organization_id: int, hold_id: str, size: Decimal):
+        self.organization_id, self.hold_id, self.size = organization_id, hold_id, size
+        self.in_flight = Decimal(0)  # worst cases of the requests it covers now
+        self.spent = Decimal(0)  # real prices of the requests it covered
+        self.taken_at = time.monotonic()
+        self.retired = False
+        self.idle_since: float | None = None
+
+    @property
+    def free(self) -> Decimal:
+        return self.size - self.in_flight - self.spent
+
+    def admit(self, amount: Decimal) -> None:
+        self.in_flight += amount
+        self.idle_since = None
+
+    def settle(self, amount: Decimal, price: Decimal) -> None:
+        self.in_flight -= amount
+        self.spent += price
+        if self.in_flight <= 0:
+            self.idle_since = time.monotonic()
+            if self.retired:
+                _give_back(self)
+            else:
+                asyncio.get_running_loop().call_later(settings.HUB_CREDIT_LEASE_IDLE_SECONDS, _release_if_idle, self)
+
+
+_leases: dict[int, Lease] = {}
+_locks: dict[int, asyncio.Lock] = {}
+_process = uuid.uuid4().hex[:12]
+_numbers = itertools.count(1)
+
+
+def _give_back(lease: Lease) -> None:
+    from .metering import meter
+
+    meter.release(lease.hold_id)  # after its requests' usage records, in the same write
+
+
+def _release_if_idle(lease: Lease) -> None:
+    if lease.idle_since is None or lease.in_flight > 0 or _leases.get(lease.organization_id) is not lease:
+        return
+    if time.monotonic() - lease.idle_since >= settings.HUB_CREDIT_LEASE_IDLE_SECONDS:
+        del _leases[lease.organization_id]
+        _give_back(lease)
+
+
+def _retire(lease: Lease | None) -> None:
+    if lease is not None and not lease.retired:
+        lease.retired = True
+        if lease.in_flight <= 0:
+            _give_back(lease)
+
+
+async def _new_lease(organization_id: int, amount: Decimal) -> Lease:
+    lock = _locks.setdefault(organization_id, asyncio.Lock())
+    async with lock:
+        current = _leases.get(organization_id)
+        if current is not None and not _stale(current) and current.free >= amount:
+            return current  # another request renewed it meanwhile
+        size = max(amount, settings.HUB_CREDIT_LEASE)
+        for _ in range(3):
+            hold_id = f"lease:{_process}:{next(_numbers)}"
+            left = await db.hold(hold_place, organization_id=organization_id, request_id=hold_id, amount=size,
+                                 ttl_seconds=settings.HUB_HOLD_TTL_SECONDS)
+            if left is None:
+                break
+            remember({organization_id: left})
+            if size <= amount or left < amount:
+                raise _refusal(left, amount)
+            size = max(amount, left / 2)  # little credit left: a smaller lease, leaving some for others
+        else:
+            raise _refusal(left, amount)
+        lease = Lease(organization_id, hold_id, size)
+        _retire(current)
+        _leases[organization_id] = lease
+        return lease
+
+
+def _stale(lease: Lease) -> bool:
+    # Renewed well before its hold could expire under it.
+    return time.monotonic() - lease.taken_at > settings.HUB_HOLD_TTL_SECONDS / 2
+
+
+async def reserve(call, model: catalogue.Model, body: dict) -> None:
+    """Reserve the request's worst-case price (sets call.lease and call.reserved), or refuse with 402."""
     if settings.HUB_BILLING_MODE != "credits":
-        return False
+        return
     organization_id = call.key.organization_id
-    cached = _available.get(organization_id)
-    if cached is None or cached[0] < time.monotonic():
-        available = await db.read_shared(("available", organization_id), available_of, organization_id)
-        remember({organization_id: available})
-    else:
-        available = cached[1]
-    if available <= 0:
-        raise _refusal(available)  # no credit at all: not worth a write
     amount = worst_case(body, model, await catalogue.snapshot())
     if amount <= 0:
-        return False
-    left = await db.hold(hold_place, organization_id=organization_id, request_id=call.request_id, amount=amount,
-                         ttl_seconds=settings.HUB_HOLD_TTL_SECONDS)
-    if left is not None:
-        remember({organization_id: left})
-        raise _refusal(left, amount)
-    return True
+        return  # free: nothing to reserve
+    lease = _leases.get(organization_id)
+    if lease is None or lease.free < amount or _stale(lease):
+        cached = _available.get(organization_id)
+        if cached is not None and cached[0] >= time.monotonic() and cached[1] < amount:
+            raise _refusal(cached[1], amount)  # known to be short: not worth a write
+        lease = await _new_lease(organization_id, amount)
+    lease.admit(amount)
+    call.lease, call.reserved = lease, amount
+
+
+def settle(call, price: Decimal) -> None:
+    """The request is over: its worst case returns to its lease, its real price is spent."""
+    if call.lease is not None:
+        call.lease.settle(call.reserved, price)
+
+
+def reset() -> None:
+    """Forget every lease and cached balance (tests; the database keeps its holds)."""
+    _leases.clear()
+    _locks.clear()
+    _available.clear()
+
+
+def release_all() -> None:
+    """Give back every lease not in use now (shutdown, tests)."""
+    for organization_id, lease in list(_leases.items()):
+        if lease.in_flight <= 0:
+            del _leases[organization_id]
+            _give_back(lease)
 
 
 def _refusal(available: Decimal, needed: Decimal | None = None) -> InsufficientQuota:

@@ -8,5 +8,9 @@ logger = logging.getLogger(__name__)
 
 
 async def shutdown() -> None:
+    from . import credit
+
+    await meter.drain()
+    credit.release_all()  # leases in use are left to expire: their requests were cut off
     await meter.drain()
     await http.close()

@@ -23,23 +23,27 @@ from . import db
 logger = logging.getLogger(__name__)
 
 
-def _record(batch: list[UsageEvent]) -> dict:
+def _record(batch: list[UsageEvent], releases: list[str] = ()) -> dict:
     try:
-        return record_usage(batch)
+        return record_usage(batch, releases)
     except IntegrityError:
-        if len(batch) == 1:
+        if len(batch) == 1 and not releases:
             # Its organisation or key is gone: nothing to charge, and retrying
             # would block every record behind it.
             logger.error("dropping usage record %s: %s", batch[0].request_id, "its organisation no longer exists")
             return {}
+        if not batch:
+            raise
     balances = {}
     for event in batch:
         balances.update(_record([event]))
+    if releases:
+        balances.update(record_usage([], releases))
     return balances
 
 
-def _write(batch: list[UsageEvent]):
-    balances = _record(batch)
+def _write(batch: list[UsageEvent], releases: list[str] = ()):
+    balances = _record(batch, releases)
     now = timezone.now()
     keys = {e.api_key_id for e in batch if e.api_key_id}
     if keys:
@@ -53,12 +57,20 @@ def _write(batch: list[UsageEvent]):
 class Meter:
     def __init__(self):
         self._events: list[UsageEvent] = []
+        self._releases: list[str] = []  # credit holds to give back once the events before them are written
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._flushing = asyncio.Lock()
 
     def add(self, event: UsageEvent) -> None:
         self._events.append(event)
+        self._wake_up()
+
+    def release(self, hold_id: str) -> None:
+        self._releases.append(hold_id)
+        self._wake_up()
+
+    def _wake_up(self) -> None:
         if self._task is None or self._task.done():
             self._wake = asyncio.Event()
             self._flushing = asyncio.Lock()
@@ -77,13 +89,15 @@ class Meter:
     async def flush(self) -> bool:
         async with self._flushing:
             batch, self._events = self._events, []
-            if not batch:
+            releases, self._releases = self._releases, []
+            if not batch and not releases:
                 return True
             try:
-                balances = await db.write(_write, batch)
+                balances = await db.write(_write, batch, releases)
             except Exception:
                 logger.exception("writing %d usage records failed; keeping them to retry", len(batch))
                 self._events[:0] = batch
+                self._releases[:0] = releases
                 return False
             from .credit import remember
 
@@ -93,7 +107,7 @@ class Meter:
     async def drain(self) -> None:
         """Write everything gathered so far (shutdown, tests)."""
         for _ in range(5):
-            if await self.flush() and not self._events:
+            if await self.flush() and not self._events and not self._releases:
                 return
             await asyncio.sleep(0.2)
 

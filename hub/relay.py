@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.http import HttpResponse, StreamingHttpResponse
 
@@ -38,7 +39,8 @@ class Call:
     request_id: str = ""
     started: float = 0.0
     stream: bool = False
-    held: bool = False  # credit is held for it until its usage record settles
+    lease: object = None  # the credit lease its worst case is reserved under (hub/credit.py)
+    reserved: Decimal = Decimal(0)
     model: catalogue.Model | None = None  # the model asked for
     route: catalogue.Route | None = None  # the route that served (maybe a fallback's)
 
@@ -56,7 +58,7 @@ class Call:
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
             usage_estimated=usage.estimated, http_status=http_status, error=error,
-            latency_ms=int((time.monotonic() - self.started) * 1000), held=self.held,
+            latency_ms=int((time.monotonic() - self.started) * 1000),
             first_token_ms=int((first_token_at - self.started) * 1000) if first_token_at else None,
         )
         if route is None and self.model is not None:
@@ -67,6 +69,9 @@ class Call:
                 usage.completion_tokens, route.output_cost)
             event.price = token_amount(usage.prompt_tokens, route.input_price) + token_amount(
                 usage.completion_tokens, route.output_price)
+        if self.lease is not None:
+            event.lease = self.lease.hold_id
+            credit.settle(self, event.price if event.charged else Decimal(0))
         meter.add(event)
         if not self.key.policy.empty and (event.prompt_tokens or event.price):
             task = asyncio.get_running_loop().create_task(
@@ -114,7 +119,7 @@ async def _chat_completion(call: Call, body: dict) -> HttpResponse:
         call.model = model = await catalogue.resolve(call.model_name)
         limit_headers = await policy.admit(call.key, model, call.model_name, call.client_ip)
         capabilities.check(model, body, call.model_name)
-        call.held = await credit.reserve(call, model, body)
+        await credit.reserve(call, model, body)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         served = await routing.serve(model, body, stream=call.stream, include_usage=include_usage)
     except (HubError, UpstreamError) as error:

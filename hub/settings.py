@@ -7,6 +7,7 @@ switch to PostgreSQL and Redis.
 
 import secrets
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -203,6 +204,8 @@ HUB_BALANCE_CACHE_SECONDS = env.float("HUB_BALANCE_CACHE_SECONDS", default=1.0)
 # Reserve, then settle (hub/credit.py).
 HUB_DEFAULT_OUTPUT_HOLD = env.int("HUB_DEFAULT_OUTPUT_HOLD", default=4096)
 HUB_HOLD_TTL_SECONDS = env.float("HUB_HOLD_TTL_SECONDS", default=3600.0)
+HUB_CREDIT_LEASE = Decimal(env.str("HUB_CREDIT_LEASE", default="1"))
+HUB_CREDIT_LEASE_IDLE_SECONDS = env.float("HUB_CREDIT_LEASE_IDLE_SECONDS", default=5.0)
 HUB_METERING_FLUSH_SECONDS = env.float("HUB_METERING_FLUSH_SECONDS", default=0.05)
 HUB_UPSTREAM_CONNECT_TIMEOUT = env.float("HUB_UPSTREAM_CONNECT_TIMEOUT", default=10.0)
 HUB_UPSTREAM_READ_TIMEOUT = env.float("HUB_UPSTREAM_READ_TIMEOUT", default=600.0)

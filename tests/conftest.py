@@ -38,10 +38,16 @@ class LiveHub:
         return self.running.call(coroutine, timeout)
 
     def drain(self) -> None:
-        """Write every usage record the hub still holds in memory."""
+        """Write every usage record the hub still holds in memory, and give back its idle credit leases."""
+        from hub import credit
         from hub.metering import meter
 
-        self.call(meter.drain())
+        async def drain():
+            await meter.drain()
+            credit.release_all()
+            await meter.drain()
+
+        self.call(drain())
 
     def stop(self) -> None:
         self.running.stop(timeout=10)
@@ -78,7 +84,7 @@ def hub(live_hub, transactional_db):
 
     catalogue.invalidate()
     auth.forget_all()
-    credit.forget()
+    credit.reset()
     route_health.reset()
     limits.reset()
     yield live_hub

@@ -142,3 +142,37 @@ def test_a_free_model_or_internal_mode_holds_nothing(client, hub, upstream, orga
     hub.drain()
     assert UsageRecord.objects.count() == 2
     assert_settled(organization)
+
+
+def test_a_busy_process_reserves_credit_once_per_lease_not_once_per_request(client, hub, upstream, organization,
+                                                                           monkeypatch):
+    from hub import credit
+
+    calls = []
+    real = credit.hold_place
+
+    def counting(**kwargs):
+        calls.append(kwargs["amount"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(credit, "hold_place", counting)
+    for _ in range(20):
+        client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=100)
+    assert calls == [Decimal(1)], "one lease of HUB_CREDIT_LEASE covered all twenty"
+    hub.drain()
+    assert_settled(organization)
+    assert account(organization).balance == Decimal(10) - sum(r.price for r in UsageRecord.objects.all())
+
+
+def test_an_idle_lease_is_given_back(client, hub, upstream, organization, settings):
+    import time
+
+    from hub import credit
+    from hub.metering import meter
+
+    settings.HUB_CREDIT_LEASE_IDLE_SECONDS = 0.2
+    client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=100)
+    time.sleep(0.5)
+    hub.call(meter.drain())  # not release_all: the lease went back by itself
+    assert not credit._leases
+    assert_settled(organization)
