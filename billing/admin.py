@@ -1,22 +1,56 @@
 from django import forms
 from django.contrib import admin
+from django.utils.html import format_html_join
 
-from . import services
+from . import pricing, services
 from .models import (
     AutoRecharge,
     CreditAccount,
     LedgerEntry,
     ModelRate,
     Payment,
+    PriceChange,
     StripeEvent,
     UsageRecord,
+    UsageRollup,
+    UsageRollupState,
 )
 
 
 @admin.register(ModelRate)
 class ModelRateAdmin(admin.ModelAdmin):
+    """Edits go through billing.pricing, so the price history records who made them."""
+
     list_display = ["model", "input_cost", "output_cost", "margin", "input_price", "output_price", "updated_at"]
     search_fields = ["model__public_id"]
+    readonly_fields = ["price_history"]
+
+    @admin.display(description="Price history (latest 10)")
+    def price_history(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        changes = PriceChange.objects.filter(model_id=obj.model_id)[:10]
+        return format_html_join(
+            "\n", "<div>{} {} by {} ({}): {} → {}</div>",
+            ((c.changed_at.strftime("%Y-%m-%d %H:%M"), c.action, c.changed_by or "-", c.source or "-",
+              _rate_text(c.old), _rate_text(c.new)) for c in changes),
+        ) or "-"
+
+    def save_model(self, request, obj, form, change):
+        pricing.rate_save(rate=obj, changed_by=request.user, source="admin")
+
+    def delete_model(self, request, obj):
+        pricing.rate_delete(rate=obj, changed_by=request.user, source="admin")
+
+    def delete_queryset(self, request, queryset):
+        for rate in queryset:
+            pricing.rate_delete(rate=rate, changed_by=request.user, source="admin")
+
+
+def _rate_text(values: dict) -> str:
+    if not values:
+        return "none"
+    return ", ".join(f"{name} {values.get(name)}" for name in pricing.RATE_FIELDS)
 
 
 class LedgerInline(admin.TabularInline):
@@ -154,4 +188,39 @@ class AutoRechargeAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PriceChange)
+class PriceChangeAdmin(ReadOnlyAdmin):
+    """The price history: appended by billing.pricing on every rate change, never edited."""
+
+    list_display = ["changed_at", "model_name", "action", "changed_by", "source", "old", "new"]
+    list_filter = ["action", "source"]
+    search_fields = ["model_name"]
+    date_hierarchy = "changed_at"
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(UsageRollup)
+class UsageRollupAdmin(ReadOnlyAdmin):
+    """Usage per organisation, key and model, per hour and day; rebuilt by billing.tasks.roll_up_usage."""
+
+    list_display = ["period_start", "granularity", "organization", "api_key", "model_name", "requests",
+                    "prompt_tokens", "completion_tokens", "cache_read_tokens", "cost", "price"]
+    list_filter = ["granularity"]
+    search_fields = ["organization__name", "model_name"]
+    date_hierarchy = "period_start"
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(UsageRollupState)
+class UsageRollupStateAdmin(ReadOnlyAdmin):
+    list_display = ["rolled_up_at", "pruned_through", "pruned_at"]
+
+    def has_change_permission(self, request, obj=None):
         return False

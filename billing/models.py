@@ -244,3 +244,100 @@ class AutoRecharge(models.Model):
 
     def __str__(self):
         return f"auto-recharge of {self.organization}"
+
+
+class UsageRollup(models.Model):
+    """Usage summed per organisation × API key × model, per hour and per day.
+
+    Rebuilt from the raw UsageRecords of whole periods by billing/rollups.py;
+    once a day's raw records are pruned its rollups are the record that stays.
+    """
+
+    class Granularity(models.TextChoices):
+        HOUR = "hour", "Hour"
+        DAY = "day", "Day"
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="+")
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The key's id, 0 for none: the unique constraint's column. NULLs are
+    # distinct in unique constraints (SQLite, PostgreSQL < 15), and Django does
+    # not create a nulls_distinct=False constraint at all where it is
+    # unsupported. It also outlives a deleted key, whose api_key becomes NULL.
+    api_key_ref = models.PositiveBigIntegerField(default=0, editable=False)
+    model_name = models.CharField(max_length=200)
+    model = models.ForeignKey("providers.CatalogModel", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    granularity = models.CharField(max_length=4, choices=Granularity.choices)
+    period_start = models.DateTimeField()
+    requests = models.PositiveBigIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cache_read_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_tokens = models.PositiveBigIntegerField(default=0)
+    cost = money(default=Decimal(0))
+    price = money(default=Decimal(0))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-period_start", "organization", "model_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "api_key_ref", "model_name", "granularity", "period_start"],
+                name="unique_usage_rollup",
+            ),
+        ]
+        indexes = [models.Index(fields=["granularity", "period_start"])]
+
+    def __str__(self):
+        return f"{self.granularity} {self.period_start:%Y-%m-%d %H:00} {self.model_name}"
+
+
+class UsageRollupState(models.Model):
+    """One row (pk 1): the lock every roll-up and prune takes, and how far raw usage was pruned.
+
+    Days before `pruned_through` are sealed: their rollups are final and are
+    never rebuilt from the raw records that remain (those with a ledger entry).
+    """
+
+    pruned_through = models.DateTimeField(null=True, blank=True)
+    rolled_up_at = models.DateTimeField(null=True, blank=True)
+    pruned_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"usage rolled up at {self.rolled_up_at}, pruned through {self.pruned_through}"
+
+
+class PriceChange(models.Model):
+    """One change of a ModelRate (created, changed or deleted). Appended, never edited or deleted."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        CHANGED = "changed", "Changed"
+        DELETED = "deleted", "Deleted"
+
+    model = models.ForeignKey("providers.CatalogModel", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="price_changes")
+    model_name = models.CharField(max_length=200, help_text="The model's public id at the time")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    old = models.JSONField(default=dict, blank=True, help_text="The rate before, amounts as strings")
+    new = models.JSONField(default=dict, blank=True, help_text="The rate after, amounts as strings")
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=100, blank=True, help_text="admin, hub_prices, hub_config, …")
+    changed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self):
+        return f"{self.action} rate of {self.model_name}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("price changes are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("price changes are append-only")
+

@@ -1,6 +1,7 @@
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from . import pricing  # noqa: F401 - its receivers keep the price history of every ModelRate save
 from .models import ModelRate
 
 

@@ -37,3 +37,29 @@ def auto_recharge_one(auto_recharge_id: int) -> int | None:
 def release_expired_holds() -> int:
     """Release credit holds whose request never settled (its process died)."""
     return services.release_expired_holds()
+
+
+@shared_task(time_limit=900)
+def roll_up_usage() -> int:
+    """Rebuild the hourly and daily usage rollups of every hour whose raw records changed."""
+    from django.conf import settings
+
+    from . import rollups
+
+    return rollups.roll_up(lookback_hours=getattr(settings, "HUB_USAGE_ROLLUP_LOOKBACK_HOURS", None))
+
+
+@shared_task(time_limit=3600)
+def prune_usage() -> int:
+    """Delete raw usage older than HUB_USAGE_RETENTION_DAYS once rolled up, except what the ledger points at."""
+    from . import rollups
+
+    return rollups.prune()
+
+
+@shared_task(time_limit=120)
+def flag_prices_below_cost() -> list[dict]:
+    """Log (and return) every model whose input or output price is under its cost."""
+    from . import pricing
+
+    return pricing.prices_below_cost()

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("HUB_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -190,6 +191,9 @@ CELERY_BEAT_SCHEDULE = {
         "HUB_HEALTH_CHECK_SECONDS", default=300.0)},
     "auto-recharge-credit": {"task": "billing.tasks.auto_recharge_all", "schedule": 60.0},
     "release-expired-credit-holds": {"task": "billing.tasks.release_expired_holds", "schedule": 300.0},
+    "roll-up-usage": {"task": "billing.tasks.roll_up_usage", "schedule": 300.0},
+    "prune-usage": {"task": "billing.tasks.prune_usage", "schedule": crontab(hour=3, minute=17)},
+    "flag-prices-below-cost": {"task": "billing.tasks.flag_prices_below_cost", "schedule": 3600.0},
 }
 
 # The gateway.
@@ -201,6 +205,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = HUB_MAX_BODY_BYTES
 HUB_AUTH_CACHE_SECONDS = env.float("HUB_AUTH_CACHE_SECONDS", default=5.0)
 HUB_CATALOGUE_CACHE_SECONDS = env.float("HUB_CATALOGUE_CACHE_SECONDS", default=5.0)
 HUB_BALANCE_CACHE_SECONDS = env.float("HUB_BALANCE_CACHE_SECONDS", default=1.0)
+# Usage rollups and retention (billing/rollups.py): 0 keeps raw usage forever.
+HUB_USAGE_RETENTION_DAYS = env.int("HUB_USAGE_RETENTION_DAYS", default=90)
+HUB_USAGE_ROLLUP_LOOKBACK_HOURS = env.float("HUB_USAGE_ROLLUP_LOOKBACK_HOURS", default=None)
 # Reserve, then settle (hub/credit.py).
 HUB_DEFAULT_OUTPUT_HOLD = env.int("HUB_DEFAULT_OUTPUT_HOLD", default=4096)
 HUB_HOLD_TTL_SECONDS = env.float("HUB_HOLD_TTL_SECONDS", default=3600.0)

@@ -1,0 +1,216 @@
+"""Usage rollups (per organisation × key × model, per hour and day) and the pruning of raw usage.
+
+Why whole periods are recomputed, not added to incrementally from a watermark:
+a usage record's `created_at` is when its request started, and it is written
+later (the meter's batch, a retried flush), so records keep arriving for hours
+already rolled up; and an id watermark is not safe either on PostgreSQL, where
+ids are taken at insert time but become visible in commit order. So an hour is
+*dirty* when the number of its raw records differs from the requests its
+rollups count (raw records are only ever inserted until their day is pruned,
+so an equal count means the same records), and a dirty hour is rebuilt from
+all its raw records, then its day from its 24 hours. Rebuilding is idempotent:
+running twice, or late, gives the same rows.
+
+Every rebuild and every prune runs in a transaction holding the lock of the
+one UsageRollupState row, and looks again for dirty hours once it holds it; two
+runs at once therefore take turns, and the second finds the work done. Days
+are done one transaction each, so the lock is held briefly and the metering
+writer (which never takes it) is never blocked.
+
+Pruning: a day whose raw records are older than HUB_USAGE_RETENTION_DAYS is
+rebuilt under the lock if dirty, then its raw records are deleted *except
+those a LedgerEntry points at*: the ledger is the truth, an entry is never
+edited, and its usage record is its receipt (LedgerEntry.usage_record is
+PROTECT). In credits mode that keeps every charged request; what goes is the
+free ones (refused, failed before the first byte) and everything recorded in
+internal mode. Pruned days are sealed (UsageRollupState.pruned_through): their
+rollups are final and never rebuilt from the records that remain.
+"""
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from .models import UsageRecord, UsageRollup, UsageRollupState
+
+logger = logging.getLogger(__name__)
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+HOURLY, DAILY = UsageRollup.Granularity.HOUR, UsageRollup.Granularity.DAY
+
+
+class PruneRaced(Exception):
+    """Records arrived for a day while it was being pruned; its transaction is rolled back."""
+
+
+def start_of_day(moment: datetime) -> datetime:
+    # Days are UTC days, like TIME_ZONE.
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _locked_state() -> UsageRollupState:
+    UsageRollupState.objects.bulk_create([UsageRollupState(pk=1)], ignore_conflicts=True)
+    return UsageRollupState.objects.select_for_update().get(pk=1)
+
+
+def _horizon() -> datetime | None:
+    return UsageRollupState.objects.filter(pk=1).values_list("pruned_through", flat=True).first()
+
+
+def _between(field: str, since: datetime | None, until: datetime | None) -> Q:
+    q = Q()
+    if since is not None:
+        q &= Q(**{f"{field}__gte": since})
+    if until is not None:
+        q &= Q(**{f"{field}__lt": until})
+    return q
+
+
+def dirty_hours(since: datetime | None = None, until: datetime | None = None) -> list[datetime]:
+    """Hours in [since, until) whose raw records are not exactly what their rollups count."""
+    raw = dict(
+        UsageRecord.objects.filter(_between("created_at", since, until)).order_by()
+        .annotate(hour=TruncHour("created_at")).values("hour").annotate(n=Count("id")).values_list("hour", "n")
+    )
+    rolled = dict(
+        UsageRollup.objects.filter(_between("period_start", since, until), granularity=HOURLY).order_by()
+        .values("period_start").annotate(n=Sum("requests")).values_list("period_start", "n")
+    )
+    return sorted(h for h in raw.keys() | rolled.keys() if raw.get(h, 0) != rolled.get(h, 0))
+
+
+def _rebuild_hours(hours: list[datetime]) -> None:
+    UsageRollup.objects.filter(granularity=HOURLY, period_start__in=hours).delete()
+    in_hours = Q()
+    for hour in hours:
+        in_hours |= Q(created_at__gte=hour, created_at__lt=hour + HOUR)
+    groups = (
+        UsageRecord.objects.filter(in_hours).order_by().annotate(hour=TruncHour("created_at"))
+        .values("organization_id", "api_key_id", "model_name", "hour")
+        .annotate(n=Count("id"), p=Sum("prompt_tokens"), c=Sum("completion_tokens"), cr=Sum("cache_read_tokens"),
+                  cw=Sum("cache_write_tokens"), cost_sum=Sum("cost"), price_sum=Sum("price"), model_max=Max("model"))
+    )
+    UsageRollup.objects.bulk_create([
+        UsageRollup(
+            organization_id=g["organization_id"], api_key_id=g["api_key_id"], api_key_ref=g["api_key_id"] or 0,
+            model_name=g["model_name"], model_id=g["model_max"], granularity=HOURLY, period_start=g["hour"],
+            requests=g["n"], prompt_tokens=g["p"], completion_tokens=g["c"], cache_read_tokens=g["cr"],
+            cache_write_tokens=g["cw"], cost=g["cost_sum"], price=g["price_sum"],
+        )
+        for g in groups
+    ])
+
+
+def _rebuild_day(day: datetime) -> None:
+    """A day is the sum of its hours (not of raw records, which a sealed day no longer has all of)."""
+    UsageRollup.objects.filter(granularity=DAILY, period_start=day).delete()
+    groups = (
+        UsageRollup.objects.filter(granularity=HOURLY, period_start__gte=day, period_start__lt=day + DAY).order_by()
+        .values("organization_id", "api_key_ref", "model_name")
+        .annotate(n=Sum("requests"), p=Sum("prompt_tokens"), c=Sum("completion_tokens"), cr=Sum("cache_read_tokens"),
+                  cw=Sum("cache_write_tokens"), cost_sum=Sum("cost"), price_sum=Sum("price"),
+                  key_max=Max("api_key"), model_max=Max("model"))
+    )
+    UsageRollup.objects.bulk_create([
+        UsageRollup(
+            organization_id=g["organization_id"], api_key_id=g["key_max"], api_key_ref=g["api_key_ref"],
+            model_name=g["model_name"], model_id=g["model_max"], granularity=DAILY, period_start=day,
+            requests=g["n"], prompt_tokens=g["p"], completion_tokens=g["c"], cache_read_tokens=g["cr"],
+            cache_write_tokens=g["cw"], cost=g["cost_sum"], price=g["price_sum"],
+        )
+        for g in groups
+    ])
+
+
+def _roll_up_day(day: datetime) -> int:
+    """Rebuild the dirty hours of one day, and the day; call holding the state lock."""
+    hours = dirty_hours(day, day + DAY)
+    if hours:
+        _rebuild_hours(hours)
+        _rebuild_day(day)
+    return len(hours)
+
+
+def roll_up(*, now: datetime | None = None, lookback_hours: float | None = None) -> int:
+    """Bring every rollup of unsealed days in line with the raw records; returns the hours rebuilt.
+
+    With `lookback_hours`, only hours that recent are looked at (cheaper on a
+    big table); a run without it (prune_usage makes one) catches the rest.
+    """
+    now = now or timezone.now()
+    since = _horizon()
+    if lookback_hours:
+        recent = now - timedelta(hours=lookback_hours)
+        since = recent if since is None else max(since, recent)
+    rebuilt = 0
+    for day in sorted({start_of_day(h) for h in dirty_hours(since)}):
+        with transaction.atomic():
+            state = _locked_state()
+            if state.pruned_through is not None and day < state.pruned_through:
+                continue  # sealed by a prune that ran meanwhile
+            rebuilt += _roll_up_day(day)
+            state.rolled_up_at = now
+            state.save(update_fields=["rolled_up_at"])
+    return rebuilt
+
+
+def _prune_day(day: datetime, now: datetime) -> int:
+    with transaction.atomic():
+        state = _locked_state()
+        if state.pruned_through is not None and day < state.pruned_through:
+            return 0  # a concurrent prune did it
+        _roll_up_day(day)
+        in_day = Q(created_at__gte=day, created_at__lt=day + DAY)
+        expected = UsageRollup.objects.filter(granularity=HOURLY, period_start__gte=day,
+                                              period_start__lt=day + DAY).aggregate(n=Sum("requests"))["n"] or 0
+        _, per_model = UsageRecord.objects.filter(in_day, ledger_entry__isnull=True).delete()
+        deleted = per_model.get(UsageRecord._meta.label, 0)
+        if deleted + UsageRecord.objects.filter(in_day).count() != expected:
+            raise PruneRaced(f"usage records arrived for {day:%Y-%m-%d} while it was pruned")
+        state.pruned_through, state.pruned_at = day + DAY, now
+        state.save(update_fields=["pruned_through", "pruned_at"])
+        return deleted
+
+
+def prune(*, now: datetime | None = None, retention_days: int | None = None) -> int:
+    """Delete raw usage records of whole days older than the retention, once rolled up; returns how many."""
+    now = now or timezone.now()
+    if retention_days is None:
+        retention_days = int(getattr(settings, "HUB_USAGE_RETENTION_DAYS", 90))
+    if retention_days <= 0:
+        return 0  # 0 keeps raw usage forever
+    cutoff = start_of_day(now - timedelta(days=retention_days))
+    roll_up(now=now)
+    deleted = 0
+    horizon = _horizon()
+    while True:
+        oldest = (UsageRecord.objects.filter(_between("created_at", horizon, cutoff), ledger_entry__isnull=True)
+                  .order_by().aggregate(t=Min("created_at"))["t"])
+        if oldest is None:
+            break
+        day = start_of_day(oldest)
+        try:
+            deleted += _prune_day(day, now)
+        except PruneRaced as exc:
+            logger.warning("usage pruning stopped: %s; the next run tries again", exc)
+            return deleted
+        horizon = day + DAY
+    with transaction.atomic():
+        state = _locked_state()
+        if state.pruned_through is None or state.pruned_through < cutoff:
+            # Days up to the cutoff with nothing left to delete are sealed too.
+            if dirty_hours(state.pruned_through, cutoff):
+                logger.warning("usage pruning: days before %s changed meanwhile; not sealed", cutoff)
+            else:
+                state.pruned_through, state.pruned_at = cutoff, now
+                state.save(update_fields=["pruned_through", "pruned_at"])
+    late = UsageRecord.objects.filter(created_at__lt=_horizon() or cutoff, ledger_entry__isnull=True).count()
+    if late:
+        logger.error("%s usage records arrived for days already pruned; they are not in the rollups", late)
+    return deleted

@@ -1,0 +1,304 @@
+"""Usage rollups equal the raw records exactly, however often and however late they run; pruning
+keeps what the ledger points at, and the balance stays the sum of the ledger."""
+
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
+
+from billing import rollups, services
+from billing.models import (
+    CreditAccount,
+    LedgerEntry,
+    UsageRecord,
+    UsageRollup,
+    UsageRollupState,
+)
+from billing.tasks import prune_usage, reconcile_balances, roll_up_usage
+
+FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "price")
+NOW = datetime.now(UTC)
+postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+
+
+@pytest.fixture
+def globex(transactional_db):
+    from accounts.services import organization_create
+
+    org = organization_create(name="Globex")
+    services.credit_grant(organization=org, amount=Decimal("10"), description="test credit")
+    return org
+
+
+@pytest.fixture
+def keys(organization):
+    from accounts.services import api_key_create
+
+    return [api_key_create(organization=organization, name=f"key {i}")[0] for i in range(2)]
+
+
+_counter = iter(range(1, 10**9))
+
+
+def usage(org, when, *, key=None, model="openai/gpt-4o-mini", prompt=100, completion=20, price="0.0000123456",
+          cost="0.0000100001", cache_read=3):
+    n = next(_counter)
+    return services.UsageEvent(
+        request_id=f"req-{n}", organization_id=org.pk, api_key_id=key.pk if key else None, model_name=model,
+        status="ok", prompt_tokens=prompt + n % 7, completion_tokens=completion + n % 5, cache_read_tokens=cache_read,
+        cache_write_tokens=n % 2, cost=Decimal(cost), price=Decimal(price), created_at=when,
+    )
+
+
+def spread(organization, globex, keys, *, start):
+    """Usage over three hours of two days, two organisations, keys and no key, two models, charged and free."""
+    events = []
+    for hour in (0, 1, 25):
+        at = start + timedelta(hours=hour, minutes=7)
+        events += [
+            usage(organization, at, key=keys[0]),
+            usage(organization, at + timedelta(minutes=50), key=keys[0], model="deepseek/chat"),
+            usage(organization, at, key=keys[1], price="0"),
+            usage(organization, at, key=None, price="0.5"),
+            usage(globex, at + timedelta(seconds=1), key=None, model="deepseek/chat"),
+        ]
+    return events
+
+
+def floor(moment: datetime, granularity: str) -> datetime:
+    moment = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0) if granularity == "day" else moment
+
+
+def expected_from_raw(granularity: str, records=None) -> dict:
+    sums = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
+    for r in records if records is not None else UsageRecord.objects.all():
+        row = sums[(r.organization_id, r.api_key_id or 0, r.model_name, floor(r.created_at, granularity))]
+        row["requests"] += 1
+        for name in FIELDS[1:]:
+            row[name] += getattr(r, name)
+    return dict(sums)
+
+
+def rolled(granularity: str) -> dict:
+    return {
+        (r.organization_id, r.api_key_ref, r.model_name, r.period_start): {name: getattr(r, name) for name in FIELDS}
+        for r in UsageRollup.objects.filter(granularity=granularity)
+    }
+
+
+def assert_rollups_match_raw():
+    for granularity in ("hour", "day"):
+        assert rolled(granularity) == expected_from_raw(granularity)
+
+
+def ledger_intact():
+    for account in CreditAccount.objects.all():
+        total = account.entries.aggregate(s=Sum("amount"))["s"] or Decimal(0)
+        assert account.balance == total
+    assert reconcile_balances.delay().get() == 0
+
+
+@pytest.fixture
+def start():
+    return floor(NOW - timedelta(days=3), "day") + timedelta(hours=5)
+
+
+def test_rollups_equal_the_raw_sums_and_a_second_run_changes_nothing(organization, globex, keys, start):
+    services.record_usage(spread(organization, globex, keys, start=start))
+
+    assert roll_up_usage.delay().get() == 3
+    assert_rollups_match_raw()
+    ids = sorted(UsageRollup.objects.values_list("pk", flat=True))
+    assert roll_up_usage.delay().get() == 0
+    assert sorted(UsageRollup.objects.values_list("pk", flat=True)) == ids
+    assert_rollups_match_raw()
+    assert UsageRollup.objects.filter(granularity="hour").count() == 15
+    assert UsageRollup.objects.filter(granularity="day").count() == 10
+    charged = UsageRollup.objects.filter(granularity="day", period_start=floor(start, "day"))
+    assert charged.aggregate(p=Sum("price"))["p"] == 2 * (Decimal("0.0000123456") * 3 + Decimal("0.5"))
+
+
+def test_records_arriving_late_for_a_rolled_up_hour_are_counted(organization, globex, keys, start):
+    services.record_usage(spread(organization, globex, keys, start=start))
+    roll_up_usage.delay()
+
+    # A batch the meter retried: written now, for requests that started hours ago.
+    services.record_usage([usage(organization, start + timedelta(minutes=59), key=keys[0]),
+                           usage(globex, start + timedelta(hours=25, minutes=1), model="deepseek/chat", price="0.25")])
+    assert roll_up_usage.delay().get() == 2
+    assert roll_up_usage.delay().get() == 0
+    assert_rollups_match_raw()
+    day = UsageRollup.objects.get(granularity="day", organization=globex, period_start=floor(start, "day") + timedelta(days=1))
+    assert day.requests == 2 and day.price == Decimal("0.25") + Decimal("0.0000123456")
+
+
+def test_one_rollup_row_per_period_even_without_a_key(organization):
+    row = dict(organization=organization, api_key=None, model_name="m", granularity="hour",
+               period_start=floor(NOW, "hour"))
+    UsageRollup.objects.create(**row)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        UsageRollup.objects.create(**row)
+
+
+def test_a_deleted_key_keeps_its_rollups_apart(organization, globex, keys, start):
+    services.record_usage(spread(organization, globex, keys, start=start))
+    roll_up_usage.delay()
+    keys[0].delete()
+    keys[1].delete()
+
+    assert UsageRollup.objects.filter(api_key__isnull=True, api_key_ref__gt=0).count() == 15
+    assert roll_up_usage.delay().get() == 0
+
+
+def test_the_lookback_setting_limits_the_frequent_run(organization, globex, keys, start, settings):
+    services.record_usage(spread(organization, globex, keys, start=start))
+    settings.HUB_USAGE_ROLLUP_LOOKBACK_HOURS = 1
+    assert roll_up_usage.delay().get() == 0
+    del settings.HUB_USAGE_ROLLUP_LOOKBACK_HOURS
+    assert roll_up_usage.delay().get() == 3
+    assert_rollups_match_raw()
+
+
+@pytest.fixture
+def old_start():
+    return floor(NOW - timedelta(days=100), "day") + timedelta(hours=5)
+
+
+def test_pruning_keeps_charged_records_and_the_rollups(organization, globex, keys, old_start, start):
+    services.record_usage(spread(organization, globex, keys, start=old_start))
+    services.record_usage(spread(organization, globex, keys, start=start))
+    before = {g: expected_from_raw(g) for g in ("hour", "day")}
+    entries = LedgerEntry.objects.count()
+    free_old = UsageRecord.objects.filter(created_at__lt=NOW - timedelta(days=90), price=0).count()
+
+    assert prune_usage.delay().get() == free_old == 3
+    assert prune_usage.delay().get() == 0
+
+    # Rolled up before anything went; the charged records are the ledger's receipts and stay.
+    assert {g: rolled(g) for g in ("hour", "day")} == before
+    assert not UsageRecord.objects.filter(created_at__lt=NOW - timedelta(days=90), ledger_entry__isnull=True).exists()
+    assert UsageRecord.objects.filter(created_at__lt=NOW - timedelta(days=90)).count() == 12
+    assert UsageRecord.objects.filter(created_at__gte=NOW - timedelta(days=90)).count() == 15
+    assert LedgerEntry.objects.count() == entries
+    ledger_intact()
+
+    # The pruned days are sealed: later runs never rebuild them from what is left.
+    assert UsageRollupState.objects.get().pruned_through == floor(NOW - timedelta(days=90), "day")
+    assert roll_up_usage.delay().get() == 0
+    assert {g: rolled(g) for g in ("hour", "day")} == before
+
+
+def test_internal_mode_usage_is_pruned_entirely(organization, globex, keys, old_start, settings):
+    settings.HUB_BILLING_MODE = "internal"
+    services.record_usage(spread(organization, globex, keys, start=old_start))
+    before = expected_from_raw("day")
+
+    assert prune_usage.delay().get() == 15
+    assert not UsageRecord.objects.exists()
+    assert rolled("day") == before
+    ledger_intact()
+
+
+def test_the_retention_setting_decides_what_is_old(organization, globex, keys, start, settings):
+    services.record_usage(spread(organization, globex, keys, start=start))
+    settings.HUB_USAGE_RETENTION_DAYS = 10
+    assert prune_usage.delay().get() == 0
+    settings.HUB_USAGE_RETENTION_DAYS = 1
+    assert prune_usage.delay().get() == 3
+    settings.HUB_USAGE_RETENTION_DAYS = 0  # keep forever
+    assert prune_usage.delay().get() == 0
+
+
+@postgres_only
+def test_a_prune_that_races_a_late_record_deletes_nothing(organization, globex, keys, old_start, monkeypatch):
+    services.record_usage(spread(organization, globex, keys, start=old_start))
+    rollups.roll_up()
+    real = rollups._roll_up_day
+
+    def late_record_arrives(day):
+        done = real(day)
+        # Another process writes a record for the day being pruned and commits.
+        writer = threading.Thread(target=lambda: (services.record_usage([usage(organization, old_start, price="0")]),
+                                                  connection.close()))
+        writer.start()
+        writer.join(10)
+        return done
+
+    monkeypatch.setattr(rollups, "_roll_up_day", late_record_arrives)
+    assert rollups.prune() == 0
+    assert UsageRecord.objects.count() == 16
+    monkeypatch.undo()
+    assert rollups.prune() == 4
+    assert sum(r["requests"] for r in rolled("day").values()) == 16
+    ledger_intact()
+
+
+@postgres_only
+def test_concurrent_runs_while_usage_is_written_end_equal_to_the_raw_records(organization, globex, keys, start):
+    services.record_usage(spread(organization, globex, keys, start=start))
+    errors, stop = [], threading.Event()
+
+    def in_thread(work):
+        def run():
+            try:
+                work()
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+            finally:
+                connection.close()
+        return threading.Thread(target=run)
+
+    def writer():
+        for i in range(20):
+            services.record_usage([usage(organization, start + timedelta(hours=i % 3, minutes=i), key=keys[i % 2]),
+                                   usage(globex, start + timedelta(hours=25), price="0.1")])
+        stop.set()
+
+    def roller():
+        while not stop.is_set():
+            rollups.roll_up()
+        rollups.roll_up()
+
+    threads = [in_thread(writer)] + [in_thread(roller) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    roll_up_usage.delay()
+    assert roll_up_usage.delay().get() == 0
+    assert_rollups_match_raw()
+
+
+@postgres_only
+def test_concurrent_prunes_and_rollups_delete_once_and_keep_the_ledger(organization, globex, keys, old_start, start):
+    services.record_usage(spread(organization, globex, keys, start=old_start))
+    services.record_usage(spread(organization, globex, keys, start=start))
+    before = expected_from_raw("day")
+    results, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def run(work):
+        try:
+            barrier.wait(10)
+            results.append(work())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in (rollups.prune, rollups.prune, rollups.roll_up,
+                                                                 rollups.roll_up)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert UsageRecord.objects.count() == 30 - 3
+    assert rolled("day") == before
+    ledger_intact()
