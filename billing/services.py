@@ -41,8 +41,9 @@ def account_open(*, organization) -> CreditAccount:
             # itself); the unique key makes a second grant impossible.
             try:
                 with transaction.atomic():
-                    _append(account.pk, kind=LedgerEntry.Kind.GRANT, amount=quantize(starter),
-                            description="Starter credits", idempotency_key=f"starter:{organization.pk}")
+                    entry = _append(account.pk, kind=LedgerEntry.Kind.GRANT, amount=quantize(starter),
+                                    description="Starter credits", idempotency_key=f"starter:{organization.pk}")
+                    _audit(entry, organization)
             except IntegrityError:
                 pass
             transaction.on_commit(lambda: _forget_cached_balance(organization.pk))
@@ -73,15 +74,27 @@ def credit_grant(
     try:
         with transaction.atomic():
             CreditAccount.objects.select_for_update().get(pk=account.pk)
-            return _append(
+            entry = _append(
                 account.pk, kind=kind, amount=amount, description=description,
                 idempotency_key=idempotency_key, created_by=created_by,
             )
+            if created_by is None:
+                _audit(entry, organization)  # an operator's grant is audited by the admin, with its address
+            return entry
     except IntegrityError:
         # A concurrent call with the same key won the race: it is the one entry.
         if idempotency_key:
             return LedgerEntry.objects.get(idempotency_key=idempotency_key)
         raise
+
+
+def _audit(entry: LedgerEntry, organization) -> None:
+    """Credit the system moves (Stripe, starter credits, tasks) in the audit log."""
+    from accounts.services import audit_record
+
+    audit_record(action=f"credit.{entry.kind}", organization=organization, target=entry,
+                 details={"amount": str(entry.amount), "description": entry.description,
+                          "idempotency_key": entry.idempotency_key or ""})
 
 
 def _forget_cached_balance(organization_id: int) -> None:

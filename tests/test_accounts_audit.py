@@ -51,7 +51,7 @@ def test_only_owners_read_the_audit_log_and_only_their_organisations(world):
     log = as_user(world.owner).get(BASE + "audit/").json()["results"]
 
     assert log[0]["action"] == "key.create" and log[0]["actor"] == "owner@example.com"
-    assert {e["action"] for e in log} <= {"key.create", "invitation.create"}
+    assert {e["action"] for e in log} <= {"key.create", "invitation.create", "credit.grant"}
     assert as_user(world.admin).get(BASE + "audit/").status_code == 403
 
 
@@ -148,3 +148,19 @@ def test_a_support_operator_sees_tenants_but_not_credentials(world):
     assert client.get("/admin/providers/credential/").status_code == 403
     assert client.post(f"/admin/accounts/organization/{world.acme.pk}/change/",
                        {"name": "Hacked", "slug": "acme"}).status_code == 403
+
+
+def test_credit_the_system_moves_is_audited(transactional_db):
+    from decimal import Decimal
+
+    from accounts.models import AuditEvent
+    from accounts.services import organization_create
+    from billing.services import credit_grant
+
+    org = organization_create(name="Initech")
+    entry = credit_grant(organization=org, amount=Decimal("25"), description="Stripe payment",
+                         idempotency_key="stripe:payment:pi_123")
+    credit_grant(organization=org, amount=Decimal("25"), idempotency_key="stripe:payment:pi_123")  # a replay
+    (event,) = AuditEvent.objects.filter(action="credit.grant")
+    assert (event.organization, event.target_id, event.details["amount"]) == (org, str(entry.pk), "25.0000000000")
+    assert event.actor_user is None
