@@ -5,13 +5,11 @@ host), in this process otherwise. A Redis outage lets requests through
 (logged) rather than refusing every tenant.
 """
 
-import asyncio
-import logging
 import time
 
 from django.conf import settings
 
-logger = logging.getLogger(__name__)
+from . import shared_state
 
 
 class LocalCounters:
@@ -41,17 +39,9 @@ class LocalCounters:
 class RedisCounters:
     def __init__(self, url: str):
         self.url = url
-        self._clients: dict = {}
 
     def client(self):
-        import redis.asyncio
-
-        loop = asyncio.get_running_loop()
-        c = self._clients.get(loop)
-        if c is None:
-            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, max_connections=64, timeout=5)
-            c = self._clients[loop] = redis.asyncio.Redis(connection_pool=pool)
-        return c
+        return shared_state.redis_client(self.url)
 
     async def incr(self, key: str, amount: int, ttl: int) -> int:
         async with self.client().pipeline(transaction=True) as pipe:
@@ -67,16 +57,9 @@ class RedisCounters:
         await self.client().set(key, value, ex=ttl, nx=True)
 
 
-class FailOpen:
-    def __init__(self, inner):
-        self.inner = inner
-
-    async def _guard(self, call, default):
-        try:
-            return await call
-        except Exception as exc:
-            logger.warning("limit counters unavailable (%s): not enforcing them", type(exc).__name__)
-            return default
+class FailOpen(shared_state.FailOpen):
+    what = "limit counters"
+    consequence = "not enforcing them"
 
     async def incr(self, key, amount, ttl):
         return await self._guard(self.inner.incr(key, amount, ttl), 0)

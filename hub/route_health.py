@@ -12,14 +12,14 @@ a success clears it, a failure sends it back out for longer.
 
 import asyncio
 import json
-import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
 
-logger = logging.getLogger(__name__)
+from . import shared_state
+
 
 HARD_FAILURES = {"upstream_auth_failed", "upstream_quota_exhausted", "no_credential"}
 EWMA = 0.2  # weight of the newest latency in the moving average
@@ -140,23 +140,12 @@ class RedisStore:
         import redis
 
         self.url = url
-        self._async: dict = {}
         self._sync = redis.Redis.from_url(url, decode_responses=True)
         self._cache: dict[int, tuple[float, Health]] = {}
         self._reading: dict[tuple, asyncio.Future] = {}
 
     def client(self):
-        import redis.asyncio
-
-        loop = asyncio.get_running_loop()
-        c = self._async.get(loop)
-        if c is None:
-            # A bounded pool that waits for a free connection rather than failing
-            # when hundreds of requests arrive at once.
-            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, decode_responses=True, max_connections=64,
-                                                                 timeout=5)
-            c = self._async[loop] = redis.asyncio.Redis(connection_pool=pool)
-        return c
+        return shared_state.redis_client(self.url, decode_responses=True)
 
     @staticmethod
     def _key(cid: int) -> str:
@@ -213,22 +202,11 @@ class RedisStore:
         self._sync.set(self._key(cid), json.dumps(asdict(health)), ex=86400)
 
 
-class FailOpen:
-    """The store, but a Redis outage degrades routing instead of failing requests:
-    credentials count as healthy, caps as free, and the outage is logged."""
+class FailOpen(shared_state.FailOpen):
+    """Credentials count as healthy and caps as free while Redis is out."""
 
-    def __init__(self, inner):
-        self.inner = inner
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    async def _guard(self, call, default):
-        try:
-            return await call
-        except Exception as exc:  # redis.RedisError, OSError, timeouts
-            logger.warning("routing state unavailable (%s): routing without it", type(exc).__name__)
-            return default
+    what = "routing state"
+    consequence = "routing without it"
 
     async def states(self, ids):
         return await self._guard(self.inner.states(ids), {i: Health() for i in ids})
