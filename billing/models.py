@@ -15,16 +15,21 @@ class ModelRate(models.Model):
     """What a model costs the operator and what the tenant pays, per million tokens.
 
     With a margin set, the prices are derived from the costs on save
-    (price = cost × (1 + margin)); without one they are set directly.
+    (price = cost × (1 + margin)); without one they are set directly. A rate
+    with costs but neither prices nor a margin is priced at HUB_DEFAULT_MARGIN
+    over cost. Cached input (prompt tokens read from a provider's cache) has
+    its own cost and price; empty means the input ones.
     """
 
     model = models.OneToOneField("providers.CatalogModel", on_delete=models.CASCADE, related_name="rate")
     input_cost = money(default=Decimal(0), help_text="Provider cost per million input tokens")
+    cached_input_cost = money(null=True, blank=True, help_text="Per million cached input tokens; empty: as input")
     output_cost = money(default=Decimal(0), help_text="Provider cost per million output tokens")
     margin = models.DecimalField(
         max_digits=8, decimal_places=4, null=True, blank=True, help_text="0.2500 = 25% over cost; empty = set prices"
     )
     input_price = money(default=Decimal(0), help_text="Tenant price per million input tokens")
+    cached_input_price = money(null=True, blank=True, help_text="Per million cached input tokens; empty: as input")
     output_price = money(default=Decimal(0), help_text="Tenant price per million output tokens")
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -37,7 +42,31 @@ class ModelRate(models.Model):
 
             self.input_price = quantize(self.input_cost * (1 + self.margin))
             self.output_price = quantize(self.output_cost * (1 + self.margin))
+            if self.cached_input_cost is not None:
+                self.cached_input_price = quantize(self.cached_input_cost * (1 + self.margin))
         super().save(*args, **kwargs)
+
+
+class PricePlan(models.Model):
+    """A deal for some organisations: a discount on the prices, or a margin of its own over cost."""
+
+    name = models.CharField(max_length=100, unique=True)
+    discount = models.DecimalField(max_digits=5, decimal_places=4, null=True, blank=True,
+                                   help_text="0.1000 = 10% off every price")
+    margin = models.DecimalField(max_digits=8, decimal_places=4, null=True, blank=True,
+                                 help_text="Instead: price = cost × (1 + margin) for these organisations")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        if (self.discount is None) == (self.margin is None):
+            raise ValidationError("A plan has either a discount or a margin.")
+        if self.discount is not None and not 0 <= self.discount <= 1:
+            raise ValidationError({"discount": "Between 0 and 1."})
 
 
 class CreditAccount(models.Model):
@@ -47,6 +76,7 @@ class CreditAccount(models.Model):
     organization = models.OneToOneField("accounts.Organization", on_delete=models.CASCADE, related_name="credit")
     balance = money(default=Decimal(0))
     held = money(default=Decimal(0))
+    price_plan = models.ForeignKey(PricePlan, null=True, blank=True, on_delete=models.PROTECT, related_name="accounts")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):
