@@ -27,6 +27,39 @@ def token_amount(tokens: int, per_million: Decimal) -> Decimal:
     return quantize(Decimal(tokens) * per_million / MILLION)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """An organisation's price plan, as the gateway carries it."""
+
+    discount: Decimal | None = None
+    margin: Decimal | None = None
+
+
+def price_usage(rates, *, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
+                plan: Plan | None = None) -> tuple[Decimal, Decimal]:
+    """(cost, price) of some usage at a route's rates, under an organisation's price plan.
+
+    Cached input tokens (part of the prompt) are priced at the cached-input
+    rate where the model has one. A plan's margin replaces the model's prices
+    (cost × (1 + margin)); a plan's discount takes a share off them.
+    """
+    cached = min(cached_tokens, prompt_tokens)
+    fresh = prompt_tokens - cached
+
+    def amount(input_rate, cached_rate, output_rate):
+        cached_rate = input_rate if cached_rate is None else cached_rate
+        return (token_amount(fresh, input_rate) + token_amount(cached, cached_rate)
+                + token_amount(completion_tokens, output_rate))
+
+    cost = amount(rates.input_cost, rates.cached_input_cost, rates.output_cost)
+    if plan is not None and plan.margin is not None:
+        return cost, quantize(cost * (1 + plan.margin))
+    price = amount(rates.input_price, rates.cached_input_price, rates.output_price)
+    if plan is not None and plan.discount:
+        price = quantize(price * (1 - plan.discount))
+    return cost, price
+
+
 def account_open(*, organization) -> CreditAccount:
     """The organisation's credit account; a new one gets HUB_STARTER_CREDITS, once."""
     with transaction.atomic():

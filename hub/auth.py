@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.services import hash_api_key
+from billing.services import Plan
 
 from . import db
 from .errors import AuthenticationFailed
@@ -29,6 +30,7 @@ class KeyInfo:
     organization_id: int
     expires_at: datetime | None
     policy: Policy = NO_POLICY
+    plan: Plan | None = None  # the organisation's price plan
 
 
 def raw_key_from(request) -> str:
@@ -41,12 +43,15 @@ def raw_key_from(request) -> str:
 def _load(hashed: str) -> KeyInfo | None:
     key = (
         ApiKey.objects.filter(hashed_key=hashed, revoked_at__isnull=True, organization__is_active=True)
-        .select_related("organization")
+        .select_related("organization", "organization__credit__price_plan")
         .first()
     )
     if key is None:
         return None
-    return KeyInfo(key.pk, key.organization_id, key.expires_at, Policy.of(key, key.organization))
+    account = getattr(key.organization, "credit", None)
+    deal = account.price_plan if account is not None else None
+    plan = Plan(discount=deal.discount, margin=deal.margin) if deal is not None else None
+    return KeyInfo(key.pk, key.organization_id, key.expires_at, Policy.of(key, key.organization), plan)
 
 
 async def authenticate(request) -> KeyInfo:

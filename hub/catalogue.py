@@ -47,6 +47,8 @@ class Route:
     output_cost: Decimal
     input_price: Decimal
     output_price: Decimal
+    cached_input_cost: Decimal | None = None
+    cached_input_price: Decimal | None = None
 
     def __repr__(self):  # never print the secret
         return f"Route({self.public_id} via {self.provider_name}/{self.credential_name})"
@@ -81,8 +83,27 @@ class Snapshot:
 _snapshot: Snapshot | None = None
 
 
-def _routes(model, rate, route_rows, credentials) -> tuple:
+def _prices(rate) -> dict:
+    """A rate's costs and prices; one with costs but neither prices nor a margin gets HUB_DEFAULT_MARGIN."""
     zero = Decimal(0)
+    if rate is None:
+        return {"input_cost": zero, "output_cost": zero, "input_price": zero, "output_price": zero}
+    prices = {"input_cost": rate.input_cost, "output_cost": rate.output_cost, "input_price": rate.input_price,
+              "output_price": rate.output_price, "cached_input_cost": rate.cached_input_cost,
+              "cached_input_price": rate.cached_input_price}
+    unpriced = rate.margin is None and not rate.input_price and not rate.output_price
+    if unpriced and (rate.input_cost or rate.output_cost):
+        from billing.services import quantize
+
+        markup = 1 + settings.HUB_DEFAULT_MARGIN
+        prices.update(input_price=quantize(rate.input_cost * markup), output_price=quantize(rate.output_cost * markup),
+                      cached_input_price=None if rate.cached_input_cost is None
+                      else quantize(rate.cached_input_cost * markup))
+    return prices
+
+
+def _routes(model, rate, route_rows, credentials) -> tuple:
+    prices = _prices(rate)
     routes = []
     for row in route_rows:
         provider = row.provider
@@ -103,8 +124,7 @@ def _routes(model, rate, route_rows, credentials) -> tuple:
                 connect_timeout=provider.connect_timeout or settings.HUB_UPSTREAM_CONNECT_TIMEOUT,
                 first_byte_timeout=provider.first_byte_timeout or settings.HUB_UPSTREAM_FIRST_BYTE_TIMEOUT,
                 idle_timeout=provider.idle_timeout or settings.HUB_UPSTREAM_READ_TIMEOUT,
-                input_cost=rate.input_cost if rate else zero, output_cost=rate.output_cost if rate else zero,
-                input_price=rate.input_price if rate else zero, output_price=rate.output_price if rate else zero,
+                **prices,
             ))
     return tuple(routes)
 

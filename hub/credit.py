@@ -31,7 +31,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from billing.services import hold_place, token_amount
+from billing.services import hold_place, price_usage
 
 from . import catalogue, db
 from .errors import InsufficientQuota
@@ -63,11 +63,11 @@ def output_tokens_bound(body: dict, model: catalogue.Model) -> int:
     return cap or settings.HUB_DEFAULT_OUTPUT_HOLD
 
 
-def worst_case(body: dict, model: catalogue.Model, snapshot: catalogue.Snapshot) -> Decimal:
+def worst_case(body: dict, model: catalogue.Model, snapshot: catalogue.Snapshot, plan=None) -> Decimal:
     prompt, output = prompt_tokens_bound(body), output_tokens_bound(body, model)
-    prices = [(r.input_price, r.output_price) for m in [model, *catalogue.fallbacks_of(model, snapshot)]
-              for r in m.routes]
-    return max((token_amount(prompt, i) + token_amount(output, o) for i, o in prices), default=Decimal(0))
+    routes = [r for m in [model, *catalogue.fallbacks_of(model, snapshot)] for r in m.routes]
+    return max((price_usage(r, prompt_tokens=prompt, completion_tokens=output, plan=plan)[1] for r in routes),
+               default=Decimal(0))
 
 
 class Lease:
@@ -162,7 +162,7 @@ async def reserve(call, model: catalogue.Model, body: dict) -> None:
     if settings.HUB_BILLING_MODE != "credits":
         return
     organization_id = call.key.organization_id
-    amount = worst_case(body, model, await catalogue.snapshot())
+    amount = worst_case(body, model, await catalogue.snapshot(), call.key.plan)
     if amount <= 0:
         return  # free: nothing to reserve
     lease = _leases.get(organization_id)

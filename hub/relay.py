@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.http import HttpResponse, StreamingHttpResponse
 
 from billing.models import UsageRecord
-from billing.services import UsageEvent, token_amount
+from billing.services import UsageEvent, price_usage
 from providers.adapters import UpstreamError, Usage
 
 from . import capabilities, catalogue, credit, policy, routing
@@ -65,10 +65,9 @@ class Call:
             event.model_id = self.model.id
         if route is not None:
             event.model_id, event.provider_id, event.credential_id = route.model_id, route.provider_id, route.credential_id
-            event.cost = token_amount(usage.prompt_tokens, route.input_cost) + token_amount(
-                usage.completion_tokens, route.output_cost)
-            event.price = token_amount(usage.prompt_tokens, route.input_price) + token_amount(
-                usage.completion_tokens, route.output_price)
+            event.cost, event.price = price_usage(
+                route, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                cached_tokens=usage.cache_read_tokens, plan=self.key.plan)
         if self.lease is not None:
             event.lease = self.lease.hold_id
             credit.settle(self, event.price if event.charged else Decimal(0))

@@ -208,6 +208,8 @@ HUB_BALANCE_CACHE_SECONDS = env.float("HUB_BALANCE_CACHE_SECONDS", default=1.0)
 # Usage rollups and retention (billing/rollups.py): 0 keeps raw usage forever.
 HUB_USAGE_RETENTION_DAYS = env.int("HUB_USAGE_RETENTION_DAYS", default=90)
 HUB_USAGE_ROLLUP_LOOKBACK_HOURS = env.float("HUB_USAGE_ROLLUP_LOOKBACK_HOURS", default=None)
+# Prices: a rate with costs but neither prices nor a margin is sold at this margin over cost.
+HUB_DEFAULT_MARGIN = Decimal(env.str("HUB_DEFAULT_MARGIN", default="0"))
 # Reserve, then settle (hub/credit.py).
 HUB_DEFAULT_OUTPUT_HOLD = env.int("HUB_DEFAULT_OUTPUT_HOLD", default=4096)
 HUB_HOLD_TTL_SECONDS = env.float("HUB_HOLD_TTL_SECONDS", default=3600.0)

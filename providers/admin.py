@@ -102,7 +102,8 @@ class CredentialAdmin(admin.ModelAdmin):
 class ModelRateInline(admin.StackedInline):
     model = ModelRate
     can_delete = False
-    fields = [("input_cost", "output_cost", "margin"), ("input_price", "output_price")]
+    fields = [("input_cost", "cached_input_cost", "output_cost", "margin"),
+              ("input_price", "cached_input_price", "output_price")]
 
 
 class ModelRouteInline(admin.TabularInline):
