@@ -120,7 +120,8 @@ def _apply_credential(provider, spec: dict, where: str, environ) -> list[str]:
     return []
 
 
-RATE_FIELDS = ("input_cost", "output_cost", "input_price", "output_price", "margin")
+RATE_FIELDS = ("input_cost", "cached_input_cost", "output_cost", "input_price", "cached_input_price", "output_price",
+               "margin")
 
 
 def _apply_model(spec: dict, where: str, margin: Decimal | None) -> list[str]:
