@@ -49,6 +49,7 @@ class Route:
     output_price: Decimal
     cached_input_cost: Decimal | None = None
     cached_input_price: Decimal | None = None
+    last_check_ok: bool | None = None  # the credential's last health check (None: never checked)
 
     def __repr__(self):  # never print the secret
         return f"Route({self.public_id} via {self.provider_name}/{self.credential_name})"
@@ -121,6 +122,7 @@ def _routes(model, rate, route_rows, credentials) -> tuple:
                 priority=(row.priority, credential.priority if credential else 0),
                 max_concurrency=credential.max_concurrency if credential else None,
                 rpm_limit=credential.rpm_limit if credential else None,
+                last_check_ok=credential.last_check_ok if credential else None,
                 connect_timeout=provider.connect_timeout or settings.HUB_UPSTREAM_CONNECT_TIMEOUT,
                 first_byte_timeout=provider.first_byte_timeout or settings.HUB_UPSTREAM_FIRST_BYTE_TIMEOUT,
                 idle_timeout=provider.idle_timeout or settings.HUB_UPSTREAM_READ_TIMEOUT,

@@ -109,6 +109,20 @@ async def models(request, model_id: str | None = None) -> HttpResponse:
     return JsonResponse({"object": "list", "data": data})
 
 
+@csrf_exempt
+async def service_status(request) -> HttpResponse:
+    if request.method != "GET":
+        return error_response(MethodNotAllowed("Use GET for the status."))
+    try:
+        key = await authenticate(request)
+    except HubError as error:
+        return error_response(error)
+    from .status import report
+
+    body = await report(key)
+    return JsonResponse(body, status=200 if body["status"] != "unavailable" else 503)
+
+
 def server_error(request) -> HttpResponse:
     if request.path.startswith(("/v1/", "/api/")):
         return error_response(HubError("The hub failed to handle this request; it has been logged.", status=500,

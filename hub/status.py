@@ -1,0 +1,63 @@
+"""GET /v1/status: is the hub up, and which of the caller's models can serve now.
+
+A model is available when one of its routes is: its provider enabled (it is in
+the catalogue), its credential not cooling down (hub/route_health.py) and not
+failing its last health check. Only models the caller's key may use are
+listed; nothing about credentials, providers' keys or other tenants.
+"""
+
+import time
+
+from django.conf import settings
+from django.utils import timezone
+
+from . import catalogue, db, route_health
+from .policy import _allowed_model
+
+
+def _database_ok() -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return True
+
+
+async def _check(probe) -> str:
+    try:
+        await probe()
+        return "ok"
+    except Exception:
+        return "unavailable"
+
+
+async def report(key) -> dict:
+    snapshot = await catalogue.snapshot()
+    database = await _check(lambda: db.read(_database_ok))
+    if settings.REDIS_URL:
+        from .shared_state import redis_client
+
+        cache = await _check(lambda: redis_client(settings.REDIS_URL).ping())
+    else:
+        cache = "not configured"
+    store = route_health.store()
+    models = [m for m in snapshot.listed
+              if not key.policy.allowed_models or _allowed_model(key.policy.allowed_models, (m.public_id, m.alias))]
+    ids = sorted({r.credential_id for m in models for r in m.routes if r.credential_id})
+    states = await store.states(ids) if ids else {}
+    now = time.time()
+    listed = []
+    for model in models:
+        usable = [r for r in model.routes
+                  if r.last_check_ok is not False
+                  and not (r.credential_id and states.get(r.credential_id, route_health.Health()).cooling(now))]
+        listed.append({"id": model.public_id, "object": "model.status", "available": bool(usable),
+                       "routes": len(model.routes), "routes_available": len(usable)})
+    healthy = database == "ok" and cache != "unavailable"
+    return {
+        "object": "status",
+        "status": ("ok" if all(m["available"] for m in listed) else "degraded") if healthy else "unavailable",
+        "time": timezone.now().isoformat(),
+        "services": {"database": database, "cache": cache},
+        "models": listed,
+    }
