@@ -16,7 +16,7 @@ from django.conf import settings
 from providers.models import CatalogModel, Credential, ModelRoute
 
 from . import db
-from .errors import ModelNotFound
+from .errors import BadRequest, ModelNotFound
 
 
 @dataclass(frozen=True)
@@ -167,10 +167,17 @@ async def snapshot() -> Snapshot:
     return _snapshot
 
 
+ENDPOINTS = {"chat": "/v1/chat/completions", "embedding": "/v1/embeddings", "image": "/v1/images/generations",
+             "audio": "/v1/audio/…"}
+
+
 async def resolve(name: str, kind: str = CatalogModel.Kind.CHAT) -> Model:
     model = (await snapshot()).models.get(name)
-    if model is None or model.kind != kind:
+    if model is None:
         raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
+    if model.kind != kind:
+        raise BadRequest(f"The model `{name}` is a {model.kind} model: use {ENDPOINTS.get(model.kind, 'its endpoint')}.",
+                         param="model", code="wrong_model_kind")
     return model
 
 

@@ -40,6 +40,12 @@ _available: dict[int, tuple[float, Decimal]] = {}
 
 
 def prompt_tokens_bound(body: dict) -> int:
+    if "input" in body:  # embeddings: strings, or token ids (one token each)
+        value = body["input"]
+        items = value if isinstance(value, list) else [value]
+        if items and all(isinstance(i, int) for i in items):
+            return len(items)
+        return sum(len(i) if isinstance(i, list) else math.ceil(len(str(i).encode()) / 2) + 1 for i in items)
     messages = body.get("messages") or []
     images = 0
     for message in messages:
@@ -55,6 +61,8 @@ def prompt_tokens_bound(body: dict) -> int:
 
 
 def output_tokens_bound(body: dict, model: catalogue.Model) -> int:
+    if model.kind != "chat":
+        return 0
     asked = body.get("max_completion_tokens") or body.get("max_tokens")
     caps = [r.max_output_tokens for r in model.routes if r.max_output_tokens]
     cap = min(caps) if caps else None

@@ -191,3 +191,43 @@ class RelayBody:
             self.call.record(status, stream.final_usage(), http_status=200, error=error,
                              first_token_at=stream.first_token_at)
             InFlight.count -= 1
+
+
+async def embeddings(call: Call, body: dict) -> HttpResponse:
+    """POST /v1/embeddings: the same key, policy, credit, routing and metering as chat, billed per input token."""
+    InFlight.count += 1
+    try:
+        try:
+            call.model = model = await catalogue.resolve(call.model_name, kind="embedding")
+            limit_headers = await policy.admit(call.key, model, call.model_name, call.client_ip)
+            await credit.reserve(call, model, body)
+            served = await routing.serve(model, body, operation=lambda adapter, route: _embed(adapter, route, body))
+        except (HubError, UpstreamError) as error:
+            return call.fail(error)
+        except asyncio.CancelledError:
+            call.record(UsageRecord.Status.CANCELLED, http_status=499, error="client disconnected")
+            raise
+        call.route = served.route
+        await served.done(True, model)
+        call.record(UsageRecord.Status.OK, served.result.usage)
+        response = HttpResponse(served.result.body, content_type="application/json")
+        response["x-request-id"] = call.request_id
+        response["x-hub-route"] = f"{served.route.public_id}; provider={served.route.provider_name}"
+        for name, value in limit_headers.items():
+            response[name] = value
+        return response
+    except Exception:
+        logger.exception("embeddings %s failed", call.request_id)
+        call.record(UsageRecord.Status.SERVER_ERROR, http_status=500, error="internal error")
+        return error_response(InternalError("The hub failed to handle this request; it has been logged."),
+                              call.request_id)
+    finally:
+        InFlight.count -= 1
+
+
+async def _embed(adapter, route, body: dict):
+    embed = getattr(adapter, "embed", None)
+    if embed is None:
+        raise UpstreamError(f"The provider '{route.provider_name}' does not serve embeddings.", status=400,
+                            type="invalid_request_error", code="unsupported_model")
+    return await embed(route, body)

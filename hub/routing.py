@@ -68,8 +68,19 @@ def _needs_slot(route, model) -> bool:
     return bool(route.credential_id and (route.max_concurrency or route.rpm_limit or model.strategy == "least_busy"))
 
 
-async def serve(model: catalogue.Model, body: dict, *, stream: bool, include_usage: bool) -> Served:
-    """Try the model's routes, then its fallbacks', until one starts an answer."""
+def chat_operation(body: dict, *, stream: bool, include_usage: bool):
+    if stream:
+        return lambda adapter, route: adapter.chat_stream(route, body, include_usage)
+    return lambda adapter, route: adapter.chat(route, body)
+
+
+async def serve(model: catalogue.Model, body: dict, *, stream: bool = False, include_usage: bool = False,
+                operation=None) -> Served:
+    """Try the model's routes, then its fallbacks', until one starts an answer.
+
+    `operation(adapter, route)` is the call to make (a chat completion by default).
+    """
+    operation = operation or chat_operation(body, stream=stream, include_usage=include_usage)
     store = route_health.store()
     snap = await catalogue.snapshot()
     deadline = time.monotonic() + settings.HUB_ROUTING_MAX_SECONDS
@@ -91,11 +102,7 @@ async def serve(model: catalogue.Model, body: dict, *, stream: bool, include_usa
             attempts += 1
             started = time.monotonic()
             try:
-                adapter = get_adapter(route.provider_kind)
-                if stream:
-                    result = await adapter.chat_stream(route, body, include_usage)
-                else:
-                    result = await adapter.chat(route, body)
+                result = await operation(get_adapter(route.provider_kind), route)
             except UpstreamError as error:
                 if token is not None:
                     await store.release(route, token)

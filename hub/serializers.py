@@ -23,3 +23,24 @@ class ChatCompletionRequest(serializers.Serializer):
                 raise serializers.ValidationError(
                     {f"[{index}].role": f"must be one of {', '.join(sorted(ROLES))}"})
         return messages
+
+
+class EmbeddingsRequest(serializers.Serializer):
+    model = serializers.CharField(max_length=200)
+    input = serializers.JSONField()
+    encoding_format = serializers.ChoiceField(choices=["float", "base64"], required=False)
+    dimensions = serializers.IntegerField(required=False, min_value=1, max_value=65536)
+
+    def validate_input(self, value):
+        # OpenAI's four forms: a string, strings, token ids, or lists of token ids; never empty.
+        def tokens(v):
+            return isinstance(v, list) and v and all(isinstance(t, int) and not isinstance(t, bool) for t in v)
+
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, list) and 0 < len(value) <= 2048 and (
+                all(isinstance(v, str) and v for v in value) or tokens(value) or all(tokens(v) for v in value)):
+            return value
+        raise serializers.ValidationError(
+            "must be a non-empty string, a list of up to 2048 non-empty strings, a list of token ids, "
+            "or a list of lists of token ids")

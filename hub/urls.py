@@ -9,6 +9,8 @@ urlpatterns = [
     path("v1/models", views.models),
     path("v1/models/<path:model_id>", views.models),
     path("api/models", views.models),
+    path("v1/embeddings", views.embeddings),
+    path("api/embeddings", views.embeddings),
     path("v1/status", views.service_status),
     path("api/status", views.service_status),
     # The management API and Stripe's webhook need sessions and CSRF, so they live

@@ -12,7 +12,8 @@ from . import catalogue
 from .auth import authenticate
 from .errors import BadRequest, HubError, MethodNotAllowed, ModelNotFound, PayloadTooLarge, error_response
 from .relay import Call, chat_completion
-from .serializers import ChatCompletionRequest
+from .relay import embeddings as relay_embeddings
+from .serializers import ChatCompletionRequest, EmbeddingsRequest
 
 
 def _json_body(request) -> dict:
@@ -79,6 +80,27 @@ async def chat_completions(request) -> HttpResponse:
         return call.fail(error)  # refused, but recorded against the key
     call.stream = body.get("stream") is True
     return await chat_completion(call, body)
+
+
+EMBEDDINGS_REQUEST = EmbeddingsRequest()
+
+
+@csrf_exempt
+async def embeddings(request) -> HttpResponse:
+    if request.method != "POST":
+        return error_response(MethodNotAllowed("Use POST for /v1/embeddings."))
+    try:
+        key = await authenticate(request)
+    except HubError as error:
+        return error_response(error)
+    call = Call(key=key, endpoint="embeddings", model_name="", client_ip=request.META.get("REMOTE_ADDR", ""))
+    try:
+        body = _json_body(request)
+        call.model_name = str(body.get("model") or "")[:200]
+        _validate(EMBEDDINGS_REQUEST, body)
+    except HubError as error:
+        return call.fail(error)
+    return await relay_embeddings(call, body)
 
 
 def _model_entry(model, name: str) -> dict:

@@ -6,11 +6,14 @@ Tokens are counted as words: prompt = words in all messages + 3 per message.
 """
 
 import asyncio
+import hashlib
 import json
+import math
 import time
 import uuid
 
 from .base import ChatResult, Usage, message_text, sse
+from .translate import embedding_inputs, embeddings
 
 WORD_DELAY = 0.01
 
@@ -41,6 +44,23 @@ class DemoAdapter:
 
     async def chat_stream(self, route, body: dict, include_usage: bool):
         return DemoStream(route, body, include_usage)
+
+    async def embed(self, route, body: dict) -> ChatResult:
+        """Deterministic unit vectors from each input's SHA-256; a token is a word (or a token id)."""
+        dimensions = body.get("dimensions") or 16
+        vectors, tokens = [], 0
+        for item in embedding_inputs(body):
+            text = item if isinstance(item, str) else " ".join(map(str, item))
+            tokens += len(item) if isinstance(item, list) else len(text.split())
+            digest = b""
+            while len(digest) < dimensions:
+                digest += hashlib.sha256(digest + text.encode()).digest()
+            raw = [b / 127.5 - 1 for b in digest[:dimensions]]
+            norm = math.sqrt(sum(x * x for x in raw)) or 1.0
+            vectors.append([round(x / norm, 6) for x in raw])
+        usage = Usage(tokens, 0)
+        return ChatResult(body=embeddings(model=route.upstream_name, vectors=vectors, usage=usage,
+                                          encoding_format=body.get("encoding_format")), usage=usage)
 
 
 class DemoStream:

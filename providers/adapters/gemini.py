@@ -45,13 +45,17 @@ def bad_request(message: str, param: str) -> UpstreamError:
 
 
 # ---------------------------------------------------------------- request
-def _url(route, stream: bool) -> str:
+def _url(route, stream: bool, method: str = "") -> str:
     base = route.base_url.rstrip("/")
     if not re.search(r"/v\d+\w*$", base):  # a base URL may already name the version
         base += "/" + (route.options.get("api_version") or API_VERSION)
     name = route.upstream_name if "/" in route.upstream_name else f"models/{route.upstream_name}"
-    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    method = method or ("streamGenerateContent?alt=sse" if stream else "generateContent")
     return f"{base}/{quote(name, safe='/')}:{method}"
+
+
+def _model_name(route) -> str:
+    return route.upstream_name if "/" in route.upstream_name else f"models/{route.upstream_name}"
 
 
 def _inline_data(mime: str, data: str) -> dict:
@@ -338,10 +342,39 @@ class GeminiAdapter:
         result = translate.completion_choices(model=route.upstream_name, choices=choices, usage=usage)
         return ChatResult(body=result, usage=usage)
 
+    async def embed(self, route, body: dict) -> ChatResult:
+        return await _embed(route, body)
+
     async def chat_stream(self, route, body: dict, include_usage: bool):
         url, payload, headers = await _request(route, body, stream=True)
         response = await transport.send(route, url, payload, headers, _error, stream=True)
         return GeminiStream(response, route, body, include_usage)
+
+
+async def _embed(route, body: dict) -> ChatResult:
+    """batchEmbedContents: one request per input, text only (Gemini takes no token ids)."""
+    if not route.secret:
+        raise UpstreamError(f"The provider '{route.provider_name}' has no usable credential.", status=503,
+                            type="server_error", code="no_credential", retryable=True)
+    inputs = translate.embedding_inputs(body)
+    if not all(isinstance(item, str) for item in inputs):
+        raise UpstreamError("This model takes text only, not token ids.", status=400, type="invalid_request_error",
+                            code="invalid_value", param="input")
+    request = {"model": _model_name(route)}
+    if body.get("dimensions"):
+        request["outputDimensionality"] = body["dimensions"]
+    native = {"requests": [dict(request, content={"parts": [{"text": text}]}) for text in inputs]}
+    headers = {"content-type": "application/json", "x-goog-api-key": route.secret}
+    response = await transport.send(route, _url(route, False, "batchEmbedContents"),
+                                    json.dumps(native, separators=(",", ":")).encode(), headers, _error, stream=False)
+    try:
+        vectors = [item["values"] for item in json.loads(response.content)["embeddings"]]
+    except (ValueError, KeyError, TypeError):
+        raise _invalid(route.provider_name, "sent an answer that is not valid") from None
+    # batchEmbedContents reports no token count: estimated, and marked so.
+    usage = Usage(estimate_tokens(sum(len(text) for text in inputs)), 0, estimated=True)
+    return ChatResult(body=translate.embeddings(model=route.upstream_name, vectors=vectors, usage=usage,
+                                                encoding_format=body.get("encoding_format")), usage=usage)
 
 
 class GeminiStream(translate.TranslatedStream):

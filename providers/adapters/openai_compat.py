@@ -52,6 +52,33 @@ class OpenAICompatibleAdapter:
         response = await transport.send(route, url, payload, headers, errors.from_status, stream=True)
         return OpenAIStream(response, body, include_usage, route.provider_name)
 
+    async def embed(self, route, body: dict) -> ChatResult:
+        return await _embed(route, body)
+
+
+async def _embed(route, body: dict) -> ChatResult:
+    preset = get_preset(route.preset)
+    if preset.needs_key and not route.secret:
+        raise UpstreamError(f"The provider '{route.provider_name}' has no usable credential.", status=503,
+                            type="server_error", code="no_credential", retryable=True)
+    headers = {"content-type": "application/json"}
+    if route.secret:
+        headers["authorization"] = f"Bearer {route.secret}"
+    payload = json.dumps(dict(body, model=route.upstream_name), separators=(",", ":")).encode()
+    response = await transport.send(route, f"{route.base_url}/embeddings", payload, headers, errors.from_status,
+                                     stream=False)
+    try:
+        data = json.loads(response.content)
+        usage = Usage.from_openai(data.get("usage"))
+        if not isinstance(data.get("data"), list):
+            raise ValueError
+    except (ValueError, AttributeError, TypeError):
+        raise UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
+                            code="upstream_invalid_response") from None
+    if usage is None:
+        usage = Usage(estimate_tokens(len(json.dumps(body.get("input")))), 0, estimated=True)
+    return ChatResult(body=response.content, usage=usage)
+
 
 def _estimate(body: dict, choices: list) -> Usage:
     chars = 0

@@ -7,7 +7,9 @@ chunk with empty choices). `TranslatedStream` is the ChatStream an adapter gets
 by writing one async generator of chunks.
 """
 
+import base64
 import json
+import struct
 import time
 import uuid
 
@@ -140,3 +142,24 @@ class TranslatedStream:
     async def aclose(self) -> None:
         if self.response is not None:
             await self.response.aclose()
+
+
+def embeddings(*, model: str, vectors: list[list[float]], usage: Usage, encoding_format: str | None) -> bytes:
+    """An OpenAI embeddings list; base64 is little-endian float32, as OpenAI sends it (and the SDK asks for)."""
+    def encode(vector):
+        if encoding_format == "base64":
+            return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        return vector
+
+    body = {"object": "list", "model": model,
+            "data": [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(vectors)],
+            "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens}}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def embedding_inputs(body: dict) -> list:
+    """The request's input as a list: strings, or lists of token ids."""
+    value = body.get("input")
+    if isinstance(value, str) or (isinstance(value, list) and value and isinstance(value[0], int)):
+        return [value]
+    return list(value or [])

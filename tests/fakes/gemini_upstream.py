@@ -33,7 +33,7 @@ from urllib.parse import parse_qs
 from tests.fakes.server import CutStream, FakeUpstream, json_object, until_disconnect
 
 API_KEY = "AIzaSy-fake-gemini-upstream-key-0001"
-PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent)$")
+PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent|batchEmbedContents)$")
 REQUEST_FIELDS = {"contents", "tools", "toolConfig", "safetySettings", "systemInstruction", "generationConfig",
                   "cachedContent"}
 CONFIG_FIELDS = {"stopSequences", "responseMimeType", "responseSchema", "responseJsonSchema", "responseModalities",
@@ -242,11 +242,26 @@ class FakeGemini(FakeUpstream):
         if not isinstance(req, dict):
             return await self._json(send, 400, google_error(400, "INVALID_ARGUMENT",
                                                             "Invalid JSON payload received. Unexpected token."))
+        if match.group(3) == "batchEmbedContents":
+            return await self._embed(send, match.group(2), req)
         if error := _validate(req):
             return await self._json(send, 400, google_error(400, "INVALID_ARGUMENT", error))
         model, method = match.group(2), match.group(3)
         sse = method == "streamGenerateContent" and query.get("alt") == ["sse"]
         await self._generate(receive, send, rid, model, req, method == "streamGenerateContent", sse)
+
+    async def _embed(self, send, model, req) -> None:
+        """batchEmbedContents: one embedding per request, each request naming the same model; no usage."""
+        from tests.fakes.openai_upstream import embedding_of
+
+        out = []
+        for i, one in enumerate(req.get("requests") or []):
+            if one.get("model") != f"models/{model}":
+                return await self._json(send, 400, google_error(400, "INVALID_ARGUMENT", (
+                    f"Model '{one.get('model')}' in requests[{i}] does not match 'models/{model}'.")))
+            text = " ".join(p.get("text", "") for p in (one.get("content") or {}).get("parts") or [])
+            out.append({"values": embedding_of(text, one.get("outputDimensionality") or 4)})
+        return await self._json(send, 200, {"embeddings": out})
 
     # ----------------------------------------------------------- generation
     async def _generate(self, receive, send, rid, model, req, stream, sse) -> None:

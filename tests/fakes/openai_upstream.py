@@ -16,8 +16,11 @@ Behaviour is chosen by the request's ``model`` (see ``_ERRORS`` and ``_chat``):
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import itertools
 import json
+import struct
 import time
 
 from tests.fakes.server import (
@@ -76,6 +79,13 @@ _ERRORS: dict[str, tuple[int, dict, list[tuple[bytes, bytes]]]] = {
 _ERROR_KINDS = {"auth": "fake-error-401", "rate_limit": "fake-error-429", "overloaded": "fake-error-503",
                 "context_length": "fake-error-400", "content_policy": "fake-error-content-policy",
                 "server": "fake-error-500"}
+
+
+def embedding_of(item, dimensions: int) -> list[float]:
+    """The fake's vector for an input: a few float32-exact numbers from its SHA-256."""
+    text = item if isinstance(item, str) else " ".join(map(str, item))
+    digest = hashlib.sha256(text.encode()).digest()
+    return [(digest[i % 32] - 128) / 128 for i in range(dimensions)]
 
 
 def _images(content) -> int:
@@ -165,9 +175,29 @@ class FakeOpenAI(FakeUpstream):
                 "model_not_found", "model"))
         if method == "POST" and path == "/v1/chat/completions":
             return await self._chat(receive, send, rid, body)
+        if method == "POST" and path == "/v1/embeddings":
+            return await self._embeddings(send, rid, body)
         # OpenAI's answer for unknown routes.
         return await self._json(send, rid, 404, _error(
             f"Invalid URL ({method} {path})", "invalid_request_error"))
+
+    async def _embeddings(self, send, rid, body) -> None:
+        """Deterministic vectors (embedding_of); usage = words, or token ids, like OpenAI's count."""
+        req = json.loads(body)
+        if req.get("model") in _ERRORS:
+            status, err, extra = _ERRORS[req["model"]]
+            return await self._json(send, rid, status, err, extra)
+        value = req.get("input")
+        items = [value] if isinstance(value, str) or (value and isinstance(value[0], int)) else value or []
+        tokens = sum(len(i) if isinstance(i, list) else len(i.split()) for i in items)
+        data = []
+        for index, item in enumerate(items):
+            vector = embedding_of(item, req.get("dimensions") or 4)
+            if req.get("encoding_format") == "base64":
+                vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        return await self._json(send, rid, 200, {"object": "list", "data": data, "model": req.get("model"),
+                                                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     @staticmethod
     def _model(mid: str) -> dict:
