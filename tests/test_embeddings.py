@@ -116,3 +116,24 @@ def test_base64_is_little_endian_float32():
 
     body = json.loads(embeddings(model="m", vectors=[[0.5, -1.0]], usage=Usage(1, 0), encoding_format="base64"))
     assert struct.unpack("<2f", base64.b64decode(body["data"][0]["embedding"])) == (0.5, -1.0)
+
+
+def test_bedrock_titan_serves_embeddings_signed(client, hub, transactional_db):
+    from tests.fakes.bedrock_upstream import FakeBedrock
+
+    fake = FakeBedrock("AKIATESTEMBED", "secret-embed-key", None, region="us-east-1").start()
+    try:
+        provider = Provider.objects.create(name="bedrock", kind="bedrock", base_url=fake.base_url,
+                                           options={"region": "us-east-1"})
+        credential = Credential(provider=provider, name="main")
+        credential.set_secret(fake.secret)
+        credential.save()
+        embedding_model(provider, "aws/titan-embed", "amazon.titan-embed-text-v2:0")
+        reply = client.embeddings.create(model="aws/titan-embed", input=["one two", "three"], dimensions=4)
+        assert [d.embedding for d in reply.data] == [embedding_of("one two", 4), embedding_of("three", 4)]
+        assert reply.usage.prompt_tokens == 3  # Titan's own count
+        assert [r.model_id for r in fake.requests] == ["amazon.titan-embed-text-v2:0"] * 2
+        assert all(r.path.endswith("/invoke") for r in fake.requests)
+        assert all(r.signature_valid for r in fake.requests)
+    finally:
+        fake.stop()

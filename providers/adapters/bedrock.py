@@ -25,7 +25,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer, ParserError
 
-from . import media, transport
+from . import media, translate, transport
 from .base import ChatResult, UpstreamError, Usage, message_text
 from .translate import TranslatedStream, completion, tool_call
 
@@ -259,6 +259,30 @@ def _invalid(provider: str) -> UpstreamError:
 
 
 class BedrockAdapter:
+    async def embed(self, route, body: dict) -> ChatResult:
+        """Titan text embeddings (InvokeModel), one request per input; Titan counts the tokens."""
+        inputs = translate.embedding_inputs(body)
+        if not all(isinstance(item, str) for item in inputs):
+            raise UpstreamError("This model takes text only, not token ids.", status=400,
+                                type="invalid_request_error", code="invalid_value", param="input")
+        vectors, tokens = [], 0
+        for text in inputs:
+            native = {"inputText": text}
+            if body.get("dimensions"):
+                native["dimensions"] = body["dimensions"]
+            payload = json.dumps(native, separators=(",", ":")).encode()
+            url, headers = signed_request(route, "invoke", payload)
+            response = await transport.send(route, url, payload, headers, _http_error, stream=False)
+            try:
+                data = json.loads(response.content)
+                vectors.append(data["embedding"])
+                tokens += int(data.get("inputTextTokenCount") or 0)
+            except (ValueError, KeyError, TypeError):
+                raise _invalid(route.provider_name) from None
+        usage = Usage(tokens, 0)
+        return ChatResult(body=translate.embeddings(model=route.upstream_name, vectors=vectors, usage=usage,
+                                                    encoding_format=body.get("encoding_format")), usage=usage)
+
     async def _send(self, route, body: dict, operation: str) -> httpx.Response:
         payload = json.dumps(await native_request(route, body), separators=(",", ":")).encode()
         url, headers = signed_request(route, operation, payload)

@@ -262,7 +262,7 @@ class FakeBedrock(FakeUpstream):
     async def handle(self, scope, receive, send, body, headers):
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         query = scope.get("query_string", b"").decode("latin-1")
-        match = re.fullmatch(r"/model/([^/]+)/(converse|converse-stream)", raw_path)
+        match = re.fullmatch(r"/model/([^/]+)/(converse|converse-stream|invoke)", raw_path)
         refused = self.verify(scope["method"], raw_path, query, headers, body)
         parsed = json_object(body)
         rid = str(uuid.uuid4())
@@ -274,9 +274,22 @@ class FakeBedrock(FakeUpstream):
             return await self._error(send, rid, 404, "UnknownOperationException", None)
         if not isinstance(parsed, dict):
             return await self._error(send, rid, 400, "SerializationException", "Expected a JSON object.")
+        if match.group(2) == "invoke":
+            return await self._titan_embed(send, rid, parsed)
         if problem := _invalid(parsed):
             return await self._error(send, rid, 400, "ValidationException:" + _BEDROCK, problem)
         await self._converse(send, receive, rid, parsed, stream=match.group(2) == "converse-stream")
+
+    async def _titan_embed(self, send, rid, req):
+        """InvokeModel on Titan Text Embeddings V2: {"inputText", "dimensions"?, "normalize"?}."""
+        from tests.fakes.openai_upstream import embedding_of
+
+        text = req.get("inputText")
+        if not isinstance(text, str) or not text or set(req) - {"inputText", "dimensions", "normalize"}:
+            return await self._error(send, rid, 400, "ValidationException:" + _BEDROCK, "Malformed input request")
+        body = {"embedding": embedding_of(text, req.get("dimensions") or 4),
+                "inputTextTokenCount": len(text.split())}
+        await self._send(send, rid, 200, json.dumps(body).encode(), "application/json")
 
     async def _error(self, send, rid, status, error_type, message):
         await self._send(send, rid, status, json.dumps({"message": message}).encode(), "application/json",
