@@ -6,7 +6,9 @@ from . import pricing, services
 from .models import (
     AutoRecharge,
     CreditAccount,
+    CreditGrant,
     LedgerEntry,
+    LowBalanceAlert,
     ModelRate,
     Payment,
     PriceChange,
@@ -69,7 +71,7 @@ class CreditAccountAdmin(admin.ModelAdmin):
     list_display = ["organization", "balance", "updated_at"]
     search_fields = ["organization__name"]
     readonly_fields = ["organization", "balance", "updated_at"]
-    inlines = [LedgerInline]
+    inlines = [LedgerInline]  # and, below, its low-balance alert and grants with an expiry
 
     def has_add_permission(self, request):
         return False
@@ -223,4 +225,104 @@ class UsageRollupStateAdmin(ReadOnlyAdmin):
     list_display = ["rolled_up_at", "pruned_through", "pruned_at"]
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+class LowBalanceAlertInline(admin.StackedInline):
+    model = LowBalanceAlert
+    fields = ["enabled", "threshold", "notified_at"]
+    readonly_fields = ["notified_at"]
+    can_delete = False
+    extra = 0
+
+
+class CreditGrantInline(admin.TabularInline):
+    model = CreditGrant
+    fk_name = "account"
+    fields = ["created_at", "amount", "expires_at", "lapsed_at", "lapsed_amount"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+
+CreditAccountAdmin.inlines = [LowBalanceAlertInline, CreditGrantInline, LedgerInline]
+
+
+class CreditGrantForm(forms.ModelForm):
+    valid_days = forms.IntegerField(min_value=1, required=False, help_text="Or an expiry date below")
+    description = forms.CharField(max_length=300, initial="Promotional credit")
+
+    class Meta:
+        model = CreditGrant
+        fields = ["account", "amount", "valid_days", "expires_at", "description"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["expires_at"].required = False
+
+    def clean(self):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        data = super().clean()
+        if data.get("valid_days"):
+            data["expires_at"] = timezone.now() + timedelta(days=data["valid_days"])
+        if not data.get("expires_at"):
+            raise forms.ValidationError("Give the days it is valid or an expiry date.")
+        if data["expires_at"] <= timezone.now():
+            raise forms.ValidationError({"expires_at": "In the future."})
+        if data.get("amount") is not None and data["amount"] <= 0:
+            raise forms.ValidationError({"amount": "A grant is positive."})
+        return data
+
+
+@admin.register(CreditGrant)
+class CreditGrantAdmin(admin.ModelAdmin):
+    """Operators grant credit with an expiry here; it is written through billing.grants, never edited."""
+
+    form = CreditGrantForm
+    list_display = ["created_at", "account", "amount", "expires_at", "lapsed_at", "lapsed_amount"]
+    list_filter = ["lapsed_at"]
+    search_fields = ["account__organization__name", "entry__description"]
+    date_hierarchy = "expires_at"
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["account", "amount", "valid_days", "expires_at", "description"]
+        return ["account", "entry", "amount", "expires_at", "remaining", "lapsed_at", "lapsed_amount",
+                "lapse_entry", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    @admin.display(description="Left now")
+    def remaining(self, obj):
+        from . import grants
+
+        if obj.lapsed_amount is not None:
+            return "-"
+        return grants.remainders(obj.account_id).get(obj.pk, "-")
+
+    def save_model(self, request, obj, form, change):
+        from accounts.services import Actor, audit_record
+
+        from . import grants
+
+        data = form.cleaned_data
+        grant = grants.grant_with_expiry(
+            organization=data["account"].organization, amount=data["amount"], expires_at=data["expires_at"],
+            description=data["description"], created_by=request.user)
+        audit_record(action="admin.creditgrant.add", organization=data["account"].organization, target=grant,
+                     actor=Actor(user=request.user, ip_address=request.META.get("REMOTE_ADDR") or None),
+                     details={"amount": str(grant.amount), "expires_at": grant.expires_at.isoformat(),
+                              "description": data["description"]})
+        obj.pk = grant.pk
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
         return False

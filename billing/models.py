@@ -371,3 +371,45 @@ class PriceChange(models.Model):
     def delete(self, *args, **kwargs):
         raise ValueError("price changes are append-only")
 
+
+
+class CreditGrant(models.Model):
+    """Credit granted with an expiry (a promotion, an operator's gift); what is unused when it expires lapses.
+
+    The credit itself is the ledger entry `entry`; this row only says when it
+    expires and, once it has, what lapsed. What is left of it is computed from
+    the ledger (billing/grants.py).
+    """
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="expiring_grants")
+    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="expiring_grant")
+    amount = money()
+    expires_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Claimed with a conditional UPDATE by the one run of the lapse that handles it.
+    lapsed_at = models.DateTimeField(null=True, blank=True)
+    lapsed_amount = money(null=True, blank=True, help_text="What was taken back when it expired")
+    lapse_entry = models.OneToOneField(LedgerEntry, null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"grant of {self.amount} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class LowBalanceAlert(models.Model):
+    """When an organisation's available credit falls under `threshold`, its owners and billing members
+    get one email; `notified_at` is set until credit is added again and lifts it over (billing/notifications.py)."""
+
+    account = models.OneToOneField(CreditAccount, on_delete=models.CASCADE, related_name="low_balance_alert")
+    enabled = models.BooleanField(default=True)
+    threshold = money(null=True, blank=True, help_text="Empty: HUB_LOW_BALANCE_THRESHOLD")
+    notified_at = models.DateTimeField(null=True, blank=True, help_text="Empty: armed")
+    # The balance when it was sent: it re-arms only once the balance rose above
+    # this (credit was added), not when a credit lease is given back.
+    notified_balance = money(null=True, blank=True)
+
+    def __str__(self):
+        return f"low-balance alert of {self.account}"

@@ -63,3 +63,19 @@ def flag_prices_below_cost() -> list[dict]:
     from . import pricing
 
     return pricing.prices_below_cost()
+
+
+@shared_task(time_limit=600)
+def lapse_expired_grants() -> int:
+    """Take back what is left of every expired grant (billing/grants.py); a second run finds nothing to do."""
+    from . import grants
+
+    return grants.lapse_expired()
+
+
+@shared_task(time_limit=300)
+def notify_low_balances() -> int:
+    """Email the owners and billing members of every organisation newly under its low-balance threshold."""
+    from . import notifications
+
+    return notifications.notify_low_balances()

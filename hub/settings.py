@@ -194,6 +194,8 @@ CELERY_BEAT_SCHEDULE = {
     "roll-up-usage": {"task": "billing.tasks.roll_up_usage", "schedule": 300.0},
     "prune-usage": {"task": "billing.tasks.prune_usage", "schedule": crontab(hour=3, minute=17)},
     "flag-prices-below-cost": {"task": "billing.tasks.flag_prices_below_cost", "schedule": 3600.0},
+    "lapse-expired-grants": {"task": "billing.tasks.lapse_expired_grants", "schedule": 600.0},
+    "notify-low-balances": {"task": "billing.tasks.notify_low_balances", "schedule": 300.0},
 }
 
 # The gateway.
@@ -208,6 +210,8 @@ HUB_BALANCE_CACHE_SECONDS = env.float("HUB_BALANCE_CACHE_SECONDS", default=1.0)
 # Usage rollups and retention (billing/rollups.py): 0 keeps raw usage forever.
 HUB_USAGE_RETENTION_DAYS = env.int("HUB_USAGE_RETENTION_DAYS", default=90)
 HUB_USAGE_ROLLUP_LOOKBACK_HOURS = env.float("HUB_USAGE_ROLLUP_LOOKBACK_HOURS", default=None)
+# Low-balance emails to owners and billing members (billing/notifications.py).
+HUB_LOW_BALANCE_THRESHOLD = env.str("HUB_LOW_BALANCE_THRESHOLD", default="1")
 # Prices: a rate with costs but neither prices nor a margin is sold at this margin over cost.
 HUB_DEFAULT_MARGIN = Decimal(env.str("HUB_DEFAULT_MARGIN", default="0"))
 # Reserve, then settle (hub/credit.py).

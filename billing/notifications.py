@@ -1,0 +1,122 @@
+"""Low-balance emails: one per crossing under the threshold, not one per request.
+
+Each account has a `LowBalanceAlert` (made on the task's first look at it):
+its threshold (empty: HUB_LOW_BALANCE_THRESHOLD, default 1) and `notified_at`,
+empty while the alert is armed. A beat task (`notify_low_balances`):
+
+1. re-arms every alert whose account has its available credit (balance less
+   holds) back at or over the threshold *and* a balance higher than when it
+   was sent. The second condition is why: a hub process's credit lease is a
+   hold, so available credit dips and recovers every few seconds on a busy
+   account; only credit added (a top-up, a grant) raises the balance.
+2. claims every armed alert whose account's available credit is under its
+   threshold, with a conditional UPDATE that must touch exactly one row (two
+   runs at once send once), then emails the organisation's owners and billing
+   members, one message each. A send that fails gives the claim back, so the
+   next run tries again.
+
+An account seen for the first time while already under its threshold (a new
+organisation without credit, or any account when this is first deployed) is
+recorded as notified without an email: the first email follows a top-up and
+a new fall.
+"""
+
+import logging
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.db import transaction
+from django.db.models import F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from .fields import MoneyField, money_value
+from .models import CreditAccount, LowBalanceAlert
+
+logger = logging.getLogger(__name__)
+
+NOTIFIED_ROLES = ("owner", "billing")
+
+
+def default_threshold() -> Decimal:
+    return Decimal(str(getattr(settings, "HUB_LOW_BALANCE_THRESHOLD", "1")))
+
+
+def _with_limit(queryset):
+    return queryset.annotate(limit=Coalesce(F("threshold"), money_value(default_threshold()),
+                                            output_field=MoneyField()))
+
+
+def alerts_open() -> int:
+    """Give every account without one its alert; armed unless it is already under its threshold."""
+    threshold, now = default_threshold(), timezone.now()
+    alerts = []
+    for account in CreditAccount.objects.filter(low_balance_alert__isnull=True):
+        low = account.available < threshold
+        alerts.append(LowBalanceAlert(account=account, notified_at=now if low else None,
+                                      notified_balance=account.balance if low else None))
+    LowBalanceAlert.objects.bulk_create(alerts, ignore_conflicts=True)
+    return len(alerts)
+
+
+def alerts_rearm() -> int:
+    """Arm again every alert whose account had credit added and is back at or over its threshold."""
+    return _with_limit(LowBalanceAlert.objects.filter(notified_at__isnull=False)).filter(
+        account__balance__gte=F("account__held") + F("limit"),
+        account__balance__gt=F("notified_balance"),
+    ).update(notified_at=None, notified_balance=None)
+
+
+def alerts_due() -> list[int]:
+    return list(_with_limit(LowBalanceAlert.objects.filter(enabled=True, notified_at__isnull=True)).filter(
+        account__balance__lt=F("account__held") + F("limit")).order_by("pk").values_list("pk", flat=True))
+
+
+def alert_send(*, alert_id: int) -> int:
+    """Claim one armed alert and email its organisation's owners and billing members. Returns emails sent."""
+    now = timezone.now()
+    balance = Subquery(CreditAccount.objects.filter(pk=OuterRef("account_id")).values("balance")[:1])
+    with transaction.atomic():
+        claimed = LowBalanceAlert.objects.filter(pk=alert_id, notified_at__isnull=True).update(
+            notified_at=now, notified_balance=balance)
+    if claimed != 1:
+        return 0  # another run sent it
+    alert = LowBalanceAlert.objects.select_related("account__organization").get(pk=alert_id)
+    try:
+        return len(_send(alert))
+    except Exception:
+        LowBalanceAlert.objects.filter(pk=alert_id, notified_at=now).update(notified_at=None, notified_balance=None)
+        logger.exception("low-balance email for account %s failed; the next run tries again", alert.account_id)
+        return 0
+
+
+def _send(alert: LowBalanceAlert) -> list[EmailMessage]:
+    from accounts.models import Membership
+
+    organization = alert.account.organization
+    memberships = (Membership.objects.filter(organization=organization, role__in=NOTIFIED_ROLES,
+                                             user__is_active=True).exclude(user__email="")
+                   .select_related("user").order_by("pk"))
+    context = {"organization": organization, "available": alert.account.available,
+               "threshold": alert.threshold if alert.threshold is not None else default_threshold()}
+    messages = []
+    for membership in memberships:
+        context.update(user=membership.user, role=membership.get_role_display().lower())
+        subject = " ".join(render_to_string("billing/low_balance_subject.txt", context).split())
+        body = render_to_string("billing/low_balance_email.txt", context)
+        messages.append(EmailMessage(subject, body, None, [membership.user.email]))
+    if messages:
+        get_connection(fail_silently=False).send_messages(messages)
+    logger.info("low-balance email for %s sent to %d member(s)", organization, len(messages))
+    return messages
+
+
+def notify_low_balances() -> int:
+    """Re-arm, then email every organisation newly under its threshold. Returns emails sent."""
+    if settings.HUB_BILLING_MODE != "credits":
+        return 0
+    alerts_open()
+    alerts_rearm()
+    return sum(alert_send(alert_id=pk) for pk in alerts_due())
