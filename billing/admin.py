@@ -12,6 +12,7 @@ from .models import (
     ModelRate,
     Payment,
     PriceChange,
+    PricePlan,
     StripeEvent,
     UsageRecord,
     UsageRollup,
@@ -68,9 +69,11 @@ class LedgerInline(admin.TabularInline):
 
 @admin.register(CreditAccount)
 class CreditAccountAdmin(admin.ModelAdmin):
-    list_display = ["organization", "balance", "updated_at"]
+    list_display = ["organization", "balance", "held", "price_plan", "updated_at"]
+    list_filter = ["price_plan"]
     search_fields = ["organization__name"]
-    readonly_fields = ["organization", "balance", "updated_at"]
+    fields = ["organization", "balance", "held", "price_plan", "updated_at"]
+    readonly_fields = ["organization", "balance", "held", "updated_at"]
     inlines = [LedgerInline]  # and, below, its low-balance alert and grants with an expiry
 
     def has_add_permission(self, request):
@@ -326,3 +329,11 @@ class CreditGrantAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(PricePlan)
+class PricePlanAdmin(admin.ModelAdmin):
+    """Deals for some organisations: a discount on every price, or a margin of their own over cost."""
+
+    list_display = ["name", "discount", "margin", "created_at"]
+    search_fields = ["name"]

@@ -100,3 +100,25 @@ def test_the_plan_lowers_what_a_request_must_hold(client, hub, upstream, organiz
 
     auth.forget_all()  # plans reach the gateway with the key (HUB_AUTH_CACHE_SECONDS)
     assert client.chat.completions.create(model="openai/pricey", messages=HELLO, max_tokens=100).choices
+
+
+def test_operators_put_an_organisation_on_a_plan_in_the_admin(organization, transactional_db):
+    from django.contrib import admin
+    from django.test import Client, RequestFactory
+
+    from accounts.models import User
+
+    operator = User.objects.create_superuser("operator", "op@example.com", "pw")
+    browser = Client()
+    browser.force_login(operator)
+    assert browser.post("/admin/billing/priceplan/add/", {"name": "nonprofit", "discount": "0.3"}).status_code == 302
+    account = CreditAccount.objects.get(organization=organization)
+    page = browser.get(f"/admin/billing/creditaccount/{account.pk}/change/").content.decode()
+    assert 'name="price_plan"' in page and "nonprofit" in page
+    request = RequestFactory().post("/")
+    request.user = operator
+    form = admin.site._registry[CreditAccount].get_form(request, account)(
+        data={"price_plan": PricePlan.objects.get().pk}, instance=account)
+    assert form.is_valid(), form.errors
+    form.save()
+    assert CreditAccount.objects.get(pk=account.pk).price_plan.name == "nonprofit"
