@@ -96,15 +96,33 @@ class InFlight:
 
 
 async def chat_completion(call: Call, body: dict) -> HttpResponse:
+    return await handle(call, body, kind="chat")
+
+
+async def embeddings(call: Call, body: dict) -> HttpResponse:
+    """POST /v1/embeddings: the same key, policy, credit, routing and metering as chat, billed per input token."""
+    return await handle(call, body, kind="embedding", operation=lambda adapter, route: _embed(adapter, route, body))
+
+
+async def _embed(adapter, route, body: dict):
+    embed = getattr(adapter, "embed", None)
+    if embed is None:
+        raise UpstreamError(f"The provider '{route.provider_name}' does not serve embeddings.", status=400,
+                            type="invalid_request_error", code="unsupported_model")
+    return await embed(route, body)
+
+
+async def handle(call: Call, body: dict, *, kind: str, operation=None) -> HttpResponse:
+    """Every endpoint's way through the gateway, counted in flight until its answer ends."""
     InFlight.count += 1
     streaming = False
     try:
-        response = await _chat_completion(call, body)
+        response = await _serve(call, body, kind, operation)
         streaming = response.streaming
         return response
     except Exception:
         # A bug or an outage of our own: still an OpenAI-shaped answer, still a record.
-        logger.exception("chat completion %s failed", call.request_id)
+        logger.exception("%s %s failed", call.endpoint, call.request_id)
         call.record(UsageRecord.Status.SERVER_ERROR, http_status=500, error="internal error")
         return error_response(InternalError("The hub failed to handle this request; it has been logged."),
                               call.request_id)
@@ -113,14 +131,15 @@ async def chat_completion(call: Call, body: dict) -> HttpResponse:
             InFlight.count -= 1  # a stream's RelayBody ends its own count
 
 
-async def _chat_completion(call: Call, body: dict) -> HttpResponse:
+async def _serve(call: Call, body: dict, kind: str, operation) -> HttpResponse:
     try:
-        call.model = model = await catalogue.resolve(call.model_name)
+        call.model = model = await catalogue.resolve(call.model_name, kind=kind)
         limit_headers = await policy.admit(call.key, model, call.model_name, call.client_ip)
         capabilities.check(model, body, call.model_name)
         await credit.reserve(call, model, body)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        served = await routing.serve(model, body, stream=call.stream, include_usage=include_usage)
+        served = await routing.serve(model, body, stream=call.stream, include_usage=include_usage,
+                                     operation=operation)
     except (HubError, UpstreamError) as error:
         return call.fail(error)
     except asyncio.CancelledError:
@@ -192,42 +211,3 @@ class RelayBody:
                              first_token_at=stream.first_token_at)
             InFlight.count -= 1
 
-
-async def embeddings(call: Call, body: dict) -> HttpResponse:
-    """POST /v1/embeddings: the same key, policy, credit, routing and metering as chat, billed per input token."""
-    InFlight.count += 1
-    try:
-        try:
-            call.model = model = await catalogue.resolve(call.model_name, kind="embedding")
-            limit_headers = await policy.admit(call.key, model, call.model_name, call.client_ip)
-            await credit.reserve(call, model, body)
-            served = await routing.serve(model, body, operation=lambda adapter, route: _embed(adapter, route, body))
-        except (HubError, UpstreamError) as error:
-            return call.fail(error)
-        except asyncio.CancelledError:
-            call.record(UsageRecord.Status.CANCELLED, http_status=499, error="client disconnected")
-            raise
-        call.route = served.route
-        await served.done(True, model)
-        call.record(UsageRecord.Status.OK, served.result.usage)
-        response = HttpResponse(served.result.body, content_type="application/json")
-        response["x-request-id"] = call.request_id
-        response["x-hub-route"] = f"{served.route.public_id}; provider={served.route.provider_name}"
-        for name, value in limit_headers.items():
-            response[name] = value
-        return response
-    except Exception:
-        logger.exception("embeddings %s failed", call.request_id)
-        call.record(UsageRecord.Status.SERVER_ERROR, http_status=500, error="internal error")
-        return error_response(InternalError("The hub failed to handle this request; it has been logged."),
-                              call.request_id)
-    finally:
-        InFlight.count -= 1
-
-
-async def _embed(adapter, route, body: dict):
-    embed = getattr(adapter, "embed", None)
-    if embed is None:
-        raise UpstreamError(f"The provider '{route.provider_name}' does not serve embeddings.", status=400,
-                            type="invalid_request_error", code="unsupported_model")
-    return await embed(route, body)
