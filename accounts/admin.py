@@ -8,6 +8,7 @@ from django.dispatch import receiver
 
 from . import services
 from .models import ApiKey, AuditEvent, Invitation, KeyScope, Membership, Organization, User
+from .middleware import client_address
 from .serializers import LIMIT_FIELDS
 
 
@@ -38,8 +39,19 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class AuditedAdmin(admin.ModelAdmin):
+    """A ModelAdmin whose bulk deletions reach the audit log too (see audit_admin_change below)."""
+
+    def log_deletions(self, request, queryset):
+        entries = super().log_deletions(request, queryset)
+        if len(entries) > 1:
+            for entry in entries:
+                audit_admin_change(LogEntry, entry, created=True)
+        return entries
+
+
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(AuditedAdmin):
     list_display = ["name", "slug", "is_active", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -140,9 +152,10 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 # Operator changes made in other apps' admins (credentials, prices, credits)
 # reach the audit log through the admin's own LogEntry, written by every
-# ModelAdmin for each addition, change and deletion of one object. The admin
-# writes a bulk deletion's entries with bulk_create, which sends no signal:
-# see the report of issue 7 for the mixin that would cover it.
+# ModelAdmin for each addition, change and deletion of one object, with the
+# operator's address from AuditContextMiddleware. The admin writes a bulk
+# deletion's entries with bulk_create, which sends no signal: AuditedAdmin
+# passes those on.
 AUDITED_ADMIN_MODELS = {
     ("providers", "provider"), ("providers", "credential"), ("providers", "catalogmodel"),
     ("billing", "modelrate"), ("billing", "creditaccount"), ("billing", "ledgerentry"),
@@ -183,6 +196,7 @@ def audit_admin_change(sender, instance: LogEntry, created: bool, **kwargs):
     details, organization = _admin_details(instance)
     services.audit_record(
         action=f"admin.{content_type.model}.{_VERBS.get(instance.action_flag, 'change')}",
-        actor=services.Actor(user=instance.user), organization=organization,
+        actor=services.Actor(user=instance.user, ip_address=client_address.get()), organization=organization,
         target_type=content_type.model, target_id=instance.object_id or "", details=details,
     )
+

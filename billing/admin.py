@@ -2,6 +2,8 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html_join
 
+from accounts.admin import AuditedAdmin
+
 from . import pricing, services
 from .models import (
     AutoRecharge,
@@ -21,7 +23,7 @@ from .models import (
 
 
 @admin.register(ModelRate)
-class ModelRateAdmin(admin.ModelAdmin):
+class ModelRateAdmin(AuditedAdmin):
     """Edits go through billing.pricing, so the price history records who made them."""
 
     list_display = ["model", "input_cost", "output_cost", "margin", "input_price", "output_price", "updated_at"]

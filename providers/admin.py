@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.db import models
 from django.utils.html import format_html
 
+from accounts.admin import AuditedAdmin
 from billing.models import ModelRate
 
 from .models import CatalogModel, Credential, ModelRoute, Provider
@@ -50,7 +51,7 @@ class CredentialInline(admin.TabularInline):
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
+class ProviderAdmin(AuditedAdmin):
     list_display = ["name", "kind", "preset", "base_url", "enabled"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name"]
@@ -59,7 +60,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Credential)
-class CredentialAdmin(admin.ModelAdmin):
+class CredentialAdmin(AuditedAdmin):
     form = CredentialForm
     list_display = ["__str__", "secret_hint", "enabled", "rotation", "last_check", "updated_at"]
     list_filter = ["provider", "enabled"]
@@ -113,7 +114,7 @@ class ModelRouteInline(admin.TabularInline):
 
 
 @admin.register(CatalogModel)
-class CatalogModelAdmin(admin.ModelAdmin):
+class CatalogModelAdmin(AuditedAdmin):
     list_display = ["public_id", "alias", "served_by", "kind", "strategy", "enabled"]
     list_filter = ["routes__provider", "kind", "enabled"]
     search_fields = ["public_id", "alias", "routes__upstream_name"]

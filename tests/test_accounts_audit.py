@@ -164,3 +164,26 @@ def test_credit_the_system_moves_is_audited(transactional_db):
     (event,) = AuditEvent.objects.filter(action="credit.grant")
     assert (event.organization, event.target_id, event.details["amount"]) == (org, str(entry.pk), "25.0000000000")
     assert event.actor_user is None
+
+
+def test_operator_changes_in_the_admin_are_audited_with_their_address_bulk_deletions_too(transactional_db):
+    from django.test import Client
+
+    from accounts.models import User
+    from providers.models import Provider
+
+    operator = User.objects.create_superuser("operator", "op@example.com", "pw")
+    browser = Client(REMOTE_ADDR="198.51.100.7")
+    browser.force_login(operator)
+    browser.post("/admin/providers/provider/add/", {
+        "name": "acme-ai", "kind": "openai_compatible", "preset": "openai", "base_url": "", "options": "{}",
+        "enabled": "on", "credentials-TOTAL_FORMS": "0", "credentials-INITIAL_FORMS": "0"})
+    Provider.objects.create(name="old-one", preset="openai")
+    Provider.objects.create(name="old-two", preset="openai")
+    ids = list(Provider.objects.filter(name__startswith="old-").values_list("pk", flat=True))
+    browser.post("/admin/providers/provider/", {"action": "delete_selected", "_selected_action": ids, "post": "yes"})
+    added = AuditEvent.objects.get(action="admin.provider.add")
+    assert (added.actor_user, added.ip_address) == (operator, "198.51.100.7")
+    deleted = AuditEvent.objects.filter(action="admin.provider.delete")
+    assert sorted(e.target_id for e in deleted) == sorted(map(str, ids))
+    assert {e.ip_address for e in deleted} == {"198.51.100.7"}
