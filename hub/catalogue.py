@@ -167,8 +167,7 @@ async def snapshot() -> Snapshot:
     return _snapshot
 
 
-ENDPOINTS = {"chat": "/v1/chat/completions", "embedding": "/v1/embeddings", "image": "/v1/images/generations",
-             "audio": "/v1/audio/…"}
+ENDPOINTS = {"chat": "/v1/chat/completions", "embedding": "/v1/embeddings"}
 
 
 async def resolve(name: str, kind: str = CatalogModel.Kind.CHAT) -> Model:
@@ -176,8 +175,9 @@ async def resolve(name: str, kind: str = CatalogModel.Kind.CHAT) -> Model:
     if model is None:
         raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
     if model.kind != kind:
-        raise BadRequest(f"The model `{name}` is a {model.kind} model: use {ENDPOINTS.get(model.kind, 'its endpoint')}.",
-                         param="model", code="wrong_model_kind")
+        where = f"use {ENDPOINTS[model.kind]}" if model.kind in ENDPOINTS else "this hub has no endpoint for it yet"
+        raise BadRequest(f"The model `{name}` is a {model.kind} model: {where}.", param="model",
+                         code="wrong_model_kind")
     return model
 
 
