@@ -170,6 +170,8 @@ class UsageRecord(models.Model):
     cache_read_tokens = models.PositiveIntegerField(default=0, help_text="Part of the prompt read from a cache")
     cache_write_tokens = models.PositiveIntegerField(default=0, help_text="Part of the prompt written to a cache")
     usage_estimated = models.BooleanField(default=False, help_text="The upstream reported no usage")
+    unit = models.CharField(max_length=20, default="tokens", help_text="What prompt_tokens counts: tokens, or "
+                            "characters for speech (priced per million like tokens)")
     cost = money(default=Decimal(0), help_text="What the provider charges the operator")
     price = money(default=Decimal(0), help_text="What the organisation is charged")
     latency_ms = models.PositiveIntegerField(default=0)

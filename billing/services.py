@@ -168,6 +168,7 @@ class UsageEvent:
     cache_write_tokens: int = 0
     usage_estimated: bool = False
     lease: str = ""  # the credit hold its price was reserved under (hub/credit.py)
+    unit: str = "tokens"
     cost: Decimal = Decimal(0)
     price: Decimal = Decimal(0)
     latency_ms: int = 0
@@ -190,6 +191,7 @@ def _record(event: UsageEvent) -> UsageRecord:
         total_tokens=event.prompt_tokens + event.completion_tokens, cache_read_tokens=event.cache_read_tokens,
         cache_write_tokens=event.cache_write_tokens, usage_estimated=event.usage_estimated,
         cost=event.cost, price=event.price, latency_ms=event.latency_ms, first_token_ms=event.first_token_ms,
+        unit=event.unit,
         status=event.status, http_status=event.http_status, error=event.error[:300], created_at=event.created_at,
     )
 

@@ -167,7 +167,7 @@ async def snapshot() -> Snapshot:
     return _snapshot
 
 
-ENDPOINTS = {"chat": "/v1/chat/completions", "embedding": "/v1/embeddings"}
+ENDPOINTS = {"chat": "/v1/chat/completions", "embedding": "/v1/embeddings", "audio": "/v1/audio/speech"}
 
 
 async def resolve(name: str, kind: str = CatalogModel.Kind.CHAT) -> Model:

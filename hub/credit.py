@@ -72,7 +72,10 @@ def output_tokens_bound(body: dict, model: catalogue.Model) -> int:
 
 
 def worst_case(body: dict, model: catalogue.Model, snapshot: catalogue.Snapshot, plan=None) -> Decimal:
-    prompt, output = prompt_tokens_bound(body), output_tokens_bound(body, model)
+    if model.kind == "audio":  # speech: billed per input character, known exactly
+        prompt, output = len(str(body.get("input") or "")), 0
+    else:
+        prompt, output = prompt_tokens_bound(body), output_tokens_bound(body, model)
     routes = [r for m in [model, *catalogue.fallbacks_of(model, snapshot)] for r in m.routes]
     return max((price_usage(r, prompt_tokens=prompt, completion_tokens=output, plan=plan)[1] for r in routes),
                default=Decimal(0))

@@ -39,6 +39,7 @@ class Call:
     request_id: str = ""
     started: float = 0.0
     stream: bool = False
+    unit: str = "tokens"  # what the usage counts (characters for speech)
     lease: object = None  # the credit lease its worst case is reserved under (hub/credit.py)
     reserved: Decimal = Decimal(0)
     model: catalogue.Model | None = None  # the model asked for
@@ -58,7 +59,7 @@ class Call:
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
             usage_estimated=usage.estimated, http_status=http_status, error=error,
-            latency_ms=int((time.monotonic() - self.started) * 1000),
+            latency_ms=int((time.monotonic() - self.started) * 1000), unit=self.unit,
             first_token_ms=int((first_token_at - self.started) * 1000) if first_token_at else None,
         )
         if route is None and self.model is not None:
@@ -112,6 +113,20 @@ async def _embed(adapter, route, body: dict):
     return await embed(route, body)
 
 
+async def speech(call: Call, body: dict) -> HttpResponse:
+    """POST /v1/audio/speech: audio streamed back as it arrives, billed per input character."""
+    call.stream, call.unit = True, "characters"
+    return await handle(call, body, kind="audio", operation=lambda adapter, route: _speak(adapter, route, body))
+
+
+async def _speak(adapter, route, body: dict):
+    speak = getattr(adapter, "speech", None)
+    if speak is None:
+        raise UpstreamError(f"The provider '{route.provider_name}' does not serve speech.", status=400,
+                            type="invalid_request_error", code="unsupported_model")
+    return await speak(route, body)
+
+
 async def handle(call: Call, body: dict, *, kind: str, operation=None) -> HttpResponse:
     """Every endpoint's way through the gateway, counted in flight until its answer ends."""
     InFlight.count += 1
@@ -152,7 +167,8 @@ async def _serve(call: Call, body: dict, kind: str, operation) -> HttpResponse:
         call.record(UsageRecord.Status.OK, served.result.usage)
         response = HttpResponse(served.result.body, content_type="application/json")
     else:
-        response = StreamingHttpResponse(RelayBody(call, served, model), content_type="text/event-stream")
+        content_type = getattr(served.result, "content_type", "text/event-stream")
+        response = StreamingHttpResponse(RelayBody(call, served, model), content_type=content_type)
         response["cache-control"] = "no-cache"
         response["x-accel-buffering"] = "no"
     response["x-request-id"] = call.request_id

@@ -44,3 +44,11 @@ class EmbeddingsRequest(serializers.Serializer):
         raise serializers.ValidationError(
             "must be a non-empty string, a list of up to 2048 non-empty strings, a list of token ids, "
             "or a list of lists of token ids")
+
+
+class SpeechRequest(serializers.Serializer):
+    model = serializers.CharField(max_length=200)
+    input = serializers.CharField(max_length=4096, trim_whitespace=False)
+    voice = serializers.CharField(max_length=100)
+    response_format = serializers.ChoiceField(choices=["mp3", "opus", "aac", "flac", "wav", "pcm"], required=False)
+    speed = serializers.FloatField(required=False, min_value=0.25, max_value=4.0)

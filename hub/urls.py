@@ -11,6 +11,8 @@ urlpatterns = [
     path("api/models", views.models),
     path("v1/embeddings", views.embeddings),
     path("api/embeddings", views.embeddings),
+    path("v1/audio/speech", views.speech),
+    path("api/audio/speech", views.speech),
     path("v1/status", views.service_status),
     path("api/status", views.service_status),
     # The management API and Stripe's webhook need sessions and CSRF, so they live

@@ -13,7 +13,8 @@ from .auth import authenticate
 from .errors import BadRequest, HubError, MethodNotAllowed, ModelNotFound, PayloadTooLarge, error_response
 from .relay import Call, chat_completion
 from .relay import embeddings as relay_embeddings
-from .serializers import ChatCompletionRequest, EmbeddingsRequest
+from .relay import speech as relay_speech
+from .serializers import ChatCompletionRequest, EmbeddingsRequest, SpeechRequest
 
 
 def _json_body(request) -> dict:
@@ -101,6 +102,27 @@ async def embeddings(request) -> HttpResponse:
     except HubError as error:
         return call.fail(error)
     return await relay_embeddings(call, body)
+
+
+SPEECH_REQUEST = SpeechRequest()
+
+
+@csrf_exempt
+async def speech(request) -> HttpResponse:
+    if request.method != "POST":
+        return error_response(MethodNotAllowed("Use POST for /v1/audio/speech."))
+    try:
+        key = await authenticate(request)
+    except HubError as error:
+        return error_response(error)
+    call = Call(key=key, endpoint="audio.speech", model_name="", client_ip=request.META.get("REMOTE_ADDR", ""))
+    try:
+        body = _json_body(request)
+        call.model_name = str(body.get("model") or "")[:200]
+        _validate(SPEECH_REQUEST, body)
+    except HubError as error:
+        return call.fail(error)
+    return await relay_speech(call, body)
 
 
 def _model_entry(model, name: str) -> dict:

@@ -102,3 +102,38 @@ def estimate_prompt_tokens(body: dict) -> int:
 def sse(data: dict | str) -> bytes:
     payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
     return b"data: " + payload.encode() + b"\n\n"
+
+
+class ByteStream:
+    """A provider's binary answer (speech), relayed as it arrives; usage known before it starts.
+
+    A cut is not reported in band (audio has no error event): the client gets
+    what arrived, and `error` says what happened for the usage record.
+    """
+
+    def __init__(self, chunks, usage: Usage, content_type: str, on_close=None):
+        self._chunks, self._usage, self.content_type, self._on_close = chunks, usage, content_type, on_close
+        self.error: UpstreamError | None = None
+        self.first_token_at: float | None = None
+
+    async def __aiter__(self):
+        import time
+
+        import httpx
+
+        try:
+            async for chunk in self._chunks:
+                if chunk:
+                    if self.first_token_at is None:
+                        self.first_token_at = time.monotonic()
+                    yield chunk
+        except httpx.HTTPError:
+            self.error = UpstreamError("The audio stream from the provider was cut off.",
+                                       code="upstream_stream_incomplete")
+
+    def final_usage(self) -> Usage:
+        return self._usage
+
+    async def aclose(self) -> None:
+        if self._on_close is not None:
+            await self._on_close()

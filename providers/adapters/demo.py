@@ -9,10 +9,11 @@ import asyncio
 import hashlib
 import json
 import math
+import struct
 import time
 import uuid
 
-from .base import ChatResult, Usage, message_text, sse
+from .base import ByteStream, ChatResult, Usage, message_text, sse
 from .translate import embedding_inputs, embeddings
 
 WORD_DELAY = 0.01
@@ -44,6 +45,20 @@ class DemoAdapter:
 
     async def chat_stream(self, route, body: dict, include_usage: bool):
         return DemoStream(route, body, include_usage)
+
+    async def speech(self, route, body: dict) -> ByteStream:
+        """A short 8 kHz mono WAV (a tone, 0.1 s per word), in a few chunks; other formats get WAV too."""
+        samples = bytes(128 + (40 if (i // 8) % 2 else -40) for i in range(800 * max(len(body["input"].split()), 1)))
+        header = b"RIFF" + struct.pack("<I", 36 + len(samples)) + b"WAVEfmt " + struct.pack(
+            "<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8) + b"data" + struct.pack("<I", len(samples))
+        audio = header + samples
+
+        async def chunks():
+            for start in range(0, len(audio), 4096):
+                await asyncio.sleep(0)
+                yield audio[start:start + 4096]
+
+        return ByteStream(chunks(), Usage(len(body["input"]), 0), "audio/wav")
 
     async def embed(self, route, body: dict) -> ChatResult:
         """Deterministic unit vectors from each input's SHA-256; a token is a word (or a token id)."""

@@ -12,7 +12,7 @@ import httpx
 from providers.presets import get_preset
 
 from . import errors, transport
-from .base import ChatResult, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens, sse
+from .base import ByteStream, ChatResult, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens, sse
 
 
 def _request(route, body: dict, stream: bool) -> tuple[str, bytes, dict]:
@@ -55,6 +55,9 @@ class OpenAICompatibleAdapter:
     async def embed(self, route, body: dict) -> ChatResult:
         return await _embed(route, body)
 
+    async def speech(self, route, body: dict) -> ByteStream:
+        return await _speech(route, body)
+
 
 async def _embed(route, body: dict) -> ChatResult:
     preset = get_preset(route.preset)
@@ -78,6 +81,26 @@ async def _embed(route, body: dict) -> ChatResult:
     if usage is None:
         usage = Usage(estimate_tokens(len(json.dumps(body.get("input")))), 0, estimated=True)
     return ChatResult(body=response.content, usage=usage)
+
+
+AUDIO_TYPES = {"mp3": "audio/mpeg", "opus": "audio/opus", "aac": "audio/aac", "flac": "audio/flac",
+               "wav": "audio/wav", "pcm": "audio/pcm"}
+
+
+async def _speech(route, body: dict) -> ByteStream:
+    preset = get_preset(route.preset)
+    if preset.needs_key and not route.secret:
+        raise UpstreamError(f"The provider '{route.provider_name}' has no usable credential.", status=503,
+                            type="server_error", code="no_credential", retryable=True)
+    headers = {"content-type": "application/json"}
+    if route.secret:
+        headers["authorization"] = f"Bearer {route.secret}"
+    payload = json.dumps(dict(body, model=route.upstream_name), separators=(",", ":")).encode()
+    response = await transport.send(route, f"{route.base_url}/audio/speech", payload, headers, errors.from_status,
+                                    stream=True)
+    content_type = response.headers.get("content-type") or AUDIO_TYPES.get(body.get("response_format") or "mp3")
+    # Speech is billed per input character, whatever arrives.
+    return ByteStream(response.aiter_raw(), Usage(len(body["input"]), 0), content_type, response.aclose)
 
 
 def _estimate(body: dict, choices: list) -> Usage:

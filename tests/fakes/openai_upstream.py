@@ -81,6 +81,11 @@ _ERROR_KINDS = {"auth": "fake-error-401", "rate_limit": "fake-error-429", "overl
                 "server": "fake-error-500"}
 
 
+def speech_of(text: str) -> bytes:
+    """The fake's audio for a text: an MP3-looking header and bytes from its SHA-256."""
+    return b"ID3\x04\x00" + hashlib.sha256(text.encode()).digest() * 64
+
+
 def embedding_of(item, dimensions: int) -> list[float]:
     """The fake's vector for an input: a few float32-exact numbers from its SHA-256."""
     text = item if isinstance(item, str) else " ".join(map(str, item))
@@ -177,6 +182,8 @@ class FakeOpenAI(FakeUpstream):
             return await self._chat(receive, send, rid, body)
         if method == "POST" and path == "/v1/embeddings":
             return await self._embeddings(send, rid, body)
+        if method == "POST" and path == "/v1/audio/speech":
+            return await self._speech(send, rid, body)
         # OpenAI's answer for unknown routes.
         return await self._json(send, rid, 404, _error(
             f"Invalid URL ({method} {path})", "invalid_request_error"))
@@ -198,6 +205,23 @@ class FakeOpenAI(FakeUpstream):
             data.append({"object": "embedding", "index": index, "embedding": vector})
         return await self._json(send, rid, 200, {"object": "list", "data": data, "model": req.get("model"),
                                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    async def _speech(self, send, rid, body) -> None:
+        """Speech: speech_of(input) in 3 chunks (chunked, as OpenAI streams audio)."""
+        req = json.loads(body)
+        if req.get("model") in _ERRORS:
+            status, err, extra = _ERRORS[req["model"]]
+            return await self._json(send, rid, status, err, extra)
+        audio = speech_of(req.get("input") or "")
+        types = {"mp3": b"audio/mpeg", "wav": b"audio/wav", "opus": b"audio/opus"}
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", types.get(req.get("response_format") or "mp3", b"application/octet-stream")),
+            (b"x-request-id", rid.encode())]})
+        third = len(audio) // 3
+        for part in (audio[:third], audio[third:2 * third], audio[2 * third:]):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            await asyncio.sleep(0)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     @staticmethod
     def _model(mid: str) -> dict:
