@@ -207,8 +207,7 @@ def build_request(route, body: dict, stream: bool) -> dict:
 
 def _headers(route, stream: bool) -> dict:
     if not route.secret:
-        raise UpstreamError(f"The provider '{route.provider_name}' has no usable credential.", status=503,
-                            type="server_error", code="no_credential", retryable=True)
+        raise errors.no_credential(route.provider_name)
     headers = {"x-api-key": route.secret, "anthropic-version": route.options.get("anthropic_version", DEFAULT_VERSION),
                "content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}
     beta = route.options.get("anthropic_beta")

@@ -25,7 +25,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer, ParserError
 
-from . import media, translate, transport
+from . import errors, media, translate, transport
 from .base import ChatResult, UpstreamError, Usage, message_text
 from .translate import TranslatedStream, completion, tool_call
 
@@ -182,9 +182,8 @@ def _credentials(route) -> Credentials:
         return Credentials(secret["access_key_id"], secret["secret_access_key"], secret.get("session_token"))
     except (ValueError, TypeError, KeyError):
         # Never quote the secret, even a malformed one.
-        raise UpstreamError(f"The provider '{route.provider_name}' has no usable credential (expected JSON with "
-                            "access_key_id and secret_access_key).", status=503, type="server_error",
-                            code="no_credential", retryable=True) from None
+        raise errors.no_credential(route.provider_name,
+                                   " (expected JSON with access_key_id and secret_access_key)") from None
 
 
 def signed_request(route, operation: str, payload: bytes) -> tuple[str, dict]:

@@ -9,6 +9,12 @@ import httpx
 from .base import UpstreamError
 
 
+def no_credential(provider: str, detail: str = "") -> UpstreamError:
+    """The route's provider has no secret the hub can use: retryable, another route may have one."""
+    return UpstreamError(f"The provider '{provider}' has no usable credential{detail}.", status=503,
+                         type="server_error", code="no_credential", retryable=True)
+
+
 def upstream_message(body: bytes) -> tuple[str, str | None, str | None]:
     """(message, code, param) from an OpenAI-shaped error body, or a text excerpt."""
     try:

@@ -19,7 +19,7 @@ import uuid
 from urllib.parse import quote
 
 
-from . import media, sse, translate, transport
+from . import errors, media, sse, translate, transport
 from .base import ChatResult, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens, message_text
 
 API_VERSION = "v1beta"
@@ -215,8 +215,7 @@ def _generation_config(route, body: dict, stream: bool) -> dict:
 
 async def _request(route, body: dict, stream: bool) -> tuple[str, bytes, dict]:
     if not route.secret:
-        raise UpstreamError(f"The provider '{route.provider_name}' has no usable credential.", status=503,
-                            type="server_error", code="no_credential", retryable=True)
+        raise errors.no_credential(route.provider_name)
     system, contents = await _contents([m for m in body.get("messages") or [] if isinstance(m, dict)])
     native = {"contents": contents}
     if system:
@@ -354,8 +353,7 @@ class GeminiAdapter:
 async def _embed(route, body: dict) -> ChatResult:
     """batchEmbedContents: one request per input, text only (Gemini takes no token ids)."""
     if not route.secret:
-        raise UpstreamError(f"The provider '{route.provider_name}' has no usable credential.", status=503,
-                            type="server_error", code="no_credential", retryable=True)
+        raise errors.no_credential(route.provider_name)
     inputs = translate.embedding_inputs(body)
     if not all(isinstance(item, str) for item in inputs):
         raise UpstreamError("This model takes text only, not token ids.", status=400, type="invalid_request_error",

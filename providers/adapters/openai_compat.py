@@ -15,21 +15,31 @@ from . import errors, transport
 from .base import ByteStream, ChatResult, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens, sse
 
 
-def _request(route, body: dict, stream: bool) -> tuple[str, bytes, dict]:
+def _headers(route, accept: str) -> dict:
+    """Every call's headers: the credential (refused early if the API needs one and there is none) and the preset's."""
     preset = get_preset(route.preset)
     if preset.needs_key and not route.secret:
-        raise UpstreamError(f"The provider '{route.provider_name}' has no usable credential.", status=503,
-                            type="server_error", code="no_credential", retryable=True)
+        raise errors.no_credential(route.provider_name)
+    headers = {"content-type": "application/json", "accept": accept}
+    if route.secret:
+        headers["authorization"] = f"Bearer {route.secret}"
+    headers.update(preset.extra_headers)
+    return headers
+
+
+def _payload(route, body: dict) -> bytes:
+    return json.dumps(dict(body, model=route.upstream_name), separators=(",", ":")).encode()
+
+
+def _request(route, body: dict, stream: bool) -> tuple[str, bytes, dict]:
+    headers = _headers(route, "text/event-stream" if stream else "application/json")
+    preset = get_preset(route.preset)
     body = dict(body, model=route.upstream_name)
     if stream and preset.stream_usage:
         # Ask for usage even if the client did not: a stream must be metered.
         body["stream_options"] = dict(body.get("stream_options") or {}, include_usage=True)
     if preset.max_tokens_field != "max_tokens" and "max_tokens" in body:
         body[preset.max_tokens_field] = body.pop("max_tokens")
-    headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}
-    if route.secret:
-        headers["authorization"] = f"Bearer {route.secret}"
-    headers.update(preset.extra_headers)
     return f"{route.base_url}/chat/completions", json.dumps(body, separators=(",", ":")).encode(), headers
 
 
@@ -60,16 +70,8 @@ class OpenAICompatibleAdapter:
 
 
 async def _embed(route, body: dict) -> ChatResult:
-    preset = get_preset(route.preset)
-    if preset.needs_key and not route.secret:
-        raise UpstreamError(f"The provider '{route.provider_name}' has no usable credential.", status=503,
-                            type="server_error", code="no_credential", retryable=True)
-    headers = {"content-type": "application/json"}
-    if route.secret:
-        headers["authorization"] = f"Bearer {route.secret}"
-    payload = json.dumps(dict(body, model=route.upstream_name), separators=(",", ":")).encode()
-    response = await transport.send(route, f"{route.base_url}/embeddings", payload, headers, errors.from_status,
-                                     stream=False)
+    response = await transport.send(route, f"{route.base_url}/embeddings", _payload(route, body),
+                                    _headers(route, "application/json"), errors.from_status, stream=False)
     try:
         data = json.loads(response.content)
         usage = Usage.from_openai(data.get("usage"))
@@ -88,16 +90,8 @@ AUDIO_TYPES = {"mp3": "audio/mpeg", "opus": "audio/opus", "aac": "audio/aac", "f
 
 
 async def _speech(route, body: dict) -> ByteStream:
-    preset = get_preset(route.preset)
-    if preset.needs_key and not route.secret:
-        raise UpstreamError(f"The provider '{route.provider_name}' has no usable credential.", status=503,
-                            type="server_error", code="no_credential", retryable=True)
-    headers = {"content-type": "application/json"}
-    if route.secret:
-        headers["authorization"] = f"Bearer {route.secret}"
-    payload = json.dumps(dict(body, model=route.upstream_name), separators=(",", ":")).encode()
-    response = await transport.send(route, f"{route.base_url}/audio/speech", payload, headers, errors.from_status,
-                                    stream=True)
+    response = await transport.send(route, f"{route.base_url}/audio/speech", _payload(route, body),
+                                    _headers(route, "*/*"), errors.from_status, stream=True)
     content_type = response.headers.get("content-type") or AUDIO_TYPES.get(body.get("response_format") or "mp3")
     # Speech is billed per input character, whatever arrives.
     return ByteStream(response.aiter_raw(), Usage(len(body["input"]), 0), content_type, response.aclose)
