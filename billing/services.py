@@ -138,16 +138,6 @@ def _forget_cached_balance(organization_id: int) -> None:
     forget(organization_id)
 
 
-def available_of(organization_id: int) -> Decimal:
-    """Balance less what requests in flight hold."""
-    row = CreditAccount.objects.filter(organization_id=organization_id).values_list("balance", "held").first()
-    return row[0] - row[1] if row else Decimal(0)
-
-
-def balance_of(organization_id: int) -> Decimal:
-    return CreditAccount.objects.filter(organization_id=organization_id).values_list("balance", flat=True).first() or Decimal(0)
-
-
 @dataclass
 class UsageEvent:
     """A finished request, as the gateway hands it over for recording."""

@@ -22,17 +22,20 @@ def client() -> httpx.AsyncClient:
             max_keepalive_connections=settings.HUB_UPSTREAM_MAX_CONNECTIONS,
         )
         c = _clients[loop] = httpx.AsyncClient(
-            transport=AiohttpTransport(limits=limits), timeout=timeout(), follow_redirects=False
+            transport=AiohttpTransport(limits=limits), timeout=timeouts(None)[0], follow_redirects=False
         )
     return c
 
 
-def timeout() -> httpx.Timeout:
-    """Read per call, so a settings change applies without a new pool."""
-    return httpx.Timeout(
-        connect=settings.HUB_UPSTREAM_CONNECT_TIMEOUT, read=settings.HUB_UPSTREAM_READ_TIMEOUT,
-        write=settings.HUB_UPSTREAM_READ_TIMEOUT, pool=settings.HUB_UPSTREAM_CONNECT_TIMEOUT,
-    )
+def timeouts(route) -> tuple[httpx.Timeout, float | None]:
+    """A provider's connect and idle timeouts, and the first-byte one (streams only); the settings' by default.
+
+    Read per call, so a settings or provider change applies without a new pool.
+    """
+    connect = getattr(route, "connect_timeout", None) or settings.HUB_UPSTREAM_CONNECT_TIMEOUT
+    idle = getattr(route, "idle_timeout", None) or settings.HUB_UPSTREAM_READ_TIMEOUT
+    first_byte = getattr(route, "first_byte_timeout", None) or settings.HUB_UPSTREAM_FIRST_BYTE_TIMEOUT
+    return httpx.Timeout(connect=connect, read=idle, write=idle, pool=connect), first_byte
 
 
 async def close() -> None:

@@ -7,20 +7,11 @@ failed answer; transport failures are mapped by errors.from_transport.
 import asyncio
 
 import httpx
-from django.conf import settings
 
-from providers.http import client
+from providers.http import client, timeouts
 
 from . import errors
 from .base import UpstreamError
-
-
-def timeouts(route) -> tuple[httpx.Timeout, float | None]:
-    """The provider's connect and idle timeouts, and the first-byte one (streams only)."""
-    connect = getattr(route, "connect_timeout", None) or settings.HUB_UPSTREAM_CONNECT_TIMEOUT
-    idle = getattr(route, "idle_timeout", None) or settings.HUB_UPSTREAM_READ_TIMEOUT
-    first_byte = getattr(route, "first_byte_timeout", None) or settings.HUB_UPSTREAM_FIRST_BYTE_TIMEOUT
-    return httpx.Timeout(connect=connect, read=idle, write=idle, pool=connect), first_byte
 
 
 async def send(route, url: str, payload: bytes, headers: dict, error_from, *, stream: bool) -> httpx.Response:
