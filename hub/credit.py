@@ -47,17 +47,18 @@ def prompt_tokens_bound(body: dict) -> int:
             return len(items)
         return sum(len(i) if isinstance(i, list) else math.ceil(len(str(i).encode()) / 2) + 1 for i in items)
     messages = body.get("messages") or []
-    images = 0
+    # Images are counted by their fixed cost, not by their (base64) bytes, so
+    # they are left out of the text before it is measured, in one pass.
+    images, text_only = 0, []
     for message in messages:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):
-            images += sum(1 for part in content if isinstance(part, dict) and part.get("type") == "image_url")
-    text = json.dumps(messages, ensure_ascii=False) + json.dumps(body.get("tools") or [], ensure_ascii=False)
-    # Images are counted by their fixed cost, not by their (base64) bytes.
-    image_bytes = sum(len(json.dumps(part, ensure_ascii=False).encode()) for message in messages
-                      if isinstance(message, dict) and isinstance(message.get("content"), list)
-                      for part in message["content"] if isinstance(part, dict) and part.get("type") == "image_url")
-    return math.ceil((len(text.encode()) - image_bytes) / 2) + 10 * len(messages) + 1500 * images
+            parts = [p for p in content if not (isinstance(p, dict) and p.get("type") == "image_url")]
+            images += len(content) - len(parts)
+            message = dict(message, content=parts)
+        text_only.append(message)
+    text = json.dumps(text_only, ensure_ascii=False) + json.dumps(body.get("tools") or [], ensure_ascii=False)
+    return math.ceil(len(text.encode()) / 2) + 10 * len(messages) + 1500 * images
 
 
 def output_tokens_bound(body: dict, model: catalogue.Model) -> int:
