@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
+from .shared_state import coalesced
+
 _read = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-db-read")
 _write = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-db-write")
 # Credit holds, one short transaction per request: apart, so they never wait behind a batch.
@@ -38,17 +40,8 @@ _shared: dict = {}
 
 
 async def read_shared(key, fn, *args):
-    """`read`, but concurrent callers with the same key share one query.
-
-    After a cache expires, hundreds of requests can miss at once; they wait
-    for one read instead of queueing hundreds on the read thread.
-    """
-    future = _shared.get(key)
-    if future is None:
-        future = _shared[key] = asyncio.ensure_future(read(fn, *args))
-        future.add_done_callback(lambda _: _shared.pop(key, None))
-    # Shielded: one caller leaving (a client disconnect) does not cancel the others' read.
-    return await asyncio.shield(future)
+    """`read`, but concurrent callers with the same key share one query."""
+    return await coalesced(_shared, key, lambda: read(fn, *args))
 
 
 async def write(fn, *args):

@@ -159,12 +159,7 @@ class RedisStore:
         now = time.monotonic()
         missing = tuple(sorted(i for i in ids if i not in self._cache or self._cache[i][0] < now))
         if missing:
-            # When the cache expires under load, one read serves every waiting request.
-            future = self._reading.get(missing)
-            if future is None:
-                future = self._reading[missing] = asyncio.ensure_future(self._read(missing))
-                future.add_done_callback(lambda _: self._reading.pop(missing, None))
-            await asyncio.shield(future)
+            await shared_state.coalesced(self._reading, missing, lambda: self._read(missing))
         return {i: self._cache[i][1] if i in self._cache else Health() for i in ids}
 
     async def _read(self, ids: tuple) -> None:

@@ -8,6 +8,20 @@ logger = logging.getLogger("hub.shared_state")
 _clients: dict = {}
 
 
+async def coalesced(pending: dict, key, start):
+    """Run `start()` once for all concurrent callers with the same key; each gets its result.
+
+    When a cache expires under load, hundreds of requests miss at once: they
+    wait for one read instead of making hundreds. Shielded, so one caller
+    leaving (a client disconnect) does not cancel the others' read.
+    """
+    future = pending.get(key)
+    if future is None:
+        future = pending[key] = asyncio.ensure_future(start())
+        future.add_done_callback(lambda _: pending.pop(key, None))
+    return await asyncio.shield(future)
+
+
 def redis_client(url: str, decode_responses: bool = False):
     """A pooled async client for this event loop; waits for a free connection under load instead of failing."""
     import redis.asyncio
