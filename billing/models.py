@@ -12,13 +12,20 @@ def money(**kwargs):
 
 
 class ModelRate(models.Model):
-    """What a model costs the operator and what the tenant pays, per million tokens.
+    """What a model costs the operator and what the tenant pays.
 
-    With a margin set, the prices are derived from the costs on save
-    (price = cost × (1 + margin)); without one they are set directly. A rate
-    with costs but neither prices nor a margin is priced at HUB_DEFAULT_MARGIN
-    over cost. Cached input (prompt tokens read from a provider's cache) has
-    its own cost and price; empty means the input ones.
+    Tokens are priced per million (a speech model's input per million
+    characters), images per image, transcription per second of audio. With a
+    margin set, the prices are derived from the costs on save (price = cost ×
+    (1 + margin)); without one they are set directly. A rate with costs but
+    neither prices nor a margin is priced at HUB_DEFAULT_MARGIN over cost.
+    Cached input (prompt tokens read from a provider's cache) has its own cost
+    and price; empty means the input ones.
+
+    Image tiers: `image_costs` / `image_prices` map "<size>/<quality>",
+    "<size>" or "<quality>" (tried in that order) to a price per image, as
+    decimal strings; an image no tier names is priced at `image_cost` /
+    `image_price`.
     """
 
     model = models.OneToOneField("providers.CatalogModel", on_delete=models.CASCADE, related_name="rate")
@@ -31,20 +38,60 @@ class ModelRate(models.Model):
     input_price = money(default=Decimal(0), help_text="Tenant price per million input tokens")
     cached_input_price = money(null=True, blank=True, help_text="Per million cached input tokens; empty: as input")
     output_price = money(default=Decimal(0), help_text="Tenant price per million output tokens")
+    image_cost = money(default=Decimal(0), help_text="Provider cost per image (no tier matched)")
+    image_price = money(default=Decimal(0), help_text="Tenant price per image (no tier matched)")
+    image_costs = models.JSONField(default=dict, blank=True,
+                                   help_text='Per image by tier, e.g. {"1024x1024/hd": "0.08", "1792x1024": "0.08"}')
+    image_prices = models.JSONField(default=dict, blank=True, help_text="Tenant price per image by tier, as above")
+    audio_second_cost = money(default=Decimal(0), help_text="Provider cost per second of audio transcribed")
+    audio_second_price = money(default=Decimal(0), help_text="Tenant price per second of audio transcribed")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):
         return f"rate of {self.model}"
 
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        for name in ("image_costs", "image_prices"):
+            try:
+                tiers = decimal_tiers(getattr(self, name))
+            except (TypeError, ValueError, ArithmeticError):
+                raise ValidationError({name: 'A JSON object of tier to amount, e.g. {"1024x1024/hd": "0.08"}.'})
+            if any(amount < 0 for amount in tiers.values()):
+                raise ValidationError({name: "Amounts must not be negative."})
+
     def save(self, *args, **kwargs):
+        self.derive_prices()
+        super().save(*args, **kwargs)
+
+    def derive_prices(self) -> None:
+        """With a margin, every price is its cost × (1 + margin)."""
         if self.margin is not None:
             from .services import quantize
 
-            self.input_price = quantize(self.input_cost * (1 + self.margin))
-            self.output_price = quantize(self.output_cost * (1 + self.margin))
+            markup = 1 + self.margin
+            self.input_price = quantize(self.input_cost * markup)
+            self.output_price = quantize(self.output_cost * markup)
             if self.cached_input_cost is not None:
-                self.cached_input_price = quantize(self.cached_input_cost * (1 + self.margin))
-        super().save(*args, **kwargs)
+                self.cached_input_price = quantize(self.cached_input_cost * markup)
+            self.image_price = quantize(self.image_cost * markup)
+            self.image_prices = {tier: str(quantize(cost * markup)) for tier, cost in decimal_tiers(self.image_costs).items()}
+            self.audio_second_price = quantize(self.audio_second_cost * markup)
+
+
+def decimal_tiers(tiers) -> dict[str, Decimal]:
+    """Image tiers as stored (JSON: tier -> decimal string) to exact Decimals; never through float."""
+    if not tiers:
+        return {}
+    if not isinstance(tiers, dict):
+        raise TypeError("image tiers must be a JSON object")
+    out = {}
+    for tier, amount in tiers.items():
+        if isinstance(amount, float):
+            amount = repr(amount)  # a number typed into JSON: its shortest spelling, not its binary value
+        out[str(tier)] = Decimal(str(amount))
+    return out
 
 
 class PricePlan(models.Model):
@@ -170,8 +217,12 @@ class UsageRecord(models.Model):
     cache_read_tokens = models.PositiveIntegerField(default=0, help_text="Part of the prompt read from a cache")
     cache_write_tokens = models.PositiveIntegerField(default=0, help_text="Part of the prompt written to a cache")
     usage_estimated = models.BooleanField(default=False, help_text="The upstream reported no usage")
-    unit = models.CharField(max_length=20, default="tokens", help_text="What prompt_tokens counts: tokens, or "
-                            "characters for speech (priced per million like tokens)")
+    unit = models.CharField(max_length=20, default="tokens", help_text="What the request is metered in: tokens, "
+                            "characters (speech: prompt_tokens counts them), images or seconds")
+    images = models.PositiveIntegerField(default=0, help_text="Images generated")
+    image_tier = models.CharField(max_length=40, blank=True, help_text="Their size/quality, as priced")
+    audio_seconds = models.DecimalField(max_digits=12, decimal_places=3, default=Decimal(0),
+                                        help_text="Seconds of audio transcribed or translated")
     cost = money(default=Decimal(0), help_text="What the provider charges the operator")
     price = money(default=Decimal(0), help_text="What the organisation is charged")
     latency_ms = models.PositiveIntegerField(default=0)
@@ -306,6 +357,8 @@ class UsageRollup(models.Model):
     completion_tokens = models.PositiveBigIntegerField(default=0)
     cache_read_tokens = models.PositiveBigIntegerField(default=0)
     cache_write_tokens = models.PositiveBigIntegerField(default=0)
+    images = models.PositiveBigIntegerField(default=0)
+    audio_seconds = models.DecimalField(max_digits=16, decimal_places=3, default=Decimal(0))
     cost = money(default=Decimal(0))
     price = money(default=Decimal(0))
     updated_at = models.DateTimeField(auto_now=True)

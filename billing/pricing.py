@@ -23,7 +23,9 @@ from .models import ModelRate, PriceChange
 
 logger = logging.getLogger(__name__)
 
-RATE_FIELDS = ("input_cost", "output_cost", "margin", "input_price", "output_price")
+RATE_FIELDS = ("input_cost", "output_cost", "margin", "input_price", "output_price", "image_cost", "image_price",
+               "audio_second_cost", "audio_second_price")
+TIER_FIELDS = ("image_costs", "image_prices")  # JSON: tier -> amount
 MARGIN_QUANTUM = Decimal("0.0001")  # ModelRate.margin has 4 decimal places
 
 _actor: contextvars.ContextVar[tuple] = contextvars.ContextVar("price_change_actor", default=(None, ""))
@@ -47,18 +49,31 @@ def _text(name: str, value) -> str | None:
     return str(Decimal(value).quantize(places))
 
 
+def _tiers_text(tiers) -> dict:
+    from .models import decimal_tiers
+
+    return {tier: _text("image", amount) for tier, amount in sorted(decimal_tiers(tiers).items())}
+
+
+def _values(row) -> dict:
+    values = {name: _text(name, row[name]) for name in RATE_FIELDS}
+    values.update({name: _tiers_text(row[name]) for name in TIER_FIELDS if row[name]})
+    return values
+
+
 def snapshot(rate: ModelRate) -> dict:
-    return {name: _text(name, getattr(rate, name)) for name in RATE_FIELDS}
+    return _values({name: getattr(rate, name) for name in RATE_FIELDS + TIER_FIELDS})
 
 
 def _stored(pk) -> dict | None:
-    row = ModelRate.objects.filter(pk=pk).values(*RATE_FIELDS).first()
-    return None if row is None else {name: _text(name, value) for name, value in row.items()}
+    row = ModelRate.objects.filter(pk=pk).values(*RATE_FIELDS, *TIER_FIELDS).first()
+    return None if row is None else _values(row)
 
 
 def _normal(values: dict) -> dict:
     # "1.0000" and "1" are the same price: compare numbers, not spellings.
-    return {k: None if v is None else Decimal(v) for k, v in values.items()}
+    return {k: _normal(v) if isinstance(v, dict) else None if v is None else Decimal(v)
+            for k, v in values.items() if k in RATE_FIELDS or v}
 
 
 def _append(*, rate_model_id: int | None, model_name: str, action: str, old: dict, new: dict) -> None:
@@ -168,7 +183,7 @@ def margin_apply(*, margin, provider: str | None = None, model_pattern: str | No
             old = snapshot(rate)
             rate.margin = margin
             if dry_run:
-                rate.input_price, rate.output_price = _derived(rate)
+                rate.derive_prices()
             else:
                 rate.save()
             new = snapshot(rate)
@@ -179,18 +194,18 @@ def margin_apply(*, margin, provider: str | None = None, model_pattern: str | No
     return changes
 
 
-def _derived(rate: ModelRate) -> tuple[Decimal, Decimal]:
-    from .services import quantize
-
-    return quantize(rate.input_cost * (1 + rate.margin)), quantize(rate.output_cost * (1 + rate.margin))
-
-
 def prices_below_cost() -> list[dict]:
     """Every rate whose input or output price is under its cost: each request on it loses money."""
+    from .models import decimal_tiers
+
     rows = []
     for rate in ModelRate.objects.select_related("model").order_by("model__public_id"):
-        below = [side for side in ("input", "output")
+        below = [side for side in ("input", "output", "image", "audio_second")
                  if getattr(rate, f"{side}_price") < getattr(rate, f"{side}_cost")]
+        prices = decimal_tiers(rate.image_prices)
+        for tier, cost in decimal_tiers(rate.image_costs).items():
+            if prices.get(tier, rate.image_price) < cost:
+                below.append(f"image {tier}")
         if below:
             rows.append({"model": rate.model.public_id, "below": below, **snapshot(rate)})
     for row in rows:

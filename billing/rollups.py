@@ -94,14 +94,16 @@ def _rebuild_hours(hours: list[datetime]) -> None:
         UsageRecord.objects.filter(in_hours).order_by().annotate(hour=TruncHour("created_at"))
         .values("organization_id", "api_key_id", "model_name", "hour")
         .annotate(n=Count("id"), p=Sum("prompt_tokens"), c=Sum("completion_tokens"), cr=Sum("cache_read_tokens"),
-                  cw=Sum("cache_write_tokens"), cost_sum=Sum("cost"), price_sum=Sum("price"), model_max=Max("model"))
+                  cw=Sum("cache_write_tokens"), im=Sum("images"), sec=Sum("audio_seconds"), cost_sum=Sum("cost"),
+                  price_sum=Sum("price"), model_max=Max("model"))
     )
     UsageRollup.objects.bulk_create([
         UsageRollup(
             organization_id=g["organization_id"], api_key_id=g["api_key_id"], api_key_ref=g["api_key_id"] or 0,
             model_name=g["model_name"], model_id=g["model_max"], granularity=HOURLY, period_start=g["hour"],
             requests=g["n"], prompt_tokens=g["p"], completion_tokens=g["c"], cache_read_tokens=g["cr"],
-            cache_write_tokens=g["cw"], cost=g["cost_sum"], price=g["price_sum"],
+            cache_write_tokens=g["cw"], images=g["im"], audio_seconds=g["sec"], cost=g["cost_sum"],
+            price=g["price_sum"],
         )
         for g in groups
     ])
@@ -114,7 +116,8 @@ def _rebuild_day(day: datetime) -> None:
         UsageRollup.objects.filter(granularity=HOURLY, period_start__gte=day, period_start__lt=day + DAY).order_by()
         .values("organization_id", "api_key_ref", "model_name")
         .annotate(n=Sum("requests"), p=Sum("prompt_tokens"), c=Sum("completion_tokens"), cr=Sum("cache_read_tokens"),
-                  cw=Sum("cache_write_tokens"), cost_sum=Sum("cost"), price_sum=Sum("price"),
+                  cw=Sum("cache_write_tokens"), im=Sum("images"), sec=Sum("audio_seconds"), cost_sum=Sum("cost"),
+                  price_sum=Sum("price"),
                   key_max=Max("api_key"), model_max=Max("model"))
     )
     UsageRollup.objects.bulk_create([
@@ -122,7 +125,8 @@ def _rebuild_day(day: datetime) -> None:
             organization_id=g["organization_id"], api_key_id=g["key_max"], api_key_ref=g["api_key_ref"],
             model_name=g["model_name"], model_id=g["model_max"], granularity=DAILY, period_start=day,
             requests=g["n"], prompt_tokens=g["p"], completion_tokens=g["c"], cache_read_tokens=g["cr"],
-            cache_write_tokens=g["cw"], cost=g["cost_sum"], price=g["price_sum"],
+            cache_write_tokens=g["cw"], images=g["im"], audio_seconds=g["sec"], cost=g["cost_sum"],
+            price=g["price_sum"],
         )
         for g in groups
     ])

@@ -36,28 +36,63 @@ class Plan:
 
 
 def price_usage(rates, *, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
-                plan: Plan | None = None) -> tuple[Decimal, Decimal]:
+                plan: Plan | None = None, images: int = 0, image_tier: str = "",
+                seconds: Decimal = Decimal(0)) -> tuple[Decimal, Decimal]:
     """(cost, price) of some usage at a route's rates, under an organisation's price plan.
 
-    Cached input tokens (part of the prompt) are priced at the cached-input
-    rate where the model has one. A plan's margin replaces the model's prices
-    (cost × (1 + margin)); a plan's discount takes a share off them.
+    Tokens are priced per million, cached input tokens (part of the prompt) at
+    the cached-input rate where the model has one; images per image at their
+    tier's rate (ModelRate); audio per second. A plan's margin replaces the
+    model's prices (cost × (1 + margin)); a plan's discount takes a share off them.
     """
     cached = min(cached_tokens, prompt_tokens)
     fresh = prompt_tokens - cached
+    seconds = Decimal(seconds)
 
-    def amount(input_rate, cached_rate, output_rate):
+    def amount(input_rate, cached_rate, output_rate, per_image, per_second):
         cached_rate = input_rate if cached_rate is None else cached_rate
-        return (token_amount(fresh, input_rate) + token_amount(cached, cached_rate)
-                + token_amount(completion_tokens, output_rate))
+        total = (token_amount(fresh, input_rate) + token_amount(cached, cached_rate)
+                 + token_amount(completion_tokens, output_rate))
+        if images:
+            total += per_image * images
+        if seconds:
+            total += quantize(per_second * seconds)
+        return total
 
-    cost = amount(rates.input_cost, rates.cached_input_cost, rates.output_cost)
+    cost = amount(rates.input_cost, rates.cached_input_cost, rates.output_cost,
+                  image_rate(rates, image_tier, "cost") if images else 0, getattr(rates, "audio_second_cost", 0))
     if plan is not None and plan.margin is not None:
         return cost, quantize(cost * (1 + plan.margin))
-    price = amount(rates.input_price, rates.cached_input_price, rates.output_price)
+    price = amount(rates.input_price, rates.cached_input_price, rates.output_price,
+                   image_rate(rates, image_tier, "price") if images else 0, getattr(rates, "audio_second_price", 0))
     if plan is not None and plan.discount:
         price = quantize(price * (1 - plan.discount))
     return cost, price
+
+
+def image_rate(rates, tier: str, which: str) -> Decimal:
+    """The cost or price of one image of `tier` ("<size>/<quality>"): the most specific tier that
+    names it ("<size>/<quality>", then "<size>", then "<quality>"), else the rate's per-image amount."""
+    from .models import decimal_tiers
+
+    tiers = getattr(rates, f"image_{which}s", None) or {}
+    if tiers and not isinstance(next(iter(tiers.values())), Decimal):
+        tiers = decimal_tiers(tiers)
+    size, _, quality = tier.partition("/")
+    for name in (tier, size, quality):
+        if name and name in tiers:
+            return tiers[name]
+    return getattr(rates, f"image_{which}", None) or Decimal(0)
+
+
+def image_rate_max(rates, which: str = "price") -> Decimal:
+    """The dearest image the rate prices (a worst case when the tier is not known yet)."""
+    from .models import decimal_tiers
+
+    tiers = getattr(rates, f"image_{which}s", None) or {}
+    if tiers and not isinstance(next(iter(tiers.values())), Decimal):
+        tiers = decimal_tiers(tiers)
+    return max([getattr(rates, f"image_{which}", None) or Decimal(0), *tiers.values()])
 
 
 def account_open(*, organization) -> CreditAccount:
@@ -159,6 +194,9 @@ class UsageEvent:
     usage_estimated: bool = False
     lease: str = ""  # the credit hold its price was reserved under (hub/credit.py)
     unit: str = "tokens"
+    images: int = 0
+    image_tier: str = ""
+    audio_seconds: Decimal = Decimal(0)
     cost: Decimal = Decimal(0)
     price: Decimal = Decimal(0)
     latency_ms: int = 0
@@ -181,7 +219,7 @@ def _record(event: UsageEvent) -> UsageRecord:
         total_tokens=event.prompt_tokens + event.completion_tokens, cache_read_tokens=event.cache_read_tokens,
         cache_write_tokens=event.cache_write_tokens, usage_estimated=event.usage_estimated,
         cost=event.cost, price=event.price, latency_ms=event.latency_ms, first_token_ms=event.first_token_ms,
-        unit=event.unit,
+        unit=event.unit, images=event.images, image_tier=event.image_tier[:40], audio_seconds=event.audio_seconds,
         status=event.status, http_status=event.http_status, error=event.error[:300], created_at=event.created_at,
     )
 

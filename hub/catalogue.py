@@ -43,12 +43,18 @@ class Route:
     connect_timeout: float
     first_byte_timeout: float
     idle_timeout: float
-    input_cost: Decimal
-    output_cost: Decimal
-    input_price: Decimal
-    output_price: Decimal
+    input_cost: Decimal = Decimal(0)
+    output_cost: Decimal = Decimal(0)
+    input_price: Decimal = Decimal(0)
+    output_price: Decimal = Decimal(0)
     cached_input_cost: Decimal | None = None
     cached_input_price: Decimal | None = None
+    image_cost: Decimal = Decimal(0)
+    image_price: Decimal = Decimal(0)
+    image_costs: dict = field(default_factory=dict, hash=False, compare=False)  # tier -> Decimal
+    image_prices: dict = field(default_factory=dict, hash=False, compare=False)
+    audio_second_cost: Decimal = Decimal(0)
+    audio_second_price: Decimal = Decimal(0)
     last_check_ok: bool | None = None  # the credential's last health check (None: never checked)
 
     def __repr__(self):  # never print the secret
@@ -84,22 +90,28 @@ class Snapshot:
 _snapshot: Snapshot | None = None
 
 
+_PRICED = ("input", "output", "image", "audio_second")
+
+
 def _prices(rate) -> dict:
     """A rate's costs and prices; one with costs but neither prices nor a margin gets HUB_DEFAULT_MARGIN."""
-    zero = Decimal(0)
     if rate is None:
-        return {"input_cost": zero, "output_cost": zero, "input_price": zero, "output_price": zero}
-    prices = {"input_cost": rate.input_cost, "output_cost": rate.output_cost, "input_price": rate.input_price,
-              "output_price": rate.output_price, "cached_input_cost": rate.cached_input_cost,
-              "cached_input_price": rate.cached_input_price}
-    unpriced = rate.margin is None and not rate.input_price and not rate.output_price
-    if unpriced and (rate.input_cost or rate.output_cost):
-        from billing.services import quantize
+        return {}
+    from billing.models import decimal_tiers
+    from billing.services import quantize
 
+    prices = {f"{side}_{what}": getattr(rate, f"{side}_{what}") for side in _PRICED for what in ("cost", "price")}
+    prices.update(cached_input_cost=rate.cached_input_cost, cached_input_price=rate.cached_input_price,
+                  image_costs=decimal_tiers(rate.image_costs), image_prices=decimal_tiers(rate.image_prices))
+    unpriced = rate.margin is None and not any(prices[f"{side}_price"] for side in _PRICED) \
+        and not prices["image_prices"]
+    if unpriced:
         markup = 1 + settings.HUB_DEFAULT_MARGIN
-        prices.update(input_price=quantize(rate.input_cost * markup), output_price=quantize(rate.output_cost * markup),
-                      cached_input_price=None if rate.cached_input_cost is None
-                      else quantize(rate.cached_input_cost * markup))
+        for side in _PRICED:
+            prices[f"{side}_price"] = quantize(prices[f"{side}_cost"] * markup)
+        if rate.cached_input_cost is not None:
+            prices["cached_input_price"] = quantize(rate.cached_input_cost * markup)
+        prices["image_prices"] = {tier: quantize(cost * markup) for tier, cost in prices["image_costs"].items()}
     return prices
 
 
@@ -167,7 +179,8 @@ async def snapshot() -> Snapshot:
     return _snapshot
 
 
-ENDPOINTS = {"chat": "/v1/chat/completions", "embedding": "/v1/embeddings", "audio": "/v1/audio/speech"}
+ENDPOINTS = {"chat": "/v1/chat/completions", "embedding": "/v1/embeddings", "audio": "/v1/audio/speech",
+             "image": "/v1/images/generations", "transcription": "/v1/audio/transcriptions"}
 
 
 async def resolve(name: str, kind: str = CatalogModel.Kind.CHAT) -> Model:

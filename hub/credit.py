@@ -14,11 +14,15 @@ old, or idle for HUB_CREDIT_LEASE_IDLE_SECONDS is given back once its
 requests are settled; a process that dies leaves its leases to expire
 (HUB_HOLD_TTL_SECONDS) and a Celery task releases them.
 
-Worst case: the prompt counted as UTF-8 bytes / 2 tokens + 10 per message +
+Worst case (chat): the prompt counted as UTF-8 bytes / 2 tokens + 10 per message +
 1,500 per image (an over-estimate for every script we know), plus the whole
 output cap (`max_tokens`, else the model's, else HUB_DEFAULT_OUTPUT_HOLD), at
 the highest price among the model and its fallbacks. An organisation can
 therefore overspend only if a provider counts more prompt tokens than that.
+Embeddings: the same prompt bound; speech: its characters; images: n at
+their tier's price (see _image_worst_case); transcription: the upload's
+measured duration, or, for a format that cannot be measured, its size at
+HUB_AUDIO_MIN_BYTES_PER_SECOND.
 """
 
 import asyncio
@@ -73,13 +77,30 @@ def output_tokens_bound(body: dict, model: catalogue.Model) -> int:
 
 
 def worst_case(body: dict, model: catalogue.Model, snapshot: catalogue.Snapshot, plan=None) -> Decimal:
+    routes = [r for m in [model, *catalogue.fallbacks_of(model, snapshot)] for r in m.routes]
+    if model.kind == "image":
+        return max((_image_worst_case(body, r, plan) for r in routes), default=Decimal(0))
+    seconds = Decimal(0)
     if model.kind == "audio":  # speech: billed per input character, known exactly
         prompt, output = len(str(body.get("input") or "")), 0
+    elif model.kind == "transcription":  # per second: the upload's duration, or a bound from its size
+        prompt, output, seconds = 0, 0, body["seconds_bound"]
     else:
         prompt, output = prompt_tokens_bound(body), output_tokens_bound(body, model)
-    routes = [r for m in [model, *catalogue.fallbacks_of(model, snapshot)] for r in m.routes]
-    return max((price_usage(r, prompt_tokens=prompt, completion_tokens=output, plan=plan)[1] for r in routes),
-               default=Decimal(0))
+    return max((price_usage(r, prompt_tokens=prompt, completion_tokens=output, seconds=seconds, plan=plan)[1]
+                for r in routes), default=Decimal(0))
+
+
+def _image_worst_case(body: dict, route, plan) -> Decimal:
+    """n images at their tier's price (the dearest tier while size or quality is "auto"), plus, for
+    models that bill tokens, the prompt bound and each image's output-token cap."""
+    n = body.get("n") or 1
+    prompt = math.ceil(len(str(body.get("prompt") or "").encode()) / 2) + 10 + 1500 * len(body.get("images") or ())
+    output = n * (route.max_output_tokens or settings.HUB_IMAGE_OUTPUT_TOKENS_HOLD)
+    tier = body.get("tier") or ""
+    tiers = [tier] if tier else ["", *route.image_costs, *route.image_prices]
+    return max(price_usage(route, prompt_tokens=prompt, completion_tokens=output, images=n, image_tier=t,
+                           plan=plan)[1] for t in tiers)
 
 
 class Lease:

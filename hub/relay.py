@@ -60,6 +60,7 @@ class Call:
             cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
             usage_estimated=usage.estimated, http_status=http_status, error=error,
             latency_ms=int((time.monotonic() - self.started) * 1000), unit=self.unit,
+            images=usage.images, image_tier=usage.image_tier, audio_seconds=usage.seconds,
             first_token_ms=int((first_token_at - self.started) * 1000) if first_token_at else None,
         )
         if route is None and self.model is not None:
@@ -68,7 +69,8 @@ class Call:
             event.model_id, event.provider_id, event.credential_id = route.model_id, route.provider_id, route.credential_id
             event.cost, event.price = price_usage(
                 route, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                cached_tokens=usage.cache_read_tokens, plan=self.key.plan)
+                cached_tokens=usage.cache_read_tokens, plan=self.key.plan, images=usage.images,
+                image_tier=usage.image_tier, seconds=usage.seconds)
         if self.lease is not None:
             event.lease = self.lease.hold_id
             credit.settle(self, event.price if event.charged else Decimal(0))

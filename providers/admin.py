@@ -104,7 +104,9 @@ class ModelRateInline(admin.StackedInline):
     model = ModelRate
     can_delete = False
     fields = [("input_cost", "cached_input_cost", "output_cost", "margin"),
-              ("input_price", "cached_input_price", "output_price")]
+              ("input_price", "cached_input_price", "output_price"),
+              ("image_cost", "image_price", "audio_second_cost", "audio_second_price"),
+              ("image_costs", "image_prices")]
 
 
 class ModelRouteInline(admin.TabularInline):

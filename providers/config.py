@@ -121,7 +121,8 @@ def _apply_credential(provider, spec: dict, where: str, environ) -> list[str]:
 
 
 RATE_FIELDS = ("input_cost", "cached_input_cost", "output_cost", "input_price", "cached_input_price", "output_price",
-               "margin")
+               "margin", "image_cost", "image_price", "audio_second_cost", "audio_second_price")
+TIER_FIELDS = ("image_costs", "image_prices")  # {tier: amount}
 
 
 def _apply_model(spec: dict, where: str, margin: Decimal | None) -> list[str]:
@@ -185,16 +186,23 @@ def _apply_model(spec: dict, where: str, margin: Decimal | None) -> list[str]:
             log.append(f"removed route {model.public_id} via {key[1]}")
     rate_spec = spec.get("rate")
     if rate_spec is not None:
-        unknown = set(rate_spec) - set(RATE_FIELDS)
+        unknown = set(rate_spec) - set(RATE_FIELDS) - set(TIER_FIELDS)
         if unknown:
             raise ConfigError(f"{where}.rate: unknown fields {sorted(unknown)}")
         rate = ModelRate.objects.filter(model=model).first() or ModelRate(model=model)
         values = {name: _decimal(rate_spec[name], f"{where}.rate.{name}") for name in RATE_FIELDS
                   if rate_spec.get(name) is not None}
-        if margin is not None and not {"margin", "input_price", "output_price"} & set(values):
+        for name in TIER_FIELDS:
+            tiers = rate_spec.get(name)
+            if tiers is not None:
+                if not isinstance(tiers, dict):
+                    raise ConfigError(f"{where}.rate.{name}: a mapping of tier to amount")
+                values[name] = {str(t): str(_decimal(a, f"{where}.rate.{name}.{t}")) for t, a in tiers.items()}
+        if margin is not None and not {"margin", "input_price", "output_price", "image_price", "image_prices",
+                                       "audio_second_price"} & set(values):
             values["margin"] = margin
         values.setdefault("margin", None)
-        before = {name: getattr(rate, name) for name in RATE_FIELDS}
+        before = {name: getattr(rate, name) for name in RATE_FIELDS + TIER_FIELDS}
         for name, value in values.items():
             setattr(rate, name, value)
         if rate.pk is None or any(getattr(rate, n) != before[n] for n in values):

@@ -95,8 +95,9 @@ class CatalogModel(models.Model):
     class Kind(models.TextChoices):
         CHAT = "chat", "Chat"
         EMBEDDING = "embedding", "Embedding"
-        IMAGE = "image", "Image"
-        AUDIO = "audio", "Audio"
+        IMAGE = "image", "Image generation"
+        AUDIO = "audio", "Speech (text to audio)"
+        TRANSCRIPTION = "transcription", "Transcription (audio to text)"
 
     class Strategy(models.TextChoices):
         WEIGHTED = "weighted", "Weighted random"

@@ -8,6 +8,7 @@ raises UpstreamError, whose `retryable` flag is all routing needs to know.
 import json
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import AsyncIterator, Protocol
 
 
@@ -22,6 +23,9 @@ class Usage:
     estimated: bool = False
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    images: int = 0  # images generated, priced per image of `image_tier` ("<size>/<quality>")
+    image_tier: str = ""
+    seconds: Decimal = Decimal(0)  # audio transcribed, priced per second
 
     @classmethod
     def from_openai(cls, data: dict | None) -> "Usage | None":
