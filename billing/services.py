@@ -193,6 +193,7 @@ class UsageEvent:
     cache_write_tokens: int = 0
     usage_estimated: bool = False
     lease: str = ""  # the credit hold its price was reserved under (hub/credit.py)
+    billing_mode: str = ""  # the organisation's; empty: HUB_BILLING_MODE
     unit: str = "tokens"
     images: int = 0
     image_tier: str = ""
@@ -207,7 +208,7 @@ class UsageEvent:
 
     @property
     def charged(self) -> bool:
-        return self.price > 0 and settings.HUB_BILLING_MODE == "credits"
+        return self.price > 0 and (self.billing_mode or settings.HUB_BILLING_MODE) == "credits"
 
 
 def _record(event: UsageEvent) -> UsageRecord:

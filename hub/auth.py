@@ -31,6 +31,7 @@ class KeyInfo:
     expires_at: datetime | None
     policy: Policy = NO_POLICY
     plan: Plan | None = None  # the organisation's price plan
+    billing_mode: str = ""  # the organisation's (credits, postpaid, internal); empty: HUB_BILLING_MODE
 
 
 def raw_key_from(request) -> str:

@@ -192,8 +192,8 @@ def _stale(lease: Lease) -> bool:
 
 async def reserve(call, model: catalogue.Model, body: dict) -> None:
     """Reserve the request's worst-case price (sets call.lease and call.reserved), or refuse with 402."""
-    if settings.HUB_BILLING_MODE != "credits":
-        return
+    if (call.key.billing_mode or settings.HUB_BILLING_MODE) != "credits":
+        return  # postpaid and internal organisations are never refused for credit
     organization_id = call.key.organization_id
     amount = worst_case(body, model, await catalogue.snapshot(), call.key.plan)
     if amount <= 0:

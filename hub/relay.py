@@ -61,6 +61,7 @@ class Call:
             usage_estimated=usage.estimated, http_status=http_status, error=error,
             latency_ms=int((time.monotonic() - self.started) * 1000), unit=self.unit,
             images=usage.images, image_tier=usage.image_tier, audio_seconds=usage.seconds,
+            billing_mode=self.key.billing_mode,
             first_token_ms=int((first_token_at - self.started) * 1000) if first_token_at else None,
         )
         if route is None and self.model is not None:

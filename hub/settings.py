@@ -131,6 +131,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Generated images served back through signed links (hub/media.py); any Django storage will do.
+    "media": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+              "OPTIONS": {"location": env.str("HUB_MEDIA_ROOT", default=str(VAR_DIR / "media"))}},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = DEBUG
@@ -197,6 +200,7 @@ CELERY_BEAT_SCHEDULE = {
     "flag-prices-below-cost": {"task": "billing.tasks.flag_prices_below_cost", "schedule": 3600.0},
     "lapse-expired-grants": {"task": "billing.tasks.lapse_expired_grants", "schedule": 600.0},
     "notify-low-balances": {"task": "billing.tasks.notify_low_balances", "schedule": 300.0},
+    "delete-expired-media": {"task": "hub.tasks.delete_expired_media", "schedule": 600.0},
 }
 
 # The gateway.
@@ -232,6 +236,13 @@ HUB_COOLDOWN_AFTER_FAILURES = env.int("HUB_COOLDOWN_AFTER_FAILURES", default=3)
 HUB_COOLDOWN_MAX_SECONDS = env.float("HUB_COOLDOWN_MAX_SECONDS", default=900.0)
 HUB_ROUTE_STATE_CACHE_SECONDS = env.float("HUB_ROUTE_STATE_CACHE_SECONDS", default=1.0)
 HUB_MAX_IMAGE_BYTES = env.int("HUB_MAX_IMAGE_BYTES", default=20 * 1024 * 1024)
+# Images and audio (hub/images.py, hub/audio.py, hub/media.py).
+HUB_MAX_UPLOAD_BYTES = env.int("HUB_MAX_UPLOAD_BYTES", default=25 * 1024 * 1024)  # OpenAI's own limit
+FILE_UPLOAD_MAX_MEMORY_SIZE = HUB_MAX_UPLOAD_BYTES  # uploads are relayed from memory, never spooled to disk
+HUB_MEDIA_URL_TTL_SECONDS = env.int("HUB_MEDIA_URL_TTL_SECONDS", default=3600)
+HUB_PUBLIC_URL = env.str("HUB_PUBLIC_URL", default="")  # e.g. https://hub.example.com; empty: from the request
+HUB_IMAGE_OUTPUT_TOKENS_HOLD = env.int("HUB_IMAGE_OUTPUT_TOKENS_HOLD", default=6240)  # gpt-image-1's largest image
+HUB_AUDIO_MIN_BYTES_PER_SECOND = env.int("HUB_AUDIO_MIN_BYTES_PER_SECOND", default=1000)
 HUB_FETCH_ALLOW_PRIVATE = env.bool("HUB_FETCH_ALLOW_PRIVATE", default=False)
 HUB_DEMO_API_KEY = env.str("HUB_DEMO_API_KEY", default="")
 HUB_DEMO_CREDITS = env.str("HUB_DEMO_CREDITS", default="10")
