@@ -23,8 +23,9 @@ from .models import ModelRate, PriceChange
 
 logger = logging.getLogger(__name__)
 
-RATE_FIELDS = ("input_cost", "output_cost", "margin", "input_price", "output_price", "image_cost", "image_price",
-               "audio_second_cost", "audio_second_price")
+RATE_FIELDS = ("input_cost", "output_cost", "margin", "input_price", "output_price")
+# Kept in a history entry only when set, so a token-priced model's history reads as before.
+MEDIA_FIELDS = ("image_cost", "image_price", "audio_second_cost", "audio_second_price")
 TIER_FIELDS = ("image_costs", "image_prices")  # JSON: tier -> amount
 MARGIN_QUANTUM = Decimal("0.0001")  # ModelRate.margin has 4 decimal places
 
@@ -57,23 +58,23 @@ def _tiers_text(tiers) -> dict:
 
 def _values(row) -> dict:
     values = {name: _text(name, row[name]) for name in RATE_FIELDS}
+    values.update({name: _text(name, row[name]) for name in MEDIA_FIELDS if row[name]})
     values.update({name: _tiers_text(row[name]) for name in TIER_FIELDS if row[name]})
     return values
 
 
 def snapshot(rate: ModelRate) -> dict:
-    return _values({name: getattr(rate, name) for name in RATE_FIELDS + TIER_FIELDS})
+    return _values({name: getattr(rate, name) for name in RATE_FIELDS + MEDIA_FIELDS + TIER_FIELDS})
 
 
 def _stored(pk) -> dict | None:
-    row = ModelRate.objects.filter(pk=pk).values(*RATE_FIELDS, *TIER_FIELDS).first()
+    row = ModelRate.objects.filter(pk=pk).values(*RATE_FIELDS, *MEDIA_FIELDS, *TIER_FIELDS).first()
     return None if row is None else _values(row)
 
 
 def _normal(values: dict) -> dict:
     # "1.0000" and "1" are the same price: compare numbers, not spellings.
-    return {k: _normal(v) if isinstance(v, dict) else None if v is None else Decimal(v)
-            for k, v in values.items() if k in RATE_FIELDS or v}
+    return {k: _normal(v) if isinstance(v, dict) else None if v is None else Decimal(v) for k, v in values.items()}
 
 
 def _append(*, rate_model_id: int | None, model_name: str, action: str, old: dict, new: dict) -> None:

@@ -20,13 +20,28 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
 django.setup(set_prefix=False)
 
 
+class BodyTooLarge(Exception):
+    pass
+
+
 class GatewayHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         # Django wraps each request in a ThreadSensitiveContext, which starts
         # (and joins) a thread per request for its sync steps. The gateway's
         # only sync step is closing the response, so it runs on asgiref's one
         # shared thread instead: that thread start cost ~40% of the CPU.
-        await self.handle(scope, receive, send)
+        length = dict(scope.get("headers") or ()).get(b"content-length", b"0")
+        if length.isdigit() and int(length) > settings.HUB_MAX_BODY_BYTES:
+            return await _too_large(scope, send)  # refused before a byte of it is read
+        try:
+            await self.handle(scope, receive, send)
+        except BodyTooLarge:
+            await _too_large(scope, send)
+
+    async def read_body(self, receive):
+        # Django spools any body to disk; a chunked upload without a length
+        # is cut off at the limit instead.
+        return await super().read_body(_counting(receive))
 
     def load_middleware(self, is_async=False):
         full = settings.MIDDLEWARE
@@ -35,6 +50,29 @@ class GatewayHandler(ASGIHandler):
             super().load_middleware(is_async)
         finally:
             settings.MIDDLEWARE = full
+
+
+def _counting(receive):
+    seen = 0
+
+    async def counted():
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > settings.HUB_MAX_BODY_BYTES:
+            raise BodyTooLarge
+        return message
+
+    return counted
+
+
+async def _too_large(scope, send) -> None:
+    from hub.views import refuse_too_large
+
+    status, headers, body = await refuse_too_large(scope)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 site_app = ASGIHandler()

@@ -12,6 +12,10 @@ def _has_image(messages) -> bool:
 
 
 def check(model, body: dict, model_name: str) -> None:
+    if model.kind == "image":
+        from .images import prepare
+
+        return prepare(model, body, model_name)
     if (body.get("tools") or body.get("functions")) and not model.supports_tools:
         raise BadRequest(f"The model `{model_name}` does not support tools.", param="tools",
                          code="unsupported_parameter")

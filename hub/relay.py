@@ -6,6 +6,7 @@ was produced. A failure before the first byte is free.
 """
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -16,9 +17,9 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from billing.models import UsageRecord
 from billing.services import UsageEvent, price_usage
-from providers.adapters import UpstreamError, Usage
+from providers.adapters import ChatResult, UpstreamError, Usage
 
-from . import capabilities, catalogue, credit, policy, routing
+from . import capabilities, catalogue, credit, media, policy, routing
 from .auth import KeyInfo
 from .errors import HubError, InternalError, error_response
 from .metering import meter
@@ -39,7 +40,8 @@ class Call:
     request_id: str = ""
     started: float = 0.0
     stream: bool = False
-    unit: str = "tokens"  # what the usage counts (characters for speech)
+    unit: str = "tokens"  # what the usage is metered in: tokens, characters, images or seconds
+    origin: str = ""  # scheme://host the client called, for links to the hub's own files
     lease: object = None  # the credit lease its worst case is reserved under (hub/credit.py)
     reserved: Decimal = Decimal(0)
     model: catalogue.Model | None = None  # the model asked for
@@ -130,6 +132,40 @@ async def _speak(adapter, route, body: dict):
     return await speak(route, body)
 
 
+async def images(call: Call, body: dict) -> HttpResponse:
+    """POST /v1/images/generations and /edits: billed per image of its size and quality (and per token where
+    the provider bills tokens). The answer is OpenAI's, with `url`s to the hub's own copies if asked for."""
+    call.unit = "images"
+
+    async def operation(adapter, route):
+        generate = getattr(adapter, "images", None)
+        if generate is None:
+            raise UpstreamError(f"The provider '{route.provider_name}' does not generate images.", status=400,
+                                type="invalid_request_error", code="unsupported_model")
+        result = await generate(route, body)
+        data = result.images
+        if body["response_format"] == "url":
+            data = await media.store_images(data, call.origin, result.extra.get("output_format") or "png")
+        answer = {"created": int(time.time()), "data": data, **result.extra}
+        return ChatResult(json.dumps(answer, separators=(",", ":")).encode(), result.usage)
+
+    return await handle(call, body, kind="image", operation=operation)
+
+
+async def transcription(call: Call, body: dict) -> HttpResponse:
+    """POST /v1/audio/transcriptions and /translations: the provider's answer as it came, billed per second."""
+    call.unit = "seconds"
+
+    async def operation(adapter, route):
+        transcribe = getattr(adapter, "transcribe", None)
+        if transcribe is None:
+            raise UpstreamError(f"The provider '{route.provider_name}' does not transcribe audio.", status=400,
+                                type="invalid_request_error", code="unsupported_model")
+        return await transcribe(route, body)
+
+    return await handle(call, body, kind="transcription", operation=operation)
+
+
 async def handle(call: Call, body: dict, *, kind: str, operation=None) -> HttpResponse:
     """Every endpoint's way through the gateway, counted in flight until its answer ends."""
     InFlight.count += 1
@@ -168,7 +204,7 @@ async def _serve(call: Call, body: dict, kind: str, operation) -> HttpResponse:
     if not call.stream:
         await served.done(True, model)
         call.record(UsageRecord.Status.OK, served.result.usage)
-        response = HttpResponse(served.result.body, content_type="application/json")
+        response = HttpResponse(served.result.body, content_type=served.result.content_type)
     else:
         content_type = getattr(served.result, "content_type", "text/event-stream")
         response = StreamingHttpResponse(RelayBody(call, served, model), content_type=content_type)

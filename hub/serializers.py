@@ -52,3 +52,25 @@ class SpeechRequest(serializers.Serializer):
     voice = serializers.CharField(max_length=100)
     response_format = serializers.ChoiceField(choices=["mp3", "opus", "aac", "flac", "wav", "pcm"], required=False)
     speed = serializers.FloatField(required=False, min_value=0.25, max_value=4.0)
+
+
+class ImageRequest(serializers.Serializer):
+    """Generations and edits (JSON or multipart: the values arrive as strings and are coerced).
+
+    What each model accepts (sizes, qualities, n, …) is checked once the model
+    is known (hub/images.py); here only the shapes.
+    """
+
+    model = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    prompt = serializers.CharField(trim_whitespace=False)
+    n = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=10)
+    size = serializers.CharField(max_length=20, required=False, allow_null=True)
+    quality = serializers.CharField(max_length=20, required=False, allow_null=True)
+    style = serializers.CharField(max_length=20, required=False, allow_null=True)
+    response_format = serializers.ChoiceField(choices=["url", "b64_json"], required=False, allow_null=True)
+    user = serializers.CharField(max_length=256, required=False)
+    background = serializers.ChoiceField(choices=["transparent", "opaque", "auto"], required=False)
+    output_format = serializers.ChoiceField(choices=["png", "jpeg", "webp"], required=False)
+    output_compression = serializers.IntegerField(required=False, min_value=0, max_value=100)
+    moderation = serializers.ChoiceField(choices=["low", "auto"], required=False)
+    input_fidelity = serializers.ChoiceField(choices=["high", "low"], required=False)

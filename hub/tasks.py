@@ -7,3 +7,11 @@ from . import health_checks
 def check_credentials() -> int:
     """Probe every enabled credential (beat: HUB_HEALTH_CHECK_SECONDS)."""
     return health_checks.check_all()
+
+
+@shared_task(time_limit=600)
+def delete_expired_media() -> int:
+    """Delete generated images whose links have expired (beat: every 10 minutes)."""
+    from . import media
+
+    return media.delete_expired()

@@ -1,20 +1,25 @@
 """The OpenAI-compatible API. Views parse and check; hub.relay does the work."""
 
+import asyncio
 import json
 from datetime import timezone as dt_timezone
+from types import SimpleNamespace
 
-from django.core.exceptions import RequestDataTooBig
+from django.conf import settings
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
 
-from . import catalogue
+from . import audio, catalogue, images, media
 from .auth import authenticate
 from .errors import BadRequest, HubError, MethodNotAllowed, ModelNotFound, PayloadTooLarge, error_response
 from .relay import Call, chat_completion
 from .relay import embeddings as relay_embeddings
+from .relay import images as relay_images
 from .relay import speech as relay_speech
-from .serializers import ChatCompletionRequest, EmbeddingsRequest, SpeechRequest
+from .relay import transcription as relay_transcription
+from .serializers import ChatCompletionRequest, EmbeddingsRequest, ImageRequest, SpeechRequest
 
 
 def _json_body(request) -> dict:
@@ -50,16 +55,21 @@ def _first_error(errors, path: str = "") -> tuple[str, str]:
     return path, str(errors)
 
 
-def _validate(serializer, body: dict) -> None:
+def _validate(serializer, body: dict) -> dict:
     try:
-        serializer.run_validation(body)
+        return serializer.run_validation(body)
     except ValidationError as exc:
         param, message = _first_error(exc.detail)
         raise BadRequest(f"Invalid '{param}': {message}", param=param, code="invalid_value") from None
 
 
-def _endpoint(path: str, endpoint: str, serializer, serve):
+def _endpoint(path: str, endpoint: str, serializer, serve, *, reader=_json_body, coerce: bool = False,
+              default_model: str = ""):
     """A POST endpoint of the API: key, then body and validation (refusals recorded against the key), then `serve`.
+
+    `reader(request)` gives the body (JSON by default). With `coerce` the
+    serializer's values replace the sent ones (multipart sends numbers as
+    text); otherwise the body passes on exactly as sent.
 
     One serializer instance per endpoint, reused: building one deep-copies its
     fields, which cost 8x the validation itself; run_validation keeps no state
@@ -76,14 +86,43 @@ def _endpoint(path: str, endpoint: str, serializer, serve):
             return error_response(error)
         call = Call(key=key, endpoint=endpoint, model_name="", client_ip=request.META.get("REMOTE_ADDR", ""))
         try:
-            body = _json_body(request)
-            call.model_name = str(body.get("model") or "")[:200]
-            _validate(serializer, body)
+            body = reader(request)
+            call.model_name = str(body.get("model") or default_model)[:200]
+            if serializer is not None:
+                validated = _validate(serializer, body)
+                if coerce:
+                    body.update(validated)
+            if default_model:
+                body["model"] = call.model_name
+                call.origin = settings.HUB_PUBLIC_URL.rstrip("/") or f"{request.scheme}://{request.get_host()}"
         except HubError as error:
             return call.fail(error)  # refused, but recorded against the key
+        except DisallowedHost:
+            return call.fail(BadRequest("The Host header of this request is not one this hub serves."))
         return await serve(call, body)
 
     return view
+
+
+def _read_edit(request) -> dict:
+    if request.content_type.startswith("multipart/form-data"):
+        body = images.read_multipart(request)
+    elif request.content_type in ("application/json", ""):
+        body = _json_body(request)
+    else:
+        raise BadRequest("Send the edit as multipart/form-data (or as JSON with an 'image' field).",
+                         code="invalid_content_type")
+    body["edit"] = True
+    return body
+
+
+async def _images(call: Call, body: dict) -> HttpResponse:
+    if body.get("edit"):
+        try:
+            await images.load_json_images(body)
+        except HubError as error:
+            return call.fail(error)
+    return await relay_images(call, body)
 
 
 async def _chat(call: Call, body: dict) -> HttpResponse:
@@ -92,9 +131,49 @@ async def _chat(call: Call, body: dict) -> HttpResponse:
 
 
 CHAT_REQUEST = ChatCompletionRequest()  # the bench's adrf view validates with it too
+IMAGE_REQUEST = ImageRequest()
 chat_completions = _endpoint("/v1/chat/completions", "chat.completions", CHAT_REQUEST, _chat)
 embeddings = _endpoint("/v1/embeddings", "embeddings", EmbeddingsRequest(), relay_embeddings)
 speech = _endpoint("/v1/audio/speech", "audio.speech", SpeechRequest(), relay_speech)
+image_generations = _endpoint("/v1/images/generations", "images.generations", IMAGE_REQUEST, _images, coerce=True,
+                              default_model=images.DEFAULT_MODEL)
+image_edits = _endpoint("/v1/images/edits", "images.edits", IMAGE_REQUEST, _images, reader=_read_edit, coerce=True,
+                        default_model=images.DEFAULT_MODEL)
+transcriptions = _endpoint("/v1/audio/transcriptions", "audio.transcriptions", None, relay_transcription,
+                           reader=lambda request: audio.read(request, "transcribe"))
+translations = _endpoint("/v1/audio/translations", "audio.translations", None, relay_transcription,
+                         reader=lambda request: audio.read(request, "translate"))
+
+
+async def refuse_too_large(scope) -> tuple[int, list, bytes]:
+    """The 413 for a body over HUB_MAX_BODY_BYTES, refused unread by hub/asgi.py: recorded against the key if
+    the request carries a valid one, so no refusal goes unrecorded."""
+    error = PayloadTooLarge(f"The request body is larger than this hub accepts ({settings.HUB_MAX_BODY_BYTES} "
+                            f"bytes).")
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or ()}
+    try:
+        key = await authenticate(SimpleNamespace(headers=headers))
+    except HubError as refused:
+        response = error_response(refused)
+    else:
+        endpoint = scope["path"].removeprefix("/v1/").removeprefix("/api/").strip("/").replace("/", ".")[:50]
+        call = Call(key=key, endpoint=endpoint, model_name="", client_ip=(scope.get("client") or ("",))[0])
+        response = call.fail(error)
+    return response.status_code, [(k.encode(), v.encode()) for k, v in response.items()], response.content
+
+
+async def image_file(request, name: str) -> HttpResponse:
+    """GET /v1/files/images/<name>?signature=…: a generated image, while its signed link is valid."""
+    if request.method not in ("GET", "HEAD"):
+        return error_response(MethodNotAllowed("Use GET for an image."))
+    found = await asyncio.to_thread(media.open_signed, name, request.GET.get("signature", ""))
+    if found is None:
+        return error_response(HubError("This image link is invalid or has expired (links last one hour).",
+                                       status=404, code="file_not_found"))
+    data, content_type = found
+    response = HttpResponse(data, content_type=content_type)
+    response["cache-control"] = "private, max-age=3600"
+    return response
 
 
 def _model_entry(model, name: str) -> dict:

@@ -25,6 +25,6 @@ CELERY_TASK_ALWAYS_EAGER = True
 HUB_FETCH_ALLOW_PRIVATE = True  # test images are served on loopback
 CELERY_TASK_EAGER_PROPAGATES = True
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }

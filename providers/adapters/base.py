@@ -55,8 +55,24 @@ class UpstreamError(Exception):
 
 @dataclass
 class ChatResult:
+    """A whole answer: its bytes, as the client gets them, and what it used."""
+
     body: bytes
     usage: Usage
+    content_type: str = "application/json"
+
+
+@dataclass
+class ImageResult:
+    """Generated images, base64, before the hub answers with them or with links to its copies.
+
+    `images` are {"b64_json": …, "revised_prompt"?: …}; `extra` are the other
+    top-level fields of OpenAI's answer to pass on (size, quality, usage, …).
+    """
+
+    images: list
+    usage: Usage
+    extra: dict
 
 
 class ChatStream(Protocol):

@@ -6,15 +6,43 @@ Tokens are counted as words: prompt = words in all messages + 3 per message.
 """
 
 import asyncio
+import base64
 import hashlib
 import json
 import math
 import struct
 import time
 import uuid
+import zlib
 
-from .base import ByteStream, ChatResult, Usage, message_text, sse
+from . import audio
+from .base import ByteStream, ChatResult, ImageResult, Usage, message_text, sse
+from .images import FAMILIES, image_tier
 from .translate import embedding_inputs, embeddings
+
+IMAGE_SIDE = 64  # pixels: small, whatever size was asked
+TRANSCRIPT = "Hello from the hub's demo transcriber."
+TRANSLATION = "Hello from the hub's demo translator."
+
+
+def png(seed: bytes, side: int = IMAGE_SIDE) -> bytes:
+    """A valid RGB PNG: a diagonal gradient between two colours taken from SHA-256(seed)."""
+    digest = hashlib.sha256(seed).digest()
+    start, end = digest[:3], digest[3:6]
+    rows = []
+    for y in range(side):
+        row = bytearray(b"\x00")  # filter type: none
+        for x in range(side):
+            t = (x + y) / (2 * side - 2)
+            row += bytes(round(a + (b - a) * t) for a, b in zip(start, end))
+        rows.append(bytes(row))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows))) + \
+        chunk(b"IEND", b"")
 
 WORD_DELAY = 0.01
 
@@ -59,6 +87,34 @@ class DemoAdapter:
                 yield audio[start:start + 4096]
 
         return ByteStream(chunks(), Usage(len(body["input"]), 0), "audio/wav")
+
+    def image_family(self, upstream_name: str):
+        return FAMILIES["demo"]
+
+    async def images(self, route, body: dict) -> ImageResult:
+        """n small PNGs, deterministic from the prompt (and, for an edit, the first image)."""
+        seed = body["prompt"].encode()
+        if body["images"]:
+            seed += hashlib.sha256(body["images"][0][1]).digest()
+        images = []
+        for i in range(body["n"]):
+            image = {"b64_json": base64.b64encode(png(seed + str(i).encode())).decode()}
+            if body.get("style") or body["params"].get("style"):
+                image["revised_prompt"] = body["prompt"]
+            images.append(image)
+        await asyncio.sleep(0)
+        usage = Usage(images=len(images), image_tier=image_tier(body["size"], body["quality"]))
+        return ImageResult(images, usage, {})
+
+    async def transcribe(self, route, body: dict) -> ChatResult:
+        """A fixed transcript (or translation), as long as the upload, in the format asked for."""
+        seconds = body.get("seconds")
+        duration = float(seconds) if seconds is not None else 1.0
+        translate = body["task"] == "translate"
+        content, content_type = audio.render(
+            TRANSLATION if translate else TRANSCRIPT, duration, body.get("response_format") or "json",
+            task=body["task"], words="word" in (body.get("timestamp_granularities") or ()))
+        return ChatResult(content, audio.transcription_usage(content, content_type, body), content_type)
 
     async def embed(self, route, body: dict) -> ChatResult:
         """Deterministic unit vectors from each input's SHA-256; a token is a word (or a token id)."""

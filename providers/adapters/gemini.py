@@ -20,7 +20,9 @@ from urllib.parse import quote
 
 
 from . import errors, media, sse, translate, transport
-from .base import ChatResult, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens, message_text
+from .base import (ChatResult, ImageResult, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens,
+                   message_text)
+from .images import FAMILIES, GEMINI_SIZES, image_tier
 
 API_VERSION = "v1beta"
 # Google's documented placeholder for a function call Gemini did not produce (or
@@ -344,10 +346,67 @@ class GeminiAdapter:
     async def embed(self, route, body: dict) -> ChatResult:
         return await _embed(route, body)
 
+    def image_family(self, upstream_name: str):
+        return FAMILIES["gemini"]
+
+    async def images(self, route, body: dict) -> ImageResult:
+        return await _images(route, body)
+
     async def chat_stream(self, route, body: dict, include_usage: bool):
         url, payload, headers = await _request(route, body, stream=True)
         response = await transport.send(route, url, payload, headers, _error, stream=True)
         return GeminiStream(response, route, body, include_usage)
+
+
+async def _images(route, body: dict) -> ImageResult:
+    """Native image generation (generateContent answering IMAGE): one call per image, at once.
+
+    Edits send the input images as inline data beside the prompt. Gemini bills
+    an image's output tokens (1,290 at every documented size), which the usage
+    carries; the size maps to its aspect ratio.
+    """
+    if not route.secret:
+        raise errors.no_credential(route.provider_name)
+    parts = [{"text": body["prompt"]}]
+    parts += [_inline_data(mime or "image/png", base64.b64encode(data).decode()) for _, data, mime in body["images"]]
+    config = {"responseModalities": ["IMAGE"]}
+    if body["size"] in GEMINI_SIZES:
+        config["imageConfig"] = {"aspectRatio": GEMINI_SIZES[body["size"]]}
+    native = {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
+    payload = json.dumps(native, separators=(",", ":")).encode()
+    headers = {"content-type": "application/json", "x-goog-api-key": route.secret}
+
+    async def one() -> tuple[str, Usage | None]:
+        response = await transport.send(route, _url(route, False), payload, headers, _error, stream=False)
+        try:
+            data = json.loads(response.content)
+            candidate = (data.get("candidates") or [{}])[0]
+            candidate_parts = (candidate.get("content") or {}).get("parts") or []
+            refused = (data.get("promptFeedback") or {}).get("blockReason") or candidate.get("finishReason") in (
+                "SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII")
+        except (ValueError, AttributeError, IndexError):
+            raise _invalid(route.provider_name, "sent an answer that is not valid JSON") from None
+        for part in candidate_parts:
+            inline = (part.get("inlineData") or part.get("inline_data")) if isinstance(part, dict) else None
+            if inline and inline.get("data"):
+                return inline["data"], _usage(data.get("usageMetadata"))
+        if refused:
+            raise UpstreamError("The provider refused to generate this image (its safety filter).", status=400,
+                                type="invalid_request_error", code="content_policy_violation", param="prompt")
+        raise _invalid(route.provider_name, "sent no image")
+
+    try:
+        async with asyncio.TaskGroup() as group:  # one failure cancels the others
+            tasks = [group.create_task(one()) for _ in range(body["n"])]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    answers = [task.result() for task in tasks]
+    usage = Usage(images=len(answers), image_tier=image_tier(body["size"], body["quality"]))
+    for _, counted in answers:
+        if counted is not None:
+            usage.prompt_tokens += counted.prompt_tokens
+            usage.completion_tokens += counted.completion_tokens
+    return ImageResult([{"b64_json": data} for data, _ in answers], usage, {})
 
 
 async def _embed(route, body: dict) -> ChatResult:

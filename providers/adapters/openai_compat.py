@@ -4,6 +4,7 @@ The request and answer are already in the hub's format, so bytes pass through;
 only the model name, the stream usage option and the usage chunk are touched.
 """
 
+import base64
 import json
 import time
 
@@ -12,7 +13,11 @@ import httpx
 from providers.presets import get_preset
 
 from . import errors, transport
-from .base import ByteStream, ChatResult, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens, sse
+from .audio import transcription_usage
+from .base import (ByteStream, ChatResult, ImageResult, UpstreamError, Usage, estimate_prompt_tokens,
+                   estimate_tokens, sse)
+from .images import image_tier, openai_family
+from .media import fetch_image
 
 
 def _headers(route, accept: str) -> dict:
@@ -67,6 +72,80 @@ class OpenAICompatibleAdapter:
 
     async def speech(self, route, body: dict) -> ByteStream:
         return await _speech(route, body)
+
+    def image_family(self, upstream_name: str):
+        return openai_family(upstream_name)
+
+    async def images(self, route, body: dict) -> ImageResult:
+        return await _images(route, body)
+
+    async def transcribe(self, route, body: dict) -> ChatResult:
+        return await _transcribe(route, body)
+
+
+def _invalid(route) -> UpstreamError:
+    return UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
+                         code="upstream_invalid_response")
+
+
+async def _images(route, body: dict) -> ImageResult:
+    """Generations (JSON) and edits (multipart), always asking for base64: the hub serves links to its own copy."""
+    params = dict(body["params"], model=route.upstream_name, prompt=body["prompt"], n=body["n"])
+    if body.get("user"):
+        params["user"] = body["user"]
+    if openai_family(route.upstream_name).name != "gpt-image":  # gpt-image models answer base64 and refuse the field
+        params["response_format"] = "b64_json"
+    headers = _headers(route, "application/json")
+    if body["edit"]:
+        images = body["images"]
+        files = [("image" if len(images) == 1 else "image[]", image) for image in images]
+        if body.get("mask"):
+            files.append(("mask", body["mask"]))
+        response = await transport.send(route, f"{route.base_url}/images/edits", None, headers, errors.from_status,
+                                        stream=False, form={k: str(v) for k, v in params.items()}, files=files)
+    else:
+        response = await transport.send(route, f"{route.base_url}/images/generations",
+                                        json.dumps(params, separators=(",", ":")).encode(), headers,
+                                        errors.from_status, stream=False)
+    try:
+        data = json.loads(response.content)
+        items = data["data"]
+        if not isinstance(items, list):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise _invalid(route) from None
+    images = []
+    for item in items:
+        b64 = item.get("b64_json") if isinstance(item, dict) else None
+        if not b64 and isinstance(item, dict) and item.get("url"):  # a provider that ignores response_format
+            _, raw = await fetch_image(item["url"])
+            b64 = base64.b64encode(raw).decode()
+        if not b64:
+            raise _invalid(route)
+        image = {"b64_json": b64}
+        if item.get("revised_prompt"):
+            image["revised_prompt"] = item["revised_prompt"]
+        images.append(image)
+    reported = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    size, quality = data.get("size") or body["size"], data.get("quality") or body["quality"]
+    usage = Usage(int(reported.get("input_tokens") or 0), int(reported.get("output_tokens") or 0),
+                  images=len(images), image_tier=image_tier(size, quality))
+    extra = {k: data[k] for k in ("background", "output_format", "quality", "size", "usage") if k in data}
+    return ImageResult(images, usage, extra)
+
+
+async def _transcribe(route, body: dict) -> ChatResult:
+    """Transcriptions and translations: the upload relayed as multipart, the answer relayed as it came."""
+    path = "translations" if body["task"] == "translate" else "transcriptions"
+    form = {name: str(body[name]) for name in ("language", "prompt", "response_format", "temperature")
+            if body.get(name) is not None}
+    form["model"] = route.upstream_name
+    if body.get("timestamp_granularities"):
+        form["timestamp_granularities[]"] = body["timestamp_granularities"]
+    response = await transport.send(route, f"{route.base_url}/audio/{path}", None, _headers(route, "*/*"),
+                                    errors.from_status, stream=False, form=form, files=[("file", body["file"])])
+    content_type = response.headers.get("content-type") or "application/json"
+    return ChatResult(response.content, transcription_usage(response.content, content_type, body), content_type)
 
 
 async def _embed(route, body: dict) -> ChatResult:

@@ -14,16 +14,23 @@ from . import errors
 from .base import UpstreamError
 
 
-async def send(route, url: str, payload: bytes, headers: dict, error_from, *, stream: bool) -> httpx.Response:
+async def send(route, url: str, payload: bytes | None, headers: dict, error_from, *, stream: bool,
+               form: dict | None = None, files: list | None = None) -> httpx.Response:
     """POST and return the response: read whole, or open for streaming.
 
     Either way a failure before the first byte of the answer raises UpstreamError.
     A stream must start within the first-byte timeout; a whole answer, which
-    most APIs send only once it is complete, has the idle timeout.
+    most APIs send only once it is complete, has the idle timeout. With
+    `files` ([(field, (filename, bytes, content type))]) the body is
+    multipart/form-data of `form` and the files instead of `payload`.
     """
     http = client()
     timeout, first_byte = timeouts(route)
-    request = http.build_request("POST", url, content=payload, headers=headers, timeout=timeout)
+    if files is not None:
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}  # httpx sets the boundary
+        request = http.build_request("POST", url, data=form, files=files, headers=headers, timeout=timeout)
+    else:
+        request = http.build_request("POST", url, content=payload, headers=headers, timeout=timeout)
     try:
         async with asyncio.timeout(first_byte if stream else None):
             response = await http.send(request, stream=True)

@@ -15,14 +15,26 @@ from billing.services import credit_grant
 from providers.models import CatalogModel, ModelRoute, Provider
 
 
+# The demo provider's models, one per endpoint: (public id, alias, kind, upstream name).
+DEMO_MODELS = [
+    ("demo/echo", "demo", CatalogModel.Kind.CHAT, "echo"),
+    ("demo/embed", "", CatalogModel.Kind.EMBEDDING, "embed"),
+    ("demo/tts", "", CatalogModel.Kind.AUDIO, "tts"),
+    ("demo/image", "", CatalogModel.Kind.IMAGE, "image"),
+    ("demo/whisper", "", CatalogModel.Kind.TRANSCRIPTION, "whisper"),
+]
+
+
 def ensure_demo_provider() -> CatalogModel:
+    """The demo provider and its models (free: trying the hub costs nothing); returns the chat model."""
     provider, _ = Provider.objects.get_or_create(name="demo", defaults={"kind": Provider.Kind.DEMO})
-    model, _ = CatalogModel.objects.get_or_create(
-        public_id="demo/echo", defaults={"alias": "demo", "kind": CatalogModel.Kind.CHAT}
-    )
-    ModelRoute.objects.get_or_create(model=model, provider=provider, upstream_name="echo")
-    ModelRate.objects.get_or_create(model=model)  # free: trying the hub costs nothing
-    return model
+    models = []
+    for public_id, alias, kind, upstream in DEMO_MODELS:
+        model, _ = CatalogModel.objects.get_or_create(public_id=public_id, defaults={"alias": alias, "kind": kind})
+        ModelRoute.objects.get_or_create(model=model, provider=provider, upstream_name=upstream)
+        ModelRate.objects.get_or_create(model=model)
+        models.append(model)
+    return models[0]
 
 
 class Command(BaseCommand):
@@ -43,7 +55,8 @@ class Command(BaseCommand):
         if key_only:
             self.stdout.write(raw_key)
             return
-        self.stdout.write(f"Base URL: {base_url}\nAPI key:  {raw_key}\nModel:    demo/echo (free, offline)")
+        self.stdout.write(f"Base URL: {base_url}\nAPI key:  {raw_key}\nModel:    demo/echo (free, offline; also demo/embed, demo/tts, "
+                          f"demo/image, demo/whisper)")
         if password:
             self.stdout.write(f"Admin:    {base_url.rsplit('/v1', 1)[0]}/admin/ user 'admin', password {password}")
 
