@@ -207,3 +207,144 @@ def test_the_hold_for_images_is_n_at_their_tier_or_at_the_dearest_while_auto(dem
     assert hold(n=2, tier="512x512/standard") == Decimal("0.05")
     assert hold(n=2, tier="256x256/standard") == Decimal("0.04")
     assert hold(n=2, tier="") == Decimal("0.24")  # "auto": the dearest tier
+
+
+# ---------------------------------------------------------------- real provider formats (fake upstreams)
+from providers.models import Credential, Provider  # noqa: E402
+from tests.conftest import add_model  # noqa: E402
+from tests.fakes.gemini_upstream import FakeGemini  # noqa: E402
+from tests.fakes.media import png_of  # noqa: E402
+
+
+def image_model(provider, public_id, upstream_name, **rate):
+    model = add_model(provider, public_id, upstream_name, **(rate or {"input_cost": Decimal(0),
+                                                                      "output_cost": Decimal(0)}))
+    CatalogModel.objects.filter(pk=model.pk).update(kind="image")
+    return model
+
+
+def test_dall_e_3_through_an_openai_provider_answers_a_hub_link_to_the_exact_png(client, hub, upstream,
+                                                                                   openai_provider):
+    image_model(openai_provider, "openai/dall-e-3", "dall-e-3", image_cost=Decimal("0.04"),
+                image_price=Decimal("0.05"), image_costs={"1792x1024/hd": "0.12"}, image_prices={"1792x1024/hd": "0.15"})
+    answer = client.images.generate(model="openai/dall-e-3", prompt="a lighthouse", size="1792x1024", quality="hd",
+                                    style="natural")
+    (sent,) = upstream.requests
+    assert sent.json == {"model": "dall-e-3", "prompt": "a lighthouse", "n": 1, "size": "1792x1024",
+                         "quality": "hd", "style": "natural", "response_format": "b64_json"}
+    assert answer.data[0].revised_prompt == "Revised: a lighthouse"
+    fetched = httpx.get(answer.data[0].url)
+    assert fetched.content == png_of("a lighthouse|0")
+    hub.drain()
+    record = UsageRecord.objects.get()
+    assert (record.images, record.image_tier, record.cost, record.price) == (1, "1792x1024/hd", Decimal("0.12"),
+                                                                             Decimal("0.15"))
+
+
+def test_dall_e_3_refuses_two_images_at_the_hub(client, hub, upstream, openai_provider):
+    image_model(openai_provider, "openai/dall-e-3", "dall-e-3")
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.images.generate(model="openai/dall-e-3", prompt="x", n=2)
+    assert raised.value.body["param"] == "n" and upstream.requests == []
+
+
+def test_gpt_image_1_is_billed_by_its_tokens_and_never_sent_response_format(client, hub, upstream, openai_provider):
+    image_model(openai_provider, "openai/gpt-image-1", "gpt-image-1", input_cost=Decimal(5), output_cost=Decimal(40),
+                input_price=Decimal(6), output_price=Decimal(50))
+    answer = client.images.generate(model="openai/gpt-image-1", prompt="three word prompt", n=2, quality="high",
+                                    response_format="b64_json", background="opaque")
+    (sent,) = upstream.requests
+    assert "response_format" not in sent.json and sent.json["background"] == "opaque"
+    assert [base64.b64decode(d.b64_json) for d in answer.data] == [png_of("three word prompt|0"),
+                                                                   png_of("three word prompt|1")]
+    assert answer.usage.output_tokens == 2 * 4160  # the provider's usage is passed on
+    hub.drain()
+    record = UsageRecord.objects.get()
+    assert (record.prompt_tokens, record.completion_tokens, record.images, record.image_tier) == (
+        3, 8320, 2, "1024x1024/high")
+    assert record.price == (Decimal(3) * 6 + Decimal(8320) * 50) / 10**6
+
+
+def test_a_multipart_edit_reaches_the_provider_byte_for_byte(client, hub, upstream, openai_provider):
+    image_model(openai_provider, "openai/gpt-image-1", "gpt-image-1")
+    first, second, mask = png_of("first", 16), png_of("second", 16), png_of("mask", 16)
+    answer = client.images.edit(model="openai/gpt-image-1", image=[("a.png", first, "image/png"),
+                                                                   ("b.png", second, "image/png")],
+                                mask=("m.png", mask, "image/png"), prompt="add a hat")
+    (sent,) = upstream.requests
+    assert [(f.name, f.filename, f.data) for f in sent.files] == [
+        ("image[]", "a.png", first), ("image[]", "b.png", second), ("mask", "m.png", mask)]
+    assert sent.form["prompt"] == ["add a hat"] and sent.form["model"] == ["gpt-image-1"]
+    assert "response_format" not in sent.form
+    expected = png_of(f"add a hat|{hashlib.sha256(first).hexdigest()}|0")
+    assert httpx.get(answer.data[0].url).content == expected
+
+
+def test_a_dall_e_2_edit_sends_one_image_field(client, hub, upstream, openai_provider):
+    image_model(openai_provider, "openai/dall-e-2", "dall-e-2")
+    image = png_of("only", 16)
+    client.images.edit(model="openai/dall-e-2", image=("only.png", image, "image/png"), prompt="p",
+                       response_format="b64_json", size="512x512")
+    (sent,) = upstream.requests
+    assert [(f.name, f.data) for f in sent.files] == [("image", image)]
+    assert sent.form["response_format"] == ["b64_json"] and sent.form["size"] == ["512x512"]
+
+
+def test_provider_failures_are_openai_errors_and_free(client, hub, upstream, openai_provider):
+    image_model(openai_provider, "openai/broken", "fake-error-500")
+    image_model(openai_provider, "openai/dall-e-2", "dall-e-2")
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.images.generate(model="openai/broken", prompt="x")
+    assert raised.value.status_code == 502
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.images.generate(model="openai/dall-e-2", prompt="error:content_policy")
+    assert refused.value.body["code"] == "content_policy_violation"
+    hub.drain()
+    assert [r.price for r in UsageRecord.objects.all()] == [0, 0]
+
+
+@pytest.fixture(scope="module")
+def gemini_server():
+    fake = FakeGemini(api_key="gemini-test-key").start()
+    yield fake
+    fake.stop()
+
+
+def gemini_image_model(gemini_server):
+    gemini_server.reset()
+    provider = Provider.objects.create(name="gemini", kind="gemini", base_url=gemini_server.base_url)
+    credential = Credential(provider=provider, name="main")
+    credential.set_secret("gemini-test-key")
+    credential.save()
+    return image_model(provider, "google/flash-image", "gemini-2.5-flash-image", input_cost=Decimal("0.3"),
+                       output_cost=Decimal(30), margin=Decimal(0))
+
+
+def test_gemini_generates_n_images_at_the_aspect_ratio_of_the_size(client, hub, gemini_server):
+    gemini_image_model(gemini_server)
+    answer = client.images.generate(model="google/flash-image", prompt="a cat", n=2, size="1344x768",
+                                    response_format="b64_json")
+    assert [base64.b64decode(d.b64_json) for d in answer.data] == [png_of("a cat|16:9")] * 2
+    assert len(gemini_server.requests) == 2
+    sent = gemini_server.requests[0]
+    assert sent.path == "/v1beta/models/gemini-2.5-flash-image:generateContent"
+    assert sent.json["generationConfig"] == {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "16:9"}}
+    hub.drain()
+    record = UsageRecord.objects.get()
+    assert (record.images, record.completion_tokens) == (2, 2 * 1290)
+    assert record.price == (Decimal(record.prompt_tokens) * Decimal("0.3") + 2580 * 30) / 10**6
+
+
+def test_gemini_edits_send_the_image_inline_and_refuse_sizes_it_has_not(client, hub, gemini_server):
+    gemini_image_model(gemini_server)
+    image = png_of("in", 16)
+    answer = client.images.edit(model="google/flash-image", image=("in.png", image, "image/png"), prompt="hat",
+                                response_format="b64_json")
+    parts = gemini_server.requests[0].json["contents"][0]["parts"]
+    assert parts[0] == {"text": "hat"} and base64.b64decode(parts[1]["inlineData"]["data"]) == image
+    # No size: no aspect ratio sent, and Gemini's default (1:1) is what the image is made at.
+    assert "imageConfig" not in gemini_server.requests[0].json["generationConfig"]
+    assert base64.b64decode(answer.data[0].b64_json) == png_of(f"hat|{hashlib.sha256(image).hexdigest()}|1:1")
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.images.generate(model="google/flash-image", prompt="x", size="1792x1024")
+    assert raised.value.body["param"] == "size"

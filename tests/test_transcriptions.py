@@ -121,3 +121,67 @@ def test_the_documented_api_path_transcribes_too(demo_client, hub):
 def test_transcription_kind_is_listed_with_its_endpoint(demo_client):
     model = CatalogModel.objects.get(public_id="demo/whisper")
     assert model.kind == "transcription"
+
+
+# ---------------------------------------------------------------- through an OpenAI-compatible provider (fake)
+from tests.conftest import add_model  # noqa: E402
+from tests.fakes.media import wav_of  # noqa: E402
+
+
+def transcription_model(provider, public_id="openai/whisper", upstream_name="whisper-1"):
+    model = add_model(provider, public_id, upstream_name, input_cost=Decimal(0), output_cost=Decimal(0),
+                      audio_second_cost=Decimal("0.0001"), audio_second_price=Decimal("0.0002"))
+    CatalogModel.objects.filter(pk=model.pk).update(kind="transcription")
+    return model
+
+
+@pytest.mark.parametrize("response_format", ["json", "text", "srt", "vtt", "verbose_json"])
+def test_every_format_is_relayed_byte_for_byte_and_the_upload_arrives_intact(client, hub, upstream, openai_provider,
+                                                                              api_key, response_format):
+    transcription_model(openai_provider)
+    audio = wav_of(3.2)
+    via_hub = httpx.post(f"{hub.url}/v1/audio/transcriptions", headers={"authorization": f"Bearer {api_key}"},
+                         data={"model": "openai/whisper", "response_format": response_format, "language": "en"},
+                         files={"file": ("talk.wav", audio, "audio/wav")})
+    assert via_hub.status_code == 200, via_hub.text
+    (sent,) = upstream.requests
+    assert [(f.name, f.filename, f.data) for f in sent.files] == [("file", "talk.wav", audio)]
+    assert sent.form["model"] == ["whisper-1"] and sent.form["language"] == ["en"]
+    direct = httpx.post(f"{upstream.base_url}/audio/transcriptions", headers={"authorization": sent.headers["authorization"]},
+                        data={"model": "whisper-1", "response_format": response_format},
+                        files={"file": ("talk.wav", audio, "audio/wav")})
+    assert via_hub.content == direct.content
+    assert via_hub.headers["content-type"].split(";")[0] == direct.headers["content-type"].split(";")[0]
+    hub.drain()
+    record = UsageRecord.objects.get()
+    # json and verbose_json carry the provider's billed count (usage.seconds: whole seconds, 4), which wins
+    # over verbose_json's exact duration; text, srt and vtt say nothing, so the hub's measure: 3.2.
+    seconds = Decimal(4) if "json" in response_format else Decimal("3.2")
+    assert (record.audio_seconds, record.price, record.usage_estimated) == (seconds, seconds * Decimal("0.0002"), False)
+
+
+def test_the_sdk_transcribes_and_translates_through_the_hub(client, hub, upstream, openai_provider):
+    transcription_model(openai_provider)
+    audio = ("talk.wav", wav_of(1), "audio/wav")
+    assert client.audio.transcriptions.create(model="openai/whisper", file=audio).text == \
+        "Hello from the fake transcriber."
+    assert client.audio.translations.create(model="openai/whisper", file=audio).text == "Hello from the fake translator."
+    assert [r.path for r in upstream.requests] == ["/v1/audio/transcriptions", "/v1/audio/translations"]
+
+
+def test_token_billed_transcription_records_tokens_and_seconds(client, hub, upstream, openai_provider):
+    transcription_model(openai_provider, "openai/gpt-4o-transcribe", "gpt-4o-transcribe")
+    client.audio.transcriptions.create(model="openai/gpt-4o-transcribe", file=("a.wav", wav_of(2), "audio/wav"))
+    hub.drain()
+    record = UsageRecord.objects.get()
+    assert (record.prompt_tokens, record.completion_tokens, record.audio_seconds) == (20, 7, Decimal(2))
+
+
+def test_a_provider_refusal_is_passed_on_and_free(client, hub, upstream, openai_provider):
+    transcription_model(openai_provider, "openai/gpt-4o-transcribe", "gpt-4o-transcribe")
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.audio.transcriptions.create(model="openai/gpt-4o-transcribe", file=("a.wav", wav_of(1), "audio/wav"),
+                                           response_format="srt")
+    assert raised.value.body["param"] == "response_format"
+    hub.drain()
+    assert UsageRecord.objects.get().price == 0

@@ -18,18 +18,28 @@ Models with a behaviour of their own: ``fake-cut`` (a stream dropped after three
 words; a 500 otherwise), ``fake-stream-error`` (an error event after two words),
 ``fake-no-usage`` (no usageMetadata), ``fake-thinking`` (a thought part and
 thoughtsTokenCount 7).
+
+Native image generation ("Nano Banana"): a model whose name contains ``image``,
+asked for the ``IMAGE`` response modality (the default for such a model), answers
+with an optional ``{"text": IMAGE_TEXT}`` part (only if ``TEXT`` was requested)
+and one ``inlineData`` PNG, ``png_of(prompt [+ "|" + sha256(first input image)] +
+"|" + aspectRatio)``, billed IMAGE_OUTPUT_TOKENS output tokens and
+IMAGE_INPUT_TOKENS per input image. ``imageConfig.aspectRatio`` is checked
+against ASPECT_RATIOS for every model, as Google does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import itertools
 import json
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from tests.fakes.media import png_of
 from tests.fakes.server import CutStream, FakeUpstream, json_object, until_disconnect
 
 API_KEY = "AIzaSy-fake-gemini-upstream-key-0001"
@@ -48,6 +58,10 @@ SCHEMA_FIELDS = {"type", "format", "title", "description", "nullable", "enum", "
                  "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example",
                  "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum"}
 TOOL_CALL_TOKENS = 5
+ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+IMAGE_TEXT = "Here is your image."
+IMAGE_OUTPUT_TOKENS = 1290  # one 1024x1024 image
+IMAGE_INPUT_TOKENS = 258  # per input image
 THOUGHT_TOKENS = 7
 CITIES = ("Paris", "London")
 SIGNATURE_MESSAGE = (
@@ -151,6 +165,11 @@ def _validate(req: dict) -> str | None:
         if key not in CONFIG_FIELDS:
             return (f"Invalid JSON payload received. Unknown name \"{key}\" at 'generation_config': "
                     "Cannot find field.")
+    ratio = ((req.get("generationConfig") or {}).get("imageConfig") or {}).get("aspectRatio")
+    if ratio is not None and ratio not in ASPECT_RATIOS:
+        choices = ", ".join(f"'{r}'" for r in ASPECT_RATIOS[:-1])
+        return (f"* GenerateContentRequest.generation_config.image_config.aspect_ratio: aspect_ratio must be one "
+                f"of {choices}, or '{ASPECT_RATIOS[-1]}'.\n")
     contents = req.get("contents")
     if not isinstance(contents, list) or not contents:
         return "* GenerateContentRequest.contents: contents is not specified\n"
@@ -299,6 +318,9 @@ class FakeGemini(FakeUpstream):
             if not stream:
                 return await self._json(send, 200, blocked)
             return await self._stream(receive, send, model, [blocked], sse)
+        modalities = [str(m).upper() for m in config.get("responseModalities") or ["IMAGE"]]
+        if "image" in model and "IMAGE" in modalities:
+            return await self._image(receive, send, model, req, stream, sse, base, "TEXT" in modalities)
         if answers:
             reply = "Tool said: " + " ".join(
                 a["response"]["content"] if isinstance((a.get("response") or {}).get("content"), str)
@@ -354,6 +376,42 @@ class FakeGemini(FakeUpstream):
             pieces = _pieces(reply) or [""]
             events = [event((thought if i == 0 else []) + [{"text": piece}], i == len(pieces) - 1)
                       for i, piece in enumerate(pieces)]
+        await self._stream(receive, send, model, events, sse)
+
+    async def _image(self, receive, send, model, req, stream, sse, base: dict, with_text: bool) -> None:
+        """Native image generation: [text part if TEXT was requested] + one inlineData PNG."""
+        contents = req["contents"]
+        last = contents[-1]["parts"]
+        prompt = " ".join(p["text"] for p in last if "text" in p)
+        inputs = [base64.b64decode(p["inlineData"]["data"]) for p in last
+                  if "inlineData" in p and str(p["inlineData"].get("mimeType", "")).startswith("image/")]
+        ratio = ((req.get("generationConfig") or {}).get("imageConfig") or {}).get("aspectRatio") or "1:1"
+        png = png_of(prompt + ("|" + hashlib.sha256(inputs[0]).hexdigest() if inputs else "") + "|" + ratio)
+        # Prompt: the words of all text (system and contents) + IMAGE_INPUT_TOKENS per input image.
+        system = (req.get("systemInstruction") or {}).get("parts") or []
+        parts = system + [p for c in contents for p in c["parts"]]
+        words = sum(len(p.get("text", "").split()) for p in parts)
+        images = IMAGE_INPUT_TOKENS * sum(1 for p in parts if "inlineData" in p and str(
+            p["inlineData"].get("mimeType", "")).startswith("image/"))
+        details = [{"modality": "TEXT", "tokenCount": words}] + (
+            [{"modality": "IMAGE", "tokenCount": images}] if images else [])
+        meta = {"promptTokenCount": words + images, "totalTokenCount": words + images,
+                "promptTokensDetails": details}
+        final = dict(meta, candidatesTokenCount=IMAGE_OUTPUT_TOKENS,
+                     totalTokenCount=words + images + IMAGE_OUTPUT_TOKENS, candidatesTokensDetails=[{"modality": "IMAGE", "tokenCount": IMAGE_OUTPUT_TOKENS}])
+
+        def event(new_parts: list, last_event: bool) -> dict:
+            candidate = {"content": {"parts": new_parts, "role": "model"}}
+            if last_event:
+                candidate["finishReason"] = "STOP"
+            return {"candidates": [dict(candidate, index=0)], "usageMetadata": final if last_event else meta, **base}
+
+        text = [{"text": IMAGE_TEXT}] if with_text else []
+        image = [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode()}}]
+        if not stream:
+            return await self._json(send, 200, event(text + image, True))
+        # Streamed: the text first, then the image with the finish reason.
+        events = ([event(text, False)] if text else []) + [event(image, True)]
         await self._stream(receive, send, model, events, sse)
 
     @staticmethod

@@ -11,6 +11,11 @@ daemon thread with its own event loop (tests/fakes/server.py). Usage::
 Behaviour is chosen by the request's ``model`` (see ``_ERRORS`` and ``_chat``):
 ``fake-error-<status>``, ``fake-hang``, ``fake-slow``, ``fake-cut``,
 ``fake-no-usage``, ``fake-malformed``, ``fake-tool``; any other model is normal.
+
+Media routes: ``/v1/images/generations`` (JSON), ``/v1/images/edits``,
+``/v1/audio/transcriptions`` and ``/v1/audio/translations`` (multipart, recorded
+with ``form`` and ``files``). Images are ``png_of(...)`` (tests/fakes/media.py);
+dall-e ``url`` images are served, without auth, at ``/fake-images/<id>.png``.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import base64
 import hashlib
 import itertools
 import json
+import math
 import struct
 import time
+import uuid
 
 from tests.fakes.server import (
     CutStream,
@@ -30,6 +37,7 @@ from tests.fakes.server import (
     json_object,
     until_disconnect,
 )
+from tests.fakes.media import audio_duration, parse_multipart, png_of
 
 MODEL_IDS = ["gpt-4o-mini", "gpt-4o", "fake-slow", "fake-tool"]
 TOOL_ARGUMENTS = '{"city": "Paris"}'
@@ -75,6 +83,15 @@ _ERRORS: dict[str, tuple[int, dict, list[tuple[bytes, bytes]]]] = {
 }
 
 
+# Images: output tokens per image by quality (gpt-image-1, 1024x1024), input tokens per input image (edits).
+IMAGE_OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160, "auto": 1056}
+IMAGE_INPUT_TOKENS = 65
+# Audio: OpenAI's upload limit (tests may patch it), the fake's texts, the response formats.
+MAX_AUDIO_BYTES = 26214400
+TRANSCRIPTS = {"transcribe": "Hello from the fake transcriber.", "translate": "Hello from the fake translator."}
+AUDIO_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+
+
 # "error:<kind>" in the last user message (tests/conformance/cases.py).
 _ERROR_KINDS = {"auth": "fake-error-401", "rate_limit": "fake-error-429", "overloaded": "fake-error-503",
                 "context_length": "fake-error-400", "content_policy": "fake-error-content-policy",
@@ -109,6 +126,15 @@ def _text(content) -> str:
     return ""
 
 
+def _timestamp(seconds: float, separator: str) -> str:
+    """HH:MM:SS<separator>mmm, as in SRT (",") and WebVTT (".") cues."""
+    ms = round(seconds * 1000)
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{ms:03d}"
+
+
 class FakeOpenAI(FakeUpstream):
     thread_name, base_path = "fake-openai", "/v1"
     requests: list[RecordedRequest]
@@ -119,6 +145,7 @@ class FakeOpenAI(FakeUpstream):
         self.disconnects: list[str] = []
         self._seen_disconnects = 0
         self._ids = itertools.count(1)
+        self.hosted_images: dict[str, bytes] = {}  # id -> PNG served at /fake-images/<id>.png
 
     # ----------------------------------------------------------- lifecycle
     def reset(self) -> None:
@@ -126,6 +153,7 @@ class FakeOpenAI(FakeUpstream):
             super().reset()
             self.disconnects.clear()
             self._seen_disconnects = 0
+            self.hosted_images.clear()
 
     def wait_for_disconnect(self, timeout: float = 5.0, request_id: str | None = None) -> bool:
         """Block until a disconnect is recorded that no earlier call has returned for
@@ -149,11 +177,26 @@ class FakeOpenAI(FakeUpstream):
     # ----------------------------------------------------------- ASGI entry
     async def handle(self, scope, receive, send, body, headers) -> None:
         rid = f"req-{next(self._ids)}"  # also the x-request-id response header
-        self._record(RecordedRequest(scope["method"], scope["path"], headers, json_object(body), body, rid))
-        await self._route(scope, receive, send, rid, headers, body)
+        form, files = {}, []
+        if headers.get("content-type", "").startswith("multipart/form-data"):
+            try:
+                form, files = parse_multipart(headers["content-type"], body)
+            except ValueError:
+                pass  # recorded as is; the route answers it like a form without fields
+        self._record(RecordedRequest(scope["method"], scope["path"], headers, json_object(body), body, rid,
+                                     form, files))
+        await self._route(scope, receive, send, rid, headers, body, form, files)
 
-    async def _route(self, scope, receive, send, rid, headers, body) -> None:
+    async def _route(self, scope, receive, send, rid, headers, body, form: dict, files: list) -> None:
         method, path = scope["method"], scope["path"]
+        if method == "GET" and path.startswith("/fake-images/"):
+            # Where dall-e "url" images live: public, like OpenAI's signed blob URLs.
+            image = self.hosted_images.get(path.removeprefix("/fake-images/").removesuffix(".png"))
+            if image is None:
+                return await self._send(send, rid, 404, b"<?xml version=\"1.0\" encoding=\"utf-8\"?><Error>"
+                                        b"<Code>BlobNotFound</Code><Message>The specified blob does not exist."
+                                        b"</Message></Error>", b"application/xml")
+            return await self._send(send, rid, 200, image, b"image/png")
         if self.api_key is not None:
             auth = headers.get("authorization", "")
             if not auth:
@@ -184,6 +227,20 @@ class FakeOpenAI(FakeUpstream):
             return await self._embeddings(send, rid, body)
         if method == "POST" and path == "/v1/audio/speech":
             return await self._speech(send, rid, body)
+        if method == "POST" and path == "/v1/images/generations":
+            req = json_object(body)
+            if req is None:
+                return await self._json(send, rid, 400, _error(
+                    "We could not parse the JSON body of your request. (HINT: This likely means you "
+                    "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+                    "but what was sent was not valid JSON.)", "invalid_request_error"))
+            return await self._images(send, rid, req, None)
+        if method == "POST" and path == "/v1/images/edits":
+            images = [f.data for f in files if f.name in ("image", "image[]")]
+            return await self._images(send, rid, {k: v[0] for k, v in form.items()}, images)
+        if method == "POST" and path in ("/v1/audio/transcriptions", "/v1/audio/translations"):
+            task = "transcribe" if path.endswith("transcriptions") else "translate"
+            return await self._audio(send, rid, task, len(body), form, files)
         # OpenAI's answer for unknown routes.
         return await self._json(send, rid, 404, _error(
             f"Invalid URL ({method} {path})", "invalid_request_error"))
@@ -222,6 +279,149 @@ class FakeOpenAI(FakeUpstream):
             await send({"type": "http.response.body", "body": part, "more_body": True})
             await asyncio.sleep(0)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    # ----------------------------------------------------------- images
+    async def _images(self, send, rid, params: dict, edit_images: list[bytes] | None) -> None:
+        """Generations (edit_images None; params = the JSON body) and edits (params = the form's
+        first values, edit_images = the uploaded image/image[] files, in order)."""
+        def invalid(message, param, code=None, type_="invalid_request_error"):
+            return self._json(send, rid, 400, _error(message, type_, code, param))
+
+        model = params.get("model") or "dall-e-2"
+        if model in _ERRORS:
+            status, err, extra = _ERRORS[model]
+            return await self._json(send, rid, status, err, extra)
+        if edit_images is not None and not edit_images:
+            return await invalid("Missing required parameter: 'image'.", "image")
+        prompt = params.get("prompt")
+        if prompt is None:
+            return await invalid("Missing required parameter: 'prompt'.", "prompt")
+        if not isinstance(prompt, str):
+            return await invalid(f"Invalid type for 'prompt': expected a string, but got "
+                                 f"{type(prompt).__name__} instead.", "prompt", "invalid_type")
+        if not prompt:
+            return await invalid("Invalid 'prompt': string too short. Expected a string with minimum length 1, "
+                                 "but got an empty string instead.", "prompt", "string_below_min_length")
+        if "error:content_policy" in prompt:
+            return await invalid(
+                "Your request was rejected as a result of our safety system. Your prompt may contain text that is "
+                "not allowed by our safety system.", None, "content_policy_violation", "image_generation_user_error")
+        if prompt.startswith("error:"):  # the conformance contract's other kinds, as for chat
+            status, err, extra = _ERRORS[_ERROR_KINDS.get(prompt[6:].strip(), "fake-error-500")]
+            return await self._json(send, rid, status, err, extra)
+        n = params.get("n")
+        n = 1 if n is None else n
+        if isinstance(n, str) and n.strip().lstrip("-").isdigit():  # a form field
+            n = int(n)
+        if not isinstance(n, int) or isinstance(n, bool):
+            return await invalid(f"Invalid type for 'n': expected an integer, but got "
+                                 f"{type(n).__name__} instead.", "n", "invalid_type")
+        if n < 1:
+            return await invalid(f"Invalid 'n': integer below minimum value. Expected a value >= 1, but got {n} "
+                                 "instead.", "n", "integer_below_min_value")
+        if n > 10:
+            return await invalid(f"Invalid 'n': integer above maximum value. Expected a value <= 10, but got {n} "
+                                 "instead.", "n", "integer_above_max_value")
+        gpt_image = model.startswith("gpt-image")
+        if gpt_image:
+            if "response_format" in params:
+                return await invalid("Unknown parameter: 'response_format'.", "response_format",
+                                     "unknown_parameter")
+            quality, fmt = params.get("quality") or "medium", "b64_json"
+            if quality not in IMAGE_OUTPUT_TOKENS:
+                return await invalid(f"Invalid value: '{quality}'. Supported values are: 'low', 'medium', 'high', "
+                                     "and 'auto'.", "quality", "invalid_value")
+        else:
+            if model == "dall-e-3" and n != 1:
+                return await invalid("You must provide n=1 for this model.", "n")
+            fmt = params.get("response_format") or "url"
+            if fmt not in ("url", "b64_json"):
+                return await invalid(f"Invalid value: '{fmt}'. Supported values are: 'url' and 'b64_json'.",
+                                     "response_format", "invalid_value")
+        seed = prompt + ("|" + hashlib.sha256(edit_images[0]).hexdigest() if edit_images else "")
+        data = []
+        for i in range(n):
+            png = png_of(f"{seed}|{i}")
+            if fmt == "b64_json":
+                item = {"b64_json": base64.b64encode(png).decode()}
+            else:
+                image_id = uuid.uuid4().hex
+                with self._lock:
+                    self.hosted_images[image_id] = png
+                item = {"url": f"{self._running.base_url}/fake-images/{image_id}.png"}
+            if model == "dall-e-3":
+                item["revised_prompt"] = "Revised: " + prompt
+            data.append(item)
+        out = {"created": int(time.time()), "data": data}
+        if gpt_image:
+            text_tokens = len(prompt.split())
+            image_tokens = IMAGE_INPUT_TOKENS * len(edit_images or [])
+            output_tokens = n * IMAGE_OUTPUT_TOKENS[quality]
+            out.update(background="opaque", output_format="png", quality=quality,
+                       size=params.get("size") or "1024x1024", usage={
+                           "input_tokens": text_tokens + image_tokens,
+                           "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
+                           "output_tokens": output_tokens,
+                           "total_tokens": text_tokens + image_tokens + output_tokens})
+        return await self._json(send, rid, 200, out)
+
+    # ----------------------------------------------------------- transcription / translation
+    async def _audio(self, send, rid, task: str, read: int, form: dict, files: list) -> None:
+        """Transcriptions and translations of the uploaded `file`: a fixed text, timed by audio_duration()."""
+        upload = next((f for f in files if f.name == "file"), None)
+        if upload is not None and len(upload.data) > MAX_AUDIO_BYTES:
+            return await self._json(send, rid, 413, _error(
+                f"Maximum content size limit ({MAX_AUDIO_BYTES}) exceeded ({read} bytes read)", "server_error"))
+        fields = {k: v[0] for k, v in form.items()}
+        model = fields.get("model")
+        if model in _ERRORS:
+            status, err, extra = _ERRORS[model]
+            return await self._json(send, rid, status, err, extra)
+        if upload is None:
+            return await self._json(send, rid, 400, _error(
+                "Missing required parameter: 'file'.", "invalid_request_error", None, "file"))
+        if not model:
+            return await self._json(send, rid, 400, _error(
+                "you must provide a model parameter", "invalid_request_error"))
+        fmt = fields.get("response_format") or "json"
+        if fmt not in AUDIO_FORMATS:
+            return await self._json(send, rid, 400, _error(
+                f"Invalid value: '{fmt}'. Supported values are: 'json', 'text', 'srt', 'verbose_json', and 'vtt'.",
+                "invalid_request_error", "invalid_value", "response_format"))
+        gpt4o = model.startswith("gpt-4o")
+        if gpt4o and fmt not in ("json", "text"):
+            return await self._json(send, rid, 400, _error(
+                f"response_format '{fmt}' is not compatible with model '{model}'. Use 'json' or 'text' instead.",
+                "invalid_request_error", "unsupported_value", "response_format"))
+        text, duration = TRANSCRIPTS[task], audio_duration(upload.data)
+        plain = b"text/plain; charset=utf-8"
+        if fmt == "text":
+            return await self._send(send, rid, 200, (text + "\n").encode(), plain)
+        if fmt == "srt":
+            return await self._send(send, rid, 200, (
+                f"1\n00:00:00,000 --> {_timestamp(duration, ',')}\n{text}\n\n").encode(), plain)
+        if fmt == "vtt":
+            return await self._send(send, rid, 200, (
+                f"WEBVTT\n\n00:00:00.000 --> {_timestamp(duration, '.')}\n{text}\n\n").encode(), plain)
+        billed = {"type": "duration", "seconds": math.ceil(duration)}
+        if fmt == "json":
+            out = {"text": text}
+            if task == "transcribe":  # OpenAI's translations report no usage
+                out["usage"] = billed if not gpt4o else {
+                    "type": "tokens", "input_tokens": 20, "input_token_details": {"text_tokens": 0, "audio_tokens": 20},
+                    "output_tokens": 7, "total_tokens": 27}
+            return await self._json(send, rid, 200, out)
+        out = {"task": task, "language": "english", "duration": duration, "text": text, "segments": [{
+            "id": 0, "seek": 0, "start": 0.0, "end": duration, "text": " " + text, "tokens": [50364, 2425],
+            "temperature": 0.0, "avg_logprob": -0.2, "compression_ratio": 0.9, "no_speech_prob": 0.01}]}
+        granularities = form.get("timestamp_granularities[]", []) + form.get("timestamp_granularities", [])
+        if task == "transcribe":
+            if "word" in granularities:
+                words = [w.strip(".,!?") for w in text.split()]
+                out["words"] = [{"word": w, "start": duration * i / len(words), "end": duration * (i + 1) / len(words)}
+                                for i, w in enumerate(words)]
+            out["usage"] = billed
+        return await self._json(send, rid, 200, out)
 
     @staticmethod
     def _model(mid: str) -> dict:

@@ -17,7 +17,7 @@ import logging
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Self
 
 import uvicorn
@@ -128,6 +128,9 @@ class RecordedRequest:
     json: dict | None
     raw: bytes
     id: str  # also sent back in a response header (x-request-id, request-id…)
+    # A multipart/form-data request's fields (name -> values) and file parts (tests.fakes.media.Part).
+    form: dict[str, list[str]] = field(default_factory=dict)
+    files: list = field(default_factory=list)
 
 
 class FakeUpstream:
