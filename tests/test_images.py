@@ -348,3 +348,17 @@ def test_gemini_edits_send_the_image_inline_and_refuse_sizes_it_has_not(client, 
     with pytest.raises(openai.BadRequestError) as raised:
         client.images.generate(model="google/flash-image", prompt="x", size="1792x1024")
     assert raised.value.body["param"] == "size"
+
+
+def test_images_go_through_the_credit_check_and_are_charged_to_the_ledger(demo_client, hub):
+    from billing.models import LedgerEntry
+
+    demo_rate(image_price=Decimal("4"))  # the demo organisation has 10 credits
+    with pytest.raises(openai.APIStatusError) as raised:
+        demo_client.images.generate(model="demo/image", prompt="x", n=3)
+    assert raised.value.status_code == 402 and raised.value.body["code"] == "insufficient_quota"
+    demo_client.images.generate(model="demo/image", prompt="x", n=2, response_format="b64_json")
+    hub.drain()
+    charged = UsageRecord.objects.get(status="ok")
+    assert charged.price == Decimal(8)
+    assert LedgerEntry.objects.get(usage_record=charged).amount == Decimal(-8)

@@ -185,3 +185,18 @@ def test_a_provider_refusal_is_passed_on_and_free(client, hub, upstream, openai_
     assert raised.value.body["param"] == "response_format"
     hub.drain()
     assert UsageRecord.objects.get().price == 0
+
+
+def test_transcriptions_hold_their_measured_seconds_and_are_charged_to_the_ledger(demo_client, hub):
+    from billing.models import LedgerEntry
+
+    per_second("demo/whisper", "0.5", "1")  # the demo organisation has 10 credits
+    with pytest.raises(openai.APIStatusError) as raised:
+        demo_client.audio.transcriptions.create(model="demo/whisper", file=("a.wav", wav(11), "audio/wav"))
+    assert raised.value.status_code == 402
+    demo_client.audio.transcriptions.create(model="demo/whisper", file=("a.wav", wav(3), "audio/wav"),
+                                            response_format="text")
+    hub.drain()
+    charged = UsageRecord.objects.get(status="ok")
+    assert (charged.audio_seconds, charged.price) == (Decimal(3), Decimal(3))
+    assert LedgerEntry.objects.get(usage_record=charged).amount == Decimal(-3)
