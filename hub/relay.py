@@ -105,17 +105,28 @@ async def chat_completion(call: Call, body: dict) -> HttpResponse:
     return await handle(call, body, kind="chat")
 
 
+def _served_by(name: str, what: str):
+    """The operation calling the adapter's `name`, or a 400 if this route's provider does not offer it."""
+
+    async def operation(adapter, route, body: dict):
+        method = getattr(adapter, name, None)
+        if method is None:
+            raise UpstreamError(f"The provider '{route.provider_name}' does not {what}.", status=400,
+                                type="invalid_request_error", code="unsupported_model")
+        return await method(route, body)
+
+    return operation
+
+
+_embed = _served_by("embed", "serve embeddings")
+_speak = _served_by("speech", "serve speech")
+_generate = _served_by("images", "generate images")
+_transcribe = _served_by("transcribe", "transcribe audio")
+
+
 async def embeddings(call: Call, body: dict) -> HttpResponse:
     """POST /v1/embeddings: the same key, policy, credit, routing and metering as chat, billed per input token."""
     return await handle(call, body, kind="embedding", operation=lambda adapter, route: _embed(adapter, route, body))
-
-
-async def _embed(adapter, route, body: dict):
-    embed = getattr(adapter, "embed", None)
-    if embed is None:
-        raise UpstreamError(f"The provider '{route.provider_name}' does not serve embeddings.", status=400,
-                            type="invalid_request_error", code="unsupported_model")
-    return await embed(route, body)
 
 
 async def speech(call: Call, body: dict) -> HttpResponse:
@@ -124,25 +135,13 @@ async def speech(call: Call, body: dict) -> HttpResponse:
     return await handle(call, body, kind="audio", operation=lambda adapter, route: _speak(adapter, route, body))
 
 
-async def _speak(adapter, route, body: dict):
-    speak = getattr(adapter, "speech", None)
-    if speak is None:
-        raise UpstreamError(f"The provider '{route.provider_name}' does not serve speech.", status=400,
-                            type="invalid_request_error", code="unsupported_model")
-    return await speak(route, body)
-
-
 async def images(call: Call, body: dict) -> HttpResponse:
     """POST /v1/images/generations and /edits: billed per image of its size and quality (and per token where
     the provider bills tokens). The answer is OpenAI's, with `url`s to the hub's own copies if asked for."""
     call.unit = "images"
 
     async def operation(adapter, route):
-        generate = getattr(adapter, "images", None)
-        if generate is None:
-            raise UpstreamError(f"The provider '{route.provider_name}' does not generate images.", status=400,
-                                type="invalid_request_error", code="unsupported_model")
-        result = await generate(route, body)
+        result = await _generate(adapter, route, body)
         data = result.images
         if body["response_format"] == "url":
             data = await media.store_images(data, call.origin, result.extra.get("output_format") or "png")
@@ -155,15 +154,8 @@ async def images(call: Call, body: dict) -> HttpResponse:
 async def transcription(call: Call, body: dict) -> HttpResponse:
     """POST /v1/audio/transcriptions and /translations: the provider's answer as it came, billed per second."""
     call.unit = "seconds"
-
-    async def operation(adapter, route):
-        transcribe = getattr(adapter, "transcribe", None)
-        if transcribe is None:
-            raise UpstreamError(f"The provider '{route.provider_name}' does not transcribe audio.", status=400,
-                                type="invalid_request_error", code="unsupported_model")
-        return await transcribe(route, body)
-
-    return await handle(call, body, kind="transcription", operation=operation)
+    return await handle(call, body, kind="transcription",
+                        operation=lambda adapter, route: _transcribe(adapter, route, body))
 
 
 async def handle(call: Call, body: dict, *, kind: str, operation=None) -> HttpResponse:
