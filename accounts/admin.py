@@ -7,7 +7,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from . import services
-from .models import ApiKey, AuditEvent, Invitation, KeyScope, Membership, Organization, User
+from .models import ApiKey, AuditEvent, Invitation, KeyScope, Membership, Organization, Team, User
 from .middleware import client_address
 from .serializers import LIMIT_FIELDS
 
@@ -76,7 +76,7 @@ class ApiKeyForm(forms.ModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ["organization", "name", "scope", "expires_at", *LIMIT_FIELDS]
+        fields = ["organization", "name", "scope", "team", "expires_at", *LIMIT_FIELDS]
 
     def clean_scope(self):
         return self.cleaned_data.get("scope") or KeyScope.INFERENCE
@@ -85,13 +85,14 @@ class ApiKeyForm(forms.ModelForm):
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ["name", "prefix", "scope", "organization", "created_at", "expires_at", "revoked_at",
+    list_display = ["name", "prefix", "scope", "organization", "team", "created_at", "expires_at", "revoked_at",
                     "last_used_at"]
     list_filter = ["scope", "organization"]
-    search_fields = ["name", "prefix", "organization__name"]
+    search_fields = ["name", "prefix", "organization__name", "team__name"]
+    autocomplete_fields = ["team"]
     fieldsets = [
-        (None, {"fields": ["organization", "name", "scope", "expires_at", "prefix", "created_by", "created_at",
-                           "revoked_at", "last_used_at"]}),
+        (None, {"fields": ["organization", "name", "scope", "team", "expires_at", "prefix", "created_by",
+                           "created_at", "revoked_at", "last_used_at"]}),
         ("Limits (empty: the organisation's)", {"fields": LIMIT_FIELDS}),
     ]
     readonly_fields = ["prefix", "created_by", "created_at", "revoked_at", "last_used_at"]
@@ -111,6 +112,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 scope=obj.scope, actor=actor_of(request),
                 limits={name: form.cleaned_data[name] for name in LIMIT_FIELDS if name in form.cleaned_data},
             )
+            if obj.team_id:
+                from billing.teams import api_key_team_set
+
+                api_key_team_set(api_key=api_key, team=obj.team, actor=actor_of(request))
         obj.pk = api_key.pk
         # Shown once: only the hash is kept.
         messages.warning(request, f"Copy this key now, it will not be shown again: {raw}")
@@ -120,6 +125,84 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for api_key in queryset:
             services.api_key_revoke(api_key=api_key, actor=actor_of(request))
         self.message_user(request, f"Revoked {queryset.count()} key(s).")
+
+
+class TeamKeyInline(admin.TabularInline):
+    model = ApiKey
+    fields = ["name", "prefix", "scope", "revoked_at", "last_used_at"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = "keys (move a key from its own page)"
+
+
+@admin.register(Team)
+class TeamAdmin(AuditedAdmin):
+    """Teams group keys so their cost is reported together; the columns are this month's (UTC), as rolled up."""
+
+    list_display = ["name", "organization", "cost_this_month", "price_this_month", "created_at"]
+    list_filter = ["organization"]
+    search_fields = ["name", "organization__name"]
+    readonly_fields = ["costs", "created_at"]
+    inlines = [TeamKeyInline]
+
+    def get_fields(self, request, obj=None):
+        return ["organization", "name"] + (["created_at", "costs"] if obj else [])
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields + (["organization"] if obj else [])
+
+    def get_queryset(self, request):
+        from django.db.models import OuterRef, Subquery, Sum
+        from django.utils import timezone
+
+        from billing.fields import MoneyField
+        from billing.models import UsageRollup
+        from billing.rollups import DAILY, start_of_month
+
+        month = UsageRollup.objects.filter(api_key__team=OuterRef("pk"), granularity=DAILY,
+                                           period_start__gte=start_of_month(timezone.now())
+                                           ).order_by().values("api_key__team")
+
+        def total(field):
+            return Subquery(month.annotate(total=Sum(field)).values("total"), output_field=MoneyField())
+
+        return super().get_queryset(request).select_related("organization").annotate(
+            month_cost=total("cost"), month_price=total("price"))
+
+    @admin.display(description="Cost this month", ordering="month_cost")
+    def cost_this_month(self, obj):
+        return obj.month_cost if obj.month_cost is not None else 0
+
+    @admin.display(description="Price this month", ordering="month_price")
+    def price_this_month(self, obj):
+        return obj.month_price if obj.month_price is not None else 0
+
+    @admin.display(description="Cost and price by model (UTC months, as rolled up)")
+    def costs(self, obj):
+        from datetime import timedelta
+
+        from django.utils import timezone
+        from django.utils.html import format_html, format_html_join
+
+        from billing.rollups import next_month, start_of_month
+        from billing.teams import team_costs
+
+        this = start_of_month(timezone.now())
+        months = [(start_of_month(this - timedelta(days=1)), this), (this, next_month(this))]
+        rows = []
+        for since, until in months:
+            for team in team_costs(organization=obj.organization, since=since, until=until):
+                if team["team_id"] == obj.pk:
+                    rows += [(f"{since:%B %Y}", m["model"], m["requests"], m["cost"], m["price"])
+                             for m in team["models"]]
+        if not rows:
+            return "No usage last month or this month."
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+        return format_html("<table><tr><th>Month</th><th>Model</th><th>Requests</th><th>Cost</th><th>Price</th></tr>"
+                           "{}</table>", body)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -159,7 +242,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 AUDITED_ADMIN_MODELS = {
     ("providers", "provider"), ("providers", "credential"), ("providers", "catalogmodel"),
     ("billing", "modelrate"), ("billing", "creditaccount"), ("billing", "ledgerentry"),
-    ("accounts", "organization"),
+    ("accounts", "organization"), ("accounts", "team"),
 }
 _VERBS = {ADDITION: "add", CHANGE: "change", DELETION: "delete"}
 
@@ -185,6 +268,9 @@ def _admin_details(entry: LogEntry) -> tuple[dict, object]:
                                ("input_cost", "output_cost", "margin", "input_price", "output_price")}
     elif model == "organization" and entry.action_flag != DELETION:
         organization = Organization.objects.filter(pk=entry.object_id).first()
+    elif model == "team":
+        team = Team.objects.select_related("organization").filter(pk=entry.object_id).first()
+        organization = team.organization if team is not None else None
     return details, organization
 
 

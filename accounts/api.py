@@ -1,4 +1,4 @@
-"""The management API (/manage/v1/): keys, members, invitations, usage, balance, audit log.
+"""The management API (/manage/v1/): keys, teams, members, invitations, usage, balance, audit log.
 
 Every endpoint under orgs/<slug>/ names the action of accounts.permissions it
 needs. A caller with no access to the organisation gets 404, as if it did not
@@ -6,6 +6,7 @@ exist; a member whose role lacks the action gets 403.
 """
 
 from django.conf import settings
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema
@@ -16,6 +17,8 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from billing import teams
 
 from . import permissions, selectors, serializers, services
 from .models import ApiKey, KeyScope
@@ -178,8 +181,65 @@ class KeyRotate(OrgView):
         api_key = get_object_or_404(selectors.keys_of(organization=request.organization), pk=key_id)
         if api_key.scope == KeyScope.ADMIN and not permissions.allows(request.role, "create_admin_keys"):
             raise exceptions.PermissionDenied(f"Your role ({request.role}) does not allow create_admin_keys.")
-        new_key, raw = services.api_key_rotate(api_key=api_key, actor=actor_of(request))
+        actor = actor_of(request)
+        with transaction.atomic():
+            new_key, raw = services.api_key_rotate(api_key=api_key, actor=actor)
+            if api_key.team_id:  # the new key carries on in the old one's team
+                teams.api_key_team_set(api_key=new_key, team=api_key.team, actor=actor)
         return _new_key_response(new_key, raw)
+
+
+class KeyDetail(OrgView):
+    actions = {"PATCH": "manage_teams"}
+
+    @extend_schema(request=serializers.ApiKeyTeamSerializer, responses=serializers.ApiKeySerializer,
+                   summary="Put a key in a team (or in none)")
+    def patch(self, request, slug, key_id):
+        api_key = get_object_or_404(selectors.keys_of(organization=request.organization), pk=key_id)
+        data = _valid(serializers.ApiKeyTeamSerializer, request.data)
+        team = None
+        if data["team"] is not None:
+            team = teams.teams_of(organization=request.organization).filter(pk=data["team"]).first()
+            if team is None:
+                raise services.AccountsError("No such team in this organisation.", code="team_not_found",
+                                             param="team")
+        teams.api_key_team_set(api_key=api_key, team=team, actor=actor_of(request))
+        return Response(serializers.ApiKeySerializer(api_key).data)
+
+
+class TeamList(OrgView):
+    actions = {"GET": "view_keys", "POST": "manage_teams"}
+
+    @extend_schema(responses=serializers.TeamSerializer(many=True), summary="List teams")
+    def get(self, request, slug):
+        return Response(serializers.TeamSerializer(teams.teams_of(organization=request.organization), many=True).data)
+
+    @extend_schema(request=serializers.TeamNameSerializer, responses={201: serializers.TeamSerializer},
+                   summary="Create a team")
+    def post(self, request, slug):
+        data = _valid(serializers.TeamNameSerializer, request.data)
+        team = teams.team_create(organization=request.organization, name=data["name"], actor=actor_of(request))
+        return Response(serializers.TeamSerializer(team).data, status=status.HTTP_201_CREATED)
+
+
+class TeamDetail(OrgView):
+    actions = {"PATCH": "manage_teams", "DELETE": "manage_teams"}
+
+    def _team(self, request, team_id):
+        return get_object_or_404(teams.teams_of(organization=request.organization), pk=team_id)
+
+    @extend_schema(request=serializers.TeamNameSerializer, responses=serializers.TeamSerializer,
+                   summary="Rename a team")
+    def patch(self, request, slug, team_id):
+        team = self._team(request, team_id)
+        data = _valid(serializers.TeamNameSerializer, request.data)
+        teams.team_rename(team=team, name=data["name"], actor=actor_of(request))
+        return Response(serializers.TeamSerializer(team).data)
+
+    @extend_schema(responses={204: None}, summary="Delete a team (its keys stay, in no team)")
+    def delete(self, request, slug, team_id):
+        teams.team_delete(team=self._team(request, team_id), actor=actor_of(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MemberList(OrgView):

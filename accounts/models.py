@@ -90,6 +90,21 @@ class Membership(models.Model):
         return f"{self.user} in {self.organization} ({self.role})"
 
 
+class Team(models.Model):
+    """A group of an organisation's keys whose cost is reported together (billing/teams.py)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="unique_team_name")]
+
+    def __str__(self):
+        return self.name
+
+
 class KeyScope(models.TextChoices):
     INFERENCE = "inference", "Inference (the gateway)"
     ADMIN = "admin", "Admin (the gateway and the management API of its organisation)"
@@ -115,6 +130,8 @@ class ApiKey(Limits):
         max_length=20, choices=KeyScope.choices, default=KeyScope.INFERENCE,
         help_text="An admin key may also manage its own organisation through /manage/v1/.",
     )
+    # Usage is reported by the key's team as it is now, not as it was when the key was used.
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="api_keys")
 
     class Meta:
         ordering = ["-created_at"]
@@ -122,6 +139,13 @@ class ApiKey(Limits):
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        super().clean()
+        if self.team_id is not None and self.team.organization_id != self.organization_id:
+            raise ValidationError({"team": "A team of the key's own organisation."})
 
     @property
     def is_active(self) -> bool:

@@ -17,6 +17,8 @@ MATRIX: dict[str, frozenset[str]] = {
     # already do that may mint one.
     "create_admin_keys": frozenset({OWNER, ADMIN}),
     "revoke_keys": frozenset({OWNER, ADMIN}),
+    # Create, rename and delete teams, and move keys between them.
+    "manage_teams": frozenset({OWNER, ADMIN}),
     "view_usage": EVERYONE,
     "view_balance": EVERYONE,
     "buy_credits": frozenset({OWNER, BILLING}),
@@ -51,18 +53,20 @@ def may_manage_role(actor_role: str | None, role: str) -> bool:
 OPERATOR_GROUPS: dict[str, list[str]] = {
     "support": [
         "accounts.view_user", "accounts.view_organization", "accounts.view_membership", "accounts.view_apikey",
-        "accounts.view_invitation", "accounts.view_auditevent",
+        "accounts.view_invitation", "accounts.view_auditevent", "accounts.view_team",
         "billing.view_creditaccount", "billing.view_ledgerentry", "billing.view_usagerecord",
-        "billing.view_payment", "billing.view_invoice",
+        "billing.view_payment", "billing.view_invoice", "billing.view_invoiceline",
         "providers.view_provider", "providers.view_catalogmodel", "providers.view_modelroute",
     ],
     "finance": [
         "accounts.view_organization", "accounts.view_auditevent",
-        "billing.view_creditaccount", "billing.view_ledgerentry", "billing.add_ledgerentry",
+        "billing.view_creditaccount", "billing.change_creditaccount",  # price plan, billing mode, invoice auto-charge
+        "billing.view_ledgerentry", "billing.add_ledgerentry",
         "billing.view_modelrate", "billing.add_modelrate", "billing.change_modelrate",
         "billing.view_usagerecord", "billing.view_payment", "billing.view_stripeevent",
         "billing.view_autorecharge", "billing.change_autorecharge",
-        "billing.view_invoice", "billing.add_invoice", "billing.change_invoice",
+        "billing.view_invoice", "billing.add_invoice", "billing.change_invoice", "billing.view_invoiceline",
+        "accounts.view_team",
         "providers.view_catalogmodel",
     ],
     "providers": [

@@ -2,7 +2,7 @@ import ipaddress
 
 from rest_framework import serializers
 
-from .models import ApiKey, AuditEvent, BudgetPeriod, Invitation, KeyScope, Membership, Organization, Role
+from .models import ApiKey, AuditEvent, BudgetPeriod, Invitation, KeyScope, Membership, Organization, Role, Team
 
 LIMIT_FIELDS = ["allowed_models", "allowed_ips", "rpm_limit", "tpm_limit", "budget", "budget_period"]
 
@@ -21,7 +21,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "scope", "created_by", "created_at", "expires_at", "revoked_at",
+        fields = ["id", "name", "prefix", "scope", "team", "created_by", "created_at", "expires_at", "revoked_at",
                   "last_used_at", "is_active", *LIMIT_FIELDS]
         read_only_fields = fields
 
@@ -43,6 +43,31 @@ class ApiKeyCreateSerializer(serializers.Serializer):
             return [str(ipaddress.ip_network(v, strict=False)) for v in value]
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from None
+
+
+class ApiKeyTeamSerializer(serializers.Serializer):
+    team = serializers.IntegerField(allow_null=True, help_text="A team of the organisation, or null for none")
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    keys = serializers.SerializerMethodField(help_text="Ids of the team's keys")
+
+    class Meta:
+        model = Team
+        fields = ["id", "name", "keys", "created_at"]
+        read_only_fields = fields
+
+    def get_keys(self, team) -> list[int]:
+        return sorted(key.pk for key in team.api_keys.all())
+
+
+class TeamNameSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+
+    def validate_name(self, value):
+        if not value.strip():
+            raise serializers.ValidationError("A team needs a name.")
+        return value.strip()
 
 
 class NewApiKeySerializer(ApiKeySerializer):

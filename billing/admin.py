@@ -1,14 +1,20 @@
 from django import forms
 from django.contrib import admin
-from django.utils.html import format_html_join
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
 from accounts.admin import AuditedAdmin
 
-from . import pricing, services
+from . import invoices, modes, pricing, services
 from .models import (
     AutoRecharge,
     CreditAccount,
     CreditGrant,
+    Invoice,
+    InvoiceLine,
     LedgerEntry,
     LowBalanceAlert,
     ModelRate,
@@ -71,12 +77,27 @@ class LedgerInline(admin.TabularInline):
 
 @admin.register(CreditAccount)
 class CreditAccountAdmin(admin.ModelAdmin):
-    list_display = ["organization", "balance", "held", "price_plan", "updated_at"]
-    list_filter = ["price_plan"]
+    list_display = ["organization", "balance", "held", "billing_mode", "price_plan", "updated_at"]
+    list_filter = ["billing_mode", "price_plan"]
     search_fields = ["organization__name"]
-    fields = ["organization", "balance", "held", "price_plan", "updated_at"]
-    readonly_fields = ["organization", "balance", "held", "updated_at"]
+    fields = ["organization", "balance", "held", "price_plan", "billing_mode", "postpaid_since", "postpaid_until",
+              "invoice_auto_charge", "updated_at"]
+    readonly_fields = ["organization", "balance", "held", "postpaid_since", "postpaid_until", "updated_at"]
     inlines = [LedgerInline]  # and, below, its low-balance alert and grants with an expiry
+
+    def save_model(self, request, obj, form, change):
+        from accounts.admin import forget_all_keys
+        from accounts.services import Actor
+
+        # Only the fields edited here: a whole-row save would write back the
+        # balance read when the form was opened over the ledger's newer one.
+        changed = [name for name in ("price_plan", "invoice_auto_charge") if name in form.changed_data]
+        if changed:
+            obj.save(update_fields=[*changed, "updated_at"])
+        if "billing_mode" in form.changed_data:
+            modes.billing_mode_set(account=obj, mode=obj.billing_mode,
+                                   actor=Actor(user=request.user, ip_address=request.META.get("REMOTE_ADDR") or None))
+        forget_all_keys()  # a new price plan applies at once in this process
 
     def has_add_permission(self, request):
         return False
@@ -339,3 +360,69 @@ class PricePlanAdmin(admin.ModelAdmin):
 
     list_display = ["name", "discount", "margin", "created_at"]
     search_fields = ["name"]
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    fields = ["model_name", "requests", "prompt_tokens", "completion_tokens", "images", "audio_seconds", "amount"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdmin):
+    """Issued by billing.tasks.issue_invoices; an operator may only mark an open one paid (outside Stripe) or void."""
+
+    list_display = ["number", "organization", "period_start", "status", "total", "issued_at", "paid_at",
+                    "payment_error"]
+    list_filter = ["status"]
+    search_fields = ["number", "organization__name", "stripe_payment_intent_id"]
+    date_hierarchy = "period_start"
+    inlines = [InvoiceLineInline]
+    actions = ["mark_paid", "mark_void"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["printable", *super().get_readonly_fields(request, obj)]
+
+    def save_model(self, request, obj, form, change):
+        pass  # nothing is edited in place (a whole-row save could undo a webhook's "paid"); see the actions
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+    @admin.display(description="Invoice")
+    def printable(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        return format_html('<a href="{}" target="_blank">Printable invoice</a> (members see it at {})',
+                           reverse("admin:billing_invoice_print", args=[obj.pk]), invoices.invoice_path(obj))
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.print_view)
+        return [path("<int:invoice_id>/print/", view, name="billing_invoice_print"), *super().get_urls()]
+
+    def print_view(self, request, invoice_id):
+        from .api import invoice_context
+
+        invoice = get_object_or_404(Invoice.objects.select_related("organization"), pk=invoice_id)
+        if not self.has_view_permission(request, invoice):
+            raise PermissionDenied
+        return TemplateResponse(request, "billing/invoice.html", invoice_context(invoice))
+
+    def _mark(self, request, queryset, status):
+        from accounts.services import Actor
+
+        actor = Actor(user=request.user, ip_address=request.META.get("REMOTE_ADDR") or None)
+        marked = sum(invoices.invoice_mark(invoice=invoice, status=status, actor=actor)
+                     for invoice in queryset.select_related("organization"))
+        self.message_user(request, f"Marked {marked} open invoice(s) {status}; others were left as they were.")
+
+    @admin.action(description="Mark selected open invoices paid (outside Stripe)", permissions=["change"])
+    def mark_paid(self, request, queryset):
+        self._mark(request, queryset, Invoice.Status.PAID)
+
+    @admin.action(description="Void selected open invoices", permissions=["change"])
+    def mark_void(self, request, queryset):
+        self._mark(request, queryset, Invoice.Status.VOID)

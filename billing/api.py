@@ -1,12 +1,21 @@
-"""The management API's billing endpoints."""
+"""The management API's billing endpoints: checkout, invoices, and cost per team."""
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from datetime import timedelta
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.renderers import TemplateHTMLRenderer
 from rest_framework.response import Response
 
-from accounts.api import OrgView
+from accounts import selectors
+from accounts.api import OrgView, Pages, _valid, actor_of
+from accounts.serializers import DateRangeSerializer
 
-from . import payments
+from . import invoices, modes, payments, teams
+from .models import AutoRecharge, BillingMode
+from .serializers import InvoiceDetailSerializer, InvoiceSerializer, TeamCostReportSerializer
 
 
 class CheckoutInput(serializers.Serializer):
@@ -35,3 +44,120 @@ class CheckoutView(OrgView):
             success_url=f"{back}?checkout=success", cancel_url=f"{back}?checkout=cancelled",
         )
         return Response({"url": url, "payment_id": payment.pk}, status=201)
+
+
+class AutoRechargeSettings(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    threshold = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=payments.MIN_TOP_UP,
+                                      max_value=payments.MAX_TOP_UP)
+    card_saved = serializers.BooleanField(read_only=True)
+    disabled_reason = serializers.CharField(read_only=True)
+
+
+def _auto_recharge_data(recharge) -> dict:
+    if recharge is None:
+        return {"enabled": False, "threshold": "0.00", "amount": "0.00", "card_saved": False, "disabled_reason": ""}
+    return AutoRechargeSettings({"enabled": recharge.enabled, "threshold": recharge.threshold,
+                                 "amount": recharge.amount, "card_saved": bool(recharge.stripe_payment_method_id),
+                                 "disabled_reason": recharge.disabled_reason}).data
+
+
+class AutoRechargeView(OrgView):
+    """Buy credit automatically when the balance falls under a threshold, with the saved card."""
+
+    actions = {"GET": "view_balance", "PUT": "buy_credits"}
+
+    @extend_schema(responses=AutoRechargeSettings, summary="Auto-recharge settings")
+    def get(self, request, slug):
+        return Response(_auto_recharge_data(AutoRecharge.objects.filter(organization=request.organization).first()))
+
+    @extend_schema(request=AutoRechargeSettings, responses=AutoRechargeSettings, summary="Set auto-recharge")
+    def put(self, request, slug):
+        data = _valid(AutoRechargeSettings, request.data)
+        recharge = payments.auto_recharge_configure(organization=request.organization, actor=actor_of(request),
+                                                    **data)
+        return Response(_auto_recharge_data(recharge))
+
+
+class CardSetupOutput(serializers.Serializer):
+    setup_intent_id = serializers.CharField()
+    client_secret = serializers.CharField()
+
+
+class CardSetupView(OrgView):
+    """Save a card for auto-recharge: confirm the answer's client secret with Stripe.js
+    (`stripe.confirmCardSetup`); the card is kept when Stripe's signed setup_intent.succeeded arrives."""
+
+    actions = {"POST": "buy_credits"}
+
+    @extend_schema(request=None, responses={201: CardSetupOutput}, summary="Start saving a card")
+    def post(self, request, slug):
+        setup = payments.auto_recharge_card_setup(organization=request.organization, actor=actor_of(request))
+        return Response({"setup_intent_id": setup.setup_intent_id, "client_secret": setup.client_secret}, status=201)
+
+
+class InvoiceList(OrgView, generics.ListAPIView):
+    actions = {"GET": "view_invoices"}
+    serializer_class = InvoiceSerializer
+    pagination_class = Pages
+
+    def get_queryset(self):
+        return invoices.invoices_of(organization=self.request.organization).select_related("organization")
+
+    @extend_schema(summary="Invoices (postpaid organisations), newest first")
+    def get(self, request, slug):
+        return self.list(request)
+
+
+def _invoice(request, number):
+    return get_object_or_404(invoices.invoices_of(organization=request.organization)
+                             .select_related("organization").prefetch_related("lines"), number=number)
+
+
+class InvoiceDetail(OrgView):
+    actions = {"GET": "view_invoices"}
+
+    @extend_schema(responses=InvoiceDetailSerializer, summary="An invoice with its lines")
+    def get(self, request, slug, number):
+        return Response(InvoiceDetailSerializer(_invoice(request, number)).data)
+
+
+def invoice_context(invoice) -> dict:
+    """What the printable invoice shows; the admin renders it for operators too."""
+    return {"invoice": invoice, "organization": invoice.organization, "lines": list(invoice.lines.all()),
+            "last_day": invoice.period_end - timedelta(days=1),
+            "issuer": getattr(settings, "HUB_INVOICE_ISSUER", ""),
+            "auto_charge": invoices.card_to_charge(invoice) is not None}
+
+
+class InvoicePrint(OrgView):
+    """The invoice as a printable page, for a browser signed in to the hub."""
+
+    actions = {"GET": "view_invoices"}
+    renderer_classes = [TemplateHTMLRenderer]
+
+    @extend_schema(responses={(200, "text/html"): OpenApiResponse(description="The printable invoice")},
+                   summary="An invoice as a printable page")
+    def get(self, request, slug, number):
+        return Response(invoice_context(_invoice(request, number)), template_name="billing/invoice.html")
+
+
+class TeamCosts(OrgView):
+    actions = {"GET": "view_usage"}
+
+    @extend_schema(parameters=[DateRangeSerializer], responses=TeamCostReportSerializer,
+                   summary="Requests, cost and price per team and model over UTC days")
+    def get(self, request, slug):
+        data = _valid(DateRangeSerializer, request.query_params)
+        since, until = selectors.day_range(data.get("start"), data.get("end"))
+        report = teams.team_costs(organization=request.organization, since=since, until=until)
+        # The provider's cost is the operator's business, except for its own internal teams.
+        if modes.effective_mode(getattr(request.organization, "credit", None)) != BillingMode.INTERNAL:
+            for team in report:
+                team["cost"] = None
+                for model in team["models"]:
+                    model["cost"] = None
+        return Response(TeamCostReportSerializer({
+            "start": since.date(), "end": (until - timedelta(days=1)).date(), "rolled_up_at": teams.rolled_up_at(),
+            "teams": report}).data)

@@ -116,14 +116,29 @@ class PricePlan(models.Model):
             raise ValidationError({"discount": "Between 0 and 1."})
 
 
+class BillingMode(models.TextChoices):
+    CREDITS = "credits", "Credits (prepaid; refused with 402 when out of credit)"
+    POSTPAID = "postpaid", "Postpaid (never refused; invoiced monthly)"
+    INTERNAL = "internal", "Internal (never refused; cost tracked, nothing charged)"
+
+
 class CreditAccount(models.Model):
-    """An organisation's credit. `balance` is a cache of the sum of its ledger;
+    """An organisation's credit and how it pays. `balance` is a cache of the sum of its ledger;
     `held` the sum of its open holds (credit reserved by requests in flight)."""
 
     organization = models.OneToOneField("accounts.Organization", on_delete=models.CASCADE, related_name="credit")
     balance = money(default=Decimal(0))
     held = money(default=Decimal(0))
     price_plan = models.ForeignKey(PricePlan, null=True, blank=True, on_delete=models.PROTECT, related_name="accounts")
+    billing_mode = models.CharField(max_length=10, choices=BillingMode.choices, blank=True, default="",
+                                    help_text="Empty: HUB_BILLING_MODE")
+    # The hours invoiced of a postpaid organisation (billing/modes.py sets them
+    # when the mode changes): usage before it became postpaid is not billed.
+    postpaid_since = models.DateTimeField(null=True, blank=True)
+    postpaid_until = models.DateTimeField(null=True, blank=True)
+    invoice_auto_charge = models.BooleanField(
+        null=True, blank=True, help_text="Charge each invoice to the saved card (auto-recharge's); "
+        "empty: HUB_INVOICE_AUTO_CHARGE")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):
@@ -315,8 +330,12 @@ class AutoRecharge(models.Model):
     enabled = models.BooleanField(default=False)
     threshold = money(default=Decimal(0))
     amount = money(default=Decimal(0))
-    stripe_customer_id = models.CharField(max_length=255)
-    stripe_payment_method_id = models.CharField(max_length=255)
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
+    stripe_payment_method_id = models.CharField(max_length=255, blank=True, help_text="Empty: no card saved yet")
+    # The card setup last started from the management API: only its
+    # setup_intent.succeeded may save a card, so an older one arriving late
+    # cannot replace a newer card (billing/payments.py).
+    stripe_setup_intent_id = models.CharField(max_length=255, blank=True)
     # Set while a recharge is on its way; claimed with a conditional UPDATE so
     # two runs of the task never start two charges (billing/payments.py).
     pending_payment = models.OneToOneField(
@@ -468,3 +487,81 @@ class LowBalanceAlert(models.Model):
 
     def __str__(self):
         return f"low-balance alert of {self.account}"
+
+
+class Invoice(models.Model):
+    """A postpaid organisation's bill for one calendar month (UTC), issued once (billing/invoices.py).
+
+    `subtotal` is the month's usage priced exactly (the sum of its lines, to
+    MONEY_DECIMAL_PLACES); `total`, what is due, is the subtotal rounded to the
+    cent, since a card is charged in cents. Amounts never change once issued;
+    only the status moves (open → paid, or void).
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Open"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+
+    # Stripe's idempotency key comes from this, not the primary key (see Payment.key).
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="invoices")
+    number = models.CharField(max_length=40, unique=True)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    currency = models.CharField(max_length=3, default="usd")
+    subtotal = money(default=Decimal(0), help_text="The usage's price, exactly: the sum of the lines")
+    total = money(default=Decimal(0), help_text="Due: the subtotal rounded to the cent")
+    issued_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    # Claimed with a conditional UPDATE by the one run that charges the card.
+    charge_started_at = models.DateTimeField(null=True, blank=True)
+    payment_error = models.CharField(max_length=500, blank=True, help_text="Why the last charge failed")
+    # Claimed likewise by the one run that emails it.
+    notified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-period_start", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "period_start"], name="unique_invoice_period"),
+        ]
+
+    def __str__(self):
+        return self.number
+
+    @property
+    def rounding(self) -> Decimal:
+        return self.total - self.subtotal
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"hub-invoice-{self.key}"
+
+
+class InvoiceLine(models.Model):
+    """One model's usage on an invoice. Written with the invoice, never changed."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    model_name = models.CharField(max_length=200)
+    requests = models.PositiveBigIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    images = models.PositiveBigIntegerField(default=0)
+    audio_seconds = models.DecimalField(max_digits=16, decimal_places=3, default=Decimal(0))
+    amount = money(default=Decimal(0))
+
+    class Meta:
+        ordering = ["model_name"]
+        constraints = [models.UniqueConstraint(fields=["invoice", "model_name"], name="unique_invoice_line")]
+
+    def __str__(self):
+        return f"{self.model_name}: {self.amount}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("invoice lines are never changed")
+        super().save(*args, **kwargs)

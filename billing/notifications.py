@@ -15,6 +15,9 @@ empty while the alert is armed. A beat task (`notify_low_balances`):
    members, one message each. A send that fails gives the claim back, so the
    next run tries again.
 
+Only organisations in credits mode (billing/modes.py) are alerted: postpaid
+and internal ones are never refused for credit.
+
 An account seen for the first time while already under its threshold (a new
 organisation without credit, or any account when this is first deployed) is
 recorded as notified without an email: the first email follows a top-up and
@@ -32,8 +35,9 @@ from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from . import modes
 from .fields import MoneyField, money_value
-from .models import CreditAccount, LowBalanceAlert
+from .models import BillingMode, CreditAccount, LowBalanceAlert
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +74,10 @@ def alerts_rearm() -> int:
 
 
 def alerts_due() -> list[int]:
-    return list(_with_limit(LowBalanceAlert.objects.filter(enabled=True, notified_at__isnull=True)).filter(
+    # Only credits organisations can run out: postpaid and internal ones are never refused.
+    credits = modes.accounts_in_mode(BillingMode.CREDITS)
+    return list(_with_limit(LowBalanceAlert.objects.filter(enabled=True, notified_at__isnull=True,
+                                                           account__in=credits)).filter(
         account__balance__lt=F("account__held") + F("limit")).order_by("pk").values_list("pk", flat=True))
 
 
@@ -92,13 +99,17 @@ def alert_send(*, alert_id: int) -> int:
         return 0
 
 
-def _send(alert: LowBalanceAlert) -> list[EmailMessage]:
+def recipients_of(organization):
+    """Who gets an organisation's billing emails (low balance, invoices): its active owners and billing members."""
     from accounts.models import Membership
 
+    return (Membership.objects.filter(organization=organization, role__in=NOTIFIED_ROLES, user__is_active=True)
+            .exclude(user__email="").select_related("user").order_by("pk"))
+
+
+def _send(alert: LowBalanceAlert) -> list[EmailMessage]:
     organization = alert.account.organization
-    memberships = (Membership.objects.filter(organization=organization, role__in=NOTIFIED_ROLES,
-                                             user__is_active=True).exclude(user__email="")
-                   .select_related("user").order_by("pk"))
+    memberships = recipients_of(organization)
     context = {"organization": organization, "available": alert.account.available,
                "threshold": alert.threshold if alert.threshold is not None else default_threshold()}
     messages = []
@@ -115,8 +126,6 @@ def _send(alert: LowBalanceAlert) -> list[EmailMessage]:
 
 def notify_low_balances() -> int:
     """Re-arm, then email every organisation newly under its threshold. Returns emails sent."""
-    if settings.HUB_BILLING_MODE != "credits":
-        return 0
     alerts_open()
     alerts_rearm()
     return sum(alert_send(alert_id=pk) for pk in alerts_due())

@@ -118,6 +118,70 @@ def auto_recharge_resume_stale(*, older_than) -> list[int]:
     return ids
 
 
+def auto_recharge_card_setup(*, organization, actor=None) -> stripe_gateway.Setup:
+    """Start saving a card for auto-recharge (self-service): a SetupIntent for the browser to confirm.
+
+    The card is saved only by Stripe's signed setup_intent.succeeded for this
+    very SetupIntent (auto_recharge_card_saved); starting again supersedes it.
+    """
+    import uuid
+
+    from accounts.services import audit_record
+
+    with transaction.atomic():
+        recharge, _ = AutoRecharge.objects.select_for_update().get_or_create(organization=organization)
+        setup = stripe_gateway.card_setup_start(organization=organization, customer_id=recharge.stripe_customer_id,
+                                                key=uuid.uuid4().hex)
+        AutoRecharge.objects.filter(pk=recharge.pk).update(
+            stripe_customer_id=setup.customer_id, stripe_setup_intent_id=setup.setup_intent_id,
+            updated_at=timezone.now())
+        audit_record(action="billing.card_setup", actor=actor, organization=organization, target=recharge,
+                     details={"setup_intent": setup.setup_intent_id})
+    return setup
+
+
+def auto_recharge_card_saved(*, setup_intent: dict) -> str:
+    """setup_intent.succeeded: keep its card, if it is the organisation's latest setup and customer."""
+    with transaction.atomic():
+        recharge = AutoRecharge.objects.select_for_update().filter(
+            stripe_setup_intent_id=setup_intent["id"]).first()
+        if recharge is None:
+            return "ignored: not the latest card setup of any organisation"
+        if setup_intent.get("customer") != recharge.stripe_customer_id or not setup_intent.get("payment_method"):
+            return "ignored: customer or payment method does not match"
+        if recharge.stripe_payment_method_id == setup_intent["payment_method"]:
+            return "card already saved"
+        AutoRecharge.objects.filter(pk=recharge.pk).update(
+            stripe_payment_method_id=setup_intent["payment_method"], disabled_reason="", updated_at=timezone.now())
+    return f"card saved for organisation {recharge.organization_id}"
+
+
+def auto_recharge_configure(*, organization, enabled: bool, threshold: Decimal, amount: Decimal,
+                            actor=None) -> AutoRecharge:
+    """Turn auto-recharge on or off and set when and how much; on needs a saved card."""
+    from accounts.services import audit_record
+
+    if not MIN_TOP_UP <= amount <= MAX_TOP_UP:
+        raise BadRequest(f"The amount must be between {MIN_TOP_UP} and {MAX_TOP_UP}.", param="amount")
+    if threshold < 0:
+        raise BadRequest("The threshold must not be negative.", param="threshold")
+    stripe_gateway.to_minor_units(amount)  # whole cents, or a 400 from the gateway's own check
+    with transaction.atomic():
+        recharge, _ = AutoRecharge.objects.select_for_update().get_or_create(organization=organization)
+        if enabled and not recharge.stripe_payment_method_id:
+            raise BadRequest("Save a card first (POST …/billing/auto-recharge/card).", param="enabled",
+                             code="no_payment_method")
+        before = {"enabled": recharge.enabled, "threshold": str(recharge.threshold), "amount": str(recharge.amount)}
+        fields = {"enabled": enabled, "threshold": threshold, "amount": amount}
+        if enabled:
+            fields["disabled_reason"] = ""
+        AutoRecharge.objects.filter(pk=recharge.pk).update(**fields, updated_at=timezone.now())
+        audit_record(action="billing.auto_recharge", actor=actor, organization=organization, target=recharge,
+                     details={"before": before, "after": {k: str(v) for k, v in fields.items()}})
+    recharge.refresh_from_db()
+    return recharge
+
+
 def _release_auto_recharge(payment: Payment, *, failure: str = "") -> None:
     fields = {"pending_payment": None, "updated_at": timezone.now()}
     if failure:

@@ -54,6 +54,20 @@ def start_of_day(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def start_of_month(moment: datetime) -> datetime:
+    return start_of_day(moment).replace(day=1)
+
+
+def next_month(month: datetime) -> datetime:
+    return (month.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def lock() -> UsageRollupState:
+    """Hold the lock every roll-up and prune takes, until the caller's transaction ends: rollups
+    read meanwhile cannot change (billing/invoices.py)."""
+    return _locked_state()
+
+
 def _locked_state() -> UsageRollupState:
     UsageRollupState.objects.bulk_create([UsageRollupState(pk=1)], ignore_conflicts=True)
     return UsageRollupState.objects.select_for_update().get(pk=1)

@@ -99,24 +99,68 @@ class Charge:
 
 def off_session_charge(*, payment, customer_id: str, payment_method_id: str) -> Charge:
     """Create and confirm a payment intent for a saved card, with no customer present."""
+    return _off_session_charge(
+        amount=payment.amount, customer_id=customer_id, payment_method_id=payment_method_id,
+        metadata={"hub_payment": str(payment.pk), "hub_organization": str(payment.organization_id)},
+        idempotency_key=f"{payment.idempotency_key}-intent",
+    )
+
+
+def invoice_charge(*, invoice, customer_id: str, payment_method_id: str) -> Charge:
+    """Charge an invoice's total to a saved card. Its metadata names the invoice, never a payment:
+    the webhook marks the invoice paid and grants no credit."""
+    return _off_session_charge(
+        amount=invoice.total, customer_id=customer_id, payment_method_id=payment_method_id,
+        metadata={"hub_invoice": str(invoice.pk), "hub_invoice_number": invoice.number,
+                  "hub_organization": str(invoice.organization_id)},
+        idempotency_key=f"{invoice.idempotency_key}-intent",
+    )
+
+
+def _off_session_charge(*, amount: Decimal, customer_id: str, payment_method_id: str, metadata: dict,
+                        idempotency_key: str) -> Charge:
     try:
         intent = client().v1.payment_intents.create(
             params={
-                "amount": to_minor_units(payment.amount),
+                "amount": to_minor_units(amount),
                 "currency": currency(),
                 "customer": customer_id,
                 "payment_method": payment_method_id,
                 "confirm": True,
                 "off_session": True,
-                "metadata": {"hub_payment": str(payment.pk), "hub_organization": str(payment.organization_id)},
+                "metadata": metadata,
             },
-            options={"idempotency_key": f"{payment.idempotency_key}-intent"},
+            options={"idempotency_key": idempotency_key},
         )
     except (stripe.CardError, stripe.InvalidRequestError) as exc:
         # A declined card, or a customer or card that no longer exists: asking
         # again would fail again.
         raise PaymentDeclined(exc.user_message or str(exc)) from exc
     return Charge(payment_intent_id=intent.id, status=intent.status)
+
+
+@dataclass
+class Setup:
+    setup_intent_id: str
+    client_secret: str
+    customer_id: str
+
+
+def card_setup_start(*, organization, customer_id: str, key: str) -> Setup:
+    """A SetupIntent that saves a card for off-session charges (auto-recharge, invoices), and, the first
+    time, the organisation's Stripe customer. The browser confirms it with Stripe.js and its client secret."""
+    stripe_client = client()
+    if not customer_id:
+        customer_id = stripe_client.v1.customers.create(
+            params={"name": organization.name[:250], "metadata": {"hub_organization": str(organization.pk)}},
+            options={"idempotency_key": f"hub-setup-{key}-customer"},
+        ).id
+    intent = stripe_client.v1.setup_intents.create(
+        params={"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"],
+                "metadata": {"hub_organization": str(organization.pk)}},
+        options={"idempotency_key": f"hub-setup-{key}-intent"},
+    )
+    return Setup(setup_intent_id=intent.id, client_secret=intent.client_secret, customer_id=customer_id)
 
 
 @dataclass

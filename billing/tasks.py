@@ -79,3 +79,36 @@ def notify_low_balances() -> int:
     from . import notifications
 
     return notifications.notify_low_balances()
+
+
+@shared_task(time_limit=1800)
+def issue_invoices() -> int:
+    """Invoice every finished month of every postpaid organisation, then email and charge what is due.
+
+    Safe twice or at once: a month is issued under the rollups' lock and
+    invoiced once (unique organisation + period); emails and charges are claimed.
+    """
+    from . import invoices
+
+    issued = invoices.issue_due()
+    for invoice_id in invoices.unsent():
+        send_invoice.delay(invoice_id)
+    for invoice_id in invoices.chargeable():
+        charge_invoice.delay(invoice_id)
+    return len(issued)
+
+
+@shared_task(time_limit=120)
+def send_invoice(invoice_id: int) -> int:
+    """Email an invoice to its organisation's owners and billing members, once."""
+    from . import invoices
+
+    return invoices.invoice_notify(invoice_id=invoice_id)
+
+
+@shared_task(time_limit=60)
+def charge_invoice(invoice_id: int) -> str:
+    """Charge an invoice to the saved card, once; the webhook marks it paid."""
+    from . import invoices
+
+    return invoices.invoice_charge(invoice_id=invoice_id)

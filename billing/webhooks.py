@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from hub.errors import HubError, error_response
 
-from . import payments, stripe_gateway
+from . import invoices, payments, stripe_gateway
 from .models import StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -36,20 +36,25 @@ def _paid_session(session: dict) -> str:
 
 
 def _succeeded_intent(intent: dict) -> str:
-    return payments.payment_settle(
-        payment_id=(intent.get("metadata") or {}).get("hub_payment"),
-        payment_intent_id=intent["id"],
-        paid=stripe_gateway.from_minor_units(intent.get("amount_received") or intent["amount"]),
-        currency=intent["currency"],
-    )
+    metadata = intent.get("metadata") or {}
+    paid = stripe_gateway.from_minor_units(intent.get("amount_received") or intent["amount"])
+    if metadata.get("hub_invoice"):
+        # An invoice's charge pays the invoice; it must never grant credit.
+        return invoices.invoice_settle(invoice_id=metadata["hub_invoice"], payment_intent_id=intent["id"],
+                                       paid=paid, currency=intent["currency"])
+    return payments.payment_settle(payment_id=metadata.get("hub_payment"), payment_intent_id=intent["id"],
+                                   paid=paid, currency=intent["currency"])
 
 
 def _failed_intent(intent: dict) -> str:
+    metadata = intent.get("metadata") or {}
     error = intent.get("last_payment_error") or {}
-    return payments.payment_fail(
-        payment_id=(intent.get("metadata") or {}).get("hub_payment"), payment_intent_id=intent["id"],
-        reason=error.get("message") or error.get("code") or "payment failed",
-    )
+    reason = error.get("message") or error.get("code") or "payment failed"
+    if metadata.get("hub_invoice"):
+        return invoices.invoice_payment_failed(invoice_id=metadata["hub_invoice"], payment_intent_id=intent["id"],
+                                               reason=reason)
+    return payments.payment_fail(payment_id=metadata.get("hub_payment"), payment_intent_id=intent["id"],
+                                 reason=reason)
 
 
 def _refunded_charge(charge: dict) -> str:
@@ -74,7 +79,12 @@ def _dispute_closed(dispute: dict) -> str:
                                   won=dispute.get("status") == "won")
 
 
+def _card_saved(setup_intent: dict) -> str:
+    return payments.auto_recharge_card_saved(setup_intent=setup_intent)
+
+
 HANDLERS = {
+    "setup_intent.succeeded": _card_saved,
     "checkout.session.completed": _paid_session,
     "checkout.session.async_payment_succeeded": _paid_session,
     "payment_intent.succeeded": _succeeded_intent,

@@ -201,12 +201,17 @@ CELERY_BEAT_SCHEDULE = {
     "lapse-expired-grants": {"task": "billing.tasks.lapse_expired_grants", "schedule": 600.0},
     "notify-low-balances": {"task": "billing.tasks.notify_low_balances", "schedule": 300.0},
     "delete-expired-media": {"task": "hub.tasks.delete_expired_media", "schedule": 600.0},
+    "issue-invoices": {"task": "billing.tasks.issue_invoices", "schedule": 3600.0},
 }
 
 # The gateway.
 HUB_BILLING_MODE = env.str("HUB_BILLING_MODE", default="credits")
-if HUB_BILLING_MODE not in ("credits", "internal"):
-    raise environ.ImproperlyConfigured("HUB_BILLING_MODE must be 'credits' or 'internal'")
+if HUB_BILLING_MODE not in ("credits", "postpaid", "internal"):
+    raise environ.ImproperlyConfigured("HUB_BILLING_MODE must be 'credits', 'postpaid' or 'internal'")
+# Postpaid invoices (billing/invoices.py).
+HUB_INVOICE_AUTO_CHARGE = env.bool("HUB_INVOICE_AUTO_CHARGE", default=False)
+HUB_INVOICE_NUMBER_PREFIX = env.str("HUB_INVOICE_NUMBER_PREFIX", default="HUB")
+HUB_INVOICE_ISSUER = env.str("HUB_INVOICE_ISSUER", default="")
 HUB_MAX_BODY_BYTES = env.int("HUB_MAX_BODY_BYTES", default=32 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = HUB_MAX_BODY_BYTES
 HUB_AUTH_CACHE_SECONDS = env.float("HUB_AUTH_CACHE_SECONDS", default=5.0)

@@ -501,3 +501,79 @@ def test_a_checkout_stripe_cannot_create_leaves_a_failed_payment(organization, o
         checkout(organization, owner)
     payment = Payment.objects.get()
     assert payment.status == "failed" and payment.failure_reason.startswith("checkout not created")
+
+
+# Saving a card for auto-recharge, self-service (SetupIntent) --------------------
+
+def card_setup(web, organization):
+    response = web.post(f"/manage/v1/orgs/{organization.slug}/billing/auto-recharge/card")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def confirmed(stripe_client, setup_intent_id, card=GOOD_CARD) -> dict:
+    """What the browser does with Stripe.js, then the object Stripe's setup_intent.succeeded carries."""
+    method = stripe_client.v1.payment_methods.create(params={
+        "type": "card", "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+    stripe_client.v1.setup_intents.confirm(setup_intent_id, params={"payment_method": method.id})
+    return json.loads(str(stripe_client.v1.setup_intents.retrieve(setup_intent_id)))
+
+
+def test_an_owner_saves_a_card_then_turns_auto_recharge_on_and_it_charges(organization, owner, stripe_settings,
+                                                                           stripe_client):
+    web = Client()
+    web.force_login(owner)
+    url = f"/manage/v1/orgs/{organization.slug}/billing/auto-recharge"
+    on = {"enabled": True, "threshold": "20.00", "amount": "25.00"}
+    refused = web.put(url, on, content_type="application/json")
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "no_payment_method"
+
+    setup = card_setup(web, organization)
+    assert setup["client_secret"] and setup["setup_intent_id"].startswith("seti_")
+    intent = confirmed(stripe_client, setup["setup_intent_id"])
+    assert intent["status"] == "succeeded"
+    recharge = AutoRecharge.objects.get(organization=organization)
+    assert recharge.stripe_customer_id == intent["customer"] and not recharge.stripe_payment_method_id
+    assert deliver(event("setup_intent.succeeded", intent)).status_code == 200
+    recharge.refresh_from_db()
+    assert recharge.stripe_payment_method_id == intent["payment_method"]
+
+    response = web.put(url, on, content_type="application/json")
+    assert response.status_code == 200
+    assert response.json() == {"enabled": True, "threshold": "20.00", "amount": "25.00", "card_saved": True,
+                               "disabled_reason": ""}
+    auto_recharge_all.delay()  # the balance (10) is under the threshold (20)
+    payment = Payment.objects.get()
+    assert (payment.source, payment.amount) == ("auto_recharge", Decimal("25"))
+    charged = stripe_client.v1.payment_intents.retrieve(payment.stripe_payment_intent_id)
+    assert (charged.customer, charged.payment_method) == (intent["customer"], intent["payment_method"])
+
+
+def test_only_the_latest_setup_saves_a_card_and_a_replay_or_forgery_changes_nothing(organization, owner,
+                                                                                     stripe_settings, stripe_client):
+    web = Client()
+    web.force_login(owner)
+    first = confirmed(stripe_client, card_setup(web, organization)["setup_intent_id"])
+    second = confirmed(stripe_client, card_setup(web, organization)["setup_intent_id"])
+    assert second["customer"] == first["customer"], "one Stripe customer per organisation"
+    newest = event("setup_intent.succeeded", second)
+    assert deliver(newest).status_code == 200
+    assert deliver(event("setup_intent.succeeded", first)).status_code == 200  # late and superseded: ignored
+    assert deliver(newest).status_code == 200  # a replay
+    assert AutoRecharge.objects.get().stripe_payment_method_id == second["payment_method"]
+    forged = event("setup_intent.succeeded", dict(second, payment_method="pm_attacker"))
+    assert deliver(forged, secret="whsec_wrong").status_code == 400
+    assert AutoRecharge.objects.get().stripe_payment_method_id == second["payment_method"]
+    assert StripeEvent.objects.filter(type="setup_intent.succeeded").count() == 2
+
+
+@pytest.mark.parametrize("role,status", [(Role.BILLING, 201), (Role.ADMIN, 403), (Role.DEVELOPER, 403)])
+def test_only_owners_and_billing_members_may_save_a_card_or_change_auto_recharge(organization, stripe_settings,
+                                                                                 role, status):
+    web = Client()
+    web.force_login(member(organization, "mel", role))
+    url = f"/manage/v1/orgs/{organization.slug}/billing/auto-recharge"
+    assert web.post(f"{url}/card").status_code == status
+    off = {"enabled": False, "threshold": "5.00", "amount": "10.00"}
+    assert web.put(url, off, content_type="application/json").status_code == (200 if status == 201 else 403)
+    assert web.get(url).status_code == 200  # everyone in the organisation may see the settings

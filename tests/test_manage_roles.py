@@ -15,6 +15,7 @@ REQUESTS = {
     "create_admin_keys": ("post", "keys/", {"name": "ops", "scope": "admin"}, 201),
     "revoke_keys": ("post", "keys/{acme_key}/revoke", None, 200),
     "view_usage": ("get", "usage/", None, 200),
+    "manage_teams": ("post", "teams/", {"name": "ml"}, 201),
     "view_balance": ("get", "balance", None, 200),
     "view_members": ("get", "members/", None, 200),
     "invite_members": ("post", "invitations/", {"email": "new@example.com", "role": "viewer"}, 201),

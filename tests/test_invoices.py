@@ -1,0 +1,633 @@
+"""Postpaid invoices: one per organisation and finished month, exactly the usage's price, issued,
+emailed and charged once however often (or however concurrently) the task runs; paid by Stripe's
+signed webhook, which never grants credit for them."""
+
+import json
+import threading
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+import stripe
+from celery._state import _set_task_join_will_block
+from django.core import mail
+from django.db import connection
+from django.db.models import Sum
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import AuditEvent, User
+from accounts.services import api_key_create
+from billing import invoices, rollups, services
+from billing.models import AutoRecharge, CreditAccount, Invoice, LedgerEntry, StripeEvent, UsageRecord
+from billing.tasks import issue_invoices
+from tests.actors import ROLES, as_key, as_user
+from tests.fakes.stripe_server import LocalStripe, RecordedStripe, event, sign
+
+postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+
+NOW = datetime.now(UTC)
+# The last month the task may invoice now (a month is due an hour after it ends), and the one before.
+MONTH = rollups.start_of_month(rollups.start_of_month(NOW - invoices.SETTLE_DELAY) - timedelta(days=1))
+EARLIER = rollups.start_of_month(MONTH - timedelta(days=1))
+NEXT = rollups.next_month(MONTH)
+CENT = Decimal("0.01")
+
+SECRET = "whsec_test_invoices"
+WEBHOOK = "/manage/v1/billing/stripe/webhook"
+GOOD_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000341"
+
+_n = iter(range(1, 10**9))
+
+
+def spent(org, when, *, model="openai/gpt-4o-mini", price="0.0012345678", cost="0.0006", mode="postpaid",
+          key=None, **fields):
+    """A usage event as the gateway hands it over; charged in the ledger only in credits mode."""
+    n = next(_n)
+    fields = {"status": "ok", "prompt_tokens": 100 + n % 11, "completion_tokens": 30 + n % 7, **fields}
+    return services.UsageEvent(
+        request_id=f"inv-req-{n}", organization_id=org.pk, api_key_id=key.pk if key else None, model_name=model,
+        price=Decimal(price), cost=Decimal(cost), created_at=when, billing_mode=mode, **fields)
+
+
+def postpaid(org, **fields):
+    CreditAccount.objects.filter(organization=org).update(billing_mode="postpaid", **fields)
+
+
+def a_month_of_usage(org, month=MONTH):
+    """Usage at the month's first and last instants and in between; models priced by token, image and second."""
+    end = rollups.next_month(month)
+    at = [month, month + timedelta(days=3, hours=7, minutes=59), month + timedelta(days=17, seconds=1),
+          end - timedelta(microseconds=1)]
+    events = []
+    for when in at:
+        events += [
+            spent(org, when),
+            spent(org, when, model="anthropic/claude", price="0.0300000001"),
+            spent(org, when, model="openai/gpt-image-1", price="0.08", unit="images", images=2),
+            spent(org, when, model="openai/whisper-1", price="0.0012346", unit="seconds",
+                  audio_seconds=Decimal("12.345")),
+            spent(org, when, model="openai/gpt-4o-mini", price="0", status="client_error"),  # refused: free
+        ]
+    services.record_usage(events)
+
+
+def raw(org, since, until):
+    return UsageRecord.objects.filter(organization=org, created_at__gte=since, created_at__lt=until)
+
+
+def raw_lines(org, since, until):
+    lines = defaultdict(lambda: defaultdict(Decimal))
+    for record in raw(org, since, until):
+        line = lines[record.model_name]
+        line["requests"] += 1
+        for name in ("prompt_tokens", "completion_tokens", "images", "audio_seconds"):
+            line[name] += getattr(record, name)
+        line["amount"] += record.price
+    return {model: dict(line) for model, line in lines.items()}
+
+
+def lines_of(invoice):
+    return {line.model_name: {name: getattr(line, name) for name in invoices.LINE_FIELDS}
+            for line in invoice.lines.all()}
+
+
+def run():
+    return issue_invoices.delay().get()
+
+
+def ledger_is_truth(org):
+    account = CreditAccount.objects.get(organization=org)
+    assert account.balance == (account.entries.aggregate(s=Sum("amount"))["s"] or 0)
+
+
+# Issuing ---------------------------------------------------------------------
+
+def test_it_invoices_a_finished_month_per_model_and_the_subtotal_is_the_raw_usage_exactly(world):
+    postpaid(world.acme)
+    a_month_of_usage(world.acme)
+    services.record_usage([spent(world.acme, NEXT), spent(world.acme, MONTH - timedelta(microseconds=1))])
+
+    assert run() == 2  # this month and the one before (its single request)
+
+    invoice = Invoice.objects.get(organization=world.acme, period_start=MONTH)
+    expected = raw(world.acme, MONTH, NEXT).aggregate(s=Sum("price"))["s"]
+    assert invoice.subtotal == expected and sum(invoice.lines.values_list("amount", flat=True)) == expected
+    assert invoice.total == expected.quantize(CENT, rounding=ROUND_HALF_UP) and invoice.total != invoice.subtotal
+    wanted = {m: line for m, line in raw_lines(world.acme, MONTH, NEXT).items() if line["amount"]}
+    assert lines_of(invoice) == wanted
+    assert lines_of(invoice)["openai/gpt-4o-mini"]["requests"] == 8, "a refused request is counted, at no price"
+    assert (invoice.status, invoice.currency, invoice.period_end) == ("open", "usd", NEXT)
+    assert invoice.number == f"HUB-{MONTH:%Y-%m}-0001" and invoice.issued_at and not invoice.paid_at
+    earlier = Invoice.objects.get(organization=world.acme, period_start=EARLIER)
+    assert earlier.subtotal == Decimal("0.0012345678") and earlier.number == f"HUB-{EARLIER:%Y-%m}-0001"
+    assert not LedgerEntry.objects.filter(kind="usage").exists(), "postpaid usage never touches the ledger"
+    assert AuditEvent.objects.filter(action="invoice.issue", organization=world.acme).count() == 2
+    ledger_is_truth(world.acme)
+
+
+def test_the_rollups_are_brought_up_to_date_before_a_month_is_invoiced(world):
+    postpaid(world.acme)
+    a_month_of_usage(world.acme)
+    rollups.roll_up()
+    services.record_usage([spent(world.acme, MONTH + timedelta(days=20), price="5")])  # a late batch
+
+    run()
+
+    assert Invoice.objects.get(period_start=MONTH).subtotal == raw(world.acme, MONTH, NEXT).aggregate(
+        s=Sum("price"))["s"]
+
+
+def test_numbers_run_in_sequence_across_organisations(world):
+    postpaid(world.acme)
+    postpaid(world.globex)
+    services.record_usage([spent(world.acme, MONTH + timedelta(days=1)), spent(world.globex, MONTH)])
+    run()
+    numbers = sorted(Invoice.objects.values_list("number", flat=True))
+    assert numbers == [f"HUB-{MONTH:%Y-%m}-0001", f"HUB-{MONTH:%Y-%m}-0002"]
+
+
+def test_credits_and_internal_organisations_and_unfinished_months_are_not_invoiced(world, settings):
+    CreditAccount.objects.filter(organization=world.globex).update(billing_mode="internal")
+    services.record_usage([spent(world.acme, MONTH, mode="credits"), spent(world.globex, MONTH, mode="internal")])
+    postpaid(world.acme)  # now postpaid, with nothing unpaid: its month was charged in the ledger
+    current = rollups.start_of_month(NOW - invoices.SETTLE_DELAY)
+    services.record_usage([spent(world.acme, current)])
+
+    assert run() == 0
+    assert not Invoice.objects.exists()
+    assert LedgerEntry.objects.filter(kind="usage").count() == 1
+
+
+def test_a_month_of_free_usage_only_is_not_invoiced(world):
+    postpaid(world.acme)
+    services.record_usage([spent(world.acme, MONTH, price="0"), spent(world.acme, MONTH, price="0")])
+    assert run() == 0 and not Invoice.objects.exists()
+
+
+def test_usage_under_half_a_cent_is_invoiced_with_nothing_due(world):
+    postpaid(world.acme)
+    services.record_usage([spent(world.acme, MONTH, price="0.0049999999")])
+    run()
+    invoice = Invoice.objects.get()
+    assert (invoice.subtotal, invoice.total, invoice.status) == (Decimal("0.0049999999"), 0, "paid")
+
+
+def test_a_switch_from_credits_mid_month_bills_only_what_the_ledger_did_not_charge(world):
+    switch = MONTH + timedelta(days=10, hours=5, minutes=30)
+    before = [spent(world.acme, MONTH + timedelta(days=2), mode="credits", price="0.4"),
+              spent(world.acme, switch - timedelta(minutes=10), mode="credits", price="0.3")]  # the switch's hour
+    after = [spent(world.acme, switch + timedelta(minutes=1), mode="credits", price="0.2"),  # in flight at the switch
+             spent(world.acme, switch + timedelta(minutes=2), price="0.0700000001"),
+             spent(world.acme, MONTH + timedelta(days=20), price="1.25", model="anthropic/claude")]
+    services.record_usage(before + after)
+    postpaid(world.acme, postpaid_since=switch)
+
+    run()
+
+    invoice = Invoice.objects.get()
+    assert invoice.subtotal == Decimal("1.3200000001"), "only the postpaid requests"
+    assert {m: line["requests"] for m, line in lines_of(invoice).items()} == {"openai/gpt-4o-mini": 1,
+                                                                              "anthropic/claude": 1}
+    assert CreditAccount.objects.get(organization=world.acme).balance == Decimal(10) - Decimal("0.9")
+    ledger_is_truth(world.acme)
+
+
+def test_a_switch_from_internal_mid_month_bills_from_the_hour_it_became_postpaid(world):
+    switch = MONTH + timedelta(days=10, hours=5, minutes=30)
+    services.record_usage([spent(world.acme, switch - timedelta(hours=1), mode="internal", price="9"),
+                           spent(world.acme, switch + timedelta(minutes=1), price="0.5"),
+                           spent(world.acme, NEXT - timedelta(seconds=1), price="0.25")])
+    postpaid(world.acme, postpaid_since=switch)
+    run()
+    assert Invoice.objects.get().subtotal == Decimal("0.75")
+
+
+def test_an_organisation_that_stopped_being_postpaid_is_invoiced_for_its_postpaid_hours(world):
+    until = MONTH + timedelta(days=5, hours=2)
+    services.record_usage([spent(world.acme, MONTH + timedelta(days=1), price="2"),
+                           spent(world.acme, until + timedelta(hours=1), mode="internal", price="3")])
+    CreditAccount.objects.filter(organization=world.acme).update(billing_mode="internal", postpaid_until=until)
+    run()
+    assert Invoice.objects.get().subtotal == Decimal("2")
+
+
+def test_running_the_task_twice_issues_and_emails_once(world, mailoutbox):
+    postpaid(world.acme)
+    a_month_of_usage(world.acme)
+
+    assert run() == 1
+    assert run() == 0
+
+    invoice = Invoice.objects.get()
+    assert sorted(m.to[0] for m in mailoutbox) == ["billing@example.com", "owner@example.com"]
+    message = mailoutbox[0]
+    assert invoice.number in message.subject and "Acme" in message.subject
+    total = f"{invoice.total:,.2f}"
+    assert total in message.subject and f"Total: {total} USD" in message.body
+    assert f"/manage/v1/orgs/acme/invoices/{invoice.number}/print" in message.body
+    assert invoice.notified_at is not None
+
+
+def test_the_email_link_is_absolute_with_a_public_url(world, mailoutbox, settings):
+    settings.HUB_PUBLIC_URL = "https://hub.example.com/"
+    postpaid(world.acme)
+    services.record_usage([spent(world.acme, MONTH, price="3")])
+    run()
+    assert f"https://hub.example.com/manage/v1/orgs/acme/invoices/{Invoice.objects.get().number}/print" \
+        in mailoutbox[0].body
+
+
+def test_an_email_that_fails_is_sent_by_the_next_run(world, mailoutbox, monkeypatch):
+    postpaid(world.acme)
+    services.record_usage([spent(world.acme, MONTH, price="3")])
+
+    def down(*args, **kwargs):
+        raise ConnectionRefusedError("smtp is down")
+
+    monkeypatch.setattr("django.core.mail.backends.locmem.EmailBackend.send_messages", down)
+    run()
+    assert Invoice.objects.get().notified_at is None and not mailoutbox
+    monkeypatch.undo()
+    run()
+    run()
+    assert len(mailoutbox) == 2
+
+
+@postgres_only
+def test_concurrent_runs_issue_one_invoice_per_month_and_email_it_once(world, transactional_db, mailoutbox):
+    postpaid(world.acme)
+    postpaid(world.globex)
+    a_month_of_usage(world.acme)
+    a_month_of_usage(world.acme, EARLIER)
+    a_month_of_usage(world.globex)
+    results, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def work():
+        try:
+            barrier.wait(10)
+            results.append(issue_invoices())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    # Eager subtasks in threads race on Celery's process-wide "inside a task" flag
+    # (Task.apply sets and restores it): put it back for the tests that follow.
+    _set_task_join_will_block(False)
+
+    assert not errors and sum(results) == 3
+    assert Invoice.objects.count() == 3
+    assert sorted(Invoice.objects.filter(period_start=MONTH).values_list("number", flat=True)) == \
+        [f"HUB-{MONTH:%Y-%m}-0001", f"HUB-{MONTH:%Y-%m}-0002"]
+    # Acme's two invoices to its owner and billing member, Globex's to its owner: once each.
+    sent = sorted(m.to[0] for m in mail.outbox if "invoice" in m.subject)
+    assert sent == sorted(["owner@example.com", "billing@example.com"] * 2 + ["outsider@example.com"])
+    for invoice in Invoice.objects.all():
+        assert invoice.subtotal == raw(invoice.organization, invoice.period_start, invoice.period_end).aggregate(
+            s=Sum("price"))["s"]
+
+
+@postgres_only
+def test_invoices_of_two_organisations_issued_at_once_get_their_own_numbers(world, transactional_db):
+    postpaid(world.acme)
+    postpaid(world.globex)
+    services.record_usage([spent(world.acme, MONTH, price="3"), spent(world.globex, MONTH, price="4")])
+    rollups.roll_up()
+    barrier, issued, errors = threading.Barrier(2), [], []
+
+    def work(org):
+        try:
+            barrier.wait(10)
+            issued.append(invoices.invoice_issue(organization_id=org.pk, period_start=MONTH))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(org,)) for org in (world.acme, world.globex)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors and None not in issued
+    assert sorted(i.number for i in issued) == [f"HUB-{MONTH:%Y-%m}-0001", f"HUB-{MONTH:%Y-%m}-0002"]
+
+
+def test_a_month_is_invoiced_once_even_outside_the_task(world):
+    postpaid(world.acme)
+    services.record_usage([spent(world.acme, MONTH, price="3")])
+    rollups.roll_up()
+    first = invoices.invoice_issue(organization_id=world.acme.pk, period_start=MONTH)
+    assert first is not None
+    assert invoices.invoice_issue(organization_id=world.acme.pk, period_start=MONTH) is None
+    assert Invoice.objects.count() == 1
+
+
+# Seeing invoices -------------------------------------------------------------
+
+@pytest.fixture
+def issued(world):
+    postpaid(world.acme)
+    a_month_of_usage(world.acme)
+    postpaid(world.globex)
+    services.record_usage([spent(world.globex, MONTH, model="globex-secret-model", price="7")])
+    run()
+    return Invoice.objects.get(organization=world.acme)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_owners_and_billing_members_see_the_printable_invoice(world, issued, role):
+    response = as_user(getattr(world, role)).get(f"/manage/v1/orgs/acme/invoices/{issued.number}/print")
+    if role not in ("owner", "billing"):
+        assert response.status_code == 403
+        return
+    assert response.status_code == 200 and response["content-type"].startswith("text/html")
+    page = response.content.decode()
+    for text in (issued.number, "Acme", "anthropic/claude", "openai/gpt-image-1", "openai/whisper-1",
+                 f"{issued.total:,.2f} USD", f"{issued.subtotal.normalize():f}",
+                 f"{MONTH:%-d %B %Y}", f"{NEXT - timedelta(days=1):%-d %B %Y}", "@media print"):
+        assert text in page, text
+    assert "globex" not in page.lower()
+
+
+def test_another_organisations_invoice_is_not_found(world, issued):
+    globex_invoice = Invoice.objects.get(organization=world.globex)
+    owner = as_user(world.owner)
+    assert owner.get(f"/manage/v1/orgs/acme/invoices/{globex_invoice.number}/print").status_code == 404
+    assert owner.get(f"/manage/v1/orgs/globex/invoices/{globex_invoice.number}/print").status_code == 404
+    assert owner.get(f"/manage/v1/orgs/acme/invoices/{globex_invoice.number}").status_code == 404
+    assert as_user(world.outsider).get(f"/manage/v1/orgs/acme/invoices/{issued.number}/print").status_code == 404
+    assert Client().get(f"/manage/v1/orgs/acme/invoices/{issued.number}/print").status_code in (401, 403)
+
+
+def test_the_api_lists_an_organisations_invoices_and_details_one(world, issued):
+    billing = as_user(world.billing)
+    listed = billing.get("/manage/v1/orgs/acme/invoices/")
+    assert listed.status_code == 200
+    (row,) = listed.json()["results"]
+    assert row["number"] == issued.number and Decimal(row["subtotal"]) == issued.subtotal
+    assert Decimal(row["total"]) == issued.total and row["status"] == "open"
+    assert row["html_url"] == f"/manage/v1/orgs/acme/invoices/{issued.number}/print"
+
+    detail = billing.get(f"/manage/v1/orgs/acme/invoices/{issued.number}").json()
+    assert {line["model"]: Decimal(line["amount"]) for line in detail["lines"]} == \
+        {m: line["amount"] for m, line in lines_of(issued).items()}
+    assert as_user(world.developer).get("/manage/v1/orgs/acme/invoices/").status_code == 403
+    _, raw_key = api_key_create(organization=world.acme, name="ops", scope="admin")
+    assert as_key(raw_key).get("/manage/v1/orgs/acme/invoices/").status_code == 403, "a key acts as an admin"
+
+
+def test_operators_open_the_invoice_from_the_admin_and_mark_it_paid(world, issued):
+    browser = Client()
+    operator = User.objects.create_superuser("operator", "op@example.com", "pw")
+    browser.force_login(operator)
+    change = browser.get(f"/admin/billing/invoice/{issued.pk}/change/").content.decode()
+    assert f"/admin/billing/invoice/{issued.pk}/print/" in change
+    printed = browser.get(f"/admin/billing/invoice/{issued.pk}/print/")
+    assert printed.status_code == 200 and issued.number in printed.content.decode()
+
+    response = browser.post("/admin/billing/invoice/", {"action": "mark_paid", "_selected_action": [issued.pk]})
+    assert response.status_code == 302
+    issued.refresh_from_db()
+    assert issued.status == "paid" and issued.paid_at is not None
+    assert AuditEvent.objects.filter(action="invoice.paid", actor_user=operator).exists()
+    browser.post("/admin/billing/invoice/", {"action": "mark_void", "_selected_action": [issued.pk]})
+    issued.refresh_from_db()
+    assert issued.status == "paid", "only an open invoice is voided"
+
+
+# Charging the saved card -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def localstripe():
+    server = LocalStripe().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stripe_settings(settings, localstripe):
+    settings.STRIPE_SECRET_KEY = "sk_test_hub"
+    settings.STRIPE_WEBHOOK_SECRET = SECRET
+    settings.STRIPE_API_BASE = localstripe.url
+    settings.STRIPE_CURRENCY = "usd"
+    settings.HUB_INVOICE_AUTO_CHARGE = True
+    return settings
+
+
+@pytest.fixture
+def stripe_client(localstripe):
+    return stripe.StripeClient("sk_test_hub", base_addresses={"api": localstripe.url})
+
+
+@pytest.fixture
+def localstripe_webhook(localstripe, hub, stripe_settings):
+    """localstripe delivers payment intent events to the live hub while the test runs."""
+    time.sleep(1.2)  # earlier tests' events go to nobody first (localstripe sends them a second late)
+    localstripe.webhook(f"{hub.url}{WEBHOOK}", SECRET, ["payment_intent.succeeded", "payment_intent.payment_failed"])
+    yield
+    localstripe.webhook(f"{hub.url}{WEBHOOK}", SECRET, ["none"])
+
+
+def saved_card(org, stripe_client, card=GOOD_CARD):
+    customer = stripe_client.v1.customers.create()
+    method = stripe_client.v1.payment_methods.create(params={
+        "type": "card", "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+    stripe_client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    return AutoRecharge.objects.create(organization=org, enabled=False, stripe_customer_id=customer.id,
+                                       stripe_payment_method_id=method.id)
+
+
+def deliver(evt: dict):
+    payload = json.dumps(evt).encode()
+    return Client().post(WEBHOOK, data=payload, content_type="application/json",
+                         headers={"Stripe-Signature": sign(payload, SECRET)})
+
+
+def wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_charged_invoice_is_paid_by_the_webhook_and_grants_no_credit(
+        world, transactional_db, stripe_client, localstripe_webhook):
+    postpaid(world.acme)
+    saved_card(world.acme, stripe_client)
+    a_month_of_usage(world.acme)
+    services.record_usage([spent(world.acme, MONTH + timedelta(days=9), price="24.5")])
+
+    run()
+    run()
+
+    invoice = Invoice.objects.get()
+    assert invoice.stripe_payment_intent_id.startswith("pi_") and invoice.status == "open"
+    intent = stripe_client.v1.payment_intents.retrieve(invoice.stripe_payment_intent_id)
+    assert intent.amount == int(invoice.total * 100) and intent.metadata["hub_invoice"] == str(invoice.pk)
+    assert "hub_payment" not in intent.metadata
+
+    # localstripe signs and sends payment_intent.succeeded to the live hub.
+    assert wait_for(lambda: Invoice.objects.get().status == "paid")
+    invoice.refresh_from_db()
+    assert invoice.paid_at is not None and not invoice.payment_error
+    row = StripeEvent.objects.get(type="payment_intent.succeeded")
+    assert row.outcome == f"paid {invoice.total:.2f}: invoice {invoice.number}"
+
+    # A replay of the same event, and the same payment announced again: nothing more happens.
+    assert deliver(event("payment_intent.succeeded", intent.to_dict(), event_id=row.stripe_id)).status_code == 200
+    assert deliver(event("payment_intent.succeeded", intent.to_dict())).status_code == 200
+    assert StripeEvent.objects.get(stripe_id=row.stripe_id).attempts == 1
+    assert StripeEvent.objects.exclude(stripe_id=row.stripe_id).get().outcome == \
+        f"already paid: invoice {invoice.number}"
+    assert CreditAccount.objects.get(organization=world.acme).balance == Decimal(10)
+    assert not LedgerEntry.objects.filter(idempotency_key__startswith="stripe:").exists()
+    ledger_is_truth(world.acme)
+
+
+def test_a_declined_charge_leaves_the_invoice_open_and_says_why(
+        world, transactional_db, stripe_client, localstripe_webhook):
+    postpaid(world.acme)
+    saved_card(world.acme, stripe_client, card=DECLINED_CARD)
+    services.record_usage([spent(world.acme, MONTH + timedelta(days=9), price="24.5")])
+
+    run()
+
+    invoice = Invoice.objects.get()
+    assert invoice.status == "open" and "declined" in invoice.payment_error
+    assert wait_for(lambda: StripeEvent.objects.filter(type="payment_intent.payment_failed",
+                                                       processed_at__isnull=False).exists())
+    run()  # not charged again
+    invoice.refresh_from_db()
+    assert invoice.status == "open" and "declined" in invoice.payment_error
+    assert CreditAccount.objects.get(organization=world.acme).balance == Decimal(10)
+
+
+def test_a_failed_payment_event_records_why_and_keeps_the_invoice_open(world, issued, stripe_settings):
+    failed = {"id": "pi_invoice_failed", "object": "payment_intent", "amount": int(issued.total * 100),
+              "currency": "usd", "status": "requires_payment_method",
+              "last_payment_error": {"code": "card_declined", "message": "Your card has insufficient funds."},
+              "metadata": {"hub_invoice": str(issued.pk)}}
+    assert deliver(event("payment_intent.payment_failed", failed)).status_code == 200
+    issued.refresh_from_db()
+    assert issued.status == "open" and issued.payment_error == "Your card has insufficient funds."
+
+
+def test_a_succeeded_event_for_the_wrong_amount_does_not_pay_the_invoice(world, issued, stripe_settings):
+    wrong = {"id": "pi_invoice_wrong", "object": "payment_intent", "amount": 100, "amount_received": 100,
+             "currency": "usd", "status": "succeeded", "metadata": {"hub_invoice": str(issued.pk)}}
+    assert deliver(event("payment_intent.succeeded", wrong)).status_code == 200
+    issued.refresh_from_db()
+    assert issued.status == "open"
+    assert StripeEvent.objects.get().outcome.startswith("refused: paid 1.00 usd")
+    assert CreditAccount.objects.get(organization=world.acme).balance == Decimal(10)
+
+
+@pytest.fixture
+def recorded_stripe(stripe_settings):
+    server = RecordedStripe().start()
+    stripe_settings.STRIPE_API_BASE = server.url
+    yield server
+    server.stop()
+
+
+def test_the_charge_carries_a_key_derived_from_the_invoice_and_is_asked_once(world, recorded_stripe):
+    postpaid(world.acme)
+    AutoRecharge.objects.create(organization=world.acme, stripe_customer_id="cus_1", stripe_payment_method_id="pm_1")
+    services.record_usage([spent(world.acme, MONTH, price="12.345")])
+
+    run()
+    run()
+
+    invoice = Invoice.objects.get()
+    (sent,) = recorded_stripe.requests
+    assert sent["path"] == "/v1/payment_intents"
+    assert sent["headers"]["Idempotency-Key"] == f"hub-invoice-{invoice.key}-intent"
+    assert {k: sent["form"][k] for k in ("amount", "currency", "customer", "payment_method", "off_session",
+                                         "metadata[hub_invoice]")} == {
+        "amount": "1235", "currency": "usd", "customer": "cus_1", "payment_method": "pm_1", "off_session": "true",
+        "metadata[hub_invoice]": str(invoice.pk)}
+    assert "metadata[hub_payment]" not in sent["form"]
+    # Stripe refused outright (here: no such route): the invoice stays open with the reason.
+    assert invoice.status == "open" and invoice.payment_error
+
+
+@postgres_only
+def test_concurrent_charges_of_one_invoice_ask_stripe_once(world, transactional_db, recorded_stripe):
+    postpaid(world.acme)
+    AutoRecharge.objects.create(organization=world.acme, stripe_customer_id="cus_1", stripe_payment_method_id="pm_1")
+    services.record_usage([spent(world.acme, MONTH, price="12.345")])
+    invoices.issue_due()
+    invoice = Invoice.objects.get()
+    barrier, results = threading.Barrier(4), []
+
+    def work():
+        try:
+            barrier.wait(10)
+            results.append(invoices.invoice_charge(invoice_id=invoice.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 4 and len(recorded_stripe.requests) == 1
+
+
+def test_a_charge_whose_call_never_answered_is_asked_again_with_the_same_key(world, recorded_stripe):
+    postpaid(world.acme)
+    AutoRecharge.objects.create(organization=world.acme, stripe_customer_id="cus_1", stripe_payment_method_id="pm_1")
+    services.record_usage([spent(world.acme, MONTH, price="3")])
+    invoices.issue_due()
+    invoice = Invoice.objects.get()
+    # A run that crashed after claiming the charge, before Stripe answered.
+    Invoice.objects.filter(pk=invoice.pk).update(charge_started_at=timezone.now() - timedelta(hours=1))
+    run()
+    assert [r["headers"]["Idempotency-Key"] for r in recorded_stripe.requests] == [f"hub-invoice-{invoice.key}-intent"]
+    # Past the day Stripe keeps a key, asking again could charge twice: it is left to an operator.
+    Invoice.objects.filter(pk=invoice.pk).update(charge_started_at=timezone.now() - timedelta(days=2),
+                                                 payment_error="")
+    run()
+    assert len(recorded_stripe.requests) == 1
+
+
+@pytest.mark.parametrize("setting, flag, charged", [(False, None, False), (False, True, True), (True, False, False),
+                                                    (True, None, True)])
+def test_auto_charge_follows_the_organisations_flag_else_the_setting(world, recorded_stripe, settings, setting, flag,
+                                                                     charged):
+    settings.HUB_INVOICE_AUTO_CHARGE = setting
+    postpaid(world.acme, invoice_auto_charge=flag)
+    AutoRecharge.objects.create(organization=world.acme, stripe_customer_id="cus_1", stripe_payment_method_id="pm_1")
+    services.record_usage([spent(world.acme, MONTH, price="3")])
+    run()
+    assert bool(recorded_stripe.requests) is charged
+
+
+def test_a_total_under_stripes_minimum_charge_is_left_open(world, recorded_stripe):
+    postpaid(world.acme)
+    AutoRecharge.objects.create(organization=world.acme, stripe_customer_id="cus_1", stripe_payment_method_id="pm_1")
+    services.record_usage([spent(world.acme, MONTH, price="0.49")])
+    run()
+    assert Invoice.objects.get().status == "open" and not recorded_stripe.requests
+
+
+def test_without_a_saved_card_an_invoice_is_not_charged(world, recorded_stripe, mailoutbox):
+    postpaid(world.acme)
+    services.record_usage([spent(world.acme, MONTH, price="3")])
+    run()
+    assert not recorded_stripe.requests
+    assert "It is due now." in mailoutbox[0].body
