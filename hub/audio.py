@@ -2,8 +2,10 @@
 
 The hub measures the audio's duration itself (mutagen reads MP3, MP4/M4A,
 Ogg/Opus, FLAC and WAV headers without decoding), so the credit held is the
-real price; for a format it cannot read (WebM, say) it holds for the longest
-the file could last at HUB_AUDIO_MIN_BYTES_PER_SECOND.
+real price; for a format it cannot read (WebM, say), or a header that claims
+less time than its bytes could play, it holds for the longest the file could
+last at HUB_AUDIO_MIN_BYTES_PER_SECOND. What is billed is the provider's own
+count wherever it gives one (providers/adapters/audio.py).
 """
 
 import io
@@ -16,6 +18,9 @@ from django.http.multipartparser import MultiPartParserError
 from .errors import BadRequest, PayloadTooLarge
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+# More bytes a second than any real recording has (192 kHz, 8 channels, 32-bit float is 6.1 MB/s): a
+# header claiming a shorter duration than that is not believed.
+MAX_BYTES_PER_SECOND = 6_144_000
 AUDIO_SUFFIXES = ("flac", "mp3", "mp4", "mpeg", "mpga", "m4a", "ogg", "oga", "opus", "wav", "webm")
 
 
@@ -25,7 +30,7 @@ def duration(data: bytes) -> Decimal | None:
     except Exception:  # mutagen raises its own error per format for a broken file
         return None
     length = getattr(getattr(parsed, "info", None), "length", None)
-    if not length or length <= 0:
+    if not length or length <= 0 or len(data) / length > MAX_BYTES_PER_SECOND:
         return None
     return Decimal(str(length)).quantize(Decimal("0.001"))
 

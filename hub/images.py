@@ -21,6 +21,8 @@ from providers.adapters.media import fetch_image
 from .errors import BadRequest, PayloadTooLarge
 
 PARAMS = ("size", "quality", "style")
+# Keys of the normalised body that only the hub sets: a client's are dropped on reading.
+INTERNAL = ("images", "params", "edit", "tier")
 EXTRAS = frozenset().union(*(f.extras for f in FAMILIES.values()))
 IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", b"RIFF": "image/webp"}
 DEFAULT_MODEL = "dall-e-2"
@@ -50,13 +52,21 @@ def upload(name: str, filename: str, data: bytes, param: str) -> tuple[str, byte
     return filename or f"{name}.{mime.split('/')[1]}", data, mime
 
 
+def client_fields(body: dict) -> dict:
+    """The body as the client sent it, without the keys only the hub may set."""
+    for key in INTERNAL:
+        body.pop(key, None)
+    return body
+
+
 def read_multipart(request) -> dict:
     """An edit sent as multipart/form-data (as the openai SDK sends it): fields, then files."""
     try:
         fields, files = request.POST, request.FILES
     except MultiPartParserError as exc:
         raise BadRequest(f"We could not parse the multipart body of your request: {exc}.") from None
-    body = {name: fields.getlist(name) if name.endswith("[]") else fields.get(name) for name in fields}
+    body = client_fields({name: fields.getlist(name) if name.endswith("[]") else fields.get(name)
+                          for name in fields})
     images = files.getlist("image") + files.getlist("image[]")
     body["images"] = [upload("image", f.name, f.read(), "image") for f in images]
     if "mask" in files:
@@ -67,7 +77,7 @@ def read_multipart(request) -> dict:
 async def load_json_images(body: dict) -> None:
     """The JSON form of an edit: `image` (and `mask`) as URLs, data: URLs or bare base64, one or a list."""
     value = body.get("image")
-    if value is None and "images" not in body:
+    if value is None and not body.get("images"):
         raise BadRequest("Missing required parameter: 'image'.", param="image", code="missing_required_parameter")
     if value is None:
         return
@@ -100,6 +110,9 @@ def prepare(model, body: dict, name: str) -> None:
     """Check the request against the model's family; set `params`, `size`, `quality` and `tier`."""
     family = family_of(model)
     edit = bool(body.get("edit"))
+    if body.get("stream") not in (None, False, "false"):
+        raise BadRequest("Streamed image generation is not supported by this hub; leave 'stream' unset.",
+                         param="stream", code="unsupported_parameter")
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise BadRequest("Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter")

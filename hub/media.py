@@ -57,6 +57,11 @@ def _expires(file: str) -> int | None:
     return int(head) if head.isdigit() else None
 
 
+def seconds_left(file: str) -> int:
+    expires = _expires(file)
+    return max(int(expires - time.time()), 0) if expires is not None else 0
+
+
 def open_signed(file: str, signature: str) -> tuple[bytes, str] | None:
     """(bytes, content type) of a stored image if the link is genuine and unexpired, else None."""
     expires = _expires(file)

@@ -243,7 +243,8 @@ HUB_ROUTE_STATE_CACHE_SECONDS = env.float("HUB_ROUTE_STATE_CACHE_SECONDS", defau
 HUB_MAX_IMAGE_BYTES = env.int("HUB_MAX_IMAGE_BYTES", default=20 * 1024 * 1024)
 # Images and audio (hub/images.py, hub/audio.py, hub/media.py).
 HUB_MAX_UPLOAD_BYTES = env.int("HUB_MAX_UPLOAD_BYTES", default=25 * 1024 * 1024)  # OpenAI's own limit
-FILE_UPLOAD_MAX_MEMORY_SIZE = HUB_MAX_UPLOAD_BYTES  # uploads are relayed from memory, never spooled to disk
+# A body the hub accepts is kept in memory, never spooled to disk (which would block the event loop).
+FILE_UPLOAD_MAX_MEMORY_SIZE = HUB_MAX_BODY_BYTES
 HUB_MEDIA_URL_TTL_SECONDS = env.int("HUB_MEDIA_URL_TTL_SECONDS", default=3600)
 HUB_PUBLIC_URL = env.str("HUB_PUBLIC_URL", default="")  # e.g. https://hub.example.com; empty: from the request
 HUB_IMAGE_OUTPUT_TOKENS_HOLD = env.int("HUB_IMAGE_OUTPUT_TOKENS_HOLD", default=6240)  # gpt-image-1's largest image

@@ -86,7 +86,9 @@ def _endpoint(path: str, endpoint: str, serializer, serve, *, reader=_json_body,
             return error_response(error)
         call = Call(key=key, endpoint=endpoint, model_name="", client_ip=request.META.get("REMOTE_ADDR", ""))
         try:
-            body = reader(request)
+            # JSON is read on the loop (it is small and the hot path); uploads are parsed, decoded and
+            # measured in a thread, so a 25 MB multipart body never stalls the streams of this worker.
+            body = reader(request) if reader is _json_body else await asyncio.to_thread(reader, request)
             call.model_name = str(body.get("model") or default_model)[:200]
             if serializer is not None:
                 validated = _validate(serializer, body)
@@ -104,11 +106,15 @@ def _endpoint(path: str, endpoint: str, serializer, serve, *, reader=_json_body,
     return view
 
 
+def _read_generation(request) -> dict:
+    return images.client_fields(_json_body(request))
+
+
 def _read_edit(request) -> dict:
     if request.content_type.startswith("multipart/form-data"):
         body = images.read_multipart(request)
     elif request.content_type in ("application/json", ""):
-        body = _json_body(request)
+        body = images.client_fields(_json_body(request))
     else:
         raise BadRequest("Send the edit as multipart/form-data (or as JSON with an 'image' field).",
                          code="invalid_content_type")
@@ -135,8 +141,8 @@ IMAGE_REQUEST = ImageRequest()
 chat_completions = _endpoint("/v1/chat/completions", "chat.completions", CHAT_REQUEST, _chat)
 embeddings = _endpoint("/v1/embeddings", "embeddings", EmbeddingsRequest(), relay_embeddings)
 speech = _endpoint("/v1/audio/speech", "audio.speech", SpeechRequest(), relay_speech)
-image_generations = _endpoint("/v1/images/generations", "images.generations", IMAGE_REQUEST, _images, coerce=True,
-                              default_model=images.DEFAULT_MODEL)
+image_generations = _endpoint("/v1/images/generations", "images.generations", IMAGE_REQUEST, _images,
+                              reader=_read_generation, coerce=True, default_model=images.DEFAULT_MODEL)
 image_edits = _endpoint("/v1/images/edits", "images.edits", IMAGE_REQUEST, _images, reader=_read_edit, coerce=True,
                         default_model=images.DEFAULT_MODEL)
 transcriptions = _endpoint("/v1/audio/transcriptions", "audio.transcriptions", None, relay_transcription,
@@ -172,7 +178,9 @@ async def image_file(request, name: str) -> HttpResponse:
                                        status=404, code="file_not_found"))
     data, content_type = found
     response = HttpResponse(data, content_type=content_type)
-    response["cache-control"] = "private, max-age=3600"
+    # Cached no longer than the link is valid, so an expired link is not served from a cache either.
+    left = media.seconds_left(name)
+    response["cache-control"] = f"private, max-age={left}"
     return response
 
 

@@ -362,3 +362,62 @@ def test_images_go_through_the_credit_check_and_are_charged_to_the_ledger(demo_c
     charged = UsageRecord.objects.get(status="ok")
     assert charged.price == Decimal(8)
     assert LedgerEntry.objects.get(usage_record=charged).amount == Decimal(-8)
+
+
+def test_the_hubs_own_body_keys_cannot_be_set_by_a_client(demo_client, hub):
+    body = {"model": "demo/image", "prompt": "plain", "response_format": "b64_json", "edit": True,
+            "images": [["a.png", "x", "image/png"]], "params": {"size": "9x9", "evil": 1}, "tier": "free"}
+    response = httpx.post(f"{hub.url}/v1/images/generations", json=body,
+                          headers={"authorization": f"Bearer {demo_client.api_key}"})
+    assert response.status_code == 200, response.text
+    assert base64.b64decode(response.json()["data"][0]["b64_json"]) == png(b"plain0"), "a generation, not an edit"
+    edit = httpx.post(f"{hub.url}/v1/images/edits", json={"model": "demo/image", "prompt": "p",
+                                                          "images": [["a.png", "x", "image/png"]]},
+                      headers={"authorization": f"Bearer {demo_client.api_key}"})
+    assert edit.status_code == 400 and edit.json()["error"]["param"] == "image"
+
+
+def test_streamed_image_generation_is_refused_clearly(demo_client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        demo_client.images.generate(model="demo/image", prompt="x", stream=True)
+    assert (raised.value.body["param"], raised.value.body["code"]) == ("stream", "unsupported_parameter")
+
+
+def test_a_link_is_cached_no_longer_than_it_is_valid(demo_client, hub):
+    url = demo_client.images.generate(model="demo/image", prompt="brief").data[0].url
+    max_age = int(httpx.get(url).headers["cache-control"].split("max-age=")[1])
+    assert 3590 <= max_age <= 3600
+
+
+def test_gemini_answers_the_images_it_made_when_some_calls_fail(monkeypatch):
+    import asyncio
+
+    from providers.adapters import gemini, transport
+    from providers.adapters.base import UpstreamError
+
+    calls = []
+
+    class Answer:
+        content = (b'{"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "aGk="}}]},'
+                   b' "finishReason": "STOP"}], "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1290}}')
+
+    async def send(route, url, payload, headers, error_from, *, stream):
+        calls.append(url)
+        if len(calls) == 2:
+            raise UpstreamError("overloaded", status=503, retryable=True)
+        return Answer()
+
+    monkeypatch.setattr(transport, "send", send)
+    route = type("R", (), {"secret": "k", "provider_name": "gemini", "base_url": "http://g/v1beta", "options": {},
+                           "upstream_name": "gemini-2.5-flash-image"})()
+    body = {"prompt": "p", "images": [], "n": 3, "size": "auto", "quality": "auto"}
+    result = asyncio.run(gemini._images(route, body))
+    assert len(calls) == 3 and [i["b64_json"] for i in result.images] == ["aGk=", "aGk="]
+    assert (result.usage.images, result.usage.completion_tokens) == (2, 2580)
+
+    async def failing(*args, **kwargs):
+        raise UpstreamError("overloaded", status=503, retryable=True)
+
+    monkeypatch.setattr(transport, "send", failing)
+    with pytest.raises(UpstreamError):
+        asyncio.run(gemini._images(route, body))

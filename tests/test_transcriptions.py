@@ -136,8 +136,8 @@ def transcription_model(provider, public_id="openai/whisper", upstream_name="whi
 
 
 @pytest.mark.parametrize("response_format", ["json", "text", "srt", "vtt", "verbose_json"])
-def test_every_format_is_relayed_byte_for_byte_and_the_upload_arrives_intact(client, hub, upstream, openai_provider,
-                                                                              api_key, response_format):
+def test_every_format_is_answered_as_the_provider_would_and_the_upload_arrives_intact(
+        client, hub, upstream, openai_provider, api_key, response_format):
     transcription_model(openai_provider)
     audio = wav_of(3.2)
     via_hub = httpx.post(f"{hub.url}/v1/audio/transcriptions", headers={"authorization": f"Bearer {api_key}"},
@@ -147,6 +147,9 @@ def test_every_format_is_relayed_byte_for_byte_and_the_upload_arrives_intact(cli
     (sent,) = upstream.requests
     assert [(f.name, f.filename, f.data) for f in sent.files] == [("file", "talk.wav", audio)]
     assert sent.form["model"] == ["whisper-1"] and sent.form["language"] == ["en"]
+    # Text, SRT and VTT say nothing of the audio's length: the hub asks for verbose_json and renders them.
+    asked = "verbose_json" if response_format in ("text", "srt", "vtt") else response_format
+    assert sent.form["response_format"] == [asked]
     direct = httpx.post(f"{upstream.base_url}/audio/transcriptions", headers={"authorization": sent.headers["authorization"]},
                         data={"model": "whisper-1", "response_format": response_format},
                         files={"file": ("talk.wav", audio, "audio/wav")})
@@ -154,10 +157,17 @@ def test_every_format_is_relayed_byte_for_byte_and_the_upload_arrives_intact(cli
     assert via_hub.headers["content-type"].split(";")[0] == direct.headers["content-type"].split(";")[0]
     hub.drain()
     record = UsageRecord.objects.get()
-    # json and verbose_json carry the provider's billed count (usage.seconds: whole seconds, 4), which wins
-    # over verbose_json's exact duration; text, srt and vtt say nothing, so the hub's measure: 3.2.
-    seconds = Decimal(4) if "json" in response_format else Decimal("3.2")
-    assert (record.audio_seconds, record.price, record.usage_estimated) == (seconds, seconds * Decimal("0.0002"), False)
+    # Every format is billed at the provider's own count (usage.seconds: whole seconds), whatever was asked.
+    assert (record.audio_seconds, record.price, record.usage_estimated) == (Decimal(4), Decimal("0.0008"), False)
+
+
+def test_a_header_claiming_less_time_than_its_bytes_could_play_is_not_believed():
+    from hub.audio import duration
+
+    honest = wav_of(2)
+    lying = honest + b"\x80" * 20_000_000  # twenty megabytes "in two seconds"
+    assert duration(honest) == Decimal(2)
+    assert duration(lying) is None
 
 
 def test_the_sdk_transcribes_and_translates_through_the_hub(client, hub, upstream, openai_provider):

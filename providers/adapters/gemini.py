@@ -395,12 +395,12 @@ async def _images(route, body: dict) -> ImageResult:
                                 type="invalid_request_error", code="content_policy_violation", param="prompt")
         raise _invalid(route.provider_name, "sent no image")
 
-    try:
-        async with asyncio.TaskGroup() as group:  # one failure cancels the others
-            tasks = [group.create_task(one()) for _ in range(body["n"])]
-    except ExceptionGroup as failed:
-        raise failed.exceptions[0] from None
-    answers = [task.result() for task in tasks]
+    # Like OpenAI, fewer images than asked rather than none: the ones made are billed by Gemini, so they are
+    # answered (and billed); only if every call failed is the request a failure (and free).
+    results = await asyncio.gather(*(one() for _ in range(body["n"])), return_exceptions=True)
+    answers = [r for r in results if not isinstance(r, BaseException)]
+    if not answers:
+        raise next(r for r in results if isinstance(r, BaseException))
     usage = Usage(images=len(answers), image_tier=image_tier(body["size"], body["quality"]))
     for _, counted in answers:
         if counted is not None:

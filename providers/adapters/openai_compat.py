@@ -12,8 +12,7 @@ import httpx
 
 from providers.presets import get_preset
 
-from . import errors, transport
-from .audio import transcription_usage
+from . import audio, errors, transport
 from .base import (ByteStream, ChatResult, ImageResult, UpstreamError, Usage, estimate_prompt_tokens,
                    estimate_tokens, sse)
 from .images import image_tier, openai_family
@@ -135,17 +134,27 @@ async def _images(route, body: dict) -> ImageResult:
 
 
 async def _transcribe(route, body: dict) -> ChatResult:
-    """Transcriptions and translations: the upload relayed as multipart, the answer relayed as it came."""
+    """Transcriptions and translations: the upload relayed as multipart; the answer relayed as it came, or,
+    for text, SRT and VTT, asked as JSON (which says how much audio was billed) and rendered here."""
     path = "translations" if body["task"] == "translate" else "transcriptions"
-    form = {name: str(body[name]) for name in ("language", "prompt", "response_format", "temperature")
-            if body.get(name) is not None}
+    asked = body.get("response_format") or "json"
+    ask = audio.upstream_format(route.upstream_name, asked)
+    form = {name: str(body[name]) for name in ("language", "prompt", "temperature") if body.get(name) is not None}
     form["model"] = route.upstream_name
+    if "response_format" in body or ask != asked:
+        form["response_format"] = ask
     if body.get("timestamp_granularities"):
         form["timestamp_granularities[]"] = body["timestamp_granularities"]
     response = await transport.send(route, f"{route.base_url}/audio/{path}", None, _headers(route, "*/*"),
                                     errors.from_status, stream=False, form=form, files=[("file", body["file"])])
-    content_type = response.headers.get("content-type") or "application/json"
-    return ChatResult(response.content, transcription_usage(response.content, content_type, body), content_type)
+    content, content_type = response.content, response.headers.get("content-type") or "application/json"
+    usage = audio.transcription_usage(content, content_type, body)
+    if ask != asked:
+        try:
+            content, content_type = audio.rerender(content, asked, task=body["task"])
+        except (ValueError, TypeError, AttributeError):
+            raise _invalid(route) from None
+    return ChatResult(content, usage, content_type)
 
 
 async def _embed(route, body: dict) -> ChatResult:
