@@ -22,7 +22,8 @@ therefore overspend only if a provider counts more prompt tokens than that.
 Embeddings: the same prompt bound; speech: its characters; images: n at
 their tier's price (see _image_worst_case); transcription: the upload's
 measured duration, or, for a format that cannot be measured, its size at
-HUB_AUDIO_MIN_BYTES_PER_SECOND.
+HUB_AUDIO_MIN_BYTES_PER_SECOND (and, for models billed by token, ten audio
+tokens a second plus HUB_DEFAULT_OUTPUT_HOLD).
 """
 
 import asyncio
@@ -76,6 +77,9 @@ def output_tokens_bound(body: dict, model: catalogue.Model) -> int:
     return cap or settings.HUB_DEFAULT_OUTPUT_HOLD
 
 
+AUDIO_TOKENS_PER_SECOND = 10  # OpenAI's audio models count 100 ms of audio a token
+
+
 def worst_case(body: dict, model: catalogue.Model, snapshot: catalogue.Snapshot, plan=None) -> Decimal:
     routes = [r for m in [model, *catalogue.fallbacks_of(model, snapshot)] for r in m.routes]
     if model.kind == "image":
@@ -84,7 +88,9 @@ def worst_case(body: dict, model: catalogue.Model, snapshot: catalogue.Snapshot,
     if model.kind == "audio":  # speech: billed per input character, known exactly
         prompt, output = len(str(body.get("input") or "")), 0
     elif model.kind == "transcription":  # per second: the upload's duration, or a bound from its size
-        prompt, output, seconds = 0, 0, body["seconds_bound"]
+        seconds = body["seconds_bound"]
+        # Models billed by token (gpt-4o-transcribe) too: ten audio tokens a second, and a transcript's cap.
+        prompt, output = math.ceil(seconds * AUDIO_TOKENS_PER_SECOND), settings.HUB_DEFAULT_OUTPUT_HOLD
     else:
         prompt, output = prompt_tokens_bound(body), output_tokens_bound(body, model)
     return max((price_usage(r, prompt_tokens=prompt, completion_tokens=output, seconds=seconds, plan=plan)[1]

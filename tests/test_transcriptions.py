@@ -210,3 +210,15 @@ def test_transcriptions_hold_their_measured_seconds_and_are_charged_to_the_ledge
     charged = UsageRecord.objects.get(status="ok")
     assert (charged.audio_seconds, charged.price) == (Decimal(3), Decimal(3))
     assert LedgerEntry.objects.get(usage_record=charged).amount == Decimal(-3)
+
+
+def test_a_token_priced_transcription_holds_its_audio_tokens_and_a_transcript(demo_client):
+    from hub import credit
+
+    ModelRate.objects.filter(model__public_id="demo/whisper").update(
+        input_price=Decimal(6), output_price=Decimal(10), audio_second_price=Decimal("0.001"))
+    catalogue.invalidate()
+    snapshot = catalogue.load()
+    held = credit.worst_case({"seconds_bound": Decimal(30)}, snapshot.models["demo/whisper"], snapshot)
+    # 30 s: 300 audio tokens at 6 a million, 4096 output tokens at 10 a million, and 30 s at 0.001.
+    assert held == Decimal(300 * 6 + 4096 * 10) / 10**6 + Decimal("0.03")
