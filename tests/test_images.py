@@ -421,3 +421,32 @@ def test_gemini_answers_the_images_it_made_when_some_calls_fail(monkeypatch):
     monkeypatch.setattr(transport, "send", failing)
     with pytest.raises(UpstreamError):
         asyncio.run(gemini._images(route, body))
+
+
+def test_a_url_that_turns_private_between_check_and_fetch_is_still_refused(settings, monkeypatch, upstream):
+    """DNS rebinding: the up-front check passes (here: skipped), the connection still may not go private."""
+    import asyncio
+
+    from providers.adapters import media as fetching
+    from providers.adapters.base import UpstreamError
+
+    settings.HUB_FETCH_ALLOW_PRIVATE = False
+
+    async def passes(host):
+        return None
+
+    monkeypatch.setattr(fetching, "_check_public", passes)
+
+    async def fetch():
+        from providers import http
+
+        try:
+            # A name, as rebinding needs one (an address literal is what it is when checked).
+            return await fetching.fetch_image(f"{upstream.base_url.replace('127.0.0.1', 'localhost')}/fake-images/x.png")
+        finally:
+            await http.close()
+
+    with pytest.raises(UpstreamError) as raised:
+        asyncio.run(fetch())
+    assert raised.value.code == "invalid_image" and "could not be fetched" in raised.value.message
+    assert not [r for r in upstream.requests if r.path.startswith("/fake-images/")]

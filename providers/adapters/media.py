@@ -3,7 +3,9 @@
 APIs that only take inline bytes (Gemini inline_data, Bedrock) need URL images
 fetched by the hub. The fetch is bounded in size and time, and refuses
 addresses on private networks unless HUB_FETCH_ALLOW_PRIVATE is set, so a
-tenant cannot make the hub read its own internal services.
+tenant cannot make the hub read its own internal services: checked up front
+for a clear error, and again on the addresses actually connected to
+(providers/http.py), so DNS rebinding cannot slip past the first check.
 """
 
 import asyncio
@@ -16,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 
-from providers.http import client
+from providers.http import fetch_client
 
 from .base import UpstreamError
 
@@ -58,7 +60,7 @@ async def fetch_image(url: str) -> tuple[str, bytes]:
     await _check_public(parts.hostname)
     limit = settings.HUB_MAX_IMAGE_BYTES
     try:
-        async with client().stream("GET", url, timeout=settings.HUB_UPSTREAM_CONNECT_TIMEOUT) as response:
+        async with fetch_client().stream("GET", url, timeout=settings.HUB_UPSTREAM_CONNECT_TIMEOUT) as response:
             if response.status_code != 200:
                 raise bad_image(f"The image URL answered {response.status_code}.")
             data = b""
