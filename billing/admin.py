@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -80,9 +80,8 @@ class CreditAccountAdmin(admin.ModelAdmin):
     list_display = ["organization", "balance", "held", "billing_mode", "price_plan", "updated_at"]
     list_filter = ["billing_mode", "price_plan"]
     search_fields = ["organization__name"]
-    fields = ["organization", "balance", "held", "price_plan", "billing_mode", "postpaid_since", "postpaid_until",
-              "invoice_auto_charge", "updated_at"]
-    readonly_fields = ["organization", "balance", "held", "postpaid_since", "postpaid_until", "updated_at"]
+    fields = ["organization", "balance", "held", "price_plan", "billing_mode", "invoice_auto_charge", "updated_at"]
+    readonly_fields = ["organization", "balance", "held", "updated_at"]
     inlines = [LedgerInline]  # and, below, its low-balance alert and grants with an expiry
 
     def save_model(self, request, obj, form, change):
@@ -149,8 +148,8 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin):
     list_display = ["created_at", "organization", "model_name", "status", "prompt_tokens", "completion_tokens",
-                    "price", "latency_ms"]
-    list_filter = ["status", "endpoint", "stream"]
+                    "price", "billing_mode", "latency_ms"]
+    list_filter = ["status", "billing_mode", "endpoint", "stream"]
     search_fields = ["request_id", "model_name", "organization__name"]
     date_hierarchy = "created_at"
 
@@ -236,9 +235,9 @@ class PriceChangeAdmin(ReadOnlyAdmin):
 class UsageRollupAdmin(ReadOnlyAdmin):
     """Usage per organisation, key and model, per hour and day; rebuilt by billing.tasks.roll_up_usage."""
 
-    list_display = ["period_start", "granularity", "organization", "api_key", "model_name", "requests",
-                    "prompt_tokens", "completion_tokens", "cache_read_tokens", "cost", "price"]
-    list_filter = ["granularity"]
+    list_display = ["period_start", "granularity", "organization", "api_key", "model_name", "billing_mode",
+                    "requests", "prompt_tokens", "completion_tokens", "cache_read_tokens", "cost", "price"]
+    list_filter = ["granularity", "billing_mode"]
     search_fields = ["organization__name", "model_name"]
     date_hierarchy = "period_start"
 
@@ -373,7 +372,8 @@ class InvoiceLineInline(admin.TabularInline):
 
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnlyAdmin):
-    """Issued by billing.tasks.issue_invoices; an operator may only mark an open one paid (outside Stripe) or void."""
+    """Issued by billing.tasks.issue_invoices; an operator may only mark an open one paid (outside Stripe) or void,
+    and not while its card charge waits for Stripe's answer or its payment is disputed."""
 
     list_display = ["number", "organization", "period_start", "status", "total", "issued_at", "paid_at",
                     "payment_error"]
@@ -415,9 +415,15 @@ class InvoiceAdmin(ReadOnlyAdmin):
         from accounts.services import Actor
 
         actor = Actor(user=request.user, ip_address=request.META.get("REMOTE_ADDR") or None)
-        marked = sum(invoices.invoice_mark(invoice=invoice, status=status, actor=actor)
-                     for invoice in queryset.select_related("organization"))
+        marked, refused = 0, []
+        for invoice in queryset.select_related("organization"):
+            try:
+                marked += invoices.invoice_mark(invoice=invoice, status=status, actor=actor)
+            except invoices.PaymentInFlight as exc:
+                refused.append(str(exc))
         self.message_user(request, f"Marked {marked} open invoice(s) {status}; others were left as they were.")
+        for reason in refused:
+            self.message_user(request, f"Not marked {status}: {reason}.", level=messages.ERROR)
 
     @admin.action(description="Mark selected open invoices paid (outside Stripe)", permissions=["change"])
     def mark_paid(self, request, queryset):

@@ -3,40 +3,46 @@
 The beat task (billing.tasks.issue_invoices):
 
 1. rolls usage up, so the rollups equal the raw records;
-2. issues, for every postpaid organisation, each finished month not invoiced
-   yet (a month is finished SETTLE_DELAY after its end: usage records are
-   written after their request started). Each is issued in one transaction
-   holding the rollups' lock (billing/rollups.py): the rollups cannot change
-   while they are read, numbers are taken one at a time, and a month already
-   invoiced (unique organisation + period_start) is left alone, so runs twice
-   or at once make one invoice;
+2. issues each finished month (a month is finished SETTLE_DELAY after its
+   end: usage records are written after their request started) of every
+   organisation with priced postpaid usage in it and no invoice yet. Each is
+   issued in one transaction holding the rollups' lock (billing/rollups.py):
+   the rollups cannot change while they are read, numbers are taken one at a
+   time, and a month already invoiced (unique organisation + period_start) is
+   left alone, so runs twice or at once make one invoice;
 3. emails each invoice once, and charges it to the saved card once when
    auto-charge is on, each behind a claim (a conditional UPDATE that must
    touch exactly one row). Stripe's payment_intent.succeeded marks it paid
    (billing/webhooks.py); it never grants credit.
 
-What a month bills: per model, the price of the organisation's usage in the
-hours it was postpaid (billing/modes.py), from the daily rollups (hourly ones
-when those hours start or end inside a day), less what the ledger charged in
-those hours (requests in flight when the mode changed; those records are
-never pruned, since the ledger points at them). `subtotal` is that, exactly;
-`total`, what is due, is the subtotal rounded half-up to the cent.
+What a month bills: per model, the month's daily rollups of usage that ran in
+postpaid mode. Every usage record keeps the mode its request ran in
+(billing/services.py), whatever the organisation's mode or HUB_BILLING_MODE
+is later, and the rollups keep them apart, so a switch, in either direction
+and at any minute, bills each request by the mode it ran in: never twice
+(postpaid records have no ledger entry) and never not at all. Records written
+before records kept their mode have none and are never invoiced. `subtotal`
+is that, exactly; `total`, what is due, is the subtotal rounded half-up to
+the cent.
+
+Refunds and disputes of an invoice's payment: billing/invoice_refunds.py.
 """
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Q, Sum
+from django.db.models.functions import TruncMonth
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from . import modes, rollups, stripe_gateway
-from .models import AutoRecharge, BillingMode, CreditAccount, Invoice, InvoiceLine, UsageRecord, UsageRollup
+from . import rollups, stripe_gateway
+from .models import AutoRecharge, BillingMode, CreditAccount, Invoice, InvoiceLine, UsageRollup
 
 logger = logging.getLogger(__name__)
 
@@ -50,75 +56,38 @@ MIN_CHARGE = Decimal("0.50")
 STALE_CHARGE = timedelta(minutes=10)
 KEY_KEPT = timedelta(hours=23)
 LINE_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "images", "audio_seconds", "amount")
+# A dispute's statuses once it is over; any other (needs_response, under_review,
+# warning_…) is still open.
+DISPUTE_CLOSED = ("won", "lost", "warning_closed")
 
 
-def _floor_hour(moment: datetime | None) -> datetime | None:
-    return moment.replace(minute=0, second=0, microsecond=0) if moment else None
+def _postpaid_days(**filters):
+    return UsageRollup.objects.filter(granularity=rollups.DAILY, billing_mode=BillingMode.POSTPAID, **filters)
 
 
-def _ceil_hour(moment: datetime | None) -> datetime | None:
-    floor = _floor_hour(moment)
-    return floor if floor is None or floor == moment else floor + timedelta(hours=1)
-
-
-def _postpaid_hours(account: CreditAccount) -> tuple[datetime | None, datetime | None]:
-    # Whole hours, the rollups' unit: the hour of a switch is billed, less what the ledger charged in it.
-    return _floor_hour(account.postpaid_since), _ceil_hour(account.postpaid_until)
-
-
-def invoiced_accounts():
-    """Postpaid accounts, and those that stopped being postpaid (their last months may be due)."""
-    return (modes.accounts_in_mode(BillingMode.POSTPAID) | CreditAccount.objects.filter(postpaid_until__isnull=False)
-            ).order_by("pk")
-
-
-def months_due(account: CreditAccount, *, now: datetime) -> list[datetime]:
-    """Finished months with priced usage in the account's postpaid hours and no invoice yet."""
-    since, until = _postpaid_hours(account)
-    days = UsageRollup.objects.filter(organization_id=account.organization_id, granularity=rollups.DAILY,
-                                      period_start__lt=rollups.start_of_month(now - SETTLE_DELAY), price__gt=0)
-    if since is not None:
-        days = days.filter(period_start__gte=rollups.start_of_day(since))
-    if until is not None:
-        days = days.filter(period_start__lt=until)
-    months = {rollups.start_of_month(day) for day in days.order_by().values_list("period_start", flat=True).distinct()}
-    invoiced = set(Invoice.objects.filter(organization_id=account.organization_id, period_start__in=months)
-                   .values_list("period_start", flat=True))
+def months_due(*, now: datetime) -> list[tuple[int, datetime]]:
+    """(organisation id, month) of every finished month with priced postpaid usage and no invoice yet,
+    whatever the organisation's mode is now."""
+    months = set(
+        _postpaid_days(period_start__lt=rollups.start_of_month(now - SETTLE_DELAY), price__gt=0)
+        .annotate(month=TruncMonth("period_start", tzinfo=UTC)).order_by()
+        .values_list("organization_id", "month").distinct()
+    )
+    invoiced = set(Invoice.objects.filter(organization_id__in={org for org, _ in months})
+                   .values_list("organization_id", "period_start"))
     return sorted(months - invoiced)
 
 
-def _totals(rows) -> dict[str, dict]:
-    return {row.pop("model_name"): row for row in rows}
-
-
 def invoice_lines(*, organization_id: int, start: datetime, end: datetime) -> list[InvoiceLine]:
-    """Per model: the rolled-up usage of [start, end) less what the ledger charged of it."""
-    day_aligned = start == rollups.start_of_day(start) and end == rollups.start_of_day(end)
-    used = _totals(
-        UsageRollup.objects.filter(organization_id=organization_id,
-                                   granularity=rollups.DAILY if day_aligned else rollups.HOURLY,
-                                   period_start__gte=start, period_start__lt=end)
+    """Per model: the usage in postpaid mode of the whole days [start, end), from the daily rollups."""
+    rows = (
+        _postpaid_days(organization_id=organization_id, period_start__gte=start, period_start__lt=end)
         .order_by().values("model_name")
         .annotate(requests=Sum("requests"), prompt_tokens=Sum("prompt_tokens"),
                   completion_tokens=Sum("completion_tokens"), images=Sum("images"),
                   audio_seconds=Sum("audio_seconds"), amount=Sum("price"))
     )
-    prepaid = _totals(
-        UsageRecord.objects.filter(organization_id=organization_id, created_at__gte=start, created_at__lt=end,
-                                   ledger_entry__isnull=False)
-        .order_by().values("model_name")
-        .annotate(requests=Count("id"), prompt_tokens=Sum("prompt_tokens"),
-                  completion_tokens=Sum("completion_tokens"), images=Sum("images"),
-                  audio_seconds=Sum("audio_seconds"), charged=Sum("ledger_entry__amount"))
-    )
-    lines = []
-    for model_name, row in sorted(used.items()):
-        paid = prepaid.get(model_name, {})
-        paid["amount"] = -(paid.pop("charged", None) or 0)  # usage entries are negative
-        values = {name: (row[name] or 0) - (paid.get(name) or 0) for name in LINE_FIELDS}
-        if values["amount"]:
-            lines.append(InvoiceLine(model_name=model_name, **values))
-    return lines
+    return [InvoiceLine(**row) for row in sorted(rows, key=lambda row: row["model_name"]) if row["amount"]]
 
 
 def _next_number(period_start: datetime) -> str:
@@ -133,6 +102,7 @@ def invoice_issue(*, organization_id: int, period_start: datetime, now: datetime
 
     Reads the rollups as they are: roll up first (issue_due does).
     """
+    from accounts.models import Organization
     from accounts.services import audit_record
 
     now = now or timezone.now()
@@ -141,10 +111,8 @@ def invoice_issue(*, organization_id: int, period_start: datetime, now: datetime
         rollups.lock()
         if Invoice.objects.filter(organization_id=organization_id, period_start=period_start).exists():
             return None  # another run issued it
-        account = CreditAccount.objects.select_related("organization").get(organization_id=organization_id)
-        since, until = _postpaid_hours(account)
-        start, end = max(period_start, since or period_start), min(period_end, until or period_end)
-        lines = invoice_lines(organization_id=organization_id, start=start, end=end) if start < end else []
+        organization = Organization.objects.get(pk=organization_id)
+        lines = invoice_lines(organization_id=organization_id, start=period_start, end=period_end)
         subtotal = sum((line.amount for line in lines), Decimal(0))
         if subtotal <= 0:
             return None
@@ -166,23 +134,22 @@ def invoice_issue(*, organization_id: int, period_start: datetime, now: datetime
         for line in lines:
             line.invoice = invoice
         InvoiceLine.objects.bulk_create(lines)
-        audit_record(action="invoice.issue", organization=account.organization, target=invoice,
+        audit_record(action="invoice.issue", organization=organization, target=invoice,
                      details={"number": invoice.number, "period_start": period_start.isoformat(),
                               "subtotal": str(subtotal), "total": str(total)})
-    logger.info("issued invoice %s to %s: %s %s", invoice.number, account.organization, total, invoice.currency)
+    logger.info("issued invoice %s to %s: %s %s", invoice.number, organization, total, invoice.currency)
     return invoice
 
 
 def issue_due(*, now: datetime | None = None) -> list[int]:
-    """Roll usage up, then issue every finished month of every postpaid organisation. Returns the new ids."""
+    """Roll usage up, then issue every finished month with postpaid usage not invoiced yet. Returns the new ids."""
     now = now or timezone.now()
     rollups.roll_up(now=now)
     issued = []
-    for account in invoiced_accounts():
-        for month in months_due(account, now=now):
-            invoice = invoice_issue(organization_id=account.organization_id, period_start=month, now=now)
-            if invoice is not None:
-                issued.append(invoice.pk)
+    for organization_id, month in months_due(now=now):
+        invoice = invoice_issue(organization_id=organization_id, period_start=month, now=now)
+        if invoice is not None:
+            issued.append(invoice.pk)
     return issued
 
 
@@ -261,6 +228,24 @@ def _chargeable(now: datetime):
              | Q(charge_started_at__lt=now - STALE_CHARGE, charge_started_at__gt=now - KEY_KEPT))
 
 
+def unanswered_charges_flag(*, now: datetime | None = None) -> int:
+    """Say on each open invoice whose charge never got an answer, and can no longer be asked again
+    safely (Stripe has forgotten its key), that the operator must look; returns how many."""
+    now = now or timezone.now()
+    flagged = 0
+    for invoice in Invoice.objects.filter(status=Invoice.Status.OPEN, stripe_payment_intent_id__isnull=True,
+                                          payment_error="", charge_started_at__lte=now - KEY_KEPT):
+        note = (f"No answer from Stripe to the card charge started {invoice.charge_started_at:%Y-%m-%d %H:%M} UTC, "
+                f"and asking again could charge twice: look in Stripe for a payment intent with metadata "
+                f"hub_invoice={invoice.pk}; if none succeeded, settle the invoice by hand (paid or void).")
+        # Conditional, so a second run, or a webhook that answered meanwhile, wins.
+        if Invoice.objects.filter(pk=invoice.pk, status=Invoice.Status.OPEN, stripe_payment_intent_id__isnull=True,
+                                  payment_error="").update(payment_error=note[:500]):
+            logger.error("invoice %s: %s", invoice.number, note)
+            flagged += 1
+    return flagged
+
+
 def chargeable(*, now: datetime | None = None) -> list[int]:
     """Open invoices not charged yet (or whose charge never answered) of organisations with auto-charge on."""
     if not settings.STRIPE_SECRET_KEY:
@@ -303,27 +288,45 @@ def _locked_invoice(*, invoice_id, payment_intent_id: str) -> Invoice | None:
 
 
 def invoice_settle(*, invoice_id, payment_intent_id: str, paid: Decimal, currency: str) -> str:
-    """Mark an invoice paid by a succeeded payment intent, once. No credit moves."""
+    """Mark an invoice paid by a succeeded payment intent, once. No credit moves.
+
+    Money that arrives for an invoice that is already paid, void or being
+    charged by another payment intent is not lost silently: it is logged as an
+    error and noted on the invoice, for the operator to refund.
+    """
     invoice = _locked_invoice(invoice_id=invoice_id, payment_intent_id=payment_intent_id)
     if invoice is None:
         return f"ignored: no hub invoice for {payment_intent_id}"
-    if invoice.stripe_payment_intent_id and invoice.stripe_payment_intent_id != payment_intent_id:
-        logger.error("invoice %s: paid by %s but charged by %s", invoice.number, payment_intent_id,
-                     invoice.stripe_payment_intent_id)
-        return f"refused: invoice {invoice.number} belongs to {invoice.stripe_payment_intent_id}"
+    if invoice.status == Invoice.Status.PAID and invoice.stripe_payment_intent_id == payment_intent_id:
+        return f"already paid: invoice {invoice.number}"
+    if invoice.status in (Invoice.Status.PAID, Invoice.Status.VOID) or (
+            invoice.stripe_payment_intent_id and invoice.stripe_payment_intent_id != payment_intent_id):
+        return _paid_again(invoice, payment_intent_id)
     if paid != invoice.total or currency.lower() != invoice.currency:
         logger.error("invoice %s: paid %s %s, due %s %s", invoice.number, paid, currency, invoice.total,
                      invoice.currency)
         return f"refused: paid {paid:.2f} {currency}, due {invoice.total:.2f} {invoice.currency}"
-    if invoice.status == Invoice.Status.PAID:
-        return f"already paid: invoice {invoice.number}"
-    if invoice.status != Invoice.Status.OPEN:
-        logger.error("invoice %s is %s but was paid by %s: refund it", invoice.number, invoice.status,
-                     payment_intent_id)
-        return f"refused: invoice {invoice.number} is {invoice.status}"
-    Invoice.objects.filter(pk=invoice.pk).update(status=Invoice.Status.PAID, paid_at=timezone.now(),
-                                                 stripe_payment_intent_id=payment_intent_id, payment_error="")
+    if invoice.amount_refunded >= invoice.total or invoice.dispute_status not in ("", "won", "warning_closed"):
+        # Its refund or dispute arrived first (events come in any order): the money is not ours.
+        return f"not paid: invoice {invoice.number}'s payment was refunded or disputed first"
+    Invoice.objects.filter(pk=invoice.pk).update(
+        status=Invoice.Status.PAID, paid_at=timezone.now(), stripe_payment_intent_id=payment_intent_id,
+        # A partial refund or a won dispute noted first stays noted.
+        payment_error=invoice.payment_error if invoice.amount_refunded or invoice.dispute_status else "")
     return f"paid {invoice.total:.2f}: invoice {invoice.number}"
+
+
+def _paid_again(invoice: Invoice, payment_intent_id: str) -> str:
+    if invoice.status == Invoice.Status.PAID:
+        note = f"paid twice: refund payment intent {payment_intent_id}"
+    elif invoice.status == Invoice.Status.VOID:
+        note = f"paid after it was voided: refund payment intent {payment_intent_id}"
+    else:
+        note = (f"paid by payment intent {payment_intent_id} while charged by {invoice.stripe_payment_intent_id}: "
+                f"refund one of them")
+    logger.error("invoice %s (%s): %s", invoice.number, invoice.status, note)
+    Invoice.objects.filter(pk=invoice.pk).update(payment_error=note[:500])
+    return f"refused: invoice {invoice.number} {note}"
 
 
 def invoice_payment_failed(*, invoice_id, payment_intent_id: str, reason: str) -> str:
@@ -341,16 +344,42 @@ def invoice_payment_failed(*, invoice_id, payment_intent_id: str, reason: str) -
 
 # Operators -------------------------------------------------------------------
 
+class PaymentInFlight(Exception):
+    """The invoice's card charge has no answer yet, or its payment is disputed: marking it by hand
+    now could have the customer pay twice."""
+
+
+def _settled_by_hand_ok() -> Q:
+    """Open invoices an operator may mark: no card charge waiting for Stripe's answer (never charged,
+    or the charge ended with an error noted), and no open dispute."""
+    no_charge = Q(charge_started_at__isnull=True, stripe_payment_intent_id__isnull=True) | ~Q(payment_error="")
+    return no_charge & Q(dispute_status__in=["", *DISPUTE_CLOSED])
+
+
 def invoice_mark(*, invoice: Invoice, status: str, actor=None) -> bool:
-    """An operator marks an open invoice paid (outside Stripe) or void. False if it was not open."""
+    """An operator marks an open invoice paid (outside Stripe) or void. False if it was not open;
+    PaymentInFlight while its card charge or a dispute of its payment is unresolved."""
     from accounts.services import audit_record
 
     if status not in (Invoice.Status.PAID, Invoice.Status.VOID):
         raise ValueError(f"an invoice is marked paid or void, not {status!r}")
     with transaction.atomic():
-        changed = Invoice.objects.filter(pk=invoice.pk, status=Invoice.Status.OPEN).update(
+        # One conditional UPDATE: a charge claimed at the same moment (its own
+        # conditional UPDATE) and this mark cannot both win.
+        changed = Invoice.objects.filter(_settled_by_hand_ok(), pk=invoice.pk, status=Invoice.Status.OPEN).update(
             status=status, paid_at=timezone.now() if status == Invoice.Status.PAID else None)
         if changed:
             audit_record(action=f"invoice.{status}", actor=actor, organization=invoice.organization, target=invoice,
                          details={"number": invoice.number, "total": str(invoice.total)})
-    return bool(changed)
+            return True
+    current = Invoice.objects.get(pk=invoice.pk)
+    if current.status != Invoice.Status.OPEN:
+        return False
+    if current.dispute_status and current.dispute_status not in DISPUTE_CLOSED:
+        raise PaymentInFlight(f"invoice {current.number}: its payment is disputed ({current.dispute_status}); "
+                              f"wait for the dispute to close")
+    started = f", started {current.charge_started_at:%Y-%m-%d %H:%M} UTC" if current.charge_started_at else ""
+    raise PaymentInFlight(
+        f"invoice {current.number}: a card charge is in flight (payment intent "
+        f"{current.stripe_payment_intent_id or 'not known yet'}{started}); wait for Stripe's answer, "
+        f"which marks it paid or says why not")

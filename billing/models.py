@@ -76,7 +76,8 @@ class ModelRate(models.Model):
             if self.cached_input_cost is not None:
                 self.cached_input_price = quantize(self.cached_input_cost * markup)
             self.image_price = quantize(self.image_cost * markup)
-            self.image_prices = {tier: str(quantize(cost * markup)) for tier, cost in decimal_tiers(self.image_costs).items()}
+            self.image_prices = {tier: str(quantize(cost * markup))
+                                 for tier, cost in decimal_tiers(self.image_costs).items()}
             self.audio_second_price = quantize(self.audio_second_cost * markup)
 
 
@@ -132,10 +133,6 @@ class CreditAccount(models.Model):
     price_plan = models.ForeignKey(PricePlan, null=True, blank=True, on_delete=models.PROTECT, related_name="accounts")
     billing_mode = models.CharField(max_length=10, choices=BillingMode.choices, blank=True, default="",
                                     help_text="Empty: HUB_BILLING_MODE")
-    # The hours invoiced of a postpaid organisation (billing/modes.py sets them
-    # when the mode changes): usage before it became postpaid is not billed.
-    postpaid_since = models.DateTimeField(null=True, blank=True)
-    postpaid_until = models.DateTimeField(null=True, blank=True)
     invoice_auto_charge = models.BooleanField(
         null=True, blank=True, help_text="Charge each invoice to the saved card (auto-recharge's); "
         "empty: HUB_INVOICE_AUTO_CHARGE")
@@ -245,6 +242,10 @@ class UsageRecord(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices)
     http_status = models.PositiveSmallIntegerField(default=200)
     error = models.CharField(max_length=300, blank=True)
+    # The mode the request ran in, kept because an organisation's (or the hub's)
+    # mode changes: invoices bill exactly the postpaid records. Empty: recorded
+    # before records kept it; never invoiced.
+    billing_mode = models.CharField(max_length=10, choices=BillingMode.choices, blank=True, default="")
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:
@@ -349,7 +350,7 @@ class AutoRecharge(models.Model):
 
 
 class UsageRollup(models.Model):
-    """Usage summed per organisation × API key × model, per hour and per day.
+    """Usage summed per organisation × API key × model × billing mode, per hour and per day.
 
     Rebuilt from the raw UsageRecords of whole periods by billing/rollups.py;
     once a day's raw records are pruned its rollups are the record that stays.
@@ -369,6 +370,8 @@ class UsageRollup(models.Model):
     model_name = models.CharField(max_length=200)
     model = models.ForeignKey("providers.CatalogModel", null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+")
+    billing_mode = models.CharField(max_length=10, choices=BillingMode.choices, blank=True, default="",
+                                    help_text="What its records ran in; invoices bill the postpaid rows")
     granularity = models.CharField(max_length=4, choices=Granularity.choices)
     period_start = models.DateTimeField()
     requests = models.PositiveBigIntegerField(default=0)
@@ -386,8 +389,8 @@ class UsageRollup(models.Model):
         ordering = ["-period_start", "organization", "model_name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "api_key_ref", "model_name", "granularity", "period_start"],
-                name="unique_usage_rollup",
+                fields=["organization", "api_key_ref", "model_name", "billing_mode", "granularity", "period_start"],
+                name="unique_usage_rollup_mode",
             ),
         ]
         indexes = [models.Index(fields=["granularity", "period_start"])]
@@ -495,7 +498,8 @@ class Invoice(models.Model):
     `subtotal` is the month's usage priced exactly (the sum of its lines, to
     MONEY_DECIMAL_PLACES); `total`, what is due, is the subtotal rounded to the
     cent, since a card is charged in cents. Amounts never change once issued;
-    only the status moves (open → paid, or void).
+    only the status moves (open → paid, or void; a full refund or a dispute
+    of its payment puts a paid one back to open, a won dispute pays it again).
     """
 
     class Status(models.TextChoices):
@@ -519,7 +523,13 @@ class Invoice(models.Model):
     stripe_payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     # Claimed with a conditional UPDATE by the one run that charges the card.
     charge_started_at = models.DateTimeField(null=True, blank=True)
-    payment_error = models.CharField(max_length=500, blank=True, help_text="Why the last charge failed")
+    payment_error = models.CharField(max_length=500, blank=True, help_text="Why the last charge failed, or what "
+                                     "happened to the payment since (refund, dispute, a second payment)")
+    # What Stripe refunded of the payment, and its dispute's last status
+    # (needs_response, won, lost…): refund and dispute events arrive in any
+    # order, so the invoice keeps how far they got (billing/invoice_refunds.py).
+    amount_refunded = money(default=Decimal(0))
+    dispute_status = models.CharField(max_length=30, blank=True)
     # Claimed likewise by the one run that emails it.
     notified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -5,9 +5,11 @@ gateway gets it with the key (hub/auth.py): only credits organisations reserve
 credit, can be refused with 402 and have their usage written to the ledger;
 every usage record carries its cost and price whatever the mode.
 
-A postpaid organisation is invoiced for the hours it was postpaid
-(`postpaid_since`, `postpaid_until`), less whatever the ledger charged in them
-(billing/invoices.py), so a switch in the middle of a month bills nothing twice.
+Every usage record also keeps the mode its request ran in (billing/services.py),
+and an invoice bills exactly the postpaid records of its month
+(billing/invoices.py): a switch, of the organisation's mode or of
+HUB_BILLING_MODE, applies from the next request and bills nothing twice or
+never, whenever it happens.
 """
 
 from django.conf import settings
@@ -15,8 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import BillingMode, CreditAccount, Invoice
-from .rollups import start_of_month
+from .models import BillingMode, CreditAccount
 
 
 def effective_mode(account: CreditAccount | None) -> str:
@@ -31,7 +32,7 @@ def accounts_in_mode(mode: str):
 
 
 def billing_mode_set(*, account: CreditAccount, mode: str, actor=None) -> CreditAccount:
-    """Change an organisation's billing mode; keeps the hours it is postpaid for its invoices."""
+    """Change an organisation's billing mode (audited); its usage records say which mode each request ran in."""
     from accounts.services import audit_record
 
     if mode not in ("", *BillingMode.values):
@@ -40,19 +41,7 @@ def billing_mode_set(*, account: CreditAccount, mode: str, actor=None) -> Credit
     with transaction.atomic():
         account = CreditAccount.objects.select_for_update().select_related("organization").get(pk=account.pk)
         before, after = effective_mode(account), mode or settings.HUB_BILLING_MODE
-        fields = {"billing_mode": mode}
-        if after == BillingMode.POSTPAID and before != BillingMode.POSTPAID:
-            last = account.postpaid_until
-            # Back before the last stint's month was invoiced: keep its start, so
-            # that month still bills the earlier stint (what the ledger charged in
-            # between is deducted).
-            if last is None or Invoice.objects.filter(organization_id=account.organization_id,
-                                                      period_start=start_of_month(last)).exists():
-                fields["postpaid_since"] = now
-            fields["postpaid_until"] = None
-        elif before == BillingMode.POSTPAID and after != BillingMode.POSTPAID:
-            fields["postpaid_until"] = now
-        CreditAccount.objects.filter(pk=account.pk).update(**fields, updated_at=now)
+        CreditAccount.objects.filter(pk=account.pk).update(billing_mode=mode, updated_at=now)
         if before != after or account.billing_mode != mode:
             audit_record(action="billing.mode_change", actor=actor, organization=account.organization,
                          target=account, details={"from": account.billing_mode, "to": mode,

@@ -25,8 +25,8 @@ from django.utils import timezone
 
 from hub.errors import BadRequest
 
-from . import services, stripe_gateway
-from .models import AutoRecharge, CreditAccount, LedgerEntry, Payment
+from . import modes, services, stripe_gateway
+from .models import AutoRecharge, BillingMode, CreditAccount, LedgerEntry, Payment
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +58,11 @@ def checkout_create(*, organization, amount: Decimal, requested_by, success_url:
 # Auto-recharge ---------------------------------------------------------------
 
 def auto_recharge_due() -> list[int]:
-    """Enabled auto-recharges with nothing on its way and a balance under their threshold."""
+    """Enabled auto-recharges of credits organisations with nothing on its way and a balance under their
+    threshold. Postpaid and internal organisations never spend credit: buying it would only cost them."""
     return list(
         AutoRecharge.objects.filter(enabled=True, pending_payment__isnull=True,
+                                    organization__credit__in=modes.accounts_in_mode(BillingMode.CREDITS),
                                     organization__credit__balance__lt=F("threshold"))
         .order_by("pk").values_list("pk", flat=True)
     )
@@ -70,9 +72,9 @@ def auto_recharge_start(*, auto_recharge_id: int) -> Payment | None:
     """Claim the auto-recharge with a new payment and charge the saved card; None if nothing to do."""
     with transaction.atomic():
         recharge = AutoRecharge.objects.select_related("organization").get(pk=auto_recharge_id)
-        balance = CreditAccount.objects.filter(organization_id=recharge.organization_id).values_list(
-            "balance", flat=True).first()
-        if not recharge.enabled or recharge.pending_payment_id or balance is None or balance >= recharge.threshold:
+        account = CreditAccount.objects.filter(organization_id=recharge.organization_id).first()
+        if (not recharge.enabled or recharge.pending_payment_id or account is None
+                or account.balance >= recharge.threshold or modes.effective_mode(account) != BillingMode.CREDITS):
             return None
         payment = Payment.objects.create(
             organization_id=recharge.organization_id, amount=recharge.amount,

@@ -1,4 +1,7 @@
-"""Usage rollups (per organisation × key × model, per hour and day) and the pruning of raw usage.
+"""Usage rollups (per organisation × key × model × billing mode, per hour and day) and the pruning of raw usage.
+
+The billing mode is each record's own (the mode its request ran in), so the
+postpaid rows of a month are exactly what its invoice bills (billing/invoices.py).
 
 Why whole periods are recomputed, not added to incrementally from a watermark:
 a usage record's `created_at` is when its request started, and it is written
@@ -6,9 +9,10 @@ later (the meter's batch, a retried flush), so records keep arriving for hours
 already rolled up; and an id watermark is not safe either on PostgreSQL, where
 ids are taken at insert time but become visible in commit order. So an hour is
 *dirty* when the number of its raw records differs from the requests its
-rollups count (raw records are only ever inserted until their day is pruned,
-so an equal count means the same records), and a dirty hour is rebuilt from
-all its raw records, then its day from its 24 hours. Rebuilding is idempotent:
+rollups count (raw records are only ever inserted, never changed, their mode
+included, until their day is pruned, so an equal count means the same
+records), and a dirty hour is rebuilt from all its raw records, then its day
+from its 24 hours. Rebuilding is idempotent:
 running twice, or late, gives the same rows.
 
 Every rebuild and every prune runs in a transaction holding the lock of the
@@ -23,8 +27,9 @@ those a LedgerEntry points at*: the ledger is the truth, an entry is never
 edited, and its usage record is its receipt (LedgerEntry.usage_record is
 PROTECT). In credits mode that keeps every charged request; what goes is the
 free ones (refused, failed before the first byte) and everything recorded in
-internal mode. Pruned days are sealed (UsageRollupState.pruned_through): their
-rollups are final and never rebuilt from the records that remain.
+internal or postpaid mode (invoices read the rollups). Pruned days are sealed
+(UsageRollupState.pruned_through): their rollups are final and never rebuilt
+from the records that remain.
 """
 
 import logging
@@ -106,7 +111,7 @@ def _rebuild_hours(hours: list[datetime]) -> None:
         in_hours |= Q(created_at__gte=hour, created_at__lt=hour + HOUR)
     groups = (
         UsageRecord.objects.filter(in_hours).order_by().annotate(hour=TruncHour("created_at"))
-        .values("organization_id", "api_key_id", "model_name", "hour")
+        .values("organization_id", "api_key_id", "model_name", "billing_mode", "hour")
         .annotate(n=Count("id"), p=Sum("prompt_tokens"), c=Sum("completion_tokens"), cr=Sum("cache_read_tokens"),
                   cw=Sum("cache_write_tokens"), im=Sum("images"), sec=Sum("audio_seconds"), cost_sum=Sum("cost"),
                   price_sum=Sum("price"), model_max=Max("model"))
@@ -114,7 +119,8 @@ def _rebuild_hours(hours: list[datetime]) -> None:
     UsageRollup.objects.bulk_create([
         UsageRollup(
             organization_id=g["organization_id"], api_key_id=g["api_key_id"], api_key_ref=g["api_key_id"] or 0,
-            model_name=g["model_name"], model_id=g["model_max"], granularity=HOURLY, period_start=g["hour"],
+            model_name=g["model_name"], model_id=g["model_max"], billing_mode=g["billing_mode"],
+            granularity=HOURLY, period_start=g["hour"],
             requests=g["n"], prompt_tokens=g["p"], completion_tokens=g["c"], cache_read_tokens=g["cr"],
             cache_write_tokens=g["cw"], images=g["im"], audio_seconds=g["sec"], cost=g["cost_sum"],
             price=g["price_sum"],
@@ -128,7 +134,7 @@ def _rebuild_day(day: datetime) -> None:
     UsageRollup.objects.filter(granularity=DAILY, period_start=day).delete()
     groups = (
         UsageRollup.objects.filter(granularity=HOURLY, period_start__gte=day, period_start__lt=day + DAY).order_by()
-        .values("organization_id", "api_key_ref", "model_name")
+        .values("organization_id", "api_key_ref", "model_name", "billing_mode")
         .annotate(n=Sum("requests"), p=Sum("prompt_tokens"), c=Sum("completion_tokens"), cr=Sum("cache_read_tokens"),
                   cw=Sum("cache_write_tokens"), im=Sum("images"), sec=Sum("audio_seconds"), cost_sum=Sum("cost"),
                   price_sum=Sum("price"),
@@ -137,7 +143,8 @@ def _rebuild_day(day: datetime) -> None:
     UsageRollup.objects.bulk_create([
         UsageRollup(
             organization_id=g["organization_id"], api_key_id=g["key_max"], api_key_ref=g["api_key_ref"],
-            model_name=g["model_name"], model_id=g["model_max"], granularity=DAILY, period_start=day,
+            model_name=g["model_name"], model_id=g["model_max"], billing_mode=g["billing_mode"],
+            granularity=DAILY, period_start=day,
             requests=g["n"], prompt_tokens=g["p"], completion_tokens=g["c"], cache_read_tokens=g["cr"],
             cache_write_tokens=g["cw"], images=g["im"], audio_seconds=g["sec"], cost=g["cost_sum"],
             price=g["price_sum"],

@@ -207,11 +207,17 @@ class UsageEvent:
     created_at: datetime = field(default_factory=timezone.now)
 
     @property
+    def mode(self) -> str:
+        return self.billing_mode or settings.HUB_BILLING_MODE
+
+    @property
     def charged(self) -> bool:
-        return self.price > 0 and (self.billing_mode or settings.HUB_BILLING_MODE) == "credits"
+        return self.price > 0 and self.mode == "credits"
 
 
 def _record(event: UsageEvent) -> UsageRecord:
+    # The mode is stored as it is now: HUB_BILLING_MODE or the organisation's
+    # may change later, and invoices bill exactly the postpaid records.
     return UsageRecord(
         request_id=event.request_id, organization_id=event.organization_id, api_key_id=event.api_key_id,
         model_id=event.model_id, model_name=event.model_name[:200], provider_id=event.provider_id,
@@ -221,7 +227,8 @@ def _record(event: UsageEvent) -> UsageRecord:
         cache_write_tokens=event.cache_write_tokens, usage_estimated=event.usage_estimated,
         cost=event.cost, price=event.price, latency_ms=event.latency_ms, first_token_ms=event.first_token_ms,
         unit=event.unit, images=event.images, image_tier=event.image_tier[:40], audio_seconds=event.audio_seconds,
-        status=event.status, http_status=event.http_status, error=event.error[:300], created_at=event.created_at,
+        status=event.status, http_status=event.http_status, error=event.error[:300], billing_mode=event.mode,
+        created_at=event.created_at,
     )
 
 

@@ -83,14 +83,16 @@ def notify_low_balances() -> int:
 
 @shared_task(time_limit=1800)
 def issue_invoices() -> int:
-    """Invoice every finished month of every postpaid organisation, then email and charge what is due.
+    """Invoice every finished month with postpaid usage, then email and charge what is due.
 
     Safe twice or at once: a month is issued under the rollups' lock and
-    invoiced once (unique organisation + period); emails and charges are claimed.
+    invoiced once (unique organisation + period); emails and charges are claimed;
+    a charge left unanswered too long is noted once, for the operator.
     """
     from . import invoices
 
     issued = invoices.issue_due()
+    invoices.unanswered_charges_flag()
     for invoice_id in invoices.unsent():
         send_invoice.delay(invoice_id)
     for invoice_id in invoices.chargeable():

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from hub.errors import HubError, error_response
 
-from . import invoices, payments, stripe_gateway
+from . import invoice_refunds, invoices, payments, stripe_gateway
 from .models import StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -60,23 +60,36 @@ def _failed_intent(intent: dict) -> str:
 def _refunded_charge(charge: dict) -> str:
     if not charge.get("payment_intent"):
         return "ignored: charge without payment intent"
-    return payments.refunds_apply(payment_intent_id=charge["payment_intent"],
-                                  refunds=stripe_gateway.refunds_of_charge(charge["id"]))
+    refunds = stripe_gateway.refunds_of_charge(charge["id"])
+    if invoice_refunds.pays_an_invoice(payment_intent_id=charge["payment_intent"], metadata=charge.get("metadata")):
+        # An invoice's payment bought no credit: the invoice moves, never the ledger.
+        return invoice_refunds.refunds_apply(payment_intent_id=charge["payment_intent"], refunds=refunds,
+                                             invoice_id=(charge.get("metadata") or {}).get("hub_invoice"))
+    return payments.refunds_apply(payment_intent_id=charge["payment_intent"], refunds=refunds)
 
 
 def _dispute_intent(dispute: dict) -> str | None:
     return dispute.get("payment_intent") or stripe_gateway.payment_intent_of_charge(dispute["charge"])
 
 
+def _dispute(dispute: dict, *, closed: bool) -> str:
+    intent = _dispute_intent(dispute)
+    amount = stripe_gateway.from_minor_units(dispute["amount"])
+    if invoice_refunds.pays_an_invoice(payment_intent_id=intent):
+        return invoice_refunds.dispute_apply(payment_intent_id=intent, dispute_id=dispute["id"],
+                                             status=dispute.get("status") or "", amount=amount, closed=closed)
+    if not closed:
+        return payments.dispute_open(payment_intent_id=intent, dispute_id=dispute["id"], amount=amount)
+    return payments.dispute_close(payment_intent_id=intent, dispute_id=dispute["id"], amount=amount,
+                                  won=dispute.get("status") == "won")
+
+
 def _dispute_created(dispute: dict) -> str:
-    return payments.dispute_open(payment_intent_id=_dispute_intent(dispute), dispute_id=dispute["id"],
-                                 amount=stripe_gateway.from_minor_units(dispute["amount"]))
+    return _dispute(dispute, closed=False)
 
 
 def _dispute_closed(dispute: dict) -> str:
-    return payments.dispute_close(payment_intent_id=_dispute_intent(dispute), dispute_id=dispute["id"],
-                                  amount=stripe_gateway.from_minor_units(dispute["amount"]),
-                                  won=dispute.get("status") == "won")
+    return _dispute(dispute, closed=True)
 
 
 def _card_saved(setup_intent: dict) -> str:

@@ -106,20 +106,27 @@ def test_a_new_mode_applies_at_once_in_this_process(client, hub, upstream, organ
 
 # The mode itself -------------------------------------------------------------
 
-def test_the_postpaid_hours_are_kept_when_the_mode_changes(organization):
+def test_every_mode_change_is_audited(organization):
     assert modes.effective_mode(account(organization)) == "credits"
-    acc = set_mode(organization, "postpaid")
-    assert acc.postpaid_since is not None and acc.postpaid_until is None
-    since = acc.postpaid_since
-
-    acc = set_mode(organization, "internal")
-    assert (acc.postpaid_since, acc.postpaid_until is not None) == (since, True)
-
-    # Back within the same (uninvoiced) month: the earlier start stands, so that month bills both stints.
-    acc = set_mode(organization, "postpaid")
-    assert (acc.postpaid_since, acc.postpaid_until) == (since, None)
+    for mode in ("postpaid", "internal", "postpaid", ""):
+        assert set_mode(organization, mode).billing_mode == mode
     assert list(AuditEvent.objects.filter(action="billing.mode_change").values_list("details__to", flat=True)
-                .order_by("pk")) == ["postpaid", "internal", "postpaid"]
+                .order_by("pk")) == ["postpaid", "internal", "postpaid", ""]
+    assert modes.effective_mode(account(organization)) == "credits"
+
+
+def test_each_request_is_recorded_with_the_mode_it_ran_in(client, hub, upstream, organization, settings):
+    client.chat.completions.create(model="openai/gpt-4o-mini", messages=HELLO)  # HUB_BILLING_MODE: credits
+    set_mode(organization, "postpaid")
+    client.chat.completions.create(model="openai/gpt-4o-mini", messages=HELLO)
+    set_mode(organization, "")
+    settings.HUB_BILLING_MODE = "internal"
+    client.chat.completions.create(model="openai/gpt-4o-mini", messages=HELLO)
+    hub.drain()
+
+    assert list(UsageRecord.objects.order_by("created_at").values_list("billing_mode", flat=True)) == \
+        ["credits", "postpaid", "internal"]
+    assert LedgerEntry.objects.filter(kind="usage").count() == 1
 
 
 def test_an_unknown_mode_is_refused(organization):
@@ -143,7 +150,7 @@ def test_an_operator_sets_the_mode_in_the_admin_without_touching_the_balance(org
 
     assert response.status_code == 302, response.content.decode()[:2000]
     acc.refresh_from_db()
-    assert acc.billing_mode == "postpaid" and acc.postpaid_since is not None
+    assert acc.billing_mode == "postpaid"
     assert acc.balance == Decimal(10)
     assert AuditEvent.objects.filter(action="billing.mode_change", actor_user=operator).exists()
     assert_ledger_is_truth(organization)

@@ -45,12 +45,12 @@ _counter = iter(range(1, 10**9))
 
 
 def usage(org, when, *, key=None, model="openai/gpt-4o-mini", prompt=100, completion=20, price="0.0000123456",
-          cost="0.0000100001", cache_read=3):
+          cost="0.0000100001", cache_read=3, mode=""):
     n = next(_counter)
     return services.UsageEvent(
         request_id=f"req-{n}", organization_id=org.pk, api_key_id=key.pk if key else None, model_name=model,
         status="ok", prompt_tokens=prompt + n % 7, completion_tokens=completion + n % 5, cache_read_tokens=cache_read,
-        cache_write_tokens=n % 2, cost=Decimal(cost), price=Decimal(price), created_at=when,
+        cache_write_tokens=n % 2, cost=Decimal(cost), price=Decimal(price), created_at=when, billing_mode=mode,
     )
 
 
@@ -77,7 +77,8 @@ def floor(moment: datetime, granularity: str) -> datetime:
 def expected_from_raw(granularity: str, records=None) -> dict:
     sums = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
     for r in records if records is not None else UsageRecord.objects.all():
-        row = sums[(r.organization_id, r.api_key_id or 0, r.model_name, floor(r.created_at, granularity))]
+        row = sums[(r.organization_id, r.api_key_id or 0, r.model_name, r.billing_mode,
+                    floor(r.created_at, granularity))]
         row["requests"] += 1
         for name in FIELDS[1:]:
             row[name] += getattr(r, name)
@@ -86,7 +87,8 @@ def expected_from_raw(granularity: str, records=None) -> dict:
 
 def rolled(granularity: str) -> dict:
     return {
-        (r.organization_id, r.api_key_ref, r.model_name, r.period_start): {name: getattr(r, name) for name in FIELDS}
+        (r.organization_id, r.api_key_ref, r.model_name, r.billing_mode, r.period_start):
+            {name: getattr(r, name) for name in FIELDS}
         for r in UsageRollup.objects.filter(granularity=granularity)
     }
 
@@ -123,6 +125,25 @@ def test_rollups_equal_the_raw_sums_and_a_second_run_changes_nothing(organizatio
     assert charged.aggregate(p=Sum("price"))["p"] == 2 * (Decimal("0.0000123456") * 3 + Decimal("0.5"))
 
 
+def test_usage_in_each_billing_mode_is_rolled_up_apart(organization, keys, start, settings):
+    """The invoices bill the postpaid rollups: a key's requests in one hour, in three modes, stay three rows."""
+    at = start + timedelta(minutes=5)
+    services.record_usage([usage(organization, at, key=keys[0], mode="postpaid"),
+                           usage(organization, at + timedelta(minutes=1), key=keys[0], mode="internal", price="2"),
+                           usage(organization, at + timedelta(minutes=2), key=keys[0], mode="postpaid", price="1"),
+                           usage(organization, at + timedelta(minutes=3), key=keys[0])])  # HUB_BILLING_MODE: credits
+    settings.HUB_BILLING_MODE = "internal"  # what a record ran in is kept, not what the setting says later
+
+    roll_up_usage.delay()
+
+    assert_rollups_match_raw()
+    for granularity in ("hour", "day"):
+        rows = UsageRollup.objects.filter(granularity=granularity)
+        assert dict(rows.values_list("billing_mode", "requests")) == {"postpaid": 2, "internal": 1, "credits": 1}
+    assert UsageRollup.objects.get(granularity="day", billing_mode="postpaid").price == Decimal("1.0000123456")
+    assert roll_up_usage.delay().get() == 0
+
+
 def test_records_arriving_late_for_a_rolled_up_hour_are_counted(organization, globex, keys, start):
     services.record_usage(spread(organization, globex, keys, start=start))
     roll_up_usage.delay()
@@ -137,10 +158,11 @@ def test_records_arriving_late_for_a_rolled_up_hour_are_counted(organization, gl
     assert day.requests == 2 and day.price == Decimal("0.25") + Decimal("0.0000123456")
 
 
-def test_one_rollup_row_per_period_even_without_a_key(organization):
+def test_one_rollup_row_per_period_and_mode_even_without_a_key(organization):
     row = dict(organization=organization, api_key=None, model_name="m", granularity="hour",
-               period_start=floor(NOW, "hour"))
+               period_start=floor(NOW, "hour"), billing_mode="postpaid")
     UsageRollup.objects.create(**row)
+    UsageRollup.objects.create(**(row | {"billing_mode": "internal"}))
     with pytest.raises(IntegrityError), transaction.atomic():
         UsageRollup.objects.create(**row)
 

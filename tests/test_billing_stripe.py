@@ -415,6 +415,22 @@ def test_auto_recharge_run_twice_charges_once_and_the_webhook_credits_it(
     assert_ledger_is_truth(organization)
 
 
+@pytest.mark.parametrize("own, hub_wide", [("postpaid", "credits"), ("internal", "credits"), ("", "postpaid"),
+                                            ("", "internal")])
+def test_only_credits_organisations_auto_recharge(organization, settings, own, hub_wide):
+    recharge = AutoRecharge.objects.create(organization=organization, enabled=True, threshold=Decimal(20),
+                                           amount=Decimal(25), stripe_customer_id="cus_1",
+                                           stripe_payment_method_id="pm_1")
+    assert payments.auto_recharge_due() == [recharge.pk], "credits, under its threshold"
+
+    CreditAccount.objects.filter(organization=organization).update(billing_mode=own)
+    settings.HUB_BILLING_MODE = hub_wide
+
+    assert payments.auto_recharge_due() == []
+    assert payments.auto_recharge_start(auto_recharge_id=recharge.pk) is None, "credit it would never spend"
+    assert not Payment.objects.exists()
+
+
 def test_a_declined_auto_recharge_disables_it_and_says_why(organization, stripe_client, localstripe_webhook):
     recharge = saved_card(organization, stripe_client, card=DECLINED_CARD)
     auto_recharge_all.delay()

@@ -15,16 +15,17 @@ from celery._state import _set_task_join_will_block
 from django.core import mail
 from django.db import connection
 from django.db.models import Sum
+from django.contrib.messages import get_messages
 from django.test import Client
 from django.utils import timezone
 
 from accounts.models import AuditEvent, User
 from accounts.services import api_key_create
-from billing import invoices, rollups, services
+from billing import invoices, modes, rollups, services
 from billing.models import AutoRecharge, CreditAccount, Invoice, LedgerEntry, StripeEvent, UsageRecord
 from billing.tasks import issue_invoices
 from tests.actors import ROLES, as_key, as_user
-from tests.fakes.stripe_server import LocalStripe, RecordedStripe, event, sign
+from tests.fakes.stripe_server import LocalStripe, RecordedStripe, event, fixture, sign
 
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
 
@@ -176,15 +177,22 @@ def test_usage_under_half_a_cent_is_invoiced_with_nothing_due(world):
     assert (invoice.subtotal, invoice.total, invoice.status) == (Decimal("0.0049999999"), 0, "paid")
 
 
-def test_a_switch_from_credits_mid_month_bills_only_what_the_ledger_did_not_charge(world):
-    switch = MONTH + timedelta(days=10, hours=5, minutes=30)
+def switch(org, mode, at, monkeypatch):
+    """An operator changes the organisation's billing mode at `at`."""
+    with monkeypatch.context() as m:
+        m.setattr(timezone, "now", lambda: at)
+        modes.billing_mode_set(account=CreditAccount.objects.get(organization=org), mode=mode)
+
+
+def test_a_switch_from_credits_mid_month_bills_only_the_postpaid_requests(world):
+    switch_at = MONTH + timedelta(days=10, hours=5, minutes=30)
     before = [spent(world.acme, MONTH + timedelta(days=2), mode="credits", price="0.4"),
-              spent(world.acme, switch - timedelta(minutes=10), mode="credits", price="0.3")]  # the switch's hour
-    after = [spent(world.acme, switch + timedelta(minutes=1), mode="credits", price="0.2"),  # in flight at the switch
-             spent(world.acme, switch + timedelta(minutes=2), price="0.0700000001"),
+              spent(world.acme, switch_at - timedelta(minutes=10), mode="credits", price="0.3")]  # the switch's hour
+    after = [spent(world.acme, switch_at + timedelta(minutes=1), mode="credits", price="0.2"),  # in flight at the switch
+             spent(world.acme, switch_at + timedelta(minutes=2), price="0.0700000001"),
              spent(world.acme, MONTH + timedelta(days=20), price="1.25", model="anthropic/claude")]
     services.record_usage(before + after)
-    postpaid(world.acme, postpaid_since=switch)
+    postpaid(world.acme)
 
     run()
 
@@ -196,23 +204,106 @@ def test_a_switch_from_credits_mid_month_bills_only_what_the_ledger_did_not_char
     ledger_is_truth(world.acme)
 
 
-def test_a_switch_from_internal_mid_month_bills_from_the_hour_it_became_postpaid(world):
-    switch = MONTH + timedelta(days=10, hours=5, minutes=30)
-    services.record_usage([spent(world.acme, switch - timedelta(hours=1), mode="internal", price="9"),
-                           spent(world.acme, switch + timedelta(minutes=1), price="0.5"),
+def test_a_switch_from_internal_mid_month_bills_the_requests_made_in_postpaid_mode(world, monkeypatch):
+    switch_at = MONTH + timedelta(days=10, hours=5, minutes=30)
+    CreditAccount.objects.filter(organization=world.acme).update(billing_mode="internal")
+    services.record_usage([spent(world.acme, switch_at - timedelta(hours=1), mode="internal", price="9")])
+    switch(world.acme, "postpaid", switch_at, monkeypatch)
+    services.record_usage([spent(world.acme, switch_at + timedelta(minutes=1), price="0.5"),
                            spent(world.acme, NEXT - timedelta(seconds=1), price="0.25")])
-    postpaid(world.acme, postpaid_since=switch)
     run()
     assert Invoice.objects.get().subtotal == Decimal("0.75")
 
 
-def test_an_organisation_that_stopped_being_postpaid_is_invoiced_for_its_postpaid_hours(world):
+def test_an_organisation_that_stopped_being_postpaid_is_invoiced_for_its_postpaid_requests(world, monkeypatch):
     until = MONTH + timedelta(days=5, hours=2)
-    services.record_usage([spent(world.acme, MONTH + timedelta(days=1), price="2"),
-                           spent(world.acme, until + timedelta(hours=1), mode="internal", price="3")])
-    CreditAccount.objects.filter(organization=world.acme).update(billing_mode="internal", postpaid_until=until)
+    postpaid(world.acme)
+    services.record_usage([spent(world.acme, MONTH + timedelta(days=1), price="2")])
+    switch(world.acme, "internal", until, monkeypatch)
+    services.record_usage([spent(world.acme, until + timedelta(hours=1), mode="internal", price="3")])
     run()
     assert Invoice.objects.get().subtotal == Decimal("2")
+
+
+def test_a_stint_in_internal_mode_is_not_billed_when_the_organisation_returns_to_postpaid(world, monkeypatch):
+    """Postpaid, internal from the 10th, postpaid again from the 20th, all before the month is invoiced."""
+    postpaid(world.acme)
+    services.record_usage([spent(world.acme, MONTH + timedelta(days=5), price="1")])
+    switch(world.acme, "internal", MONTH + timedelta(days=10), monkeypatch)
+    services.record_usage([spent(world.acme, MONTH + timedelta(days=15), mode="internal", price="9")])
+    switch(world.acme, "postpaid", MONTH + timedelta(days=20), monkeypatch)
+    services.record_usage([spent(world.acme, MONTH + timedelta(days=25), price="0.5")])
+
+    run()
+
+    invoice = Invoice.objects.get()
+    assert invoice.subtotal == Decimal("1.5") and lines_of(invoice)["openai/gpt-4o-mini"]["requests"] == 2
+    assert sorted(raw(world.acme, MONTH, NEXT).values_list("billing_mode", flat=True)) == ["internal", "postpaid", "postpaid"]
+
+
+def test_a_hub_switched_from_internal_to_postpaid_does_not_bill_its_internal_past(world, settings):
+    settings.HUB_BILLING_MODE = "internal"
+    # The organisation has no mode of its own: the gateway hands events over with an empty mode.
+    services.record_usage([spent(world.acme, EARLIER + timedelta(days=3), mode="", price="4"),
+                           spent(world.acme, MONTH + timedelta(days=3), mode="", price="5")])
+    settings.HUB_BILLING_MODE = "postpaid"
+    services.record_usage([spent(world.acme, MONTH + timedelta(days=20), mode="", price="0.75")])
+
+    run()
+
+    invoice = Invoice.objects.get()
+    assert (invoice.period_start, invoice.subtotal) == (MONTH, Decimal("0.75"))
+    assert set(UsageRecord.objects.filter(organization=world.acme, price__gt=1).values_list(
+        "billing_mode", flat=True)) == {"internal"}
+
+
+def test_a_hub_switched_from_postpaid_to_credits_still_bills_its_last_postpaid_month(world, settings):
+    settings.HUB_BILLING_MODE = "postpaid"
+    services.record_usage([spent(world.acme, MONTH + timedelta(days=3), mode="", price="5")])
+    settings.HUB_BILLING_MODE = "credits"
+
+    run()
+
+    invoice = Invoice.objects.get()
+    assert (invoice.organization, invoice.period_start, invoice.subtotal) == (world.acme, MONTH, Decimal("5"))
+    assert run() == 0
+
+
+def test_a_switch_inside_an_hour_bills_exactly_the_requests_made_in_postpaid_mode(world, monkeypatch):
+    hour = MONTH + timedelta(days=10, hours=5)
+    # Acme: postpaid, then internal from 05:59:50; a process whose cached key still says postpaid
+    # serves one more request at 06:00:10.
+    postpaid(world.acme)
+    services.record_usage([spent(world.acme, hour + timedelta(minutes=10), price="1")])
+    switch(world.acme, "internal", hour + timedelta(minutes=59, seconds=50), monkeypatch)
+    services.record_usage([spent(world.acme, hour + timedelta(minutes=59, seconds=55), mode="internal", price="9"),
+                           spent(world.acme, hour + timedelta(hours=1, seconds=10), price="0.25")])
+    # Globex: internal, then postpaid from 05:30.
+    CreditAccount.objects.filter(organization=world.globex).update(billing_mode="internal")
+    services.record_usage([spent(world.globex, hour + timedelta(minutes=10), mode="internal", price="8")])
+    switch(world.globex, "postpaid", hour + timedelta(minutes=30), monkeypatch)
+    services.record_usage([spent(world.globex, hour + timedelta(minutes=31), price="0.5")])
+
+    run()
+
+    assert Invoice.objects.get(organization=world.acme).subtotal == Decimal("1.25")
+    assert Invoice.objects.get(organization=world.globex).subtotal == Decimal("0.5")
+
+
+def test_usage_recorded_before_records_kept_their_mode_is_never_invoiced(world):
+    postpaid(world.acme)
+    services.record_usage([spent(world.acme, MONTH + timedelta(days=3), price="5")])
+    UsageRecord.objects.filter(organization=world.acme).update(billing_mode="")  # as the migration left them
+    assert run() == 0 and not Invoice.objects.exists()
+
+
+def test_a_record_keeps_the_mode_it_ran_in(world, settings):
+    settings.HUB_BILLING_MODE = "postpaid"
+    services.record_usage([spent(world.acme, MONTH, mode=""), spent(world.acme, MONTH, mode="internal"),
+                           spent(world.acme, MONTH, mode="credits")])
+    settings.HUB_BILLING_MODE = "internal"
+    assert sorted(UsageRecord.objects.filter(created_at=MONTH).values_list("billing_mode", flat=True)) == \
+        ["credits", "internal", "postpaid"]
 
 
 def test_running_the_task_twice_issues_and_emails_once(world, mailoutbox):
@@ -404,6 +495,63 @@ def test_operators_open_the_invoice_from_the_admin_and_mark_it_paid(world, issue
     browser.post("/admin/billing/invoice/", {"action": "mark_void", "_selected_action": [issued.pk]})
     issued.refresh_from_db()
     assert issued.status == "paid", "only an open invoice is voided"
+
+
+def operator_browser():
+    browser = Client()
+    browser.force_login(User.objects.create_superuser("operator", "op@example.com", "pw"))
+    return browser
+
+
+def mark_in_admin(browser, invoice, action):
+    response = browser.post("/admin/billing/invoice/", {"action": action, "_selected_action": [invoice.pk]})
+    assert response.status_code == 302
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def test_an_invoice_whose_card_charge_is_in_flight_cannot_be_marked_paid_or_void(world, issued):
+    browser = operator_browser()
+    # Claimed by the charge task, Stripe has not answered yet.
+    Invoice.objects.filter(pk=issued.pk).update(charge_started_at=timezone.now())
+    with pytest.raises(invoices.PaymentInFlight):
+        invoices.invoice_mark(invoice=issued, status="paid")
+    said = mark_in_admin(browser, issued, "mark_paid")
+    assert any(issued.number in m and "card charge is in flight" in m for m in said), said
+    # Stripe answered with a payment intent; its payment_intent.succeeded has not arrived.
+    Invoice.objects.filter(pk=issued.pk).update(stripe_payment_intent_id="pi_in_flight")
+    said = mark_in_admin(browser, issued, "mark_void")
+    assert any("pi_in_flight" in m for m in said), said
+    issued.refresh_from_db()
+    assert (issued.status, issued.paid_at) == ("open", None)
+    assert not AuditEvent.objects.filter(action__in=["invoice.paid", "invoice.void"]).exists()
+
+    # A charge that failed is over: the operator settles the invoice by hand.
+    Invoice.objects.filter(pk=issued.pk).update(payment_error="Your card was declined.")
+    mark_in_admin(browser, issued, "mark_paid")
+    issued.refresh_from_db()
+    assert issued.status == "paid"
+
+
+def test_a_payment_for_an_invoice_already_paid_or_void_is_recorded_for_a_refund(world, issued, stripe_settings,
+                                                                               caplog):
+    globex_invoice = Invoice.objects.get(organization=world.globex)
+    assert invoices.invoice_mark(invoice=issued, status="paid")  # paid outside Stripe
+    assert invoices.invoice_mark(invoice=globex_invoice, status="void")
+
+    for invoice, intent_id in ((issued, "pi_late_acme"), (globex_invoice, "pi_late_globex")):
+        late = {"id": intent_id, "object": "payment_intent", "amount": int(invoice.total * 100),
+                "amount_received": int(invoice.total * 100), "currency": "usd", "status": "succeeded",
+                "metadata": {"hub_invoice": str(invoice.pk)}}
+        assert deliver(event("payment_intent.succeeded", late)).status_code == 200
+
+    issued.refresh_from_db()
+    globex_invoice.refresh_from_db()
+    assert (issued.status, issued.payment_error) == ("paid", "paid twice: refund payment intent pi_late_acme")
+    assert globex_invoice.status == "void"
+    assert globex_invoice.payment_error == "paid after it was voided: refund payment intent pi_late_globex"
+    assert [r.levelname for r in caplog.records if "pi_late" in r.getMessage()] == ["ERROR", "ERROR"]
+    assert all(o.startswith("refused") for o in StripeEvent.objects.values_list("outcome", flat=True))
+    assert CreditAccount.objects.get(organization=world.acme).balance == Decimal(10)
 
 
 # Charging the saved card -----------------------------------------------------
@@ -631,3 +779,154 @@ def test_without_a_saved_card_an_invoice_is_not_charged(world, recorded_stripe, 
     run()
     assert not recorded_stripe.requests
     assert "It is due now." in mailoutbox[0].body
+
+
+def test_a_charge_that_never_answered_within_stripes_key_lifetime_says_why(world, recorded_stripe):
+    postpaid(world.acme)
+    AutoRecharge.objects.create(organization=world.acme, stripe_customer_id="cus_1", stripe_payment_method_id="pm_1")
+    services.record_usage([spent(world.acme, MONTH, price="3")])
+    invoices.issue_due()
+    invoice = Invoice.objects.get()
+    started = timezone.now() - timedelta(days=2)
+    Invoice.objects.filter(pk=invoice.pk).update(charge_started_at=started)
+
+    run()
+    run()
+
+    invoice.refresh_from_db()
+    assert not recorded_stripe.requests, "asking again could charge twice"
+    assert invoice.status == "open" and "No answer from Stripe" in invoice.payment_error
+    assert f"hub_invoice={invoice.pk}" in invoice.payment_error
+    # Now the operator may settle it by hand, having looked in Stripe.
+    assert invoices.invoice_mark(invoice=invoice, status="void")
+
+
+# Refunds and disputes of an invoice's payment ------------------------------------
+
+@pytest.fixture
+def due(world):
+    """An open invoice of 24.50 USD."""
+    postpaid(world.acme)
+    services.record_usage([spent(world.acme, MONTH + timedelta(days=9), price="24.5")])
+    run()
+    return Invoice.objects.get(total=Decimal("24.5"))
+
+
+def paid_by_card(invoice, stripe_client):
+    """The invoice charged on localstripe, as invoice_charge does, and paid by its signed event."""
+    customer = stripe_client.v1.customers.create()
+    method = stripe_client.v1.payment_methods.create(params={
+        "type": "card", "card": {"number": GOOD_CARD, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+    stripe_client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    intent = stripe_client.v1.payment_intents.create(params={
+        "amount": int(invoice.total * 100), "currency": "usd", "customer": customer.id,
+        "payment_method": method.id, "confirm": True, "off_session": True,
+        "metadata": {"hub_invoice": str(invoice.pk)}})
+    Invoice.objects.filter(pk=invoice.pk).update(charge_started_at=timezone.now(), stripe_payment_intent_id=intent.id)
+    assert deliver(event("payment_intent.succeeded", intent.to_dict())).status_code == 200
+    invoice.refresh_from_db()
+    assert invoice.status == "paid"
+    return intent
+
+
+def refund(stripe_client, intent, cents) -> dict:
+    made = stripe_client.v1.refunds.create(params={"payment_intent": intent.id, "amount": cents})
+    return event("charge.refunded", stripe_client.v1.charges.retrieve(made.charge).to_dict())
+
+
+def dispute_of(intent, status="needs_response") -> dict:
+    charge = intent.latest_charge if isinstance(intent.latest_charge, str) else intent.latest_charge.id
+    return fixture("dispute") | {"id": f"du_{intent.id}", "charge": charge, "payment_intent": intent.id,
+                                 "amount": intent.amount, "status": status}
+
+
+def no_credit_moved(org):
+    assert CreditAccount.objects.get(organization=org).balance == Decimal(10)
+    assert not LedgerEntry.objects.filter(idempotency_key__startswith="stripe:").exists()
+    ledger_is_truth(org)
+
+
+def test_a_refund_of_an_invoices_payment_is_noted_and_a_full_one_reopens_it(world, due, stripe_settings,
+                                                                           stripe_client):
+    intent = paid_by_card(due, stripe_client)
+    cents = int(due.total * 100)
+
+    partial = refund(stripe_client, intent, 100)
+    assert deliver(partial).status_code == 200
+    due.refresh_from_db()
+    assert (due.status, due.amount_refunded) == ("paid", Decimal("1"))
+    assert f"Refunded 1.00 of {due.total:.2f} USD" in due.payment_error
+
+    assert deliver(refund(stripe_client, intent, cents - 100)).status_code == 200
+    assert deliver(partial).status_code == 200  # a replay
+    due.refresh_from_db()
+    assert (due.status, due.paid_at, due.amount_refunded) == ("open", None, due.total)
+    assert "Refunded in full" in due.payment_error
+    assert StripeEvent.objects.filter(type="charge.refunded").exclude(outcome__contains=due.number).count() == 0
+    assert AuditEvent.objects.filter(action="invoice.refunded", organization=world.acme).exists()
+    no_credit_moved(world.acme)
+    # Not charged again by itself; the operator voids it or settles it by hand.
+    AutoRecharge.objects.create(organization=world.acme, stripe_customer_id="cus_1", stripe_payment_method_id="pm_1")
+    assert due.pk not in invoices.chargeable()
+    assert invoices.invoice_mark(invoice=due, status="void")
+
+
+def test_a_dispute_reopens_an_invoice_and_a_won_one_pays_it_again(world, due, stripe_settings, stripe_client):
+    intent = paid_by_card(due, stripe_client)
+    opened = event("charge.dispute.created", dispute_of(intent))
+    assert deliver(opened).status_code == 200
+    due.refresh_from_db()
+    assert (due.status, due.paid_at, due.dispute_status) == ("open", None, "needs_response")
+    assert "disputed" in due.payment_error
+    with pytest.raises(invoices.PaymentInFlight):  # the dispute may yet be won: not by hand meanwhile
+        invoices.invoice_mark(invoice=due, status="paid")
+
+    won = event("charge.dispute.closed", dispute_of(intent, "won"))
+    assert deliver(won).status_code == 200
+    assert deliver(won).status_code == 200
+    assert deliver(event("charge.dispute.created", dispute_of(intent))).status_code == 200  # late, again
+    due.refresh_from_db()
+    assert (due.status, due.dispute_status) == ("paid", "won") and due.paid_at is not None
+    assert "won" in due.payment_error
+    no_credit_moved(world.acme)
+
+
+def test_a_lost_dispute_leaves_the_invoice_due(world, due, stripe_settings, stripe_client):
+    intent = paid_by_card(due, stripe_client)
+    deliver(event("charge.dispute.created", dispute_of(intent)))
+    deliver(event("charge.dispute.closed", dispute_of(intent, "lost")))
+    due.refresh_from_db()
+    assert (due.status, due.dispute_status) == ("open", "lost") and "lost" in due.payment_error
+    assert AuditEvent.objects.filter(action="invoice.disputed", organization=world.acme).exists()
+    no_credit_moved(world.acme)
+    assert invoices.invoice_mark(invoice=due, status="void")
+
+
+def test_a_dispute_closed_before_it_was_opened_leaves_a_won_invoice_paid(world, due, stripe_settings,
+                                                                        stripe_client):
+    intent = paid_by_card(due, stripe_client)
+    deliver(event("charge.dispute.closed", dispute_of(intent, "won")))
+    deliver(event("charge.dispute.created", dispute_of(intent)))
+    due.refresh_from_db()
+    assert (due.status, due.dispute_status) == ("paid", "won")
+    no_credit_moved(world.acme)
+
+
+def test_a_refund_that_arrives_before_the_payment_leaves_the_invoice_open(world, due, stripe_settings,
+                                                                          stripe_client):
+    customer = stripe_client.v1.customers.create()
+    method = stripe_client.v1.payment_methods.create(params={
+        "type": "card", "card": {"number": GOOD_CARD, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+    stripe_client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    intent = stripe_client.v1.payment_intents.create(params={
+        "amount": 2450, "currency": "usd", "customer": customer.id, "payment_method": method.id,
+        "confirm": True, "off_session": True, "metadata": {"hub_invoice": str(due.pk)}})
+    Invoice.objects.filter(pk=due.pk).update(charge_started_at=timezone.now(), stripe_payment_intent_id=intent.id)
+
+    assert deliver(refund(stripe_client, intent, 2450)).status_code == 200
+    assert deliver(event("payment_intent.succeeded", intent.to_dict())).status_code == 200
+
+    due.refresh_from_db()
+    assert (due.status, due.amount_refunded) == ("open", Decimal("24.5")) and "Refunded in full" in due.payment_error
+    assert StripeEvent.objects.get(type="payment_intent.succeeded").outcome.startswith("not paid")
+    no_credit_moved(world.acme)
