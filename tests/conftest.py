@@ -14,7 +14,7 @@ from tests.fakes.server import Running, serve
 UPSTREAM_KEY = "sk-upstream-test"
 
 # Named actors of the management API (an owner, members of each role, an outsider).
-pytest_plugins = ["tests.actors"]
+pytest_plugins = ["tests.actors", "tests.stripe_fixtures"]
 
 
 class LiveHub:

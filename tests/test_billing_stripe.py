@@ -12,7 +12,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-import stripe
 from django.db import connection
 from django.db.models import Sum
 from django.test import Client
@@ -28,29 +27,8 @@ from billing.models import (
 )
 from billing.tasks import auto_recharge_all
 from hub.errors import BadRequest, ServiceUnavailable
-from tests.fakes.stripe_server import LocalStripe, RecordedStripe, event, fixture, sign
-
-SECRET = "whsec_test_hub"
-WEBHOOK = "/manage/v1/billing/stripe/webhook"
-GOOD_CARD = "4242424242424242"
-DECLINED_CARD = "4000000000000341"  # attaches, then every charge is declined
-
-
-@pytest.fixture(scope="session")
-def localstripe():
-    server = LocalStripe().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def stripe_settings(settings, localstripe):
-    settings.STRIPE_SECRET_KEY = "sk_test_hub"
-    settings.STRIPE_WEBHOOK_SECRET = SECRET
-    settings.STRIPE_API_BASE = localstripe.url
-    settings.STRIPE_CURRENCY = "usd"
-    return settings
-
+from tests.fakes.stripe_server import RecordedStripe, event, fixture, sign
+from tests.stripe_fixtures import DECLINED_CARD, GOOD_CARD, SECRET, WEBHOOK, card_of, deliver
 
 @pytest.fixture
 def recorded_stripe(stripe_settings):
@@ -58,22 +36,6 @@ def recorded_stripe(stripe_settings):
     stripe_settings.STRIPE_API_BASE = server.url
     yield server
     server.stop()
-
-
-@pytest.fixture
-def stripe_client(localstripe):
-    return stripe.StripeClient("sk_test_hub", base_addresses={"api": localstripe.url})
-
-
-@pytest.fixture
-def localstripe_webhook(localstripe, hub, stripe_settings):
-    """localstripe delivers payment intent events to the live hub while the test runs."""
-    # localstripe sends each event a second after it happens, to the webhooks
-    # registered then: let earlier tests' events go to nobody first.
-    time.sleep(1.2)
-    localstripe.webhook(f"{hub.url}{WEBHOOK}", SECRET, ["payment_intent.succeeded", "payment_intent.payment_failed"])
-    yield
-    localstripe.webhook(f"{hub.url}{WEBHOOK}", SECRET, ["none"])
 
 
 def member(organization, name, role):
@@ -94,12 +56,6 @@ def balance(organization) -> Decimal:
 def assert_ledger_is_truth(organization):
     total = LedgerEntry.objects.filter(account__organization=organization).aggregate(s=Sum("amount"))["s"]
     assert balance(organization) == total
-
-
-def deliver(evt: dict, secret: str = SECRET, payload: bytes | None = None):
-    payload = payload if payload is not None else json.dumps(evt).encode()
-    return Client().post(WEBHOOK, data=payload, content_type="application/json",
-                         headers={"Stripe-Signature": sign(payload, secret)})
 
 
 def checkout(organization, user, amount="25.00"):
@@ -269,10 +225,7 @@ def test_events_of_other_types_are_recorded_and_ignored(organization, stripe_set
 def paid_by_card(organization, stripe_client, amount="25.00", card=GOOD_CARD):
     """A payment charged on localstripe and credited by its signed payment_intent.succeeded."""
     payment = Payment.objects.create(organization=organization, amount=Decimal(amount), source="auto_recharge")
-    customer = stripe_client.v1.customers.create()
-    method = stripe_client.v1.payment_methods.create(params={
-        "type": "card", "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
-    stripe_client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    customer, method = card_of(stripe_client, card)
     intent = stripe_client.v1.payment_intents.create(params={
         "amount": int(Decimal(amount) * 100), "currency": "usd", "customer": customer.id,
         "payment_method": method.id, "confirm": True, "off_session": True,
@@ -357,10 +310,7 @@ def test_a_refund_before_the_credit_is_taken_back_once_the_credit_arrives(
     payment, _ = checkout(organization, owner)
     stripe_settings.STRIPE_API_BASE = localstripe.url
     # A real intent and charge on localstripe play the payment Checkout took.
-    customer = stripe_client.v1.customers.create()
-    method = stripe_client.v1.payment_methods.create(params={
-        "type": "card", "card": {"number": GOOD_CARD, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
-    stripe_client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    customer, method = card_of(stripe_client)
     intent = stripe_client.v1.payment_intents.create(params={
         "amount": 2500, "currency": "usd", "customer": customer.id, "payment_method": method.id,
         "confirm": True, "off_session": True})
@@ -376,10 +326,7 @@ def test_a_refund_before_the_credit_is_taken_back_once_the_credit_arrives(
 # Auto-recharge ---------------------------------------------------------------
 
 def saved_card(organization, stripe_client, card=GOOD_CARD, threshold="20", amount="25"):
-    customer = stripe_client.v1.customers.create()
-    method = stripe_client.v1.payment_methods.create(params={
-        "type": "card", "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
-    stripe_client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    customer, method = card_of(stripe_client, card)
     return AutoRecharge.objects.create(organization=organization, enabled=True, threshold=Decimal(threshold),
                                        amount=Decimal(amount), stripe_customer_id=customer.id,
                                        stripe_payment_method_id=method.id)

@@ -2,7 +2,6 @@
 emailed and charged once however often (or however concurrently) the task runs; paid by Stripe's
 signed webhook, which never grants credit for them."""
 
-import json
 import threading
 import time
 from collections import defaultdict
@@ -10,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
-import stripe
 from celery._state import _set_task_join_will_block
 from django.core import mail
 from django.db import connection
@@ -25,7 +23,8 @@ from billing import invoices, modes, rollups, services
 from billing.models import AutoRecharge, CreditAccount, Invoice, LedgerEntry, StripeEvent, UsageRecord
 from billing.tasks import issue_invoices
 from tests.actors import ROLES, as_key, as_user
-from tests.fakes.stripe_server import LocalStripe, RecordedStripe, event, fixture, sign
+from tests.fakes.stripe_server import RecordedStripe, event, fixture
+from tests.stripe_fixtures import DECLINED_CARD, GOOD_CARD, card_of, deliver
 
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
 
@@ -36,10 +35,6 @@ EARLIER = rollups.start_of_month(MONTH - timedelta(days=1))
 NEXT = rollups.next_month(MONTH)
 CENT = Decimal("0.01")
 
-SECRET = "whsec_test_invoices"
-WEBHOOK = "/manage/v1/billing/stripe/webhook"
-GOOD_CARD = "4242424242424242"
-DECLINED_CARD = "4000000000000341"
 
 _n = iter(range(1, 10**9))
 
@@ -556,50 +551,16 @@ def test_a_payment_for_an_invoice_already_paid_or_void_is_recorded_for_a_refund(
 
 # Charging the saved card -----------------------------------------------------
 
-@pytest.fixture(scope="module")
-def localstripe():
-    server = LocalStripe().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def stripe_settings(settings, localstripe):
-    settings.STRIPE_SECRET_KEY = "sk_test_hub"
-    settings.STRIPE_WEBHOOK_SECRET = SECRET
-    settings.STRIPE_API_BASE = localstripe.url
-    settings.STRIPE_CURRENCY = "usd"
-    settings.HUB_INVOICE_AUTO_CHARGE = True
-    return settings
-
-
-@pytest.fixture
-def stripe_client(localstripe):
-    return stripe.StripeClient("sk_test_hub", base_addresses={"api": localstripe.url})
-
-
-@pytest.fixture
-def localstripe_webhook(localstripe, hub, stripe_settings):
-    """localstripe delivers payment intent events to the live hub while the test runs."""
-    time.sleep(1.2)  # earlier tests' events go to nobody first (localstripe sends them a second late)
-    localstripe.webhook(f"{hub.url}{WEBHOOK}", SECRET, ["payment_intent.succeeded", "payment_intent.payment_failed"])
-    yield
-    localstripe.webhook(f"{hub.url}{WEBHOOK}", SECRET, ["none"])
+def stripe_settings(stripe_settings):
+    stripe_settings.HUB_INVOICE_AUTO_CHARGE = True
+    return stripe_settings
 
 
 def saved_card(org, stripe_client, card=GOOD_CARD):
-    customer = stripe_client.v1.customers.create()
-    method = stripe_client.v1.payment_methods.create(params={
-        "type": "card", "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
-    stripe_client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    customer, method = card_of(stripe_client, card)
     return AutoRecharge.objects.create(organization=org, enabled=False, stripe_customer_id=customer.id,
                                        stripe_payment_method_id=method.id)
-
-
-def deliver(evt: dict):
-    payload = json.dumps(evt).encode()
-    return Client().post(WEBHOOK, data=payload, content_type="application/json",
-                         headers={"Stripe-Signature": sign(payload, SECRET)})
 
 
 def wait_for(condition, timeout=10.0):
@@ -814,10 +775,7 @@ def due(world):
 
 def paid_by_card(invoice, stripe_client):
     """The invoice charged on localstripe, as invoice_charge does, and paid by its signed event."""
-    customer = stripe_client.v1.customers.create()
-    method = stripe_client.v1.payment_methods.create(params={
-        "type": "card", "card": {"number": GOOD_CARD, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
-    stripe_client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    customer, method = card_of(stripe_client)
     intent = stripe_client.v1.payment_intents.create(params={
         "amount": int(invoice.total * 100), "currency": "usd", "customer": customer.id,
         "payment_method": method.id, "confirm": True, "off_session": True,
@@ -914,10 +872,7 @@ def test_a_dispute_closed_before_it_was_opened_leaves_a_won_invoice_paid(world, 
 
 def test_a_refund_that_arrives_before_the_payment_leaves_the_invoice_open(world, due, stripe_settings,
                                                                           stripe_client):
-    customer = stripe_client.v1.customers.create()
-    method = stripe_client.v1.payment_methods.create(params={
-        "type": "card", "card": {"number": GOOD_CARD, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
-    stripe_client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    customer, method = card_of(stripe_client)
     intent = stripe_client.v1.payment_intents.create(params={
         "amount": 2450, "currency": "usd", "customer": customer.id, "payment_method": method.id,
         "confirm": True, "off_session": True, "metadata": {"hub_invoice": str(due.pk)}})
