@@ -6,7 +6,6 @@ exist; a member whose role lacks the action gets 403.
 """
 
 from django.conf import settings
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema
@@ -176,16 +175,12 @@ class KeyRotate(OrgView):
     actions = {"POST": ("revoke_keys", "create_keys")}
 
     @extend_schema(request=None, responses={201: serializers.NewApiKeySerializer},
-                   summary="Rotate a key: a new key with the same name and scope, the old one revoked")
+                   summary="Rotate a key: a new key with the same name, scope, limits and team, the old one revoked")
     def post(self, request, slug, key_id):
         api_key = get_object_or_404(selectors.keys_of(organization=request.organization), pk=key_id)
         if api_key.scope == KeyScope.ADMIN and not permissions.allows(request.role, "create_admin_keys"):
             raise exceptions.PermissionDenied(f"Your role ({request.role}) does not allow create_admin_keys.")
-        actor = actor_of(request)
-        with transaction.atomic():
-            new_key, raw = services.api_key_rotate(api_key=api_key, actor=actor)
-            if api_key.team_id:  # the new key carries on in the old one's team
-                teams.api_key_team_set(api_key=new_key, team=api_key.team, actor=actor)
+        new_key, raw = services.api_key_rotate(api_key=api_key, actor=actor_of(request))  # limits and team kept
         return _new_key_response(new_key, raw)
 
 

@@ -122,14 +122,24 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor | None = None) -> ApiKey:
 
 
 def api_key_rotate(*, api_key: ApiKey, actor: Actor | None = None):
-    """Replace a key by a new one with the same name, scope and expiry; return (new key, raw key)."""
+    """Replace a key by a new one with the same name, scope, expiry, limits and team; return (new key, raw key).
+
+    The limits are copied because a rotated key that lost them would quietly
+    gain every model, address and budget its predecessor was kept from.
+    """
+    from .serializers import LIMIT_FIELDS
+
     if api_key.revoked_at is not None:
         raise AccountsError("A revoked key cannot be rotated.", code="key_revoked")
     with transaction.atomic():
         new_key, raw = api_key_create(
             organization=api_key.organization, name=api_key.name, expires_at=api_key.expires_at,
             scope=api_key.scope, created_by=actor.user if actor else None, actor=actor,
+            limits={name: getattr(api_key, name) for name in LIMIT_FIELDS},
         )
+        if api_key.team_id is not None:
+            ApiKey.objects.filter(pk=new_key.pk).update(team_id=api_key.team_id)
+            new_key.team_id = api_key.team_id
         api_key_revoke(api_key=api_key, actor=actor)
         audit_record(action="key.rotate", actor=actor, organization=api_key.organization, target=api_key,
                      details={"replaced_by": new_key.pk, "prefix": new_key.prefix})

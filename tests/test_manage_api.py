@@ -157,3 +157,18 @@ def test_the_docs_page_loads_swagger_ui_from_the_hub_not_a_cdn(world):
 
     assert (Path(drf_spectacular_sidecar.__file__).parent / "static/drf_spectacular_sidecar/swagger-ui-dist"
             / "swagger-ui-bundle.js").exists()
+
+
+def test_a_rotated_key_keeps_its_limits_and_team(world):
+    from decimal import Decimal
+
+    from accounts.models import ApiKey, Team
+
+    team = Team.objects.create(organization=world.acme, name="ml")
+    ApiKey.objects.filter(pk=world.acme_key.pk).update(
+        allowed_models=["openai/*"], allowed_ips=["203.0.113.0/24"], rpm_limit=7, tpm_limit=700,
+        budget=Decimal("12.5"), budget_period="daily", team=team)
+    rotated = as_user(world.admin).post(f"{KEYS}{world.acme_key.pk}/rotate").json()
+    new = ApiKey.objects.get(pk=rotated["id"])
+    assert (new.allowed_models, new.allowed_ips, new.rpm_limit, new.tpm_limit, new.budget, new.budget_period,
+            new.team_id) == (["openai/*"], ["203.0.113.0/24"], 7, 700, Decimal("12.5"), "daily", team.pk)
