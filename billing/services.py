@@ -85,16 +85,6 @@ def image_rate(rates, tier: str, which: str) -> Decimal:
     return getattr(rates, f"image_{which}", None) or Decimal(0)
 
 
-def image_rate_max(rates, which: str = "price") -> Decimal:
-    """The dearest image the rate prices (a worst case when the tier is not known yet)."""
-    from .models import decimal_tiers
-
-    tiers = getattr(rates, f"image_{which}s", None) or {}
-    if tiers and not isinstance(next(iter(tiers.values())), Decimal):
-        tiers = decimal_tiers(tiers)
-    return max([getattr(rates, f"image_{which}", None) or Decimal(0), *tiers.values()])
-
-
 def account_open(*, organization) -> CreditAccount:
     """The organisation's credit account; a new one gets HUB_STARTER_CREDITS, once."""
     with transaction.atomic():

@@ -62,3 +62,13 @@ def deliver(evt: dict, secret: str = SECRET, payload: bytes | None = None):
     payload = payload if payload is not None else json.dumps(evt).encode()
     return Client().post(WEBHOOK, data=payload, content_type="application/json",
                          headers={"Stripe-Signature": sign(payload, secret)})
+
+
+def wait_for(condition, timeout=10.0) -> bool:
+    """For what localstripe delivers a second late: True once `condition()` holds, False after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False

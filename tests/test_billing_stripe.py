@@ -7,7 +7,6 @@ The hub verifies every event with the real stripe library.
 
 import json
 import threading
-import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -28,7 +27,7 @@ from billing.models import (
 from billing.tasks import auto_recharge_all
 from hub.errors import BadRequest, ServiceUnavailable
 from tests.fakes.stripe_server import RecordedStripe, event, fixture, sign
-from tests.stripe_fixtures import DECLINED_CARD, GOOD_CARD, SECRET, WEBHOOK, card_of, deliver
+from tests.stripe_fixtures import DECLINED_CARD, GOOD_CARD, SECRET, WEBHOOK, card_of, deliver, wait_for
 
 @pytest.fixture
 def recorded_stripe(stripe_settings):
@@ -330,15 +329,6 @@ def saved_card(organization, stripe_client, card=GOOD_CARD, threshold="20", amou
     return AutoRecharge.objects.create(organization=organization, enabled=True, threshold=Decimal(threshold),
                                        amount=Decimal(amount), stripe_customer_id=customer.id,
                                        stripe_payment_method_id=method.id)
-
-
-def wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_auto_recharge_run_twice_charges_once_and_the_webhook_credits_it(

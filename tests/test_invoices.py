@@ -3,7 +3,6 @@ emailed and charged once however often (or however concurrently) the task runs; 
 signed webhook, which never grants credit for them."""
 
 import threading
-import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -24,7 +23,7 @@ from billing.models import AutoRecharge, CreditAccount, Invoice, LedgerEntry, St
 from billing.tasks import issue_invoices
 from tests.actors import ROLES, as_key, as_user
 from tests.fakes.stripe_server import RecordedStripe, event, fixture
-from tests.stripe_fixtures import DECLINED_CARD, GOOD_CARD, card_of, deliver
+from tests.stripe_fixtures import DECLINED_CARD, GOOD_CARD, card_of, deliver, wait_for
 
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
 
@@ -561,15 +560,6 @@ def saved_card(org, stripe_client, card=GOOD_CARD):
     customer, method = card_of(stripe_client, card)
     return AutoRecharge.objects.create(organization=org, enabled=False, stripe_customer_id=customer.id,
                                        stripe_payment_method_id=method.id)
-
-
-def wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_charged_invoice_is_paid_by_the_webhook_and_grants_no_credit(
