@@ -94,7 +94,7 @@ def _endpoint(path: str, endpoint: str, serializer, serve, *, reader=_json_body,
                 validated = _validate(serializer, body)
                 if coerce:
                     body.update(validated)
-            if default_model:
+            if default_model:  # the image endpoints: a model by default, and links back to this hub
                 body["model"] = call.model_name
                 call.origin = settings.HUB_PUBLIC_URL.rstrip("/") or f"{request.scheme}://{request.get_host()}"
         except HubError as error:
