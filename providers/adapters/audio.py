@@ -43,13 +43,6 @@ def transcription_usage(content: bytes, content_type: str, body: dict) -> Usage:
     return usage
 
 
-def _stamp(seconds: float, separator: str) -> str:
-    millis = int(round(seconds * 1000))
-    hours, rest = divmod(millis, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}{separator}{rest % 1000:03d}"
-
-
 def upstream_format(upstream_name: str, asked: str) -> str:
     """What to ask the provider for so that its answer says how much audio it billed.
 
