@@ -37,6 +37,9 @@ class ModelRate(models.Model):
     )
     input_price = money(default=Decimal(0), help_text="Tenant price per million input tokens")
     cached_input_price = money(null=True, blank=True, help_text="Per million cached input tokens; empty: as input")
+    image_input_cost = money(null=True, blank=True,
+                             help_text="Per million image input tokens (image edits: gpt-image-1); empty: as input")
+    image_input_price = money(null=True, blank=True, help_text="Per million image input tokens; empty: as input")
     output_price = money(default=Decimal(0), help_text="Tenant price per million output tokens")
     image_cost = money(default=Decimal(0), help_text="Provider cost per image (no tier matched)")
     image_price = money(default=Decimal(0), help_text="Tenant price per image (no tier matched)")
@@ -75,6 +78,8 @@ class ModelRate(models.Model):
             self.output_price = quantize(self.output_cost * markup)
             if self.cached_input_cost is not None:
                 self.cached_input_price = quantize(self.cached_input_cost * markup)
+            if self.image_input_cost is not None:
+                self.image_input_price = quantize(self.image_input_cost * markup)
             self.image_price = quantize(self.image_cost * markup)
             self.image_prices = {tier: str(quantize(cost * markup))
                                  for tier, cost in decimal_tiers(self.image_costs).items()}
@@ -228,6 +233,7 @@ class UsageRecord(models.Model):
     total_tokens = models.PositiveIntegerField(default=0)
     cache_read_tokens = models.PositiveIntegerField(default=0, help_text="Part of the prompt read from a cache")
     cache_write_tokens = models.PositiveIntegerField(default=0, help_text="Part of the prompt written to a cache")
+    image_input_tokens = models.PositiveIntegerField(default=0, help_text="Part of the prompt that was images")
     usage_estimated = models.BooleanField(default=False, help_text="The upstream reported no usage")
     unit = models.CharField(max_length=20, default="tokens", help_text="What the request is metered in: tokens, "
                             "characters (speech: prompt_tokens counts them), images or seconds")

@@ -24,8 +24,9 @@ from .models import ModelRate, PriceChange
 logger = logging.getLogger(__name__)
 
 RATE_FIELDS = ("input_cost", "output_cost", "margin", "input_price", "output_price")
-# Kept in a history entry only when set, so a token-priced model's history reads as before.
-MEDIA_FIELDS = ("image_cost", "image_price", "audio_second_cost", "audio_second_price")
+# Kept in a history entry only when set, so a plain token-priced model's history reads as before.
+MEDIA_FIELDS = ("cached_input_cost", "cached_input_price", "image_input_cost", "image_input_price", "image_cost",
+                "image_price", "audio_second_cost", "audio_second_price")
 TIER_FIELDS = ("image_costs", "image_prices")  # JSON: tier -> amount
 MARGIN_QUANTUM = Decimal("0.0001")  # ModelRate.margin has 4 decimal places
 

@@ -36,35 +36,40 @@ class Plan:
 
 
 def price_usage(rates, *, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
-                plan: Plan | None = None, images: int = 0, image_tier: str = "",
-                seconds: Decimal = Decimal(0)) -> tuple[Decimal, Decimal]:
+                plan: Plan | None = None, images: int = 0, image_tier: str = "", seconds: Decimal = Decimal(0),
+                image_input_tokens: int = 0) -> tuple[Decimal, Decimal]:
     """(cost, price) of some usage at a route's rates, under an organisation's price plan.
 
-    Tokens are priced per million, cached input tokens (part of the prompt) at
-    the cached-input rate where the model has one; images per image at their
-    tier's rate (ModelRate); audio per second. A plan's margin replaces the
-    model's prices (cost × (1 + margin)); a plan's discount takes a share off them.
+    Tokens are priced per million; cached input tokens and image input tokens
+    (parts of the prompt) at their own rates where the model has them; images
+    per image at their tier's rate (ModelRate); audio per second. A plan's
+    margin replaces the model's prices (cost × (1 + margin)); a plan's
+    discount takes a share off them.
     """
     cached = min(cached_tokens, prompt_tokens)
-    fresh = prompt_tokens - cached
+    pictured = min(image_input_tokens, prompt_tokens - cached)
+    fresh = prompt_tokens - cached - pictured
     seconds = Decimal(seconds)
 
-    def amount(input_rate, cached_rate, output_rate, per_image, per_second):
+    def amount(which: str) -> Decimal:
+        input_rate = getattr(rates, f"input_{which}")
+        cached_rate = getattr(rates, f"cached_input_{which}")
         cached_rate = input_rate if cached_rate is None else cached_rate
         total = (token_amount(fresh, input_rate) + token_amount(cached, cached_rate)
-                 + token_amount(completion_tokens, output_rate))
+                 + token_amount(completion_tokens, getattr(rates, f"output_{which}")))
+        if pictured:
+            image_input_rate = getattr(rates, f"image_input_{which}", None)
+            total += token_amount(pictured, input_rate if image_input_rate is None else image_input_rate)
         if images:
-            total += per_image * images
+            total += image_rate(rates, image_tier, which) * images
         if seconds:
-            total += quantize(per_second * seconds)
+            total += quantize(getattr(rates, f"audio_second_{which}", 0) * seconds)
         return total
 
-    cost = amount(rates.input_cost, rates.cached_input_cost, rates.output_cost,
-                  image_rate(rates, image_tier, "cost") if images else 0, getattr(rates, "audio_second_cost", 0))
+    cost = amount("cost")
     if plan is not None and plan.margin is not None:
         return cost, quantize(cost * (1 + plan.margin))
-    price = amount(rates.input_price, rates.cached_input_price, rates.output_price,
-                   image_rate(rates, image_tier, "price") if images else 0, getattr(rates, "audio_second_price", 0))
+    price = amount("price")
     if plan is not None and plan.discount:
         price = quantize(price * (1 - plan.discount))
     return cost, price
@@ -181,6 +186,7 @@ class UsageEvent:
     completion_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    image_input_tokens: int = 0
     usage_estimated: bool = False
     lease: str = ""  # the credit hold its price was reserved under (hub/credit.py)
     billing_mode: str = ""  # the organisation's; empty: HUB_BILLING_MODE
@@ -214,7 +220,8 @@ def _record(event: UsageEvent) -> UsageRecord:
         credential_id=event.credential_id, endpoint=event.endpoint, stream=event.stream,
         prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
         total_tokens=event.prompt_tokens + event.completion_tokens, cache_read_tokens=event.cache_read_tokens,
-        cache_write_tokens=event.cache_write_tokens, usage_estimated=event.usage_estimated,
+        cache_write_tokens=event.cache_write_tokens, image_input_tokens=event.image_input_tokens,
+        usage_estimated=event.usage_estimated,
         cost=event.cost, price=event.price, latency_ms=event.latency_ms, first_token_ms=event.first_token_ms,
         unit=event.unit, images=event.images, image_tier=event.image_tier[:40], audio_seconds=event.audio_seconds,
         status=event.status, http_status=event.http_status, error=event.error[:300], billing_mode=event.mode,

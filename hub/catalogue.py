@@ -49,6 +49,8 @@ class Route:
     output_price: Decimal = Decimal(0)
     cached_input_cost: Decimal | None = None
     cached_input_price: Decimal | None = None
+    image_input_cost: Decimal | None = None
+    image_input_price: Decimal | None = None
     image_cost: Decimal = Decimal(0)
     image_price: Decimal = Decimal(0)
     image_costs: dict = field(default_factory=dict, hash=False, compare=False)  # tier -> Decimal
@@ -102,6 +104,7 @@ def _prices(rate) -> dict:
 
     prices = {f"{side}_{what}": getattr(rate, f"{side}_{what}") for side in _PRICED for what in ("cost", "price")}
     prices.update(cached_input_cost=rate.cached_input_cost, cached_input_price=rate.cached_input_price,
+                  image_input_cost=rate.image_input_cost, image_input_price=rate.image_input_price,
                   image_costs=decimal_tiers(rate.image_costs), image_prices=decimal_tiers(rate.image_prices))
     unpriced = rate.margin is None and not any(prices[f"{side}_price"] for side in _PRICED) \
         and not prices["image_prices"]
@@ -109,8 +112,9 @@ def _prices(rate) -> dict:
         markup = 1 + settings.HUB_DEFAULT_MARGIN
         for side in _PRICED:
             prices[f"{side}_price"] = quantize(prices[f"{side}_cost"] * markup)
-        if rate.cached_input_cost is not None:
-            prices["cached_input_price"] = quantize(rate.cached_input_cost * markup)
+        for part in ("cached_input", "image_input"):
+            if prices[f"{part}_cost"] is not None:
+                prices[f"{part}_price"] = quantize(prices[f"{part}_cost"] * markup)
         prices["image_prices"] = {tier: quantize(cost * markup) for tier, cost in prices["image_costs"].items()}
     return prices
 

@@ -105,8 +105,9 @@ def _image_worst_case(body: dict, route, plan) -> Decimal:
     output = n * (route.max_output_tokens or settings.HUB_IMAGE_OUTPUT_TOKENS_HOLD)
     tier = body.get("tier") or ""
     tiers = [tier] if tier else ["", *route.image_costs, *route.image_prices]
+    pictured = 1500 * len(body.get("images") or ())
     return max(price_usage(route, prompt_tokens=prompt, completion_tokens=output, images=n, image_tier=t,
-                           plan=plan)[1] for t in tiers)
+                           image_input_tokens=pictured, plan=plan)[1] for t in tiers)
 
 
 class Lease:

@@ -60,6 +60,7 @@ class Call:
             model_name=self.model_name, status=status, endpoint=self.endpoint, stream=self.stream,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
+            image_input_tokens=usage.image_input_tokens,
             usage_estimated=usage.estimated, http_status=http_status, error=error,
             latency_ms=int((time.monotonic() - self.started) * 1000), unit=self.unit,
             images=usage.images, image_tier=usage.image_tier, audio_seconds=usage.seconds,
@@ -73,7 +74,7 @@ class Call:
             event.cost, event.price = price_usage(
                 route, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                 cached_tokens=usage.cache_read_tokens, plan=self.key.plan, images=usage.images,
-                image_tier=usage.image_tier, seconds=usage.seconds)
+                image_tier=usage.image_tier, seconds=usage.seconds, image_input_tokens=usage.image_input_tokens)
         if self.lease is not None:
             event.lease = self.lease.hold_id
             credit.settle(self, event.price if event.charged else Decimal(0))

@@ -103,8 +103,8 @@ class CredentialAdmin(AuditedAdmin):
 class ModelRateInline(admin.StackedInline):
     model = ModelRate
     can_delete = False
-    fields = [("input_cost", "cached_input_cost", "output_cost", "margin"),
-              ("input_price", "cached_input_price", "output_price"),
+    fields = [("input_cost", "cached_input_cost", "image_input_cost", "output_cost", "margin"),
+              ("input_price", "cached_input_price", "image_input_price", "output_price"),
               ("image_cost", "image_price", "audio_second_cost", "audio_second_price"),
               ("image_costs", "image_prices")]
 

@@ -121,7 +121,8 @@ def _apply_credential(provider, spec: dict, where: str, environ) -> list[str]:
 
 
 RATE_FIELDS = ("input_cost", "cached_input_cost", "output_cost", "input_price", "cached_input_price", "output_price",
-               "margin", "image_cost", "image_price", "audio_second_cost", "audio_second_price")
+               "margin", "image_cost", "image_price", "audio_second_cost", "audio_second_price", "image_input_cost",
+               "image_input_price")
 TIER_FIELDS = ("image_costs", "image_prices")  # {tier: amount}
 
 

@@ -450,3 +450,17 @@ def test_a_url_that_turns_private_between_check_and_fetch_is_still_refused(setti
         asyncio.run(fetch())
     assert raised.value.code == "invalid_image" and "could not be fetched" in raised.value.message
     assert not [r for r in upstream.requests if r.path.startswith("/fake-images/")]
+
+
+def test_gpt_image_1_edits_price_image_input_tokens_at_their_own_rate(client, hub, upstream, openai_provider):
+    image_model(openai_provider, "openai/gpt-image-1", "gpt-image-1", input_cost=Decimal(5), output_cost=Decimal(40),
+                image_input_cost=Decimal(10), margin=Decimal("0.2"))
+    client.images.edit(model="openai/gpt-image-1", image=[("a.png", png_of("a", 16), "image/png"),
+                                                          ("b.png", png_of("b", 16), "image/png")],
+                       prompt="add two hats", quality="low", response_format="b64_json")
+    hub.drain()
+    record = UsageRecord.objects.get()
+    # The fake counts 3 text tokens, 65 image tokens per input image, and 272 output tokens a low image.
+    assert (record.prompt_tokens, record.image_input_tokens, record.completion_tokens) == (3 + 130, 130, 272)
+    cost = (Decimal(3) * 5 + Decimal(130) * 10 + Decimal(272) * 40) / 10**6
+    assert (record.cost, record.price) == (cost, cost * Decimal("1.2"))

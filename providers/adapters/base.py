@@ -23,6 +23,7 @@ class Usage:
     estimated: bool = False
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    image_input_tokens: int = 0  # part of the prompt that was images (gpt-image-1 edits)
     images: int = 0  # images generated, priced per image of `image_tier` ("<size>/<quality>")
     image_tier: str = ""
     seconds: Decimal = Decimal(0)  # audio transcribed, priced per second

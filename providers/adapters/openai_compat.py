@@ -128,7 +128,8 @@ async def _images(route, body: dict) -> ImageResult:
     reported = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     size, quality = data.get("size") or body["size"], data.get("quality") or body["quality"]
     usage = Usage(int(reported.get("input_tokens") or 0), int(reported.get("output_tokens") or 0),
-                  images=len(images), image_tier=image_tier(size, quality))
+                  images=len(images), image_tier=image_tier(size, quality),
+                  image_input_tokens=int((reported.get("input_tokens_details") or {}).get("image_tokens") or 0))
     extra = {k: data[k] for k in ("background", "output_format", "quality", "size", "usage") if k in data}
     return ImageResult(images, usage, extra)
 
