@@ -1,6 +1,5 @@
 """Grants with an expiry: spent first, earliest expiry first; what is left lapses once, and the ledger stays the truth."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -11,6 +10,7 @@ from django.utils import timezone
 
 from billing import grants, services
 from billing.models import CreditAccount, CreditGrant, LedgerEntry
+from tests.concurrency import at_once
 
 D = Decimal
 
@@ -114,24 +114,9 @@ def test_the_lapse_task_is_safe_to_run_twice(organization, monkeypatch):
 
 @pytest.mark.skipif(connection.vendor == "sqlite", reason="concurrent writers need a server database")
 def test_two_lapses_at_once_take_the_remainder_once(organization):
-    from django.db import connections
-
     promo = grants.grant_with_expiry(organization=organization, amount=D(7), expires_at=in_days(1),
                                      description="promo")
-    results, barrier = [], threading.Barrier(4)
-
-    def lapse():
-        try:
-            barrier.wait()
-            results.append(grants.lapse_grant(grant_id=promo.pk, now=in_days(2)))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=lapse) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = at_once(*[lambda: grants.lapse_grant(grant_id=promo.pk, now=in_days(2))] * 4)
     assert sorted(results, key=str) == [D(7), None, None, None]
     assert balance(organization) == D(10)
     assert_ledger_is_the_truth(organization)

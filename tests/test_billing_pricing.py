@@ -1,6 +1,5 @@
 """Every price change is kept: who, when, before and after; margins in bulk; prices that lose money."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -15,6 +14,7 @@ from billing import pricing
 from billing.models import ModelRate, PriceChange
 from billing.tasks import flag_prices_below_cost
 from providers.models import CatalogModel, ModelRoute, Provider
+from tests.concurrency import at_once
 
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
 
@@ -175,22 +175,5 @@ def test_hub_prices_lists_what_is_below_cost(models, capsys):
 
 @postgres_only
 def test_concurrent_bulk_margins_record_each_change_once(models):
-    errors = []
-    barrier = threading.Barrier(3)
-
-    def run():
-        try:
-            barrier.wait(10)
-            pricing.margin_apply(margin="0.3")
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not errors
+    at_once(*[lambda: pricing.margin_apply(margin="0.3")] * 3)
     assert PriceChange.objects.filter(source="hub_prices margin").count() == 3

@@ -19,6 +19,7 @@ from billing.models import (
     UsageRollupState,
 )
 from billing.tasks import prune_usage, reconcile_balances, roll_up_usage
+from tests.concurrency import at_once
 
 FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "price")
 NOW = datetime.now(UTC)
@@ -302,25 +303,7 @@ def test_concurrent_prunes_and_rollups_delete_once_and_keep_the_ledger(organizat
     services.record_usage(spread(organization, globex, keys, start=old_start))
     services.record_usage(spread(organization, globex, keys, start=start))
     before = expected_from_raw("day")
-    results, errors = [], []
-    barrier = threading.Barrier(4)
-
-    def run(work):
-        try:
-            barrier.wait(10)
-            results.append(work())
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(w,)) for w in (rollups.prune, rollups.prune, rollups.roll_up,
-                                                                 rollups.roll_up)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
+    at_once(rollups.prune, rollups.prune, rollups.roll_up, rollups.roll_up)
     assert UsageRecord.objects.count() == 30 - 3
     assert rolled("day") == before
     ledger_intact()

@@ -6,12 +6,10 @@ The hub verifies every event with the real stripe library.
 """
 
 import json
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 from django.test import Client
 
@@ -26,6 +24,7 @@ from billing.models import (
 )
 from billing.tasks import auto_recharge_all
 from hub.errors import BadRequest, ServiceUnavailable
+from tests.concurrency import at_once
 from tests.fakes.stripe_server import RecordedStripe, event, fixture, sign
 from tests.stripe_fixtures import DECLINED_CARD, GOOD_CARD, SECRET, WEBHOOK, card_of, deliver, wait_for
 
@@ -386,20 +385,7 @@ def test_a_declined_auto_recharge_disables_it_and_says_why(organization, stripe_
 
 def test_concurrent_auto_recharge_runs_claim_it_once(organization, stripe_settings, stripe_client):
     recharge = saved_card(organization, stripe_client)
-    results, start = [], threading.Barrier(4)
-
-    def run():
-        try:
-            start.wait()
-            results.append(payments.auto_recharge_start(auto_recharge_id=recharge.pk))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = at_once(*[lambda: payments.auto_recharge_start(auto_recharge_id=recharge.pk)] * 4)
     assert len(results) == 4
     assert len([r for r in results if r is not None]) == 1
     assert Payment.objects.count() == 1

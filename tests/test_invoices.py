@@ -2,7 +2,6 @@
 emailed and charged once however often (or however concurrently) the task runs; paid by Stripe's
 signed webhook, which never grants credit for them."""
 
-import threading
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -22,6 +21,7 @@ from billing import invoices, modes, rollups, services
 from billing.models import AutoRecharge, CreditAccount, Invoice, LedgerEntry, StripeEvent, UsageRecord
 from billing.tasks import issue_invoices
 from tests.actors import ROLES, as_key, as_user
+from tests.concurrency import at_once
 from tests.fakes.stripe_server import RecordedStripe, event, fixture
 from tests.stripe_fixtures import DECLINED_CARD, GOOD_CARD, card_of, deliver, wait_for
 
@@ -349,28 +349,14 @@ def test_concurrent_runs_issue_one_invoice_per_month_and_email_it_once(world, tr
     a_month_of_usage(world.acme)
     a_month_of_usage(world.acme, EARLIER)
     a_month_of_usage(world.globex)
-    results, errors = [], []
-    barrier = threading.Barrier(4)
+    try:
+        results = at_once(*[issue_invoices] * 4)
+    finally:
+        # Eager subtasks in threads race on Celery's process-wide "inside a task" flag
+        # (Task.apply sets and restores it): put it back for the tests that follow.
+        _set_task_join_will_block(False)
 
-    def work():
-        try:
-            barrier.wait(10)
-            results.append(issue_invoices())
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    # Eager subtasks in threads race on Celery's process-wide "inside a task" flag
-    # (Task.apply sets and restores it): put it back for the tests that follow.
-    _set_task_join_will_block(False)
-
-    assert not errors and sum(results) == 3
+    assert sum(results) == 3
     assert Invoice.objects.count() == 3
     assert sorted(Invoice.objects.filter(period_start=MONTH).values_list("number", flat=True)) == \
         [f"HUB-{MONTH:%Y-%m}-0001", f"HUB-{MONTH:%Y-%m}-0002"]
@@ -388,23 +374,9 @@ def test_invoices_of_two_organisations_issued_at_once_get_their_own_numbers(worl
     postpaid(world.globex)
     services.record_usage([spent(world.acme, MONTH, price="3"), spent(world.globex, MONTH, price="4")])
     rollups.roll_up()
-    barrier, issued, errors = threading.Barrier(2), [], []
-
-    def work(org):
-        try:
-            barrier.wait(10)
-            issued.append(invoices.invoice_issue(organization_id=org.pk, period_start=MONTH))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(org,)) for org in (world.acme, world.globex)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert not errors and None not in issued
+    issued = at_once(*[lambda org=org: invoices.invoice_issue(organization_id=org.pk, period_start=MONTH)
+                       for org in (world.acme, world.globex)])
+    assert None not in issued
     assert sorted(i.number for i in issued) == [f"HUB-{MONTH:%Y-%m}-0001", f"HUB-{MONTH:%Y-%m}-0002"]
 
 
@@ -670,20 +642,7 @@ def test_concurrent_charges_of_one_invoice_ask_stripe_once(world, transactional_
     services.record_usage([spent(world.acme, MONTH, price="12.345")])
     invoices.issue_due()
     invoice = Invoice.objects.get()
-    barrier, results = threading.Barrier(4), []
-
-    def work():
-        try:
-            barrier.wait(10)
-            results.append(invoices.invoice_charge(invoice_id=invoice.pk))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = at_once(*[lambda: invoices.invoice_charge(invoice_id=invoice.pk)] * 4)
     assert len(results) == 4 and len(recorded_stripe.requests) == 1
 
 
