@@ -22,17 +22,14 @@ install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
 # Migrate, bootstrap the demo organisation, key and provider, then serve the
-# hub with a Celery worker and beat beside it. Ctrl-C stops all three.
+# hub with a Celery worker and beat beside it (hub/Procfile, run by honcho:
+# hub/run.py). Ctrl-C or SIGTERM stops all three gracefully; if one of them
+# exits, honcho stops the others. `exec`: no shell sits between make and honcho.
 run: install
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py hub_bootstrap --base-url http://$(HOST):$(PORT)/v1
-	@trap 'kill 0' INT TERM; \
-	$(VENV)/bin/celery -A hub worker --loglevel=warning --concurrency=2 & \
-	$(VENV)/bin/celery -A hub beat --loglevel=warning & \
-	$(VENV)/bin/gunicorn hub.asgi:application -k uvicorn_worker.UvicornWorker \
-		--workers $(WORKERS) --bind $(HOST):$(PORT) --graceful-timeout 30 --access-logfile - & \
-	wait
+	exec env HUB_BIND=$(HOST):$(PORT) HUB_WORKERS=$(WORKERS) PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m hub.run
 
 test: install-dev
 	$(PY) -m pytest
