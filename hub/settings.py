@@ -292,6 +292,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]  # masked in axes' rows and logs
+AXES_VERBOSE = False  # no "AXES: BEGIN" line from every manage.py call and process start
 OTP_TOTP_ISSUER = env.str("HUB_OTP_ISSUER", default="The hub")
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # a device's secret is never shown back in the admin
 

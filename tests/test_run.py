@@ -99,6 +99,7 @@ def test_make_run_stops_everything_once_and_loses_no_usage(tmp_path, sig):
     # One SIGTERM each, one shutdown line each, no flood, nothing killed.
     assert text.count("sending SIGTERM to") == 3, text
     assert "SIGKILL" not in text and "Traceback" not in text, text
+    assert "AXES: BEGIN" not in text, text
     assert text.count("Handling signal: term") == 1, text
     assert text.count("Warm shutdown") == 1, text
     for name in ("web.1", "worker.1", "beat.1"):
@@ -139,3 +140,11 @@ def test_two_hubs_have_their_own_gunicorn_control_socket(tmp_path):
             master.terminate()
         for var, master in hubs.values():
             master.wait(timeout=60)
+
+
+def test_manage_py_prints_no_axes_banner(tmp_path):
+    """django-axes logged "AXES: BEGIN version …" at every manage.py call and process start."""
+    env = runtime_env(tmp_path / "var")
+    done = subprocess.run([str(VENV_BIN / "python"), "manage.py", "check"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "AXES" not in done.stdout + done.stderr, done.stdout + done.stderr
