@@ -181,7 +181,8 @@ def start_hub(children: Children, env: dict, variant: str, key: str) -> str:
     port = free_port()
     logfile = open(Path(env["HUB_VAR_DIR"]) / f"gunicorn-{variant}.log", "wb")
     cmd = [str(Path(PY).parent / "gunicorn"), "hub.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
-           "--workers", "1", "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--graceful-timeout", "10"]
+           "--workers", "1", "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--graceful-timeout", "10",
+           "--no-control-socket"]  # gunicorn's default one is per user: it would take a running hub's
     proc = children.start(cmd, env=dict(env, DJANGO_SETTINGS_MODULE=VARIANTS[variant]), stdout=logfile,
                           stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

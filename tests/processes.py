@@ -4,7 +4,9 @@ Each such process sees only the distributions requirements.txt installs
 (tests/runtime_only/sitecustomize.py), its own var/ folder and SQLite database.
 """
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -56,6 +58,7 @@ def runtime_site_packages() -> Path:
     absent = {module for module, dists in metadata.packages_distributions().items()
               if not any(canonicalize_name(d) in runtime for d in dists)}
     farm = Path(tempfile.mkdtemp(prefix="hub-runtime-site-"))
+    atexit.register(shutil.rmtree, farm, True)
     for entry in real.iterdir():
         if entry.name.endswith(".dist-info"):
             keep = canonicalize_name(entry.name.removesuffix(".dist-info").rsplit("-", 1)[0]) in runtime
@@ -69,7 +72,8 @@ def runtime_site_packages() -> Path:
 def runtime_env(var_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a process as `make run` starts it: no test settings, its own var/ and SQLite."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE")
+           if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE",
+                        "MAKEFLAGS", "MFLAGS", "MAKELEVEL")  # `make test`'s own: a user's make run is no sub-make
            and not k.startswith(("PYTEST", "HUB_", "CELERY_"))}
     env.update(HUB_VAR_DIR=str(var_dir), PYTHONPATH=str(ROOT / "tests" / "runtime_only"),
                HUB_TEST_SITE_PACKAGES=str(runtime_site_packages()),
