@@ -25,7 +25,8 @@ _SHAPES = re.compile(
     r"|aws_secret_access_key|secret_access_key|session_token)[\"']?\s*[:=]\s*[\"']?)"
     r"(?:(?:Bearer|Basic|AWS4-HMAC-SHA256)\s+)?[^\s\"',;&]{8,}"
     r"|(?P<scheme>\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=\-]{8,}"
-    r"|(?P<param>\b(?:key|api_key|apikey|access_token|token|X-Amz-Credential|X-Amz-Security-Token)=)"
+    r"|(?P<param>\b(?:key|api_key|apikey|access_token|token|sig|signature|X-Amz-Credential|X-Amz-Security-Token"
+    r"|X-Amz-Signature)=)"
     r"[^\s&\"'<>]{8,}"
     r"|\bsk-[A-Za-z0-9_\-]{8,}"  # OpenAI (sk-proj-…), Anthropic (sk-ant-…), the hub's own (sk-hub-…), and kin
     r"|\bAIza[0-9A-Za-z_\-]{16,}"  # Google API keys
