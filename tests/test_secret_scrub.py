@@ -1,8 +1,8 @@
 """The attack: an upstream (a proxy, a self-hosted server) quotes the hub's credential back in an error.
 
-Each fake's echo mode (tests/fakes/server.py echo_of) answers 400, 404, 429, 500
-and 503, and breaks a stream with an error event, quoting the credential it was
-sent with: as a header, bare, in a URL's key= and base64'd. Nothing a tenant, an
+Each fake's echo mode (tests/fakes/server.py echo_of) answers 400, 401, 403,
+404, 429, 500 and 503, and breaks a stream with an error event, quoting the
+credential it was sent with: as a header, bare, in a URL's key= and base64'd. Nothing a tenant, an
 operator or a log reader can see may then hold the canary: not the SDK's
 answers, not UsageRecord.error, not a single Redis key, not the admin's
 credential list, not a log line.
@@ -34,7 +34,7 @@ ANTHROPIC_CANARY = "sk-ant-api03-CANARYm4Qx8Lk2Vb7Nw3Tz9Ry5Hs1Jd6Gc0"
 AWS_KEY_ID_CANARY = "AKIACANARY0000000001"
 AWS_SECRET_CANARY = "wJalrCANARYK7MDENGbPxRfiCYEXAMPLEKEY0001"
 AWS_TOKEN_CANARY = "FwoGZXIvYXdzCANARYEJr//////////wEaDMx1c2VzdGVkIjYwVGVzdA"
-STATUSES = [400, 404, 429, 500, 503]
+STATUSES = [400, 401, 403, 404, 429, 500, 503]
 
 
 def needles(*canaries: str) -> list[str]:

@@ -470,7 +470,8 @@ class FakeGemini(FakeUpstream):
                                                                echo_message(key)))
         frames = [{"candidates": [{"content": {"parts": [{"text": "Hello"}], "role": "model"}, "index": 0}]},
                   google_error(500, "INTERNAL", echo_message(key))]
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
         for frame in frames:
             await send({"type": "http.response.body", "body": b"data: " + json.dumps(frame).encode() + b"\r\n\r\n",
                         "more_body": True})
