@@ -27,7 +27,7 @@ _SHAPES = re.compile(
     r"|(?P<scheme>\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=\-]{8,}"
     r"|(?P<param>\b(?:key|api_key|apikey|access_token|token|sig|signature|X-Amz-Credential|X-Amz-Security-Token"
     r"|X-Amz-Signature)=)"
-    r"[^\s&\"'<>]{8,}"
+    r"[^\s&\"'<>;,]{8,}"
     r"|\bsk-[A-Za-z0-9_\-]{8,}"  # OpenAI (sk-proj-…), Anthropic (sk-ant-…), the hub's own (sk-hub-…), and kin
     r"|\bAIza[0-9A-Za-z_\-]{16,}"  # Google API keys
     r"|\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"  # AWS access key ids

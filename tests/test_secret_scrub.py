@@ -148,6 +148,21 @@ def test_an_upstream_that_echoes_the_credential_leaks_it_nowhere(kind, fakes, hu
     assert any(REDACTED in text for text in seen), "the echo never reached the hub"
 
 
+def test_an_error_sent_as_a_200_is_an_error_and_is_scrubbed(fakes, hub, api_key):
+    """A proxy that reports a failure as 200 {"error": …}: not relayed (nor billed) as an answer."""
+    credential, model, secret = _provider("openai", fakes["openai"])
+    client = openai.OpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "echo:200"}])
+    assert raised.value.status_code == 502 and REDACTED in raised.value.response.text
+    hub.drain()
+    record = UsageRecord.objects.get()
+    assert record.status == "upstream_error" and record.price == 0
+    for text in (raised.value.response.text, record.error):
+        for needle in secret:
+            assert needle not in text
+
+
 def test_a_probe_that_meets_an_echo_keeps_no_trace(fakes, hub, operator):
     """The admin's health check: its stored error, the routing state and both admin columns stay clean."""
     from hub import health_checks

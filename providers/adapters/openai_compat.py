@@ -57,6 +57,12 @@ class OpenAICompatibleAdapter:
         except (ValueError, AttributeError, TypeError):
             raise UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
                                 code="upstream_invalid_response") from None
+        if data.get("error") and not data.get("choices"):
+            # Some proxies (OpenRouter, gateways of gateways) report a failure as a 200 with an error
+            # body: not an answer to relay and bill, and its words may quote the credential.
+            message, code, _ = errors.upstream_message(response.content)
+            raise UpstreamError(f"The provider '{route.provider_name}' failed: {message}".rstrip(": "),
+                                code=code or "upstream_error", retryable=True).without(route.secret)
         if usage is None:
             usage = _estimate(body, data.get("choices") or [])
         return ChatResult(body=response.content, usage=usage)
