@@ -2,11 +2,10 @@ import logging
 
 from providers.redaction import scrub
 
-# Defence in depth: nothing should log a key, but if an exception message or a
-# third-party library ever does, the line is masked before it is written.
-
 
 def redact(text: str) -> str:
+    """Defence in depth: nothing should log a key, but if an exception message or a third-party
+    library ever does, the line is masked before it is written (the same scrub as providers' words)."""
     return scrub(text)
 
 
