@@ -1,13 +1,12 @@
 import logging
-import re
 
-# Defence in depth: nothing should log a key, but if an exception message or a
-# third-party library ever does, the line is masked before it is written.
-_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{3})[A-Za-z0-9_\-]{8,}|((?:Bearer|key=)\s*)[A-Za-z0-9_\-\.]{12,}")
+from providers.redaction import scrub
 
 
 def redact(text: str) -> str:
-    return _SECRET.sub(lambda m: (m.group(1) or m.group(2)) + "…[redacted]", text)
+    """Defence in depth: nothing should log a key, but if an exception message or a third-party
+    library ever does, the line is masked before it is written (the same scrub as providers' words)."""
+    return scrub(text)
 
 
 class RedactSecretsFilter(logging.Filter):

@@ -18,6 +18,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from billing.models import UsageRecord
 from billing.services import UsageEvent, price_usage
 from providers.adapters import ChatResult, UpstreamError, Usage
+from providers.redaction import scrub
 
 from . import capabilities, catalogue, credit, media, policy, routing
 from .auth import KeyInfo
@@ -61,7 +62,8 @@ class Call:
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
             image_input_tokens=usage.image_input_tokens,
-            usage_estimated=usage.estimated, http_status=http_status, error=error,
+            usage_estimated=usage.estimated, http_status=http_status,
+            error=scrub(error, route.secret if route is not None else ""),
             latency_ms=int((time.monotonic() - self.started) * 1000), unit=self.unit,
             images=usage.images, image_tier=usage.image_tier, audio_seconds=usage.seconds,
             billing_mode=self.key.billing_mode,

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 
 from django.conf import settings
 
+from providers.redaction import scrub
+
 from . import shared_state
 
 
@@ -54,7 +56,7 @@ def after_failure(health: Health, error, now: float) -> Health:
     retry_after = _retry_after(getattr(error, "retry_after", None))
     failures = health.failures + 1
     h = Health(failures=failures, level=health.level, cooldown_until=health.cooldown_until,
-               reason=getattr(error, "message", str(error))[:300], since=health.since or now,
+               reason=scrub(getattr(error, "message", str(error)))[:300], since=health.since or now,
                latency_ms=health.latency_ms)
     duration = 0.0
     if hard or failures >= settings.HUB_COOLDOWN_AFTER_FAILURES:

@@ -11,6 +11,15 @@ from accounts.admin import AuditedAdmin
 from billing.models import ModelRate
 
 from .models import CatalogModel, Credential, ModelRoute, Provider
+from .redaction import scrub
+
+
+def _secret_of(credential: Credential) -> str:
+    """The secret to scrub from what is shown of a credential ("" if it cannot be read: the shapes still go)."""
+    try:
+        return credential.get_secret() if credential.pk else ""
+    except ValueError:
+        return ""
 
 
 class CredentialForm(forms.ModelForm):
@@ -74,20 +83,24 @@ class CredentialAdmin(AuditedAdmin):
         from hub import route_health
 
         health = route_health.store().read(obj.pk) if obj.pk else route_health.Health()
-        now = time.time()
+        # Scrubbed again here: a reason cached by an older hub may quote a provider's echo of the key.
+        reason, now = scrub(health.reason, _secret_of(obj)), time.time()
         if health.cooling(now):
             since = datetime.fromtimestamp(health.since or now, tz=dt_timezone.utc)
             return format_html("<b>out</b> for {}s more, since {}: {}", int(health.cooldown_until - now),
-                               since.strftime("%Y-%m-%d %H:%M:%S UTC"), health.reason)
+                               since.strftime("%Y-%m-%d %H:%M:%S UTC"), reason)
         if health.failures:
-            return f"in ({health.failures} failure(s) in a row: {health.reason})"
+            return f"in ({health.failures} failure(s) in a row: {reason})"
         return "in"
 
     @admin.display(description="Last check")
     def last_check(self, obj):
         if obj.last_checked_at is None:
             return "never"
-        state = f"ok in {obj.last_check_latency_ms} ms" if obj.last_check_ok else f"failed: {obj.last_check_error}"
+        if obj.last_check_ok:
+            state = f"ok in {obj.last_check_latency_ms} ms"
+        else:
+            state = f"failed: {scrub(obj.last_check_error, _secret_of(obj))}"
         return f"{obj.last_checked_at:%Y-%m-%d %H:%M:%S} {state}"
 
     @admin.action(description="Test now")

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import AsyncIterator, Protocol
 
+from providers.redaction import scrub
+
 
 @dataclass
 class Usage:
@@ -45,13 +47,39 @@ class Usage:
 
 
 class UpstreamError(Exception):
-    """A provider failed. `status` is what the hub answers with."""
+    """A provider failed. `status` is what the hub answers with.
+
+    Its text is often the provider's own words, which may quote the request's
+    credential: it is scrubbed of anything shaped like a key as it is set, and
+    of the exact credential by `without()`, before anyone answers, stores, logs
+    or caches it.
+    """
 
     def __init__(self, message: str, *, status: int = 502, type: str = "upstream_error", code: str | None = None,
                  param: str | None = None, retryable: bool = False, retry_after: str | None = None):
-        super().__init__(message)
-        self.message, self.status, self.type, self.code, self.param = message, status, type, code, param
-        self.retryable, self.retry_after = retryable, retry_after
+        super().__init__()
+        self.message, self.status, self.type = message, status, type
+        self.code = scrub(str(code))[:100] if code is not None else None
+        self.param = scrub(str(param))[:100] if param is not None else None
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, text: str) -> None:
+        self._message = scrub(str(text))
+        self.args = (self._message,)
+
+    def without(self, secret: str) -> "UpstreamError":
+        """This error with every trace of the credential `secret` removed (see providers/redaction.py)."""
+        if secret:
+            self.message = scrub(self.message, secret)
+            self.code = scrub(self.code, secret) if self.code else self.code
+            self.param = scrub(self.param, secret) if self.param else self.param
+        return self
 
 
 @dataclass

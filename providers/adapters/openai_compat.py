@@ -57,6 +57,12 @@ class OpenAICompatibleAdapter:
         except (ValueError, AttributeError, TypeError):
             raise UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
                                 code="upstream_invalid_response") from None
+        if data.get("error") and not data.get("choices"):
+            # Some proxies (OpenRouter, gateways of gateways) report a failure as a 200 with an error
+            # body: not an answer to relay and bill, and its words may quote the credential.
+            message, code, _ = errors.upstream_message(response.content)
+            raise UpstreamError(f"The provider '{route.provider_name}' failed: {message}".rstrip(": "),
+                                code=code or "upstream_error", retryable=True).without(route.secret)
         if usage is None:
             usage = _estimate(body, data.get("choices") or [])
         return ChatResult(body=response.content, usage=usage)
@@ -64,7 +70,7 @@ class OpenAICompatibleAdapter:
     async def chat_stream(self, route, body: dict, include_usage: bool):
         url, payload, headers = _request(route, body, stream=True)
         response = await transport.send(route, url, payload, headers, errors.from_status, stream=True)
-        return OpenAIStream(response, body, include_usage, route.provider_name)
+        return OpenAIStream(response, body, include_usage, route.provider_name, route.secret)
 
     async def embed(self, route, body: dict) -> ChatResult:
         return await _embed(route, body)
@@ -197,8 +203,9 @@ def _estimate(body: dict, choices: list) -> Usage:
 
 
 class OpenAIStream:
-    def __init__(self, response: httpx.Response, body: dict, include_usage: bool, provider: str):
+    def __init__(self, response: httpx.Response, body: dict, include_usage: bool, provider: str, secret: str = ""):
         self._response = response
+        self._secret = secret
         self._body = body
         self._include_usage = include_usage
         self._provider = provider
@@ -255,9 +262,11 @@ class OpenAIStream:
         if not isinstance(chunk, dict):
             return event
         if "error" in chunk:
+            # Not relayed as it came (it may quote the credential): the client gets the hub's error event below.
             message, code, _ = errors.upstream_message(data)
-            self.error = UpstreamError(message or "The provider reported an error mid-stream.", code=code)
-            return event
+            self.error = UpstreamError(message or "The provider reported an error mid-stream.",
+                                       code=code).without(self._secret)
+            return None
         choices = chunk.get("choices") or []
         for choice in choices:
             delta = choice.get("delta") or {}

@@ -125,7 +125,7 @@ class TranslatedStream:
                         self.first_token_at = time.monotonic()
                     yield chunk
         except UpstreamError as error:
-            self.error = error
+            self.error = error.without(self.route.secret)  # a mid-stream error event may quote the credential
         except httpx.HTTPError as exc:
             self.error = errors.from_transport(exc, self.route.provider_name)
             self.error.message = f"The stream from the provider '{self.route.provider_name}' was cut off."

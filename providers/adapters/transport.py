@@ -49,7 +49,10 @@ async def send(route, url: str, payload: bytes | None, headers: dict, error_from
         finally:
             await response.aclose()
         if response.status_code >= 400:
-            raise error_from(response.status_code, content, response.headers, route.provider_name)
+            # The one way a provider's failed answer becomes the hub's error: whatever it
+            # quoted of the credential it was sent with goes no further.
+            raise error_from(response.status_code, content, response.headers, route.provider_name).without(
+                route.secret)
     return response
 
 

@@ -10,7 +10,8 @@ official SDK appends /v1/messages itself)::
 Replies follow the conformance contract of tests/conformance/cases.py. Besides
 its error kinds, ``error:stream_overloaded`` sends an ``error`` event mid-stream
 (Anthropic's overloaded_error) and ``error:cut`` drops the connection mid-stream.
-(Without streaming, both answer 529 overloaded.) Usage reports cache reads (3)
+(Without streaming, both answer 529 overloaded.) ``echo:<status>`` and ``echo:stream``
+quote the x-api-key back in an error (tests/fakes/server.py ``echo_of``). Usage reports cache reads (3)
 and writes (2) on top of the contract's input count.
 """
 
@@ -25,7 +26,7 @@ import re
 import secrets
 import urllib.request
 
-from tests.fakes.server import CutStream, FakeUpstream, RecordedRequest, json_object
+from tests.fakes.server import CutStream, FakeUpstream, RecordedRequest, echo_message, echo_of, json_object
 
 API_KEY = "sk-ant-api03-fake-upstream-key"
 CACHE_READ, CACHE_WRITE = 3, 2
@@ -172,7 +173,7 @@ class FakeAnthropic(FakeUpstream):
         parsed = json_object(body)
         rid = f"req_{next(self._ids):04d}{secrets.token_hex(8)}"  # also the request-id response header
         self._record(RecordedRequest(scope["method"], scope["path"], headers, parsed, body, rid))
-        reply = Reply(self, send, rid)
+        reply = Reply(self, send, rid, headers.get("x-api-key") or headers.get("authorization", ""))
         if scope["method"] != "POST" or scope["path"] != "/v1/messages":
             return await reply.error(404, "not_found_error", "Not Found")
         # The key comes as x-api-key (the documented header, the hub's) or as a
@@ -214,8 +215,8 @@ class FakeAnthropic(FakeUpstream):
 class Reply:
     """One answer: an error body, a Message, or its event stream."""
 
-    def __init__(self, fake: FakeAnthropic, send, rid: str):
-        self.fake, self.send, self.rid = fake, send, rid
+    def __init__(self, fake: FakeAnthropic, send, rid: str, key: str = ""):
+        self.fake, self.send, self.rid, self.key = fake, send, rid, key  # key: what echo mode quotes
 
     async def _respond(self, status: int, body: bytes, ctype: bytes, extra=()) -> None:
         await self.send({"type": "http.response.start", "status": status, "headers": [
@@ -231,6 +232,12 @@ class Reply:
         last = _blocks(req["messages"][-1].get("content"))
         text = " ".join(b["text"] for b in last if b.get("type") == "text")
         stream = bool(req.get("stream"))
+        echo = echo_of(text)
+        if echo is not None and (echo != "stream" or not stream):
+            status = int(echo) if echo.isdigit() else 500
+            kinds = {400: "invalid_request_error", 404: "not_found_error", 429: "rate_limit_error",
+                     503: "overloaded_error"}
+            return await self.error(status, kinds.get(status, "api_error"), echo_message(self.key))
         if text.startswith("error:"):
             kind = text.removeprefix("error:").split()[0] if text.strip() != "error:" else ""
             if kind in ERRORS:
@@ -313,6 +320,9 @@ class Reply:
         if text.startswith("error:stream_overloaded"):
             events = events[:5] + [event("error", {"type": "error", "error": {
                 "type": "overloaded_error", "message": "Overloaded"}, "request_id": self.rid})]
+        elif text.startswith("echo:stream"):
+            events = events[:5] + [event("error", {"type": "error", "error": {
+                "type": "api_error", "message": echo_message(self.key)}, "request_id": self.rid})]
         elif text.startswith("error:cut"):
             events, cut = events[:5], True
         await self.send({"type": "http.response.start", "status": 200, "headers": [

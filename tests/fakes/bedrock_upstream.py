@@ -17,7 +17,8 @@ triggers for the adapter's own tests (last user text): ``error:midstream`` (a
 modelStreamErrorException frame after two words), ``error:midstream_throttle``,
 ``error:cut`` (the connection drops), ``error:truncated`` (the stream ends
 without messageStop), ``error:model_not_ready``, ``error:timeout``,
-``error:validation``, ``error:not_found``.
+``error:validation``, ``error:not_found``. ``echo:<status>`` and ``echo:stream`` quote the
+Authorization and x-amz-security-token headers back (tests/fakes/server.py ``echo_of``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.fakes.server import CutStream, FakeUpstream, json_object
+from tests.fakes.server import CutStream, FakeUpstream, echo_message, echo_of, json_object
 
 # AWS's documented example credentials.
 ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
@@ -278,7 +279,9 @@ class FakeBedrock(FakeUpstream):
             return await self._titan_embed(send, rid, parsed)
         if problem := _invalid(parsed):
             return await self._error(send, rid, 400, "ValidationException:" + _BEDROCK, problem)
-        await self._converse(send, receive, rid, parsed, stream=match.group(2) == "converse-stream")
+        await self._converse(send, receive, rid, parsed, stream=match.group(2) == "converse-stream",
+                             echoed=" ".join(filter(None, (headers.get("authorization"),
+                                                           headers.get("x-amz-security-token")))))
 
     async def _titan_embed(self, send, rid, req):
         """InvokeModel on Titan Text Embeddings V2: {"inputText", "dimensions"?, "normalize"?}."""
@@ -304,7 +307,7 @@ class FakeBedrock(FakeUpstream):
         await send({"type": "http.response.body", "body": body})
 
     # ------------------------------------------------------------- answers
-    async def _converse(self, send, receive, rid, req, stream):
+    async def _converse(self, send, receive, rid, req, stream, echoed=""):
         messages, system = req["messages"], req.get("system") or []
         last = messages[-1]["content"]
         last_text = " ".join(b["text"] for b in last if "text" in b)
@@ -314,6 +317,13 @@ class FakeBedrock(FakeUpstream):
         prompt = sum(len(t.split()) for t in texts) + 3 * (len(messages) + (1 if system else 0))
         read, write = (2, 1) if prompt >= 4 else (0, 0)
         kind = last_text[len("error:"):] if last_text.startswith("error:") else None
+        echo = echo_of(last_text)
+        if echo is not None and (echo != "stream" or not stream):
+            status = int(echo) if echo.isdigit() else 500
+            types = {400: "ValidationException", 404: "ResourceNotFoundException", 429: "ThrottlingException",
+                     503: "ServiceUnavailableException"}
+            return await self._error(send, rid, status, types.get(status, "InternalServerException") + ":" + _BEDROCK,
+                                     echo_message(echoed))
         if kind in ERRORS:
             status, error_type, message = ERRORS[kind]
             return await self._error(send, rid, status, error_type, message)
@@ -381,6 +391,8 @@ class FakeBedrock(FakeUpstream):
         elif kind == "midstream_throttle":
             frames = frames[:3] + [exception("throttlingException",
                                              "Too many tokens, please wait before trying again.")]
+        elif echo == "stream":
+            frames = frames[:3] + [exception("modelStreamErrorException", echo_message(echoed))]
         elif kind == "truncated":
             frames = frames[:3]
         elif kind == "cut":

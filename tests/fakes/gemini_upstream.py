@@ -17,7 +17,8 @@ refuses a ``key=`` query parameter: the hub must send the key in the
 Models with a behaviour of their own: ``fake-cut`` (a stream dropped after three
 words; a 500 otherwise), ``fake-stream-error`` (an error event after two words),
 ``fake-no-usage`` (no usageMetadata), ``fake-thinking`` (a thought part and
-thoughtsTokenCount 7).
+thoughtsTokenCount 7). A last user text ``echo:<status>`` or ``echo:stream`` answers an
+error quoting the API key (tests/fakes/server.py ``echo_of``).
 
 Native image generation ("Nano Banana"): a model whose name contains ``image``,
 asked for the ``IMAGE`` response modality (the default for such a model), answers
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from tests.fakes.media import png_of
-from tests.fakes.server import CutStream, FakeUpstream, json_object, until_disconnect
+from tests.fakes.server import CutStream, FakeUpstream, echo_message, echo_of, json_object, until_disconnect
 
 API_KEY = "AIzaSy-fake-gemini-upstream-key-0001"
 PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent|batchEmbedContents)$")
@@ -267,6 +268,10 @@ class FakeGemini(FakeUpstream):
             return await self._json(send, 400, google_error(400, "INVALID_ARGUMENT", error))
         model, method = match.group(2), match.group(3)
         sse = method == "streamGenerateContent" and query.get("alt") == ["sse"]
+        last = req["contents"][-1]
+        echo = echo_of(" ".join(p["text"] for p in last.get("parts") or [] if "text" in p))
+        if echo is not None:
+            return await self._echo(send, echo, headers.get("x-goog-api-key", ""), sse)
         await self._generate(receive, send, rid, model, req, method == "streamGenerateContent", sse)
 
     async def _embed(self, send, model, req) -> None:
@@ -454,6 +459,23 @@ class FakeGemini(FakeUpstream):
             gone.cancel()
         if model == "fake-cut":
             raise CutStream("fake-cut: dropping connection mid-stream")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _echo(self, send, echo: str, key: str, sse: bool) -> None:
+        """Echo mode (tests/fakes/server.py echo_of): an error quoting the x-goog-api-key header."""
+        states = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
+        if echo != "stream" or not sse:
+            status = int(echo) if echo.isdigit() else 500
+            return await self._json(send, status, google_error(status, states.get(status, "INTERNAL"),
+                                                               echo_message(key)))
+        frames = [{"candidates": [{"content": {"parts": [{"text": "Hello"}], "role": "model"}, "index": 0}]},
+                  google_error(500, "INTERNAL", echo_message(key))]
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        for frame in frames:
+            await send({"type": "http.response.body", "body": b"data: " + json.dumps(frame).encode() + b"\r\n\r\n",
+                        "more_body": True})
+            await asyncio.sleep(0)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     # ----------------------------------------------------------- helpers

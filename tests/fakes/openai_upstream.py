@@ -11,6 +11,9 @@ daemon thread with its own event loop (tests/fakes/server.py). Usage::
 Behaviour is chosen by the request's ``model`` (see ``_ERRORS`` and ``_chat``):
 ``fake-error-<status>``, ``fake-hang``, ``fake-slow``, ``fake-cut``,
 ``fake-no-usage``, ``fake-malformed``, ``fake-tool``; any other model is normal.
+A chat whose last user text is ``echo:<status>`` or ``echo:stream`` answers an
+error quoting the Authorization header (tests/fakes/server.py ``echo_of``); so does
+the model ``fake-echo-<status>``.
 
 Media routes: ``/v1/images/generations`` (JSON), ``/v1/images/edits``,
 ``/v1/audio/transcriptions`` and ``/v1/audio/translations`` (multipart, recorded
@@ -34,6 +37,8 @@ from tests.fakes.server import (
     CutStream,
     FakeUpstream,
     RecordedRequest,
+    echo_message,
+    echo_of,
     json_object,
     until_disconnect,
 )
@@ -222,6 +227,13 @@ class FakeOpenAI(FakeUpstream):
                 f"The model '{mid}' does not exist", "invalid_request_error",
                 "model_not_found", "model"))
         if method == "POST" and path == "/v1/chat/completions":
+            req = json_object(body) or {}
+            messages = req.get("messages") if isinstance(req.get("messages"), list) else []
+            echo = echo_of(_text(messages[-1].get("content"))) if messages and isinstance(messages[-1], dict) else None
+            if isinstance(req.get("model"), str) and req["model"].startswith("fake-echo-"):
+                echo = req["model"].removeprefix("fake-echo-")  # for a request the test does not write (a probe)
+            if echo is not None:
+                return await self._echo(send, rid, echo, headers.get("authorization", ""), bool(req.get("stream")))
             return await self._chat(receive, send, rid, body)
         if method == "POST" and path == "/v1/embeddings":
             return await self._embeddings(send, rid, body)
@@ -585,6 +597,27 @@ class FakeOpenAI(FakeUpstream):
             # Exception after the response started: uvicorn closes the socket
             # without the terminating chunk, i.e. an incomplete chunked body.
             raise CutStream("fake-cut: dropping connection mid-stream")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _echo(self, send, rid, echo: str, authorization: str, stream: bool) -> None:
+        """Echo mode (tests/fakes/server.py echo_of): an error quoting the Authorization header."""
+        message = echo_message(authorization)
+        if echo != "stream" or not stream:
+            status = int(echo) if echo.isdigit() else 500
+            return await self._json(send, rid, status, _error(message, "server_error" if status >= 500
+                                                              else "invalid_request_error", "proxy_error"))
+        base = {"id": f"chatcmpl-fake{rid.removeprefix('req-')}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": "fake-echo"}
+        events = [dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                       "finish_reason": None}]),
+                  dict(base, choices=[{"index": 0, "delta": {"content": "Hello"}, "finish_reason": None}]),
+                  _error(message, "server_error", "proxy_error")]
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream"), (b"x-request-id", rid.encode())]})
+        for event in events:
+            await send({"type": "http.response.body", "body": b"data: " + json.dumps(event).encode() + b"\n\n",
+                        "more_body": True})
+            await asyncio.sleep(0)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     # ----------------------------------------------------------- helpers

@@ -27,6 +27,25 @@ FAKE_OPTIONS = {"lifespan": "off", "loop": "asyncio", "http": "h11", "access_log
                 "timeout_graceful_shutdown": 1}  # cancels requests still open (a hang) on stop()
 
 
+def echo_of(text: str) -> str | None:
+    """``echo:<status>`` or ``echo:stream`` (a request's last user text): the fakes' echo mode, where an
+    error (of that status, or mid-stream) quotes the request's credential back, as some proxies and
+    self-hosted servers do. The hub must never pass that on."""
+    if not isinstance(text, str) or not text.startswith("echo:"):
+        return None
+    return text.removeprefix("echo:").split()[0] if text.strip() != "echo:" else "500"
+
+
+def echo_message(credential: str) -> str:
+    """The echo's words: the credential as a header, bare, base64'd and in a URL, like a proxy's dump."""
+    import base64
+
+    bare = credential.split()[-1] if credential else ""
+    return (f"Upstream proxy failure for request with headers {{'authorization': '{credential}'}}; "
+            f"x-api-key: {bare}; forwarded to https://backend.internal/v1/chat?key={bare}; "
+            f"basic {base64.b64encode(bare.encode()).decode()}; key {bare} is not allowed on this route")
+
+
 class CutStream(Exception):
     """Raised inside an app to make uvicorn drop the connection mid-body."""
 
