@@ -272,3 +272,18 @@ def test_the_admin_shows_a_ledger_entry_whose_record_was_archived(credits_org):
     assert listing.status_code == 200 and f"/admin/billing/ledgerentry/{entry.pk}/change/" in listing.content.decode()
     account = browser.get(f"/admin/billing/creditaccount/{entry.account_id}/change/")
     assert account.status_code == 200
+
+
+def test_a_keys_lifetime_spend_still_counts_the_days_retention_pruned(credits_org):
+    from accounts.services import api_key_create
+    from hub import policy
+
+    key, _ = api_key_create(organization=credits_org, name="budgeted")
+    services.record_usage([event(credits_org, when, api_key_id=key.pk, price="0.5") for when in (OLD, RECENT)])
+    lifetime, _ = policy.period_bounds("lifetime", NOW)
+    assert policy._spent(key.pk, lifetime) == Decimal(1)
+
+    assert prune_usage.delay().get() == 1
+
+    assert policy._spent(key.pk, lifetime) == Decimal(1), "the pruned day is in the rollups"
+    assert policy._spent(key.pk, rollups.start_of_day(RECENT)) == Decimal("0.5")
