@@ -287,3 +287,26 @@ def test_a_keys_lifetime_spend_still_counts_the_days_retention_pruned(credits_or
 
     assert policy._spent(key.pk, lifetime) == Decimal(1), "the pruned day is in the rollups"
     assert policy._spent(key.pk, rollups.start_of_day(RECENT)) == Decimal("0.5")
+
+
+def test_the_migration_fills_existing_entries_from_their_records(credits_org):
+    from django.db.migrations.executor import MigrationExecutor
+
+    charged_usage(credits_org, RECENT)
+    executor = MigrationExecutor(connection)
+    leaves = executor.loader.graph.leaf_nodes()
+    executor.migrate([("billing", "0014_image_input_tokens")])  # before entries kept their own receipt
+    try:
+        executor = MigrationExecutor(connection)
+        executor.migrate([("billing", "0015_ledger_keeps_usage")])
+    finally:
+        MigrationExecutor(connection).migrate(leaves)
+
+    usage = LedgerEntry.objects.filter(kind="usage").select_related("usage_record")
+    assert usage.count() == 9
+    for entry in usage:
+        record = entry.usage_record
+        assert (entry.request_id, entry.model_name, entry.usage_at) == (
+            record.request_id, record.model_name, record.created_at)
+    grant = LedgerEntry.objects.get(kind="grant")
+    assert (grant.request_id, grant.model_name, grant.usage_at, grant.usage_record) == ("", "", None, None)
