@@ -174,8 +174,10 @@ class LedgerEntry(models.Model):
     A usage charge keeps what it charged for on its own row (request id,
     model, when the request ran), so it stays a complete receipt once
     retention has archived and deleted its usage record (billing/rollups.py):
-    `usage_record` then becomes NULL, the one change an entry ever undergoes,
-    made by the database's SET_NULL, never by save().
+    `usage_record` then becomes NULL (Django's SET_NULL, an UPDATE that never
+    passes through save()). On PostgreSQL a trigger refuses every other UPDATE
+    and DELETE of an entry (migration 0016); save() and delete() refuse them
+    everywhere.
     """
 
     class Kind(models.TextChoices):

@@ -310,3 +310,26 @@ def test_the_migration_fills_existing_entries_from_their_records(credits_org):
             record.request_id, record.model_name, record.created_at)
     grant = LedgerEntry.objects.get(kind="grant")
     assert (grant.request_id, grant.model_name, grant.usage_at, grant.usage_record) == ("", "", None, None)
+
+
+@postgres_only
+def test_the_database_refuses_any_other_change_to_a_ledger_entry(credits_org):
+    from django.db import DatabaseError, transaction
+
+    charged_usage(credits_org, OLD)
+    operator = User.objects.create_superuser("operator", "op@example.com", "pw")
+    grant = services.credit_grant(organization=credits_org, amount=Decimal(1), created_by=operator)
+    entry = LedgerEntry.objects.filter(kind="usage").first()
+    for change in ({"amount": Decimal(0)}, {"request_id": "other"}, {"usage_record": None, "amount": Decimal(-9)},
+                   {"usage_record": UsageRecord.objects.exclude(pk=entry.usage_record_id).first()}):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            LedgerEntry.objects.filter(pk=entry.pk).update(**change)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        LedgerEntry.objects.filter(pk=grant.pk)._raw_delete(connection.alias)
+
+    # What the schema asks for goes through: a pruned record's link, a deleted user's link.
+    assert prune_usage.delay().get() == 12
+    operator.delete()
+    assert LedgerEntry.objects.get(pk=grant.pk).created_by is None
+    assert not LedgerEntry.objects.filter(usage_record__isnull=False).exists()
+    ledger_equals_balance()
