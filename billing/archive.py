@@ -3,8 +3,9 @@
 Retention (billing/rollups.py) writes a day's raw records here before it
 deletes them. The storage is STORAGES["usage_archive"] (a FileSystemStorage
 under var/archive by default; any Django storage, S3 included, will do).
-A month is the parts `usage/<YYYY-MM>.part-<YYYY-MM-DD>.jsonl.gz`, read in
-name order: no part is ever appended to, since object stores cannot append.
+A month is the parts `usage/<YYYY-MM>.part-<YYYY-MM-DD>.jsonl.gz` (and
+`…-kept.jsonl.gz`: the charged records an older rule kept, archived later,
+billing/rollups.py), read in name order: no part is ever appended to, since object stores cannot append.
 Each line is one record with every field of it (the foreign keys as their
 ids, Decimals as strings, times in ISO 8601), in id order.
 
@@ -41,8 +42,8 @@ def storage():
     return storages[STORAGE]
 
 
-def part_name(day: datetime) -> str:
-    return f"{FOLDER}/{day:%Y-%m}.part-{day:%Y-%m-%d}.jsonl.gz"
+def part_name(day: datetime, suffix: str = "") -> str:
+    return f"{FOLDER}/{day:%Y-%m}.part-{day:%Y-%m-%d}{suffix}.jsonl.gz"
 
 
 def fields() -> list[str]:
@@ -57,7 +58,7 @@ def _plain(value):
     return value
 
 
-def write_day(day: datetime, records) -> list[int]:
+def write_day(day: datetime, records, suffix: str = "") -> list[int]:
     """Write `records` (a queryset, in id order) as the part of `day`; returns the ids written.
 
     The part is complete when this returns: written to a local file first,
@@ -77,7 +78,7 @@ def write_day(day: datetime, records) -> list[int]:
             text.detach()
         size = raw.tell()
         raw.seek(0)
-        name = part_name(day)
+        name = part_name(day, suffix)
         store = storage()
         if store.exists(name):
             store.delete(name)  # an interrupted run's part of the same day: these records again
@@ -90,9 +91,9 @@ def write_day(day: datetime, records) -> list[int]:
     return ids
 
 
-def discard_day(day: datetime) -> None:
+def discard_day(day: datetime, suffix: str = "") -> None:
     """Remove the part of a day whose prune was rolled back (its records are still in the table)."""
-    name = part_name(day)
+    name = part_name(day, suffix)
     if storage().exists(name):
         storage().delete(name)
 

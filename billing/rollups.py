@@ -44,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -194,6 +194,19 @@ def roll_up(*, now: datetime | None = None, lookback_hours: float | None = None)
     return rebuilt
 
 
+def _archive_and_delete(day: datetime, records, suffix: str = "") -> int:
+    """Write `records` (of one day) to the archive, then delete exactly those; call holding the lock."""
+    ids = archive.write_day(day, records.order_by("pk"), suffix)
+    deleted = 0
+    for start in range(0, len(ids), DELETE_BATCH):
+        # The collector sets the charged records' ledger links to NULL.
+        _, per_model = UsageRecord.objects.filter(pk__in=ids[start:start + DELETE_BATCH]).delete()
+        deleted += per_model.get(UsageRecord._meta.label, 0)
+    if deleted != len(ids):
+        raise PruneRaced(f"{len(ids)} usage records of {day:%Y-%m-%d} archived, {deleted} deleted")
+    return deleted
+
+
 def _prune_day(day: datetime, now: datetime) -> int:
     """Archive, then delete, the raw records of one day, and seal it; returns how many."""
     try:
@@ -208,16 +221,10 @@ def _prune_day(day: datetime, now: datetime) -> int:
             if in_day.count() != expected:
                 raise PruneRaced(f"usage records arrived for {day:%Y-%m-%d} while it was rolled up")
             # Records are only ever inserted, and only pruning (which holds the
-            # lock) deletes them: as many as the rollups count are the ones counted.
-            ids = archive.write_day(day, in_day.order_by("pk"))
-            if len(ids) != expected:
-                raise PruneRaced(f"usage records arrived for {day:%Y-%m-%d} while it was archived")
-            deleted = 0
-            for start in range(0, len(ids), DELETE_BATCH):
-                # The collector sets the charged records' ledger links to NULL.
-                _, per_model = UsageRecord.objects.filter(pk__in=ids[start:start + DELETE_BATCH]).delete()
-                deleted += per_model.get(UsageRecord._meta.label, 0)
-            if deleted != len(ids) or in_day.exists():
+            # lock) deletes them: as many as the rollups count are the ones
+            # counted. Any arriving meanwhile are left, and roll the day back.
+            deleted = _archive_and_delete(day, in_day)
+            if deleted != expected or in_day.exists():
                 raise PruneRaced(f"usage records arrived for {day:%Y-%m-%d} while it was pruned")
             state.pruned_through, state.pruned_at = day + DAY, now
             state.save(update_fields=["pruned_through", "pruned_at"])
@@ -227,6 +234,43 @@ def _prune_day(day: datetime, now: datetime) -> int:
         # (the next run writes it again).
         archive.discard_day(day)
         raise
+
+
+# Before retention archived charged records, a prune kept those a ledger entry
+# pointed at, in days it sealed. They are rolled up, and go now; records that
+# arrived after their day was sealed are not, and stay. The two are told apart
+# by when the entry was written: a day is sealed at the earliest two days
+# after it starts (its end plus at least a day of retention), so an entry
+# written within KEPT_WRITTEN_WITHIN of its request's start was written before
+# its day was sealed, and counted.
+KEPT_WRITTEN_WITHIN = timedelta(hours=12)
+KEPT = "-kept"
+
+
+def _kept_by_the_ledger(horizon: datetime):
+    return UsageRecord.objects.filter(created_at__lt=horizon,
+                                      ledger_entry__created_at__lt=F("created_at") + KEPT_WRITTEN_WITHIN)
+
+
+def _archive_kept(horizon: datetime | None) -> int:
+    """Archive, then delete, the records of sealed days that the older rule kept for the ledger."""
+    deleted = 0
+    while horizon is not None:
+        oldest = _kept_by_the_ledger(horizon).order_by().aggregate(t=Min("created_at"))["t"]
+        if oldest is None:
+            break
+        day = start_of_day(oldest)
+        try:
+            with transaction.atomic():
+                _locked_state()
+                kept = _kept_by_the_ledger(horizon).filter(created_at__gte=day, created_at__lt=day + DAY)
+                if not kept.exists():
+                    continue  # a concurrent run archived them; its part stays as it wrote it
+                deleted += _archive_and_delete(day, kept, KEPT)
+        except Exception:
+            archive.discard_day(day, KEPT)
+            raise
+    return deleted
 
 
 def prune(*, now: datetime | None = None, retention_days: int | None = None) -> int:
@@ -262,6 +306,7 @@ def prune(*, now: datetime | None = None, retention_days: int | None = None) -> 
             else:
                 state.pruned_through, state.pruned_at = cutoff, now
                 state.save(update_fields=["pruned_through", "pruned_at"])
+    deleted += _archive_kept(_horizon())
     late = UsageRecord.objects.filter(created_at__lt=_horizon() or cutoff).count()
     if late:
         logger.error("%s usage records arrived for days already pruned; they are not in the rollups", late)

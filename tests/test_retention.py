@@ -4,6 +4,7 @@ and then deleted, once rolled up; the ledger, the balance, the rollups and the i
 import gzip
 import json
 import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -161,12 +162,12 @@ def test_a_run_interrupted_between_archive_and_delete_loses_and_doubles_nothing(
     old = [as_archived(r) for r in UsageRecord.objects.order_by("pk")]
     real = archive.write_day
 
-    def dies_after_writing(day, records):
-        real(day, records)
+    def dies_after_writing(*args):
+        real(*args)
         raise SystemExit("killed")  # the process dies: no handler cleans up after it
 
     monkeypatch.setattr(archive, "write_day", dies_after_writing)
-    monkeypatch.setattr(archive, "discard_day", lambda day: None)
+    monkeypatch.setattr(archive, "discard_day", lambda *args: None)
     with pytest.raises(SystemExit):
         rollups.prune()
     assert UsageRecord.objects.count() == 12 and len(archive_dir_files()) == 1
@@ -208,8 +209,8 @@ def test_a_record_committed_while_its_day_is_archived_rolls_the_prune_back(credi
     charged_usage(credits_org, OLD)
     real = archive.write_day
 
-    def another_process_writes(day, records):
-        ids = real(day, records)
+    def another_process_writes(day, *args):
+        ids = real(day, *args)
         writer = threading.Thread(target=lambda: (services.record_usage([event(credits_org, day + timedelta(hours=23))]),
                                                   connection.close()))
         writer.start()
@@ -224,6 +225,21 @@ def test_a_record_committed_while_its_day_is_archived_rolls_the_prune_back(credi
     assert rollups.prune() == 13
     assert len(archived(rollups.start_of_month(OLD)) + archived(rollups.next_month(OLD))) == 13
     ledger_equals_balance()
+
+
+@contextmanager
+def ledger_editable():
+    """Set up history the append-only trigger (PostgreSQL) would refuse."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE billing_ledgerentry DISABLE TRIGGER billing_ledgerentry_append_only")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE billing_ledgerentry ENABLE TRIGGER billing_ledgerentry_append_only")
 
 
 def lines(invoice) -> list[tuple]:
@@ -332,4 +348,34 @@ def test_the_database_refuses_any_other_change_to_a_ledger_entry(credits_org):
     operator.delete()
     assert LedgerEntry.objects.get(pk=grant.pk).created_by is None
     assert not LedgerEntry.objects.filter(usage_record__isnull=False).exists()
+    ledger_equals_balance()
+
+
+def test_records_an_older_prune_kept_for_the_ledger_are_archived_and_late_ones_stay(credits_org):
+    charged_usage(credits_org, OLD)
+    with ledger_editable():  # written when they ran, as they were then, not now
+        for entry in LedgerEntry.objects.filter(kind="usage").select_related("usage_record"):
+            LedgerEntry.objects.filter(pk=entry.pk).update(
+                created_at=entry.usage_record.created_at + timedelta(seconds=2))
+    rollups.roll_up()
+    # As the rule before did: the day's free records deleted, the charged ones kept, the days sealed.
+    UsageRecord.objects.filter(ledger_entry__isnull=True).delete()
+    cutoff = rollups.start_of_day(NOW - timedelta(days=RETENTION))
+    UsageRollupState.objects.filter(pk=1).update(pruned_through=cutoff)
+    kept = [as_archived(r) for r in UsageRecord.objects.order_by("pk")]
+    assert len(kept) == 9
+    # Records that arrived after their day was sealed, charged or not: not in the rollups.
+    services.record_usage([event(credits_org, OLD + timedelta(minutes=5)),
+                           event(credits_org, OLD + timedelta(minutes=6), price="0", status="client_error")])
+    rolled, entries = rollup_rows(), list(LedgerEntry.objects.order_by("pk").values_list("pk", "amount"))
+
+    assert prune_usage.delay().get() == 9
+    assert prune_usage.delay().get() == 0
+
+    assert UsageRecord.objects.count() == 2, "the late ones stay"
+    month = rollups.start_of_month(OLD)
+    assert archived(month) + archived(rollups.next_month(OLD)) == kept
+    assert all(name.endswith("-kept.jsonl.gz") for name in archive.parts(month))
+    assert rollup_rows() == rolled
+    assert list(LedgerEntry.objects.order_by("pk").values_list("pk", "amount")) == entries
     ledger_equals_balance()
