@@ -422,8 +422,8 @@ class UsageRollup(models.Model):
 class UsageRollupState(models.Model):
     """One row (pk 1): the lock every roll-up and prune takes, and how far raw usage was pruned.
 
-    Days before `pruned_through` are sealed: their rollups are final and are
-    never rebuilt from the raw records that remain (those with a ledger entry).
+    Days before `pruned_through` are sealed: their raw records are archived and
+    deleted, their rollups final, never rebuilt from records arriving later.
     """
 
     pruned_through = models.DateTimeField(null=True, blank=True)
