@@ -379,3 +379,17 @@ def test_records_an_older_prune_kept_for_the_ledger_are_archived_and_late_ones_s
     assert rollup_rows() == rolled
     assert list(LedgerEntry.objects.order_by("pk").values_list("pk", "amount")) == entries
     ledger_equals_balance()
+
+
+def test_the_metering_write_fills_each_entry_s_receipt_without_a_query_per_request(credits_org):
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for n in (1, 25):
+        with CaptureQueriesContext(connection) as queries:
+            services.record_usage([event(credits_org, RECENT) for _ in range(n)])
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    for entry in LedgerEntry.objects.filter(kind="usage").select_related("usage_record"):
+        assert (entry.request_id, entry.model_name, entry.usage_at) == (
+            entry.usage_record.request_id, entry.usage_record.model_name, entry.usage_record.created_at)
