@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 HOURLY, DAILY = UsageRollup.Granularity.HOUR, UsageRollup.Granularity.DAY
-DELETE_BATCH = 1000
+DELETE_BATCH = 900  # under SQLite's oldest limit of 999 parameters a statement
 
 
 class PruneRaced(Exception):
