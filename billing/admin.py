@@ -120,13 +120,15 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     form = LedgerEntryForm
     list_display = ["created_at", "account", "kind", "amount", "description", "created_by"]
     list_filter = ["kind"]
-    search_fields = ["account__organization__name", "description", "idempotency_key"]
+    search_fields = ["account__organization__name", "description", "idempotency_key", "request_id"]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["account", "kind", "amount", "description", "idempotency_key", "usage_record", "created_by",
-                "created_at"]
+        # A usage charge is its own receipt (request, model, when): its usage
+        # record is empty once retention archived it.
+        return ["account", "kind", "amount", "description", "idempotency_key", "request_id", "model_name",
+                "usage_at", "usage_record", "created_by", "created_at"]
 
     def get_fields(self, request, obj=None):
         return self.get_readonly_fields(request, obj) or ["account", "kind", "amount", "description"]

@@ -25,6 +25,10 @@ before records kept their mode have none and are never invoiced. `subtotal`
 is that, exactly; `total`, what is due, is the subtotal rounded half-up to
 the cent.
 
+Invoices read the daily rollups only, never raw usage records: retention
+(billing/rollups.py) archives and deletes a day's records once that day's
+rollups are final, so a month bills the same before and after it is pruned.
+
 Refunds and disputes of an invoice's payment: billing/invoice_refunds.py.
 """
 

@@ -169,7 +169,16 @@ class CreditHold(models.Model):
 
 
 class LedgerEntry(models.Model):
-    """One movement of credit. Appended, never edited or deleted."""
+    """One movement of credit. Appended, never edited or deleted.
+
+    A usage charge keeps what it charged for on its own row (request id,
+    model, when the request ran), so it stays a complete receipt once
+    retention has archived and deleted its usage record (billing/rollups.py):
+    `usage_record` then becomes NULL (Django's SET_NULL, an UPDATE that never
+    passes through save()). On PostgreSQL a trigger refuses every other UPDATE
+    and DELETE of an entry (migration 0016); save() and delete() refuse them
+    everywhere.
+    """
 
     class Kind(models.TextChoices):
         GRANT = "grant", "Grant"
@@ -182,8 +191,13 @@ class LedgerEntry(models.Model):
     description = models.CharField(max_length=300, blank=True)
     idempotency_key = models.CharField(max_length=200, unique=True, null=True, blank=True)
     usage_record = models.OneToOneField(
-        "UsageRecord", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entry"
+        "UsageRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="ledger_entry",
+        help_text="Empty once retention archived the record (HUB_USAGE_RETENTION_DAYS)",
     )
+    request_id = models.CharField(max_length=64, blank=True, help_text="The charged request's (usage only)")
+    model_name = models.CharField(max_length=200, blank=True, help_text="The model it asked for (usage only)")
+    usage_at = models.DateTimeField(null=True, blank=True,
+                                    help_text="When the charged request ran: its usage record's created_at")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -408,8 +422,8 @@ class UsageRollup(models.Model):
 class UsageRollupState(models.Model):
     """One row (pk 1): the lock every roll-up and prune takes, and how far raw usage was pruned.
 
-    Days before `pruned_through` are sealed: their rollups are final and are
-    never rebuilt from the raw records that remain (those with a ledger entry).
+    Days before `pruned_through` are sealed: their raw records are archived and
+    deleted, their rollups final, never rebuilt from records arriving later.
     """
 
     pruned_through = models.DateTimeField(null=True, blank=True)

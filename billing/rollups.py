@@ -22,14 +22,21 @@ are done one transaction each, so the lock is held briefly and the metering
 writer (which never takes it) is never blocked.
 
 Pruning: a day whose raw records are older than HUB_USAGE_RETENTION_DAYS is
-rebuilt under the lock if dirty, then its raw records are deleted *except
-those a LedgerEntry points at*: the ledger is the truth, an entry is never
-edited, and its usage record is its receipt (LedgerEntry.usage_record is
-PROTECT). In credits mode that keeps every charged request; what goes is the
-free ones (refused, failed before the first byte) and everything recorded in
-internal or postpaid mode (invoices read the rollups). Pruned days are sealed
-(UsageRollupState.pruned_through): their rollups are final and never rebuilt
-from the records that remain.
+rebuilt under the lock if dirty; then all its raw records, charged ones
+included, are written to the usage archive (billing/archive.py) and, once
+the archive's part is complete, exactly those records are deleted, in
+batches. A record is deleted only if it is rolled up: the day's records are
+counted against its rollups before and after, and any difference (a late
+record) rolls the day's transaction back and discards its part. A charged
+record's ledger entry keeps its request id, model and time on its own row
+and its link becomes NULL (LedgerEntry.usage_record is SET_NULL), so the
+ledger, the balance and every entry's amount never change. Pruned days are
+sealed (UsageRollupState.pruned_through): their rollups are final and never
+rebuilt from records arriving later (those are logged, and kept).
+
+Invoices read only the daily rollups (billing/invoices.py), never raw
+records, and a day's rollups are final before its records go: an invoice is
+the same whether its month was pruned before it was issued or after.
 """
 
 import logging
@@ -37,10 +44,11 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from . import archive
 from .models import UsageRecord, UsageRollup, UsageRollupState
 
 logger = logging.getLogger(__name__)
@@ -48,6 +56,7 @@ logger = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 HOURLY, DAILY = UsageRollup.Granularity.HOUR, UsageRollup.Granularity.DAY
+DELETE_BATCH = 900  # under SQLite's oldest limit of 999 parameters a statement
 
 
 class PruneRaced(Exception):
@@ -185,26 +194,88 @@ def roll_up(*, now: datetime | None = None, lookback_hours: float | None = None)
     return rebuilt
 
 
+def _archive_and_delete(day: datetime, records, suffix: str = "") -> int:
+    """Write `records` (of one day) to the archive, then delete exactly those; call holding the lock."""
+    ids = archive.write_day(day, records.order_by("pk"), suffix)
+    deleted = 0
+    for start in range(0, len(ids), DELETE_BATCH):
+        # The collector sets the charged records' ledger links to NULL.
+        _, per_model = UsageRecord.objects.filter(pk__in=ids[start:start + DELETE_BATCH]).delete()
+        deleted += per_model.get(UsageRecord._meta.label, 0)
+    if deleted != len(ids):
+        raise PruneRaced(f"{len(ids)} usage records of {day:%Y-%m-%d} archived, {deleted} deleted")
+    return deleted
+
+
 def _prune_day(day: datetime, now: datetime) -> int:
-    with transaction.atomic():
-        state = _locked_state()
-        if state.pruned_through is not None and day < state.pruned_through:
-            return 0  # a concurrent prune did it
-        _roll_up_day(day)
-        in_day = Q(created_at__gte=day, created_at__lt=day + DAY)
-        expected = UsageRollup.objects.filter(granularity=HOURLY, period_start__gte=day,
-                                              period_start__lt=day + DAY).aggregate(n=Sum("requests"))["n"] or 0
-        _, per_model = UsageRecord.objects.filter(in_day, ledger_entry__isnull=True).delete()
-        deleted = per_model.get(UsageRecord._meta.label, 0)
-        if deleted + UsageRecord.objects.filter(in_day).count() != expected:
-            raise PruneRaced(f"usage records arrived for {day:%Y-%m-%d} while it was pruned")
-        state.pruned_through, state.pruned_at = day + DAY, now
-        state.save(update_fields=["pruned_through", "pruned_at"])
-        return deleted
+    """Archive, then delete, the raw records of one day, and seal it; returns how many."""
+    try:
+        with transaction.atomic():
+            state = _locked_state()
+            if state.pruned_through is not None and day < state.pruned_through:
+                return 0  # a concurrent prune did it
+            _roll_up_day(day)
+            in_day = UsageRecord.objects.filter(created_at__gte=day, created_at__lt=day + DAY)
+            expected = UsageRollup.objects.filter(granularity=HOURLY, period_start__gte=day,
+                                                  period_start__lt=day + DAY).aggregate(n=Sum("requests"))["n"] or 0
+            if in_day.count() != expected:
+                raise PruneRaced(f"usage records arrived for {day:%Y-%m-%d} while it was rolled up")
+            # Records are only ever inserted, and only pruning (which holds the
+            # lock) deletes them: as many as the rollups count are the ones
+            # counted. Any arriving meanwhile are left, and roll the day back.
+            deleted = _archive_and_delete(day, in_day)
+            if deleted != expected or in_day.exists():
+                raise PruneRaced(f"usage records arrived for {day:%Y-%m-%d} while it was pruned")
+            state.pruned_through, state.pruned_at = day + DAY, now
+            state.save(update_fields=["pruned_through", "pruned_at"])
+            return deleted
+    except Exception:
+        # Rolled back: every record is still in the table, so its part must go
+        # (the next run writes it again).
+        archive.discard_day(day)
+        raise
+
+
+# Before retention archived charged records, a prune kept those a ledger entry
+# pointed at, in days it sealed. They are rolled up, and go now; records that
+# arrived after their day was sealed are not, and stay. The two are told apart
+# by when the entry was written: a day is sealed at the earliest two days
+# after it starts (its end plus at least a day of retention), so an entry
+# written within KEPT_WRITTEN_WITHIN of its request's start was written before
+# its day was sealed, and counted.
+KEPT_WRITTEN_WITHIN = timedelta(hours=12)
+KEPT = "-kept"
+
+
+def _kept_by_the_ledger(horizon: datetime):
+    return UsageRecord.objects.filter(created_at__lt=horizon,
+                                      ledger_entry__created_at__lt=F("created_at") + KEPT_WRITTEN_WITHIN)
+
+
+def _archive_kept(horizon: datetime | None) -> int:
+    """Archive, then delete, the records of sealed days that the older rule kept for the ledger."""
+    deleted = 0
+    while horizon is not None:
+        oldest = _kept_by_the_ledger(horizon).order_by().aggregate(t=Min("created_at"))["t"]
+        if oldest is None:
+            break
+        day = start_of_day(oldest)
+        try:
+            with transaction.atomic():
+                _locked_state()
+                kept = _kept_by_the_ledger(horizon).filter(created_at__gte=day, created_at__lt=day + DAY)
+                if not kept.exists():
+                    continue  # a concurrent run archived them; its part stays as it wrote it
+                deleted += _archive_and_delete(day, kept, KEPT)
+        except Exception:
+            archive.discard_day(day, KEPT)
+            raise
+    return deleted
 
 
 def prune(*, now: datetime | None = None, retention_days: int | None = None) -> int:
-    """Delete raw usage records of whole days older than the retention, once rolled up; returns how many."""
+    """Archive, then delete, the raw usage records of whole days older than the retention, once rolled up;
+    returns how many."""
     now = now or timezone.now()
     if retention_days is None:
         retention_days = int(getattr(settings, "HUB_USAGE_RETENTION_DAYS", 90))
@@ -215,7 +286,7 @@ def prune(*, now: datetime | None = None, retention_days: int | None = None) -> 
     deleted = 0
     horizon = _horizon()
     while True:
-        oldest = (UsageRecord.objects.filter(_between("created_at", horizon, cutoff), ledger_entry__isnull=True)
+        oldest = (UsageRecord.objects.filter(_between("created_at", horizon, cutoff))
                   .order_by().aggregate(t=Min("created_at"))["t"])
         if oldest is None:
             break
@@ -235,7 +306,8 @@ def prune(*, now: datetime | None = None, retention_days: int | None = None) -> 
             else:
                 state.pruned_through, state.pruned_at = cutoff, now
                 state.save(update_fields=["pruned_through", "pruned_at"])
-    late = UsageRecord.objects.filter(created_at__lt=_horizon() or cutoff, ledger_entry__isnull=True).count()
+    deleted += _archive_kept(_horizon())
+    late = UsageRecord.objects.filter(created_at__lt=_horizon() or cutoff).count()
     if late:
         logger.error("%s usage records arrived for days already pruned; they are not in the rollups", late)
     return deleted

@@ -268,6 +268,8 @@ def record_usage(events: list[UsageEvent], releases: list[str] = ()) -> dict[int
                     account_id=accounts[e.organization_id], kind=LedgerEntry.Kind.USAGE, amount=-e.price,
                     description=f"{e.endpoint} {e.model_name}"[:300], idempotency_key=f"usage:{e.request_id}",
                     usage_record_id=r.pk,
+                    # Its own receipt: the record is archived and deleted past retention (billing/rollups.py).
+                    request_id=r.request_id, model_name=r.model_name, usage_at=r.created_at,
                 )
                 for e, r in charged
             ]

@@ -51,7 +51,7 @@ def roll_up_usage() -> int:
 
 @shared_task(time_limit=3600)
 def prune_usage() -> int:
-    """Delete raw usage older than HUB_USAGE_RETENTION_DAYS once rolled up, except what the ledger points at."""
+    """Archive, then delete, raw usage older than HUB_USAGE_RETENTION_DAYS once rolled up (billing/rollups.py)."""
     from . import rollups
 
     return rollups.prune()

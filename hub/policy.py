@@ -85,10 +85,18 @@ def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime | None
 
 
 def _spent(key_id: int, since: datetime) -> Decimal:
-    from billing.models import UsageRecord
+    """What the key spent since `since` (a day's start): days that retention pruned are counted from
+    their daily rollups, the rest from the raw records (billing/rollups.py)."""
+    from billing.models import UsageRecord, UsageRollup, UsageRollupState
 
-    total = UsageRecord.objects.filter(api_key_id=key_id, created_at__gte=since).aggregate(s=Sum("price"))["s"]
-    return total or Decimal(0)
+    pruned = UsageRollupState.objects.filter(pk=1).values_list("pruned_through", flat=True).first()
+    total = UsageRecord.objects.filter(api_key_id=key_id, created_at__gte=max(since, pruned or since)).aggregate(
+        s=Sum("price"))["s"] or Decimal(0)
+    if pruned is not None and pruned > since:
+        total += UsageRollup.objects.filter(granularity=UsageRollup.Granularity.DAY, api_key_ref=key_id,
+                                            period_start__gte=since, period_start__lt=pruned).aggregate(
+            s=Sum("price"))["s"] or Decimal(0)
+    return total
 
 
 def _allowed_model(patterns, names) -> bool:

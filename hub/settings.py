@@ -134,6 +134,9 @@ STORAGES = {
     # Generated images served back through signed links (hub/media.py); any Django storage will do.
     "media": {"BACKEND": "django.core.files.storage.FileSystemStorage",
               "OPTIONS": {"location": env.str("HUB_MEDIA_ROOT", default=str(VAR_DIR / "media"))}},
+    # Usage records past HUB_USAGE_RETENTION_DAYS, archived before they are deleted (billing/archive.py).
+    "usage_archive": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                      "OPTIONS": {"location": env.str("HUB_USAGE_ARCHIVE_ROOT", default=str(VAR_DIR / "archive"))}},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = DEBUG
@@ -225,7 +228,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = HUB_MAX_BODY_BYTES
 HUB_AUTH_CACHE_SECONDS = env.float("HUB_AUTH_CACHE_SECONDS", default=5.0)
 HUB_CATALOGUE_CACHE_SECONDS = env.float("HUB_CATALOGUE_CACHE_SECONDS", default=5.0)
 HUB_BALANCE_CACHE_SECONDS = env.float("HUB_BALANCE_CACHE_SECONDS", default=1.0)
-# Usage rollups and retention (billing/rollups.py): 0 keeps raw usage forever.
+# Usage rollups and retention (billing/rollups.py): 0 keeps raw usage forever. Pruned records are
+# archived first, to STORAGES["usage_archive"].
 HUB_USAGE_RETENTION_DAYS = env.int("HUB_USAGE_RETENTION_DAYS", default=90)
 HUB_USAGE_ROLLUP_LOOKBACK_HOURS = env.float("HUB_USAGE_ROLLUP_LOOKBACK_HOURS", default=None)
 # Low-balance emails to owners and billing members (billing/notifications.py).

@@ -1,5 +1,5 @@
 """Usage rollups equal the raw records exactly, however often and however late they run; pruning
-keeps what the ledger points at, and the balance stays the sum of the ledger."""
+archives and deletes only rolled-up records, and the balance stays the sum of the ledger."""
 
 import threading
 from collections import defaultdict
@@ -192,22 +192,23 @@ def old_start():
     return floor(NOW - timedelta(days=100), "day") + timedelta(hours=5)
 
 
-def test_pruning_keeps_charged_records_and_the_rollups(organization, globex, keys, old_start, start):
+def test_pruning_deletes_old_records_charged_or_not_and_keeps_the_rollups(organization, globex, keys, old_start,
+                                                                          start):
     services.record_usage(spread(organization, globex, keys, start=old_start))
     services.record_usage(spread(organization, globex, keys, start=start))
     before = {g: expected_from_raw(g) for g in ("hour", "day")}
     entries = LedgerEntry.objects.count()
-    free_old = UsageRecord.objects.filter(created_at__lt=NOW - timedelta(days=90), price=0).count()
+    old = UsageRecord.objects.filter(created_at__lt=NOW - timedelta(days=90)).count()
 
-    assert prune_usage.delay().get() == free_old == 3
+    assert prune_usage.delay().get() == old == 15
     assert prune_usage.delay().get() == 0
 
-    # Rolled up before anything went; the charged records are the ledger's receipts and stay.
+    # Rolled up before anything went; the charged ones' ledger entries stay, unlinked.
     assert {g: rolled(g) for g in ("hour", "day")} == before
-    assert not UsageRecord.objects.filter(created_at__lt=NOW - timedelta(days=90), ledger_entry__isnull=True).exists()
-    assert UsageRecord.objects.filter(created_at__lt=NOW - timedelta(days=90)).count() == 12
+    assert not UsageRecord.objects.filter(created_at__lt=NOW - timedelta(days=90)).exists()
     assert UsageRecord.objects.filter(created_at__gte=NOW - timedelta(days=90)).count() == 15
     assert LedgerEntry.objects.count() == entries
+    assert LedgerEntry.objects.filter(kind="usage", usage_record__isnull=True).count() == 12
     ledger_intact()
 
     # The pruned days are sealed: later runs never rebuild them from what is left.
@@ -232,7 +233,7 @@ def test_the_retention_setting_decides_what_is_old(organization, globex, keys, s
     settings.HUB_USAGE_RETENTION_DAYS = 10
     assert prune_usage.delay().get() == 0
     settings.HUB_USAGE_RETENTION_DAYS = 1
-    assert prune_usage.delay().get() == 3
+    assert prune_usage.delay().get() == 15
     settings.HUB_USAGE_RETENTION_DAYS = 0  # keep forever
     assert prune_usage.delay().get() == 0
 
@@ -256,7 +257,7 @@ def test_a_prune_that_races_a_late_record_deletes_nothing(organization, globex, 
     assert rollups.prune() == 0
     assert UsageRecord.objects.count() == 16
     monkeypatch.undo()
-    assert rollups.prune() == 4
+    assert rollups.prune() == 16
     assert sum(r["requests"] for r in rolled("day").values()) == 16
     ledger_intact()
 
@@ -304,6 +305,6 @@ def test_concurrent_prunes_and_rollups_delete_once_and_keep_the_ledger(organizat
     services.record_usage(spread(organization, globex, keys, start=start))
     before = expected_from_raw("day")
     at_once(rollups.prune, rollups.prune, rollups.roll_up, rollups.roll_up)
-    assert UsageRecord.objects.count() == 30 - 3
+    assert UsageRecord.objects.count() == 30 - 15
     assert rolled("day") == before
     ledger_intact()

@@ -14,7 +14,7 @@ from django.utils.module_loading import import_string
 
 from accounts.models import Membership, Organization, Role, User
 from accounts.services import organization_create
-from billing import grants, invoices, notifications, rollups, services
+from billing import archive, grants, invoices, notifications, rollups, services
 from billing.models import (
     AutoRecharge, CreditAccount, CreditGrant, CreditHold, Invoice, InvoiceLine, LedgerEntry, LowBalanceAlert,
     ModelRate, Payment, PriceChange, UsageRecord, UsageRollup,
@@ -44,6 +44,11 @@ def state() -> dict:
         snapshot["media"] = sorted(media.storage().listdir(media.FOLDER)[1])
     except FileNotFoundError:
         snapshot["media"] = []
+    try:
+        parts = sorted(archive.storage().listdir(archive.FOLDER)[1])
+    except FileNotFoundError:
+        parts = []
+    snapshot["usage archive"] = [(name, archive.storage().open(f"{archive.FOLDER}/{name}").read()) for name in parts]
     return snapshot
 
 
@@ -115,6 +120,7 @@ def test_every_scheduled_task_run_twice_changes_nothing_the_second_time(work_for
     assert Invoice.objects.get().organization == postpaid
     assert UsageRollup.objects.filter(organization=credits).exists()
     assert not UsageRecord.objects.filter(status="client_error").exists(), "pruned after its roll-up"
+    assert set(first["usage archive"]) - set(before["usage archive"]), "archived before it was deleted"
     # Only the expired image goes: other tests' images may still be within their links' lifetime.
     assert not [name for name in first["media"] if name.endswith("-expired.png")]
     assert [name for name in before["media"] if name.endswith("-expired.png")]
