@@ -73,3 +73,14 @@ def test_bad_transcription_tokens_are_noted_and_not_billed():
     content = json.dumps({"text": "hi", "duration": 3, "usage": {"type": "tokens", "input_tokens": "abc"}})
     usage = audio.transcription_usage(content.encode(), "application/json", {"file": ("a.mp3", b"x")})
     assert usage.invalid and usage.prompt_tokens == 0 and usage.seconds == Decimal("3.000")
+
+
+@pytest.mark.parametrize("length", [float("inf"), float("nan"), 1e12, -1.0, "2"])
+def test_an_upload_header_claiming_an_impossible_duration_is_not_believed(monkeypatch, length):
+    import types
+
+    from hub import audio as upload
+
+    parsed = types.SimpleNamespace(info=types.SimpleNamespace(length=length))
+    monkeypatch.setattr(upload.mutagen, "File", lambda _: parsed)
+    assert upload.duration(b"x" * 1000) is None
