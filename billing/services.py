@@ -1,7 +1,8 @@
 """Credit and usage: the only code that writes the ledger."""
 
 import logging
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -211,20 +212,56 @@ class UsageEvent:
         return self.price > 0 and self.mode == "credits"
 
 
+# NUL (PostgreSQL refuses it in text) and lone surrogates (no encoding can write them).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(value, limit: int | None = None) -> str:
+    """`value` as text any database column takes: unstorable characters replaced, cut to `limit`."""
+    text = _UNSTORABLE.sub("\ufffd", value if isinstance(value, str) else str(value or ""))
+    return text[:limit] if limit else text
+
+
+def _storable(event: UsageEvent) -> UsageEvent:
+    """The event as its record can hold it.
+
+    Its texts come from clients (the model name) and providers (error
+    messages): each is cleaned and cut to its column. Its counts were checked
+    where the provider's usage was read; here they are only kept in their
+    columns' range, the last line before the database refuses the batch.
+    """
+    texts = {name: storable_text(getattr(event, name), _LIMITS.get(name)) for name in _TEXTS}
+    numbers = {name: min(max(int(getattr(event, name) or 0), 0), _LARGEST) for name in _COUNTS}
+    if event.first_token_ms is not None:
+        numbers["first_token_ms"] = min(max(int(event.first_token_ms), 0), _LARGEST)
+    numbers["http_status"] = min(max(int(event.http_status), 0), 32767)
+    # total_tokens is their sum: each count is kept to half the column so that it fits too.
+    for name in ("prompt_tokens", "completion_tokens"):
+        numbers[name] = min(numbers[name], _LARGEST // 2)
+    return replace(event, **texts, **numbers)
+
+
+_TEXTS = ("request_id", "model_name", "endpoint", "unit", "image_tier", "status", "error", "billing_mode")
+_LIMITS = {name: UsageRecord._meta.get_field(name).max_length for name in _TEXTS}
+_COUNTS = ("prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "image_input_tokens",
+           "images", "latency_ms")
+_LARGEST = 2**31 - 1  # PositiveIntegerField on every backend
+
+
 def _record(event: UsageEvent) -> UsageRecord:
     # The mode is stored as it is now: HUB_BILLING_MODE or the organisation's
     # may change later, and invoices bill exactly the postpaid records.
     return UsageRecord(
         request_id=event.request_id, organization_id=event.organization_id, api_key_id=event.api_key_id,
-        model_id=event.model_id, model_name=event.model_name[:200], provider_id=event.provider_id,
+        model_id=event.model_id, model_name=event.model_name, provider_id=event.provider_id,
         credential_id=event.credential_id, endpoint=event.endpoint, stream=event.stream,
         prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
         total_tokens=event.prompt_tokens + event.completion_tokens, cache_read_tokens=event.cache_read_tokens,
         cache_write_tokens=event.cache_write_tokens, image_input_tokens=event.image_input_tokens,
         usage_estimated=event.usage_estimated,
         cost=event.cost, price=event.price, latency_ms=event.latency_ms, first_token_ms=event.first_token_ms,
-        unit=event.unit, images=event.images, image_tier=event.image_tier[:40], audio_seconds=event.audio_seconds,
-        status=event.status, http_status=event.http_status, error=event.error[:300], billing_mode=event.mode,
+        unit=event.unit, images=event.images, image_tier=event.image_tier, audio_seconds=event.audio_seconds,
+        status=event.status, http_status=event.http_status, error=event.error, billing_mode=event.mode,
         created_at=event.created_at,
     )
 
@@ -240,6 +277,7 @@ def record_usage(events: list[UsageEvent], releases: list[str] = ()) -> dict[int
     """
     if not events and not releases:
         return {}
+    events = [_storable(e) for e in events]
     with transaction.atomic():
         ids = [e.request_id for e in events]
         done = set(UsageRecord.objects.filter(request_id__in=ids).values_list("request_id", flat=True))

@@ -9,11 +9,14 @@ count wherever it gives one (providers/adapters/audio.py).
 """
 
 import io
+import math
 from decimal import Decimal
 
 import mutagen
 from django.conf import settings
 from django.http.multipartparser import MultiPartParserError
+
+from providers.adapters.base import MAX_SECONDS
 
 from .errors import BadRequest, PayloadTooLarge
 
@@ -30,7 +33,9 @@ def duration(data: bytes) -> Decimal | None:
     except Exception:  # mutagen raises its own error per format for a broken file
         return None
     length = getattr(getattr(parsed, "info", None), "length", None)
-    if not length or length <= 0 or len(data) / length > MAX_BYTES_PER_SECOND:
+    if not isinstance(length, (int, float)) or not math.isfinite(length) or not 0 < length <= MAX_SECONDS:
+        return None  # a header is the client's word: NaN, infinite or years long is not believed either
+    if len(data) / length > MAX_BYTES_PER_SECOND:
         return None
     return Decimal(str(length)).quantize(Decimal("0.001"))
 

@@ -4,15 +4,20 @@ Each finished request hands a UsageEvent to the process's meter; a task
 writes what has gathered every HUB_METERING_FLUSH_SECONDS in one transaction
 (billing.services.record_usage), which also releases each request's credit
 hold: until then the hold stands in for the charge. On shutdown the meter is
-drained; a failed write is kept and retried.
+drained. A write that fails because the database is away is kept and
+retried; any other failure is split down to the one record that causes it,
+which is set aside in the dead-letter file (HUB_METERING_DEAD_LETTER) while
+the rest are written.
 """
 
 import asyncio
+import dataclasses
+import json
 import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from accounts.models import ApiKey
@@ -22,24 +27,50 @@ from . import db
 
 logger = logging.getLogger(__name__)
 
+# The database is away (down, restarting, a dropped connection): every record waits and is written later.
+# Any other failure is the batch's own: one of its records cannot be written, and must not hold back the rest.
+TRANSIENT = (OperationalError, InterfaceError)
+
 
 def _record(batch: list[UsageEvent], releases: list[str] = ()) -> dict:
+    """record_usage, or, if the batch fails, its halves in turn, until the one record that fails is set aside."""
     try:
         return record_usage(batch, releases)
-    except IntegrityError:
+    except TRANSIENT:
+        raise
+    except Exception as exc:
         if len(batch) == 1 and not releases:
-            # Its organisation or key is gone: nothing to charge, and retrying
-            # would block every record behind it.
-            logger.error("dropping usage record %s: %s", batch[0].request_id, "its organisation no longer exists")
+            _set_aside(batch[0], exc)
             return {}
         if not batch:
-            raise
-    balances = {}
-    for event in batch:
-        balances.update(_record([event]))
+            # Holds are the hub's own ids; should giving them back fail, the expiry task gives them back later.
+            logger.exception("releasing credit holds %s failed; they lapse after HUB_HOLD_TTL_SECONDS", releases)
+            return {}
+    half = len(batch) // 2
+    balances = _record(batch[:half]) if half else {}
+    balances.update(_record(batch[half:]))
     if releases:
-        balances.update(record_usage([], releases))
+        balances.update(_record([], releases))
     return balances
+
+
+def _set_aside(event: UsageEvent, exc: BaseException) -> None:
+    """A record the database refuses: logged and kept in the dead-letter file, for the operator to settle.
+
+    Its credit hold is not kept for it: the lease it ran under is given back as
+    usual (released with the lease, or by the expiry task).
+    """
+    logger.error("usage record %s could not be written and is set aside in %s: %s: %s", event.request_id,
+                 settings.HUB_METERING_DEAD_LETTER, type(exc).__name__, exc)
+    entry = {"request_id": event.request_id, "failed_at": timezone.now().isoformat(),
+             "reason": f"{type(exc).__name__}: {exc}"[:2000], "event": dataclasses.asdict(event)}
+    # ensure_ascii: a NUL or a lone surrogate (what may have failed the write) is escaped, never written raw.
+    line = json.dumps(entry, ensure_ascii=True, default=str)
+    try:
+        with open(settings.HUB_METERING_DEAD_LETTER, "a", encoding="ascii") as dead_letters:
+            dead_letters.write(line + "\n")
+    except OSError:
+        logger.exception("writing to %s failed; the record was: %s", settings.HUB_METERING_DEAD_LETTER, line)
 
 
 def _write(batch: list[UsageEvent], releases: list[str] = ()):

@@ -18,6 +18,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from billing.models import UsageRecord
 from billing.services import UsageEvent, price_usage
 from providers.adapters import ChatResult, UpstreamError, Usage
+from providers.adapters.base import sse
 from providers.redaction import scrub
 
 from . import capabilities, catalogue, credit, media, policy, routing
@@ -56,6 +57,10 @@ class Call:
                first_token_at: float | None = None) -> None:
         usage = usage or Usage()
         route = self.route
+        if usage.invalid:
+            # Billed by the hub's estimate (the adapter made it), and the record says why.
+            logger.warning("%s: %s; billed by estimate", self.request_id, usage.invalid)
+            error = "; ".join(filter(None, (error, f"{usage.invalid}; billed by estimate")))
         event = UsageEvent(
             request_id=self.request_id, organization_id=self.key.organization_id, api_key_id=self.key.key_id,
             model_name=self.model_name, status=status, endpoint=self.endpoint, stream=self.stream,
@@ -236,27 +241,35 @@ class RelayBody:
 
     async def _relay(self):
         self.started = True
-        status = UsageRecord.Status.OK
+        status, failure = UsageRecord.Status.OK, ""
         try:
             async for chunk in self.stream:
                 yield chunk
             if self.stream.error is not None:
                 status = UsageRecord.Status.UPSTREAM_ERROR
+        except Exception:
+            # A bug of ours, or a provider's answer an adapter did not expect: the client still gets an
+            # error event, not a reset connection, and what was produced is billed.
+            logger.exception("relaying stream %s failed", self.call.request_id)
+            status, failure = UsageRecord.Status.SERVER_ERROR, "internal error while relaying the stream"
+            if not self.stream.error and "event-stream" in getattr(self.stream, "content_type", "text/event-stream"):
+                yield sse({"error": {"message": "The hub failed while relaying this stream; it has been logged.",
+                                     "type": InternalError.type, "param": None, "code": InternalError.code}})
         except BaseException:
-            # The client went away (the ASGI handler cancels us) or the relay
-            # broke: the upstream request is closed and what was produced is billed.
+            # The client went away (the ASGI handler cancels us): the upstream
+            # request is closed and what was produced is billed.
             status = UsageRecord.Status.CANCELLED
             raise
         finally:
-            await self._finish(status)
+            await self._finish(status, failure)
 
-    async def _finish(self, status: str) -> None:
+    async def _finish(self, status: str, failure: str = "") -> None:
         stream = self.stream
         try:
             await stream.aclose()
             await self.served.done(status == UsageRecord.Status.OK, self.model)
         finally:
-            error = stream.error.message if stream.error is not None else ""
+            error = stream.error.message if stream.error is not None else failure
             self.call.record(status, stream.final_usage(), http_status=200, error=error,
                              first_token_at=stream.first_token_at)
             InFlight.count -= 1

@@ -242,6 +242,8 @@ HUB_HOLD_TTL_SECONDS = env.float("HUB_HOLD_TTL_SECONDS", default=3600.0)
 HUB_CREDIT_LEASE = Decimal(env.str("HUB_CREDIT_LEASE", default="1"))
 HUB_CREDIT_LEASE_IDLE_SECONDS = env.float("HUB_CREDIT_LEASE_IDLE_SECONDS", default=5.0)
 HUB_METERING_FLUSH_SECONDS = env.float("HUB_METERING_FLUSH_SECONDS", default=0.05)
+# Usage records the database refused (hub/metering.py), one JSON object a line, for the operator to settle.
+HUB_METERING_DEAD_LETTER = env.str("HUB_METERING_DEAD_LETTER", default=str(VAR_DIR / "metering-dead-letter.jsonl"))
 HUB_UPSTREAM_CONNECT_TIMEOUT = env.float("HUB_UPSTREAM_CONNECT_TIMEOUT", default=10.0)
 HUB_UPSTREAM_READ_TIMEOUT = env.float("HUB_UPSTREAM_READ_TIMEOUT", default=600.0)
 HUB_UPSTREAM_FIRST_BYTE_TIMEOUT = env.float("HUB_UPSTREAM_FIRST_BYTE_TIMEOUT", default=120.0)

@@ -350,3 +350,19 @@ def test_sdk_raw_events_and_errors(sdk):
     with pytest.raises(anthropic.BadRequestError) as raised:
         sdk.messages.create(model="claude-test", max_tokens=10, messages=[{"role": "system", "content": "x"}])
     assert "Unexpected role" in raised.value.message
+
+
+@pytest.mark.parametrize("override", [{"input_tokens": "abc"}, {"output_tokens": -5}, {"input_tokens": float("inf")},
+                                      {"cache_read_input_tokens": 2**31}], ids=["string", "negative", "inf", "huge"])
+def test_a_miscounting_provider_is_billed_by_estimate_whole_and_streamed(fake, override):
+    r = route(base_url=fake.base_url)
+    fake.usage_override = override
+    try:
+        answer = run(_chat(r, {"messages": [user("hi there")]}))
+        events, done, stream = run(_stream(r, {"messages": [user("hi there")]}))
+    finally:
+        fake.usage_override = {}
+    assert 0 < answer["usage"]["prompt_tokens"] < 100 and 0 < answer["usage"]["completion_tokens"] < 100
+    usage = stream.final_usage()
+    assert done and stream.error is None and usage.estimated and "invalid usage" in usage.invalid
+    assert events[-1]["usage"]["prompt_tokens"] == usage.prompt_tokens < 100 and usage.completion_tokens > 0

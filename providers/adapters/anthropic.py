@@ -14,7 +14,7 @@ import uuid
 
 
 from . import errors, media, sse, transport
-from .base import ChatResult, UpstreamError, Usage, estimate_tokens
+from .base import ChatResult, Counts, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens
 from .translate import TranslatedStream, completion, tool_call
 
 DEFAULT_VERSION = "2023-06-01"
@@ -222,11 +222,11 @@ def _url(route) -> str:
 
 
 def to_usage(usage: dict | None) -> Usage:
-    usage = usage or {}
-    read = int(usage.get("cache_read_input_tokens") or 0)
-    write = int(usage.get("cache_creation_input_tokens") or 0)
-    return Usage(int(usage.get("input_tokens") or 0) + read + write, int(usage.get("output_tokens") or 0),
-                 cache_read_tokens=read, cache_write_tokens=write)
+    counts = Counts()
+    read = counts.read(usage, "cache_read_input_tokens")
+    write = counts.read(usage, "cache_creation_input_tokens")
+    return counts.usage(Usage(counts.read(usage, "input_tokens") + read + write, counts.read(usage, "output_tokens"),
+                              cache_read_tokens=read, cache_write_tokens=write))
 
 
 def map_error(error: dict, status: int | None, retry_after: str | None, provider: str) -> UpstreamError:
@@ -281,7 +281,8 @@ class AnthropicAdapter:
                                         stream=False)
         try:
             data = json.loads(response.content)
-            blocks, usage = data.get("content") or [], to_usage(data.get("usage"))
+            blocks, reported = data.get("content") or [], data.get("usage")
+            usage = to_usage(reported) if isinstance(reported, dict) else None  # none at all: estimated
             texts, calls = [], []
             for block in blocks:
                 if block.get("type") == "text":
@@ -294,6 +295,8 @@ class AnthropicAdapter:
             raise UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
                                 code="upstream_invalid_response") from None
         content = "".join(texts) if texts or not calls else None
+        usage = Usage.or_estimate(usage, lambda: Usage(estimate_prompt_tokens(body), estimate_tokens(
+            len(content or "") + sum(len(c["function"]["arguments"]) for c in calls))))
         answer = completion(model=route.upstream_name, content=content, tool_calls=calls, usage=usage,
                             finish_reason=FINISH.get(data.get("stop_reason"), "stop"))
         return ChatResult(body=answer, usage=usage)
@@ -327,7 +330,8 @@ class AnthropicStream(TranslatedStream):
                 raise UpstreamError(f"The provider '{provider}' sent a malformed stream event.",
                                     code="upstream_invalid_response") from None
             if kind == "message_start":
-                self.start_usage = (event.get("message") or {}).get("usage") or {}
+                message = event.get("message")
+                self.start_usage = (message.get("usage") if isinstance(message, dict) else None) or {}
                 yield self.writer.role()
             elif kind == "content_block_start":
                 block, index = event.get("content_block") or {}, event.get("index")
@@ -352,11 +356,12 @@ class AnthropicStream(TranslatedStream):
             elif kind == "message_delta":
                 finish = FINISH.get((event.get("delta") or {}).get("stop_reason"), "stop")
                 # The delta's usage is cumulative; newer versions repeat the input counts in it.
-                delta_usage = {k: v for k, v in (event.get("usage") or {}).items() if v is not None}
-                self.usage = to_usage({**(self.start_usage or {}), **delta_usage})
+                delta_usage = event.get("usage") if isinstance(event.get("usage"), dict) else {}
+                start = self.start_usage if isinstance(self.start_usage, dict) else {}
+                self.usage = to_usage({**start, **{k: v for k, v in delta_usage.items() if v is not None}})
             elif kind == "message_stop":
                 yield self.writer.finish(finish)
-                yield self.writer.usage(self.usage or to_usage(self.start_usage))
+                yield self.writer.usage(self.final_usage())
                 return
             elif kind == "error":
                 error = event.get("error") if isinstance(event.get("error"), dict) else {}
@@ -368,6 +373,8 @@ class AnthropicStream(TranslatedStream):
         if self.usage is None and self.start_usage is not None:
             # Cut before message_delta: the input count is the provider's, the output an estimate.
             usage = to_usage(self.start_usage)
-            usage.completion_tokens, usage.estimated = estimate_tokens(self.writer.chars), True
-            return usage
+            if not usage.invalid:
+                usage.completion_tokens, usage.estimated = estimate_tokens(self.writer.chars), True
+                return usage
+            self.usage = usage  # not sound: the whole estimate, saying why
         return super().final_usage()

@@ -11,13 +11,13 @@ import json
 import math
 from decimal import Decimal
 
-from .base import Usage
+from .base import Counts, Usage
 
 ESTIMATE_BYTES_PER_SECOND = 16000  # 128 kbit/s, a typical compressed upload
 
 
 def transcription_usage(content: bytes, content_type: str, body: dict) -> Usage:
-    usage = Usage()
+    usage, counts = Usage(), Counts()
     seconds = None
     if content_type.startswith("application/json"):
         try:
@@ -27,14 +27,19 @@ def transcription_usage(content: bytes, content_type: str, body: dict) -> Usage:
         if isinstance(data, dict):
             reported = data.get("usage") if isinstance(data.get("usage"), dict) else {}
             if reported.get("type") == "duration" and reported.get("seconds") is not None:
-                seconds = reported["seconds"]
+                seconds = counts.seconds(reported["seconds"])
             elif data.get("duration") is not None:
-                seconds = data["duration"]
+                seconds = counts.seconds(data["duration"])
             if reported.get("type") == "tokens":
-                usage.prompt_tokens = int(reported.get("input_tokens") or 0)
-                usage.completion_tokens = int(reported.get("output_tokens") or 0)
+                usage.prompt_tokens = counts.read(reported, "input_tokens")
+                usage.completion_tokens = counts.read(reported, "output_tokens")
+    counts.usage(usage)
+    if usage.invalid:
+        # Billed by the seconds (reported, else estimated below); the tokens are not to be trusted.
+        usage.prompt_tokens = usage.completion_tokens = 0
+        usage.estimated = True
     if seconds is not None:
-        usage.seconds = Decimal(str(seconds)).quantize(Decimal("0.001"))
+        usage.seconds = seconds
     elif body.get("seconds") is not None:
         usage.seconds = body["seconds"]
     else:

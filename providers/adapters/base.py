@@ -14,11 +14,22 @@ from typing import AsyncIterator, Protocol
 from providers.redaction import scrub
 
 
+# No model reads or writes anywhere near this many tokens in one request (the largest context windows
+# are around 10M): a count beyond it is a provider's bug or a hostile answer, not usage to bill.
+MAX_TOKENS = 100_000_000
+MAX_SECONDS = 1_000_000  # of audio in one request: over eleven days
+
+
 @dataclass
 class Usage:
     """Token counts in OpenAI's sense: `prompt_tokens` counts every input token,
     including those read from or written to a prompt cache, which are counted
-    again in `cache_read_tokens` / `cache_write_tokens`."""
+    again in `cache_read_tokens` / `cache_write_tokens`.
+
+    `invalid` says what was wrong with the counts a provider reported (not a
+    whole number from 0 to MAX_TOKENS); such usage is never billed as reported:
+    the adapter bills its estimate instead (`or_estimate`).
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -29,14 +40,26 @@ class Usage:
     images: int = 0  # images generated, priced per image of `image_tier` ("<size>/<quality>")
     image_tier: str = ""
     seconds: Decimal = Decimal(0)  # audio transcribed, priced per second
+    invalid: str = ""
 
     @classmethod
     def from_openai(cls, data: dict | None) -> "Usage | None":
         if not isinstance(data, dict):
             return None
-        details = data.get("prompt_tokens_details") or {}
-        return cls(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0),
-                   cache_read_tokens=int(details.get("cached_tokens") or 0))
+        counts = Counts()
+        return counts.usage(cls(counts.read(data, "prompt_tokens"), counts.read(data, "completion_tokens"),
+                                cache_read_tokens=counts.read(data.get("prompt_tokens_details"), "cached_tokens")))
+
+    @staticmethod
+    def or_estimate(reported: "Usage | None", estimate) -> "Usage":
+        """`reported` if the provider's counts are sound, else `estimate()`, marked estimated and saying why."""
+        if reported is not None and not reported.invalid:
+            return reported
+        usage = estimate()
+        usage.estimated = True
+        if reported is not None:
+            usage.invalid = reported.invalid
+        return usage
 
     def to_openai(self) -> dict:
         usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
@@ -44,6 +67,64 @@ class Usage:
         if self.cache_read_tokens or self.cache_write_tokens:
             usage["prompt_tokens_details"] = {"cached_tokens": self.cache_read_tokens}
         return usage
+
+
+class Counts:
+    """Reads the numbers of one usage report from a provider, trusting none of them.
+
+    Each adapter parses its provider's usage through one of these, so a string,
+    a float such as 1e999, a negative or absurd count, or a non-object where an
+    object belongs is noted (and read as 0) instead of raising mid-answer or
+    reaching the database.
+    """
+
+    def __init__(self):
+        self.bad: list[str] = []
+
+    def read(self, data, name: str, limit: int = MAX_TOKENS) -> int:
+        if data is None:
+            return 0
+        if not isinstance(data, dict):
+            self.bad.append(f"{type(data).__name__} for an object")
+            return 0
+        value = data.get(name)
+        number = whole_number(value, limit)
+        if number is None:
+            self.bad.append(f"{name}={value!r}"[:80])
+            return 0
+        return number
+
+    def seconds(self, value) -> Decimal | None:
+        """A reported duration in seconds, to the millisecond; None (and noted) if it is not one."""
+        try:
+            seconds = Decimal(str(value)) if isinstance(value, (int, float, str)) and not isinstance(value, bool) \
+                else None
+        except ArithmeticError:
+            seconds = None
+        if seconds is None or not seconds.is_finite() or not 0 <= seconds <= MAX_SECONDS:
+            self.bad.append(f"seconds={value!r}"[:80])
+            return None
+        return seconds.quantize(Decimal("0.001"))
+
+    def usage(self, usage: Usage) -> Usage:
+        if self.bad:
+            usage.invalid = f"the provider reported an invalid usage ({', '.join(self.bad)})"
+        return usage
+
+
+def whole_number(value, limit: int = MAX_TOKENS) -> int | None:
+    """`value` as a count from 0 to `limit` (missing or null: 0), or None if it is not one."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        value = int(value) if value.is_integer() else None  # 12.0 is a count; 1e999, NaN and 1.5 are not
+    elif isinstance(value, str):
+        value = int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
+    if isinstance(value, int) and 0 <= value <= limit:
+        return value
+    return None
 
 
 class UpstreamError(Exception):

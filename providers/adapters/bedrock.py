@@ -26,7 +26,7 @@ from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer, ParserError
 
 from . import errors, media, translate, transport
-from .base import ChatResult, UpstreamError, Usage, message_text
+from .base import ChatResult, Counts, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens, message_text
 from .translate import TranslatedStream, completion, tool_call
 
 FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
@@ -246,10 +246,11 @@ def _http_error(status: int, content: bytes, headers, provider: str) -> Upstream
 def _usage(data) -> Usage | None:
     if not isinstance(data, dict):
         return None
-    read, write = int(data.get("cacheReadInputTokens") or 0), int(data.get("cacheWriteInputTokens") or 0)
+    counts = Counts()
+    read, write = counts.read(data, "cacheReadInputTokens"), counts.read(data, "cacheWriteInputTokens")
     # inputTokens leaves out cached tokens; OpenAI's prompt_tokens counts them.
-    return Usage(int(data.get("inputTokens") or 0) + read + write, int(data.get("outputTokens") or 0),
-                 cache_read_tokens=read, cache_write_tokens=write)
+    return counts.usage(Usage(counts.read(data, "inputTokens") + read + write, counts.read(data, "outputTokens"),
+                              cache_read_tokens=read, cache_write_tokens=write))
 
 
 def _invalid(provider: str) -> UpstreamError:
@@ -264,7 +265,7 @@ class BedrockAdapter:
         if not all(isinstance(item, str) for item in inputs):
             raise UpstreamError("This model takes text only, not token ids.", status=400,
                                 type="invalid_request_error", code="invalid_value", param="input")
-        vectors, tokens = [], 0
+        vectors, tokens, counts = [], 0, Counts()
         for text in inputs:
             native = {"inputText": text}
             if body.get("dimensions"):
@@ -275,10 +276,11 @@ class BedrockAdapter:
             try:
                 data = json.loads(response.content)
                 vectors.append(data["embedding"])
-                tokens += int(data.get("inputTextTokenCount") or 0)
+                tokens += counts.read(data, "inputTextTokenCount")
             except (ValueError, KeyError, TypeError):
                 raise _invalid(route.provider_name) from None
-        usage = Usage(tokens, 0)
+        usage = Usage.or_estimate(counts.usage(Usage(tokens, 0)),
+                                  lambda: Usage(estimate_tokens(sum(len(text) for text in inputs)), 0))
         return ChatResult(body=translate.embeddings(model=route.upstream_name, vectors=vectors, usage=usage,
                                                     encoding_format=body.get("encoding_format")), usage=usage)
 
@@ -305,6 +307,8 @@ class BedrockAdapter:
             raise _invalid(route.provider_name) from None
         if usage is None:
             raise _invalid(route.provider_name)
+        usage = Usage.or_estimate(usage, lambda: Usage(estimate_prompt_tokens(body), estimate_tokens(
+            sum(map(len, texts)) + sum(len(c["function"]["arguments"]) for c in calls))))
         finish = FINISH.get(data.get("stopReason"), "stop")
         body_bytes = completion(model=route.upstream_name, content="".join(texts) if texts else None,
                                 finish_reason=finish, usage=usage, tool_calls=calls or None)
@@ -352,7 +356,7 @@ class BedrockStream(TranslatedStream):
                         self.usage = _usage(event.get("usage"))
                         if self.usage is not None and finished:
                             usage_sent = True
-                            yield self.writer.usage(self.usage)
+                            yield self.writer.usage(self.final_usage())
         except ParserError:
             raise UpstreamError(f"The provider '{provider}' sent a malformed event stream.",
                                 code="upstream_invalid_response") from None

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 
 from . import errors, media, sse, translate, transport
-from .base import (ChatResult, ImageResult, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens,
+from .base import (ChatResult, Counts, ImageResult, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens,
                    message_text)
 from .images import FAMILIES, GEMINI_SIZES, image_tier
 
@@ -235,9 +235,10 @@ def _usage(meta) -> Usage | None:
     if not isinstance(meta, dict) or "promptTokenCount" not in meta:
         return None
     # promptTokenCount already includes the cached tokens (cachedContentTokenCount).
-    prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
-    completion = int(meta.get("candidatesTokenCount") or 0) + int(meta.get("thoughtsTokenCount") or 0)
-    return Usage(prompt, completion, cache_read_tokens=int(meta.get("cachedContentTokenCount") or 0))
+    counts = Counts()
+    prompt = counts.read(meta, "promptTokenCount") + counts.read(meta, "toolUsePromptTokenCount")
+    completion = counts.read(meta, "candidatesTokenCount") + counts.read(meta, "thoughtsTokenCount")
+    return counts.usage(Usage(prompt, completion, cache_read_tokens=counts.read(meta, "cachedContentTokenCount")))
 
 
 def _finish(reason: str | None, tool_calls: bool) -> str:
@@ -334,11 +335,9 @@ class GeminiAdapter:
             raise _invalid(route.provider_name, "sent no answer")
         # No candidates with a blockReason: the prompt itself was refused by Gemini's safety filter.
         choices = [_candidate(c) for c in candidates] or [(None, [], "content_filter")]
-        usage = _usage(data.get("usageMetadata"))
-        if usage is None:
-            chars = sum(len(text or "") + sum(len(c["function"]["arguments"]) for c in calls)
-                        for text, calls, _ in choices)
-            usage = Usage(estimate_prompt_tokens(body), estimate_tokens(chars), estimated=True)
+        chars = sum(len(text or "") + sum(len(c["function"]["arguments"]) for c in calls) for text, calls, _ in choices)
+        usage = Usage.or_estimate(_usage(data.get("usageMetadata")),
+                                  lambda: Usage(estimate_prompt_tokens(body), estimate_tokens(chars)))
         # n > 1: one choice per candidate.
         result = translate.completion_choices(model=route.upstream_name, choices=choices, usage=usage)
         return ChatResult(body=result, usage=usage)
@@ -403,7 +402,9 @@ async def _images(route, body: dict) -> ImageResult:
         raise next(r for r in results if isinstance(r, BaseException))
     usage = Usage(images=len(answers), image_tier=image_tier(body["size"], body["quality"]))
     for _, counted in answers:
-        if counted is not None:
+        if counted is not None and counted.invalid:
+            usage.estimated, usage.invalid = True, counted.invalid  # the images are billed; those tokens are not
+        elif counted is not None:
             usage.prompt_tokens += counted.prompt_tokens
             usage.completion_tokens += counted.completion_tokens
     return ImageResult([{"b64_json": data} for data, _ in answers], usage, {})

@@ -13,7 +13,7 @@ import httpx
 from providers.presets import get_preset
 
 from . import audio, errors, transport
-from .base import (ByteStream, ChatResult, ImageResult, UpstreamError, Usage, estimate_prompt_tokens,
+from .base import (ByteStream, ChatResult, Counts, ImageResult, UpstreamError, Usage, estimate_prompt_tokens,
                    estimate_tokens, sse)
 from .images import image_tier, openai_family
 from .media import fetch_image
@@ -53,7 +53,8 @@ class OpenAICompatibleAdapter:
         response = await transport.send(route, url, payload, headers, errors.from_status, stream=False)
         try:
             data = json.loads(response.content)
-            usage = Usage.from_openai(data.get("usage"))
+            reported = Usage.from_openai(data.get("usage"))
+            usage = Usage.or_estimate(reported, lambda: _estimate(body, data.get("choices") or []))
         except (ValueError, AttributeError, TypeError):
             raise UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
                                 code="upstream_invalid_response") from None
@@ -63,9 +64,11 @@ class OpenAICompatibleAdapter:
             message, code, _ = errors.upstream_message(response.content)
             raise UpstreamError(f"The provider '{route.provider_name}' failed: {message}".rstrip(": "),
                                 code=code or "upstream_error", retryable=True).without(route.secret)
-        if usage is None:
-            usage = _estimate(body, data.get("choices") or [])
-        return ChatResult(body=response.content, usage=usage)
+        content = response.content
+        if usage.invalid:
+            # The client is shown what it is billed, not the provider's nonsense.
+            content = json.dumps(dict(data, usage=usage.to_openai()), separators=(",", ":")).encode()
+        return ChatResult(body=content, usage=usage)
 
     async def chat_stream(self, route, body: dict, include_usage: bool):
         url, payload, headers = _request(route, body, stream=True)
@@ -131,11 +134,17 @@ async def _images(route, body: dict) -> ImageResult:
         if item.get("revised_prompt"):
             image["revised_prompt"] = item["revised_prompt"]
         images.append(image)
-    reported = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    reported, counts = data.get("usage"), Counts()
     size, quality = data.get("size") or body["size"], data.get("quality") or body["quality"]
-    usage = Usage(int(reported.get("input_tokens") or 0), int(reported.get("output_tokens") or 0),
-                  images=len(images), image_tier=image_tier(size, quality),
-                  image_input_tokens=int((reported.get("input_tokens_details") or {}).get("image_tokens") or 0))
+    usage = counts.usage(Usage(counts.read(reported, "input_tokens"), counts.read(reported, "output_tokens"),
+                               images=len(images), image_tier=image_tier(str(size), str(quality)),
+                               image_input_tokens=counts.read((reported or {}).get("input_tokens_details")
+                                                              if isinstance(reported, dict) else None,
+                                                              "image_tokens")))
+    if usage.invalid:
+        # The images themselves are counted by the hub and billed as such; only the tokens are unknown.
+        usage.prompt_tokens = usage.completion_tokens = usage.image_input_tokens = 0
+        usage.estimated = True
     extra = {k: data[k] for k in ("background", "output_format", "quality", "size", "usage") if k in data}
     return ImageResult(images, usage, extra)
 
@@ -175,9 +184,11 @@ async def _embed(route, body: dict) -> ChatResult:
     except (ValueError, AttributeError, TypeError):
         raise UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
                             code="upstream_invalid_response") from None
-    if usage is None:
-        usage = Usage(estimate_tokens(len(json.dumps(body.get("input")))), 0, estimated=True)
-    return ChatResult(body=response.content, usage=usage)
+    usage = Usage.or_estimate(usage, lambda: Usage(estimate_tokens(len(json.dumps(body.get("input")))), 0))
+    content = response.content
+    if usage.invalid:
+        content = json.dumps(dict(data, usage=usage.to_openai()), separators=(",", ":")).encode()
+    return ChatResult(body=content, usage=usage)
 
 
 AUDIO_TYPES = {"mp3": "audio/mpeg", "opus": "audio/opus", "aac": "audio/aac", "flac": "audio/flac",
@@ -224,7 +235,11 @@ class OpenAIStream:
                 out = []
                 while (end := buffer.find(b"\n\n")) >= 0:
                     event, buffer = buffer[: end + 2], buffer[end + 2 :]
-                    kept = self._on_event(event)
+                    try:
+                        kept = self._on_event(event)
+                    except (ValueError, TypeError, AttributeError, KeyError):
+                        # JSON, but not the shape of a chunk ("choices": "abc"): as malformed as "data: abc".
+                        self.error, kept = self._malformed(), None
                     if kept:
                         out.append(kept)
                     if self.error is not None and not kept:
@@ -256,8 +271,7 @@ class OpenAIStream:
         try:
             chunk = json.loads(data)
         except ValueError:
-            self.error = UpstreamError(f"The provider '{self._provider}' sent a malformed stream event.",
-                                       code="upstream_invalid_response")
+            self.error = self._malformed()
             return None
         if not isinstance(chunk, dict):
             return event
@@ -283,12 +297,18 @@ class OpenAIStream:
             self.usage = usage
             if not self._include_usage and not choices:
                 return None  # the client did not ask for the usage chunk
+            if usage.invalid:
+                # Shown what it is billed: the estimate, not the provider's nonsense.
+                return sse(dict(chunk, usage=self.final_usage().to_openai()))
         return event
 
+    def _malformed(self) -> UpstreamError:
+        return UpstreamError(f"The provider '{self._provider}' sent a malformed stream event.",
+                             code="upstream_invalid_response")
+
     def final_usage(self) -> Usage:
-        if self.usage is not None:
-            return self.usage
-        return Usage(estimate_prompt_tokens(self._body), estimate_tokens(self._chars), estimated=True)
+        return Usage.or_estimate(self.usage, lambda: Usage(estimate_prompt_tokens(self._body),
+                                                           estimate_tokens(self._chars)))
 
     async def aclose(self) -> None:
         await self._response.aclose()

@@ -126,6 +126,10 @@ class TranslatedStream:
                     yield chunk
         except UpstreamError as error:
             self.error = error.without(self.route.secret)  # a mid-stream error event may quote the credential
+        except (ValueError, TypeError, AttributeError, KeyError):
+            # The provider's event parsed but is not the shape its API documents ("delta": "abc").
+            self.error = UpstreamError(f"The provider '{self.route.provider_name}' sent a malformed stream event.",
+                                       code="upstream_invalid_response")
         except httpx.HTTPError as exc:
             self.error = errors.from_transport(exc, self.route.provider_name)
             self.error.message = f"The stream from the provider '{self.route.provider_name}' was cut off."
@@ -135,9 +139,8 @@ class TranslatedStream:
         yield self.writer.done()
 
     def final_usage(self) -> Usage:
-        if self.usage is not None:
-            return self.usage
-        return Usage(estimate_prompt_tokens(self.body), estimate_tokens(self.writer.chars), estimated=True)
+        return Usage.or_estimate(self.usage, lambda: Usage(estimate_prompt_tokens(self.body),
+                                                           estimate_tokens(self.writer.chars)))
 
     async def aclose(self) -> None:
         if self.response is not None:

@@ -167,6 +167,7 @@ class FakeAnthropic(FakeUpstream):
         self.api_key = api_key
         self.versions = set(versions)
         self._ids = itertools.count(1)
+        self.usage_override: dict = {}  # merged into every answer's usage, to play a provider that miscounts
 
     # ----------------------------------------------------------- ASGI entry
     async def handle(self, scope, receive, send, body, headers) -> None:
@@ -276,7 +277,7 @@ class Reply:
         usage = {"input_tokens": input_tokens, "cache_creation_input_tokens": CACHE_WRITE,
                  "cache_read_input_tokens": CACHE_READ,
                  "cache_creation": {"ephemeral_5m_input_tokens": CACHE_WRITE, "ephemeral_1h_input_tokens": 0},
-                 "output_tokens": output_tokens, "service_tier": "standard"}
+                 "output_tokens": output_tokens, "service_tier": "standard", **self.fake.usage_override}
         message = {"id": f"msg_01{secrets.token_hex(11)}", "type": "message", "role": "assistant",
                    "model": req["model"], "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
         if calls:

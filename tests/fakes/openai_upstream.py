@@ -14,6 +14,8 @@ Behaviour is chosen by the request's ``model`` (see ``_ERRORS`` and ``_chat``):
 A chat whose last user text is ``echo:<status>`` or ``echo:stream`` answers an
 error quoting the Authorization header (tests/fakes/server.py ``echo_of``); so does
 the model ``fake-echo-<status>``.
+``reported_usage`` (raw JSON text, e.g. ``'{"prompt_tokens": 1e999}'``) replaces the usage
+every chat answer reports, to play a provider that miscounts.
 
 Media routes: ``/v1/images/generations`` (JSON), ``/v1/images/edits``,
 ``/v1/audio/transcriptions`` and ``/v1/audio/translations`` (multipart, recorded
@@ -49,6 +51,9 @@ TOOL_ARGUMENTS = '{"city": "Paris"}'
 # How OpenAI streams tool-call arguments: small fragments of the JSON string.
 _TOOL_ARG_PIECES = ['{"', "city", '":', ' "', "Paris", '"}']
 assert "".join(_TOOL_ARG_PIECES) == TOOL_ARGUMENTS
+
+
+_REPORTED = "fake-reported-usage"
 
 
 def _error(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict:
@@ -151,6 +156,7 @@ class FakeOpenAI(FakeUpstream):
         self._seen_disconnects = 0
         self._ids = itertools.count(1)
         self.hosted_images: dict[str, bytes] = {}  # id -> PNG served at /fake-images/<id>.png
+        self.reported_usage: str | None = None  # raw JSON for chat's "usage", as a miscounting provider sends
 
     # ----------------------------------------------------------- lifecycle
     def reset(self) -> None:
@@ -159,6 +165,7 @@ class FakeOpenAI(FakeUpstream):
             self.disconnects.clear()
             self._seen_disconnects = 0
             self.hosted_images.clear()
+            self.reported_usage = None
 
     def wait_for_disconnect(self, timeout: float = 5.0, request_id: str | None = None) -> bool:
         """Block until a disconnect is recorded that no earlier call has returned for
@@ -513,6 +520,8 @@ class FakeOpenAI(FakeUpstream):
         completion_tokens = 5 * len(calls) if calls else len(words)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": prompt_tokens + completion_tokens}
+        if self.reported_usage is not None:
+            usage = _REPORTED  # swapped for the raw text once encoded: json.dumps cannot write 1e999
         base = {"id": f"chatcmpl-fake{rid.removeprefix('req-')}", "created": int(time.time()),
                 "model": model}
 
@@ -523,12 +532,13 @@ class FakeOpenAI(FakeUpstream):
                     for cid, fn, args in calls]}
             else:
                 message = {"role": "assistant", "content": " ".join(words), "refusal": None}
-            return await self._json(send, rid, 200, {
+            answer = json.dumps({
                 "id": base["id"], "object": "chat.completion", "created": base["created"],
                 "model": model,
                 "choices": [{"index": 0, "message": message, "logprobs": None,
                              "finish_reason": finish}],
-                "usage": usage, "system_fingerprint": "fp_fake"})
+                "usage": usage, "system_fingerprint": "fp_fake"}).encode()
+            return await self._send(send, rid, 200, self._reported(answer), b"application/json")
 
         # ---- streaming
         include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
@@ -544,7 +554,7 @@ class FakeOpenAI(FakeUpstream):
                 # With include_usage OpenAI puts "usage": null on every chunk,
                 # and the real usage on one last chunk with empty choices.
                 c["usage"] = None if choices else usage
-            return b"data: " + json.dumps(c).encode() + b"\n\n"
+            return b"data: " + self._reported(json.dumps(c).encode()) + b"\n\n"
 
         if calls:
             # Each call: a chunk with id/type/name and empty arguments, then
@@ -621,6 +631,11 @@ class FakeOpenAI(FakeUpstream):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     # ----------------------------------------------------------- helpers
+    def _reported(self, encoded: bytes) -> bytes:
+        if self.reported_usage is None:
+            return encoded
+        return encoded.replace(json.dumps(_REPORTED).encode(), self.reported_usage.encode())
+
     async def _json(self, send, rid, status, obj, extra=()) -> None:
         await self._send(send, rid, status, json.dumps(obj).encode(), b"application/json", extra)
 
