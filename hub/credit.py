@@ -152,12 +152,20 @@ def _give_back(lease: Lease) -> None:
     meter.release(lease.hold_id)  # after its requests' usage records, in the same write
 
 
+# uvloop rounds timers to the millisecond and fires them up to ~1 ms early: a
+# timer that finds its lease not quite idle long enough waits out the rest.
+_TIMER_SLACK = 0.002
+
+
 def _release_if_idle(lease: Lease) -> None:
     if lease.idle_since is None or lease.in_flight > 0 or _leases.get(lease.organization_id) is not lease:
+        return  # busy again (its next settle schedules a new timer), or no longer this process's lease
+    left = settings.HUB_CREDIT_LEASE_IDLE_SECONDS - (time.monotonic() - lease.idle_since)
+    if left > _TIMER_SLACK:
+        asyncio.get_running_loop().call_later(left, _release_if_idle, lease)
         return
-    if time.monotonic() - lease.idle_since >= settings.HUB_CREDIT_LEASE_IDLE_SECONDS:
-        del _leases[lease.organization_id]
-        _give_back(lease)
+    del _leases[lease.organization_id]
+    _give_back(lease)
 
 
 def _retire(lease: Lease | None) -> None:
