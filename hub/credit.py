@@ -261,7 +261,7 @@ def _refusal(available: Decimal, needed: Decimal | None = None) -> InsufficientQ
         return InsufficientQuota(
             "You exceeded your current quota: this organization has no credit left. Top up to continue.")
     return InsufficientQuota(
-        f"This request may cost up to {needed.normalize():f} credits (its prompt and its max_tokens), and this "
+        f"This request may cost up to {needed.normalize():f} credits (its prompt and n × its max_tokens), and this "
         f"organization has {max(available, Decimal(0)).normalize():f} available. Lower max_tokens or top up.")
 
 
