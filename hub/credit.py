@@ -14,11 +14,14 @@ old, or idle for HUB_CREDIT_LEASE_IDLE_SECONDS is given back once its
 requests are settled; a process that dies leaves its leases to expire
 (HUB_HOLD_TTL_SECONDS) and a Celery task releases them.
 
-Worst case (chat): the prompt counted as UTF-8 bytes / 2 tokens + 10 per message +
-1,500 per image (an over-estimate for every script we know), plus the whole
-output cap (`max_tokens`, else the model's, else HUB_DEFAULT_OUTPUT_HOLD), at
-the highest price among the model and its fallbacks. An organisation can
-therefore overspend only if a provider counts more prompt tokens than that.
+Worst case (chat): the whole body sent upstream but its images and its
+sampling fields, counted as UTF-8 bytes / 2 tokens, + 10 per message + 1,500 per
+image + ADDED_PROMPT_TOKENS (an over-estimate for every script and tokenizer we
+know), plus n times the output cap the request is sent (its `max_tokens`, else
+the model's, else HUB_DEFAULT_OUTPUT_HOLD: hub/capabilities.py), at the highest
+price among the model and its fallbacks. An organisation can therefore
+overspend only if a provider counts more prompt tokens than that, or writes
+more than the cap it was sent; it is charged what the provider billed.
 Embeddings: the same prompt bound; speech: its characters; images: n at
 their tier's price (see _image_worst_case); transcription: the upload's
 measured duration, or, for a format that cannot be measured, its size at
@@ -44,6 +47,15 @@ from .errors import InsufficientQuota
 _available: dict[int, tuple[float, Decimal]] = {}
 
 
+# Fields of a chat body that never reach the model as text: left out of the prompt's count. Anything else is
+# counted, known or not (messages, tools, functions, response_format's schema…): a provider bills it as prompt.
+_NOT_PROMPT = frozenset({"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
+                         "n", "temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "top_logprobs",
+                         "logprobs", "user"})
+# What an adapter may add to the prompt itself (anthropic's and bedrock's JSON-mode instruction).
+ADDED_PROMPT_TOKENS = 64
+
+
 def prompt_tokens_bound(body: dict) -> int:
     if "input" in body:  # embeddings: strings, or token ids (one token each)
         value = body["input"]
@@ -62,19 +74,19 @@ def prompt_tokens_bound(body: dict) -> int:
             images += len(content) - len(parts)
             message = dict(message, content=parts)
         text_only.append(message)
-    text = json.dumps(text_only, ensure_ascii=False) + json.dumps(body.get("tools") or [], ensure_ascii=False)
-    return math.ceil(len(text.encode()) / 2) + 10 * len(messages) + 1500 * images
+    sent = {name: value for name, value in body.items() if name not in _NOT_PROMPT}
+    sent["messages"] = text_only
+    # One serialization of everything sent but the images; a lone surrogate (valid JSON) counts its 3 bytes.
+    size = len(json.dumps(sent, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    return math.ceil(size / 2) + 10 * len(messages) + 1500 * images + ADDED_PROMPT_TOKENS
 
 
 def output_tokens_bound(body: dict, model: catalogue.Model) -> int:
+    """n choices of the output cap the request is sent (hub.capabilities.limit_output sets it)."""
     if model.kind != "chat":
         return 0
-    asked = body.get("max_completion_tokens") or body.get("max_tokens")
-    caps = [r.max_output_tokens for r in model.routes if r.max_output_tokens]
-    cap = min(caps) if caps else None
-    if asked:
-        return min(asked, cap) if cap else asked
-    return cap or settings.HUB_DEFAULT_OUTPUT_HOLD
+    cap = body.get("max_completion_tokens") or body.get("max_tokens") or settings.HUB_DEFAULT_OUTPUT_HOLD
+    return (body.get("n") or 1) * cap
 
 
 AUDIO_TOKENS_PER_SECOND = 10  # OpenAI's audio models count 100 ms of audio a token
@@ -152,12 +164,20 @@ def _give_back(lease: Lease) -> None:
     meter.release(lease.hold_id)  # after its requests' usage records, in the same write
 
 
+# uvloop rounds timers to the millisecond and fires them up to ~1 ms early: a
+# timer that finds its lease not quite idle long enough waits out the rest.
+_TIMER_SLACK = 0.002
+
+
 def _release_if_idle(lease: Lease) -> None:
     if lease.idle_since is None or lease.in_flight > 0 or _leases.get(lease.organization_id) is not lease:
+        return  # busy again (its next settle schedules a new timer), or no longer this process's lease
+    left = settings.HUB_CREDIT_LEASE_IDLE_SECONDS - (time.monotonic() - lease.idle_since)
+    if left > _TIMER_SLACK:
+        asyncio.get_running_loop().call_later(left, _release_if_idle, lease)
         return
-    if time.monotonic() - lease.idle_since >= settings.HUB_CREDIT_LEASE_IDLE_SECONDS:
-        del _leases[lease.organization_id]
-        _give_back(lease)
+    del _leases[lease.organization_id]
+    _give_back(lease)
 
 
 def _retire(lease: Lease | None) -> None:
@@ -241,7 +261,7 @@ def _refusal(available: Decimal, needed: Decimal | None = None) -> InsufficientQ
         return InsufficientQuota(
             "You exceeded your current quota: this organization has no credit left. Top up to continue.")
     return InsufficientQuota(
-        f"This request may cost up to {needed.normalize():f} credits (its prompt and its max_tokens), and this "
+        f"This request may cost up to {needed.normalize():f} credits (its prompt and n × its max_tokens), and this "
         f"organization has {max(available, Decimal(0)).normalize():f} available. Lower max_tokens or top up.")
 
 

@@ -1,6 +1,33 @@
+import math
+
 from rest_framework import serializers
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, nothing that converts to one: the chat body is sent upstream as it came, so `"7"`, `7.0`
+    or `true` would reach the provider (and the hold's arithmetic) as they are."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return data
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number (not a string, not a boolean), finite."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)) or (
+                isinstance(data, float) and not math.isfinite(data)):  # a huge int compares exactly, unconverted
+            self.fail("invalid")
+        return data
+
+
+# No output cap of any model comes near it; a bigger one would only be refused later, by a price too large to hold.
+MAX_OUTPUT_TOKENS = 2**31 - 1
+INT64 = 2**63 - 1
 
 
 class ChatCompletionRequest(serializers.Serializer):
@@ -10,11 +37,16 @@ class ChatCompletionRequest(serializers.Serializer):
     messages = serializers.ListField(child=serializers.DictField(), allow_empty=False)
     stream = serializers.BooleanField(required=False, default=False)
     stream_options = serializers.DictField(required=False, allow_null=True)
-    max_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    max_completion_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    n = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=128)
-    temperature = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=2)
-    top_p = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_OUTPUT_TOKENS)
+    max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1,
+                                               max_value=MAX_OUTPUT_TOKENS)
+    n = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=128)
+    temperature = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=2)
+    top_p = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    presence_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2, max_value=2)
+    frequency_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2, max_value=2)
+    seed = StrictIntegerField(required=False, allow_null=True, min_value=-INT64 - 1, max_value=INT64)
+    top_logprobs = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=20)
 
     def validate_messages(self, messages):
         # A plain loop: a nested serializer per message costs more than the relay.
@@ -29,7 +61,7 @@ class EmbeddingsRequest(serializers.Serializer):
     model = serializers.CharField(max_length=200)
     input = serializers.JSONField()
     encoding_format = serializers.ChoiceField(choices=["float", "base64"], required=False)
-    dimensions = serializers.IntegerField(required=False, min_value=1, max_value=65536)
+    dimensions = StrictIntegerField(required=False, min_value=1, max_value=65536)
 
     def validate_input(self, value):
         # OpenAI's four forms: a string, strings, token ids, or lists of token ids; never empty.
@@ -51,7 +83,7 @@ class SpeechRequest(serializers.Serializer):
     input = serializers.CharField(max_length=4096, trim_whitespace=False)
     voice = serializers.CharField(max_length=100)
     response_format = serializers.ChoiceField(choices=["mp3", "opus", "aac", "flac", "wav", "pcm"], required=False)
-    speed = serializers.FloatField(required=False, min_value=0.25, max_value=4.0)
+    speed = StrictFloatField(required=False, min_value=0.25, max_value=4.0)
 
 
 class ImageRequest(serializers.Serializer):

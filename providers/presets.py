@@ -20,7 +20,8 @@ class Preset:
 PRESETS = {
     p.name: p
     for p in [
-        Preset("openai", "https://api.openai.com/v1"),
+        # max_tokens is refused by OpenAI's reasoning models; max_completion_tokens is honoured by all.
+        Preset("openai", "https://api.openai.com/v1", max_tokens_field="max_completion_tokens"),
         Preset("deepseek", "https://api.deepseek.com/v1"),
         Preset("xai", "https://api.x.ai/v1"),
         Preset("openrouter", "https://openrouter.ai/api/v1"),

@@ -13,7 +13,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from providers.adapters import gemini
+from providers.adapters import UpstreamError, gemini
 from tests.conftest import add_model
 from tests.fakes.gemini_upstream import API_KEY, FakeGemini
 
@@ -207,7 +207,10 @@ def test_generation_config():
     assert gemini._generation_config(_route(max_output_tokens=4096), body, stream=False) == {
         "maxOutputTokens": 4096, "temperature": 0.2, "topP": 0.9, "stopSequences": ["END"], "candidateCount": 2,
         "responseMimeType": "application/json", "responseJsonSchema": {"type": "object", "additionalProperties": False}}
-    assert "candidateCount" not in gemini._generation_config(_route(), body, stream=True)
+    with pytest.raises(UpstreamError) as raised:  # a stream relays one candidate: n > 1 is refused, not dropped
+        gemini._generation_config(_route(), body, stream=True)
+    assert (raised.value.status, raised.value.param, raised.value.retryable) == (400, "n", False)
+    assert "candidateCount" not in gemini._generation_config(_route(), dict(body, n=1), stream=True)
 
 
 def test_tool_choice_and_empty_parameters():
@@ -291,7 +294,8 @@ def test_n_gives_one_choice_per_candidate(hub_client, fake):
                                                 messages=[{"role": "user", "content": "hi"}])
     assert [(c.index, c.message.content) for c in answer.choices] == [(0, "Hello! You said: hi"),
                                                                       (1, "Hello! You said: hi")]
-    assert fake.requests[-1].json["generationConfig"] == {"candidateCount": 2}
+    # and the output cap credit was held for (no max_tokens, no model cap: HUB_DEFAULT_OUTPUT_HOLD)
+    assert fake.requests[-1].json["generationConfig"] == {"candidateCount": 2, "maxOutputTokens": 4096}
 
 
 def test_thoughts_are_billed_but_not_shown(hub_client):

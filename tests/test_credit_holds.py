@@ -176,3 +176,36 @@ def test_an_idle_lease_is_given_back(client, hub, upstream, organization, settin
     hub.call(meter.drain())  # not release_all: the lease went back by itself
     assert not credit._leases
     assert_settled(organization)
+
+
+def test_idle_leases_of_many_organisations_are_all_given_back_on_uvloop(settings, monkeypatch):
+    # uvloop fires call_later timers up to ~1 ms early: a lease whose timer found it idle for 0.1999 s
+    # was kept until its hold expired (an hour), and the other processes refused its credit with 402.
+    import time
+
+    import uvloop
+
+    from hub import credit
+
+    settings.HUB_CREDIT_LEASE_IDLE_SECONDS = 0.2
+    given_back = []
+    monkeypatch.setattr(credit, "_give_back", lambda lease: given_back.append(lease.organization_id))
+    credit.reset()
+
+    async def scenario():
+        for organization_id in range(1, 101):  # one request each, settled at scattered moments
+            lease = credit._leases[organization_id] = credit.Lease(organization_id, f"lease:t:{organization_id}",
+                                                                   Decimal(1))
+            lease.admit(Decimal("0.1"))
+            await asyncio.sleep(0.0013)
+            lease.settle(Decimal("0.1"), Decimal("0.01"))
+        started = time.monotonic()
+        while credit._leases and time.monotonic() - started < 2:
+            await asyncio.sleep(0.05)
+
+    try:
+        uvloop.run(scenario())
+        assert not credit._leases, f"{len(credit._leases)} of 100 idle leases still held"
+        assert sorted(given_back) == list(range(1, 101)), "each given back once"
+    finally:
+        credit.reset()

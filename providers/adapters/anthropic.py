@@ -170,8 +170,9 @@ def _tools(body: dict) -> tuple[list[dict], dict | None]:
 
 def build_request(route, body: dict, stream: bool) -> dict:
     """The native Messages request for an OpenAI chat completion body."""
+    transport.one_choice(route, body)
     system, messages = convert_messages([m for m in body.get("messages") or [] if isinstance(m, dict)])
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or route.max_output_tokens
+    max_tokens = transport.max_tokens(route, body) or route.max_output_tokens
     request = {"model": route.upstream_name, "max_tokens": max_tokens or DEFAULT_MAX_TOKENS}
     response_format = body.get("response_format")
     kind = response_format.get("type") if isinstance(response_format, dict) else None

@@ -132,6 +132,7 @@ def _json_instruction(body: dict) -> str | None:
 
 async def native_request(route, body: dict) -> dict:
     """The Converse request body for an OpenAI chat request."""
+    transport.one_choice(route, body)
     system, messages = [], []
     for message in body.get("messages") or []:
         if not isinstance(message, dict):

@@ -193,6 +193,8 @@ def _tools(body: dict) -> dict:
 
 
 def _generation_config(route, body: dict, stream: bool) -> dict:
+    if stream:  # a stream relays one candidate only
+        transport.one_choice(route, body, " when streaming")
     config = {}
     limit = transport.max_tokens(route, body)
     if limit:
@@ -203,7 +205,7 @@ def _generation_config(route, body: dict, stream: bool) -> dict:
     stop = body.get("stop")
     if stop:
         config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
-    if (body.get("n") or 1) > 1 and not stream:  # a stream relays one choice only
+    if (body.get("n") or 1) > 1:
         config["candidateCount"] = body["n"]
     response_format = body.get("response_format") or {}
     if response_format.get("type") in ("json_object", "json_schema"):

@@ -42,8 +42,12 @@ def _request(route, body: dict, stream: bool) -> tuple[str, bytes, dict]:
     if stream and preset.stream_usage:
         # Ask for usage even if the client did not: a stream must be metered.
         body["stream_options"] = dict(body.get("stream_options") or {}, include_usage=True)
-    if preset.max_tokens_field != "max_tokens" and "max_tokens" in body:
-        body[preset.max_tokens_field] = body.pop("max_tokens")
+    # One output cap, under the name this API honours (an unknown name is ignored: no cap at all), never
+    # above the model's: the hub's credit hold counts on it.
+    limit = transport.max_tokens(route, body)
+    body.pop("max_tokens", None), body.pop("max_completion_tokens", None)
+    if limit:
+        body[preset.max_tokens_field] = limit
     return f"{route.base_url}/chat/completions", json.dumps(body, separators=(",", ":")).encode(), headers
 
 

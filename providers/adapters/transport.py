@@ -56,6 +56,14 @@ async def send(route, url: str, payload: bytes | None, headers: dict, error_from
     return response
 
 
+def one_choice(route, body: dict, how: str = "") -> None:
+    """Refuse `n` above 1 where the API answers one choice: silently answering one would be billed as asked."""
+    if (body.get("n") or 1) > 1:
+        raise UpstreamError(f"The provider '{route.provider_name}' answers one choice per request{how}: "
+                            f"set `n` to 1, or send {body['n']} requests.", status=400,
+                            type="invalid_request_error", code="unsupported_parameter", param="n")
+
+
 def max_tokens(route, body: dict) -> int | None:
     """The output cap asked for, never above the model's own."""
     limit = body.get("max_completion_tokens") or body.get("max_tokens")

@@ -80,9 +80,12 @@ class BedrockFamily(FakeFamily):
         accept = "application/vnd.amazon.eventstream" if stream else "application/json"
         assert request.headers["accept"] == accept
         expected = EXPECTED.get(case.name) or {"messages": [_user(_text(case.messages[-1]["content"]))]}
+        # Always a cap: the request's, else the one its credit was held for (HUB_DEFAULT_OUTPUT_HOLD).
+        inference = dict(expected.get("inferenceConfig") or {}, maxTokens=case.params.get("max_tokens", 4096))
         if "stop" in case.params:
             stop = case.params["stop"]
-            expected = dict(expected, inferenceConfig={"stopSequences": [stop] if isinstance(stop, str) else stop})
+            inference["stopSequences"] = [stop] if isinstance(stop, str) else stop
+        expected = dict(expected, inferenceConfig=inference)
         assert request.json == expected
 
 

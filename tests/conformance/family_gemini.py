@@ -56,16 +56,14 @@ def expected(case) -> dict:
         body["systemInstruction"] = {"parts": [{"text": "Be brief."}]}
     if "tools" in case.params:
         body["tools"] = TOOLS
-    config = {}
-    if "max_tokens" in case.params:
-        config["maxOutputTokens"] = case.params["max_tokens"]
+    # Always a cap: the request's, else the one its credit was held for (HUB_DEFAULT_OUTPUT_HOLD).
+    config = {"maxOutputTokens": case.params.get("max_tokens", 4096)}
     if "stop" in case.params:
         stop = case.params["stop"]
         config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
     if "response_format" in case.params:
         config["responseMimeType"] = "application/json"
-    if config:
-        body["generationConfig"] = config
+    body["generationConfig"] = config
     return body
 
 

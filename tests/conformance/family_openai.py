@@ -16,9 +16,13 @@ class OpenAIFamily(FakeFamily):
         assert request.headers["authorization"] == f"Bearer {SECRET}"
         body = request.json
         assert body["model"] == "gpt-4o-mini"
-        # Messages and every parameter arrive as the tenant sent them (image URLs included).
+        # Messages and every parameter arrive as the tenant sent them (image URLs included), but the output
+        # cap: always one, under the name every OpenAI model honours.
         assert [m["role"] for m in body["messages"]] == [m["role"] for m in case.messages]
-        for name, value in case.params.items():
+        params = dict(case.params)
+        cap = params.pop("max_completion_tokens", None) or params.pop("max_tokens", None) or 4096
+        assert body["max_completion_tokens"] == cap and "max_tokens" not in body
+        for name, value in params.items():
             assert body[name] == value
         if stream:
             assert body["stream"] is True and body["stream_options"] == {"include_usage": True}

@@ -10,7 +10,10 @@ daemon thread with its own event loop (tests/fakes/server.py). Usage::
 
 Behaviour is chosen by the request's ``model`` (see ``_ERRORS`` and ``_chat``):
 ``fake-error-<status>``, ``fake-hang``, ``fake-slow``, ``fake-cut``,
-``fake-no-usage``, ``fake-malformed``, ``fake-tool``; any other model is normal.
+``fake-no-usage``, ``fake-malformed``, ``fake-tool``, ``fake-long`` (10,000 words, cut at the cap it is
+sent), ``fake-overrun`` (100 words more than the cap it is sent); any other model is normal. Chat honours
+``n`` (``n`` choices, billed ``n`` times the output) and bills as prompt, like OpenAI, the tools, functions and
+response format too (a token per 4 bytes of their JSON).
 A chat whose last user text is ``echo:<status>`` or ``echo:stream`` answers an
 error quoting the Authorization header (tests/fakes/server.py ``echo_of``); so does
 the model ``fake-echo-<status>``.
@@ -47,6 +50,10 @@ from tests.fakes.server import (
 from tests.fakes.media import audio_duration, parse_multipart, png_of
 
 MODEL_IDS = ["gpt-4o-mini", "gpt-4o", "fake-slow", "fake-tool"]
+LONG_ANSWER_WORDS = 10_000  # fake-long's answer when it is sent no cap
+OVERRUN_WORDS = 100  # what fake-overrun writes past the cap it is sent
+# Fields OpenAI bills as prompt besides the messages.
+_PROMPT_FIELDS = ("tools", "functions", "response_format")
 TOOL_ARGUMENTS = '{"city": "Paris"}'
 # How OpenAI streams tool-call arguments: small fragments of the JSON string.
 _TOOL_ARG_PIECES = ['{"', "city", '":', ' "', "Paris", '"}']
@@ -484,6 +491,10 @@ class FakeOpenAI(FakeUpstream):
 
         texts = [_text(m.get("content")) for m in messages if isinstance(m, dict)]
         prompt_tokens = sum(len(t.split()) for t in texts) + 3 * len(texts)
+        extra = {k: req[k] for k in _PROMPT_FIELDS if req.get(k)}
+        if extra:
+            prompt_tokens += math.ceil(len(json.dumps(extra)) / 4)
+        choices_n = req.get("n") if isinstance(req.get("n"), int) and req.get("n") > 1 else 1
         last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
         last_text = _text(last.get("content"))
         # The conformance contract (tests/conformance/cases.py): errors on request.
@@ -508,16 +519,23 @@ class FakeOpenAI(FakeUpstream):
             text += " [image]" * _images(last_user.get("content"))
         if model == "fake-slow":
             text += " " + " ".join(f"word{i}" for i in range(1, 201))
+        limit = req.get("max_completion_tokens", req.get("max_tokens"))
+        if model == "fake-long":
+            text = " ".join(["word"] * LONG_ANSWER_WORDS)
+        elif model == "fake-overrun":
+            text = " ".join(["word"] * ((limit if isinstance(limit, int) else 0) + OVERRUN_WORDS))
+            limit = None  # a misbehaving provider: writes past the cap
         finish = "tool_calls" if calls else "stop"
+        if calls:
+            choices_n = 1  # the fake calls its tools once, whatever n
         stops = req.get("stop") or []
         for stop in [stops] if isinstance(stops, str) else stops:
             if stop and stop in text:
                 text = text[:text.index(stop)]
         words = text.split()
-        limit = req.get("max_completion_tokens", req.get("max_tokens"))
         if not calls and isinstance(limit, int) and limit < len(words):
             words, finish = words[:max(limit, 0)], "length"
-        completion_tokens = 5 * len(calls) if calls else len(words)
+        completion_tokens = 5 * len(calls) if calls else choices_n * len(words)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": prompt_tokens + completion_tokens}
         if self.reported_usage is not None:
@@ -535,8 +553,8 @@ class FakeOpenAI(FakeUpstream):
             answer = json.dumps({
                 "id": base["id"], "object": "chat.completion", "created": base["created"],
                 "model": model,
-                "choices": [{"index": 0, "message": message, "logprobs": None,
-                             "finish_reason": finish}],
+                "choices": [{"index": i, "message": message, "logprobs": None,
+                             "finish_reason": finish} for i in range(choices_n)],
                 "usage": usage, "system_fingerprint": "fp_fake"}).encode()
             return await self._send(send, rid, 200, self._reported(answer), b"application/json")
 
@@ -545,10 +563,10 @@ class FakeOpenAI(FakeUpstream):
         if model == "fake-no-usage":
             include_usage = False  # some OpenAI-compatible servers ignore stream_options
 
-        def chunk(delta: dict, finish_reason=None, choices=True) -> bytes:
+        def chunk(delta: dict, finish_reason=None, choices=True, index=0) -> bytes:
             c = {"id": base["id"], "object": "chat.completion.chunk", "created": base["created"],
                  "model": model, "system_fingerprint": "fp_fake",
-                 "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                 "choices": [{"index": index, "delta": delta, "logprobs": None,
                               "finish_reason": finish_reason}] if choices else []}
             if include_usage:
                 # With include_usage OpenAI puts "usage": null on every chunk,
@@ -567,9 +585,11 @@ class FakeOpenAI(FakeUpstream):
                 events += [chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]})
                            for p in pieces]
         else:
-            events = [chunk({"role": "assistant", "content": "", "refusal": None})]
-            events += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
-        events.append(chunk({}, finish))
+            events = []
+            for n in range(choices_n):  # OpenAI streams each choice's chunks with its index
+                events.append(chunk({"role": "assistant", "content": "", "refusal": None}, index=n))
+                events += [chunk({"content": w if i == 0 else " " + w}, index=n) for i, w in enumerate(words)]
+        events += [chunk({}, finish, index=n) for n in range(choices_n)]
         if include_usage:
             events.append(chunk({}, choices=False))
         events.append(b"data: [DONE]\n\n")
