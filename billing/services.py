@@ -177,6 +177,7 @@ class UsageEvent:
     model_name: str
     status: str
     api_key_id: int | None = None
+    served_model: str = ""  # the public id of the model that served; empty: the model asked for
     model_id: int | None = None
     provider_id: int | None = None
     credential_id: int | None = None
@@ -216,7 +217,8 @@ def _record(event: UsageEvent) -> UsageRecord:
     # may change later, and invoices bill exactly the postpaid records.
     return UsageRecord(
         request_id=event.request_id, organization_id=event.organization_id, api_key_id=event.api_key_id,
-        model_id=event.model_id, model_name=event.model_name[:200], provider_id=event.provider_id,
+        model_id=event.model_id, model_name=event.model_name[:200],
+        served_model=(event.served_model or event.model_name)[:200], provider_id=event.provider_id,
         credential_id=event.credential_id, endpoint=event.endpoint, stream=event.stream,
         prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
         total_tokens=event.prompt_tokens + event.completion_tokens, cache_read_tokens=event.cache_read_tokens,
@@ -266,7 +268,7 @@ def record_usage(events: list[UsageEvent], releases: list[str] = ()) -> dict[int
             [
                 LedgerEntry(
                     account_id=accounts[e.organization_id], kind=LedgerEntry.Kind.USAGE, amount=-e.price,
-                    description=f"{e.endpoint} {e.model_name}"[:300], idempotency_key=f"usage:{e.request_id}",
+                    description=f"{e.endpoint} {e.served_model or e.model_name}"[:300], idempotency_key=f"usage:{e.request_id}",
                     usage_record_id=r.pk,
                 )
                 for e, r in charged

@@ -68,9 +68,10 @@ class Call:
             first_token_ms=int((first_token_at - self.started) * 1000) if first_token_at else None,
         )
         if route is None and self.model is not None:
-            event.model_id = self.model.id
+            event.model_id, event.served_model = self.model.id, self.model.public_id
         if route is not None:
             event.model_id, event.provider_id, event.credential_id = route.model_id, route.provider_id, route.credential_id
+            event.served_model = route.public_id
             event.cost, event.price = price_usage(
                 route, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                 cached_tokens=usage.cache_read_tokens, plan=self.key.plan, images=usage.images,
