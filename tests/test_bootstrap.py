@@ -79,6 +79,21 @@ def test_the_home_page_shows_how_to_call_the_hub(hub):
     assert f"{hub.url}/v1" in page and "chat/completions" in page
 
 
+def test_the_home_page_lists_every_gateway_endpoint_and_links_to_the_docs(hub):
+    import html
+
+    import httpx
+    from django.urls import get_resolver
+
+    page = html.unescape(httpx.get(f"{hub.url}/").text)
+    routes = {str(p.pattern).replace("<path:model_id>", "{id}").replace("<str:name>", "{name}")
+              for p in get_resolver().url_patterns if str(p.pattern).startswith("v1/")}
+    assert len(routes) == 11
+    for route in routes:
+        assert f"{hub.url}/{route}</code>" in page, route
+    assert 'href="/manage/v1/docs/"' in page and "README.md" in page
+
+
 def test_static_files_are_served_under_asgi(hub):
     import httpx
 
