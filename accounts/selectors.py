@@ -66,16 +66,16 @@ def usage_records_of(*, organization: Organization, since: datetime, until: date
 
 
 def usage_totals_of(*, organization: Organization, since: datetime, until: datetime) -> list[dict]:
-    """Requests, tokens and price per model and UTC day."""
+    """Requests, tokens and price per model that served and UTC day."""
     return list(
         usage_records_of(organization=organization, since=since, until=until)
         .annotate(day=TruncDate("created_at"))
-        .values("day", "model_name")
+        .values("day", "served_model")
         .annotate(
             requests=Count("id"), prompt_tokens=Sum("prompt_tokens"), completion_tokens=Sum("completion_tokens"),
             total_tokens=Sum("total_tokens"), price=Sum("price"),
         )
-        .order_by("day", "model_name")
+        .order_by("day", "served_model")
     )
 
 

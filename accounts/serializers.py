@@ -137,7 +137,9 @@ class DateRangeSerializer(serializers.Serializer):
 class UsageRecordSerializer(serializers.Serializer):
     request_id = serializers.CharField()
     created_at = serializers.DateTimeField()
-    model = serializers.CharField(source="model_name")
+    model = serializers.CharField(source="model_name", help_text="The model asked for, as the request named it")
+    served_model = serializers.CharField(help_text="The model that served (a fallback's, when one did), "
+                                                   "whose price it paid")
     api_key_id = serializers.IntegerField(allow_null=True)
     endpoint = serializers.CharField()
     stream = serializers.BooleanField()
@@ -152,7 +154,7 @@ class UsageRecordSerializer(serializers.Serializer):
 
 class UsageTotalSerializer(serializers.Serializer):
     day = serializers.DateField()
-    model = serializers.CharField(source="model_name")
+    model = serializers.CharField(source="served_model", help_text="The model that served")
     requests = serializers.IntegerField()
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()

@@ -219,7 +219,10 @@ def invitation_create(*, organization: Organization, email: str, role: str, acto
         audit_record(action="invitation.create", actor=actor, organization=organization, target=invitation,
                      details={"email": email, "role": role})
     context = {
-        "invitation": invitation, "organization": organization, "inviter": actor.label if actor else "",
+        # A person is named; an admin key is not (its prefix means nothing to the invitee): the email
+        # then reads as the organisation's own invitation.
+        "invitation": invitation, "organization": organization,
+        "inviter": actor.label if actor is not None and actor.user is not None else "",
         "accept_url": f"{accept_url_base.rstrip('/')}/manage/v1/invitations/{token}/accept",
         "decline_url": f"{accept_url_base.rstrip('/')}/manage/v1/invitations/{token}/decline",
     }

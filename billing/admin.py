@@ -149,10 +149,10 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "organization", "model_name", "status", "prompt_tokens", "completion_tokens",
-                    "price", "billing_mode", "latency_ms"]
+    list_display = ["created_at", "organization", "model_name", "served_model", "status", "prompt_tokens",
+                    "completion_tokens", "price", "billing_mode", "latency_ms"]
     list_filter = ["status", "billing_mode", "endpoint", "stream"]
-    search_fields = ["request_id", "model_name", "organization__name"]
+    search_fields = ["request_id", "model_name", "served_model", "organization__name"]
     date_hierarchy = "created_at"
 
     def get_readonly_fields(self, request, obj=None):

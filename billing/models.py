@@ -235,7 +235,13 @@ class UsageRecord(models.Model):
     model = models.ForeignKey(
         "providers.CatalogModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    model_name = models.CharField(max_length=200, help_text="The model the client asked for")
+    model_name = models.CharField("model asked for", max_length=200,
+                                  help_text="The model the client asked for, as it named it")
+    # What invoices, rollups and totals file the request under: a fallback's
+    # usage is priced at the fallback's rate, so it is the fallback's usage.
+    served_model = models.CharField("model that served", max_length=200, blank=True, default="",
+                                    help_text="The public id of the model that served (a fallback's, when one "
+                                              "did); when none served, of the model asked for")
     provider = models.ForeignKey("providers.Provider", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     credential = models.ForeignKey(
         "providers.Credential", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -274,6 +280,11 @@ class UsageRecord(models.Model):
 
     def __str__(self):
         return self.request_id
+
+    def save(self, *args, **kwargs):
+        # Records built elsewhere than billing.services (the admin, fixtures) are filed under the name asked.
+        self.served_model = self.served_model or self.model_name
+        super().save(*args, **kwargs)
 
 
 class Payment(models.Model):
@@ -387,7 +398,7 @@ class UsageRollup(models.Model):
     # not create a nulls_distinct=False constraint at all where it is
     # unsupported. It also outlives a deleted key, whose api_key becomes NULL.
     api_key_ref = models.PositiveBigIntegerField(default=0, editable=False)
-    model_name = models.CharField(max_length=200)
+    model_name = models.CharField(max_length=200, help_text="The model that served (UsageRecord.served_model)")
     model = models.ForeignKey("providers.CatalogModel", null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+")
     billing_mode = models.CharField(max_length=10, choices=BillingMode.choices, blank=True, default="",

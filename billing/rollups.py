@@ -1,5 +1,8 @@
 """Usage rollups (per organisation × key × model × billing mode, per hour and day) and the pruning of raw usage.
 
+The model is the one that served (UsageRecord.served_model): a fallback's
+usage, priced at its rate, is rolled up (and invoiced) under the fallback.
+
 The billing mode is each record's own (the mode its request ran in), so the
 postpaid rows of a month are exactly what its invoice bills (billing/invoices.py).
 
@@ -120,7 +123,7 @@ def _rebuild_hours(hours: list[datetime]) -> None:
         in_hours |= Q(created_at__gte=hour, created_at__lt=hour + HOUR)
     groups = (
         UsageRecord.objects.filter(in_hours).order_by().annotate(hour=TruncHour("created_at"))
-        .values("organization_id", "api_key_id", "model_name", "billing_mode", "hour")
+        .values("organization_id", "api_key_id", "served_model", "billing_mode", "hour")
         .annotate(n=Count("id"), p=Sum("prompt_tokens"), c=Sum("completion_tokens"), cr=Sum("cache_read_tokens"),
                   cw=Sum("cache_write_tokens"), im=Sum("images"), sec=Sum("audio_seconds"), cost_sum=Sum("cost"),
                   price_sum=Sum("price"), model_max=Max("model"))
@@ -128,7 +131,7 @@ def _rebuild_hours(hours: list[datetime]) -> None:
     UsageRollup.objects.bulk_create([
         UsageRollup(
             organization_id=g["organization_id"], api_key_id=g["api_key_id"], api_key_ref=g["api_key_id"] or 0,
-            model_name=g["model_name"], model_id=g["model_max"], billing_mode=g["billing_mode"],
+            model_name=g["served_model"], model_id=g["model_max"], billing_mode=g["billing_mode"],
             granularity=HOURLY, period_start=g["hour"],
             requests=g["n"], prompt_tokens=g["p"], completion_tokens=g["c"], cache_read_tokens=g["cr"],
             cache_write_tokens=g["cw"], images=g["im"], audio_seconds=g["sec"], cost=g["cost_sum"],

@@ -178,6 +178,7 @@ class UsageEvent:
     model_name: str
     status: str
     api_key_id: int | None = None
+    served_model: str = ""  # the public id of the model that served; empty: the model asked for
     model_id: int | None = None
     provider_id: int | None = None
     credential_id: int | None = None
@@ -241,7 +242,8 @@ def _storable(event: UsageEvent) -> UsageEvent:
     return replace(event, **texts, **numbers)
 
 
-_TEXTS = ("request_id", "model_name", "endpoint", "unit", "image_tier", "status", "error", "billing_mode")
+_TEXTS = ("request_id", "model_name", "served_model", "endpoint", "unit", "image_tier", "status", "error",
+          "billing_mode")
 _LIMITS = {name: UsageRecord._meta.get_field(name).max_length for name in _TEXTS}
 _COUNTS = ("prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "image_input_tokens",
            "images", "latency_ms")
@@ -253,7 +255,8 @@ def _record(event: UsageEvent) -> UsageRecord:
     # may change later, and invoices bill exactly the postpaid records.
     return UsageRecord(
         request_id=event.request_id, organization_id=event.organization_id, api_key_id=event.api_key_id,
-        model_id=event.model_id, model_name=event.model_name, provider_id=event.provider_id,
+        model_id=event.model_id, model_name=event.model_name,
+        served_model=event.served_model or event.model_name, provider_id=event.provider_id,
         credential_id=event.credential_id, endpoint=event.endpoint, stream=event.stream,
         prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
         total_tokens=event.prompt_tokens + event.completion_tokens, cache_read_tokens=event.cache_read_tokens,
@@ -304,10 +307,11 @@ def record_usage(events: list[UsageEvent], releases: list[str] = ()) -> dict[int
             [
                 LedgerEntry(
                     account_id=accounts[e.organization_id], kind=LedgerEntry.Kind.USAGE, amount=-e.price,
-                    description=f"{e.endpoint} {e.model_name}"[:300], idempotency_key=f"usage:{e.request_id}",
+                    description=f"{e.endpoint} {r.served_model}"[:300], idempotency_key=f"usage:{e.request_id}",
                     usage_record_id=r.pk,
                     # Its own receipt: the record is archived and deleted past retention (billing/rollups.py).
-                    request_id=r.request_id, model_name=r.model_name, usage_at=r.created_at,
+                    # It names the model that served, as invoices and rollups do.
+                    request_id=r.request_id, model_name=r.served_model, usage_at=r.created_at,
                 )
                 for e, r in charged
             ]

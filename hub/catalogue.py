@@ -76,6 +76,8 @@ class Model:
     strategy: str
     fallbacks: tuple
     routes: tuple = field(default=())
+    context_window: int | None = None
+    max_output_tokens: int | None = None
 
     @property
     def owned_by(self) -> str:
@@ -163,6 +165,7 @@ def load() -> Snapshot:
             id=m.pk, public_id=m.public_id, alias=m.alias, kind=m.kind, created_at=m.created_at,
             supports_tools=m.supports_tools, supports_vision=m.supports_vision, supports_json=m.supports_json,
             strategy=m.strategy, fallbacks=tuple(m.fallbacks or ()), routes=routes,
+            context_window=m.context_window, max_output_tokens=m.max_output_tokens,
         ))
     models = {m.alias: m for m in listed if m.alias}
     models.update({m.public_id: m for m in listed})
@@ -187,13 +190,18 @@ ENDPOINTS = {"chat": "/v1/chat/completions", "embedding": "/v1/embeddings", "aud
              "image": "/v1/images/generations", "transcription": "/v1/audio/transcriptions"}
 
 
+def with_article(word: str) -> str:
+    """"an embedding", "a chat": every message naming a model's kind says it this way."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 async def resolve(name: str, kind: str = CatalogModel.Kind.CHAT) -> Model:
     model = (await snapshot()).models.get(name)
     if model is None:
         raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
     if model.kind != kind:
         where = f"use {ENDPOINTS[model.kind]}" if model.kind in ENDPOINTS else "this hub has no endpoint for it yet"
-        raise BadRequest(f"The model `{name}` is a {model.kind} model: {where}.", param="model",
+        raise BadRequest(f"The model `{name}` is {with_article(model.kind)} model: {where}.", param="model",
                          code="wrong_model_kind")
     return model
 

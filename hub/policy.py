@@ -103,6 +103,13 @@ def _allowed_model(patterns, names) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names if name)
 
 
+def may_use(policy: Policy, model, requested: str = "") -> bool:
+    """May a key with this policy use this model (named `requested`, its public id or its alias)?
+    The one check the gateway, /v1/models and /v1/status make."""
+    return not policy.allowed_models or _allowed_model(policy.allowed_models,
+                                                       (requested, model.public_id, model.alias))
+
+
 async def admit(key, model, requested: str, client_ip: str) -> dict:
     """Refuse what the key may not do; return the x-ratelimit-* headers for the answer."""
     policy = key.policy
@@ -115,7 +122,7 @@ async def admit(key, model, requested: str, client_ip: str) -> dict:
             address = None
         if address is None or not any(address in network for network in policy.allowed_ips):
             raise Forbidden("This API key may not be used from your address.", code="ip_not_allowed")
-    if policy.allowed_models and not _allowed_model(policy.allowed_models, (requested, model.public_id, model.alias)):
+    if not may_use(policy, model, requested):
         raise Forbidden(f"This API key may not use the model `{requested}`.", code="model_not_allowed",
                         param="model")
     now = time.time()

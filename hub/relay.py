@@ -8,6 +8,7 @@ was produced. A failure before the first byte is free.
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -75,9 +76,10 @@ class Call:
             first_token_ms=int((first_token_at - self.started) * 1000) if first_token_at else None,
         )
         if route is None and self.model is not None:
-            event.model_id = self.model.id
+            event.model_id, event.served_model = self.model.id, self.model.public_id
         if route is not None:
             event.model_id, event.provider_id, event.credential_id = route.model_id, route.provider_id, route.credential_id
+            event.served_model = route.public_id
             event.cost, event.price = price_usage(
                 route, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                 cached_tokens=usage.cache_read_tokens, plan=self.key.plan, images=usage.images,
@@ -101,6 +103,61 @@ class Call:
             error = HubError(error.message, status=error.status, type=error.type, code=error.code,
                              param=error.param, headers=headers)
         return error_response(error, self.request_id)
+
+
+# A `"model": "…"` member of a JSON answer, key and string value (escapes and all). A raw quote
+# right after `model` ends a string, and a string followed by `:` is a key, so this never matches
+# inside a string; replacing one string literal by another keeps the JSON valid.
+_MODEL_MEMBER = re.compile(rb'("model"\s*:\s*)("(?:[^"\\]|\\.)*")', re.DOTALL)
+
+
+class PublicModel:
+    """Answers name the hub's public id of the model that served (a fallback's when one did), as
+    OpenRouter does, not the provider's name for it, which SDKs and cost trackers would report as a
+    model the hub does not list. Bytes are rewritten in place, without parsing the JSON again."""
+
+    def __init__(self, public_id: str):
+        self._named = named = json.dumps(public_id).encode()
+        self._replace = lambda match: match.group(1) + named
+
+    def __call__(self, payload: bytes) -> bytes:
+        members = payload.count(b'"model"')
+        if not members:
+            return payload
+        if payload.count(b'"model":"') != members:
+            return _MODEL_MEMBER.sub(self._replace, payload)
+        # Every member written compactly, as providers do: found and cut with bytes.find (several
+        # times cheaper than the regex, this runs for every chunk of every stream).
+        parts, done = [], 0
+        at = payload.find(b'"model":"')
+        while at >= 0:
+            start = at + 8  # the value's opening quote
+            end = payload.find(b'"', start + 1)
+            if end < 0 or payload.find(b"\\", start, end) >= 0:
+                return _MODEL_MEMBER.sub(self._replace, payload)  # escapes in the value: the careful way
+            parts += (payload[done:start], self._named)
+            done = end + 1
+            at = payload.find(b'"model":"', done)
+        parts.append(payload[done:])
+        return b"".join(parts)
+
+    @staticmethod
+    def provider_name(payload: bytes) -> str | None:
+        """The model a whole answer was named by its provider (its first `model` member)."""
+        match = _MODEL_MEMBER.search(payload) if b'"model"' in payload else None
+        if match is None:
+            return None
+        try:
+            name = json.loads(match.group(2))
+        except ValueError:
+            return None
+        # It goes into a header: what a provider sends is hostile until checked.
+        ok = isinstance(name, str) and 0 < len(name) <= 200 and name.isascii() and name.isprintable()
+        return name if ok else None
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() in ("application/json", "text/event-stream")
 
 
 class InFlight:
@@ -200,18 +257,26 @@ async def _serve(call: Call, body: dict, kind: str, operation) -> HttpResponse:
         # The client left before the answer started: recorded, free.
         call.record(UsageRecord.Status.CANCELLED, http_status=499, error="client disconnected")
         raise
-    call.route = served.route
+    call.route = route = served.route
+    provider_model = route.upstream_name
     if not call.stream:
         await served.done(True, model)
         call.record(UsageRecord.Status.OK, served.result.usage)
-        response = HttpResponse(served.result.body, content_type=served.result.content_type)
+        body, content_type = served.result.body, served.result.content_type
+        if _is_json(content_type):
+            provider_model = PublicModel.provider_name(body) or provider_model
+            body = PublicModel(route.public_id)(body)
+        response = HttpResponse(body, content_type=content_type)
     else:
         content_type = getattr(served.result, "content_type", "text/event-stream")
-        response = StreamingHttpResponse(RelayBody(call, served, model), content_type=content_type)
+        rename = PublicModel(route.public_id) if _is_json(content_type) else None
+        response = StreamingHttpResponse(RelayBody(call, served, model, rename), content_type=content_type)
         response["cache-control"] = "no-cache"
         response["x-accel-buffering"] = "no"
     response["x-request-id"] = call.request_id
-    response["x-hub-route"] = f"{served.route.public_id}; provider={served.route.provider_name}"
+    response["x-hub-route"] = f"{route.public_id}; provider={route.provider_name}"
+    # The provider's own name for the model: as it named it in a whole answer, as the hub asked it in a stream.
+    response["x-hub-provider-model"] = provider_model
     for name, value in limit_headers.items():
         response[name] = value
     return response
@@ -225,8 +290,8 @@ class RelayBody:
     then closes the upstream request and records the call.
     """
 
-    def __init__(self, call: Call, served, model):
-        self.call, self.served, self.model = call, served, model
+    def __init__(self, call: Call, served, model, rename=None):
+        self.call, self.served, self.model, self.rename = call, served, model, rename
         self.stream = served.result
         self.started = False
         self.loop = asyncio.get_running_loop()
@@ -242,9 +307,11 @@ class RelayBody:
     async def _relay(self):
         self.started = True
         status, failure = UsageRecord.Status.OK, ""
+        rename = self.rename
         try:
+            # Adapters yield whole events, so a `model` member is never split between two chunks.
             async for chunk in self.stream:
-                yield chunk
+                yield chunk if rename is None else rename(chunk)
             if self.stream.error is not None:
                 status = UsageRecord.Status.UPSTREAM_ERROR
         except Exception:

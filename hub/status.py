@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from . import catalogue, db, route_health
-from .policy import _allowed_model
+from .policy import may_use
 
 
 def _database_ok() -> bool:
@@ -41,8 +41,7 @@ async def report(key) -> dict:
     else:
         cache = "not configured"
     store = route_health.store()
-    models = [m for m in snapshot.listed
-              if not key.policy.allowed_models or _allowed_model(key.policy.allowed_models, (m.public_id, m.alias))]
+    models = [m for m in snapshot.listed if may_use(key.policy, m)]
     ids = sorted({r.credential_id for m in models for r in m.routes if r.credential_id})
     states = await store.states(ids) if ids else {}
     now = time.time()

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-from datetime import timezone as dt_timezone
 from types import SimpleNamespace
 
 from django.conf import settings
@@ -11,9 +10,9 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
 
-from . import audio, catalogue, images, media
+from . import audio, catalogue, images, listing, media
 from .auth import authenticate
-from .errors import BadRequest, HubError, MethodNotAllowed, ModelNotFound, PayloadTooLarge, error_response
+from .errors import BadRequest, HubError, MethodNotAllowed, PayloadTooLarge, error_response
 from .relay import Call, chat_completion
 from .relay import embeddings as relay_embeddings
 from .relay import images as relay_images
@@ -184,32 +183,19 @@ async def image_file(request, name: str) -> HttpResponse:
     return response
 
 
-def _model_entry(model, name: str) -> dict:
-    created = int(model.created_at.replace(tzinfo=model.created_at.tzinfo or dt_timezone.utc).timestamp())
-    return {"id": name, "object": "model", "created": created, "owned_by": model.owned_by}
-
-
 @csrf_exempt
 async def models(request, model_id: str | None = None) -> HttpResponse:
+    """The models the key may use (hub/listing.py); one of them, or a 404 like an unknown model's."""
     if request.method != "GET":
         return error_response(MethodNotAllowed("Use GET to list models."))
     try:
-        await authenticate(request)
+        key = await authenticate(request)
         snapshot = await catalogue.snapshot()
         if model_id is not None:
-            model = snapshot.models.get(model_id)
-            if model is None:
-                raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.",
-                                    param="model")
-            return JsonResponse(_model_entry(model, model_id))
+            return JsonResponse(listing.model_of(snapshot, key, model_id))
     except HubError as error:
         return error_response(error)
-    data = []
-    for model in snapshot.listed:
-        data.append(_model_entry(model, model.public_id))
-        if model.alias:
-            data.append(_model_entry(model, model.alias))
-    return JsonResponse({"object": "list", "data": data})
+    return JsonResponse({"object": "list", "data": listing.models_of(snapshot, key)})
 
 
 @csrf_exempt

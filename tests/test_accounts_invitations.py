@@ -142,3 +142,20 @@ def test_an_unknown_role_is_a_400(world):
     response = as_user(world.owner).patch(members_url(world, world.viewer), {"role": "king"}, format="json")
 
     assert response.status_code == 400 and response.json()["error"]["param"] == "role"
+
+
+def test_an_invitation_sent_with_an_admin_key_names_the_organisation_not_the_key(world, mailoutbox):
+    from accounts.services import api_key_create
+    from tests.actors import as_key
+
+    _, raw = api_key_create(organization=world.acme, name="ops", scope="admin")
+    with invite.commit(execute=True):
+        response = as_key(raw).post(INVITATIONS, {"email": "keyed@example.com", "role": "viewer"}, format="json")
+    assert response.status_code == 201, response.content
+    email = mailoutbox[-1]
+    assert "sk-hub" not in email.subject + email.body and "key" not in email.subject
+    assert email.subject == "You are invited to Acme on the hub"
+    assert "You are invited to join Acme on the hub as viewer." in email.body
+    with invite.commit(execute=True):
+        as_user(world.admin).post(INVITATIONS, {"email": "person@example.com", "role": "viewer"}, format="json")
+    assert mailoutbox[-1].subject == "admin@example.com invites you to Acme on the hub"

@@ -5,8 +5,9 @@ import io
 import openai
 from django.core.management import call_command
 
-from accounts.models import ApiKey, Organization
+from accounts.models import ApiKey, AuditEvent, Membership, Organization, User
 from billing.models import LedgerEntry, UsageRecord
+from tests.actors import as_user
 
 
 def bootstrap(*args) -> str:
@@ -22,6 +23,32 @@ def test_bootstrap_is_idempotent_and_prints_the_same_key(transactional_db):
     assert Organization.objects.filter(slug="demo").count() == 1
     assert ApiKey.objects.count() == 1
     assert LedgerEntry.objects.filter(idempotency_key="bootstrap:demo-credits").count() == 1
+
+
+def test_the_admin_user_owns_the_demo_organisation_and_reaches_the_management_api(transactional_db):
+    first = bootstrap()
+    assert "python manage.py changepassword admin" in first and "/manage/v1/docs/" in first
+    again = bootstrap()
+    assert "password" not in again and "/manage/v1/docs/" in again  # the password is shown once
+    admin = User.objects.get(username="admin")
+    (membership,) = Membership.objects.filter(user=admin)
+    assert (membership.organization.slug, membership.role) == ("demo", "owner")
+    assert AuditEvent.objects.filter(action="member.add").count() == 1
+    manage = as_user(admin)
+    assert [o["slug"] for o in manage.get("/manage/v1/orgs/").json()] == ["demo"]
+    keys = manage.get("/manage/v1/orgs/demo/keys/")
+    assert keys.status_code == 200 and [k["name"] for k in keys.json()] == ["demo"]
+
+
+def test_a_superuser_made_before_is_the_owner_and_a_changed_role_is_kept(transactional_db):
+    root = User.objects.create_superuser("root", "root@example.com", "pw-not-used")
+    output = bootstrap()
+    assert "password" not in output and not User.objects.filter(username="admin").exists()
+    membership = Membership.objects.get(user=root, organization__slug="demo")
+    assert membership.role == "owner"
+    Membership.objects.filter(pk=membership.pk).update(role="viewer")
+    bootstrap()
+    assert Membership.objects.get(pk=membership.pk).role == "viewer"
 
 
 def test_bootstrap_uses_the_key_from_the_environment(transactional_db, settings):
@@ -50,6 +77,21 @@ def test_the_home_page_shows_how_to_call_the_hub(hub):
 
     page = httpx.get(f"{hub.url}/").text
     assert f"{hub.url}/v1" in page and "chat/completions" in page
+
+
+def test_the_home_page_lists_every_gateway_endpoint_and_links_to_the_docs(hub):
+    import html
+
+    import httpx
+    from django.urls import get_resolver
+
+    page = html.unescape(httpx.get(f"{hub.url}/").text)
+    routes = {str(p.pattern).replace("<path:model_id>", "{id}").replace("<str:name>", "{name}")
+              for p in get_resolver().url_patterns if str(p.pattern).startswith("v1/")}
+    assert len(routes) == 11
+    for route in routes:
+        assert f"{hub.url}/{route}</code>" in page, route
+    assert 'href="/manage/v1/docs/"' in page and "README.md" in page
 
 
 def test_static_files_are_served_under_asgi(hub):

@@ -176,7 +176,8 @@ def test_a_fallback_model_serves_when_every_route_failed_and_is_billed_at_its_pr
     CatalogModel.objects.filter(public_id="big/model").update(fallbacks=["small/model"])
     reply = client.chat.completions.with_raw_response.create(model="big/model", messages=HELLO)
     assert reply.headers["x-hub-route"] == "small/model; provider=backup"
-    assert reply.parse().model == "gpt-4o-mini"  # what the provider that served says it is
+    assert reply.parse().model == "small/model"  # the public id of the model that served
+    assert reply.headers["x-hub-provider-model"] == "gpt-4o-mini"  # what its provider calls it
     hub.drain()
     record = UsageRecord.objects.get()
     assert (record.model_name, record.model.public_id) == ("big/model", "small/model")

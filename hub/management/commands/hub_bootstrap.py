@@ -8,8 +8,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from accounts.models import ApiKey, Organization, User
-from accounts.services import api_key_create, hash_api_key, organization_create
+from accounts.models import ApiKey, Membership, Organization, Role, User
+from accounts.services import api_key_create, audit_record, hash_api_key, organization_create
 from billing.models import ModelRate
 from billing.services import credit_grant
 from providers.models import CatalogModel, ModelRoute, Provider
@@ -51,14 +51,20 @@ class Command(BaseCommand):
         credit_grant(organization=organization, amount=Decimal(settings.HUB_DEMO_CREDITS),
                      description="Demo credits", idempotency_key="bootstrap:demo-credits")
         raw_key = self._demo_key(organization)
-        password = self._admin()
+        admin, password = self._admin()
+        self._owner(admin, organization)
         if key_only:
             self.stdout.write(raw_key)
             return
+        site = base_url.rsplit('/v1', 1)[0]
         self.stdout.write(f"Base URL: {base_url}\nAPI key:  {raw_key}\nModel:    demo/echo (free, offline; also demo/embed, demo/tts, "
                           f"demo/image, demo/whisper)")
         if password:
-            self.stdout.write(f"Admin:    {base_url.rsplit('/v1', 1)[0]}/admin/ user 'admin', password {password}")
+            self.stdout.write(f"Admin:    {site}/admin/ user 'admin', password {password}\n"
+                              f"          (shown only now; to set another: python manage.py changepassword admin)")
+        if admin is not None:
+            self.stdout.write(f"Manage:   {site}/manage/v1/docs/ (signed in at /admin/ as '{admin.get_username()}', "
+                              f"owner of the demo organisation: /manage/v1/orgs/demo/)")
 
     def _demo_key(self, organization) -> str:
         raw = settings.HUB_DEMO_API_KEY
@@ -74,9 +80,21 @@ class Command(BaseCommand):
             os.chmod(stored, 0o600)
         return raw
 
-    def _admin(self) -> str:
-        if User.objects.filter(is_superuser=True).exists():
-            return ""
-        password = os.environ.get("HUB_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-        User.objects.create_superuser("admin", "", password)
-        return password
+    def _admin(self) -> tuple[User | None, str]:
+        """The admin user ('admin', else the first superuser), made on the first run with its password."""
+        superusers = User.objects.filter(is_superuser=True)
+        if not superusers.exists():
+            password = os.environ.get("HUB_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+            return User.objects.create_superuser("admin", "", password), password
+        return superusers.filter(username="admin").first() or superusers.order_by("pk").first(), ""
+
+    def _owner(self, admin: User | None, organization: Organization) -> None:
+        # The management API acts for members only: without a membership the admin user gets 404 there.
+        # An existing membership is left as it is (an owner may have changed its role on purpose).
+        if admin is None:
+            return
+        membership, created = Membership.objects.get_or_create(user=admin, organization=organization,
+                                                               defaults={"role": Role.OWNER})
+        if created:
+            audit_record(action="member.add", organization=organization, target=membership,
+                         details={"user": admin.get_username(), "role": Role.OWNER, "by": "hub_bootstrap"})
