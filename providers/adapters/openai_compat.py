@@ -45,7 +45,8 @@ def _request(route, body: dict, stream: bool) -> tuple[str, bytes, dict]:
     # One output cap, under the name this API honours (an unknown name is ignored: no cap at all), never
     # above the model's: the hub's credit hold counts on it.
     limit = transport.max_tokens(route, body)
-    body.pop("max_tokens", None), body.pop("max_completion_tokens", None)
+    body.pop("max_tokens", None)
+    body.pop("max_completion_tokens", None)
     if limit:
         body[preset.max_tokens_field] = limit
     return f"{route.base_url}/chat/completions", json.dumps(body, separators=(",", ":")).encode(), headers
