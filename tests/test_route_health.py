@@ -171,7 +171,8 @@ def two_workers(transactional_db, settings):
     route_health.store()
     route_health.reset()  # what earlier tests left in Redis
     db = connection.settings_dict
-    url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{host}/{db['NAME']}"
     port = _free_port()
     env = dict(os.environ, DATABASE_URL=url, REDIS_URL=settings.REDIS_URL, DJANGO_SETTINGS_MODULE="tests.settings",
                HUB_COOLDOWN_SECONDS="1", HUB_COOLDOWN_AFTER_FAILURES="3")
