@@ -14,14 +14,17 @@ Every change is one atomic step on the shared record (a Lua script in Redis),
 so two workers failing at once both count: a process never writes back what it
 read. What a process read is cached for HUB_ROUTE_STATE_CACHE_SECONDS only
 while it can route on it safely: a clean or cooling credential. One with
-failures counted, or whose cooldown just ended, is read afresh before each try.
+failures counted, or whose cooldown just ended, is read afresh before each try,
+and of the requests that find it half-open one claims the probe (for up to
+HUB_UPSTREAM_CONNECT_TIMEOUT, what a dead host takes to fail): the others pass
+it by, so a black-holed provider costs one request its timeout, not every one.
 """
 
 import asyncio
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from django.conf import settings
 
@@ -42,9 +45,22 @@ class Health:
     since: float = 0.0  # first failure of the current run, epoch seconds
     latency_ms: float = 0.0  # moving average of successful requests
     rate_limited: bool = False  # the cooldown is the provider's rate limit (a 429), not an outage
+    probe_until: float = 0.0  # a request is probing it (half-open) until then: the others leave it be
 
     def cooling(self, now: float) -> bool:
         return self.cooldown_until > now
+
+    def half_open(self, now: float) -> bool:
+        """Back from a cooldown, not yet proven: the next try is the probe, and only one request makes it."""
+        return bool(self.level) and not self.cooling(now)
+
+    @property
+    def back_at(self) -> float:
+        return max(self.cooldown_until, self.probe_until)
+
+    def out(self, now: float) -> bool:
+        """Not to be tried now: cooling down, or another request is probing it."""
+        return self.back_at > now
 
     @property
     def clean(self) -> bool:
@@ -109,6 +125,15 @@ def after_failure(health: Health, error, now: float) -> Health:
     return h
 
 
+def claim_probe(health: Health, now: float) -> Health | None:
+    """The record with this request's probe claimed, None if it may not try (the Redis store runs _CLAIM)."""
+    if health.cooling(now) or (health.level and health.probe_until > now):
+        return None
+    if health.level:
+        health = replace(health, probe_until=now + settings.HUB_UPSTREAM_CONNECT_TIMEOUT)
+    return health
+
+
 def after_success(health: Health, latency_ms: float) -> Health:
     latency = latency_ms if not health.latency_ms else (1 - EWMA) * health.latency_ms + EWMA * latency_ms
     return Health(latency_ms=latency)
@@ -152,6 +177,12 @@ class LocalStore:
     async def succeed(self, cid: int, latency_ms: float) -> Health:
         return self.succeeded(cid, latency_ms)
 
+    async def claim(self, cid: int, now: float) -> bool:
+        claimed = claim_probe(self.read(cid), now)
+        if claimed is not None:
+            self.health[cid] = claimed
+        return claimed is not None
+
     # One event loop per process: these run to the end without yielding, so they are atomic here.
     def failed(self, cid: int, failure: Failure, now: float) -> Health:
         health = self.health[cid] = after_failure(self.read(cid), failure, now)
@@ -191,6 +222,7 @@ _FAIL = """
 local raw = redis.call('GET', KEYS[1])
 local h = {failures = 0, level = 0, cooldown_until = 0, reason = '', since = 0, latency_ms = 0, rate_limited = false}
 if raw then for k, v in pairs(cjson.decode(raw)) do h[k] = v end end
+h.probe_until = 0
 local now, hard, retry_after, rate_limited = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3]), ARGV[4] == '1'
 local threshold, base, hard_base, cap = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 h.reason = ARGV[9]
@@ -225,6 +257,21 @@ if old ~= 0 then latency = (1 - ewma) * old + ewma * latency end
 local out = cjson.encode({latency_ms = latency})
 redis.call('SET', KEYS[1], out, 'EX', 86400)
 return out
+"""
+
+
+# claim_probe: of the requests that find a credential half-open, one probes it.
+_CLAIM = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 1 end
+local h = cjson.decode(raw)
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+if (h.cooldown_until or 0) > now then return 0 end
+if (h.level or 0) == 0 then return 1 end
+if (h.probe_until or 0) > now then return 0 end
+h.probe_until = now + window
+redis.call('SET', KEYS[1], cjson.encode(h), 'KEEPTTL')
+return 1
 """
 
 
@@ -295,6 +342,12 @@ class RedisStore:
     async def succeed(self, cid: int, latency_ms: float) -> Health:
         return self._keep(cid, _decode(await self.client().eval(_SUCCEED, 1, self._key(cid), latency_ms, EWMA)))
 
+    async def claim(self, cid: int, now: float) -> bool:
+        window = settings.HUB_UPSTREAM_CONNECT_TIMEOUT
+        claimed = bool(await self.client().eval(_CLAIM, 1, self._key(cid), now, window))
+        self._cache.pop(cid, None)  # it changed (or someone else's probe did): read it afresh
+        return claimed
+
     # The same steps for synchronous callers (the health check task, the admin).
     def failed(self, cid: int, failure: Failure, now: float) -> Health:
         return _decode(self._sync.eval(_FAIL, 1, self._key(cid), *_fail_args(failure, now)))
@@ -334,6 +387,9 @@ class FailOpen(shared_state.FailOpen):
 
     async def succeed(self, cid, latency_ms):
         return await self._guard(self.inner.succeed(cid, latency_ms), Health())
+
+    async def claim(self, cid, now):
+        return await self._guard(self.inner.claim(cid, now), True)
 
 
 _store = None

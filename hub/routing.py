@@ -32,19 +32,18 @@ def _weighted_order(routes: list) -> list:
     return sorted(routes, key=lambda r: random.random() ** (1.0 / max(r.weight, 1)), reverse=True)
 
 
-async def order(model: catalogue.Model, store, out: list | None = None) -> list:
+async def order(model: catalogue.Model, store, seen: dict | None = None) -> list:
     """The model's routes that may be tried now, best first by its strategy.
 
-    The health of those cooling down is added to `out`, to say when they return.
+    What was read of their credentials' health is added to `seen`.
     """
     routes = list(model.routes)
     ids = [r.credential_id for r in routes if r.credential_id]
     states = await store.states(ids) if ids else {}
+    if seen is not None:
+        seen.update(states)
     now = time.time()
-    cooling = [r for r in routes if r.credential_id and states[r.credential_id].cooling(now)]
-    if out is not None:
-        out.extend(states[r.credential_id] for r in cooling)
-    routes = [r for r in routes if r not in cooling]
+    routes = [r for r in routes if not (r.credential_id and states[r.credential_id].out(now))]
     shuffled = _weighted_order(routes)
     strategy = model.strategy
     if strategy == "priority":
@@ -96,7 +95,7 @@ async def serve(model: catalogue.Model, body: dict, *, stream: bool = False, inc
     store = route_health.store()
     snap = await catalogue.snapshot()
     deadline = time.monotonic() + settings.HUB_ROUTING_MAX_SECONDS
-    attempts, last_error, out, busy = 0, None, [], False
+    attempts, last_error, seen, busy = 0, None, {}, False
     for candidate in [model, *catalogue.fallbacks_of(model, snap)]:
         if candidate is not model:
             try:
@@ -104,13 +103,18 @@ async def serve(model: catalogue.Model, body: dict, *, stream: bool = False, inc
             except HubError:
                 continue  # a fallback that cannot take this request is no fallback
         tries = 0
-        for route in await order(candidate, store, out):
+        for route in await order(candidate, store, seen):
             if tries >= settings.HUB_ROUTING_MAX_ATTEMPTS or time.monotonic() > deadline:
                 break
             token = route_health.new_token() if _needs_slot(route, candidate) else None
             if token is not None and not await store.acquire(route, token):
                 busy = True
                 continue
+            if route.credential_id and seen[route.credential_id].half_open(time.time()):
+                if not await store.claim(route.credential_id, time.time()):
+                    if token is not None:
+                        await store.release(route, token)
+                    continue  # another request is its probe
             attempts, tries = attempts + 1, tries + 1
             started = time.monotonic()
             try:
@@ -129,12 +133,14 @@ async def serve(model: catalogue.Model, body: dict, *, stream: bool = False, inc
                     await asyncio.shield(store.release(route, token))
                 raise
             return Served(route=route, result=result, attempts=attempts, token=token, started=started)
-    raise last_error or refusal(model, out, busy)
+    raise last_error or refusal(model, seen, busy)
 
 
-def refusal(model: catalogue.Model, out: list, busy: bool) -> HubError:
+def refusal(model: catalogue.Model, seen: dict, busy: bool) -> HubError:
     """Why no route was tried, and when to come back (the soonest return, whole seconds, at least 1)."""
-    retry = max(1, math.ceil(min(h.cooldown_until for h in out) - time.time())) if out else 1
+    now = time.time()
+    out = [h for h in seen.values() if h.out(now)]
+    retry = max(1, math.ceil(min(h.back_at for h in out) - now)) if out else 1
     headers = {"retry-after": str(retry)}
     if busy:
         # A slot frees as soon as any request ends: the caps are worth a retry within a second.

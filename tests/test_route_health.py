@@ -22,7 +22,7 @@ from django.conf import settings as django_settings
 
 from billing.models import UsageRecord
 from hub import route_health
-from providers.models import CatalogModel, Credential
+from providers.models import CatalogModel, Credential, Provider
 from tests.conftest import UPSTREAM_KEY, add_model
 from tests.test_routing import HELLO, client, failing_then_ok, provider, spare, spare_server  # noqa: F401
 
@@ -106,6 +106,28 @@ def test_a_failed_probe_sends_the_credential_straight_back_out_for_twice_as_long
     assert len(upstream.requests) == 4, "one failed probe, and the credential is out again"
     second = health(primary)
     assert second.level == 2 and 1.0 <= second.cooldown_until - probed <= 1.2
+
+
+def test_of_the_requests_that_find_a_credential_half_open_one_probes_it(hub, api_key, upstream, spare,
+                                                                         failing_then_ok):
+    failing_then_ok("fake-hang")  # a black-holed provider: each try costs its timeout
+    Provider.objects.filter(name="primary").update(first_byte_timeout=0.5)
+    primary = Credential.objects.get(provider__name="primary").pk
+    route_health.store().write(primary, route_health.Health(level=1, cooldown_until=time.time() - 1))
+
+    async def four_at_once():
+        client = openai.AsyncOpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
+        async def one():
+            stream = await client.chat.completions.create(model="team/model", messages=HELLO, stream=True)
+            return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        try:
+            return await asyncio.gather(*(one() for _ in range(4)))
+        finally:
+            await client.close()
+
+    assert asyncio.run(four_at_once()) == ["Hello! You said: hello"] * 4
+    assert len(upstream.requests) == 1 and len(spare.requests) == 4, "one probe; the others passed it by"
+    assert route_health.store().read(primary).level == 2
 
 
 def test_a_fallback_gets_its_turn_when_the_models_own_routes_use_up_the_attempts(client, hub, upstream, spare,
