@@ -97,7 +97,8 @@ class Call:
         if error.log_level is not None:
             logger.log(error.log_level, "%s %s answered %s %s: %s", self.endpoint, self.request_id, error.status,
                        error.code, error.message)
-            response._has_been_logged = True  # Django's request log would call a 429 a warning it hides, a 503 a crash
+            # Once, here, saying why: Django's request log would hide the 429 and log the 503 without a reason.
+            response._has_been_logged = True
         return response
 
 

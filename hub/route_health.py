@@ -103,9 +103,8 @@ class Failure:
                    reason=getattr(error, "message", str(error))[:300])
 
 
-def after_failure(health: Health, error, now: float) -> Health:
+def after_failure(health: Health, failure: Failure, now: float) -> Health:
     """The record after one more failure (the Redis store runs the same rule in _FAIL)."""
-    failure = error if isinstance(error, Failure) else Failure.of(error)
     h = Health(failures=health.failures + 1, level=health.level, cooldown_until=health.cooldown_until,
                reason=failure.reason, since=health.since or now, latency_ms=health.latency_ms,
                rate_limited=health.rate_limited)

@@ -265,3 +265,37 @@ def test_two_workers_send_a_failing_route_three_requests_then_one_probe_per_cool
     spare_port = int(spare.base_url.split(":")[2].split("/")[0])
     assert len(workers) == 2
     assert all(any(c.raddr and c.raddr.port == spare_port for c in w.net_connections("tcp")) for w in workers)
+
+
+class RateLimit:
+    code, status, retry_after, message = "rate_limit_exceeded", 429, "2", "Rate limit reached."
+
+
+class Rejected:
+    code, status, retry_after, message = "upstream_auth_failed", 502, None, "The provider rejected the credential."
+
+
+@pytest.mark.parametrize("kind", ["local", pytest.param("redis", marks=needs_redis)])
+def test_both_stores_apply_the_same_cooldown_rule(kind, settings):
+    """The in-process store runs it in Python, Redis in Lua: step by step, they agree."""
+    settings.HUB_COOLDOWN_SECONDS, settings.HUB_COOLDOWN_AFTER_FAILURES = 5.0, 3
+    store, _ = stores(kind)
+    cid, t = 525252, 1_000_000.0
+    if kind == "redis":
+        store._sync.delete(store._key(cid))
+    steps = [  # (seconds from t, error) -> (failures, level, cooldown ends at t +, rate limited)
+        (0, RateLimit, (1, 0, 2, True)),  # its retry-after, below the threshold
+        (3, Error500, (2, 0, 2, True)),
+        (4, Error500, (0, 1, 9, False)),  # the third in a row: out for 5 s
+        (6, Error500, (0, 1, 9, False)),  # in flight when it went out: not news
+        (10, Error500, (0, 2, 20, False)),  # the failed probe: straight back out, for 10 s
+        (21, Rejected, (0, 3, 21 + 240, False)),  # a rejected credential: 60 s, doubled twice
+    ]
+    seen = []
+    for at, error, _ in steps:
+        h = store.failed(cid, route_health.Failure.of(error()), t + at)
+        seen.append((h.failures, h.level, round(h.cooldown_until - t, 3), h.rate_limited))
+    assert seen == [expected for _, _, expected in steps]
+    assert store.succeeded(cid, 40.0).clean
+    if kind == "redis":
+        store._sync.delete(store._key(cid))
