@@ -225,6 +225,8 @@ class UsageRecord(models.Model):
     class Status(models.TextChoices):
         OK = "ok", "Completed"
         CLIENT_ERROR = "client_error", "Refused (client error)"
+        RATE_LIMITED = "rate_limited", "Refused: every route rate limited by its provider"
+        UNAVAILABLE = "unavailable", "Refused: no route available (cooling down or at its cap)"
         UPSTREAM_ERROR = "upstream_error", "Upstream error"
         CANCELLED = "cancelled", "Client disconnected"
         SERVER_ERROR = "server_error", "Hub error"

@@ -1,6 +1,7 @@
 """Errors in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
 
 import json
+import logging
 
 from django.http import HttpResponse
 
@@ -9,6 +10,8 @@ class HubError(Exception):
     status = 400
     type = "invalid_request_error"
     code: str | None = None
+    outcome: str | None = None  # the usage record's status, when not the client's error
+    log_level: int | None = None  # logged by the relay at this level, instead of by Django's request log
 
     def __init__(self, message: str, *, code: str | None = None, param: str | None = None,
                  status: int | None = None, type: str | None = None, headers: dict | None = None):
@@ -67,6 +70,33 @@ class ServiceUnavailable(HubError):
     status = 503
     type = "server_error"
     code = "service_unavailable"
+
+
+class RateLimited(HubError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+# When no route can be tried, the answer says why: a provider's rate limit is a
+# 429 (SDKs wait and retry, and nobody is paged), an outage a 503; both say when
+# a route returns. Each is stored as what it is, not as the client's error.
+class RoutesRateLimited(RateLimited):
+    outcome = "rate_limited"
+    log_level = logging.WARNING
+
+
+class NoRouteAvailable(ServiceUnavailable):
+    code = "no_route_available"
+    outcome = "unavailable"
+    log_level = logging.ERROR
+
+
+class RoutesBusy(ServiceUnavailable):
+    # The operator's own caps doing their work: worth a warning, not an alarm.
+    code = "routes_busy"
+    outcome = "unavailable"
+    log_level = logging.WARNING
 
 
 def error_response(error: HubError, request_id: str | None = None) -> HttpResponse:

@@ -57,11 +57,10 @@ def check(credential: Credential) -> Credential:
         last_checked_at=credential.last_checked_at, last_check_ok=ok, last_check_latency_ms=latency,
         last_check_error=error[:300])
     store = route_health.store()
-    health = store.read(credential.pk)
     if ok:
-        store.write(credential.pk, route_health.after_success(health, latency))
+        store.succeeded(credential.pk, latency)
     elif route is not None and failure.retryable:
-        store.write(credential.pk, route_health.after_failure(health, failure, time.time()))
+        store.failed(credential.pk, route_health.Failure.of(failure), time.time())
     return credential
 
 

@@ -23,19 +23,13 @@ from django.db.models import Sum
 from billing.fields import from_units, to_units
 
 from . import db
-from .errors import HubError
+from .errors import HubError, RateLimited
 from .limits import counters
 
 
 class Forbidden(HubError):
     status = 403
     type = "permission_error"
-
-
-class RateLimited(HubError):
-    status = 429
-    type = "rate_limit_error"
-    code = "rate_limit_exceeded"
 
 
 @dataclass(frozen=True)

@@ -97,12 +97,18 @@ class Call:
     def fail(self, error: HubError | UpstreamError) -> HttpResponse:
         upstream = isinstance(error, UpstreamError)
         status = UsageRecord.Status.UPSTREAM_ERROR if upstream else UsageRecord.Status.CLIENT_ERROR
-        self.record(status, http_status=error.status, error=error.message)
+        self.record(getattr(error, "outcome", None) or status, http_status=error.status, error=error.message)
         if upstream:
             headers = {"retry-after": error.retry_after} if error.retry_after else {}
             error = HubError(error.message, status=error.status, type=error.type, code=error.code,
                              param=error.param, headers=headers)
-        return error_response(error, self.request_id)
+        response = error_response(error, self.request_id)
+        if error.log_level is not None:
+            logger.log(error.log_level, "%s %s answered %s %s: %s", self.endpoint, self.request_id, error.status,
+                       error.code, error.message)
+            # Once, here, saying why: Django's request log would hide the 429 and log the 503 without a reason.
+            response._has_been_logged = True
+        return response
 
 
 # A `"model": "…"` member of a JSON answer, key and string value (escapes and all). A raw quote

@@ -4,17 +4,27 @@ all workers and hosts), in this process otherwise.
 
 Cooldown rule: an auth or quota failure takes a credential out at once (60 s,
 doubling with each repeat, at most HUB_COOLDOWN_MAX_SECONDS); other retryable
-failures do after HUB_COOLDOWN_AFTER_FAILURES in a row (5 s, doubling); a
-retry-after from the provider is always honoured. When the cooldown ends the
-credential is tried again (a real request or the health check is the probe):
-a success clears it, a failure sends it back out for longer.
+failures do after HUB_COOLDOWN_AFTER_FAILURES in a row (HUB_COOLDOWN_SECONDS,
+doubling); a retry-after from the provider is always honoured. When the
+cooldown ends the credential is half-open: the next request (or the health
+check) is the probe. A success clears the record; a failure sends it straight
+back out for twice as long, without three more tenant requests paying for it.
+
+Every change is one atomic step on the shared record (a Lua script in Redis),
+so two workers failing at once both count: a process never writes back what it
+read. What a process read is cached for HUB_ROUTE_STATE_CACHE_SECONDS only
+while it can route on it safely: a clean or cooling credential. One with
+failures counted, or whose cooldown just ended, is read afresh before each try,
+and of the requests that find it half-open one claims the probe (for up to
+HUB_UPSTREAM_CONNECT_TIMEOUT, what a dead host takes to fail): the others pass
+it by, so a black-holed provider costs one request its timeout, not every one.
 """
 
 import asyncio
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from django.conf import settings
 
@@ -24,24 +34,51 @@ from . import shared_state
 
 
 HARD_FAILURES = {"upstream_auth_failed", "upstream_quota_exhausted", "no_credential"}
+HARD_COOLDOWN_SECONDS = 60.0
 EWMA = 0.2  # weight of the newest latency in the moving average
 
 
 @dataclass
 class Health:
     failures: int = 0  # retryable failures in a row
-    level: int = 0  # cooldowns in a row, for the backoff
+    level: int = 0  # cooldowns in a row, for the backoff; > 0 once cooled down: the next try is a probe
     cooldown_until: float = 0.0  # epoch seconds
     reason: str = ""
     since: float = 0.0  # first failure of the current run, epoch seconds
     latency_ms: float = 0.0  # moving average of successful requests
+    rate_limited: bool = False  # the cooldown is the provider's rate limit (a 429), not an outage
+    probe_until: float = 0.0  # a request is probing it (half-open) until then: the others leave it be
 
     def cooling(self, now: float) -> bool:
         return self.cooldown_until > now
 
+    def half_open(self, now: float) -> bool:
+        """Back from a cooldown, not yet proven: the next try is the probe, and only one request makes it."""
+        return bool(self.level) and not self.cooling(now)
+
+    @property
+    def back_at(self) -> float:
+        return max(self.cooldown_until, self.probe_until)
+
+    def out(self, now: float) -> bool:
+        """Not to be tried now: cooling down, or another request is probing it."""
+        return self.back_at > now
+
     @property
     def clean(self) -> bool:
         return not (self.failures or self.level or self.cooldown_until)
+
+    def settled(self, now: float) -> bool:
+        """Whether another process's failure cannot change what routing does with it soon: clean, or still out."""
+        return self.clean or self.cooling(now)
+
+
+_FIELDS = set(Health.__dataclass_fields__)
+
+
+def _decode(raw) -> Health:
+    # Fields a newer release added are dropped, so a rolling deploy reads both shapes.
+    return Health(**{k: v for k, v in json.loads(raw).items() if k in _FIELDS}) if raw else Health()
 
 
 def _retry_after(value) -> float:
@@ -51,23 +88,51 @@ def _retry_after(value) -> float:
         return 0.0
 
 
-def after_failure(health: Health, error, now: float) -> Health:
-    hard = getattr(error, "code", None) in HARD_FAILURES
-    retry_after = _retry_after(getattr(error, "retry_after", None))
-    failures = health.failures + 1
-    h = Health(failures=failures, level=health.level, cooldown_until=health.cooldown_until,
-               reason=scrub(getattr(error, "message", str(error)))[:300], since=health.since or now,
-               latency_ms=health.latency_ms)
+@dataclass(frozen=True)
+class Failure:
+    """What the cooldown rule needs of an upstream error, the same for both stores."""
+
+    hard: bool
+    retry_after: float
+    rate_limited: bool
+    reason: str
+
+    @classmethod
+    def of(cls, error) -> "Failure":
+        return cls(hard=getattr(error, "code", None) in HARD_FAILURES,
+                   retry_after=_retry_after(getattr(error, "retry_after", None)),
+                   rate_limited=getattr(error, "status", None) == 429,
+                   reason=scrub(getattr(error, "message", str(error)))[:300])
+
+
+def after_failure(health: Health, failure: Failure, now: float) -> Health:
+    """The record after one more failure (the Redis store runs the same rule in _FAIL)."""
+    h = Health(failures=health.failures + 1, level=health.level, cooldown_until=health.cooldown_until,
+               reason=failure.reason, since=health.since or now, latency_ms=health.latency_ms,
+               rate_limited=health.rate_limited)
     duration = 0.0
-    if hard or failures >= settings.HUB_COOLDOWN_AFTER_FAILURES:
+    if health.cooling(now):
+        # A request that was in flight when the credential went out: its failure is not news.
+        h.failures = health.failures
+    elif failure.hard or health.level or h.failures >= settings.HUB_COOLDOWN_AFTER_FAILURES:
+        # A failed probe (level > 0: the first try after a cooldown) goes straight back out, for longer.
         h.level += 1
-        base = 60.0 if hard else 5.0
+        base = HARD_COOLDOWN_SECONDS if failure.hard else settings.HUB_COOLDOWN_SECONDS
         duration = min(base * 2 ** (h.level - 1), settings.HUB_COOLDOWN_MAX_SECONDS)
         h.failures = 0
-    duration = max(duration, retry_after)
-    if duration:
-        h.cooldown_until = max(h.cooldown_until, now + duration)
+    duration = max(duration, failure.retry_after)
+    if duration and now + duration > h.cooldown_until:
+        h.cooldown_until, h.rate_limited = now + duration, failure.rate_limited
     return h
+
+
+def claim_probe(health: Health, now: float) -> Health | None:
+    """The record with this request's probe claimed, None if it may not try (the Redis store runs _CLAIM)."""
+    if health.cooling(now) or (health.level and health.probe_until > now):
+        return None
+    if health.level:
+        health = replace(health, probe_until=now + settings.HUB_UPSTREAM_CONNECT_TIMEOUT)
+    return health
 
 
 def after_success(health: Health, latency_ms: float) -> Health:
@@ -107,8 +172,26 @@ class LocalStore:
         cid = route.credential_id
         self.inflight[cid] = max(0, self.inflight.get(cid, 0) - 1)
 
-    async def save(self, cid: int, health: Health) -> None:
-        self.health[cid] = health
+    async def fail(self, cid: int, failure: Failure, now: float) -> Health:
+        return self.failed(cid, failure, now)
+
+    async def succeed(self, cid: int, latency_ms: float) -> Health:
+        return self.succeeded(cid, latency_ms)
+
+    async def claim(self, cid: int, now: float) -> bool:
+        claimed = claim_probe(self.read(cid), now)
+        if claimed is not None:
+            self.health[cid] = claimed
+        return claimed is not None
+
+    # One event loop per process: these run to the end without yielding, so they are atomic here.
+    def failed(self, cid: int, failure: Failure, now: float) -> Health:
+        health = self.health[cid] = after_failure(self.read(cid), failure, now)
+        return health
+
+    def succeeded(self, cid: int, latency_ms: float) -> Health:
+        health = self.health[cid] = after_success(self.read(cid), latency_ms)
+        return health
 
     def read(self, cid: int) -> Health:
         return self.health.get(cid) or Health()
@@ -135,8 +218,72 @@ return 1
 """
 
 
+# after_failure, as one step on the shared record: two processes failing at once both count.
+_FAIL = """
+local raw = redis.call('GET', KEYS[1])
+local h = {failures = 0, level = 0, cooldown_until = 0, reason = '', since = 0, latency_ms = 0, rate_limited = false}
+if raw then for k, v in pairs(cjson.decode(raw)) do h[k] = v end end
+h.probe_until = 0
+local now, hard, retry_after, rate_limited = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3]), ARGV[4] == '1'
+local threshold, base, hard_base, cap = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+h.reason = ARGV[9]
+if h.since == 0 then h.since = now end
+local duration = 0
+if h.cooldown_until > now then
+  -- in flight when the credential went out: not news
+elseif hard or h.level > 0 or h.failures + 1 >= threshold then
+  h.level = h.level + 1
+  if hard then base = hard_base end
+  duration = math.min(base * 2 ^ (h.level - 1), cap)
+  h.failures = 0
+else
+  h.failures = h.failures + 1
+end
+if retry_after > duration then duration = retry_after end
+if duration > 0 and now + duration > h.cooldown_until then
+  h.cooldown_until = now + duration
+  h.rate_limited = rate_limited
+end
+local out = cjson.encode(h)
+redis.call('SET', KEYS[1], out, 'EX', 86400)
+return out
+"""
+
+# after_success: the record starts again, keeping only the latency average.
+_SUCCEED = """
+local raw = redis.call('GET', KEYS[1])
+local latency, ewma = tonumber(ARGV[1]), tonumber(ARGV[2])
+local old = raw and cjson.decode(raw).latency_ms or 0
+if old ~= 0 then latency = (1 - ewma) * old + ewma * latency end
+local out = cjson.encode({latency_ms = latency})
+redis.call('SET', KEYS[1], out, 'EX', 86400)
+return out
+"""
+
+
+# claim_probe: of the requests that find a credential half-open, one probes it.
+_CLAIM = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 1 end
+local h = cjson.decode(raw)
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+if (h.cooldown_until or 0) > now then return 0 end
+if (h.level or 0) == 0 then return 1 end
+if (h.probe_until or 0) > now then return 0 end
+h.probe_until = now + window
+redis.call('SET', KEYS[1], cjson.encode(h), 'KEEPTTL')
+return 1
+"""
+
+
+def _fail_args(failure: Failure, now: float) -> list:
+    return [now, int(failure.hard), failure.retry_after, int(failure.rate_limited),
+            settings.HUB_COOLDOWN_AFTER_FAILURES, settings.HUB_COOLDOWN_SECONDS, HARD_COOLDOWN_SECONDS,
+            settings.HUB_COOLDOWN_MAX_SECONDS, failure.reason]
+
+
 class RedisStore:
-    """Shared by every process; each keeps a copy of the health it read for a second."""
+    """Shared by every process. Each keeps what it read for a second, while that is safe to route on (settled)."""
 
     def __init__(self, url: str):
         import redis
@@ -153,22 +300,25 @@ class RedisStore:
     def _key(cid: int) -> str:
         return f"hub:health:{cid}"
 
-    @staticmethod
-    def _decode(raw) -> Health:
-        return Health(**json.loads(raw)) if raw else Health()
+    def _cached(self, cid: int, now: float) -> bool:
+        entry = self._cache.get(cid)
+        return entry is not None and entry[0] >= time.monotonic() and entry[1].settled(now)
+
+    def _keep(self, cid: int, health: Health) -> Health:
+        self._cache[cid] = (time.monotonic() + settings.HUB_ROUTE_STATE_CACHE_SECONDS, health)
+        return health
 
     async def states(self, ids) -> dict[int, Health]:
-        now = time.monotonic()
-        missing = tuple(sorted(i for i in ids if i not in self._cache or self._cache[i][0] < now))
+        now = time.time()
+        missing = tuple(sorted(i for i in ids if not self._cached(i, now)))
         if missing:
             await shared_state.coalesced(self._reading, missing, lambda: self._read(missing))
         return {i: self._cache[i][1] if i in self._cache else Health() for i in ids}
 
     async def _read(self, ids: tuple) -> None:
         values = await self.client().mget([self._key(i) for i in ids])
-        expires = time.monotonic() + settings.HUB_ROUTE_STATE_CACHE_SECONDS
         for cid, raw in zip(ids, values):
-            self._cache[cid] = (expires, self._decode(raw))
+            self._keep(cid, _decode(raw))
 
     async def inflight_counts(self, ids) -> dict[int, int]:
         client, now = self.client(), time.time()
@@ -187,14 +337,30 @@ class RedisStore:
     async def release(self, route, token: str) -> None:
         await self.client().zrem(f"hub:slots:{route.credential_id}", token)
 
-    async def save(self, cid: int, health: Health) -> None:
-        self._cache[cid] = (time.monotonic() + settings.HUB_ROUTE_STATE_CACHE_SECONDS, health)
-        await self.client().set(self._key(cid), json.dumps(asdict(health)), ex=86400)
+    async def fail(self, cid: int, failure: Failure, now: float) -> Health:
+        return self._keep(cid, _decode(await self.client().eval(_FAIL, 1, self._key(cid), *_fail_args(failure, now))))
+
+    async def succeed(self, cid: int, latency_ms: float) -> Health:
+        return self._keep(cid, _decode(await self.client().eval(_SUCCEED, 1, self._key(cid), latency_ms, EWMA)))
+
+    async def claim(self, cid: int, now: float) -> bool:
+        window = settings.HUB_UPSTREAM_CONNECT_TIMEOUT
+        claimed = bool(await self.client().eval(_CLAIM, 1, self._key(cid), now, window))
+        self._cache.pop(cid, None)  # it changed (or someone else's probe did): read it afresh
+        return claimed
+
+    # The same steps for synchronous callers (the health check task, the admin).
+    def failed(self, cid: int, failure: Failure, now: float) -> Health:
+        return _decode(self._sync.eval(_FAIL, 1, self._key(cid), *_fail_args(failure, now)))
+
+    def succeeded(self, cid: int, latency_ms: float) -> Health:
+        return _decode(self._sync.eval(_SUCCEED, 1, self._key(cid), latency_ms, EWMA))
 
     def read(self, cid: int) -> Health:
-        return self._decode(self._sync.get(self._key(cid)))
+        return _decode(self._sync.get(self._key(cid)))
 
     def write(self, cid: int, health: Health) -> None:
+        """Set a record outright (tests, an operator's reset); routing itself only steps it."""
         self._cache.pop(cid, None)
         self._sync.set(self._key(cid), json.dumps(asdict(health)), ex=86400)
 
@@ -217,8 +383,14 @@ class FailOpen(shared_state.FailOpen):
     async def release(self, route, token):
         return await self._guard(self.inner.release(route, token), None)
 
-    async def save(self, cid, health):
-        return await self._guard(self.inner.save(cid, health), None)
+    async def fail(self, cid, failure, now):
+        return await self._guard(self.inner.fail(cid, failure, now), Health())
+
+    async def succeed(self, cid, latency_ms):
+        return await self._guard(self.inner.succeed(cid, latency_ms), Health())
+
+    async def claim(self, cid, now):
+        return await self._guard(self.inner.claim(cid, now), True)
 
 
 _store = None
@@ -236,10 +408,7 @@ def new_token() -> str:
 
 
 async def record_failure(route, error) -> Health:
-    s = store()
-    health = after_failure((await s.states([route.credential_id]))[route.credential_id], error, time.time())
-    await s.save(route.credential_id, health)
-    return health
+    return await store().fail(route.credential_id, Failure.of(error), time.time())
 
 
 async def record_success(route, latency_ms: float, keep_latency: bool) -> None:
@@ -248,7 +417,7 @@ async def record_success(route, latency_ms: float, keep_latency: bool) -> None:
     health = (await s.states([route.credential_id]))[route.credential_id]
     if health.clean and not keep_latency:
         return  # the common case costs nothing
-    await s.save(route.credential_id, after_success(health, latency_ms))
+    await s.succeed(route.credential_id, latency_ms)
 
 
 def reset() -> None:

@@ -3,11 +3,17 @@
 Failover happens only before the answer starts: a retryable failure (connection,
 timeout, 429, 5xx, overloaded, a rejected credential) moves on to the next
 route, then to the model's fallbacks; a non-retryable one (bad request, context
-too long, content policy) is answered at once. Attempts and time are bounded by
-HUB_ROUTING_MAX_ATTEMPTS and HUB_ROUTING_MAX_SECONDS.
+too long, content policy) is answered at once. The model and each of its
+fallbacks get up to HUB_ROUTING_MAX_ATTEMPTS tries each, so three failing routes
+do not use up the fallback's turn; HUB_ROUTING_MAX_SECONDS bounds the whole.
+
+When no route can be tried the refusal says why and when to come back: 429
+when every route is out for its provider's rate limit, 503 for an outage or
+for caps, with a retry-after of the time until the soonest route returns.
 """
 
 import asyncio
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -17,7 +23,7 @@ from django.conf import settings
 from providers.adapters import UpstreamError, get_adapter
 
 from . import capabilities, catalogue, route_health
-from .errors import HubError, ServiceUnavailable
+from .errors import HubError, NoRouteAvailable, RoutesBusy, RoutesRateLimited
 
 
 def _weighted_order(routes: list) -> list:
@@ -26,13 +32,18 @@ def _weighted_order(routes: list) -> list:
     return sorted(routes, key=lambda r: random.random() ** (1.0 / max(r.weight, 1)), reverse=True)
 
 
-async def order(model: catalogue.Model, store) -> list:
-    """The model's routes that may be tried now, best first by its strategy."""
+async def order(model: catalogue.Model, store, seen: dict | None = None) -> list:
+    """The model's routes that may be tried now, best first by its strategy.
+
+    What was read of their credentials' health is added to `seen`.
+    """
     routes = list(model.routes)
     ids = [r.credential_id for r in routes if r.credential_id]
     states = await store.states(ids) if ids else {}
+    if seen is not None:
+        seen.update(states)
     now = time.time()
-    routes = [r for r in routes if not (r.credential_id and states[r.credential_id].cooling(now))]
+    routes = [r for r in routes if not (r.credential_id and states[r.credential_id].out(now))]
     shuffled = _weighted_order(routes)
     strategy = model.strategy
     if strategy == "priority":
@@ -84,22 +95,27 @@ async def serve(model: catalogue.Model, body: dict, *, stream: bool = False, inc
     store = route_health.store()
     snap = await catalogue.snapshot()
     deadline = time.monotonic() + settings.HUB_ROUTING_MAX_SECONDS
-    attempts, last_error = 0, None
+    attempts, last_error, seen, busy = 0, None, {}, False
     for candidate in [model, *catalogue.fallbacks_of(model, snap)]:
         if candidate is not model:
             try:
                 capabilities.check(candidate, body, candidate.public_id)
             except HubError:
                 continue  # a fallback that cannot take this request is no fallback
-        for route in await order(candidate, store):
-            if attempts >= settings.HUB_ROUTING_MAX_ATTEMPTS or time.monotonic() > deadline:
+        tries = 0
+        for route in await order(candidate, store, seen):
+            if tries >= settings.HUB_ROUTING_MAX_ATTEMPTS or time.monotonic() > deadline:
                 break
             token = route_health.new_token() if _needs_slot(route, candidate) else None
             if token is not None and not await store.acquire(route, token):
-                last_error = last_error or ServiceUnavailable(
-                    f"Every route of `{model.public_id}` is at its concurrency or rate limit.", code="routes_busy")
+                busy = True
                 continue
-            attempts += 1
+            if route.credential_id and seen[route.credential_id].half_open(time.time()):
+                if not await store.claim(route.credential_id, time.time()):
+                    if token is not None:
+                        await store.release(route, token)
+                    continue  # another request is its probe
+            attempts, tries = attempts + 1, tries + 1
             started = time.monotonic()
             try:
                 result = await operation(get_adapter(route.provider_kind), route)
@@ -117,8 +133,21 @@ async def serve(model: catalogue.Model, body: dict, *, stream: bool = False, inc
                     await asyncio.shield(store.release(route, token))
                 raise
             return Served(route=route, result=result, attempts=attempts, token=token, started=started)
-    if last_error is None:
-        last_error = ServiceUnavailable(
-            f"No route of `{model.public_id}` is available now (all are cooling down); try again shortly.",
-            code="no_route_available", headers={"retry-after": "5"})
-    raise last_error
+    raise last_error or refusal(model, seen, busy)
+
+
+def refusal(model: catalogue.Model, seen: dict, busy: bool) -> HubError:
+    """Why no route was tried, and when to come back (the soonest return, whole seconds, at least 1)."""
+    now = time.time()
+    out = [h for h in seen.values() if h.out(now)]
+    retry = max(1, math.ceil(min(h.back_at for h in out) - now)) if out else 1
+    headers = {"retry-after": str(retry)}
+    if busy:
+        # A slot frees as soon as any request ends: the caps are worth a retry within a second.
+        return RoutesBusy(f"Every route of `{model.public_id}` is at its concurrency or rate limit; "
+                          "try again shortly.", headers={"retry-after": "1"})
+    if out and all(h.rate_limited for h in out):
+        return RoutesRateLimited(f"Every route of `{model.public_id}` is rate limited by its provider; "
+                                 f"try again in {retry} s.", headers=headers)
+    return NoRouteAvailable(f"No route of `{model.public_id}` is available now (all are cooling down); "
+                            f"try again in {retry} s.", headers=headers)

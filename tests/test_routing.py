@@ -348,7 +348,7 @@ def test_two_processes_share_cooldowns_and_slots_through_redis(transactional_db,
     route = SimpleNamespace(credential_id=424242, max_concurrency=1, rpm_limit=None)
 
     async def scenario():
-        await one.save(424242, route_health.Health(cooldown_until=time.time() + 30, reason="down"))
+        one.write(424242, route_health.Health(cooldown_until=time.time() + 30, reason="down"))
         seen = (await other.states([424242]))[424242]
         first = await one.acquire(route, "a")
         second = await other.acquire(route, "b")
