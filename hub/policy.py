@@ -95,18 +95,30 @@ def _allowed_model(patterns, names) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names if name)
 
 
+def client_address(request) -> str:
+    """The caller's address as a key's allowed_ips see it, on the gateway and the management API alike:
+    the connection's peer (REMOTE_ADDR, which the ASGI server sets), never a header the caller writes."""
+    return request.META.get("REMOTE_ADDR") or ""
+
+
+def address_check(policy: Policy, client_ip: str) -> None:
+    """Refuse a key used from an address outside its (or its organisation's) allowed_ips."""
+    if not policy.allowed_ips:
+        return
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        address = None
+    if address is None or not any(address in network for network in policy.allowed_ips):
+        raise Forbidden("This API key may not be used from your address.", code="ip_not_allowed")
+
+
 async def admit(key, model, requested: str, client_ip: str) -> dict:
     """Refuse what the key may not do; return the x-ratelimit-* headers for the answer."""
     policy = key.policy
     if policy.empty:
         return {}
-    if policy.allowed_ips:
-        try:
-            address = ipaddress.ip_address(client_ip)
-        except ValueError:
-            address = None
-        if address is None or not any(address in network for network in policy.allowed_ips):
-            raise Forbidden("This API key may not be used from your address.", code="ip_not_allowed")
+    address_check(policy, client_ip)
     if policy.allowed_models and not _allowed_model(policy.allowed_models, (requested, model.public_id, model.alias)):
         raise Forbidden(f"This API key may not use the model `{requested}`.", code="model_not_allowed",
                         param="model")

@@ -14,6 +14,7 @@ from rest_framework.exceptions import ValidationError
 from . import audio, catalogue, images, media
 from .auth import authenticate
 from .errors import BadRequest, HubError, MethodNotAllowed, ModelNotFound, PayloadTooLarge, error_response
+from .policy import client_address
 from .relay import Call, chat_completion
 from .relay import embeddings as relay_embeddings
 from .relay import images as relay_images
@@ -84,7 +85,7 @@ def _endpoint(path: str, endpoint: str, serializer, serve, *, reader=_json_body,
             key = await authenticate(request)
         except HubError as error:
             return error_response(error)
-        call = Call(key=key, endpoint=endpoint, model_name="", client_ip=request.META.get("REMOTE_ADDR", ""))
+        call = Call(key=key, endpoint=endpoint, model_name="", client_ip=client_address(request))
         try:
             # JSON is read on the loop (it is small and the hot path); uploads are parsed, decoded and
             # measured in a thread, so a 25 MB multipart body never stalls the streams of this worker.
