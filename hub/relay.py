@@ -57,11 +57,11 @@ class Call:
         route = self.route
         event = UsageEvent(
             request_id=self.request_id, organization_id=self.key.organization_id, api_key_id=self.key.key_id,
-            model_name=self.model_name, status=status, endpoint=self.endpoint, stream=self.stream,
+            model_name=_storable(self.model_name), status=status, endpoint=self.endpoint, stream=self.stream,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
             image_input_tokens=usage.image_input_tokens,
-            usage_estimated=usage.estimated, http_status=http_status, error=error,
+            usage_estimated=usage.estimated, http_status=http_status, error=_storable(error),
             latency_ms=int((time.monotonic() - self.started) * 1000), unit=self.unit,
             images=usage.images, image_tier=usage.image_tier, audio_seconds=usage.seconds,
             billing_mode=self.key.billing_mode,
@@ -91,9 +91,19 @@ class Call:
         self.record(status, http_status=error.status, error=error.message)
         if upstream:
             headers = {"retry-after": error.retry_after} if error.retry_after else {}
-            error = HubError(error.message, status=error.status, type=error.type, code=error.code,
+            # Providers often leave a 400's code null; the hub's 400s always name one.
+            code = error.code or ("invalid_request" if error.status == 400 else None)
+            error = HubError(error.message, status=error.status, type=error.type, code=code,
                              param=error.param, headers=headers)
         return error_response(error, self.request_id)
+
+
+def _storable(text: str) -> str:
+    """Client or provider text as a text column takes it: PostgreSQL refuses NUL, UTF-8 a lone surrogate; a
+    record that cannot be written would be lost."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode()
 
 
 class InFlight:
