@@ -18,7 +18,7 @@ from schemathesis.checks import not_a_server_error
 from accounts.services import api_key_create
 
 CHECKOUT = "POST /manage/v1/orgs/{slug}/billing/checkout"
-EXAMPLES = 25  # generated per operation, beyond the examples and coverage cases
+EXAMPLES = 40  # generated per operation, beyond the examples and coverage cases
 
 schema = schemathesis.openapi.from_wsgi("/manage/v1/schema/", get_wsgi_application(),
                                         headers={"Accept": "application/vnd.oai.openapi+json"})
