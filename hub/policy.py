@@ -97,7 +97,8 @@ def _allowed_model(patterns, names) -> bool:
 
 def client_address(request) -> str:
     """The caller's address as a key's allowed_ips see it, on the gateway and the management API alike:
-    the connection's peer (REMOTE_ADDR, which the ASGI server sets), never a header the caller writes."""
+    REMOTE_ADDR as the server sets it (uvicorn takes X-Forwarded-For instead only from a proxy it trusts,
+    FORWARDED_ALLOW_IPS, 127.0.0.1 by default), never a header read here."""
     return request.META.get("REMOTE_ADDR") or ""
 
 
