@@ -9,7 +9,9 @@ has no OpenAPI schema yet, so it is not fuzzed here.
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from django.test import Client
 from django.utils.crypto import get_random_string
 from hypothesis import HealthCheck, settings
@@ -25,7 +27,18 @@ schema = schemathesis.openapi.from_wsgi("/manage/v1/schema/", get_wsgi_applicati
 
 
 @pytest.fixture
-def callers(world, stripe_settings):
+def in_process():
+    """Requests served by the WSGI handler inside the test's transaction: its request signals would close the
+    database connection mid-test (Django's own test client disconnects them the same way)."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def callers(world, stripe_settings, in_process):
     """Acme's owner signed in (with a CSRF token, so that writes get through), and an admin-scoped key."""
     web = Client()
     web.force_login(world.owner)
