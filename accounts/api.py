@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import teams
+from hub import policy
 
 from . import permissions, selectors, serializers, services
 from .models import ApiKey, KeyScope
@@ -25,6 +26,10 @@ from .models import ApiKey, KeyScope
 
 class InvalidApiKey(exceptions.AuthenticationFailed):
     default_code = "invalid_api_key"
+
+
+class AddressNotAllowed(exceptions.PermissionDenied):
+    default_code = "ip_not_allowed"
 
 
 class KeyPrincipal:
@@ -54,6 +59,12 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise InvalidApiKey("Incorrect, revoked or expired API key.")
         if key.scope != KeyScope.ADMIN:
             raise InvalidApiKey("This key is for the gateway only; the management API needs an admin-scoped key.")
+        # The same policy as on the gateway: a key kept to some addresses is kept to them here too, or it
+        # could mint itself an unrestricted successor from anywhere.
+        try:
+            policy.address_check(policy.Policy.of(key, key.organization), policy.client_address(request))
+        except policy.Forbidden as refused:
+            raise AddressNotAllowed(refused.message) from None
         return KeyPrincipal(key), key
 
     def authenticate_header(self, request):

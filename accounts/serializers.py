@@ -1,9 +1,14 @@
 import ipaddress
 
+from django.db.backends.base.operations import BaseDatabaseOperations
 from rest_framework import serializers
+
+from billing.fields import max_amount
 
 from .models import ApiKey, AuditEvent, BudgetPeriod, Invitation, KeyScope, Membership, Organization, Role, Team
 
+# A PositiveIntegerField's range where it is narrowest: PostgreSQL's `integer` (SQLite would take 2**63 - 1).
+POSITIVE_INT_MAX = BaseDatabaseOperations.integer_field_ranges["PositiveIntegerField"][1]
 LIMIT_FIELDS = ["allowed_models", "allowed_ips", "rpm_limit", "tpm_limit", "budget", "budget_period"]
 
 
@@ -33,9 +38,11 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     # The key's limits (hub/policy.py); empty ones default to the organisation's.
     allowed_models = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=100)
     allowed_ips = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=100)
-    rpm_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    tpm_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    budget = serializers.DecimalField(required=False, allow_null=True, max_digits=19, decimal_places=10, min_value=0)
+    # Bounded by their columns, so an out-of-range value is a 400 naming the field, not the database's error.
+    rpm_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=POSITIVE_INT_MAX)
+    tpm_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=POSITIVE_INT_MAX)
+    budget = serializers.DecimalField(required=False, allow_null=True, max_digits=19, decimal_places=10, min_value=0,
+                                      max_value=max_amount())
     budget_period = serializers.ChoiceField(choices=BudgetPeriod.choices, required=False)
 
     def validate_allowed_ips(self, value):

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
-from rest_framework.renderers import TemplateHTMLRenderer
+from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 from rest_framework.response import Response
 
 from accounts import selectors
@@ -14,6 +14,7 @@ from accounts.api import OrgView, Pages, _valid, actor_of
 from accounts.serializers import DateRangeSerializer
 
 from . import invoices, modes, payments, teams
+from .fields import max_amount
 from .models import AutoRecharge, BillingMode
 from .serializers import InvoiceDetailSerializer, InvoiceSerializer, TeamCostReportSerializer
 
@@ -48,7 +49,7 @@ class CheckoutView(OrgView):
 
 class AutoRechargeSettings(serializers.Serializer):
     enabled = serializers.BooleanField()
-    threshold = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    threshold = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, max_value=max_amount())
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=payments.MIN_TOP_UP,
                                       max_value=payments.MAX_TOP_UP)
     card_saved = serializers.BooleanField(read_only=True)
@@ -141,6 +142,13 @@ class InvoicePrint(OrgView):
                    summary="An invoice as a printable page")
     def get(self, request, slug, number):
         return Response(invoice_context(_invoice(request, number)), template_name="billing/invoice.html")
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Only the invoice itself is a page. A refusal, and OPTIONS (whose metadata has no template), answer
+        # in the API's JSON error shape like every other endpoint.
+        if response.exception or request.method not in ("GET", "HEAD"):
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class TeamCosts(OrgView):

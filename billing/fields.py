@@ -10,7 +10,9 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django import forms
 from django.conf import settings
+from django.core import validators
 from django.db import models
+from django.utils.functional import cached_property
 
 
 def _scale() -> int:
@@ -23,6 +25,11 @@ def to_units(amount) -> int:
 
 def from_units(units: int) -> Decimal:
     return Decimal(int(units)).scaleb(-_scale())
+
+
+def max_amount() -> Decimal:
+    """The largest amount a MoneyField holds (a signed 64-bit count of units); its negative is the least."""
+    return from_units(2**63 - 1)
 
 
 class MoneyField(models.BigIntegerField):
@@ -41,10 +48,18 @@ class MoneyField(models.BigIntegerField):
             return value
         return to_units(value)
 
+    @cached_property
+    def validators(self):
+        # The column's range in credits: BigIntegerField's own validators would compare credits to the
+        # range of its units, so an amount too large for the column would reach the database.
+        return [*self.default_validators, *self._validators,
+                validators.MinValueValidator(-max_amount()), validators.MaxValueValidator(max_amount())]
+
     def formfield(self, **kwargs):
         # Field.formfield, not the integer one: a Decimal field that knows blank, label, help text.
         return models.Field.formfield(self, **{"form_class": forms.DecimalField, "decimal_places": _scale(),
-                                               "max_digits": 19, **kwargs})
+                                               "max_digits": 19, "min_value": -max_amount(),
+                                               "max_value": max_amount(), **kwargs})
 
     def value_to_string(self, obj):
         value = self.value_from_object(obj)

@@ -150,16 +150,20 @@ def card_setup_start(*, organization, customer_id: str, key: str) -> Setup:
     """A SetupIntent that saves a card for off-session charges (auto-recharge, invoices), and, the first
     time, the organisation's Stripe customer. The browser confirms it with Stripe.js and its client secret."""
     stripe_client = client()
-    if not customer_id:
-        customer_id = stripe_client.v1.customers.create(
-            params={"name": organization.name[:250], "metadata": {"hub_organization": str(organization.pk)}},
-            options={"idempotency_key": f"hub-setup-{key}-customer"},
-        ).id
-    intent = stripe_client.v1.setup_intents.create(
-        params={"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"],
-                "metadata": {"hub_organization": str(organization.pk)}},
-        options={"idempotency_key": f"hub-setup-{key}-intent"},
-    )
+    try:
+        if not customer_id:
+            customer_id = stripe_client.v1.customers.create(
+                params={"name": organization.name[:250], "metadata": {"hub_organization": str(organization.pk)}},
+                options={"idempotency_key": f"hub-setup-{key}-customer"},
+            ).id
+        intent = stripe_client.v1.setup_intents.create(
+            params={"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"],
+                    "metadata": {"hub_organization": str(organization.pk)}},
+            options={"idempotency_key": f"hub-setup-{key}-intent"},
+        )
+    except stripe.StripeError as exc:
+        # Unreachable, or refusing: the caller may try again later, as with a checkout.
+        raise ServiceUnavailable(f"Stripe could not start saving a card: {exc.user_message or exc}") from exc
     return Setup(setup_intent_id=intent.id, client_secret=intent.client_secret, customer_id=customer_id)
 
 
@@ -182,13 +186,32 @@ def payment_intent_of_charge(charge_id: str) -> str | None:
 
 
 def event_verify(payload: bytes, signature: str) -> dict:
-    """The event as a dict, if Stripe signed it with our secret; raises ValueError otherwise."""
+    """The event as a dict, if Stripe signed it with our secret and it is shaped like an event (an id, a type
+    and a data.object that fit the hub's columns); a BadRequest otherwise."""
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
         # An empty secret would let anyone sign events.
         raise ServiceUnavailable("the Stripe webhook is not configured on this hub (STRIPE_WEBHOOK_SECRET)")
     try:
-        stripe.Webhook.construct_event(payload, signature, secret)
-    except stripe.SignatureVerificationError as exc:
-        raise ValueError(str(exc)) from exc
-    return json.loads(payload)
+        stripe.WebhookSignature.verify_header(payload, signature, secret, stripe.Webhook.DEFAULT_TOLERANCE)
+    except (stripe.SignatureVerificationError, ValueError) as exc:  # ValueError: a payload that is not UTF-8
+        raise BadRequest(f"The Stripe signature does not verify: {exc}", code="invalid_signature") from None
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        raise BadRequest("The event is not JSON.", code="invalid_json") from None
+    # Signed is not the same as well-formed: a handler must never meet a KeyError or an overlong id.
+    from .models import StripeEvent
+
+    limits = {"id": StripeEvent._meta.get_field("stripe_id").max_length,
+              "type": StripeEvent._meta.get_field("type").max_length}
+    if not isinstance(event, dict):
+        raise BadRequest("The event must be a JSON object.", code="invalid_event")
+    for name, longest in limits.items():
+        value = event.get(name)
+        if not isinstance(value, str) or not 0 < len(value) <= longest or not (value.isascii() and value.isprintable()):
+            raise BadRequest(f"The event needs an `{name}`: printable ASCII, at most {longest} characters.",
+                             code="invalid_event", param=name)
+    if not isinstance(event.get("data"), dict) or not isinstance(event["data"].get("object"), dict):
+        raise BadRequest("The event needs a `data.object`.", code="invalid_event", param="data.object")
+    return event

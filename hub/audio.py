@@ -48,7 +48,8 @@ def read(request, task: str) -> dict:
     try:
         fields, files = request.POST, request.FILES
     except MultiPartParserError as exc:
-        raise BadRequest(f"We could not parse the multipart body of your request: {exc}.") from None
+        raise BadRequest(f"We could not parse the multipart body of your request: {exc}.",
+                         code="invalid_multipart") from None
     upload = files.get("file")
     if upload is None:
         raise BadRequest("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")

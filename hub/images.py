@@ -64,7 +64,8 @@ def read_multipart(request) -> dict:
     try:
         fields, files = request.POST, request.FILES
     except MultiPartParserError as exc:
-        raise BadRequest(f"We could not parse the multipart body of your request: {exc}.") from None
+        raise BadRequest(f"We could not parse the multipart body of your request: {exc}.",
+                         code="invalid_multipart") from None
     body = client_fields({name: fields.getlist(name) if name.endswith("[]") else fields.get(name)
                           for name in fields})
     images = files.getlist("image") + files.getlist("image[]")

@@ -104,18 +104,31 @@ def may_use(policy: Policy, model, requested: str = "") -> bool:
                                                        (requested, model.public_id, model.alias))
 
 
+def client_address(request) -> str:
+    """The caller's address as a key's allowed_ips see it, on the gateway and the management API alike:
+    REMOTE_ADDR as the server sets it (uvicorn takes X-Forwarded-For instead only from a proxy it trusts,
+    FORWARDED_ALLOW_IPS, 127.0.0.1 by default), never a header read here."""
+    return request.META.get("REMOTE_ADDR") or ""
+
+
+def address_check(policy: Policy, client_ip: str) -> None:
+    """Refuse a key used from an address outside its (or its organisation's) allowed_ips."""
+    if not policy.allowed_ips:
+        return
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        address = None
+    if address is None or not any(address in network for network in policy.allowed_ips):
+        raise Forbidden("This API key may not be used from your address.", code="ip_not_allowed")
+
+
 async def admit(key, model, requested: str, client_ip: str) -> dict:
     """Refuse what the key may not do; return the x-ratelimit-* headers for the answer."""
     policy = key.policy
     if policy.empty:
         return {}
-    if policy.allowed_ips:
-        try:
-            address = ipaddress.ip_address(client_ip)
-        except ValueError:
-            address = None
-        if address is None or not any(address in network for network in policy.allowed_ips):
-            raise Forbidden("This API key may not be used from your address.", code="ip_not_allowed")
+    address_check(policy, client_ip)
     if not may_use(policy, model, requested):
         raise Forbidden(f"This API key may not use the model `{requested}`.", code="model_not_allowed",
                         param="model")

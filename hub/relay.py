@@ -100,7 +100,9 @@ class Call:
         self.record(getattr(error, "outcome", None) or status, http_status=error.status, error=error.message)
         if upstream:
             headers = {"retry-after": error.retry_after} if error.retry_after else {}
-            error = HubError(error.message, status=error.status, type=error.type, code=error.code,
+            # Providers often leave a 400's code null; the hub's 400s always name one.
+            code = error.code or ("invalid_request" if error.status == 400 else None)
+            error = HubError(error.message, status=error.status, type=error.type, code=code,
                              param=error.param, headers=headers)
         response = error_response(error, self.request_id)
         if error.log_level is not None:

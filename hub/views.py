@@ -2,10 +2,11 @@
 
 import asyncio
 import json
+import re
 from types import SimpleNamespace
 
 from django.conf import settings
-from django.core.exceptions import DisallowedHost, RequestDataTooBig
+from django.core.exceptions import DisallowedHost, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
@@ -13,6 +14,7 @@ from rest_framework.exceptions import ValidationError
 from . import audio, catalogue, images, listing, media
 from .auth import authenticate
 from .errors import BadRequest, HubError, MethodNotAllowed, PayloadTooLarge, error_response
+from .policy import client_address
 from .relay import Call, chat_completion
 from .relay import embeddings as relay_embeddings
 from .relay import images as relay_images
@@ -21,20 +23,71 @@ from .relay import transcription as relay_transcription
 from .serializers import ChatCompletionRequest, EmbeddingsRequest, ImageRequest, SpeechRequest
 
 
+# JSON deeper than this is refused before anything walks it: the serializers, the adapters and json.dumps
+# all recurse, and Python's recursion limit would end such a request in a RecursionError (a 500, no record).
+MAX_JSON_DEPTH = 64
+# Decoded strictly as UTF-8 (json.loads of bytes would let encoded surrogates through), a body can carry a
+# lone surrogate only as a \uD800-\uDFFF escape: one without such an escape needs no walk for them.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _json_body(request) -> dict:
     try:
         raw = request.body
     except RequestDataTooBig:
         raise PayloadTooLarge("The request body is larger than this hub accepts.") from None
     if not raw:
-        raise BadRequest("The request body is empty; send a JSON object.")
+        raise BadRequest("The request body is empty; send a JSON object.", code="empty_body")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"We could not parse the JSON body of your request: {exc}.") from None
+        text = raw.decode("utf-8-sig")
+        body = json.loads(text)
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise BadRequest(f"We could not parse the JSON body of your request: {exc}.", code="invalid_json") from None
     if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.")
+        raise BadRequest("The request body must be a JSON object.", code="invalid_json")
+    deep = text.count("[") + text.count("{") > MAX_JSON_DEPTH  # fewer brackets cannot nest deeper
+    if deep or _SURROGATE_ESCAPE.search(text):
+        _check_tree(body)
     return body
+
+
+def _too_deep() -> BadRequest:
+    return BadRequest(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.", code="json_too_deep")
+
+
+def _check_tree(body: dict) -> None:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH, or with a lone surrogate in any key or string (not
+    Unicode: neither the database nor a provider takes it). Walked with a stack, never by recursion."""
+    stack = [(body, 1, ())]
+    while stack:
+        node, depth, path = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep()
+        for key, value in node.items() if isinstance(node, dict) else enumerate(node):
+            if isinstance(value, (dict, list)):
+                stack.append((value, depth + 1, (*path, key)))
+            elif isinstance(value, str) and _SURROGATE.search(value):
+                raise _lone_surrogate((*path, key))
+            if isinstance(key, str) and _SURROGATE.search(key):
+                raise _lone_surrogate((*path, key))
+
+
+def _lone_surrogate(path: tuple) -> BadRequest:
+    # The key itself may hold the surrogate: escaped, or the refusal could not be recorded (nor sent).
+    param = _param_of(path).encode("utf-8", "backslashreplace").decode()
+    return BadRequest(f"Invalid '{param}': it contains a lone UTF-16 surrogate, which is not valid Unicode.",
+                      param=param, code="invalid_unicode")
+
+
+def _param_of(path: tuple) -> str:
+    """A path in OpenAI's style: messages[0].content."""
+    param = ""
+    for key in path:
+        param += f"[{key}]" if isinstance(key, int) else f".{key}" if param else str(key)
+    return param
 
 
 def _first_error(errors, path: str = "") -> tuple[str, str]:
@@ -83,7 +136,7 @@ def _endpoint(path: str, endpoint: str, serializer, serve, *, reader=_json_body,
             key = await authenticate(request)
         except HubError as error:
             return error_response(error)
-        call = Call(key=key, endpoint=endpoint, model_name="", client_ip=request.META.get("REMOTE_ADDR", ""))
+        call = Call(key=key, endpoint=endpoint, model_name="", client_ip=client_address(request))
         try:
             # JSON is read on the loop (it is small and the hot path); uploads are parsed, decoded and
             # measured in a thread, so a 25 MB multipart body never stalls the streams of this worker.
@@ -98,8 +151,16 @@ def _endpoint(path: str, endpoint: str, serializer, serve, *, reader=_json_body,
                 call.origin = settings.HUB_PUBLIC_URL.rstrip("/") or f"{request.scheme}://{request.get_host()}"
         except HubError as error:
             return call.fail(error)  # refused, but recorded against the key
+        except (TooManyFieldsSent, TooManyFilesSent):
+            # Django's own refusals of a form would be an HTML page with no record.
+            return call.fail(BadRequest(
+                f"The form has too many fields or files (at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields "
+                f"and {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files).", code="too_many_fields"))
+        except RequestDataTooBig:
+            return call.fail(PayloadTooLarge("The request body is larger than this hub accepts."))
         except DisallowedHost:
-            return call.fail(BadRequest("The Host header of this request is not one this hub serves."))
+            return call.fail(BadRequest("The Host header of this request is not one this hub serves.",
+                                        code="invalid_host"))
         return await serve(call, body)
 
     return view

@@ -85,7 +85,7 @@ def test_an_unknown_model_is_404_and_recorded(client, hub, upstream):
 ])
 def test_a_malformed_body_is_400(hub, api_key, chat_model, upstream, body, param):
     error = assert_openai_error(post(hub, body, api_key), 400)
-    assert error["type"] == "invalid_request_error"
+    assert error["type"] == "invalid_request_error" and error["code"]  # every 400 says which kind it is
     if param:
         assert error["param"] == param
     assert upstream.requests == []
@@ -202,3 +202,90 @@ def test_a_capability_the_model_lacks_is_400_before_any_upstream_call(hub, api_k
     error = assert_openai_error(post(hub, body, api_key), 400, "unsupported_parameter")
     assert error["param"] == param and "gpt-4o-mini" in error["message"]
     assert upstream.requests == []
+
+
+def test_malformed_json_is_400_invalid_json(hub, api_key):
+    assert_openai_error(post(hub, b"{not json", api_key), 400, "invalid_json")
+
+
+def nested(depth: int) -> str:
+    """A body whose containers nest `depth` levels deep, the body itself being the first."""
+    return '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "metadata": ' \
+        + "[" * (depth - 1) + "1" + "]" * (depth - 1) + "}"
+
+
+@pytest.mark.parametrize("depth", [65, 900, 5000])
+def test_json_nested_deeper_than_the_limit_is_a_400_naming_it_and_recorded(hub, api_key, chat_model, upstream,
+                                                                           depth):
+    error = assert_openai_error(post(hub, nested(depth), api_key), 400, "json_too_deep")
+    assert "64 levels" in error["message"]
+    assert upstream.requests == []
+    hub.drain()
+    record = UsageRecord.objects.get()
+    assert (record.status, record.http_status) == ("client_error", 400)
+
+
+def test_json_at_the_depth_limit_is_not_refused_for_its_depth(hub, api_key, chat_model):
+    response = post(hub, nested(64), api_key)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("body, param", [
+    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi \\ud800"}]}', "messages[0].content"),
+    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "\\udfff"}]}', "messages[0].content"),
+    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "user": "\\uD83D"}', "user"),
+    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "metadata": {"\\ud800": 1}}',
+     "metadata.\\ud800"),
+])
+def test_a_lone_surrogate_anywhere_in_the_body_is_a_400_naming_it_and_recorded(hub, api_key, chat_model, upstream,
+                                                                               body, param):
+    error = assert_openai_error(post(hub, body, api_key), 400, "invalid_unicode")
+    assert error["param"] == param and "surrogate" in error["message"]
+    assert upstream.requests == []
+    hub.drain()
+    assert UsageRecord.objects.get().http_status == 400
+
+
+def test_a_surrogate_encoded_as_raw_bytes_is_not_utf8_and_a_400(hub, api_key, chat_model, upstream):
+    body = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi \xed\xa0\x80"}]}'
+    assert_openai_error(post(hub, body, api_key), 400, "invalid_json")
+    hub.drain()
+    assert UsageRecord.objects.get().http_status == 400
+
+
+def test_a_surrogate_pair_is_a_character_and_passes(hub, api_key, chat_model, upstream):
+    body = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi \\ud83d\\ude00"}]}'
+    response = post(hub, body, api_key)
+    assert response.status_code == 200, response.text
+    assert upstream.requests[0].json["messages"][0]["content"] == "hi \U0001F600"
+
+
+@pytest.mark.parametrize("path", ["/v1/images/edits", "/v1/audio/transcriptions", "/v1/audio/translations"])
+def test_a_form_with_too_many_fields_is_a_400_in_the_api_shape_and_recorded(hub, api_key, upstream, path):
+    fields = [(f"f{i}", "x") for i in range(1001)]
+    response = httpx.post(f"{hub.url}{path}", data=dict(fields), files={"file": ("a.wav", b"RIFF", "audio/wav")},
+                          headers={"authorization": f"Bearer {api_key}"}, timeout=10)
+    error = assert_openai_error(response, 400, "too_many_fields")
+    assert "1000" in error["message"]
+    hub.drain()
+    record = UsageRecord.objects.get()
+    assert (record.status, record.http_status) == ("client_error", 400)
+
+
+def test_an_upstream_400_without_a_code_still_names_one(hub, api_key, openai_provider, upstream):
+    add_model(openai_provider, "openai/picky", "fake-error-400-no-code")
+    error = assert_openai_error(post(hub, {"model": "openai/picky", "messages": HELLO}, api_key), 400,
+                                "invalid_request")
+    assert error["param"] == "messages[0].name" and "string too long" in error["message"]
+
+
+@pytest.mark.parametrize("body", [
+    b'{"model": "gpt-4o-mini\\u0000", "messages": [{"role": "user", "content": "hi"}]}',
+    b'{"model": "gpt-4o-mini", "messages": [{"role": "us\\u0000er", "content": "hi"}]}',  # echoed in the error
+])
+def test_a_nul_in_what_the_record_keeps_is_a_400_and_still_recorded(hub, api_key, chat_model, upstream, body):
+    # PostgreSQL's text columns refuse NUL: the refusal's record must be written all the same.
+    assert_openai_error(post(hub, body, api_key), 400)
+    assert upstream.requests == []
+    hub.drain()
+    assert UsageRecord.objects.get().http_status == 400

@@ -172,3 +172,31 @@ def test_a_rotated_key_keeps_its_limits_and_team(world):
     new = ApiKey.objects.get(pk=rotated["id"])
     assert (new.allowed_models, new.allowed_ips, new.rpm_limit, new.tpm_limit, new.budget, new.budget_period,
             new.team_id) == (["openai/*"], ["203.0.113.0/24"], 7, 700, Decimal("12.5"), "daily", team.pk)
+
+
+def test_an_admin_key_is_held_to_its_allowed_addresses_on_the_management_api(world):
+    # The attack: a key limited to 10.0.0.0/8 (refused on the gateway) listed keys and minted an unrestricted
+    # admin key from 127.0.0.1 (the test client's address) on /manage/v1/.
+    _, raw = api_key_create(organization=world.acme, name="ops", scope="admin",
+                            limits={"allowed_ips": ["10.0.0.0/8"]})
+    outside = as_key(raw)
+
+    listed = outside.get(KEYS)
+    minted = outside.post(KEYS, {"name": "escape", "scope": "admin"}, format="json")
+    invoices = outside.get("/manage/v1/orgs/acme/invoices/")
+    inside = as_key(raw).get(KEYS, REMOTE_ADDR="10.20.30.40")
+
+    for refused in (listed, minted, invoices):
+        assert refused.status_code == 403, refused.content
+        assert refused.json()["error"]["code"] == "ip_not_allowed"
+    assert not ApiKey.objects.filter(name="escape").exists()
+    assert inside.status_code == 200
+
+
+def test_an_admin_key_without_its_own_addresses_is_held_to_its_organisations(world):
+    _, raw = api_key_create(organization=world.acme, name="ops", scope="admin")
+    world.acme.allowed_ips = ["192.0.2.0/24"]
+    world.acme.save()
+
+    assert as_key(raw).get(KEYS).status_code == 403
+    assert as_key(raw).get(KEYS, REMOTE_ADDR="192.0.2.7").status_code == 200

@@ -74,6 +74,10 @@ _ERRORS: dict[str, tuple[int, dict, list[tuple[bytes, bytes]]]] = {
         "This model's maximum context length is 8192 tokens. However, your messages resulted in "
         "9000 tokens. Please reduce the length of the messages.",
         "invalid_request_error", "context_length_exceeded", "messages"), []),
+    # Many of OpenAI's own 400s carry no code.
+    "fake-error-400-no-code": (400, _error(
+        "Invalid 'messages[0].name': string too long. Expected a string with maximum length 64.",
+        "invalid_request_error", None, "messages[0].name"), []),
     "fake-error-401": (401, _error(
         "Incorrect API key provided: sk-....0401. You can find your API key at "
         "https://platform.openai.com/account/api-keys.",
