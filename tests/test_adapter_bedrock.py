@@ -324,7 +324,7 @@ def test_stream_failures_end_with_an_error_event(hub, hub_client, kind, code):
 
 @pytest.mark.parametrize("kind, status, code", [("model_not_ready", 503, "upstream_overloaded"),
                                                 ("timeout", 504, "upstream_timeout"),
-                                                ("validation", 400, None),
+                                                ("validation", 400, "invalid_request"),  # a 400 always names a code
                                                 ("not_found", 502, "upstream_model_not_found")])
 def test_more_errors_through_the_hub(hub_client, kind, status, code):
     with pytest.raises(openai.APIStatusError) as raised:
