@@ -43,6 +43,10 @@ class LiveHub:
         from hub.metering import meter
 
         async def drain():
+            from hub import relay
+
+            # Key policies count tokens and spend in tasks of their own (relay._background): wait for them too.
+            await asyncio.gather(*list(relay._background), return_exceptions=True)
             await meter.drain()
             credit.release_all()
             await meter.drain()
