@@ -13,9 +13,17 @@ from decimal import Decimal
 import stripe
 from django.conf import settings
 
-from hub.errors import BadRequest, ServiceUnavailable
+from accounts.errors import DomainError, Unavailable
 
 CENT = Decimal("0.01")
+
+
+class PaymentRefused(DomainError):
+    """An amount or request that payments do not take (the answering layer makes it a 400)."""
+
+
+class PaymentsUnavailable(Unavailable):
+    """Payments are not configured here, or Stripe cannot be reached: not the caller's fault (a 503)."""
 
 
 class PaymentDeclined(Exception):
@@ -26,7 +34,7 @@ def to_minor_units(amount: Decimal) -> int:
     """Credits (USD) as Stripe's minor units; refuses anything that is not whole cents."""
     amount = Decimal(amount)
     if not amount.is_finite() or amount != amount.quantize(CENT):
-        raise BadRequest(f"{amount} is not a whole number of cents", param="amount")
+        raise PaymentRefused(f"{amount} is not a whole number of cents", param="amount")
     return int(amount.scaleb(2))
 
 
@@ -39,13 +47,13 @@ def currency() -> str:
     if code != "usd":
         # Credits are priced in USD; charging another currency would need an
         # exchange rate the ledger does not keep.
-        raise ServiceUnavailable(f"STRIPE_CURRENCY must be usd, not {code!r}")
+        raise PaymentsUnavailable(f"STRIPE_CURRENCY must be usd, not {code!r}")
     return code
 
 
 def client() -> stripe.StripeClient:
     if not settings.STRIPE_SECRET_KEY:
-        raise ServiceUnavailable("payments are not configured on this hub (STRIPE_SECRET_KEY)")
+        raise PaymentsUnavailable("payments are not configured on this hub (STRIPE_SECRET_KEY)")
     base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
     # Retries are safe: every call that creates something carries an idempotency key.
     return stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses=base, max_network_retries=2)
@@ -63,7 +71,7 @@ def checkout_session_create(*, payment, success_url: str, cancel_url: str) -> Ch
         session = _checkout_create(payment=payment, metadata=metadata, success_url=success_url,
                                    cancel_url=cancel_url)
     except stripe.StripeError as exc:
-        raise ServiceUnavailable(f"Stripe could not open a checkout: {exc.user_message or exc}") from exc
+        raise PaymentsUnavailable(f"Stripe could not open a checkout: {exc.user_message or exc}") from exc
     return CheckoutSession(id=session.id, url=session.url)
 
 
@@ -186,7 +194,7 @@ def event_verify(payload: bytes, signature: str) -> dict:
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
         # An empty secret would let anyone sign events.
-        raise ServiceUnavailable("the Stripe webhook is not configured on this hub (STRIPE_WEBHOOK_SECRET)")
+        raise PaymentsUnavailable("the Stripe webhook is not configured on this hub (STRIPE_WEBHOOK_SECRET)")
     try:
         stripe.Webhook.construct_event(payload, signature, secret)
     except stripe.SignatureVerificationError as exc:

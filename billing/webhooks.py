@@ -14,8 +14,6 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from hub.errors import HubError, error_response
-
 from . import invoice_refunds, invoices, payments, stripe_gateway
 from .models import StripeEvent
 
@@ -139,8 +137,9 @@ def event_process(event: dict) -> tuple[StripeEvent, bool]:
 def stripe_webhook(request):
     try:
         event = stripe_gateway.event_verify(request.body, request.headers.get("Stripe-Signature", ""))
-    except HubError as exc:
-        return error_response(exc)
+    except stripe_gateway.PaymentsUnavailable as exc:
+        return JsonResponse({"error": {"message": exc.message, "type": "server_error", "param": None,
+                                       "code": exc.code}}, status=503)
     except ValueError:
         return HttpResponse("invalid signature", status=400, content_type="text/plain")
     row, failed = event_process(event)

@@ -20,7 +20,8 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
-from billing.fields import from_units, to_units
+from billing.models import UsageRecord, UsageRollup, UsageRollupState
+from billing.money import from_units, to_units
 
 from . import db
 from .errors import HubError, RateLimited
@@ -81,8 +82,6 @@ def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime | None
 def _spent(key_id: int, since: datetime) -> Decimal:
     """What the key spent since `since` (a day's start): days that retention pruned are counted from
     their daily rollups, the rest from the raw records (billing/rollups.py)."""
-    from billing.models import UsageRecord, UsageRollup, UsageRollupState
-
     pruned = UsageRollupState.objects.filter(pk=1).values_list("pruned_through", flat=True).first()
     total = UsageRecord.objects.filter(api_key_id=key_id, created_at__gte=max(since, pruned or since)).aggregate(
         s=Sum("price"))["s"] or Decimal(0)
