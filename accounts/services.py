@@ -22,7 +22,7 @@ class AccountsError(DomainError):
 
 
 class PermissionDenied(Forbidden):
-    pass
+    """The actor's role does not allow this change (an admin touching an owner…)."""
 
 
 def hash_api_key(raw_key: str) -> str:
