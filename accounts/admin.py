@@ -10,18 +10,15 @@ from . import services
 from .models import ApiKey, AuditEvent, Invitation, KeyScope, Membership, Organization, Team, User
 from .middleware import client_address
 from .serializers import LIMIT_FIELDS
+from .signals import keys_changed_on_commit, organization_opened
 
 
 def forget_key(hashed: str) -> None:
-    from hub.auth import forget_key as forget
-
-    forget(hashed)
+    keys_changed_on_commit(hashed)  # the gateway's key cache (hub/apps.py)
 
 
 def forget_all_keys() -> None:
-    from hub.auth import forget_all
-
-    forget_all()
+    keys_changed_on_commit()
 
 
 def actor_of(request) -> services.Actor:
@@ -65,9 +62,7 @@ class OrganizationAdmin(AuditedAdmin):
         super().save_model(request, obj, form, change)
         forget_all_keys()  # its keys' default limits apply at once in this process
         if not change:
-            from billing.services import account_open
-
-            account_open(organization=obj)
+            organization_opened.send(sender=Organization, organization=obj)  # billing opens its account
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -158,7 +153,7 @@ class TeamAdmin(AuditedAdmin):
         from django.db.models import OuterRef, Subquery, Sum
         from django.utils import timezone
 
-        from billing.fields import MoneyField
+        from billing.money import MoneyField
         from billing.models import UsageRollup
         from billing.rollups import DAILY, start_of_month
 

@@ -18,9 +18,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import teams
-from hub import policy
 
-from . import permissions, selectors, serializers, services
+from . import addresses, permissions, selectors, serializers, services
 from .models import ApiKey, KeyScope
 
 
@@ -61,10 +60,9 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise InvalidApiKey("This key is for the gateway only; the management API needs an admin-scoped key.")
         # The same policy as on the gateway: a key kept to some addresses is kept to them here too, or it
         # could mint itself an unrestricted successor from anywhere.
-        try:
-            policy.address_check(policy.Policy.of(key, key.organization), policy.client_address(request))
-        except policy.Forbidden as refused:
-            raise AddressNotAllowed(refused.message) from None
+        if not addresses.address_allowed(addresses.networks_of(key, key.organization),
+                                         addresses.client_address(request)):
+            raise AddressNotAllowed("This API key may not be used from your address.")
         return KeyPrincipal(key), key
 
     def authenticate_header(self, request):

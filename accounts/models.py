@@ -3,7 +3,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 
-from billing.fields import MoneyField
+from billing.money import MoneyField
 
 
 class User(AbstractUser):

@@ -3,7 +3,7 @@ import ipaddress
 from django.db.backends.base.operations import BaseDatabaseOperations
 from rest_framework import serializers
 
-from billing.fields import max_amount
+from billing.money import max_amount
 
 from .models import ApiKey, AuditEvent, BudgetPeriod, Invitation, KeyScope, Membership, Organization, Role, Team
 

@@ -1,6 +1,5 @@
 import hashlib
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -10,56 +9,20 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
-from hub.errors import HubError
-
 from . import permissions
-from .models import ApiKey, AuditEvent, Invitation, KeyScope, Membership, Organization, Role
+from .audit import SYSTEM, Actor, audit_record  # noqa: F401 - re-exported: callers name them from here
+from .errors import DomainError, Forbidden, NotFound
+from .models import ApiKey, Invitation, KeyScope, Membership, Organization, Role
+from .serializers import LIMIT_FIELDS
+from .signals import keys_changed_on_commit, organization_opened
 
 
-class AccountsError(HubError):
+class AccountsError(DomainError):
     """A change the rules refuse (the last owner leaving, an expired invitation…)."""
 
-    status = 400
-    code = "invalid_request"
 
-
-class PermissionDenied(HubError):
-    status = 403
-    type = "permission_error"
-    code = "permission_denied"
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who makes a change: a signed-in user or an admin-scoped key, from an address."""
-
-    user: object = None
-    api_key: ApiKey | None = None
-    ip_address: str | None = None
-
-    @property
-    def label(self) -> str:
-        if self.user is not None:
-            return getattr(self.user, "email", "") or self.user.get_username()
-        if self.api_key is not None:
-            return f"key {self.api_key.prefix}…"
-        return ""
-
-
-SYSTEM = Actor()
-
-
-def audit_record(*, action: str, actor: Actor | None = None, organization=None, target=None,
-                 target_type: str = "", target_id: str = "", details: dict | None = None) -> AuditEvent:
-    actor = actor or SYSTEM
-    if target is not None:
-        target_type = target_type or target._meta.model_name
-        target_id = target_id or str(target.pk)
-    return AuditEvent.objects.create(
-        organization=organization, actor_user=actor.user, actor_key=actor.api_key, actor_label=actor.label[:200],
-        action=action, target_type=target_type, target_id=str(target_id), details=details or {},
-        ip_address=actor.ip_address,
-    )
+class PermissionDenied(Forbidden):
+    """The actor's role does not allow this change (an admin touching an owner…)."""
 
 
 def hash_api_key(raw_key: str) -> str:
@@ -68,13 +31,12 @@ def hash_api_key(raw_key: str) -> str:
 
 
 def organization_create(*, name: str, slug: str = "", owner=None) -> Organization:
-    from billing.services import account_open
-
     with transaction.atomic():
         organization = Organization.objects.create(name=name, slug=slug or slugify(name)[:100])
         if owner is not None:
             Membership.objects.create(user=owner, organization=organization, role=Role.OWNER)
-        account_open(organization=organization)
+        # Billing opens its credit account in the same transaction (billing/apps.py).
+        organization_opened.send(sender=Organization, organization=organization)
     return organization
 
 
@@ -109,15 +71,15 @@ def api_key_create(*, organization: Organization, name: str, created_by=None, ex
 
 
 def api_key_revoke(*, api_key: ApiKey, actor: Actor | None = None) -> ApiKey:
-    from hub.auth import forget_key
-
     with transaction.atomic():
         if api_key.revoked_at is None:
             api_key.revoked_at = timezone.now()
             api_key.save(update_fields=["revoked_at"])
             audit_record(action="key.revoke", actor=actor, organization=api_key.organization, target=api_key,
                          details={"name": api_key.name, "prefix": api_key.prefix})
-    forget_key(api_key.hashed_key)
+    # On commit, whatever transaction this is in (a rotation's): forgotten
+    # before, the key could be cached again as valid by a concurrent request.
+    keys_changed_on_commit(api_key.hashed_key)
     return api_key
 
 
@@ -127,8 +89,6 @@ def api_key_rotate(*, api_key: ApiKey, actor: Actor | None = None):
     The limits are copied because a rotated key that lost them would quietly
     gain every model, address and budget its predecessor was kept from.
     """
-    from .serializers import LIMIT_FIELDS
-
     if api_key.revoked_at is not None:
         raise AccountsError("A revoked key cannot be rotated.", code="key_revoked")
     with transaction.atomic():
@@ -235,7 +195,7 @@ def invitation_create(*, organization: Organization, email: str, role: str, acto
 def invitation_by_token(token: str) -> Invitation:
     invitation = Invitation.objects.select_related("organization").filter(hashed_token=hash_api_key(token)).first()
     if invitation is None or not invitation.organization.is_active:
-        raise HubError("This invitation does not exist.", status=404, code="invitation_not_found")
+        raise NotFound("This invitation does not exist.", code="invitation_not_found")
     return invitation
 
 

@@ -6,9 +6,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from accounts.admin import AuditedAdmin
+from accounts.admin import AuditedAdmin, forget_all_keys
+from accounts.audit import Actor, audit_record
 
-from . import invoices, modes, pricing, services
+from . import grants, invoices, modes, pricing, services
+from .api import invoice_context
 from .models import (
     AutoRecharge,
     CreditAccount,
@@ -85,9 +87,6 @@ class CreditAccountAdmin(admin.ModelAdmin):
     inlines = [LedgerInline]  # and, below, its low-balance alert and grants with an expiry
 
     def save_model(self, request, obj, form, change):
-        from accounts.admin import forget_all_keys
-        from accounts.services import Actor
-
         # Only the fields edited here: a whole-row save would write back the
         # balance read when the form was opened over the ledger's newer one.
         changed = [name for name in ("price_plan", "invoice_auto_charge") if name in form.changed_data]
@@ -327,17 +326,11 @@ class CreditGrantAdmin(admin.ModelAdmin):
 
     @admin.display(description="Left now")
     def remaining(self, obj):
-        from . import grants
-
         if obj.lapsed_amount is not None:
             return "-"
         return grants.remainders(obj.account_id).get(obj.pk, "-")
 
     def save_model(self, request, obj, form, change):
-        from accounts.services import Actor, audit_record
-
-        from . import grants
-
         data = form.cleaned_data
         grant = grants.grant_with_expiry(
             organization=data["account"].organization, amount=data["amount"], expires_at=data["expires_at"],
@@ -406,16 +399,12 @@ class InvoiceAdmin(ReadOnlyAdmin):
         return [path("<int:invoice_id>/print/", view, name="billing_invoice_print"), *super().get_urls()]
 
     def print_view(self, request, invoice_id):
-        from .api import invoice_context
-
         invoice = get_object_or_404(Invoice.objects.select_related("organization"), pk=invoice_id)
         if not self.has_view_permission(request, invoice):
             raise PermissionDenied
         return TemplateResponse(request, "billing/invoice.html", invoice_context(invoice))
 
     def _mark(self, request, queryset, status):
-        from accounts.services import Actor
-
         actor = Actor(user=request.user, ip_address=request.META.get("REMOTE_ADDR") or None)
         marked, refused = 0, []
         for invoice in queryset.select_related("organization"):

@@ -14,7 +14,7 @@ from accounts.api import OrgView, Pages, _valid, actor_of
 from accounts.serializers import DateRangeSerializer
 
 from . import invoices, modes, payments, teams
-from .fields import max_amount
+from .money import max_amount
 from .models import AutoRecharge, BillingMode
 from .serializers import InvoiceDetailSerializer, InvoiceSerializer, TeamCostReportSerializer
 

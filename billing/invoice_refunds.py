@@ -22,6 +22,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from accounts.audit import audit_record
+
 from .invoices import DISPUTE_CLOSED
 from .models import Invoice
 
@@ -42,8 +44,6 @@ def _paid_by(payment_intent_id: str) -> Invoice | None:
 
 
 def _move(invoice: Invoice, *, note: str, action: str, details: dict, **fields) -> None:
-    from accounts.services import audit_record
-
     Invoice.objects.filter(pk=invoice.pk).update(payment_error=note[:500], **fields)
     audit_record(action=action, organization=invoice.organization, target=invoice,
                  details={"number": invoice.number, "note": note, **details})

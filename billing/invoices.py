@@ -45,8 +45,12 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.audit import audit_record
+from accounts.models import Organization
+
 from . import rollups, stripe_gateway
 from .models import AutoRecharge, BillingMode, CreditAccount, Invoice, InvoiceLine, UsageRollup
+from .notifications import recipients_of
 
 logger = logging.getLogger(__name__)
 
@@ -106,9 +110,6 @@ def invoice_issue(*, organization_id: int, period_start: datetime, now: datetime
 
     Reads the rollups as they are: roll up first (issue_due does).
     """
-    from accounts.models import Organization
-    from accounts.services import audit_record
-
     now = now or timezone.now()
     period_end = rollups.next_month(period_start)
     with transaction.atomic():
@@ -182,8 +183,6 @@ def unsent() -> list[int]:
 
 def invoice_notify(*, invoice_id: int) -> int:
     """Claim the invoice's email and send it to its organisation's owners and billing members. Returns emails sent."""
-    from .notifications import recipients_of
-
     now = timezone.now()
     claimed = Invoice.objects.filter(pk=invoice_id, notified_at__isnull=True).update(notified_at=now)
     if claimed != 1:
@@ -363,8 +362,6 @@ def _settled_by_hand_ok() -> Q:
 def invoice_mark(*, invoice: Invoice, status: str, actor=None) -> bool:
     """An operator marks an open invoice paid (outside Stripe) or void. False if it was not open;
     PaymentInFlight while its card charge or a dispute of its payment is unresolved."""
-    from accounts.services import audit_record
-
     if status not in (Invoice.Status.PAID, Invoice.Status.VOID):
         raise ValueError(f"an invoice is marked paid or void, not {status!r}")
     with transaction.atomic():

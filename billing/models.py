@@ -4,7 +4,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
-from .fields import MoneyField
+from .money import MoneyField, quantize
 
 
 def money(**kwargs):
@@ -71,8 +71,6 @@ class ModelRate(models.Model):
     def derive_prices(self) -> None:
         """With a margin, every price is its cost × (1 + margin)."""
         if self.margin is not None:
-            from .services import quantize
-
             markup = 1 + self.margin
             self.input_price = quantize(self.input_cost * markup)
             self.output_price = quantize(self.output_cost * markup)

@@ -17,6 +17,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.audit import audit_record
+from accounts.signals import keys_changed_on_commit
+
 from .models import BillingMode, CreditAccount
 
 
@@ -33,8 +36,6 @@ def accounts_in_mode(mode: str):
 
 def billing_mode_set(*, account: CreditAccount, mode: str, actor=None) -> CreditAccount:
     """Change an organisation's billing mode (audited); its usage records say which mode each request ran in."""
-    from accounts.services import audit_record
-
     if mode not in ("", *BillingMode.values):
         raise ValueError(f"unknown billing mode {mode!r}")
     now = timezone.now()
@@ -46,13 +47,7 @@ def billing_mode_set(*, account: CreditAccount, mode: str, actor=None) -> Credit
             audit_record(action="billing.mode_change", actor=actor, organization=account.organization,
                          target=account, details={"from": account.billing_mode, "to": mode,
                                                   "effective_from": before, "effective_to": after})
-    transaction.on_commit(_forget_keys)
+    # The gateway caches each key with its organisation's mode (hub/auth.py).
+    keys_changed_on_commit()
     account.refresh_from_db()
     return account
-
-
-def _forget_keys() -> None:
-    # This process's gateway uses the new mode at once; others within HUB_AUTH_CACHE_SECONDS.
-    from hub.auth import forget_all
-
-    forget_all()

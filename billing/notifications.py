@@ -35,8 +35,10 @@ from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from accounts.models import Membership
+
 from . import modes
-from .fields import MoneyField, money_value
+from .money import MoneyField, money_value
 from .models import BillingMode, CreditAccount, LowBalanceAlert
 
 logger = logging.getLogger(__name__)
@@ -101,8 +103,6 @@ def alert_send(*, alert_id: int) -> int:
 
 def recipients_of(organization):
     """Who gets an organisation's billing emails (low balance, invoices): its active owners and billing members."""
-    from accounts.models import Membership
-
     return (Membership.objects.filter(organization=organization, role__in=NOTIFIED_ROLES, user__is_active=True)
             .exclude(user__email="").select_related("user").order_by("pk"))
 

@@ -23,10 +23,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from hub.errors import BadRequest
+from accounts.audit import audit_record
 
 from . import modes, services, stripe_gateway
 from .models import AutoRecharge, BillingMode, CreditAccount, LedgerEntry, Payment
+from .stripe_gateway import PaymentRefused
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def checkout_create(*, organization, amount: Decimal, requested_by, success_url:
     """A pending payment and its Stripe Checkout session; returns (payment, url to send the buyer to)."""
     stripe_gateway.to_minor_units(amount)  # refuses fractions of a cent before anything is written
     if not MIN_TOP_UP <= amount <= MAX_TOP_UP:
-        raise BadRequest(f"a top-up is between {MIN_TOP_UP} and {MAX_TOP_UP}", param="amount")
+        raise PaymentRefused(f"a top-up is between {MIN_TOP_UP} and {MAX_TOP_UP}", param="amount")
     payment = Payment.objects.create(
         organization=organization, amount=amount, currency=stripe_gateway.currency(),
         source=Payment.Source.CHECKOUT, requested_by=requested_by,
@@ -128,8 +129,6 @@ def auto_recharge_card_setup(*, organization, actor=None) -> stripe_gateway.Setu
     """
     import uuid
 
-    from accounts.services import audit_record
-
     with transaction.atomic():
         recharge, _ = AutoRecharge.objects.select_for_update().get_or_create(organization=organization)
         setup = stripe_gateway.card_setup_start(organization=organization, customer_id=recharge.stripe_customer_id,
@@ -161,18 +160,16 @@ def auto_recharge_card_saved(*, setup_intent: dict) -> str:
 def auto_recharge_configure(*, organization, enabled: bool, threshold: Decimal, amount: Decimal,
                             actor=None) -> AutoRecharge:
     """Turn auto-recharge on or off and set when and how much; on needs a saved card."""
-    from accounts.services import audit_record
-
     if not MIN_TOP_UP <= amount <= MAX_TOP_UP:
-        raise BadRequest(f"The amount must be between {MIN_TOP_UP} and {MAX_TOP_UP}.", param="amount")
+        raise PaymentRefused(f"The amount must be between {MIN_TOP_UP} and {MAX_TOP_UP}.", param="amount")
     if threshold < 0:
-        raise BadRequest("The threshold must not be negative.", param="threshold")
+        raise PaymentRefused("The threshold must not be negative.", param="threshold")
     stripe_gateway.to_minor_units(amount)  # whole cents, or a 400 from the gateway's own check
     with transaction.atomic():
         recharge, _ = AutoRecharge.objects.select_for_update().get_or_create(organization=organization)
         if enabled and not recharge.stripe_payment_method_id:
-            raise BadRequest("Save a card first (POST …/billing/auto-recharge/card).", param="enabled",
-                             code="no_payment_method")
+            raise PaymentRefused("Save a card first (POST …/billing/auto-recharge/card).", param="enabled",
+                                 code="no_payment_method")
         before = {"enabled": recharge.enabled, "threshold": str(recharge.threshold), "amount": str(recharge.amount)}
         fields = {"enabled": enabled, "threshold": threshold, "amount": amount}
         if enabled:

@@ -19,7 +19,9 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
-from .models import ModelRate, PriceChange
+from providers.models import CatalogModel
+
+from .models import ModelRate, PriceChange, decimal_tiers
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +54,6 @@ def _text(name: str, value) -> str | None:
 
 
 def _tiers_text(tiers) -> dict:
-    from .models import decimal_tiers
-
     return {tier: _text("image", amount) for tier, amount in sorted(decimal_tiers(tiers).items())}
 
 
@@ -87,8 +87,6 @@ def _append(*, rate_model_id: int | None, model_name: str, action: str, old: dic
 
 
 def _model_name(model_id: int | None) -> str:
-    from providers.models import CatalogModel
-
     return CatalogModel.objects.filter(pk=model_id).values_list("public_id", flat=True).first() or ""
 
 
@@ -121,8 +119,6 @@ def _record_rate_deleted(sender, instance: ModelRate, **kwargs):
     def append():
         # After commit: when the rate goes because its model is deleted, the
         # model is gone too and the change keeps only its name.
-        from providers.models import CatalogModel
-
         token = _actor.set(actor)
         try:
             exists = CatalogModel.objects.filter(pk=model_id).exists()
@@ -198,8 +194,6 @@ def margin_apply(*, margin, provider: str | None = None, model_pattern: str | No
 
 def prices_below_cost() -> list[dict]:
     """Every rate whose input or output price is under its cost: each request on it loses money."""
-    from .models import decimal_tiers
-
     rows = []
     for rate in ModelRate.objects.select_related("model").order_by("model__public_id"):
         below = [side for side in ("input", "output", "image", "audio_second")

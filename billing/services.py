@@ -4,26 +4,22 @@ import logging
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
-from .fields import money_value
-from .models import CreditAccount, CreditHold, LedgerEntry, UsageRecord
+from accounts.audit import audit_record
+
+from .money import QUANTUM, money_value, quantize  # noqa: F401 - quantize, QUANTUM: callers name them here
+from .models import CreditAccount, CreditHold, LedgerEntry, UsageRecord, decimal_tiers
+from .signals import balance_changed
 
 logger = logging.getLogger(__name__)
 
 MILLION = Decimal(1_000_000)
-QUANTUM = Decimal(1).scaleb(-settings.MONEY_DECIMAL_PLACES)
-
-
-def quantize(amount: Decimal) -> Decimal:
-    return amount.quantize(QUANTUM, rounding=ROUND_HALF_UP)
-
-
 def token_amount(tokens: int, per_million: Decimal) -> Decimal:
     return quantize(Decimal(tokens) * per_million / MILLION)
 
@@ -79,8 +75,6 @@ def price_usage(rates, *, prompt_tokens: int, completion_tokens: int, cached_tok
 def image_rate(rates, tier: str, which: str) -> Decimal:
     """The cost or price of one image of `tier` ("<size>/<quality>"): the most specific tier that
     names it ("<size>/<quality>", then "<size>", then "<quality>"), else the rate's per-image amount."""
-    from .models import decimal_tiers
-
     tiers = getattr(rates, f"image_{which}s", None) or {}
     if tiers and not isinstance(next(iter(tiers.values())), Decimal):
         tiers = decimal_tiers(tiers)
@@ -154,19 +148,20 @@ def credit_grant(
 
 def _audit(entry: LedgerEntry, organization) -> None:
     """Credit the system moves (Stripe, starter credits, tasks) in the audit log."""
-    from accounts.services import audit_record
-
     audit_record(action=f"credit.{entry.kind}", organization=organization, target=entry,
                  details={"amount": str(entry.amount), "description": entry.description,
                           "idempotency_key": entry.idempotency_key or ""})
 
 
-def _forget_cached_balance(organization_id: int) -> None:
-    # This process's gateway sees the new balance at once; others within
-    # HUB_BALANCE_CACHE_SECONDS.
-    from hub.credit import forget
+def on_organization_opened(sender, organization, **kwargs) -> None:
+    """A new organisation gets its credit account in the transaction that creates it (accounts.signals)."""
+    account_open(organization=organization)
 
-    forget(organization_id)
+
+def _forget_cached_balance(organization_id: int) -> None:
+    # This process's gateway sees the new balance at once (hub/apps.py);
+    # others within HUB_BALANCE_CACHE_SECONDS.
+    balance_changed.send(sender=CreditAccount, organization_id=organization_id)
 
 
 @dataclass

@@ -1,12 +1,10 @@
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
+"""What billing tells the layers above it, without importing them.
 
-from . import pricing  # noqa: F401 - its receivers keep the price history of every ModelRate save
-from .models import ModelRate
+The gateway caches balances (hub/credit.py) and connects to these in its
+AppConfig.ready(); billing sends them on commit.
+"""
 
+from django.dispatch import Signal
 
-@receiver([post_save, post_delete], sender=ModelRate)
-def rate_changed(**kwargs):
-    from hub.catalogue import invalidate
-
-    invalidate()
+# organization_id: whose balance or credit changed.
+balance_changed = Signal()

@@ -13,9 +13,21 @@ from decimal import Decimal
 import stripe
 from django.conf import settings
 
-from hub.errors import BadRequest, ServiceUnavailable
+from accounts.errors import DomainError, Unavailable
 
 CENT = Decimal("0.01")
+
+
+class PaymentRefused(DomainError):
+    """An amount or request that payments do not take (the answering layer makes it a 400)."""
+
+
+class PaymentsUnavailable(Unavailable):
+    """Payments are not configured here, or Stripe cannot be reached: not the caller's fault (a 503)."""
+
+
+class InvalidEvent(DomainError):
+    """A webhook delivery that is not a Stripe event signed with our secret, or not shaped like one (a 400)."""
 
 
 class PaymentDeclined(Exception):
@@ -26,7 +38,7 @@ def to_minor_units(amount: Decimal) -> int:
     """Credits (USD) as Stripe's minor units; refuses anything that is not whole cents."""
     amount = Decimal(amount)
     if not amount.is_finite() or amount != amount.quantize(CENT):
-        raise BadRequest(f"{amount} is not a whole number of cents", param="amount")
+        raise PaymentRefused(f"{amount} is not a whole number of cents", param="amount")
     return int(amount.scaleb(2))
 
 
@@ -39,13 +51,13 @@ def currency() -> str:
     if code != "usd":
         # Credits are priced in USD; charging another currency would need an
         # exchange rate the ledger does not keep.
-        raise ServiceUnavailable(f"STRIPE_CURRENCY must be usd, not {code!r}")
+        raise PaymentsUnavailable(f"STRIPE_CURRENCY must be usd, not {code!r}")
     return code
 
 
 def client() -> stripe.StripeClient:
     if not settings.STRIPE_SECRET_KEY:
-        raise ServiceUnavailable("payments are not configured on this hub (STRIPE_SECRET_KEY)")
+        raise PaymentsUnavailable("payments are not configured on this hub (STRIPE_SECRET_KEY)")
     base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
     # Retries are safe: every call that creates something carries an idempotency key.
     return stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses=base, max_network_retries=2)
@@ -63,7 +75,7 @@ def checkout_session_create(*, payment, success_url: str, cancel_url: str) -> Ch
         session = _checkout_create(payment=payment, metadata=metadata, success_url=success_url,
                                    cancel_url=cancel_url)
     except stripe.StripeError as exc:
-        raise ServiceUnavailable(f"Stripe could not open a checkout: {exc.user_message or exc}") from exc
+        raise PaymentsUnavailable(f"Stripe could not open a checkout: {exc.user_message or exc}") from exc
     return CheckoutSession(id=session.id, url=session.url)
 
 
@@ -163,7 +175,7 @@ def card_setup_start(*, organization, customer_id: str, key: str) -> Setup:
         )
     except stripe.StripeError as exc:
         # Unreachable, or refusing: the caller may try again later, as with a checkout.
-        raise ServiceUnavailable(f"Stripe could not start saving a card: {exc.user_message or exc}") from exc
+        raise PaymentsUnavailable(f"Stripe could not start saving a card: {exc.user_message or exc}") from exc
     return Setup(setup_intent_id=intent.id, client_secret=intent.client_secret, customer_id=customer_id)
 
 
@@ -187,31 +199,31 @@ def payment_intent_of_charge(charge_id: str) -> str | None:
 
 def event_verify(payload: bytes, signature: str) -> dict:
     """The event as a dict, if Stripe signed it with our secret and it is shaped like an event (an id, a type
-    and a data.object that fit the hub's columns); a BadRequest otherwise."""
+    and a data.object that fit the hub's columns); InvalidEvent otherwise."""
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
         # An empty secret would let anyone sign events.
-        raise ServiceUnavailable("the Stripe webhook is not configured on this hub (STRIPE_WEBHOOK_SECRET)")
+        raise PaymentsUnavailable("the Stripe webhook is not configured on this hub (STRIPE_WEBHOOK_SECRET)")
     try:
         stripe.WebhookSignature.verify_header(payload, signature, secret, stripe.Webhook.DEFAULT_TOLERANCE)
     except (stripe.SignatureVerificationError, ValueError) as exc:  # ValueError: a payload that is not UTF-8
-        raise BadRequest(f"The Stripe signature does not verify: {exc}", code="invalid_signature") from None
+        raise InvalidEvent(f"The Stripe signature does not verify: {exc}", code="invalid_signature") from None
     try:
         event = json.loads(payload)
     except ValueError:
-        raise BadRequest("The event is not JSON.", code="invalid_json") from None
+        raise InvalidEvent("The event is not JSON.", code="invalid_json") from None
     # Signed is not the same as well-formed: a handler must never meet a KeyError or an overlong id.
     from .models import StripeEvent
 
     limits = {"id": StripeEvent._meta.get_field("stripe_id").max_length,
               "type": StripeEvent._meta.get_field("type").max_length}
     if not isinstance(event, dict):
-        raise BadRequest("The event must be a JSON object.", code="invalid_event")
+        raise InvalidEvent("The event must be a JSON object.", code="invalid_event")
     for name, longest in limits.items():
         value = event.get(name)
         if not isinstance(value, str) or not 0 < len(value) <= longest or not (value.isascii() and value.isprintable()):
-            raise BadRequest(f"The event needs an `{name}`: printable ASCII, at most {longest} characters.",
+            raise InvalidEvent(f"The event needs an `{name}`: printable ASCII, at most {longest} characters.",
                              code="invalid_event", param=name)
     if not isinstance(event.get("data"), dict) or not isinstance(event["data"].get("object"), dict):
-        raise BadRequest("The event needs a `data.object`.", code="invalid_event", param="data.object")
+        raise InvalidEvent("The event needs a `data.object`.", code="invalid_event", param="data.object")
     return event

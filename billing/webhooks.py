@@ -14,8 +14,6 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from hub.errors import HubError, error_response
-
 from . import invoice_refunds, invoices, payments, stripe_gateway
 from .models import StripeEvent
 
@@ -134,12 +132,20 @@ def event_process(event: dict) -> tuple[StripeEvent, bool]:
     return row, failed
 
 
+def _refusal(exc, status: int, type_: str) -> JsonResponse:
+    """The API's error shape (hub/errors.py writes the same for the management API and the gateway)."""
+    return JsonResponse({"error": {"message": exc.message, "type": type_, "param": exc.param, "code": exc.code}},
+                        status=status)
+
+
 @csrf_exempt
 @require_POST
 def stripe_webhook(request):
     try:
         event = stripe_gateway.event_verify(request.body, request.headers.get("Stripe-Signature", ""))
-    except HubError as exc:  # not configured, not signed by Stripe, or not shaped like an event
-        return error_response(exc)
+    except stripe_gateway.PaymentsUnavailable as exc:  # not configured here
+        return _refusal(exc, 503, "server_error")
+    except stripe_gateway.InvalidEvent as exc:  # not signed by Stripe, or not shaped like an event
+        return _refusal(exc, 400, "invalid_request_error")
     row, failed = event_process(event)
     return JsonResponse({"received": True, "outcome": row.outcome}, status=500 if failed else 200)

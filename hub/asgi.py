@@ -1,8 +1,8 @@
 """ASGI entry point.
 
-Two Django handlers share one process: the API paths get a handler with no
-browser middleware (GATEWAY_MIDDLEWARE), everything else (admin, pages) the
-full stack. Django runs sync-only middleware in a thread under ASGI, and that
+Two Django handlers share one process: the API paths get a handler whose
+middleware stack is its own setting (HUB_GATEWAY_MIDDLEWARE, empty: no browser
+middleware), everything else (admin, pages) the full stack (MIDDLEWARE). Django runs sync-only middleware in a thread under ASGI, and that
 hand-off cost more than the whole relay (measured in bench/).
 
 Django does not speak the ASGI lifespan protocol: it is answered here, and on
@@ -14,7 +14,10 @@ import os
 
 import django
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import convert_exception_to_response
+from django.utils.module_loading import import_string
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
 django.setup(set_prefix=False)
@@ -44,12 +47,33 @@ class GatewayHandler(ASGIHandler):
         return await super().read_body(_counting(receive))
 
     def load_middleware(self, is_async=False):
-        full = settings.MIDDLEWARE
-        settings.MIDDLEWARE = settings.GATEWAY_MIDDLEWARE
-        try:
-            super().load_middleware(is_async)
-        finally:
-            settings.MIDDLEWARE = full
+        """The chain of HUB_GATEWAY_MIDDLEWARE, built here: the site's MIDDLEWARE is neither read nor swapped.
+
+        Django's own loader reads settings.MIDDLEWARE only, so this does what it
+        does for the async-capable middleware the gateway allows: a sync-only
+        one would cost a thread hop per request, and is refused at start.
+        """
+        if not is_async:
+            raise ImproperlyConfigured("the gateway handler runs under ASGI only")
+        self._view_middleware, self._template_response_middleware, self._exception_middleware = [], [], []
+        handler = convert_exception_to_response(self._get_response_async)
+        for path in reversed(settings.HUB_GATEWAY_MIDDLEWARE):
+            factory = import_string(path)
+            if not getattr(factory, "async_capable", False):
+                raise ImproperlyConfigured(f"HUB_GATEWAY_MIDDLEWARE: {path} is not async-capable")
+            try:
+                middleware = factory(handler)
+            except MiddlewareNotUsed:
+                continue
+            if hasattr(middleware, "process_view"):
+                self._view_middleware.insert(0, self.adapt_method_mode(True, middleware.process_view))
+            if hasattr(middleware, "process_template_response"):
+                self._template_response_middleware.append(
+                    self.adapt_method_mode(True, middleware.process_template_response))
+            if hasattr(middleware, "process_exception"):
+                self._exception_middleware.append(self.adapt_method_mode(False, middleware.process_exception))
+            handler = convert_exception_to_response(middleware)
+        self._middleware_chain = handler
 
 
 def _counting(receive):

@@ -13,6 +13,8 @@ from decimal import Decimal
 
 from django.conf import settings
 
+from billing.models import decimal_tiers
+from billing.money import quantize
 from providers.models import CatalogModel, Credential, ModelRoute
 
 from . import db
@@ -101,9 +103,6 @@ def _prices(rate) -> dict:
     """A rate's costs and prices; one with costs but neither prices nor a margin gets HUB_DEFAULT_MARGIN."""
     if rate is None:
         return {}
-    from billing.models import decimal_tiers
-    from billing.services import quantize
-
     prices = {f"{side}_{what}": getattr(rate, f"{side}_{what}") for side in _PRICED for what in ("cost", "price")}
     prices.update(cached_input_cost=rate.cached_input_cost, cached_input_price=rate.cached_input_price,
                   image_input_cost=rate.image_input_cost, image_input_price=rate.image_input_price,

@@ -41,10 +41,9 @@ from django.conf import settings
 
 from billing.services import hold_place, price_usage
 
-from . import catalogue, db
+from . import balances, catalogue, db
 from .errors import InsufficientQuota
-
-_available: dict[int, tuple[float, Decimal]] = {}
+from .metering import meter
 
 
 # Fields of a chat body that never reach the model as text: left out of the prompt's count. Anything else is
@@ -159,8 +158,6 @@ _numbers = itertools.count(1)
 
 
 def _give_back(lease: Lease) -> None:
-    from .metering import meter
-
     meter.release(lease.hold_id)  # after its requests' usage records, in the same write
 
 
@@ -200,7 +197,7 @@ async def _new_lease(organization_id: int, amount: Decimal) -> Lease:
                                  ttl_seconds=settings.HUB_HOLD_TTL_SECONDS)
             if left is None:
                 break
-            remember({organization_id: left})
+            balances.remember({organization_id: left})
             if size <= amount or left < amount:
                 raise _refusal(left, amount)
             size = max(amount, left / 2)  # little credit left: a smaller lease, leaving some for others
@@ -227,9 +224,9 @@ async def reserve(call, model: catalogue.Model, body: dict) -> None:
         return  # free: nothing to reserve
     lease = _leases.get(organization_id)
     if lease is None or lease.free < amount or _stale(lease):
-        cached = _available.get(organization_id)
-        if cached is not None and cached[0] >= time.monotonic() and cached[1] < amount:
-            raise _refusal(cached[1], amount)  # known to be short: not worth a write
+        known = balances.known(organization_id)
+        if known is not None and known < amount:
+            raise _refusal(known, amount)  # known to be short: not worth a write
         lease = await _new_lease(organization_id, amount)
     lease.admit(amount)
     call.lease, call.reserved = lease, amount
@@ -245,7 +242,7 @@ def reset() -> None:
     """Forget every lease and cached balance (tests; the database keeps its holds)."""
     _leases.clear()
     _locks.clear()
-    _available.clear()
+    balances.forget()
 
 
 def release_all() -> None:
@@ -263,16 +260,3 @@ def _refusal(available: Decimal, needed: Decimal | None = None) -> InsufficientQ
     return InsufficientQuota(
         f"This request may cost up to {needed.normalize():f} credits (its prompt and n × its max_tokens), and this "
         f"organization has {max(available, Decimal(0)).normalize():f} available. Lower max_tokens or top up.")
-
-
-def remember(available: dict[int, Decimal]) -> None:
-    expires = time.monotonic() + settings.HUB_BALANCE_CACHE_SECONDS
-    for organization_id, value in available.items():
-        _available[organization_id] = (expires, value)
-
-
-def forget(organization_id: int | None = None) -> None:
-    if organization_id is None:
-        _available.clear()
-    else:
-        _available.pop(organization_id, None)

@@ -5,6 +5,8 @@ import logging
 
 from django.http import HttpResponse
 
+from accounts.errors import DomainError, Forbidden, NotFound, Unavailable
+
 
 class HubError(Exception):
     status = 400
@@ -99,6 +101,17 @@ class RoutesBusy(ServiceUnavailable):
     log_level = logging.WARNING
 
 
+def from_domain(exc: DomainError) -> HubError:
+    """An app's refusal (accounts/errors.py) as the answer it gets here."""
+    if isinstance(exc, Forbidden):
+        return HubError(exc.message, code=exc.code, param=exc.param, status=403, type="permission_error")
+    if isinstance(exc, NotFound):
+        return HubError(exc.message, code=exc.code, param=exc.param, status=404)
+    if isinstance(exc, Unavailable):
+        return HubError(exc.message, code=exc.code, param=exc.param, status=503, type="server_error")
+    return HubError(exc.message, code=exc.code, param=exc.param, status=400)
+
+
 def error_response(error: HubError, request_id: str | None = None) -> HttpResponse:
     response = HttpResponse(json.dumps(error.body()), status=error.status, content_type="application/json")
     for name, value in error.headers.items():
@@ -113,6 +126,8 @@ def drf_exception_handler(exc, context):
     from rest_framework.response import Response
     from rest_framework.views import exception_handler
 
+    if isinstance(exc, DomainError):
+        exc = from_domain(exc)
     if isinstance(exc, HubError):
         return Response(exc.body(), status=exc.status, headers=exc.headers)
     response = exception_handler(exc, context)

@@ -2,14 +2,13 @@ import logging
 
 from providers import http
 
+from . import credit
 from .metering import meter
 
 logger = logging.getLogger(__name__)
 
 
 async def shutdown() -> None:
-    from . import credit
-
     await meter.drain()
     credit.release_all()  # leases in use are left to expire: their requests were cut off
     await meter.drain()

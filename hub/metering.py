@@ -24,6 +24,7 @@ from accounts.models import ApiKey
 from billing.services import UsageEvent, record_usage
 
 from . import db
+from .balances import remember
 
 logger = logging.getLogger(__name__)
 
@@ -124,15 +125,13 @@ class Meter:
             if not batch and not releases:
                 return True
             try:
-                balances = await db.write(_write, batch, releases)
+                written = await db.write(_write, batch, releases)
             except Exception:
                 logger.exception("writing %d usage records failed; keeping them to retry", len(batch))
                 self._events[:0] = batch
                 self._releases[:0] = releases
                 return False
-            from .credit import remember
-
-            remember(balances)
+            remember(written)
             return True
 
     async def drain(self) -> None:

@@ -10,7 +10,6 @@ reached can pass it by what they use.
 """
 
 import fnmatch
-import ipaddress
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,7 +19,9 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
-from billing.fields import from_units, to_units
+from accounts import addresses
+from billing.models import UsageRecord, UsageRollup, UsageRollupState
+from billing.money import from_units, to_units
 
 from . import db
 from .errors import HubError, RateLimited
@@ -56,7 +57,7 @@ class Policy:
         budget_from = key if key.budget is not None else organization
         return cls(
             allowed_models=tuple(pick("allowed_models") or ()),
-            allowed_ips=tuple(ipaddress.ip_network(c, strict=False) for c in pick("allowed_ips") or ()),
+            allowed_ips=addresses.networks_of(key, organization),
             rpm=pick("rpm_limit"), tpm=pick("tpm_limit"),
             budget=budget_from.budget, period=budget_from.budget_period,
         )
@@ -81,8 +82,6 @@ def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime | None
 def _spent(key_id: int, since: datetime) -> Decimal:
     """What the key spent since `since` (a day's start): days that retention pruned are counted from
     their daily rollups, the rest from the raw records (billing/rollups.py)."""
-    from billing.models import UsageRecord, UsageRollup, UsageRollupState
-
     pruned = UsageRollupState.objects.filter(pk=1).values_list("pruned_through", flat=True).first()
     total = UsageRecord.objects.filter(api_key_id=key_id, created_at__gte=max(since, pruned or since)).aggregate(
         s=Sum("price"))["s"] or Decimal(0)
@@ -104,22 +103,9 @@ def may_use(policy: Policy, model, requested: str = "") -> bool:
                                                        (requested, model.public_id, model.alias))
 
 
-def client_address(request) -> str:
-    """The caller's address as a key's allowed_ips see it, on the gateway and the management API alike:
-    REMOTE_ADDR as the server sets it (uvicorn takes X-Forwarded-For instead only from a proxy it trusts,
-    FORWARDED_ALLOW_IPS, 127.0.0.1 by default), never a header read here."""
-    return request.META.get("REMOTE_ADDR") or ""
-
-
 def address_check(policy: Policy, client_ip: str) -> None:
     """Refuse a key used from an address outside its (or its organisation's) allowed_ips."""
-    if not policy.allowed_ips:
-        return
-    try:
-        address = ipaddress.ip_address(client_ip)
-    except ValueError:
-        address = None
-    if address is None or not any(address in network for network in policy.allowed_ips):
+    if not addresses.address_allowed(policy.allowed_ips, client_ip):
         raise Forbidden("This API key may not be used from your address.", code="ip_not_allowed")
 
 

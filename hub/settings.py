@@ -75,9 +75,10 @@ MIDDLEWARE = [
 
 # The API (/v1/, /api/) is served without the browser middleware above:
 # sessions, CSRF, auth and messages are sync-only and would cost a thread hop
-# each per call (see hub/asgi.py).
+# each per call. Its own stack, built by hub/asgi.py, is this list (async-capable
+# middleware only): a middleware added to MIDDLEWARE does not run on the API.
 GATEWAY_PATH_PREFIXES = ("/v1/", "/api/")
-GATEWAY_MIDDLEWARE: list[str] = []
+HUB_GATEWAY_MIDDLEWARE: list[str] = []
 
 ROOT_URLCONF = "hub.urls"
 ASGI_APPLICATION = "hub.asgi.application"
@@ -172,7 +173,7 @@ HUB_STARTER_CREDITS = env.str("HUB_STARTER_CREDITS", default="0")
 
 # Money: every amount is a Decimal with this many decimal places (per-token
 # prices need many: 1 token at $0.15 per million is 0.00000015), stored as an
-# integer count of that unit (billing/fields.py).
+# integer count of that unit (billing/money.py).
 MONEY_DECIMAL_PLACES = 10
 
 # Celery: CELERY_BROKER_URL if set (e.g. amqp://), else Redis when REDIS_URL is

@@ -11,10 +11,11 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
 
+from accounts.addresses import client_address
+
 from . import audio, catalogue, images, listing, media
 from .auth import authenticate
 from .errors import BadRequest, HubError, MethodNotAllowed, PayloadTooLarge, error_response
-from .policy import client_address
 from .relay import Call, chat_completion
 from .relay import embeddings as relay_embeddings
 from .relay import images as relay_images

@@ -22,8 +22,8 @@ from billing.models import (
     Payment,
     StripeEvent,
 )
+from billing.stripe_gateway import PaymentRefused, PaymentsUnavailable
 from billing.tasks import auto_recharge_all
-from hub.errors import BadRequest, ServiceUnavailable
 from tests.concurrency import at_once
 from tests.fakes.stripe_server import RecordedStripe, event, fixture, sign
 from tests.stripe_fixtures import DECLINED_CARD, GOOD_CARD, SECRET, WEBHOOK, card_of, deliver, wait_for
@@ -87,7 +87,7 @@ def test_credits_convert_to_cents_and_back_exactly():
 
 @pytest.mark.parametrize("amount", ["10.005", "0.001", "NaN"])
 def test_amounts_that_are_not_whole_cents_are_refused(amount):
-    with pytest.raises(BadRequest):
+    with pytest.raises(PaymentRefused):
         stripe_gateway.to_minor_units(Decimal(amount))
 
 
@@ -436,7 +436,7 @@ def test_the_off_session_charge_carries_a_key_derived_from_its_payment(organizat
 
 def test_a_checkout_stripe_cannot_create_leaves_a_failed_payment(organization, owner, stripe_settings):
     # localstripe has no Checkout: it answers 404, as Stripe would for a bad request.
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(PaymentsUnavailable):
         checkout(organization, owner)
     payment = Payment.objects.get()
     assert payment.status == "failed" and payment.failure_reason.startswith("checkout not created")

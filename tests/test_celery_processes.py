@@ -30,7 +30,7 @@ from datetime import timedelta
 from decimal import Decimal
 from django.db.models import F
 from django.utils import timezone
-from billing.fields import money_value
+from billing.money import money_value
 from billing.models import CreditAccount, CreditHold
 account = CreditAccount.objects.get(organization__slug="demo")
 CreditHold.objects.create(account=account, request_id="req_died", amount=Decimal("0.5"),

@@ -131,7 +131,7 @@ def test_the_lockout_page_is_served_under_asgi_and_the_gateway_is_not_counted(hu
 def test_the_gateway_has_no_login_middleware(settings):
     from hub.asgi import gateway_app
 
-    assert not any("axes" in m or "otp" in m for m in settings.GATEWAY_MIDDLEWARE)
+    assert not any("axes" in m or "otp" in m for m in settings.HUB_GATEWAY_MIDDLEWARE)
     assert "axes.middleware.AxesMiddleware" in settings.MIDDLEWARE
     assert gateway_app._middleware_chain is not None
 

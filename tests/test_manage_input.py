@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import ApiKey
-from billing.fields import max_amount
+from billing.money import max_amount
 from billing.models import StripeEvent
 from tests.actors import as_user
 from tests.fakes.stripe_server import event, sign
