@@ -89,6 +89,11 @@ _ERRORS: dict[str, tuple[int, dict, list[tuple[bytes, bytes]]]] = {
         "Rate limit reached for fake-error-429 on requests per min (RPM): Limit 3, Used 3, "
         "Requested 1. Please try again in 7s.",
         "requests", "rate_limit_exceeded"), [(b"retry-after", b"7")]),
+    # A hostile or broken proxy's retry-after: forever, never, nonsense.
+    **{f"fake-error-429-retry-after:{value}": (429, _error("Rate limit reached.", "requests", "rate_limit_exceeded"),
+                                               [(b"retry-after", value.encode())])
+       for value in ("1e999", "99999999999999999999", "-5", "NaN", "inf", "Fri, 31 Dec 9999 23:59:59 GMT",
+                     "soon")},
     "fake-error-content-policy": (400, _error(
         "Your request was rejected as a result of our safety system.",
         "invalid_request_error", "content_policy_violation"), []),
