@@ -9,6 +9,8 @@ error event), with its usage record. Table-driven: family x malformation x {whol
 tests/fakes, each told to spoil its answers (FakeUpstream.malform).
 """
 
+import json
+
 import openai
 import pytest
 
@@ -106,3 +108,16 @@ def test_a_malformed_answer_is_a_502_invalid_response_with_its_record(family, ma
     answer = client.chat.completions.create(**request)
     message = answer.choices[0].message
     assert isinstance(message.content, str) or message.tool_calls
+
+
+@pytest.mark.parametrize("body", [b"[" * 200_000 + b"]" * 200_000, b'{"error": {"code": 1e999}}'],
+                         ids=["nested_past_the_parser", "infinite_int"])
+def test_reading_an_answer_too_deep_or_infinite_is_the_providers_invalid_answer(body):
+    """json.loads raises RecursionError on deep nesting and int(1e999) OverflowError: neither is a ValueError."""
+    from providers.adapters import translate
+    from providers.adapters.base import UpstreamError
+
+    with pytest.raises(UpstreamError) as raised, translate.reading("deep"):
+        data = json.loads(body)
+        int(data["error"]["code"])
+    assert raised.value.code == "upstream_invalid_response"
