@@ -64,11 +64,7 @@ class OpenAICompatibleAdapter:
             raise UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
                                 code="upstream_invalid_response") from None
         if data.get("error") and not data.get("choices"):
-            # Some proxies (OpenRouter, gateways of gateways) report a failure as a 200 with an error
-            # body: not an answer to relay and bill, and its words may quote the credential.
-            message, code, _ = errors.upstream_message(response.content)
-            raise UpstreamError(f"The provider '{route.provider_name}' failed: {message}".rstrip(": "),
-                                code=code or "upstream_error", retryable=True).without(route.secret)
+            raise _failed(route, response.content)
         content = response.content
         if usage.invalid:
             # The client is shown what it is billed, not the provider's nonsense.
@@ -96,6 +92,24 @@ class OpenAICompatibleAdapter:
         return await _transcribe(route, body)
 
 
+def _failed(route, content: bytes) -> UpstreamError:
+    """Some proxies (OpenRouter, gateways of gateways) report a failure as a 200 with an error body: not an
+    answer to relay and bill, and its words may quote the credential. The same for every endpoint."""
+    message, code, _ = errors.upstream_message(content)
+    return UpstreamError(f"The provider '{route.provider_name}' failed: {message}".rstrip(": "),
+                         code=code if isinstance(code, str) and code else "upstream_error",
+                         retryable=True).without(route.secret)
+
+
+def _error_body(content: bytes, answer_key: str) -> bool:
+    """Whether a 200's JSON body is an error rather than an answer (which carries `answer_key`)."""
+    try:
+        data = json.loads(content)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and bool(data.get("error")) and answer_key not in data
+
+
 def _invalid(route) -> UpstreamError:
     return UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
                          code="upstream_invalid_response")
@@ -120,6 +134,8 @@ async def _images(route, body: dict) -> ImageResult:
         response = await transport.send(route, f"{route.base_url}/images/generations",
                                         json.dumps(params, separators=(",", ":")).encode(), headers,
                                         errors.from_status, stream=False)
+    if _error_body(response.content, "data"):
+        raise _failed(route, response.content)
     try:
         data = json.loads(response.content)
         items = data["data"]
@@ -169,6 +185,8 @@ async def _transcribe(route, body: dict) -> ChatResult:
     response = await transport.send(route, f"{route.base_url}/audio/{path}", None, _headers(route, "*/*"),
                                     errors.from_status, stream=False, form=form, files=[("file", body["file"])])
     content, content_type = response.content, response.headers.get("content-type") or "application/json"
+    if "json" in content_type and _error_body(content, "text"):
+        raise _failed(route, content)
     usage = audio.transcription_usage(content, content_type, body)
     if ask != asked:
         try:
@@ -181,6 +199,8 @@ async def _transcribe(route, body: dict) -> ChatResult:
 async def _embed(route, body: dict) -> ChatResult:
     response = await transport.send(route, f"{route.base_url}/embeddings", _payload(route, body),
                                     _headers(route, "application/json"), errors.from_status, stream=False)
+    if _error_body(response.content, "data"):
+        raise _failed(route, response.content)
     try:
         data = json.loads(response.content)
         usage = Usage.from_openai(data.get("usage"))
@@ -196,6 +216,7 @@ async def _embed(route, body: dict) -> ChatResult:
     return ChatResult(body=content, usage=usage)
 
 
+SPEECH_ERROR_BYTES = 65536  # of a non-audio answer read to say what went wrong
 AUDIO_TYPES = {"mp3": "audio/mpeg", "opus": "audio/opus", "aac": "audio/aac", "flac": "audio/flac",
                "wav": "audio/wav", "pcm": "audio/pcm"}
 
@@ -204,6 +225,20 @@ async def _speech(route, body: dict) -> ByteStream:
     response = await transport.send(route, f"{route.base_url}/audio/speech", _payload(route, body),
                                     _headers(route, "*/*"), errors.from_status, stream=True)
     content_type = response.headers.get("content-type") or AUDIO_TYPES.get(body.get("response_format") or "mp3")
+    if content_type.split(";")[0].strip().lower() in ("application/json", "text/plain", "text/html"):
+        # Audio was asked for: a JSON (or text) 200 is a proxy's error, its words perhaps quoting the credential.
+        try:
+            content = b""
+            async for chunk in response.aiter_bytes():
+                content += chunk
+                if len(content) > SPEECH_ERROR_BYTES:
+                    break
+        finally:
+            await response.aclose()
+        if _error_body(content, "audio"):
+            raise _failed(route, content)
+        raise UpstreamError(f"The provider '{route.provider_name}' sent {content_type.split(';')[0]}, not audio.",
+                            code="upstream_invalid_response")
     # Speech is billed per input character, whatever arrives.
     return ByteStream(response.aiter_raw(), Usage(len(body["input"]), 0), content_type, response.aclose)
 

@@ -16,7 +16,7 @@ sent), ``fake-overrun`` (100 words more than the cap it is sent); any other mode
 response format too (a token per 4 bytes of their JSON).
 A chat whose last user text is ``echo:<status>`` or ``echo:stream`` answers an
 error quoting the Authorization header (tests/fakes/server.py ``echo_of``); so does
-the model ``fake-echo-<status>``.
+the model ``fake-echo-<status>``, on every endpoint (``fake-echo-200``: the error sent as a 200).
 ``reported_usage`` (raw JSON text, e.g. ``'{"prompt_tokens": 1e999}'``) replaces the usage
 every chat answer reports, to play a provider that miscounts.
 
@@ -254,6 +254,11 @@ class FakeOpenAI(FakeUpstream):
             if echo is not None:
                 return await self._echo(send, rid, echo, headers.get("authorization", ""), bool(req.get("stream")))
             return await self._chat(receive, send, rid, body)
+        model = (json_object(body) or {}).get("model") if not form else (form.get("model") or [None])[0]
+        if method == "POST" and isinstance(model, str) and model.startswith("fake-echo-"):
+            # Every other endpoint's echo (fake-echo-200: a proxy's error sent as a 200 JSON body).
+            return await self._echo(send, rid, model.removeprefix("fake-echo-"), headers.get("authorization", ""),
+                                    False)
         if method == "POST" and path == "/v1/embeddings":
             return await self._embeddings(send, rid, body)
         if method == "POST" and path == "/v1/audio/speech":
