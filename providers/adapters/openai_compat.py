@@ -9,6 +9,7 @@ import json
 import time
 
 import httpx
+from django.conf import settings
 
 from providers.presets import get_preset
 
@@ -17,6 +18,7 @@ from .base import (ByteStream, ChatResult, Counts, ImageResult, UpstreamError, U
                    estimate_tokens, sse)
 from .images import image_tier, openai_family
 from .media import fetch_image
+from .translate import MALFORMED
 
 
 def _headers(route, accept: str) -> dict:
@@ -60,7 +62,7 @@ class OpenAICompatibleAdapter:
             data = json.loads(response.content)
             reported = Usage.from_openai(data.get("usage"))
             usage = Usage.or_estimate(reported, lambda: _estimate(body, data.get("choices") or []))
-        except (ValueError, AttributeError, TypeError):
+        except MALFORMED:
             raise UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
                                 code="upstream_invalid_response") from None
         if data.get("error") and not data.get("choices"):
@@ -141,7 +143,7 @@ async def _images(route, body: dict) -> ImageResult:
         items = data["data"]
         if not isinstance(items, list):
             raise TypeError
-    except (ValueError, KeyError, TypeError):
+    except MALFORMED:
         raise _invalid(route) from None
     images = []
     for item in items:
@@ -206,7 +208,7 @@ async def _embed(route, body: dict) -> ChatResult:
         usage = Usage.from_openai(data.get("usage"))
         if not isinstance(data.get("data"), list):
             raise ValueError
-    except (ValueError, AttributeError, TypeError):
+    except MALFORMED:
         raise UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
                             code="upstream_invalid_response") from None
     usage = Usage.or_estimate(usage, lambda: Usage(estimate_tokens(len(json.dumps(body.get("input")))), 0))
@@ -268,16 +270,18 @@ class OpenAIStream:
         self.first_token_at: float | None = None
 
     async def __aiter__(self):
-        buffer = b""
+        buffer, limit = b"", settings.HUB_UPSTREAM_MAX_EVENT_BYTES
         try:
             async for chunk in self._response.aiter_raw():
+                searched = max(0, len(buffer) - 1)  # only the new bytes: a long event costs its length once
                 buffer += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
                 out = []
-                while (end := buffer.find(b"\n\n")) >= 0:
+                while (end := buffer.find(b"\n\n", searched)) >= 0:
+                    searched = 0
                     event, buffer = buffer[: end + 2], buffer[end + 2 :]
                     try:
                         kept = self._on_event(event)
-                    except (ValueError, TypeError, AttributeError, KeyError):
+                    except MALFORMED:
                         # JSON, but not the shape of a chunk ("choices": "abc"): as malformed as "data: abc".
                         self.error, kept = self._malformed(), None
                     if kept:
@@ -286,6 +290,9 @@ class OpenAIStream:
                         break
                 if out:
                     yield b"".join(out)
+                if self.error is None and len(buffer) > limit:
+                    # A provider that never ends its event is not buffered without bound.
+                    self.error = transport.too_large(self._provider, limit, "a stream event")
                 if self.error is not None or self._done:
                     break
         except httpx.HTTPError as exc:
@@ -310,7 +317,7 @@ class OpenAIStream:
             return event
         try:
             chunk = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             self.error = self._malformed()
             return None
         if not isinstance(chunk, dict):
