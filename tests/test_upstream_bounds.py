@@ -20,7 +20,8 @@ HELLO = [{"role": "user", "content": "hi"}]
 
 class Flood(FakeUpstream):
     """Answers every POST as `mode` says: `big` (a 200 JSON body of `size` bytes), `gzip` (the same, gzipped),
-    `endless` (an event stream whose one event never ends, `size` bytes of it)."""
+    `endless` (an event stream whose one event never ends, `size` bytes of it), `deep_error` (a 500 whose body
+    nests deeper than Python's JSON parser goes)."""
 
     thread_name = "fake-flood"
 
@@ -30,6 +31,11 @@ class Flood(FakeUpstream):
 
     async def handle(self, scope, receive, send, body, headers) -> None:
         self.sent = 0
+        if self.mode == "deep_error":
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": b'{"error": ' + b"[" * 60000})
+            return
         if self.mode == "endless":
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"text/event-stream")]})
@@ -97,3 +103,20 @@ def test_a_stream_event_that_never_ends_is_cut_at_the_bound(kind, flood, hub, ap
     hub.drain()
     record = UsageRecord.objects.get()
     assert record.status == "upstream_error" and ("larger than" in record.error or "exceeded" in record.error)
+
+
+@pytest.mark.parametrize("kind", ["openai_compatible", "anthropic", "gemini", "bedrock"])
+def test_an_error_body_nested_past_the_parser_is_the_providers_failure(kind, flood, hub, api_key):
+    """json.loads raises RecursionError, which no adapter's error reader expected: a 500 before."""
+    flood.mode = "deep_error"
+    model = _model(kind, flood)
+    if kind == "bedrock":
+        credential = Credential.objects.get()
+        credential.set_secret('{"access_key_id": "AKIAFLOOD", "secret_access_key": "flood"}')
+        credential.save()
+    client = openai.OpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.chat.completions.create(model=model, messages=HELLO)
+    assert (raised.value.status_code, raised.value.body["code"]) == (502, "upstream_error")
+    hub.drain()
+    assert UsageRecord.objects.get().status == "upstream_error"

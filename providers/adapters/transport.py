@@ -13,6 +13,7 @@ from providers.http import client, timeouts
 
 from . import errors
 from .base import UpstreamError
+from .translate import MALFORMED
 
 
 async def send(route, url: str, payload: bytes | None, headers: dict, error_from, *, stream: bool,
@@ -53,8 +54,11 @@ async def send(route, url: str, payload: bytes | None, headers: dict, error_from
         if response.status_code >= 400:
             # The one way a provider's failed answer becomes the hub's error: whatever it
             # quoted of the credential it was sent with goes no further.
-            raise error_from(response.status_code, content, response.headers, route.provider_name).without(
-                route.secret)
+            try:
+                failure = error_from(response.status_code, content, response.headers, route.provider_name)
+            except MALFORMED:  # a body the adapter cannot read (nested past the parser): judged by its status
+                failure = errors.from_status(response.status_code, b"", response.headers, route.provider_name)
+            raise failure.without(route.secret)
     return response
 
 
