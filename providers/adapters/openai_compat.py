@@ -18,7 +18,7 @@ from .base import (ByteStream, ChatResult, Counts, ImageResult, UpstreamError, U
                    estimate_tokens, sse)
 from .images import image_tier, openai_family
 from .media import fetch_image
-from .translate import MALFORMED
+from .translate import MALFORMED, string
 
 
 def _headers(route, accept: str) -> dict:
@@ -148,14 +148,20 @@ async def _images(route, body: dict) -> ImageResult:
     images = []
     for item in items:
         b64 = item.get("b64_json") if isinstance(item, dict) else None
-        if not b64 and isinstance(item, dict) and item.get("url"):  # a provider that ignores response_format
+        if not b64 and isinstance(item, dict) and isinstance(item.get("url"), str):  # it ignored response_format
             _, raw = await fetch_image(item["url"])
             b64 = base64.b64encode(raw).decode()
+        try:
+            # The hub keeps the image and links to its copy: what it decodes must be base64 (a number or
+            # an object there was a 500), and what it passes on beside it, text.
+            base64.b64decode(string(b64, "b64_json"), validate=True)
+            image = {"b64_json": b64}
+            if item.get("revised_prompt"):
+                image["revised_prompt"] = string(item["revised_prompt"], "revised_prompt")
+        except MALFORMED:
+            raise _invalid(route) from None
         if not b64:
             raise _invalid(route)
-        image = {"b64_json": b64}
-        if item.get("revised_prompt"):
-            image["revised_prompt"] = item["revised_prompt"]
         images.append(image)
     reported, counts = data.get("usage"), Counts()
     size, quality = data.get("size") or body["size"], data.get("quality") or body["quality"]

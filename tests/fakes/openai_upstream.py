@@ -399,7 +399,7 @@ class FakeOpenAI(FakeUpstream):
                            "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
                            "output_tokens": output_tokens,
                            "total_tokens": text_tokens + image_tokens + output_tokens})
-        return await self._json(send, rid, 200, out)
+        return await self._json(send, rid, 200, self.malformed(out))
 
     # ----------------------------------------------------------- transcription / translation
     async def _audio(self, send, rid, task: str, read: int, form: dict, files: list) -> None:
