@@ -199,7 +199,7 @@ async def _transcribe(route, body: dict) -> ChatResult:
     if ask != asked:
         try:
             content, content_type = audio.rerender(content, asked, task=body["task"])
-        except (ValueError, TypeError, AttributeError):
+        except MALFORMED:
             raise _invalid(route) from None
     return ChatResult(content, usage, content_type)
 
