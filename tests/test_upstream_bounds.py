@@ -120,3 +120,25 @@ def test_an_error_body_nested_past_the_parser_is_the_providers_failure(kind, flo
     assert (raised.value.status_code, raised.value.body["code"]) == (502, "upstream_error")
     hub.drain()
     assert UsageRecord.objects.get().status == "upstream_error"
+
+
+@pytest.mark.parametrize("pieces", [
+    ["data: a\r\n\r\ndata: b\r\n\r\n"],
+    ["data: a\r", "\n\r", "\ndata: b\r\n", "\r\n"],  # every \r\n split across two reads
+    ["data: a\n", "\ndata:", " b\n\n"],
+    ["event: x\ndata: a\ndata: b\n\n"],
+], ids=["whole", "crlf_split", "lf_split", "multiline"])
+def test_the_event_reader_finds_events_however_the_reads_cut_them(pieces, settings):
+    """The SSE reader now normalises and searches only the new text: an event end split across reads is found."""
+    from providers.adapters import sse
+
+    class Response:
+        async def aiter_text(self):
+            for piece in pieces:
+                yield piece
+
+    async def read():
+        return [e async for e in sse.events(Response())]
+
+    expected = [("x", "a\nb")] if len(pieces) == 1 and "event:" in pieces[0] else [("message", "a"), ("message", "b")]
+    assert asyncio.run(read()) == expected
