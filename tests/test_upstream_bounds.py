@@ -142,3 +142,23 @@ def test_the_event_reader_finds_events_however_the_reads_cut_them(pieces, settin
 
     expected = [("x", "a\nb")] if len(pieces) == 1 and "event:" in pieces[0] else [("message", "a"), ("message", "b")]
     assert asyncio.run(read()) == expected
+
+
+def test_the_openai_stream_finds_events_when_a_crlf_is_split_across_reads(settings):
+    """Each read was normalised alone: a \\r\\n cut between two reads merged two events into invalid JSON."""
+    from providers.adapters.openai_compat import OpenAIStream
+
+    chunk = b'data: {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": null}]}\r\n\r\n'
+    done = b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\r\n\r\ndata: [DONE]\r\n\r\n'
+
+    class Response:
+        async def aiter_raw(self):
+            yield chunk[:-1]  # ends "\r\n\r"
+            yield chunk[-1:] + done
+
+    async def read():
+        stream = OpenAIStream(Response(), {"messages": []}, False, "crlf")
+        return b"".join([c async for c in stream]), stream
+
+    out, stream = asyncio.run(read())
+    assert stream.error is None and out.count(b"data: ") == 3, out

@@ -276,11 +276,16 @@ class OpenAIStream:
         self.first_token_at: float | None = None
 
     async def __aiter__(self):
-        buffer, limit = b"", settings.HUB_UPSTREAM_MAX_EVENT_BYTES
+        buffer, carried, limit = b"", b"", settings.HUB_UPSTREAM_MAX_EVENT_BYTES
         try:
             async for chunk in self._response.aiter_raw():
+                chunk, carried = carried + chunk, b""
+                if b"\r" in chunk:
+                    if chunk.endswith(b"\r"):  # its \n comes in the next read: \r\n is normalised whole
+                        chunk, carried = chunk[:-1], b"\r"
+                    chunk = chunk.replace(b"\r\n", b"\n")
                 searched = max(0, len(buffer) - 1)  # only the new bytes: a long event costs its length once
-                buffer += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
+                buffer += chunk
                 out = []
                 while (end := buffer.find(b"\n\n", searched)) >= 0:
                     searched = 0
