@@ -103,13 +103,16 @@ def _failed(route, content: bytes) -> UpstreamError:
                          retryable=True).without(route.secret)
 
 
+def _is_error(data, answer_key: str) -> bool:
+    """Whether a 200's parsed JSON body is an error rather than an answer (which carries `answer_key`)."""
+    return isinstance(data, dict) and bool(data.get("error")) and answer_key not in data
+
+
 def _error_body(content: bytes, answer_key: str) -> bool:
-    """Whether a 200's JSON body is an error rather than an answer (which carries `answer_key`)."""
     try:
-        data = json.loads(content)
+        return _is_error(json.loads(content), answer_key)
     except (ValueError, RecursionError):
         return False
-    return isinstance(data, dict) and bool(data.get("error")) and answer_key not in data
 
 
 def _invalid(route) -> UpstreamError:
@@ -136,10 +139,10 @@ async def _images(route, body: dict) -> ImageResult:
         response = await transport.send(route, f"{route.base_url}/images/generations",
                                         json.dumps(params, separators=(",", ":")).encode(), headers,
                                         errors.from_status, stream=False)
-    if _error_body(response.content, "data"):
-        raise _failed(route, response.content)
     try:
         data = json.loads(response.content)
+        if _is_error(data, "data"):
+            raise _failed(route, response.content)
         items = data["data"]
         if not isinstance(items, list):
             raise TypeError
@@ -207,10 +210,10 @@ async def _transcribe(route, body: dict) -> ChatResult:
 async def _embed(route, body: dict) -> ChatResult:
     response = await transport.send(route, f"{route.base_url}/embeddings", _payload(route, body),
                                     _headers(route, "application/json"), errors.from_status, stream=False)
-    if _error_body(response.content, "data"):
-        raise _failed(route, response.content)
     try:
         data = json.loads(response.content)
+        if _is_error(data, "data"):
+            raise _failed(route, response.content)
         usage = Usage.from_openai(data.get("usage"))
         if not isinstance(data.get("data"), list):
             raise ValueError
