@@ -9,6 +9,9 @@ class HubConfig(AppConfig):
     verbose_name = "Gateway"
 
     def ready(self):
+        from . import logging as hub_logging
+
+        hub_logging.install()  # every log record scrubbed of secrets, whichever handler writes it
         # Under ASGI a request starts in a fresh context that holds no database
         # connection, so these receivers have nothing to do at request start;
         # being sync, each would cost a new thread per request, held for a

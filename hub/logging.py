@@ -1,4 +1,13 @@
+"""Log records scrubbed of anything shaped like a secret, whoever logs them and wherever they are written.
+
+The scrub runs as each record is made (a log record factory), not in one handler's filter: an operator
+who adds a file or syslog handler, uvicorn's and gunicorn's own loggers and handlers, a library's logger
+with propagate off, all get the record already clean. A record is made only for a level that is enabled,
+so a debug line that is not written costs nothing.
+"""
+
 import logging
+from collections.abc import Mapping
 
 from providers.redaction import scrub
 
@@ -9,13 +18,57 @@ def redact(text: str) -> str:
     return scrub(text)
 
 
-class RedactSecretsFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
+def _clean(value):
+    return redact(value) if isinstance(value, str) else value
+
+
+def redact_record(record: logging.LogRecord) -> None:
+    """The record scrubbed, once (the console filter finds it done): one scrub of the message when it is clean."""
+    if getattr(record, "redacted", False):
+        return
+    record.redacted = True
+    try:
         message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
+    except Exception:  # a malformed call (wrong arguments): the handler reports it, as logging always has
+        return
+    clean = redact(message)
+    if clean != message:
+        # String arguments scrubbed in place keep the record's shape for formatters that read them (uvicorn's
+        # access log); a secret in the format string, or in an argument that is no string, replaces the message.
+        if isinstance(record.args, tuple):
+            record.args = tuple(_clean(a) for a in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {k: _clean(v) for k, v in record.args.items()}
+        try:
+            shaped = record.getMessage() == clean
+        except Exception:
+            shaped = False
+        if not shaped:
             record.msg, record.args = clean, None
-        if record.exc_info and record.exc_info[1] is not None:
-            text = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = redact(text)
+    if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+def install() -> None:
+    """Make every log record of this process through redact_record (once; idempotent)."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "redacts", False):
+        return
+
+    def factory(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        redact_record(record)
+        return record
+
+    factory.redacts = True
+    logging.setLogRecordFactory(factory)
+
+
+class RedactSecretsFilter(logging.Filter):
+    """The same on a handler (settings.LOGGING's console): for records made before install(), at start-up."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redact_record(record)
         return True

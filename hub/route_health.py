@@ -22,6 +22,7 @@ it by, so a black-holed provider costs one request its timeout, not every one.
 
 import asyncio
 import json
+import math
 import time
 import uuid
 from dataclasses import asdict, dataclass, replace
@@ -82,10 +83,12 @@ def _decode(raw) -> Health:
 
 
 def _retry_after(value) -> float:
+    """Seconds the provider asked for, from 0 to HUB_COOLDOWN_MAX_SECONDS: never infinite, NaN or negative."""
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except (TypeError, ValueError):
         return 0.0
+    return min(seconds, settings.HUB_COOLDOWN_MAX_SECONDS) if math.isfinite(seconds) and seconds > 0 else 0.0
 
 
 @dataclass(frozen=True)

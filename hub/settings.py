@@ -249,6 +249,10 @@ HUB_UPSTREAM_CONNECT_TIMEOUT = env.float("HUB_UPSTREAM_CONNECT_TIMEOUT", default
 HUB_UPSTREAM_READ_TIMEOUT = env.float("HUB_UPSTREAM_READ_TIMEOUT", default=600.0)
 HUB_UPSTREAM_FIRST_BYTE_TIMEOUT = env.float("HUB_UPSTREAM_FIRST_BYTE_TIMEOUT", default=120.0)
 HUB_UPSTREAM_MAX_CONNECTIONS = env.int("HUB_UPSTREAM_MAX_CONNECTIONS", default=1000)
+# What a provider may send, decoded: a whole answer (ten large base64 images fit), and one event of a stream
+# (a line that never ends would otherwise grow in memory until the read timeout).
+HUB_UPSTREAM_MAX_BODY_BYTES = env.int("HUB_UPSTREAM_MAX_BODY_BYTES", default=128 * 1024 * 1024)
+HUB_UPSTREAM_MAX_EVENT_BYTES = env.int("HUB_UPSTREAM_MAX_EVENT_BYTES", default=16 * 1024 * 1024)
 # Routing and resilience (hub/routing.py, hub/route_health.py).
 HUB_ROUTING_MAX_ATTEMPTS = env.int("HUB_ROUTING_MAX_ATTEMPTS", default=3)
 HUB_ROUTING_MAX_SECONDS = env.float("HUB_ROUTING_MAX_SECONDS", default=60.0)

@@ -23,6 +23,15 @@ from tests.concurrency import at_once
 
 FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "price")
 NOW = datetime.now(UTC)
+
+
+@pytest.fixture(autouse=True)
+def _clock():
+    """The clock read at each test's start, not when the module was collected: a run that crosses midnight UTC
+    would otherwise put "today's" records in yesterday."""
+    global NOW
+    NOW = datetime.now(UTC)
+
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
 
 

@@ -241,6 +241,24 @@ def test_dall_e_3_through_an_openai_provider_answers_a_hub_link_to_the_exact_png
                                                                              Decimal("0.15"))
 
 
+@pytest.mark.parametrize("spoilt", [{"b64_json": 42}, {"b64_json": {"png": "x"}}, {"b64_json": "not base64 at all!"},
+                                    {"revised_prompt": {"text": "x"}}, {"url": 7, "b64_json": None}],
+                         ids=["b64_number", "b64_object", "b64_garbage", "revised_prompt_object", "url_number"])
+def test_an_image_answer_not_in_openais_shape_is_a_502_and_free(client, hub, upstream, openai_provider, spoilt):
+    """The hub decodes the image to keep it: a number or an object as b64_json was a 500 (TypeError)."""
+    image_model(openai_provider, "openai/dall-e-3", "dall-e-3")
+    upstream.malform = lambda out: dict(out, data=[dict(item, **spoilt) for item in out["data"]])
+    try:
+        with pytest.raises(openai.APIStatusError) as raised:
+            client.images.generate(model="openai/dall-e-3", prompt="a lighthouse")
+    finally:
+        upstream.malform = None
+    assert (raised.value.status_code, raised.value.body["code"]) == (502, "upstream_invalid_response")
+    hub.drain()
+    record = UsageRecord.objects.get()
+    assert (record.status, record.price) == ("upstream_error", 0)
+
+
 def test_dall_e_3_refuses_two_images_at_the_hub(client, hub, upstream, openai_provider):
     image_model(openai_provider, "openai/dall-e-3", "dall-e-3")
     with pytest.raises(openai.BadRequestError) as raised:

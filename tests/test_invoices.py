@@ -27,12 +27,20 @@ from tests.stripe_fixtures import DECLINED_CARD, GOOD_CARD, card_of, deliver, wa
 
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
 
-NOW = datetime.now(UTC)
-# The last month the task may invoice now (a month is due an hour after it ends), and the one before.
-MONTH = rollups.start_of_month(rollups.start_of_month(NOW - invoices.SETTLE_DELAY) - timedelta(days=1))
-EARLIER = rollups.start_of_month(MONTH - timedelta(days=1))
-NEXT = rollups.next_month(MONTH)
+NOW = MONTH = EARLIER = NEXT = None  # set by _clock
 CENT = Decimal("0.01")
+
+
+@pytest.fixture(autouse=True)
+def _clock():
+    """The clock read at each test's start, not when the module was collected: a run that crosses the end of a
+    month UTC would otherwise invoice the wrong one."""
+    global NOW, MONTH, EARLIER, NEXT
+    NOW = datetime.now(UTC)
+    # The last month the task may invoice now (a month is due an hour after it ends), and the one before.
+    MONTH = rollups.start_of_month(rollups.start_of_month(NOW - invoices.SETTLE_DELAY) - timedelta(days=1))
+    EARLIER = rollups.start_of_month(MONTH - timedelta(days=1))
+    NEXT = rollups.next_month(MONTH)
 
 
 _n = iter(range(1, 10**9))
@@ -52,8 +60,9 @@ def postpaid(org, **fields):
     CreditAccount.objects.filter(organization=org).update(billing_mode="postpaid", **fields)
 
 
-def a_month_of_usage(org, month=MONTH):
+def a_month_of_usage(org, month=None):
     """Usage at the month's first and last instants and in between; models priced by token, image and second."""
+    month = month or MONTH
     end = rollups.next_month(month)
     at = [month, month + timedelta(days=3, hours=7, minutes=59), month + timedelta(days=17, seconds=1),
           end - timedelta(microseconds=1)]

@@ -20,10 +20,19 @@ from billing import archive, invoices, rollups, services
 from billing.models import CreditAccount, Invoice, LedgerEntry, UsageRecord, UsageRollup, UsageRollupState
 from billing.tasks import prune_usage, reconcile_balances
 
-NOW = datetime.now(UTC)
 RETENTION = 90
-OLD = rollups.start_of_day(NOW - timedelta(days=RETENTION + 40)) + timedelta(hours=9)
-RECENT = NOW - timedelta(days=2)
+NOW = OLD = RECENT = None  # set by _clock
+
+
+@pytest.fixture(autouse=True)
+def _clock():
+    """The clock read at each test's start, not when the module was collected: a run that crosses midnight UTC
+    would otherwise put "today's" records in yesterday."""
+    global NOW, OLD, RECENT
+    NOW = datetime.now(UTC)
+    OLD = rollups.start_of_day(NOW - timedelta(days=RETENTION + 40)) + timedelta(hours=9)
+    RECENT = NOW - timedelta(days=2)
+
 ROLLUP_FIELDS = ("organization_id", "api_key_ref", "model_name", "billing_mode", "granularity", "period_start",
                  "requests", "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens",
                  "images", "audio_seconds", "cost", "price")

@@ -303,3 +303,27 @@ def test_both_stores_apply_the_same_cooldown_rule(kind, settings):
     assert store.succeeded(cid, 40.0).clean
     if kind == "redis":
         store._sync.delete(store._key(cid))
+
+
+@pytest.mark.parametrize("value", ["1e999", "99999999999999999999", "-5", "NaN", "inf",
+                                   "Fri, 31 Dec 9999 23:59:59 GMT", "soon"])
+def test_a_providers_absurd_retry_after_cools_a_route_down_for_at_most_the_cap(client, hub, upstream, only_route,
+                                                                              settings, value):
+    """A retry-after of forever (1e999, a date in 9999) or nonsense (NaN, negative, words) is the provider's
+    word, not a law: the route is out for at most HUB_COOLDOWN_MAX_SECONDS and clients are told a sane time."""
+    settings.HUB_COOLDOWN_MAX_SECONDS = 30.0
+    only_route(f"fake-error-429-retry-after:{value}")
+    first = refusal(client)
+    assert first.status_code == 429
+    told = first.response.headers.get("retry-after")
+    assert told is None or 1 <= int(told) <= 30, told
+    health = route_health.store().read(Credential.objects.get(provider__name="only").pk)
+    assert health.cooldown_until - time.time() <= 30.0
+    if told is None:  # unreadable: not believed, the route stays in
+        assert health.cooldown_until == 0.0
+        return
+    assert told == "30", "forever is the cap"
+    refused = refusal(client)  # the hub's own refusal, while the route sits out the cap
+    assert len(upstream.requests) == 1 and 1 <= int(refused.response.headers["retry-after"]) <= 30
+    hub.drain()
+    assert [r.http_status for r in UsageRecord.objects.all()] == [429, 429]

@@ -26,6 +26,7 @@ from tests.conftest import add_model
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.bedrock_upstream import FakeBedrock
 from tests.fakes.gemini_upstream import FakeGemini
+from tests.fakes.media import wav_of
 from tests.fakes.openai_upstream import FakeOpenAI
 
 OPENAI_CANARY = "sk-proj-CANARY7f3kQ9xLm2Vb8Nw4Tz6Ry1Hs5Jd0Gc"
@@ -199,3 +200,35 @@ def test_scrub_removes_every_form_of_the_credential_and_anything_shaped_like_a_k
                   "Rate limit reached for gpt-4o-mini-2024-07-18 on requests per min (RPM): Limit 3, Used 3",
                   "Meta-Llama-3-70B-Instruct-Turbo is overloaded (request req_0123456789abcdef0123456789abcdef)"]:
         assert scrub(words, OPENAI_CANARY) == words
+
+
+ENDPOINTS = {  # endpoint -> (catalogue kind, the call with the SDK)
+    "embeddings": ("embedding", lambda c, m: c.embeddings.create(model=m, input="hi")),
+    "speech": ("audio", lambda c, m: c.audio.speech.create(model=m, voice="alloy", input="hi").read()),
+    "transcription": ("transcription", lambda c, m: c.audio.transcriptions.create(
+        model=m, file=("a.wav", wav_of(1.0), "audio/wav"))),
+    "images": ("image", lambda c, m: c.images.generate(model=m, prompt="a fox", size="1024x1024")),
+}
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_an_error_sent_as_a_200_is_an_error_and_is_scrubbed_on_every_endpoint(endpoint, fakes, hub, api_key):
+    """Chat saw a 200 {"error": …} for what it is; transcriptions and speech relayed it to the tenant as it came,
+    credential and all (embeddings and images refused it, but unexplained). Now every endpoint answers it as
+    the provider's failure, scrubbed, with its record, and free."""
+    from providers.models import CatalogModel, ModelRoute
+
+    credential, model, secret = _provider("openai", fakes["openai"])
+    CatalogModel.objects.filter(public_id=model).update(kind=ENDPOINTS[endpoint][0])
+    ModelRoute.objects.filter(model__public_id=model).update(upstream_name="fake-echo-200")
+    client = openai.OpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
+    with pytest.raises(openai.APIStatusError) as raised:
+        ENDPOINTS[endpoint][1](client, model)
+    assert raised.value.status_code == 502 and REDACTED in raised.value.response.text
+    assert raised.value.body["code"] == "proxy_error"
+    hub.drain()
+    record = UsageRecord.objects.get()
+    assert record.status == "upstream_error" and record.price == 0
+    for text in (raised.value.response.text, record.error):
+        for needle in secret:
+            assert needle not in text

@@ -119,3 +119,41 @@ def test_the_log_filter_masks_keys():
 
     line = redact("calling with Authorization: Bearer sk-abcdefghijklmnopqrstuvwxyz and key=AIzaSyA1234567890abcdef")
     assert "abcdefghijklmnop" not in line and "A1234567890abcdef" not in line
+
+
+@pytest.mark.parametrize("name", ["uvicorn.error", "uvicorn.access", "hub.relay", "gunicorn.error", "a.library"])
+def test_a_handler_an_operator_adds_to_any_logger_sees_no_secret(name):
+    """Only settings.LOGGING's console handler had the redaction filter: a file or syslog handler added
+    to uvicorn's, gunicorn's or the hub's loggers (or a library's, not propagating) wrote keys as logged."""
+    import io
+    import logging
+
+    from uvicorn.logging import AccessFormatter
+
+    secret, google = "sk-proj-" + "Zq8Wm3Xk7Lp2Nv9Bt4Yr6Hs1", "AIzaSyA1234567890abcdefGHIJ"
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    saved = logger.propagate, logger.level, logger.disabled  # the live hub's uvicorn may have set them
+    logger.propagate, logger.disabled = False, False
+    logger.setLevel(logging.INFO)
+    try:
+        if name == "uvicorn.access":
+            # uvicorn's access formatter reads the record's arguments itself: they stay a tuple, each scrubbed.
+            handler.setFormatter(AccessFormatter(use_colors=False))
+            logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", f"/v1/x?key={google}", "1.1", 200)
+        else:
+            logger.warning("upstream said %s", f"Authorization: Bearer {secret}")
+            logger.error(f"key={google} in the message itself")
+            try:
+                raise RuntimeError(f"provider echoed x-api-key: {secret}")
+            except RuntimeError:
+                logger.exception("failed")
+            logger.warning("here", stack_info=True, extra={"unused": secret})
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate, logger.level, logger.disabled = saved
+    written = out.getvalue()
+    assert written and secret[8:20] not in written and google[4:20] not in written, written
+    assert "upstream said" in written or "GET /v1/x?key=" in written

@@ -110,7 +110,16 @@ def test_a_key_cannot_join_another_organisations_team_in_the_admin(world, ml):
 
 # The cost report -------------------------------------------------------------
 
-DAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
+DAY = None  # set by _clock
+
+
+@pytest.fixture(autouse=True)
+def _clock():
+    """The clock read at each test's start, not when the module was collected: a run that crosses midnight UTC
+    would otherwise put "today's" records in yesterday."""
+    global DAY
+    DAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
+
 _n = iter(range(1, 10**9))
 
 

@@ -222,3 +222,11 @@ def test_a_token_priced_transcription_holds_its_audio_tokens_and_a_transcript(de
     held = credit.worst_case({"seconds_bound": Decimal(30)}, snapshot.models["demo/whisper"], snapshot)
     # 30 s: 300 audio tokens at 6 a million, 4096 output tokens at 10 a million, and 30 s at 0.001.
     assert held == Decimal(300 * 6 + 4096 * 10) / 10**6 + Decimal("0.03")
+
+
+def test_a_transcription_answer_nested_past_the_parser_is_billed_by_estimate_not_a_500():
+    """json.loads raises RecursionError (no ValueError) on a body nested deeper than it goes."""
+    from providers.adapters import audio
+
+    usage = audio.transcription_usage(b"[" * 200_000, "application/json", {"file": ("a.wav", b"x" * 32000)})
+    assert usage.estimated and usage.seconds > 0

@@ -15,7 +15,7 @@ import uuid
 
 from . import errors, media, sse, transport
 from .base import ChatResult, Counts, UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens
-from .translate import TranslatedStream, completion, tool_call
+from .translate import Malformed, TranslatedStream, arguments, completion, reading, string, tool_call
 
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; used when neither the request nor the model sets one
@@ -280,26 +280,24 @@ class AnthropicAdapter:
         payload = json.dumps(build_request(route, body, stream=False), separators=(",", ":")).encode()
         response = await transport.send(route, _url(route), payload, _headers(route, False), error_from_response,
                                         stream=False)
-        try:
+        with reading(route.provider_name):
             data = json.loads(response.content)
             blocks, reported = data.get("content") or [], data.get("usage")
+            if not isinstance(blocks, list):
+                raise Malformed("content is not a list of blocks")
             usage = to_usage(reported) if isinstance(reported, dict) else None  # none at all: estimated
             texts, calls = [], []
             for block in blocks:
                 if block.get("type") == "text":
-                    texts.append(block.get("text") or "")
+                    texts.append(string(block.get("text")))
                 elif block.get("type") == "tool_use":  # thinking blocks are not part of OpenAI's answer
                     calls.append(tool_call(len(calls), block.get("id") or f"call_{uuid.uuid4().hex[:24]}",
-                                           block.get("name") or "",
-                                           json.dumps(block.get("input") or {}, ensure_ascii=False)))
-        except (ValueError, AttributeError, TypeError):
-            raise UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
-                                code="upstream_invalid_response") from None
-        content = "".join(texts) if texts or not calls else None
-        usage = Usage.or_estimate(usage, lambda: Usage(estimate_prompt_tokens(body), estimate_tokens(
-            len(content or "") + sum(len(c["function"]["arguments"]) for c in calls))))
-        answer = completion(model=route.upstream_name, content=content, tool_calls=calls, usage=usage,
-                            finish_reason=FINISH.get(data.get("stop_reason"), "stop"))
+                                           block.get("name") or "", arguments(block.get("input"))))
+            content = "".join(texts) if texts or not calls else None
+            usage = Usage.or_estimate(usage, lambda: Usage(estimate_prompt_tokens(body), estimate_tokens(
+                len(content or "") + sum(len(c["function"]["arguments"]) for c in calls))))
+            answer = completion(model=route.upstream_name, content=content, tool_calls=calls, usage=usage,
+                                finish_reason=FINISH.get(data.get("stop_reason"), "stop"))
         return ChatResult(body=answer, usage=usage)
 
     async def chat_stream(self, route, body: dict, include_usage: bool):

@@ -22,7 +22,7 @@ def transcription_usage(content: bytes, content_type: str, body: dict) -> Usage:
     if content_type.startswith("application/json"):
         try:
             data = json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past the parser: no count to read, the estimate bills
             data = None
         if isinstance(data, dict):
             reported = data.get("usage") if isinstance(data.get("usage"), dict) else {}

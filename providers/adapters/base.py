@@ -7,9 +7,13 @@ raises UpstreamError, whose `retryable` flag is all routing needs to know.
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import AsyncIterator, Protocol
+
+from django.conf import settings
 
 from providers.redaction import scrub
 
@@ -127,6 +131,29 @@ def whole_number(value, limit: int = MAX_TOKENS) -> int | None:
     return None
 
 
+def retry_after_seconds(value, cap: float) -> str | None:
+    """A provider's Retry-After (delta-seconds or an HTTP date) as whole seconds from 1 to `cap`, else None.
+
+    The value is the provider's word, and routing keeps the route out for as long as it says: `1e999`,
+    `NaN`, a negative number or a date in the year 9999 would cool a route down forever, or tell the
+    client to come back never. Too long (infinite included) is held to the cap; NaN, negative or
+    unreadable is dropped.
+    """
+    if value is None:
+        return None
+    text = str(value).strip()[:64]
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(text).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if math.isnan(seconds) or seconds <= 0:
+        return None
+    return str(max(1, math.ceil(min(seconds, max(cap, 1.0)))))  # infinite, far off: the cap
+
+
 class UpstreamError(Exception):
     """A provider failed. `status` is what the hub answers with.
 
@@ -143,7 +170,7 @@ class UpstreamError(Exception):
         self.code = scrub(str(code))[:100] if code is not None else None
         self.param = scrub(str(param))[:100] if param is not None else None
         self.retryable = retryable
-        self.retry_after = retry_after
+        self.retry_after = retry_after_seconds(retry_after, settings.HUB_COOLDOWN_MAX_SECONDS)
 
     @property
     def message(self) -> str:

@@ -282,8 +282,10 @@ class BedrockAdapter:
                 raise _invalid(route.provider_name) from None
         usage = Usage.or_estimate(counts.usage(Usage(tokens, 0)),
                                   lambda: Usage(estimate_tokens(sum(len(text) for text in inputs)), 0))
-        return ChatResult(body=translate.embeddings(model=route.upstream_name, vectors=vectors, usage=usage,
-                                                    encoding_format=body.get("encoding_format")), usage=usage)
+        with translate.reading(route.provider_name):
+            answer = translate.embeddings(model=route.upstream_name, vectors=vectors, usage=usage,
+                                          encoding_format=body.get("encoding_format"))
+        return ChatResult(body=answer, usage=usage)
 
     async def _send(self, route, body: dict, operation: str) -> httpx.Response:
         payload = json.dumps(await native_request(route, body), separators=(",", ":")).encode()
@@ -292,27 +294,27 @@ class BedrockAdapter:
 
     async def chat(self, route, body: dict) -> ChatResult:
         response = await self._send(route, body, "converse")
-        try:
+        with translate.reading(route.provider_name):
             data = json.loads(response.content)
             blocks = data["output"]["message"]["content"]
+            if not isinstance(blocks, list):
+                raise translate.Malformed("content is not a list of blocks")
             usage = _usage(data.get("usage"))
             texts, calls = [], []
             for block in blocks:
                 if "text" in block:
-                    texts.append(block["text"])
+                    texts.append(translate.string(block["text"]))
                 elif "toolUse" in block:
                     use = block["toolUse"]
                     calls.append(tool_call(len(calls), use["toolUseId"], use["name"],
-                                           json.dumps(use.get("input") or {}, ensure_ascii=False)))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise _invalid(route.provider_name) from None
-        if usage is None:
-            raise _invalid(route.provider_name)
-        usage = Usage.or_estimate(usage, lambda: Usage(estimate_prompt_tokens(body), estimate_tokens(
-            sum(map(len, texts)) + sum(len(c["function"]["arguments"]) for c in calls))))
-        finish = FINISH.get(data.get("stopReason"), "stop")
-        body_bytes = completion(model=route.upstream_name, content="".join(texts) if texts else None,
-                                finish_reason=finish, usage=usage, tool_calls=calls or None)
+                                           translate.arguments(use.get("input"))))
+            if usage is None:
+                raise _invalid(route.provider_name)
+            usage = Usage.or_estimate(usage, lambda: Usage(estimate_prompt_tokens(body), estimate_tokens(
+                sum(map(len, texts)) + sum(len(c["function"]["arguments"]) for c in calls))))
+            finish = FINISH.get(data.get("stopReason"), "stop")
+            body_bytes = completion(model=route.upstream_name, content="".join(texts) if texts else None,
+                                    finish_reason=finish, usage=usage, tool_calls=calls or None)
         return ChatResult(body=body_bytes, usage=usage)
 
     async def chat_stream(self, route, body: dict, include_usage: bool):

@@ -250,7 +250,7 @@ def _finish(reason: str | None, tool_calls: bool) -> str:
 
 def _tool_call(index: int, part: dict) -> dict:
     call = part["functionCall"]
-    arguments = json.dumps(call.get("args") or {}, ensure_ascii=False)
+    arguments = translate.arguments(call.get("args"))
     result = translate.tool_call(index, call.get("id") or f"call_{uuid.uuid4().hex[:24]}", call.get("name", ""),
                                  arguments)
     if part.get("thoughtSignature"):
@@ -267,7 +267,7 @@ def _candidate(candidate: dict) -> tuple[str | None, list[dict], str]:
         if "functionCall" in part:
             calls.append(_tool_call(len(calls), part))
         elif part.get("text"):
-            texts.append(part["text"])
+            texts.append(translate.string(part["text"]))
     finish = _finish(candidate.get("finishReason"), bool(calls))
     # OpenAI's content is null beside tool calls or after a refusal with no text, "" for an empty answer.
     return ("".join(texts) if texts or (not calls and finish != "content_filter") else None), calls, finish
@@ -327,21 +327,22 @@ class GeminiAdapter:
     async def chat(self, route, body: dict) -> ChatResult:
         url, payload, headers = await _request(route, body, stream=False)
         response = await transport.send(route, url, payload, headers, _error, stream=False)
-        try:
+        with translate.reading(route.provider_name):
             data = json.loads(response.content)
             candidates = data.get("candidates") or []
             blocked = (data.get("promptFeedback") or {}).get("blockReason")
-        except (ValueError, AttributeError):
-            raise _invalid(route.provider_name, "sent an answer that is not valid JSON") from None
-        if not candidates and not blocked:
-            raise _invalid(route.provider_name, "sent no answer")
-        # No candidates with a blockReason: the prompt itself was refused by Gemini's safety filter.
-        choices = [_candidate(c) for c in candidates] or [(None, [], "content_filter")]
-        chars = sum(len(text or "") + sum(len(c["function"]["arguments"]) for c in calls) for text, calls, _ in choices)
-        usage = Usage.or_estimate(_usage(data.get("usageMetadata")),
-                                  lambda: Usage(estimate_prompt_tokens(body), estimate_tokens(chars)))
-        # n > 1: one choice per candidate.
-        result = translate.completion_choices(model=route.upstream_name, choices=choices, usage=usage)
+            if not isinstance(candidates, list):
+                raise translate.Malformed("candidates is not a list")
+            if not candidates and not blocked:
+                raise _invalid(route.provider_name, "sent no answer")
+            # No candidates with a blockReason: the prompt itself was refused by Gemini's safety filter.
+            choices = [_candidate(c) for c in candidates] or [(None, [], "content_filter")]
+            chars = sum(len(text or "") + sum(len(c["function"]["arguments"]) for c in calls)
+                        for text, calls, _ in choices)
+            usage = Usage.or_estimate(_usage(data.get("usageMetadata")),
+                                      lambda: Usage(estimate_prompt_tokens(body), estimate_tokens(chars)))
+            # n > 1: one choice per candidate.
+            result = translate.completion_choices(model=route.upstream_name, choices=choices, usage=usage)
         return ChatResult(body=result, usage=usage)
 
     async def embed(self, route, body: dict) -> ChatResult:
@@ -379,18 +380,16 @@ async def _images(route, body: dict) -> ImageResult:
 
     async def one() -> tuple[str, Usage | None]:
         response = await transport.send(route, _url(route, False), payload, headers, _error, stream=False)
-        try:
+        with translate.reading(route.provider_name):
             data = json.loads(response.content)
             candidate = (data.get("candidates") or [{}])[0]
             candidate_parts = (candidate.get("content") or {}).get("parts") or []
             refused = (data.get("promptFeedback") or {}).get("blockReason") or candidate.get("finishReason") in (
                 "SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII")
-        except (ValueError, AttributeError, IndexError):
-            raise _invalid(route.provider_name, "sent an answer that is not valid JSON") from None
-        for part in candidate_parts:
-            inline = (part.get("inlineData") or part.get("inline_data")) if isinstance(part, dict) else None
-            if inline and inline.get("data"):
-                return inline["data"], _usage(data.get("usageMetadata"))
+            for part in candidate_parts:
+                inline = (part.get("inlineData") or part.get("inline_data")) if isinstance(part, dict) else None
+                if inline and inline.get("data"):
+                    return translate.string(inline["data"], "image data"), _usage(data.get("usageMetadata"))
         if refused:
             raise UpstreamError("The provider refused to generate this image (its safety filter).", status=400,
                                 type="invalid_request_error", code="content_policy_violation", param="prompt")
@@ -433,8 +432,10 @@ async def _embed(route, body: dict) -> ChatResult:
         raise _invalid(route.provider_name, "sent an answer that is not valid") from None
     # batchEmbedContents reports no token count: estimated, and marked so.
     usage = Usage(estimate_tokens(sum(len(text) for text in inputs)), 0, estimated=True)
-    return ChatResult(body=translate.embeddings(model=route.upstream_name, vectors=vectors, usage=usage,
-                                                encoding_format=body.get("encoding_format")), usage=usage)
+    with translate.reading(route.provider_name):
+        answer = translate.embeddings(model=route.upstream_name, vectors=vectors, usage=usage,
+                                      encoding_format=body.get("encoding_format"))
+    return ChatResult(body=answer, usage=usage)
 
 
 class GeminiStream(translate.TranslatedStream):

@@ -9,6 +9,7 @@ import json
 import time
 
 import httpx
+from django.conf import settings
 
 from providers.presets import get_preset
 
@@ -17,6 +18,7 @@ from .base import (ByteStream, ChatResult, Counts, ImageResult, UpstreamError, U
                    estimate_tokens, sse)
 from .images import image_tier, openai_family
 from .media import fetch_image
+from .translate import MALFORMED, string
 
 
 def _headers(route, accept: str) -> dict:
@@ -60,15 +62,11 @@ class OpenAICompatibleAdapter:
             data = json.loads(response.content)
             reported = Usage.from_openai(data.get("usage"))
             usage = Usage.or_estimate(reported, lambda: _estimate(body, data.get("choices") or []))
-        except (ValueError, AttributeError, TypeError):
+        except MALFORMED:
             raise UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
                                 code="upstream_invalid_response") from None
         if data.get("error") and not data.get("choices"):
-            # Some proxies (OpenRouter, gateways of gateways) report a failure as a 200 with an error
-            # body: not an answer to relay and bill, and its words may quote the credential.
-            message, code, _ = errors.upstream_message(response.content)
-            raise UpstreamError(f"The provider '{route.provider_name}' failed: {message}".rstrip(": "),
-                                code=code or "upstream_error", retryable=True).without(route.secret)
+            raise _failed(route, response.content)
         content = response.content
         if usage.invalid:
             # The client is shown what it is billed, not the provider's nonsense.
@@ -94,6 +92,27 @@ class OpenAICompatibleAdapter:
 
     async def transcribe(self, route, body: dict) -> ChatResult:
         return await _transcribe(route, body)
+
+
+def _failed(route, content: bytes) -> UpstreamError:
+    """Some proxies (OpenRouter, gateways of gateways) report a failure as a 200 with an error body: not an
+    answer to relay and bill, and its words may quote the credential. The same for every endpoint."""
+    message, code, _ = errors.upstream_message(content)
+    return UpstreamError(f"The provider '{route.provider_name}' failed: {message}".rstrip(": "),
+                         code=code if isinstance(code, str) and code else "upstream_error",
+                         retryable=True).without(route.secret)
+
+
+def _is_error(data, answer_key: str) -> bool:
+    """Whether a 200's parsed JSON body is an error rather than an answer (which carries `answer_key`)."""
+    return isinstance(data, dict) and bool(data.get("error")) and answer_key not in data
+
+
+def _error_body(content: bytes, answer_key: str) -> bool:
+    try:
+        return _is_error(json.loads(content), answer_key)
+    except (ValueError, RecursionError):
+        return False
 
 
 def _invalid(route) -> UpstreamError:
@@ -122,22 +141,30 @@ async def _images(route, body: dict) -> ImageResult:
                                         errors.from_status, stream=False)
     try:
         data = json.loads(response.content)
+        if _is_error(data, "data"):
+            raise _failed(route, response.content)
         items = data["data"]
         if not isinstance(items, list):
             raise TypeError
-    except (ValueError, KeyError, TypeError):
+    except MALFORMED:
         raise _invalid(route) from None
     images = []
     for item in items:
         b64 = item.get("b64_json") if isinstance(item, dict) else None
-        if not b64 and isinstance(item, dict) and item.get("url"):  # a provider that ignores response_format
+        if not b64 and isinstance(item, dict) and isinstance(item.get("url"), str):  # it ignored response_format
             _, raw = await fetch_image(item["url"])
             b64 = base64.b64encode(raw).decode()
+        try:
+            # The hub keeps the image and links to its copy: what it decodes must be base64 (a number or
+            # an object there was a 500), and what it passes on beside it, text.
+            base64.b64decode(string(b64, "b64_json"), validate=True)
+            image = {"b64_json": b64}
+            if item.get("revised_prompt"):
+                image["revised_prompt"] = string(item["revised_prompt"], "revised_prompt")
+        except MALFORMED:
+            raise _invalid(route) from None
         if not b64:
             raise _invalid(route)
-        image = {"b64_json": b64}
-        if item.get("revised_prompt"):
-            image["revised_prompt"] = item["revised_prompt"]
         images.append(image)
     reported, counts = data.get("usage"), Counts()
     size, quality = data.get("size") or body["size"], data.get("quality") or body["quality"]
@@ -169,11 +196,13 @@ async def _transcribe(route, body: dict) -> ChatResult:
     response = await transport.send(route, f"{route.base_url}/audio/{path}", None, _headers(route, "*/*"),
                                     errors.from_status, stream=False, form=form, files=[("file", body["file"])])
     content, content_type = response.content, response.headers.get("content-type") or "application/json"
+    if "json" in content_type and _error_body(content, "text"):
+        raise _failed(route, content)
     usage = audio.transcription_usage(content, content_type, body)
     if ask != asked:
         try:
             content, content_type = audio.rerender(content, asked, task=body["task"])
-        except (ValueError, TypeError, AttributeError):
+        except MALFORMED:
             raise _invalid(route) from None
     return ChatResult(content, usage, content_type)
 
@@ -183,10 +212,12 @@ async def _embed(route, body: dict) -> ChatResult:
                                     _headers(route, "application/json"), errors.from_status, stream=False)
     try:
         data = json.loads(response.content)
+        if _is_error(data, "data"):
+            raise _failed(route, response.content)
         usage = Usage.from_openai(data.get("usage"))
         if not isinstance(data.get("data"), list):
             raise ValueError
-    except (ValueError, AttributeError, TypeError):
+    except MALFORMED:
         raise UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
                             code="upstream_invalid_response") from None
     usage = Usage.or_estimate(usage, lambda: Usage(estimate_tokens(len(json.dumps(body.get("input")))), 0))
@@ -196,6 +227,7 @@ async def _embed(route, body: dict) -> ChatResult:
     return ChatResult(body=content, usage=usage)
 
 
+SPEECH_ERROR_BYTES = 65536  # of a non-audio answer read to say what went wrong
 AUDIO_TYPES = {"mp3": "audio/mpeg", "opus": "audio/opus", "aac": "audio/aac", "flac": "audio/flac",
                "wav": "audio/wav", "pcm": "audio/pcm"}
 
@@ -204,6 +236,20 @@ async def _speech(route, body: dict) -> ByteStream:
     response = await transport.send(route, f"{route.base_url}/audio/speech", _payload(route, body),
                                     _headers(route, "*/*"), errors.from_status, stream=True)
     content_type = response.headers.get("content-type") or AUDIO_TYPES.get(body.get("response_format") or "mp3")
+    if content_type.split(";")[0].strip().lower() in ("application/json", "text/plain", "text/html"):
+        # Audio was asked for: a JSON (or text) 200 is a proxy's error, its words perhaps quoting the credential.
+        try:
+            content = b""
+            async for chunk in response.aiter_bytes():
+                content += chunk
+                if len(content) > SPEECH_ERROR_BYTES:
+                    break
+        finally:
+            await response.aclose()
+        if _error_body(content, "audio"):
+            raise _failed(route, content)
+        raise UpstreamError(f"The provider '{route.provider_name}' sent {content_type.split(';')[0]}, not audio.",
+                            code="upstream_invalid_response")
     # Speech is billed per input character, whatever arrives.
     return ByteStream(response.aiter_raw(), Usage(len(body["input"]), 0), content_type, response.aclose)
 
@@ -233,16 +279,23 @@ class OpenAIStream:
         self.first_token_at: float | None = None
 
     async def __aiter__(self):
-        buffer = b""
+        buffer, carried, limit = b"", b"", settings.HUB_UPSTREAM_MAX_EVENT_BYTES
         try:
             async for chunk in self._response.aiter_raw():
-                buffer += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
+                chunk, carried = carried + chunk, b""
+                if b"\r" in chunk:
+                    if chunk.endswith(b"\r"):  # its \n comes in the next read: \r\n is normalised whole
+                        chunk, carried = chunk[:-1], b"\r"
+                    chunk = chunk.replace(b"\r\n", b"\n")
+                searched = max(0, len(buffer) - 1)  # only the new bytes: a long event costs its length once
+                buffer += chunk
                 out = []
-                while (end := buffer.find(b"\n\n")) >= 0:
+                while (end := buffer.find(b"\n\n", searched)) >= 0:
+                    searched = 0
                     event, buffer = buffer[: end + 2], buffer[end + 2 :]
                     try:
                         kept = self._on_event(event)
-                    except (ValueError, TypeError, AttributeError, KeyError):
+                    except MALFORMED:
                         # JSON, but not the shape of a chunk ("choices": "abc"): as malformed as "data: abc".
                         self.error, kept = self._malformed(), None
                     if kept:
@@ -251,6 +304,9 @@ class OpenAIStream:
                         break
                 if out:
                     yield b"".join(out)
+                if self.error is None and len(buffer) > limit:
+                    # A provider that never ends its event is not buffered without bound.
+                    self.error = transport.too_large(self._provider, limit, "a stream event")
                 if self.error is not None or self._done:
                     break
         except httpx.HTTPError as exc:
@@ -275,7 +331,7 @@ class OpenAIStream:
             return event
         try:
             chunk = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             self.error = self._malformed()
             return None
         if not isinstance(chunk, dict):

@@ -3,6 +3,9 @@
 from typing import AsyncIterator
 
 import httpx
+from django.conf import settings
+
+from .base import UpstreamError
 
 
 async def events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
@@ -11,13 +14,20 @@ async def events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
     Comments and keep-alives are skipped; multi-line data is joined with "\\n"
     as the SSE specification says.
     """
-    buffer = ""
+    buffer, carried, limit = "", "", settings.HUB_UPSTREAM_MAX_EVENT_BYTES
     async for text in response.aiter_text():
+        text, carried = carried + text, ""
+        if "\r" in text:
+            # Only the new text is normalised (the buffer already is); a \r\n split across two reads is
+            # joined by carrying a trailing \r over.
+            if text.endswith("\r"):
+                text, carried = text[:-1], "\r"
+            text = text.replace("\r\n", "\n")
+        # Searched from just before the new text only: a long event costs its length, not its length squared.
+        searched = max(0, len(buffer) - 1)
         buffer += text
-        if "\r" in buffer:
-            # Normalised on the whole buffer: a \r\n may be split across two reads.
-            buffer = buffer.replace("\r\n", "\n")
-        while (end := buffer.find("\n\n")) >= 0:
+        while (end := buffer.find("\n\n", searched)) >= 0:
+            searched = 0
             block, buffer = buffer[:end], buffer[end + 2:]
             name, data = "message", []
             for line in block.split("\n"):
@@ -27,6 +37,10 @@ async def events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
                     name = line[6:].strip()
             if data:
                 yield name, "\n".join(data)
-    if buffer.strip():
+        if len(buffer) > limit:
+            # No end in sight: a provider that never sends a blank line is not buffered without bound.
+            raise UpstreamError(f"A stream event from the provider exceeded {limit} bytes.",
+                                code="upstream_response_too_large")
+    if (buffer + carried).strip():
         # The provider closed the connection in the middle of an event.
         raise httpx.RemoteProtocolError("the event stream ended in the middle of an event")

@@ -9,9 +9,11 @@ by writing one async generator of chunks.
 
 import base64
 import json
+import math
 import struct
 import time
 import uuid
+from contextlib import contextmanager
 
 import httpx
 
@@ -19,12 +21,53 @@ from . import errors
 from .base import UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens, sse
 
 
+# What reading a provider's answer raises when it is not the shape its API documents: a string where an
+# object was due (AttributeError), a list as a key (TypeError), a missing field (KeyError), nesting deeper
+# than the parser goes (RecursionError), 1e999 made an int (OverflowError), a number as text (Malformed).
+MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError, OverflowError,
+             struct.error)
+
+
+class Malformed(TypeError):
+    """A provider's value of the wrong type, caught before it reaches a client as OpenAI's format."""
+
+
+@contextmanager
+def reading(provider: str):
+    """Reading a whole answer: whatever is not its documented shape is the provider's invalid answer (a 502
+    upstream_invalid_response, recorded), not the hub's crash (a 500) nor a wrong shape passed on."""
+    try:
+        yield
+    except MALFORMED:
+        raise UpstreamError(f"The provider '{provider}' sent an answer that is not in its API's format.",
+                            code="upstream_invalid_response") from None
+
+
+def string(value, what: str = "text") -> str:
+    """A provider's string, "" for none: a number, list or object is not text."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise Malformed(f"{what} is a {type(value).__name__}, not a string")
+    return value
+
+
+def arguments(value) -> str:
+    """A tool call's input as OpenAI's arguments: a JSON object, which is what clients parse them as."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise Malformed(f"tool input is a {type(value).__name__}, not an object")
+    return json.dumps(value, ensure_ascii=False)
+
+
 def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:29]}"
 
 
 def tool_call(index: int, call_id: str, name: str, arguments: str) -> dict:
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+    return {"id": string(call_id, "tool call id"), "type": "function",
+            "function": {"name": string(name, "tool name"), "arguments": string(arguments, "tool arguments")}}
 
 
 def completion(*, model: str, content: str | None, finish_reason: str, usage: Usage,
@@ -36,7 +79,7 @@ def completion_choices(*, model: str, choices: list[tuple], usage: Usage) -> byt
     """A chat.completion with one choice per (content, tool_calls, finish_reason) (n > 1)."""
     out = []
     for index, (content, tool_calls, finish_reason) in enumerate(choices):
-        message = {"role": "assistant", "content": content, "refusal": None}
+        message = {"role": "assistant", "content": None if content is None else string(content), "refusal": None}
         if tool_calls:
             message["tool_calls"] = tool_calls
         out.append({"index": index, "message": message, "logprobs": None, "finish_reason": finish_reason})
@@ -65,16 +108,17 @@ class ChunkWriter:
         return self._chunk({"role": "assistant", "content": ""})
 
     def text(self, text: str) -> bytes:
-        self.chars += len(text)
+        self.chars += len(string(text))
         return self._chunk({"content": text})
 
     def tool_call_start(self, index: int, call_id: str, name: str, extra: dict | None = None) -> bytes:
         """`extra`: provider fields OpenAI's format carries beside a call (e.g. Gemini's extra_content)."""
-        call = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        call = {"index": index, "id": string(call_id, "tool call id"), "type": "function",
+                "function": {"name": string(name, "tool name"), "arguments": ""}}
         return self._chunk({"tool_calls": [dict(call, **(extra or {}))]})
 
     def tool_arguments(self, index: int, fragment: str) -> bytes:
-        self.chars += len(fragment)
+        self.chars += len(string(fragment, "tool arguments"))
         return self._chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
 
     def finish(self, finish_reason: str) -> bytes:
@@ -126,8 +170,8 @@ class TranslatedStream:
                     yield chunk
         except UpstreamError as error:
             self.error = error.without(self.route.secret)  # a mid-stream error event may quote the credential
-        except (ValueError, TypeError, AttributeError, KeyError):
-            # The provider's event parsed but is not the shape its API documents ("delta": "abc").
+        except MALFORMED:
+            # The provider's event parsed but is not the shape its API documents ("delta": "abc", "text": 42).
             self.error = UpstreamError(f"The provider '{self.route.provider_name}' sent a malformed stream event.",
                                        code="upstream_invalid_response")
         except httpx.HTTPError as exc:
@@ -150,6 +194,9 @@ class TranslatedStream:
 def embeddings(*, model: str, vectors: list[list[float]], usage: Usage, encoding_format: str | None) -> bytes:
     """An OpenAI embeddings list; base64 is little-endian float32, as OpenAI sends it (and the SDK asks for)."""
     def encode(vector):
+        if not isinstance(vector, list) or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in vector):
+            raise Malformed("an embedding is not a list of finite numbers")
         if encoding_format == "base64":
             return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
         return vector

@@ -7,11 +7,13 @@ failed answer; transport failures are mapped by errors.from_transport.
 import asyncio
 
 import httpx
+from django.conf import settings
 
 from providers.http import client, timeouts
 
 from . import errors
 from .base import UpstreamError
+from .translate import MALFORMED
 
 
 async def send(route, url: str, payload: bytes | None, headers: dict, error_from, *, stream: bool,
@@ -41,7 +43,8 @@ async def send(route, url: str, payload: bytes | None, headers: dict, error_from
         raise errors.from_transport(exc, route.provider_name) from None
     if response.status_code >= 400 or not stream:
         try:
-            content = await response.aread()
+            content = await read(response, route.provider_name, failed=response.status_code >= 400)
+            response._content = content  # what aread() sets: the adapters read response.content
         except httpx.HTTPError as exc:
             if response.status_code < 400:
                 raise errors.from_transport(exc, route.provider_name) from None
@@ -51,9 +54,36 @@ async def send(route, url: str, payload: bytes | None, headers: dict, error_from
         if response.status_code >= 400:
             # The one way a provider's failed answer becomes the hub's error: whatever it
             # quoted of the credential it was sent with goes no further.
-            raise error_from(response.status_code, content, response.headers, route.provider_name).without(
-                route.secret)
+            try:
+                failure = error_from(response.status_code, content, response.headers, route.provider_name)
+            except MALFORMED:  # a body the adapter cannot read (nested past the parser): judged by its status
+                failure = errors.from_status(response.status_code, b"", response.headers, route.provider_name)
+            raise failure.without(route.secret)
     return response
+
+
+ERROR_BODY_BYTES = 65536  # of a failed answer: its message is in the first few hundred
+
+
+async def read(response: httpx.Response, provider: str, *, failed: bool = False) -> bytes:
+    """The whole body, decoded, at most HUB_UPSTREAM_MAX_BODY_BYTES (a failed answer's first 64 KiB): a provider
+    that sends a gigabyte, or a small gzip that inflates to one, is refused, not held in memory."""
+    limit = ERROR_BODY_BYTES if failed else settings.HUB_UPSTREAM_MAX_BODY_BYTES
+    parts, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            if failed:
+                parts.append(chunk[: limit - size + len(chunk)])
+                break
+            raise too_large(provider, limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def too_large(provider: str, limit: int, what: str = "an answer") -> UpstreamError:
+    return UpstreamError(f"The provider '{provider}' sent {what} larger than the hub accepts ({limit} bytes).",
+                         code="upstream_response_too_large")
 
 
 def one_choice(route, body: dict, how: str = "") -> None:

@@ -286,12 +286,12 @@ class Reply:
             content = [{"type": "text", "text": reply}]
         if not stream:
             body = dict(message, content=content, stop_reason=stop_reason, stop_sequence=stop_sequence)
-            return await self._respond(200, json.dumps(body).encode(), b"application/json")
+            return await self._respond(200, json.dumps(self.fake.malformed(body)).encode(), b"application/json")
         await self._stream(message, calls, reply, stop_reason, stop_sequence, text)
 
     async def _stream(self, message, calls, reply, stop_reason, stop_sequence, text) -> None:
         def event(name: str, data: dict) -> bytes:
-            return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+            return f"event: {name}\ndata: {json.dumps(self.fake.malformed(data))}\n\n".encode()
 
         start_usage = dict(message["usage"], output_tokens=1)
         events = [event("message_start", {"type": "message_start", "message": dict(message, usage=start_usage)})]

@@ -307,6 +307,9 @@ class FakeBedrock(FakeUpstream):
         await send({"type": "http.response.body", "body": body})
 
     # ------------------------------------------------------------- answers
+    def _event(self, event_type: str, body: dict) -> bytes:
+        return event(event_type, self.malformed(body))
+
     async def _converse(self, send, receive, rid, req, stream, echoed=""):
         messages, system = req["messages"], req.get("system") or []
         last = messages[-1]["content"]
@@ -370,20 +373,21 @@ class FakeBedrock(FakeUpstream):
             content += [{"toolUse": {"toolUseId": i, "name": n, "input": {"city": c}}} for i, n, c in calls]
             answer = {"metrics": {"latencyMs": 412}, "output": {"message": {"content": content, "role": "assistant"}},
                       "stopReason": reason, "usage": usage}
-            return await self._send(send, rid, 200, json.dumps(answer).encode(), "application/json")
+            return await self._send(send, rid, 200, json.dumps(self.malformed(answer)).encode(), "application/json")
 
-        frames = [event("messageStart", {"role": "assistant"})]
+        frames = [self._event("messageStart", {"role": "assistant"})]
         if pieces:
-            frames += [event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": p}}) for p in pieces]
-            frames.append(event("contentBlockStop", {"contentBlockIndex": 0}))
+            frames += [self._event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": p}}) for p in pieces]
+            frames.append(self._event("contentBlockStop", {"contentBlockIndex": 0}))
         for index, (call_id, name, city) in enumerate(calls):
-            frames.append(event("contentBlockStart", {"contentBlockIndex": index, "start": {
+            frames.append(self._event("contentBlockStart", {"contentBlockIndex": index, "start": {
                 "toolUse": {"toolUseId": call_id, "name": name}}}))
-            frames += [event("contentBlockDelta", {"contentBlockIndex": index, "delta": {"toolUse": {"input": p}}})
+            frames += [self._event("contentBlockDelta", {"contentBlockIndex": index,
+                                                          "delta": {"toolUse": {"input": p}}})
                        for p in TOOL_ARG_PIECES[city]]
-            frames.append(event("contentBlockStop", {"contentBlockIndex": index}))
-        frames.append(event("messageStop", {"stopReason": reason}))
-        frames.append(event("metadata", {"usage": usage, "metrics": {"latencyMs": 412}}))
+            frames.append(self._event("contentBlockStop", {"contentBlockIndex": index}))
+        frames.append(self._event("messageStop", {"stopReason": reason}))
+        frames.append(self._event("metadata", {"usage": usage, "metrics": {"latencyMs": 412}}))
         cut = False
         if kind == "midstream":
             frames = frames[:3] + [exception("modelStreamErrorException", "The model stream failed.",

@@ -374,14 +374,14 @@ class FakeGemini(FakeUpstream):
         thought = [{"text": "Let me think about it.", "thought": True}] if model == "fake-thinking" else []
         if not stream:
             parts = thought + (calls if reply is None else [{"text": reply}])
-            return await self._json(send, 200, event(parts, True))
+            return await self._json(send, 200, self.malformed(event(parts, True)))
         if reply is None:
             events = [event((thought if i == 0 else []) + [call], i == len(calls) - 1) for i, call in enumerate(calls)]
         else:
             pieces = _pieces(reply) or [""]
             events = [event((thought if i == 0 else []) + [{"text": piece}], i == len(pieces) - 1)
                       for i, piece in enumerate(pieces)]
-        await self._stream(receive, send, model, events, sse)
+        await self._stream(receive, send, model, [self.malformed(e) for e in events], sse)
 
     async def _image(self, receive, send, model, req, stream, sse, base: dict, with_text: bool) -> None:
         """Native image generation: [text part if TEXT was requested] + one inlineData PNG."""

@@ -16,7 +16,7 @@ sent), ``fake-overrun`` (100 words more than the cap it is sent); any other mode
 response format too (a token per 4 bytes of their JSON).
 A chat whose last user text is ``echo:<status>`` or ``echo:stream`` answers an
 error quoting the Authorization header (tests/fakes/server.py ``echo_of``); so does
-the model ``fake-echo-<status>``.
+the model ``fake-echo-<status>``, on every endpoint (``fake-echo-200``: the error sent as a 200).
 ``reported_usage`` (raw JSON text, e.g. ``'{"prompt_tokens": 1e999}'``) replaces the usage
 every chat answer reports, to play a provider that miscounts.
 
@@ -93,6 +93,11 @@ _ERRORS: dict[str, tuple[int, dict, list[tuple[bytes, bytes]]]] = {
         "Rate limit reached for fake-error-429 on requests per min (RPM): Limit 3, Used 3, "
         "Requested 1. Please try again in 7s.",
         "requests", "rate_limit_exceeded"), [(b"retry-after", b"7")]),
+    # A hostile or broken proxy's retry-after: forever, never, nonsense.
+    **{f"fake-error-429-retry-after:{value}": (429, _error("Rate limit reached.", "requests", "rate_limit_exceeded"),
+                                               [(b"retry-after", value.encode())])
+       for value in ("1e999", "99999999999999999999", "-5", "NaN", "inf", "Fri, 31 Dec 9999 23:59:59 GMT",
+                     "soon")},
     "fake-error-content-policy": (400, _error(
         "Your request was rejected as a result of our safety system.",
         "invalid_request_error", "content_policy_violation"), []),
@@ -253,6 +258,11 @@ class FakeOpenAI(FakeUpstream):
             if echo is not None:
                 return await self._echo(send, rid, echo, headers.get("authorization", ""), bool(req.get("stream")))
             return await self._chat(receive, send, rid, body)
+        model = (json_object(body) or {}).get("model") if not form else (form.get("model") or [None])[0]
+        if method == "POST" and isinstance(model, str) and model.startswith("fake-echo-"):
+            # Every other endpoint's echo (fake-echo-200: a proxy's error sent as a 200 JSON body).
+            return await self._echo(send, rid, model.removeprefix("fake-echo-"), headers.get("authorization", ""),
+                                    False)
         if method == "POST" and path == "/v1/embeddings":
             return await self._embeddings(send, rid, body)
         if method == "POST" and path == "/v1/audio/speech":
@@ -393,7 +403,7 @@ class FakeOpenAI(FakeUpstream):
                            "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
                            "output_tokens": output_tokens,
                            "total_tokens": text_tokens + image_tokens + output_tokens})
-        return await self._json(send, rid, 200, out)
+        return await self._json(send, rid, 200, self.malformed(out))
 
     # ----------------------------------------------------------- transcription / translation
     async def _audio(self, send, rid, task: str, read: int, form: dict, files: list) -> None:

@@ -157,7 +157,9 @@ class FakeUpstream:
 
     ``start()`` serves it on a loopback port (``base_url``, plus ``base_path``),
     ``stop()`` ends it, ``reset()`` forgets ``requests``. Each HTTP request,
-    once read whole, goes to ``handle()``.
+    once read whole, goes to ``handle()``. ``malform``, when set, is applied to each successful answer
+    (the whole JSON object, or each stream event's data) before it is sent: a provider that does not
+    keep to its own format (tests/test_malformed_answers.py).
     """
 
     thread_name = "fake-upstream"
@@ -169,6 +171,10 @@ class FakeUpstream:
         self.base_url = ""
         self._lock = threading.Condition()  # guards requests (and what subclasses record with them)
         self._running: Running | None = None
+        self.malform = None  # dict -> dict
+
+    def malformed(self, data: dict) -> dict:
+        return self.malform(data) if self.malform is not None else data
 
     def start(self) -> Self:
         self._running = serve(self, self.thread_name, **FAKE_OPTIONS)
