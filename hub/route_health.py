@@ -22,13 +22,13 @@ it by, so a black-holed provider costs one request its timeout, not every one.
 
 import asyncio
 import json
-import math
 import time
 import uuid
 from dataclasses import asdict, dataclass, replace
 
 from django.conf import settings
 
+from providers.adapters.base import retry_after_seconds
 from providers.redaction import scrub
 
 from . import shared_state
@@ -83,12 +83,9 @@ def _decode(raw) -> Health:
 
 
 def _retry_after(value) -> float:
-    """Seconds the provider asked for, from 0 to HUB_COOLDOWN_MAX_SECONDS: never infinite, NaN or negative."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return min(seconds, settings.HUB_COOLDOWN_MAX_SECONDS) if math.isfinite(seconds) and seconds > 0 else 0.0
+    """Seconds the provider asked for, from 0 to HUB_COOLDOWN_MAX_SECONDS: the one reading of Retry-After
+    (providers/adapters/base.py), which an UpstreamError has already applied."""
+    return float(retry_after_seconds(value, settings.HUB_COOLDOWN_MAX_SECONDS) or 0)
 
 
 @dataclass(frozen=True)
