@@ -31,6 +31,14 @@ def ask(client, n: int = 20, **kwargs) -> list[str]:
     return ids
 
 
+def stream_raw(hub, client, **extra) -> tuple[list[str], str]:
+    """A streamed chat read over plain HTTP: its `data:` lines and its request id."""
+    with httpx.stream("POST", f"{hub.url}/v1/chat/completions", headers={"authorization": f"Bearer {client.api_key}"},
+                      json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi there"}],
+                            "stream": True, **extra}) as response:
+        return [line for line in response.iter_lines() if line.startswith("data:")], response.headers["x-request-id"]
+
+
 def assert_all_recorded(ids: list[str]) -> None:
     records = {r.request_id: r for r in UsageRecord.objects.filter(request_id__in=ids)}
     assert set(records) == set(ids), f"{len(ids) - len(records)} of {len(ids)} requests have no usage record"
@@ -112,11 +120,7 @@ def test_a_provider_that_miscounts_is_billed_by_estimate_and_metering_goes_on(
 def test_a_stream_chunk_of_the_wrong_shape_ends_in_an_error_event_and_a_record(hub, client, upstream, organization):
     # Valid JSON, but "choices" is not a list of objects: the relay used to raise and reset the connection.
     upstream.reported_usage = '{"prompt_tokens": 1}, "choices": "abc"'
-    with httpx.stream("POST", f"{hub.url}/v1/chat/completions", headers={"authorization": f"Bearer {client.api_key}"},
-                      json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi there"}],
-                            "stream": True, "stream_options": {"include_usage": True}}) as response:
-        events = [line for line in response.iter_lines() if line.startswith("data:")]
-        request_id = response.headers["x-request-id"]
+    events, request_id = stream_raw(hub, client, stream_options={"include_usage": True})
     error = json.loads(events[-1][5:])["error"]
     assert error["code"] == "upstream_invalid_response" and error["type"]
     upstream.reported_usage = None
@@ -139,11 +143,7 @@ def test_an_adapter_bug_mid_stream_ends_in_an_error_event_and_a_record(hub, clie
         return original(self, event)
 
     monkeypatch.setattr(OpenAIStream, "_on_event", broken)
-    with httpx.stream("POST", f"{hub.url}/v1/chat/completions", headers={"authorization": f"Bearer {client.api_key}"},
-                      json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi there"}],
-                            "stream": True}) as response:
-        events = [line for line in response.iter_lines() if line.startswith("data:")]
-        request_id = response.headers["x-request-id"]
+    events, request_id = stream_raw(hub, client)
     assert json.loads(events[-1][5:])["error"]["code"] == "internal_error"
     monkeypatch.undo()
     ids = ask(client, 3)

@@ -149,6 +149,16 @@ def test_an_upstream_that_echoes_the_credential_leaks_it_nowhere(kind, fakes, hu
     assert any(REDACTED in text for text in seen), "the echo never reached the hub"
 
 
+def assert_recorded_free_and_clean(hub, answer: str, secret) -> None:
+    """The one request's record is an upstream error, free, and neither it nor the answer holds the secret."""
+    hub.drain()
+    record = UsageRecord.objects.get()
+    assert record.status == "upstream_error" and record.price == 0
+    for text in (answer, record.error):
+        for needle in secret:
+            assert needle not in text
+
+
 def test_an_error_sent_as_a_200_is_an_error_and_is_scrubbed(fakes, hub, api_key):
     """A proxy that reports a failure as 200 {"error": …}: not relayed (nor billed) as an answer."""
     credential, model, secret = _provider("openai", fakes["openai"])
@@ -156,12 +166,7 @@ def test_an_error_sent_as_a_200_is_an_error_and_is_scrubbed(fakes, hub, api_key)
     with pytest.raises(openai.APIStatusError) as raised:
         client.chat.completions.create(model=model, messages=[{"role": "user", "content": "echo:200"}])
     assert raised.value.status_code == 502 and REDACTED in raised.value.response.text
-    hub.drain()
-    record = UsageRecord.objects.get()
-    assert record.status == "upstream_error" and record.price == 0
-    for text in (raised.value.response.text, record.error):
-        for needle in secret:
-            assert needle not in text
+    assert_recorded_free_and_clean(hub, raised.value.response.text, secret)
 
 
 def test_a_probe_that_meets_an_echo_keeps_no_trace(fakes, hub, operator):
@@ -226,9 +231,4 @@ def test_an_error_sent_as_a_200_is_an_error_and_is_scrubbed_on_every_endpoint(en
         ENDPOINTS[endpoint][1](client, model)
     assert raised.value.status_code == 502 and REDACTED in raised.value.response.text
     assert raised.value.body["code"] == "proxy_error"
-    hub.drain()
-    record = UsageRecord.objects.get()
-    assert record.status == "upstream_error" and record.price == 0
-    for text in (raised.value.response.text, record.error):
-        for needle in secret:
-            assert needle not in text
+    assert_recorded_free_and_clean(hub, raised.value.response.text, secret)
