@@ -2,6 +2,7 @@
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -264,7 +265,7 @@ def _record(event: UsageEvent) -> UsageRecord:
     )
 
 
-def record_usage(events: list[UsageEvent], releases: list[str] = ()) -> dict[int, Decimal]:
+def record_usage(events: list[UsageEvent], releases: Sequence[str] = ()) -> dict[int, Decimal]:
     """Write usage records and charge them, then release the holds named in `releases`, in one transaction.
 
     A charge under a hold (its `lease`) takes its price out of that hold too,

@@ -2,8 +2,9 @@
 
 Two Django handlers share one process: the API paths get a handler whose
 middleware stack is its own setting (HUB_GATEWAY_MIDDLEWARE, empty: no browser
-middleware), everything else (admin, pages) the full stack (MIDDLEWARE). Django runs sync-only middleware in a thread under ASGI, and that
-hand-off cost more than the whole relay (measured in bench/).
+middleware), everything else (admin, pages) the full stack (MIDDLEWARE). Django runs
+sync-only middleware in a thread under ASGI, and that hand-off cost more than the whole
+relay (measured in bench/).
 
 Django does not speak the ASGI lifespan protocol: it is answered here, and on
 shutdown the usage buffer is drained and the upstream pool closed, so a
@@ -11,12 +12,14 @@ graceful restart loses no usage record.
 """
 
 import os
+from collections.abc import Awaitable, Callable
 
 import django
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
+from django.http import HttpRequest, HttpResponseBase
 from django.utils.module_loading import import_string
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
@@ -28,6 +31,12 @@ class BodyTooLarge(Exception):
 
 
 class GatewayHandler(ASGIHandler):
+    # Django's BaseHandler keeps these privately (its stubs leave them out); load_middleware fills them as its does.
+    _view_middleware: list[Callable]
+    _template_response_middleware: list[Callable]
+    _exception_middleware: list[Callable]
+    _get_response_async: Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+
     async def __call__(self, scope, receive, send):
         # Django wraps each request in a ThreadSensitiveContext, which starts
         # (and joins) a thread per request for its sync steps. The gateway's

@@ -45,19 +45,20 @@ async def _probe(route) -> tuple[UpstreamError | None, int]:
 def check(credential: Credential) -> Credential:
     """Probe one credential now; record and return it."""
     route = _route_for(credential)
+    failure: UpstreamError | None
     if route is None:
         failure = UpstreamError("No enabled chat model is served by this provider: nothing to probe with.")
         latency = 0
     else:
         failure, latency = asyncio.run(_probe(route)) if not _in_loop() else async_to_sync(_probe)(route)
-    ok, error = failure is None, failure.message if failure else ""
+    ok, error = failure is None, failure.message if failure is not None else ""
     credential.last_checked_at = timezone.now()
     credential.last_check_ok, credential.last_check_latency_ms, credential.last_check_error = ok, latency, error[:300]
     Credential.objects.filter(pk=credential.pk).update(
         last_checked_at=credential.last_checked_at, last_check_ok=ok, last_check_latency_ms=latency,
         last_check_error=error[:300])
     store = route_health.store()
-    if ok:
+    if failure is None:
         store.succeeded(credential.pk, latency)
     elif route is not None and failure.retryable:
         store.failed(credential.pk, route_health.Failure.of(failure), time.time())

@@ -6,7 +6,7 @@ attributes. Prices are decimal strings per unit (a token; a character for speech
 a second of audio), from the same function that prices usage, so the list says what a request will cost.
 """
 
-from datetime import timezone as dt_timezone
+from datetime import UTC
 from decimal import Decimal
 
 from billing.services import price_usage
@@ -28,8 +28,8 @@ def _pricing(rates, kind: str, plan) -> dict:
         return price_usage(rates, prompt_tokens=usage.pop("prompt_tokens", 0),
                            completion_tokens=usage.pop("completion_tokens", 0), plan=plan, **usage)[1]
 
-    pricing = {"prompt": _amount(price(prompt_tokens=MILLION) / MILLION),
-               "completion": _amount(price(completion_tokens=MILLION) / MILLION)}
+    pricing: dict[str, str | dict[str, str]] = {"prompt": _amount(price(prompt_tokens=MILLION) / MILLION),
+                                                "completion": _amount(price(completion_tokens=MILLION) / MILLION)}
     if rates.cached_input_price is not None or rates.cached_input_cost is not None:
         pricing["input_cache_read"] = _amount(price(prompt_tokens=MILLION, cached_tokens=MILLION) / MILLION)
     if rates.image_input_price is not None or rates.image_input_cost is not None:
@@ -45,7 +45,7 @@ def _pricing(rates, kind: str, plan) -> dict:
 
 
 def describe(model: catalogue.Model, name: str, key: KeyInfo) -> dict:
-    created = model.created_at.replace(tzinfo=model.created_at.tzinfo or dt_timezone.utc)
+    created = model.created_at.replace(tzinfo=model.created_at.tzinfo or UTC)
     entry = {"id": name, "object": "model", "created": int(created.timestamp()), "owned_by": model.owned_by,
              "kind": model.kind, "context_length": model.context_window,
              "max_output_tokens": model.max_output_tokens}

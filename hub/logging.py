@@ -7,7 +7,7 @@ so a debug line that is not written costs nothing.
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from providers.redaction import scrub
 
@@ -54,16 +54,21 @@ def redact_record(record: logging.LogRecord) -> None:
 def install() -> None:
     """Make every log record of this process through redact_record (once; idempotent)."""
     previous = logging.getLogRecordFactory()
-    if getattr(previous, "redacts", False):
+    if isinstance(previous, _RedactingFactory):
         return
+    logging.setLogRecordFactory(_RedactingFactory(previous))
 
-    def factory(*args, **kwargs):
-        record = previous(*args, **kwargs)
+
+class _RedactingFactory:
+    """The log record factory that was in place, each record it makes scrubbed."""
+
+    def __init__(self, previous: Callable[..., logging.LogRecord]):
+        self.previous = previous
+
+    def __call__(self, *args, **kwargs) -> logging.LogRecord:
+        record = self.previous(*args, **kwargs)
         redact_record(record)
         return record
-
-    factory.redacts = True
-    logging.setLogRecordFactory(factory)
 
 
 class RedactSecretsFilter(logging.Filter):

@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, InterfaceError)
 
 
-def _record(batch: list[UsageEvent], releases: list[str] = ()) -> dict:
+def _record(batch: list[UsageEvent], releases: Sequence[str] = ()) -> dict:
     """record_usage, or, if the batch fails, its halves in turn, until the one record that fails is set aside."""
     try:
         return record_usage(batch, releases)
@@ -74,7 +75,7 @@ def _set_aside(event: UsageEvent, exc: BaseException) -> None:
         logger.exception("writing to %s failed; the record was: %s", settings.HUB_METERING_DEAD_LETTER, line)
 
 
-def _write(batch: list[UsageEvent], releases: list[str] = ()):
+def _write(batch: list[UsageEvent], releases: Sequence[str] = ()):
     balances = _record(batch, releases)
     now = timezone.now()
     keys = {e.api_key_id for e in batch if e.api_key_id}
@@ -90,7 +91,7 @@ class Meter:
     def __init__(self):
         self._events: list[UsageEvent] = []
         self._releases: list[str] = []  # credit holds to give back once the events before them are written
-        self._wake: asyncio.Event | None = None
+        self._wake = asyncio.Event()  # made anew with each task, on the loop that runs it
         self._task: asyncio.Task | None = None
         self._flushing = asyncio.Lock()
 

@@ -6,7 +6,8 @@ from whitenoise.middleware import WhiteNoiseMiddleware
 async def _read_in_thread(chunks):
     # A file's chunks are read by blocking calls: keep them off the event loop.
     iterator = iter(chunks)
-    while (chunk := await sync_to_async(next, thread_sensitive=False)(iterator, None)) is not None:
+    read = sync_to_async(lambda: next(iterator, None), thread_sensitive=False)
+    while (chunk := await read()) is not None:
         yield chunk
 
 
@@ -28,7 +29,7 @@ def StaticFilesMiddleware(get_response):
 
     if iscoroutinefunction(get_response):
 
-        async def middleware(request):
+        async def async_middleware(request):
             static_file = find(request)
             if static_file is not None:
                 response = await sync_to_async(whitenoise.serve)(static_file, request)
@@ -37,7 +38,7 @@ def StaticFilesMiddleware(get_response):
                 return response
             return await get_response(request)
 
-        return markcoroutinefunction(middleware)
+        return markcoroutinefunction(async_middleware)
 
     def middleware(request):
         static_file = find(request)

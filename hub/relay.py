@@ -13,8 +13,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 
 from billing.models import UsageRecord
 from billing.services import UsageEvent, price_usage
@@ -45,7 +46,7 @@ class Call:
     stream: bool = False
     unit: str = "tokens"  # what the usage is metered in: tokens, characters, images or seconds
     origin: str = ""  # scheme://host the client called, for links to the hub's own files
-    lease: object = None  # the credit lease its worst case is reserved under (hub/credit.py)
+    lease: credit.Lease | None = None  # the credit lease its worst case is reserved under (hub/credit.py)
     reserved: Decimal = Decimal(0)
     model: catalogue.Model | None = None  # the model asked for
     route: catalogue.Route | None = None  # the route that served (maybe a fallback's)
@@ -98,7 +99,7 @@ class Call:
         upstream = isinstance(error, UpstreamError)
         status = UsageRecord.Status.UPSTREAM_ERROR if upstream else UsageRecord.Status.CLIENT_ERROR
         self.record(getattr(error, "outcome", None) or status, http_status=error.status, error=error.message)
-        if upstream:
+        if isinstance(error, UpstreamError):
             headers = {"retry-after": error.retry_after} if error.retry_after else {}
             # Providers often leave a 400's code null; the hub's 400s always name one.
             code = error.code or ("invalid_request" if error.status == 400 else None)
@@ -109,7 +110,7 @@ class Call:
             logger.log(error.log_level, "%s %s answered %s %s: %s", self.endpoint, self.request_id, error.status,
                        error.code, error.message)
             # Once, here, saying why: Django's request log would hide the 429 and log the 503 without a reason.
-            response._has_been_logged = True
+            response._has_been_logged = True  # type: ignore[attr-defined]  # Django's own flag (log_response), unstubbed
         return response
 
 
@@ -136,7 +137,8 @@ class PublicModel:
             return _MODEL_MEMBER.sub(self._replace, payload)
         # Every member written compactly, as providers do: found and cut with bytes.find (several
         # times cheaper than the regex, this runs for every chunk of every stream).
-        parts, done = [], 0
+        parts: list[bytes] = []
+        done = 0
         at = payload.find(b'"model":"')
         while at >= 0:
             start = at + 8  # the value's opening quote
@@ -174,7 +176,7 @@ class InFlight:
     count = 0
 
 
-async def chat_completion(call: Call, body: dict) -> HttpResponse:
+async def chat_completion(call: Call, body: dict) -> HttpResponseBase:
     return await handle(call, body, kind="chat")
 
 
@@ -197,18 +199,18 @@ _generate = _served_by("images", "generate images")
 _transcribe = _served_by("transcribe", "transcribe audio")
 
 
-async def embeddings(call: Call, body: dict) -> HttpResponse:
+async def embeddings(call: Call, body: dict) -> HttpResponseBase:
     """POST /v1/embeddings: the same key, policy, credit, routing and metering as chat, billed per input token."""
     return await handle(call, body, kind="embedding", operation=lambda adapter, route: _embed(adapter, route, body))
 
 
-async def speech(call: Call, body: dict) -> HttpResponse:
+async def speech(call: Call, body: dict) -> HttpResponseBase:
     """POST /v1/audio/speech: audio streamed back as it arrives, billed per input character."""
     call.stream, call.unit = True, "characters"
     return await handle(call, body, kind="audio", operation=lambda adapter, route: _speak(adapter, route, body))
 
 
-async def images(call: Call, body: dict) -> HttpResponse:
+async def images(call: Call, body: dict) -> HttpResponseBase:
     """POST /v1/images/generations and /edits: billed per image of its size and quality (and per token where
     the provider bills tokens). The answer is OpenAI's, with `url`s to the hub's own copies if asked for."""
     call.unit = "images"
@@ -224,14 +226,14 @@ async def images(call: Call, body: dict) -> HttpResponse:
     return await handle(call, body, kind="image", operation=operation)
 
 
-async def transcription(call: Call, body: dict) -> HttpResponse:
+async def transcription(call: Call, body: dict) -> HttpResponseBase:
     """POST /v1/audio/transcriptions and /translations: the provider's answer as it came, billed per second."""
     call.unit = "seconds"
     return await handle(call, body, kind="transcription",
                         operation=lambda adapter, route: _transcribe(adapter, route, body))
 
 
-async def handle(call: Call, body: dict, *, kind: str, operation=None) -> HttpResponse:
+async def handle(call: Call, body: dict, *, kind: str, operation=None) -> HttpResponseBase:
     """Every endpoint's way through the gateway, counted in flight until its answer ends."""
     InFlight.count += 1
     streaming = False
@@ -250,7 +252,7 @@ async def handle(call: Call, body: dict, *, kind: str, operation=None) -> HttpRe
             InFlight.count -= 1  # a stream's RelayBody ends its own count
 
 
-async def _serve(call: Call, body: dict, kind: str, operation) -> HttpResponse:
+async def _serve(call: Call, body: dict, kind: str, operation) -> HttpResponseBase:
     try:
         call.model = model = await catalogue.resolve(call.model_name, kind=kind)
         limit_headers = await policy.admit(call.key, model, call.model_name, call.client_ip)
@@ -269,12 +271,13 @@ async def _serve(call: Call, body: dict, kind: str, operation) -> HttpResponse:
     provider_model = route.upstream_name
     if not call.stream:
         await served.done(True, model)
-        call.record(UsageRecord.Status.OK, served.result.usage)
-        body, content_type = served.result.body, served.result.content_type
+        result = cast(ChatResult, served.result)  # not streamed: a whole answer
+        call.record(UsageRecord.Status.OK, result.usage)
+        answer, content_type = result.body, result.content_type
         if _is_json(content_type):
-            provider_model = PublicModel.provider_name(body) or provider_model
-            body = PublicModel(route.public_id)(body)
-        response = HttpResponse(body, content_type=content_type)
+            provider_model = PublicModel.provider_name(answer) or provider_model
+            answer = PublicModel(route.public_id)(answer)
+        response: HttpResponseBase = HttpResponse(answer, content_type=content_type)
     else:
         content_type = getattr(served.result, "content_type", "text/event-stream")
         rename = PublicModel(route.public_id) if _is_json(content_type) else None

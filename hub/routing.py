@@ -28,8 +28,8 @@ from .errors import HubError, NoRouteAvailable, RoutesBusy, RoutesRateLimited
 
 def _weighted_order(routes: list) -> list:
     # Weighted random order without replacement (Efraimidis-Spirakis): each
-    # route draws u^(1/w); the largest draws go first.
-    return sorted(routes, key=lambda r: random.random() ** (1.0 / max(r.weight, 1)), reverse=True)
+    # route draws u^(1/w); the largest draws go first. Load spreading, not secrecy: random will do.
+    return sorted(routes, key=lambda r: random.random() ** (1.0 / max(r.weight, 1)), reverse=True)  # noqa: S311
 
 
 async def order(model: catalogue.Model, store, seen: dict | None = None) -> list:
@@ -95,7 +95,8 @@ async def serve(model: catalogue.Model, body: dict, *, stream: bool = False, inc
     store = route_health.store()
     snap = await catalogue.snapshot()
     deadline = time.monotonic() + settings.HUB_ROUTING_MAX_SECONDS
-    attempts, last_error, seen, busy = 0, None, {}, False
+    seen: dict[int, route_health.Health] = {}
+    attempts, last_error, busy = 0, None, False
     for candidate in [model, *catalogue.fallbacks_of(model, snap)]:
         if candidate is not model:
             try:
@@ -110,11 +111,11 @@ async def serve(model: catalogue.Model, body: dict, *, stream: bool = False, inc
             if token is not None and not await store.acquire(route, token):
                 busy = True
                 continue
-            if route.credential_id and seen[route.credential_id].half_open(time.time()):
-                if not await store.claim(route.credential_id, time.time()):
-                    if token is not None:
-                        await store.release(route, token)
-                    continue  # another request is its probe
+            half_open = route.credential_id and seen[route.credential_id].half_open(time.time())
+            if half_open and not await store.claim(route.credential_id, time.time()):
+                if token is not None:
+                    await store.release(route, token)
+                continue  # another request is its probe
             attempts, tries = attempts + 1, tries + 1
             started = time.monotonic()
             try:

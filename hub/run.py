@@ -40,6 +40,8 @@ class MainProcessOnly(compat.ProcessManager):
 
 
 class Supervisor(manager.Manager):
+    returncode: int | None  # honcho's: the exit code, once a process has stopped
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._procmgr = MainProcessOnly()

@@ -98,7 +98,8 @@ class ImageRequest(serializers.Serializer):
     n = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=10)
     size = serializers.CharField(max_length=20, required=False, allow_null=True)
     quality = serializers.CharField(max_length=20, required=False, allow_null=True)
-    style = serializers.CharField(max_length=20, required=False, allow_null=True)
+    # The metaclass takes declared fields off the class: no clash with Field.style, as the stubs think.
+    style = serializers.CharField(max_length=20, required=False, allow_null=True)  # type: ignore[assignment]
     response_format = serializers.ChoiceField(choices=["url", "b64_json"], required=False, allow_null=True)
     user = serializers.CharField(max_length=256, required=False)
     background = serializers.ChoiceField(choices=["transparent", "opaque", "auto"], required=False)

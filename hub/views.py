@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
 
@@ -22,7 +22,6 @@ from .relay import images as relay_images
 from .relay import speech as relay_speech
 from .relay import transcription as relay_transcription
 from .serializers import ChatCompletionRequest, EmbeddingsRequest, ImageRequest, SpeechRequest
-
 
 # JSON deeper than this is refused before anything walks it: the serializers, the adapters and json.dumps
 # all recurse, and Python's recursion limit would end such a request in a RecursionError (a 500, no record).
@@ -62,7 +61,7 @@ def _too_deep() -> BadRequest:
 def _check_tree(body: dict) -> None:
     """Refuse JSON nested deeper than MAX_JSON_DEPTH, or with a lone surrogate in any key or string (not
     Unicode: neither the database nor a provider takes it). Walked with a stack, never by recursion."""
-    stack = [(body, 1, ())]
+    stack: list[tuple[dict | list, int, tuple]] = [(body, 1, ())]
     while stack:
         node, depth, path = stack.pop()
         if depth > MAX_JSON_DEPTH:
@@ -183,7 +182,7 @@ def _read_edit(request) -> dict:
     return body
 
 
-async def _images(call: Call, body: dict) -> HttpResponse:
+async def _images(call: Call, body: dict) -> HttpResponseBase:
     if body.get("edit"):
         try:
             await images.load_json_images(body)
@@ -192,7 +191,7 @@ async def _images(call: Call, body: dict) -> HttpResponse:
     return await relay_images(call, body)
 
 
-async def _chat(call: Call, body: dict) -> HttpResponse:
+async def _chat(call: Call, body: dict) -> HttpResponseBase:
     call.stream = body.get("stream") is True
     return await chat_completion(call, body)
 
