@@ -14,8 +14,8 @@ from accounts.api import OrgView, Pages, _valid, actor_of
 from accounts.serializers import DateRangeSerializer
 
 from . import invoices, modes, payments, teams
-from .money import max_amount
 from .models import AutoRecharge, BillingMode
+from .money import max_amount
 from .serializers import InvoiceDetailSerializer, InvoiceSerializer, TeamCostReportSerializer
 
 
@@ -104,7 +104,9 @@ class InvoiceList(OrgView, generics.ListAPIView):
     pagination_class = Pages
 
     def get_queryset(self):
-        return invoices.invoices_of(organization=self.request.organization).select_related("organization")
+        # Set by OrgView's permission (accounts/api.py), unknown to DRF's Request.
+        organization = self.request.organization  # type: ignore[attr-defined]
+        return invoices.invoices_of(organization=organization).select_related("organization")
 
     @extend_schema(summary="Invoices (postpaid organisations), newest first")
     def get(self, request, slug):

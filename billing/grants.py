@@ -103,14 +103,15 @@ def remainders(account_id: int) -> dict[int, Decimal]:
     other = LedgerEntry.objects.filter(account_id=account_id, id__lt=first).aggregate(s=Sum("amount"))["s"]
     other = other or Decimal(0)
     by_lapse_key = {f"lapse:{g.pk}": g.pk for g in grants.values()}
-    silent = sorted((g for g in grants.values() if g.lapsed_amount == 0 and g.lapse_entry_id is None),
-                    key=lambda g: g.lapsed_at)
+    # (when, grant id) of the grants that lapsed with nothing left: no entry says when, their lapsed_at does.
+    silent = sorted((g.lapsed_at, g.pk) for g in grants.values()
+                    if g.lapsed_amount == 0 and g.lapse_entry_id is None and g.lapsed_at is not None)
     buckets: dict[int, _Bucket] = {}
     rows = (LedgerEntry.objects.filter(account_id=account_id, id__gte=first).order_by("id")
             .values_list("id", "kind", "amount", "created_at", "idempotency_key").iterator(chunk_size=2000))
     for entry_id, kind, amount, at, key in rows:
-        while silent and silent[0].lapsed_at <= at:
-            closed = buckets.pop(silent.pop(0).pk, None)
+        while silent and silent[0][0] <= at:
+            closed = buckets.pop(silent.pop(0)[1], None)
             other += closed.left if closed else 0
         if entry_id in grants:
             grant = grants[entry_id]

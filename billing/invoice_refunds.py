@@ -19,6 +19,7 @@ it alone.
 
 import logging
 from decimal import Decimal
+from typing import Any
 
 from django.utils import timezone
 
@@ -85,7 +86,7 @@ def dispute_apply(*, payment_intent_id: str, dispute_id: str, status: str, amoun
     if not closed and invoice.dispute_status:
         return f"already noted: dispute {dispute_id} of invoice {invoice.number}"
     currency = invoice.currency.upper()
-    fields = {"dispute_status": status}
+    fields: dict[str, Any] = {"dispute_status": status}
     if not closed or status not in DISPUTE_WON:
         verb = "disputed" if not closed else f"disputed and the dispute {status}"
         note = (f"Payment {verb} ({dispute_id}, {amount:.2f} {currency} withdrawn): the total is due again"

@@ -16,6 +16,7 @@ from django import forms
 from django.conf import settings
 from django.core import validators
 from django.db import models
+from django.db.models.expressions import Combinable
 from django.utils.functional import cached_property
 
 
@@ -45,6 +46,12 @@ def max_amount() -> Decimal:
 
 class MoneyField(models.BigIntegerField):
     description = "An exact amount of money (Decimal, stored as integer units)"
+    # For django-stubs' plugin: a model's money attribute takes and gives Decimal, not the integer it stores
+    # (its way for a custom field; it differs from BigIntegerField's on purpose).
+    _pyi_private_set_type: Decimal | int | str | Combinable  # type: ignore[assignment]
+    _pyi_private_get_type: Decimal  # type: ignore[assignment]
+    _pyi_lookup_exact_type: Decimal | int | str  # type: ignore[assignment]
+    _validators: list  # Field's own, from its validators argument (not in the stubs)
 
     def from_db_value(self, value, expression, connection):
         return None if value is None else from_units(value)
@@ -66,11 +73,12 @@ class MoneyField(models.BigIntegerField):
         return [*self.default_validators, *self._validators,
                 validators.MinValueValidator(-max_amount()), validators.MaxValueValidator(max_amount())]
 
-    def formfield(self, **kwargs):
+    def formfield(self, form_class=None, choices_form_class=None, **kwargs):
         # Field.formfield, not the integer one: a Decimal field that knows blank, label, help text.
-        return models.Field.formfield(self, **{"form_class": forms.DecimalField, "decimal_places": _scale(),
-                                               "max_digits": 19, "min_value": -max_amount(),
-                                               "max_value": max_amount(), **kwargs})
+        return models.Field.formfield(self, form_class=form_class or forms.DecimalField,
+                                      choices_form_class=choices_form_class,
+                                      **{"decimal_places": _scale(), "max_digits": 19, "min_value": -max_amount(),
+                                         "max_value": max_amount(), **kwargs})
 
     def value_to_string(self, obj):
         value = self.value_from_object(obj)

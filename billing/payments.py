@@ -18,6 +18,7 @@ finds the key taken and does nothing.
 
 import logging
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F
@@ -116,8 +117,10 @@ def auto_recharge_resume_stale(*, older_than) -> list[int]:
         pending_payment__stripe_payment_intent_id__isnull=True,
         pending_payment__created_at__lt=older_than,
     ).select_related("pending_payment"):
-        auto_recharge_charge(payment=recharge.pending_payment, recharge=recharge)
-        ids.append(recharge.pending_payment_id)
+        payment = recharge.pending_payment
+        if payment is not None:  # the filter says so; its type cannot
+            auto_recharge_charge(payment=payment, recharge=recharge)
+            ids.append(payment.pk)
     return ids
 
 
@@ -182,7 +185,7 @@ def auto_recharge_configure(*, organization, enabled: bool, threshold: Decimal, 
 
 
 def _release_auto_recharge(payment: Payment, *, failure: str = "") -> None:
-    fields = {"pending_payment": None, "updated_at": timezone.now()}
+    fields: dict[str, Any] = {"pending_payment": None, "updated_at": timezone.now()}
     if failure:
         fields.update(enabled=False, disabled_reason=f"payment {payment.pk} failed: {failure}"[:500])
     AutoRecharge.objects.filter(pending_payment=payment).update(**fields)
@@ -291,6 +294,8 @@ def dispute_close(*, payment_intent_id: str, dispute_id: str, amount: Decimal, w
     if not won:
         return f"lost: dispute {dispute_id}"
     payment = _locked_payment(payment_intent_id=payment_intent_id)
+    if payment is None:  # dispute_open found it, under the same lock: only the type checker asks
+        return f"ignored: no hub payment for {payment_intent_id}"
     new = _take_back(payment, amount=amount, key=f"stripe:dispute:{dispute_id}:reinstatement",
                      description=f"Dispute {dispute_id} won for Stripe payment {payment.pk}")
     if new and payment.status == Payment.Status.DISPUTED:

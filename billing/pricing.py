@@ -58,7 +58,7 @@ def _tiers_text(tiers) -> dict:
 
 
 def _values(row) -> dict:
-    values = {name: _text(name, row[name]) for name in RATE_FIELDS}
+    values: dict[str, str | dict | None] = {name: _text(name, row[name]) for name in RATE_FIELDS}
     values.update({name: _text(name, row[name]) for name in MEDIA_FIELDS if row[name]})
     values.update({name: _tiers_text(row[name]) for name in TIER_FIELDS if row[name]})
     return values
@@ -87,6 +87,8 @@ def _append(*, rate_model_id: int | None, model_name: str, action: str, old: dic
 
 
 def _model_name(model_id: int | None) -> str:
+    if model_id is None:
+        return ""
     return CatalogModel.objects.filter(pk=model_id).values_list("public_id", flat=True).first() or ""
 
 
@@ -94,7 +96,8 @@ def _model_name(model_id: int | None) -> str:
 def _remember_rate(sender, instance: ModelRate, raw=False, **kwargs):
     # The values as stored, read just before they are overwritten. A concurrent
     # writer could slip in between; the services below lock the row first.
-    instance._rate_before = None if raw or instance.pk is None else _stored(instance.pk)
+    # An attribute of this instance only, for the post_save below: not a field, so unknown to the model's type.
+    instance._rate_before = None if raw or instance.pk is None else _stored(instance.pk)  # type: ignore[attr-defined]
 
 
 @receiver(post_save, sender=ModelRate, dispatch_uid="billing.pricing.record_rate")

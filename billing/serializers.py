@@ -1,9 +1,17 @@
+from typing import TypedDict
+
 from rest_framework import serializers
 
 from .invoices import invoice_path
 from .models import Invoice, InvoiceLine
 
-AMOUNT = {"max_digits": 30, "decimal_places": 10}
+
+class _Digits(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
+AMOUNT: _Digits = {"max_digits": 30, "decimal_places": 10}
 
 
 class InvoiceLineSerializer(serializers.ModelSerializer):
@@ -36,7 +44,7 @@ class InvoiceDetailSerializer(InvoiceSerializer):
     lines = InvoiceLineSerializer(many=True, read_only=True)
 
     class Meta(InvoiceSerializer.Meta):
-        fields = InvoiceSerializer.Meta.fields + ["lines"]
+        fields = [*InvoiceSerializer.Meta.fields, "lines"]
         read_only_fields = fields
 
 

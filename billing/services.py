@@ -6,16 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Field, Q, Sum
 from django.utils import timezone
 
 from accounts.audit import audit_record
 
-from .money import QUANTUM, money_value, quantize  # noqa: F401 - quantize, QUANTUM: callers name them here
 from .models import CreditAccount, CreditHold, LedgerEntry, UsageRecord, decimal_tiers
+from .money import QUANTUM, money_value, quantize  # noqa: F401 - quantize, QUANTUM: callers name them here
 from .signals import balance_changed
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,8 @@ def account_open(*, organization) -> CreditAccount:
 def _append(account_id: int, *, kind: str, amount: Decimal, **fields) -> LedgerEntry:
     """Append one entry and move the cached balance by the same amount, atomically."""
     entry = LedgerEntry.objects.create(account_id=account_id, kind=kind, amount=amount, **fields)
-    CreditAccount.objects.filter(pk=account_id).update(balance=F("balance") + money_value(amount), updated_at=timezone.now())
+    CreditAccount.objects.filter(pk=account_id).update(balance=F("balance") + money_value(amount),
+                                                       updated_at=timezone.now())
     return entry
 
 
@@ -235,12 +237,20 @@ def _storable(event: UsageEvent) -> UsageEvent:
     # total_tokens is their sum: each count is kept to half the column so that it fits too.
     for name in ("prompt_tokens", "completion_tokens"):
         numbers[name] = min(numbers[name], _LARGEST // 2)
-    return replace(event, **texts, **numbers)
+    changes: dict[str, Any] = {**texts, **numbers}  # each column by its name, text or count
+    return replace(event, **changes)
 
 
 _TEXTS = ("request_id", "model_name", "served_model", "endpoint", "unit", "image_tier", "status", "error",
           "billing_mode")
-_LIMITS = {name: UsageRecord._meta.get_field(name).max_length for name in _TEXTS}
+
+
+def _max_length(name: str) -> int | None:
+    field = UsageRecord._meta.get_field(name)
+    return field.max_length if isinstance(field, Field) else None
+
+
+_LIMITS = {name: _max_length(name) for name in _TEXTS}
 _COUNTS = ("prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "image_input_tokens",
            "images", "latency_ms")
 _LARGEST = 2**31 - 1  # PositiveIntegerField on every backend
@@ -282,7 +292,7 @@ def record_usage(events: list[UsageEvent], releases: Sequence[str] = ()) -> dict
         done = set(UsageRecord.objects.filter(request_id__in=ids).values_list("request_id", flat=True))
         fresh = list({e.request_id: e for e in events if e.request_id not in done}.values())
         records = UsageRecord.objects.bulk_create([_record(e) for e in fresh])
-        charged = [(e, r) for e, r in zip(fresh, records) if e.charged]
+        charged = [(e, r) for e, r in zip(fresh, records, strict=True) if e.charged]
         hold_ids = {e.lease for e, _ in charged if e.lease} | set(releases)
         holds = {h.request_id: h for h in CreditHold.objects.filter(request_id__in=hold_ids)}
         org_ids = sorted({e.organization_id for e, _ in charged})
@@ -296,7 +306,8 @@ def record_usage(events: list[UsageEvent], releases: Sequence[str] = ()) -> dict
             if org_id not in accounts:
                 accounts[org_id] = CreditAccount.objects.create(organization_id=org_id).pk
         if records and records[0].pk is None:  # backends without RETURNING from bulk_create
-            pks = dict(UsageRecord.objects.filter(request_id__in=[r.request_id for _, r in charged]).values_list("request_id", "pk"))
+            pks = dict(UsageRecord.objects.filter(request_id__in=[r.request_id for _, r in charged])
+                       .values_list("request_id", "pk"))
             for _, r in charged:
                 r.pk = pks[r.request_id]
         LedgerEntry.objects.bulk_create(
@@ -385,7 +396,8 @@ def release_expired_holds() -> int:
 
 def reconcile_balances() -> list[dict]:
     """Compare every cached balance with the sum of its ledger; report drift."""
-    sums = dict(LedgerEntry.objects.values("account_id").annotate(total=Sum("amount")).values_list("account_id", "total"))
+    sums = dict(LedgerEntry.objects.values("account_id").annotate(total=Sum("amount"))
+                .values_list("account_id", "total"))
     drift = []
     for account in CreditAccount.objects.all():
         expected = sums.get(account.pk) or Decimal(0)

@@ -9,11 +9,15 @@ library's) never creates a second session or a second charge.
 import json
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import stripe
 from django.conf import settings
 
 from accounts.errors import DomainError, Unavailable
+
+if TYPE_CHECKING:
+    from stripe._base_address import BaseAddresses
 
 CENT = Decimal("0.01")
 
@@ -58,7 +62,7 @@ def currency() -> str:
 def client() -> stripe.StripeClient:
     if not settings.STRIPE_SECRET_KEY:
         raise PaymentsUnavailable("payments are not configured on this hub (STRIPE_SECRET_KEY)")
-    base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
+    base: BaseAddresses | None = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
     # Retries are safe: every call that creates something carries an idempotency key.
     return stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses=base, max_network_retries=2)
 
@@ -169,13 +173,17 @@ def card_setup_start(*, organization, customer_id: str, key: str) -> Setup:
                 options={"idempotency_key": f"hub-setup-{key}-customer"},
             ).id
         intent = stripe_client.v1.setup_intents.create(
-            params={"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"],
-                    "metadata": {"hub_organization": str(organization.pk)}},
+            # payment_method_types: the API (and localstripe) take it; stripe 16's typed params no longer list it.
+            params={  # type: ignore[arg-type]
+                "customer": customer_id, "usage": "off_session", "payment_method_types": ["card"],
+                "metadata": {"hub_organization": str(organization.pk)}},
             options={"idempotency_key": f"hub-setup-{key}-intent"},
         )
     except stripe.StripeError as exc:
         # Unreachable, or refusing: the caller may try again later, as with a checkout.
         raise PaymentsUnavailable(f"Stripe could not start saving a card: {exc.user_message or exc}") from exc
+    if not intent.client_secret:  # Stripe sends one with every new SetupIntent
+        raise PaymentsUnavailable("Stripe answered a SetupIntent without its client secret")
     return Setup(setup_intent_id=intent.id, client_secret=intent.client_secret, customer_id=customer_id)
 
 
@@ -183,7 +191,7 @@ def card_setup_start(*, organization, customer_id: str, key: str) -> Setup:
 class Refund:
     id: str
     amount: Decimal
-    status: str
+    status: str | None
 
 
 def refunds_of_charge(charge_id: str) -> list[Refund]:
@@ -194,7 +202,8 @@ def refunds_of_charge(charge_id: str) -> list[Refund]:
 
 
 def payment_intent_of_charge(charge_id: str) -> str | None:
-    return client().v1.charges.retrieve(charge_id).payment_intent
+    intent = client().v1.charges.retrieve(charge_id).payment_intent
+    return intent.id if isinstance(intent, stripe.PaymentIntent) else intent  # an id, unless expanded
 
 
 def event_verify(payload: bytes, signature: str) -> dict:
@@ -215,8 +224,8 @@ def event_verify(payload: bytes, signature: str) -> dict:
     # Signed is not the same as well-formed: a handler must never meet a KeyError or an overlong id.
     from .models import StripeEvent
 
-    limits = {"id": StripeEvent._meta.get_field("stripe_id").max_length,
-              "type": StripeEvent._meta.get_field("type").max_length}
+    limits = {"id": StripeEvent._meta.get_field("stripe_id").max_length or 0,  # CharFields: always set
+              "type": StripeEvent._meta.get_field("type").max_length or 0}
     if not isinstance(event, dict):
         raise InvalidEvent("The event must be a JSON object.", code="invalid_event")
     for name, longest in limits.items():

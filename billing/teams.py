@@ -55,7 +55,7 @@ def api_key_team_set(*, api_key: ApiKey, team: Team | None, actor: Actor | None 
     if api_key.team_id == (team.pk if team else None):
         return api_key
     with transaction.atomic():
-        old = api_key.team.name if api_key.team_id else None
+        old = api_key.team.name if api_key.team else None
         api_key.team = team
         api_key.save(update_fields=["team"])
         audit_record(action="key.team_change", actor=actor, organization=api_key.organization, target=api_key,

@@ -72,6 +72,8 @@ def _dispute_intent(dispute: dict) -> str | None:
 
 def _dispute(dispute: dict, *, closed: bool) -> str:
     intent = _dispute_intent(dispute)
+    if intent is None:
+        return "ignored: dispute without payment intent"
     amount = stripe_gateway.from_minor_units(dispute["amount"])
     if invoice_refunds.pays_an_invoice(payment_intent_id=intent):
         return invoice_refunds.dispute_apply(payment_intent_id=intent, dispute_id=dispute["id"],
