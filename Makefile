@@ -1,4 +1,4 @@
-# The two commands: `make run` and `make test`. Nothing else to install.
+# The two commands: `make run` and `make test` (which runs `make lint`'s checks too). Nothing else to install.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test install install-dev bench clean
+.PHONY: run test lint install install-dev bench clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,18 @@ run: install
 test: install-dev
 	$(PY) -m pytest
 
+# The gate alone (pyproject.toml), every check even when one fails; tests/test_gate.py and test_layers.py run
+# the same in `make test`.
+lint: install-dev
+	@status=0; \
+	$(VENV)/bin/ruff check . || status=1; \
+	$(VENV)/bin/ruff format --check . || status=1; \
+	$(VENV)/bin/mypy || status=1; \
+	$(VENV)/bin/lint-imports || status=1; \
+	exit $$status
+
 bench: install-dev
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache
+	rm -rf $(VENV) var staticfiles .pytest_cache .mypy_cache .ruff_cache

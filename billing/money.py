@@ -1,7 +1,7 @@
 """Money: amounts rounded to the hub's unit, stored as an integer count of it, read back as Decimal.
 
 A leaf module: it imports nothing of the project, so that billing's models and
-accounts' models (a key's budget) share one money type (.importlinter names it).
+accounts' models (a key's budget) share one money type (pyproject.toml's import contracts name it).
 
 
 SQLite keeps NUMERIC values as 64-bit floats (15 significant digits) and adds

@@ -20,7 +20,7 @@ class HubConfig(AppConfig):
         request_started.disconnect(reset_queries)
 
         # The gateway's caches listen to the apps below it, which never import
-        # it (.importlinter). Keys and balances are told on commit.
+        # it (pyproject.toml's import contracts). Keys and balances are told on commit.
         from accounts.signals import keys_changed
         from billing.models import ModelRate
         from billing.signals import balance_changed

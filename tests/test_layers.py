@@ -1,4 +1,4 @@
-"""The apps' layers (.importlinter) and what crosses them: cache invalidation by signals, on commit."""
+"""The apps' layers (pyproject.toml's import contracts) and what crosses them: cache invalidation by signals, on commit."""
 
 import subprocess
 import sys
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_import_contracts_hold():
     # The layers accounts < providers < billing < gateway, no app importing the
-    # gateway, adapters free of models: lint-imports reads .importlinter.
+    # gateway, adapters free of models: lint-imports reads them from pyproject.toml.
     lint = Path(sys.executable).with_name("lint-imports")
     result = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
