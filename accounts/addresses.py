@@ -1,5 +1,5 @@
 """Where a caller is, and whether a key may be used from there: one rule for the gateway
-(hub/policy.py) and the management API (accounts/api.py)."""
+(hub/policy.py) and the management API (accounts/api/base.py)."""
 
 import ipaddress
 

@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
@@ -6,7 +8,7 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from . import services
+from . import services, teams
 from .models import ApiKey, AuditEvent, Invitation, KeyScope, Membership, Organization, Team, User
 from .middleware import client_address
 from .serializers import LIMIT_FIELDS
@@ -108,9 +110,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 limits={name: form.cleaned_data[name] for name in LIMIT_FIELDS if name in form.cleaned_data},
             )
             if obj.team_id:
-                from billing.teams import api_key_team_set
-
-                api_key_team_set(api_key=api_key, team=obj.team, actor=actor_of(request))
+                teams.api_key_team_set(api_key=api_key, team=obj.team, actor=actor_of(request))
         obj.pk = api_key.pk
         # Shown once: only the hash is kept.
         messages.warning(request, f"Copy this key now, it will not be shown again: {raw}")
@@ -135,69 +135,19 @@ class TeamKeyInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(AuditedAdmin):
-    """Teams group keys so their cost is reported together; the columns are this month's (UTC), as rolled up."""
+    """Teams group keys so their cost is reported together (the cost columns: hub/admin_accounts.py)."""
 
-    list_display = ["name", "organization", "cost_this_month", "price_this_month", "created_at"]
+    list_display = ["name", "organization", "created_at"]
     list_filter = ["organization"]
     search_fields = ["name", "organization__name"]
-    readonly_fields = ["costs", "created_at"]
+    readonly_fields = ["created_at"]
     inlines = [TeamKeyInline]
 
     def get_fields(self, request, obj=None):
-        return ["organization", "name"] + (["created_at", "costs"] if obj else [])
+        return ["organization", "name"] + (["created_at"] if obj else [])
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields + (["organization"] if obj else [])
-
-    def get_queryset(self, request):
-        from django.db.models import OuterRef, Subquery, Sum
-        from django.utils import timezone
-
-        from billing.money import MoneyField
-        from billing.models import UsageRollup
-        from billing.rollups import DAILY, start_of_month
-
-        month = UsageRollup.objects.filter(api_key__team=OuterRef("pk"), granularity=DAILY,
-                                           period_start__gte=start_of_month(timezone.now())
-                                           ).order_by().values("api_key__team")
-
-        def total(field):
-            return Subquery(month.annotate(total=Sum(field)).values("total"), output_field=MoneyField())
-
-        return super().get_queryset(request).select_related("organization").annotate(
-            month_cost=total("cost"), month_price=total("price"))
-
-    @admin.display(description="Cost this month", ordering="month_cost")
-    def cost_this_month(self, obj):
-        return obj.month_cost if obj.month_cost is not None else 0
-
-    @admin.display(description="Price this month", ordering="month_price")
-    def price_this_month(self, obj):
-        return obj.month_price if obj.month_price is not None else 0
-
-    @admin.display(description="Cost and price by model (UTC months, as rolled up)")
-    def costs(self, obj):
-        from datetime import timedelta
-
-        from django.utils import timezone
-        from django.utils.html import format_html, format_html_join
-
-        from billing.rollups import next_month, start_of_month
-        from billing.teams import team_costs
-
-        this = start_of_month(timezone.now())
-        months = [(start_of_month(this - timedelta(days=1)), this), (this, next_month(this))]
-        rows = []
-        for since, until in months:
-            for team in team_costs(organization=obj.organization, since=since, until=until):
-                if team["team_id"] == obj.pk:
-                    rows += [(f"{since:%B %Y}", m["model"], m["requests"], m["cost"], m["price"])
-                             for m in team["models"]]
-        if not rows:
-            return "No usage last month or this month."
-        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
-        return format_html("<table><tr><th>Month</th><th>Model</th><th>Requests</th><th>Cost</th><th>Price</th></tr>"
-                           "{}</table>", body)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -241,32 +191,41 @@ AUDITED_ADMIN_MODELS = {
 }
 _VERBS = {ADDITION: "add", CHANGE: "change", DELETION: "delete"}
 
+# What an event says of an object beyond the admin's message, and the organisation it concerns, by
+# (app label, model): the apps above fill in their own models (hub/admin_accounts.py), which this one
+# does not import.
+AdminDetails = Callable[[LogEntry], tuple[dict, Organization | None]]
+ADMIN_DETAILS: dict[tuple[str, str], AdminDetails] = {}
 
-def _admin_details(entry: LogEntry) -> tuple[dict, object]:
+
+def admin_details(app_label: str, model: str) -> Callable[[AdminDetails], AdminDetails]:
+    def register(function: AdminDetails) -> AdminDetails:
+        ADMIN_DETAILS[app_label, model] = function
+        return function
+    return register
+
+
+@admin_details("accounts", "organization")
+def _organization_details(entry: LogEntry) -> tuple[dict, Organization | None]:
+    if entry.action_flag == DELETION:
+        return {}, None
+    return {}, Organization.objects.filter(pk=entry.object_id).first()
+
+
+@admin_details("accounts", "team")
+def _team_details(entry: LogEntry) -> tuple[dict, Organization | None]:
+    team = Team.objects.select_related("organization").filter(pk=entry.object_id).first()
+    return {}, team.organization if team is not None else None
+
+
+def _admin_details(entry: LogEntry) -> tuple[dict, Organization | None]:
     """What the event says beyond the admin's message, and the organisation it concerns."""
     details = {"object": entry.object_repr, "change": entry.get_change_message()}
-    model, organization = entry.content_type.model, None
-    if model == "ledgerentry":
-        from billing.models import LedgerEntry
-
-        ledger = LedgerEntry.objects.select_related("account__organization").filter(pk=entry.object_id).first()
-        if ledger is not None:
-            organization = ledger.account.organization
-            details.update(kind=ledger.kind, amount=str(ledger.amount), description=ledger.description)
-    elif model in ("catalogmodel", "modelrate"):
-        from billing.models import ModelRate
-
-        lookup = {"model_id": entry.object_id} if model == "catalogmodel" else {"pk": entry.object_id}
-        rate = ModelRate.objects.filter(**lookup).first()
-        if rate is not None:
-            details["rate"] = {f: str(getattr(rate, f)) for f in
-                               ("input_cost", "output_cost", "margin", "input_price", "output_price")}
-    elif model == "organization" and entry.action_flag != DELETION:
-        organization = Organization.objects.filter(pk=entry.object_id).first()
-    elif model == "team":
-        team = Team.objects.select_related("organization").filter(pk=entry.object_id).first()
-        organization = team.organization if team is not None else None
-    return details, organization
+    more = ADMIN_DETAILS.get((entry.content_type.app_label, entry.content_type.model))
+    if more is None:
+        return details, None
+    extra, organization = more(entry)
+    return {**details, **extra}, organization
 
 
 @receiver(post_save, sender=LogEntry, dispatch_uid="accounts.audit_admin_changes")

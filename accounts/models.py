@@ -1,5 +1,8 @@
+import ipaddress
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -41,10 +44,6 @@ class Limits(models.Model):
         abstract = True
 
     def clean(self):
-        import ipaddress
-
-        from django.core.exceptions import ValidationError
-
         if not isinstance(self.allowed_models, list) or not all(isinstance(p, str) for p in self.allowed_models):
             raise ValidationError({"allowed_models": "A list of model patterns."})
         try:
@@ -141,8 +140,6 @@ class ApiKey(Limits):
         return f"{self.name} ({self.prefix}…)"
 
     def clean(self):
-        from django.core.exceptions import ValidationError
-
         super().clean()
         if self.team_id is not None and self.team.organization_id != self.organization_id:
             raise ValidationError({"team": "A team of the key's own organisation."})

@@ -10,6 +10,8 @@ confirmed it is never rendered again (OTP_ADMIN_HIDE_SENSITIVE_DATA hides it in
 the admin too).
 """
 
+import io
+
 from django.conf import settings
 from django.db import transaction
 from django_otp import devices_for_user, user_has_device, verify_token
@@ -85,8 +87,6 @@ def device_create_confirmed(*, user, replace: bool = False) -> TOTPDevice:
 
 def qr_code_svg(data: str) -> str:
     """An inline SVG of the otpauth:// URL, or "" without the qrcode package."""
-    import io
-
     try:
         import qrcode
         import qrcode.image.svg

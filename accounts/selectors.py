@@ -2,8 +2,6 @@
 
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Sum
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from . import permissions
@@ -58,28 +56,3 @@ def day_range(start: date | None, end: date | None, *, default_days: int = 30) -
     tz = timezone.get_current_timezone()
     return datetime.combine(start, time.min, tz), datetime.combine(end + timedelta(days=1), time.min, tz)
 
-
-def usage_records_of(*, organization: Organization, since: datetime, until: datetime):
-    from billing.models import UsageRecord
-
-    return UsageRecord.objects.filter(organization=organization, created_at__gte=since, created_at__lt=until)
-
-
-def usage_totals_of(*, organization: Organization, since: datetime, until: datetime) -> list[dict]:
-    """Requests, tokens and price per model that served and UTC day."""
-    return list(
-        usage_records_of(organization=organization, since=since, until=until)
-        .annotate(day=TruncDate("created_at"))
-        .values("day", "served_model")
-        .annotate(
-            requests=Count("id"), prompt_tokens=Sum("prompt_tokens"), completion_tokens=Sum("completion_tokens"),
-            total_tokens=Sum("total_tokens"), price=Sum("price"),
-        )
-        .order_by("day", "served_model")
-    )
-
-
-def balance_of(*, organization: Organization):
-    from billing.services import account_open
-
-    return account_open(organization=organization)

@@ -1,29 +1,27 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from . import api
+from .api import audit, docs, invitations, keys, members, organisations, teams
 
 org = "orgs/<slug:slug>/"
 
+# Usage, balance, invoices and the cost of teams are billing's, under the same prefix (billing/urls.py).
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="manage-schema"),
-    path("docs/", api.Docs.as_view(url_name="manage-schema"), name="manage-docs"),
-    path("orgs/", api.OrganizationList.as_view()),
-    path(org + "keys/", api.KeyList.as_view()),
-    path(org + "keys/<int:key_id>", api.KeyDetail.as_view()),
-    path(org + "keys/<int:key_id>/revoke", api.KeyRevoke.as_view()),
-    path(org + "keys/<int:key_id>/rotate", api.KeyRotate.as_view()),
-    path(org + "teams/", api.TeamList.as_view()),
-    path(org + "teams/<int:team_id>", api.TeamDetail.as_view()),
-    path(org + "members/", api.MemberList.as_view()),
-    path(org + "members/<int:member_id>", api.MemberDetail.as_view()),
-    path(org + "leave", api.Leave.as_view()),
-    path(org + "invitations/", api.InvitationList.as_view()),
-    path(org + "invitations/<int:invitation_id>", api.InvitationDetail.as_view()),
-    path("invitations/<str:token>/accept", api.InvitationByToken.as_view()),
-    path("invitations/<str:token>/decline", api.InvitationByToken.as_view(decline=True)),
-    path(org + "usage/", api.UsageRecords.as_view()),
-    path(org + "usage/totals", api.UsageTotals.as_view()),
-    path(org + "balance", api.Balance.as_view()),
-    path(org + "audit/", api.AuditLog.as_view()),
+    path("docs/", docs.Docs.as_view(url_name="manage-schema"), name="manage-docs"),
+    path("orgs/", organisations.OrganizationList.as_view()),
+    path(org + "keys/", keys.KeyList.as_view()),
+    path(org + "keys/<int:key_id>", keys.KeyDetail.as_view()),
+    path(org + "keys/<int:key_id>/revoke", keys.KeyRevoke.as_view()),
+    path(org + "keys/<int:key_id>/rotate", keys.KeyRotate.as_view()),
+    path(org + "teams/", teams.TeamList.as_view()),
+    path(org + "teams/<int:team_id>", teams.TeamDetail.as_view()),
+    path(org + "members/", members.MemberList.as_view()),
+    path(org + "members/<int:member_id>", members.MemberDetail.as_view()),
+    path(org + "leave", members.Leave.as_view()),
+    path(org + "invitations/", invitations.InvitationList.as_view()),
+    path(org + "invitations/<int:invitation_id>", invitations.InvitationDetail.as_view()),
+    path("invitations/<str:token>/accept", invitations.InvitationByToken.as_view()),
+    path("invitations/<str:token>/decline", invitations.InvitationByToken.as_view(decline=True)),
+    path(org + "audit/", audit.AuditLog.as_view()),
 ]

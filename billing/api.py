@@ -1,4 +1,4 @@
-"""The management API's billing endpoints: checkout, invoices, and cost per team."""
+"""The management API's billing endpoints: usage, balance, checkout, auto-recharge, invoices, and cost per team."""
 
 from datetime import timedelta
 
@@ -10,13 +10,55 @@ from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 from rest_framework.response import Response
 
 from accounts import selectors
-from accounts.api import OrgView, Pages, _valid, actor_of
-from accounts.serializers import DateRangeSerializer
+from accounts.api.base import OrgView, Pages, actor_of, validated
+from accounts.serializers import BalanceSerializer, DateRangeSerializer, UsageRecordSerializer, UsageTotalSerializer
 
 from . import invoices, modes, payments, teams
 from .models import AutoRecharge, BillingMode
 from .money import max_amount
+from .selectors import balance_of, usage_records_of, usage_totals_of
 from .serializers import InvoiceDetailSerializer, InvoiceSerializer, TeamCostReportSerializer
+
+
+def _range(request):
+    data = validated(DateRangeSerializer, request.query_params)
+    return selectors.day_range(data.get("start"), data.get("end"))
+
+
+class UsageRecords(OrgView, generics.ListAPIView):
+    actions = {"GET": "view_usage"}
+    serializer_class = UsageRecordSerializer
+    pagination_class = Pages
+
+    def get_queryset(self):
+        since, until = _range(self.request)
+        organization = self.request.organization  # type: ignore[attr-defined]  # set by OrgView, as below
+        return usage_records_of(organization=organization, since=since, until=until)
+
+    @extend_schema(parameters=[DateRangeSerializer], summary="Usage records of a date range, newest first")
+    def get(self, request, slug):
+        return self.list(request)
+
+
+class UsageTotals(OrgView):
+    actions = {"GET": "view_usage"}
+
+    @extend_schema(parameters=[DateRangeSerializer], responses=UsageTotalSerializer(many=True),
+                   summary="Requests, tokens and price per model and UTC day")
+    def get(self, request, slug):
+        since, until = _range(request)
+        totals = usage_totals_of(organization=request.organization, since=since, until=until)
+        return Response(UsageTotalSerializer(totals, many=True).data)
+
+
+class Balance(OrgView):
+    actions = {"GET": "view_balance"}
+
+    @extend_schema(responses=BalanceSerializer, summary="Credit balance")
+    def get(self, request, slug):
+        account = balance_of(organization=request.organization)
+        data = {"balance": account.balance, "currency": settings.STRIPE_CURRENCY, "updated_at": account.updated_at}
+        return Response(BalanceSerializer(data).data)
 
 
 class CheckoutInput(serializers.Serializer):
@@ -75,7 +117,7 @@ class AutoRechargeView(OrgView):
 
     @extend_schema(request=AutoRechargeSettings, responses=AutoRechargeSettings, summary="Set auto-recharge")
     def put(self, request, slug):
-        data = _valid(AutoRechargeSettings, request.data)
+        data = validated(AutoRechargeSettings, request.data)
         recharge = payments.auto_recharge_configure(organization=request.organization, actor=actor_of(request),
                                                     **data)
         return Response(_auto_recharge_data(recharge))
@@ -159,8 +201,7 @@ class TeamCosts(OrgView):
     @extend_schema(parameters=[DateRangeSerializer], responses=TeamCostReportSerializer,
                    summary="Requests, cost and price per team and model over UTC days")
     def get(self, request, slug):
-        data = _valid(DateRangeSerializer, request.query_params)
-        since, until = selectors.day_range(data.get("start"), data.get("end"))
+        since, until = _range(request)
         report = teams.team_costs(organization=request.organization, since=since, until=until)
         # The provider's cost is the operator's business, except for its own internal teams.
         if modes.effective_mode(getattr(request.organization, "credit", None)) != BillingMode.INTERNAL:

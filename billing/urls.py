@@ -5,6 +5,9 @@ from . import api, webhooks
 org = "orgs/<slug:slug>/"
 
 urlpatterns = [
+    path(org + "usage/", api.UsageRecords.as_view()),
+    path(org + "usage/totals", api.UsageTotals.as_view()),
+    path(org + "balance", api.Balance.as_view()),
     path(org + "billing/checkout", api.CheckoutView.as_view(), name="billing-checkout"),
     path(org + "billing/auto-recharge", api.AutoRechargeView.as_view(), name="billing-auto-recharge"),
     path(org + "billing/auto-recharge/card", api.CardSetupView.as_view(), name="billing-card-setup"),

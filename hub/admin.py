@@ -1,5 +1,6 @@
 """The gateway's part of the operator admin: what shows route health (hub/route_health.py) or spans
-providers and billing (a catalogue model with its rate). The models stay the providers app's."""
+providers and billing (a catalogue model with its rate; accounts and billing: hub/admin_accounts.py).
+The models stay the providers app's."""
 
 import time
 from datetime import datetime
@@ -9,13 +10,18 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from accounts.admin import AuditedAdmin
+from accounts.models import Team
 from billing.models import ModelRate
 from providers.admin import CredentialForm, secret_of
 from providers.models import CatalogModel, Credential, ModelRoute
 from providers.redaction import scrub
 
-from . import route_health
+from . import admin_accounts, route_health
 from .health_checks import check
+
+# Accounts' team admin, with the cost and price billing knows of the team.
+admin.site.unregister(Team)
+admin.site.register(Team, admin_accounts.TeamCostAdmin)
 
 
 @admin.register(Credential)

@@ -8,9 +8,11 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
+from accounts import teams
 from accounts.models import ApiKey, AuditEvent, Team, User
 from accounts.services import api_key_create
-from billing import modes, rollups, services, teams
+from billing import modes, rollups, services
+from billing.teams import team_costs
 from billing.models import CreditAccount, UsageRecord
 from tests.actors import ROLES, as_key, as_user
 
@@ -178,7 +180,7 @@ def report_by_team(report):
 @pytest.mark.parametrize("days", [(0, 1), (1, 3), (0, 3)])
 def test_the_report_from_rollups_equals_the_raw_records_exactly(spent, days):
     since, until = DAY + timedelta(days=days[0]), DAY + timedelta(days=days[1])
-    report = teams.team_costs(organization=spent.acme, since=since, until=until)
+    report = team_costs(organization=spent.acme, since=since, until=until)
 
     assert report_by_team(report) == raw_by_team(spent.acme, since, until)
     assert [t["team"] for t in report] == ["ML", "Research", None]
@@ -190,7 +192,7 @@ def test_the_report_from_rollups_equals_the_raw_records_exactly(spent, days):
 def test_the_report_follows_a_key_to_its_team_now(spent, ml):
     key = ApiKey.objects.get(name="a")
     teams.api_key_team_set(api_key=key, team=None)
-    report = teams.team_costs(organization=spent.acme, since=DAY, until=DAY + timedelta(days=3))
+    report = team_costs(organization=spent.acme, since=DAY, until=DAY + timedelta(days=3))
     assert "ML" not in [t["team"] for t in report]
     assert report_by_team(report) == raw_by_team(spent.acme, DAY, DAY + timedelta(days=3))
 

@@ -1,0 +1,18 @@
+"""The management API's documentation page."""
+
+from drf_spectacular.views import SpectacularSwaggerView, _get_sidecar_url
+from rest_framework.authentication import SessionAuthentication
+
+
+class Docs(SpectacularSwaggerView):
+    """Swagger UI from drf-spectacular-sidecar's static files: no CDN."""
+
+    authentication_classes = [SessionAuthentication]
+
+    @staticmethod
+    def _swagger_ui_resource(filename):
+        return _get_sidecar_url(f"swagger-ui-dist/{filename}")
+
+    @staticmethod
+    def _swagger_ui_favicon():
+        return _get_sidecar_url("swagger-ui-dist/favicon-32x32.png")
