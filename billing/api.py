@@ -13,7 +13,8 @@ from accounts import selectors
 from accounts.api import OrgView, Pages, _valid, actor_of
 from accounts.serializers import DateRangeSerializer
 
-from . import invoices, modes, payments, teams
+from . import modes, payments, teams
+from .invoices import collecting, issuing
 from .money import max_amount
 from .models import AutoRecharge, BillingMode
 from .serializers import InvoiceDetailSerializer, InvoiceSerializer, TeamCostReportSerializer
@@ -104,7 +105,7 @@ class InvoiceList(OrgView, generics.ListAPIView):
     pagination_class = Pages
 
     def get_queryset(self):
-        return invoices.invoices_of(organization=self.request.organization).select_related("organization")
+        return issuing.invoices_of(organization=self.request.organization).select_related("organization")
 
     @extend_schema(summary="Invoices (postpaid organisations), newest first")
     def get(self, request, slug):
@@ -112,7 +113,7 @@ class InvoiceList(OrgView, generics.ListAPIView):
 
 
 def _invoice(request, number):
-    return get_object_or_404(invoices.invoices_of(organization=request.organization)
+    return get_object_or_404(issuing.invoices_of(organization=request.organization)
                              .select_related("organization").prefetch_related("lines"), number=number)
 
 
@@ -129,7 +130,7 @@ def invoice_context(invoice) -> dict:
     return {"invoice": invoice, "organization": invoice.organization, "lines": list(invoice.lines.all()),
             "last_day": invoice.period_end - timedelta(days=1),
             "issuer": getattr(settings, "HUB_INVOICE_ISSUER", ""),
-            "auto_charge": invoices.card_to_charge(invoice) is not None}
+            "auto_charge": collecting.card_to_charge(invoice) is not None}
 
 
 class InvoicePrint(OrgView):

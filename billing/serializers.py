@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from .invoices import invoice_path
+from .invoices.issuing import invoice_path
 from .models import Invoice, InvoiceLine
 
 AMOUNT = {"max_digits": 30, "decimal_places": 10}

@@ -15,6 +15,8 @@ from django.conf import settings
 
 from accounts.errors import DomainError, Unavailable
 
+from .models import StripeEvent
+
 CENT = Decimal("0.01")
 
 
@@ -213,8 +215,6 @@ def event_verify(payload: bytes, signature: str) -> dict:
     except ValueError:
         raise InvalidEvent("The event is not JSON.", code="invalid_json") from None
     # Signed is not the same as well-formed: a handler must never meet a KeyError or an overlong id.
-    from .models import StripeEvent
-
     limits = {"id": StripeEvent._meta.get_field("stripe_id").max_length,
               "type": StripeEvent._meta.get_field("type").max_length}
     if not isinstance(event, dict):
