@@ -13,7 +13,8 @@ from accounts import selectors
 from accounts.api.base import OrgView, Pages, actor_of, validated
 from accounts.serializers import BalanceSerializer, DateRangeSerializer, UsageRecordSerializer, UsageTotalSerializer
 
-from . import invoices, modes, payments, teams
+from . import modes, payments, teams
+from .invoices import collecting, issuing
 from .models import AutoRecharge, BillingMode
 from .money import max_amount
 from .selectors import balance_of, usage_records_of, usage_totals_of
@@ -146,9 +147,9 @@ class InvoiceList(OrgView, generics.ListAPIView):
     pagination_class = Pages
 
     def get_queryset(self):
-        # Set by OrgView's permission (accounts/api.py), unknown to DRF's Request.
+        # Set by OrgView's permission (accounts/api/base.py), unknown to DRF's Request.
         organization = self.request.organization  # type: ignore[attr-defined]
-        return invoices.invoices_of(organization=organization).select_related("organization")
+        return issuing.invoices_of(organization=organization).select_related("organization")
 
     @extend_schema(summary="Invoices (postpaid organisations), newest first")
     def get(self, request, slug):
@@ -156,7 +157,7 @@ class InvoiceList(OrgView, generics.ListAPIView):
 
 
 def _invoice(request, number):
-    return get_object_or_404(invoices.invoices_of(organization=request.organization)
+    return get_object_or_404(issuing.invoices_of(organization=request.organization)
                              .select_related("organization").prefetch_related("lines"), number=number)
 
 
@@ -173,7 +174,7 @@ def invoice_context(invoice) -> dict:
     return {"invoice": invoice, "organization": invoice.organization, "lines": list(invoice.lines.all()),
             "last_day": invoice.period_end - timedelta(days=1),
             "issuer": getattr(settings, "HUB_INVOICE_ISSUER", ""),
-            "auto_charge": invoices.card_to_charge(invoice) is not None}
+            "auto_charge": collecting.card_to_charge(invoice) is not None}
 
 
 class InvoicePrint(OrgView):

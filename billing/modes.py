@@ -7,7 +7,7 @@ every usage record carries its cost and price whatever the mode.
 
 Every usage record also keeps the mode its request ran in (billing/services.py),
 and an invoice bills exactly the postpaid records of its month
-(billing/invoices.py): a switch, of the organisation's mode or of
+(billing/invoices/): a switch, of the organisation's mode or of
 HUB_BILLING_MODE, applies from the next request and bills nothing twice or
 never, whenever it happens.
 """

@@ -17,6 +17,7 @@ finds the key taken and does nothing.
 """
 
 import logging
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -130,8 +131,6 @@ def auto_recharge_card_setup(*, organization, actor=None) -> stripe_gateway.Setu
     The card is saved only by Stripe's signed setup_intent.succeeded for this
     very SetupIntent (auto_recharge_card_saved); starting again supersedes it.
     """
-    import uuid
-
     with transaction.atomic():
         recharge, _ = AutoRecharge.objects.select_for_update().get_or_create(organization=organization)
         setup = stripe_gateway.card_setup_start(organization=organization, customer_id=recharge.stripe_customer_id,

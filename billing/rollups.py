@@ -4,7 +4,7 @@ The model is the one that served (UsageRecord.served_model): a fallback's
 usage, priced at its rate, is rolled up (and invoiced) under the fallback.
 
 The billing mode is each record's own (the mode its request ran in), so the
-postpaid rows of a month are exactly what its invoice bills (billing/invoices.py).
+postpaid rows of a month are exactly what its invoice bills (billing/invoices/issuing.py).
 
 Why whole periods are recomputed, not added to incrementally from a watermark:
 a usage record's `created_at` is when its request started, and it is written
@@ -37,7 +37,7 @@ ledger, the balance and every entry's amount never change. Pruned days are
 sealed (UsageRollupState.pruned_through): their rollups are final and never
 rebuilt from records arriving later (those are logged, and kept).
 
-Invoices read only the daily rollups (billing/invoices.py), never raw
+Invoices read only the daily rollups (billing/invoices/issuing.py), never raw
 records, and a day's rollups are final before its records go: an invoice is
 the same whether its month was pruned before it was issued or after.
 """
@@ -81,7 +81,7 @@ def next_month(month: datetime) -> datetime:
 
 def lock() -> UsageRollupState:
     """Hold the lock every roll-up and prune takes, until the caller's transaction ends: rollups
-    read meanwhile cannot change (billing/invoices.py)."""
+    read meanwhile cannot change (billing/invoices/issuing.py)."""
     return _locked_state()
 
 

@@ -2,7 +2,7 @@ from typing import TypedDict
 
 from rest_framework import serializers
 
-from .invoices import invoice_path
+from .invoices.issuing import invoice_path
 from .models import Invoice, InvoiceLine
 
 

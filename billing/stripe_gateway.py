@@ -16,6 +16,8 @@ from django.conf import settings
 
 from accounts.errors import DomainError, Unavailable
 
+from .models import StripeEvent
+
 if TYPE_CHECKING:
     from stripe._base_address import BaseAddresses
 
@@ -222,8 +224,6 @@ def event_verify(payload: bytes, signature: str) -> dict:
     except ValueError:
         raise InvalidEvent("The event is not JSON.", code="invalid_json") from None
     # Signed is not the same as well-formed: a handler must never meet a KeyError or an overlong id.
-    from .models import StripeEvent
-
     limits = {"id": StripeEvent._meta.get_field("stripe_id").max_length or 0,  # CharFields: always set
               "type": StripeEvent._meta.get_field("type").max_length or 0}
     if not isinstance(event, dict):

@@ -1,9 +1,11 @@
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
-from . import payments, services
+from . import grants, notifications, payments, pricing, rollups, services
+from .invoices import collecting, issuing
 
 # A recharge whose Stripe call never answered (a crash, a timeout) is called
 # again after this long, with the same idempotency key.
@@ -42,42 +44,30 @@ def release_expired_holds() -> int:
 @shared_task(time_limit=900)
 def roll_up_usage() -> int:
     """Rebuild the hourly and daily usage rollups of every hour whose raw records changed."""
-    from django.conf import settings
-
-    from . import rollups
-
     return rollups.roll_up(lookback_hours=getattr(settings, "HUB_USAGE_ROLLUP_LOOKBACK_HOURS", None))
 
 
 @shared_task(time_limit=3600)
 def prune_usage() -> int:
     """Archive, then delete, raw usage older than HUB_USAGE_RETENTION_DAYS once rolled up (billing/rollups.py)."""
-    from . import rollups
-
     return rollups.prune()
 
 
 @shared_task(time_limit=120)
 def flag_prices_below_cost() -> list[dict]:
     """Log (and return) every model whose input or output price is under its cost."""
-    from . import pricing
-
     return pricing.prices_below_cost()
 
 
 @shared_task(time_limit=600)
 def lapse_expired_grants() -> int:
     """Take back what is left of every expired grant (billing/grants.py); a second run finds nothing to do."""
-    from . import grants
-
     return grants.lapse_expired()
 
 
 @shared_task(time_limit=300)
 def notify_low_balances() -> int:
     """Email the owners and billing members of every organisation newly under its low-balance threshold."""
-    from . import notifications
-
     return notifications.notify_low_balances()
 
 
@@ -89,13 +79,11 @@ def issue_invoices() -> int:
     invoiced once (unique organisation + period); emails and charges are claimed;
     a charge left unanswered too long is noted once, for the operator.
     """
-    from . import invoices
-
-    issued = invoices.issue_due()
-    invoices.unanswered_charges_flag()
-    for invoice_id in invoices.unsent():
+    issued = issuing.issue_due()
+    collecting.unanswered_charges_flag()
+    for invoice_id in issuing.unsent():
         send_invoice.delay(invoice_id)
-    for invoice_id in invoices.chargeable():
+    for invoice_id in collecting.chargeable():
         charge_invoice.delay(invoice_id)
     return len(issued)
 
@@ -103,14 +91,10 @@ def issue_invoices() -> int:
 @shared_task(time_limit=120)
 def send_invoice(invoice_id: int) -> int:
     """Email an invoice to its organisation's owners and billing members, once."""
-    from . import invoices
-
-    return invoices.invoice_notify(invoice_id=invoice_id)
+    return issuing.invoice_notify(invoice_id=invoice_id)
 
 
 @shared_task(time_limit=60)
 def charge_invoice(invoice_id: int) -> str:
     """Charge an invoice to the saved card, once; the webhook marks it paid."""
-    from . import invoices
-
-    return invoices.invoice_charge(invoice_id=invoice_id)
+    return collecting.invoice_charge(invoice_id=invoice_id)

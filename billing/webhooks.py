@@ -14,7 +14,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import invoice_refunds, invoices, payments, stripe_gateway
+from . import payments, stripe_gateway
+from .invoices import collecting
+from .invoices import refunds as invoice_refunds
 from .models import StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -38,8 +40,8 @@ def _succeeded_intent(intent: dict) -> str:
     paid = stripe_gateway.from_minor_units(intent.get("amount_received") or intent["amount"])
     if metadata.get("hub_invoice"):
         # An invoice's charge pays the invoice; it must never grant credit.
-        return invoices.invoice_settle(invoice_id=metadata["hub_invoice"], payment_intent_id=intent["id"],
-                                       paid=paid, currency=intent["currency"])
+        return collecting.invoice_settle(invoice_id=metadata["hub_invoice"], payment_intent_id=intent["id"],
+                                         paid=paid, currency=intent["currency"])
     return payments.payment_settle(payment_id=metadata.get("hub_payment"), payment_intent_id=intent["id"],
                                    paid=paid, currency=intent["currency"])
 
@@ -49,8 +51,8 @@ def _failed_intent(intent: dict) -> str:
     error = intent.get("last_payment_error") or {}
     reason = error.get("message") or error.get("code") or "payment failed"
     if metadata.get("hub_invoice"):
-        return invoices.invoice_payment_failed(invoice_id=metadata["hub_invoice"], payment_intent_id=intent["id"],
-                                               reason=reason)
+        return collecting.invoice_payment_failed(invoice_id=metadata["hub_invoice"], payment_intent_id=intent["id"],
+                                                 reason=reason)
     return payments.payment_fail(payment_id=metadata.get("hub_payment"), payment_intent_id=intent["id"],
                                  reason=reason)
 

@@ -7,13 +7,13 @@ and say so on it (payment_error, which its page shows) and in the audit log:
   unless the operator voids it (it is not charged again by itself);
 - a dispute withdraws the money at once, so it puts a paid invoice back to
   open; won, it is paid again; lost, it stays open. While the dispute is open
-  the operator cannot settle it by hand (invoices.invoice_mark).
+  the operator cannot settle it by hand (collecting.invoice_mark).
 
 Events come in any order and may repeat: refunds are read from Stripe (all of
 the charge's), and the dispute's status is kept on the invoice, so a late
 charge.dispute.created for a dispute already closed changes nothing. The
 invoice is the one its payment intent paid (Invoice.stripe_payment_intent_id):
-refunding a second payment of it (invoices.invoice_settle notes those) leaves
+refunding a second payment of it (collecting.invoice_settle notes those) leaves
 it alone.
 """
 
@@ -25,8 +25,8 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 
-from .invoices import DISPUTE_CLOSED
-from .models import Invoice
+from ..models import Invoice
+from .collecting import DISPUTE_CLOSED
 
 logger = logging.getLogger(__name__)
 
