@@ -95,16 +95,20 @@ def upstream(upstream_server):
     return upstream_server
 
 
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    """Each test starts with every process-wide cache empty (keys, balances, catalogue, route health, limits…):
+    each registers itself with accounts.caches (tests/test_caches.py sees to it)."""
+    from accounts import caches
+
+    caches.reset_all()
+
+
 @pytest.fixture
 def hub(live_hub, transactional_db):
-    """The live hub with fresh caches; its usage buffer is written out after each test."""
-    from hub import auth, catalogue, credit, limits, route_health
+    """The live hub (with fresh caches: fresh_caches); its usage buffer is written out after each test."""
+    from hub import catalogue
 
-    catalogue.invalidate()
-    auth.forget_all()
-    credit.reset()
-    route_health.reset()
-    limits.reset()
     yield live_hub
     from hub.relay import InFlight
 
