@@ -9,7 +9,7 @@ import pytest
 import uvicorn
 
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.fakes.server import Running, serve
+from tests.fakes.server import Running, serve, server_fixture
 
 UPSTREAM_KEY = "sk-upstream-test"
 
@@ -82,11 +82,7 @@ def live_hub(django_db_setup, django_db_blocker):
         db.close()
 
 
-@pytest.fixture(scope="session")
-def upstream_server():
-    fake = FakeOpenAI(api_key=UPSTREAM_KEY).start()
-    yield fake
-    fake.stop()
+upstream_server = server_fixture(lambda: FakeOpenAI(api_key=UPSTREAM_KEY), scope="session")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from providers.models import CatalogModel, Credential, Provider
 from tests.conftest import add_model
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import embedding_of
+from tests.fakes.server import running, server_fixture
 
 
 def embedding_model(provider, public_id="openai/embed", upstream_name="text-embedding-3-small"):
@@ -83,11 +84,7 @@ def test_the_demo_provider_embeds_offline_deterministically(hub):
     assert len(again.data[0].embedding) == 16 and again.usage.prompt_tokens == 2
 
 
-@pytest.fixture(scope="module")
-def gemini_server():
-    fake = FakeGemini(api_key="gemini-test-key").start()
-    yield fake
-    fake.stop()
+gemini_server = server_fixture(lambda: FakeGemini(api_key="gemini-test-key"))
 
 
 def test_gemini_serves_embeddings_through_batch_embed_contents(client, hub, gemini_server, transactional_db):
@@ -119,8 +116,7 @@ def test_base64_is_little_endian_float32():
 def test_bedrock_titan_serves_embeddings_signed(client, hub, transactional_db):
     from tests.fakes.bedrock_upstream import FakeBedrock
 
-    fake = FakeBedrock("AKIATESTEMBED", "secret-embed-key", None, region="us-east-1").start()
-    try:
+    with running(FakeBedrock("AKIATESTEMBED", "secret-embed-key", None, region="us-east-1")) as fake:
         provider = Provider.objects.create(name="bedrock", kind="bedrock", base_url=fake.base_url,
                                            options={"region": "us-east-1"})
         credential = Credential(provider=provider, name="main")
@@ -133,5 +129,3 @@ def test_bedrock_titan_serves_embeddings_signed(client, hub, transactional_db):
         assert [r.model_id for r in fake.requests] == ["amazon.titan-embed-text-v2:0"] * 2
         assert all(r.path.endswith("/invoke") for r in fake.requests)
         assert all(r.signature_valid for r in fake.requests)
-    finally:
-        fake.stop()

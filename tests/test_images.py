@@ -214,6 +214,7 @@ from providers.models import Credential, Provider  # noqa: E402
 from tests.conftest import add_model  # noqa: E402
 from tests.fakes.gemini_upstream import FakeGemini  # noqa: E402
 from tests.fakes.media import png_of  # noqa: E402
+from tests.fakes.server import server_fixture  # noqa: E402
 
 
 def image_model(provider, public_id, upstream_name, **rate):
@@ -321,11 +322,7 @@ def test_provider_failures_are_openai_errors_and_free(client, hub, upstream, ope
     assert [r.price for r in UsageRecord.objects.all()] == [0, 0]
 
 
-@pytest.fixture(scope="module")
-def gemini_server():
-    fake = FakeGemini(api_key="gemini-test-key").start()
-    yield fake
-    fake.stop()
+gemini_server = server_fixture(lambda: FakeGemini(api_key="gemini-test-key"))
 
 
 def gemini_image_model(gemini_server):

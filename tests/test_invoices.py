@@ -22,6 +22,7 @@ from billing.models import AutoRecharge, CreditAccount, Invoice, LedgerEntry, St
 from billing.tasks import issue_invoices
 from tests.actors import ROLES, as_key, as_user
 from tests.concurrency import at_once
+from tests.fakes.server import running
 from tests.fakes.stripe_server import RecordedStripe, event, fixture
 from tests.stripe_fixtures import DECLINED_CARD, GOOD_CARD, card_of, deliver, wait_for
 
@@ -617,10 +618,9 @@ def test_a_succeeded_event_for_the_wrong_amount_does_not_pay_the_invoice(world, 
 
 @pytest.fixture
 def recorded_stripe(stripe_settings):
-    server = RecordedStripe().start()
-    stripe_settings.STRIPE_API_BASE = server.url
-    yield server
-    server.stop()
+    with running(RecordedStripe()) as server:
+        stripe_settings.STRIPE_API_BASE = server.url
+        yield server
 
 
 def test_the_charge_carries_a_key_derived_from_the_invoice_and_is_asked_once(world, recorded_stripe):

@@ -21,6 +21,7 @@ from tests.conftest import add_model
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.bedrock_upstream import FakeBedrock
 from tests.fakes.gemini_upstream import FakeGemini
+from tests.fakes.server import server_fixture
 
 UPSTREAM = {"anthropic": "claude-test", "gemini": "gemini-2.5-flash",
             "bedrock": "anthropic.claude-3-haiku-20240307-v1:0"}
@@ -52,14 +53,7 @@ MALFORMATIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def fakes():
-    servers = {"anthropic": FakeAnthropic(), "gemini": FakeGemini(), "bedrock": FakeBedrock()}
-    for server in servers.values():
-        server.start()
-    yield servers
-    for server in servers.values():
-        server.stop()
+fakes = server_fixture(lambda: {"anthropic": FakeAnthropic(), "gemini": FakeGemini(), "bedrock": FakeBedrock()})
 
 
 def _model(family: str, fake) -> str:

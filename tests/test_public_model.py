@@ -11,6 +11,7 @@ from hub.relay import PublicModel
 from providers.models import CatalogModel, Credential, Provider
 from tests.conftest import UPSTREAM_KEY, add_model
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.server import server_fixture
 
 HELLO = [{"role": "user", "content": "hello there"}]
 
@@ -29,11 +30,7 @@ def test_an_alias_is_answered_with_the_public_id_whole_and_streamed(client):
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello! You said: hello there"
 
 
-@pytest.fixture(scope="module")
-def backup_server():
-    fake = FakeOpenAI(api_key=None).start()
-    yield fake
-    fake.stop()
+backup_server = server_fixture(lambda: FakeOpenAI(api_key=None))
 
 
 def test_a_fallback_answers_with_its_own_public_id(hub, api_key, upstream, backup_server, transactional_db):

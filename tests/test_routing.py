@@ -15,16 +15,13 @@ from hub import route_health
 from providers.models import CatalogModel, Credential, ModelRoute, Provider
 from tests.conftest import UPSTREAM_KEY, add_model
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.server import server_fixture
 
 HELLO = [{"role": "user", "content": "hello"}]
 
 
-@pytest.fixture(scope="module")
-def spare_server():
-    """A second OpenAI-compatible upstream that takes any key (so several credentials can share it)."""
-    fake = FakeOpenAI(api_key=None).start()
-    yield fake
-    fake.stop()
+# A second OpenAI-compatible upstream that takes any key (so several credentials can share it).
+spare_server = server_fixture(lambda: FakeOpenAI(api_key=None))
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from tests.fakes.bedrock_upstream import FakeBedrock
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.media import wav_of
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.server import server_fixture
 
 OPENAI_CANARY = "sk-proj-CANARY7f3kQ9xLm2Vb8Nw4Tz6Ry1Hs5Jd0Gc"
 GEMINI_CANARY = "AIzaCANARYq8Wm3Xk7Lp2Nv9Bt4Yr6Hs1Jd5Fg0"
@@ -46,16 +47,10 @@ def needles(*canaries: str) -> list[str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def fakes():
-    servers = {"openai": FakeOpenAI(api_key=OPENAI_CANARY), "gemini": FakeGemini(api_key=GEMINI_CANARY),
-               "anthropic": FakeAnthropic(api_key=ANTHROPIC_CANARY),
-               "bedrock": FakeBedrock(AWS_KEY_ID_CANARY, AWS_SECRET_CANARY, AWS_TOKEN_CANARY)}
-    for server in servers.values():
-        server.start()
-    yield servers
-    for server in servers.values():
-        server.stop()
+fakes = server_fixture(lambda: {
+    "openai": FakeOpenAI(api_key=OPENAI_CANARY), "gemini": FakeGemini(api_key=GEMINI_CANARY),
+    "anthropic": FakeAnthropic(api_key=ANTHROPIC_CANARY),
+    "bedrock": FakeBedrock(AWS_KEY_ID_CANARY, AWS_SECRET_CANARY, AWS_TOKEN_CANARY)})
 
 
 def _provider(kind: str, fake) -> tuple[Credential, str, list[str]]:

@@ -15,15 +15,12 @@ from providers.models import CatalogModel, Credential, Provider
 from tests.actors import as_key
 from tests.conftest import UPSTREAM_KEY, add_model
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.server import server_fixture
 
 HELLO = [{"role": "user", "content": "hello"}]
 
 
-@pytest.fixture(scope="module")
-def backup_server():
-    fake = FakeOpenAI(api_key=None).start()
-    yield fake
-    fake.stop()
+backup_server = server_fixture(lambda: FakeOpenAI(api_key=None))
 
 
 def provider(name, base_url, secret):

@@ -13,7 +13,7 @@ import pytest
 from billing.models import UsageRecord
 from providers.models import Credential, Provider
 from tests.conftest import add_model
-from tests.fakes.server import FakeUpstream, until_disconnect
+from tests.fakes.server import FakeUpstream, server_fixture, until_disconnect
 
 HELLO = [{"role": "user", "content": "hi"}]
 
@@ -59,11 +59,7 @@ class Flood(FakeUpstream):
         await send({"type": "http.response.body", "body": text})
 
 
-@pytest.fixture(scope="module")
-def flood():
-    server = Flood().start()
-    yield server
-    server.stop()
+flood = server_fixture(lambda: Flood())
 
 
 def _model(kind: str, flood) -> str:
