@@ -9,8 +9,9 @@ import openai
 import pytest
 
 from billing.models import LedgerEntry, UsageRecord
-from providers.models import CatalogModel, Credential, Provider
-from tests.conftest import add_model
+from providers.models import CatalogModel
+from tests import factories
+from tests.factories import add_model
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import embedding_of
 from tests.fakes.server import running, server_fixture
@@ -89,10 +90,7 @@ gemini_server = server_fixture(lambda: FakeGemini(api_key="gemini-test-key"))
 
 def test_gemini_serves_embeddings_through_batch_embed_contents(client, hub, gemini_server, transactional_db):
     gemini_server.reset()
-    provider = Provider.objects.create(name="gemini", kind="gemini", base_url=gemini_server.base_url)
-    credential = Credential(provider=provider, name="main")
-    credential.set_secret("gemini-test-key")
-    credential.save()
+    provider = factories.provider("gemini", kind="gemini", base_url=gemini_server.base_url, secret="gemini-test-key")
     embedding_model(provider, "google/embed", "gemini-embedding-001")
     reply = client.embeddings.create(model="google/embed", input=["a b", "c"], dimensions=3)
     assert [d.embedding for d in reply.data] == [embedding_of("a b", 3), embedding_of("c", 3)]
@@ -117,11 +115,8 @@ def test_bedrock_titan_serves_embeddings_signed(client, hub, transactional_db):
     from tests.fakes.bedrock_upstream import FakeBedrock
 
     with running(FakeBedrock("AKIATESTEMBED", "secret-embed-key", None, region="us-east-1")) as fake:
-        provider = Provider.objects.create(name="bedrock", kind="bedrock", base_url=fake.base_url,
-                                           options={"region": "us-east-1"})
-        credential = Credential(provider=provider, name="main")
-        credential.set_secret(fake.secret)
-        credential.save()
+        provider = factories.provider("bedrock", kind="bedrock", base_url=fake.base_url,
+                                      options={"region": "us-east-1"}, secret=fake.secret)
         embedding_model(provider, "aws/titan-embed", "amazon.titan-embed-text-v2:0")
         reply = client.embeddings.create(model="aws/titan-embed", input=["one two", "three"], dimensions=4)
         assert [d.embedding for d in reply.data] == [embedding_of("one two", 4), embedding_of("three", 4)]

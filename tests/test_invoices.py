@@ -20,6 +20,7 @@ from accounts.services import api_key_create
 from billing import invoices, modes, rollups, services
 from billing.models import AutoRecharge, CreditAccount, Invoice, LedgerEntry, StripeEvent, UsageRecord
 from billing.tasks import issue_invoices
+from tests import factories
 from tests.actors import ROLES, as_key, as_user
 from tests.concurrency import at_once
 from tests.fakes.server import running
@@ -51,10 +52,9 @@ def spent(org, when, *, model="openai/gpt-4o-mini", price="0.0012345678", cost="
           key=None, **fields):
     """A usage event as the gateway hands it over; charged in the ledger only in credits mode."""
     n = next(_n)
-    fields = {"status": "ok", "prompt_tokens": 100 + n % 11, "completion_tokens": 30 + n % 7, **fields}
-    return services.UsageEvent(
-        request_id=f"inv-req-{n}", organization_id=org.pk, api_key_id=key.pk if key else None, model_name=model,
-        price=Decimal(price), cost=Decimal(cost), created_at=when, billing_mode=mode, **fields)
+    fields = {"prompt_tokens": 100 + n % 11, "completion_tokens": 30 + n % 7, **fields}
+    return factories.usage_event(org, key=key, model_name=model, price=price, cost=cost, created_at=when,
+                                 billing_mode=mode, **fields)
 
 
 def postpaid(org, **fields):

@@ -21,7 +21,8 @@ from django.conf import settings as django_settings
 from billing.models import UsageRecord
 from hub import route_health
 from providers.models import CatalogModel, Credential, Provider
-from tests.conftest import UPSTREAM_KEY, add_model
+from tests.conftest import UPSTREAM_KEY
+from tests.factories import add_model
 from tests.fakes.server import free_port
 from tests.test_routing import HELLO, client, failing_then_ok, provider, spare, spare_server  # noqa: F401
 
