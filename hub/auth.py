@@ -12,6 +12,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
+from accounts import caches
 from accounts.models import ApiKey
 from accounts.services import hash_api_key
 from billing.services import Plan
@@ -85,3 +86,6 @@ def forget_key(hashed: str) -> None:
 
 def forget_all() -> None:
     _cache.clear()
+
+
+caches.register(forget_all, lambda: _cache)

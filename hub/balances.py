@@ -11,6 +11,8 @@ from decimal import Decimal
 
 from django.conf import settings
 
+from accounts import caches
+
 _available: dict[int, tuple[float, Decimal]] = {}
 
 
@@ -33,3 +35,6 @@ def forget(organization_id: int | None = None) -> None:
         _available.clear()
     else:
         _available.pop(organization_id, None)
+
+
+caches.register(forget, lambda: _available)

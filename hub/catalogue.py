@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
+from accounts import caches
 from billing.models import decimal_tiers
 from billing.money import quantize
 from providers.models import CatalogModel, Credential, ModelRoute
@@ -212,3 +213,6 @@ def fallbacks_of(model: Model, snap: Snapshot) -> list[Model]:
 def invalidate() -> None:
     global _snapshot
     _snapshot = None
+
+
+caches.register(invalidate, lambda: _snapshot)

@@ -39,6 +39,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
+from accounts import caches
 from billing.services import hold_place, price_usage
 
 from . import balances, catalogue, db
@@ -243,6 +244,9 @@ def reset() -> None:
     _leases.clear()
     _locks.clear()
     balances.forget()
+
+
+caches.register(reset, lambda: _leases or _locks)
 
 
 def release_all() -> None:

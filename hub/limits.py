@@ -9,6 +9,8 @@ import time
 
 from django.conf import settings
 
+from accounts import caches
+
 from . import shared_state
 
 
@@ -96,3 +98,6 @@ def reset() -> None:
         except Exception:
             pass
     _counters = None
+
+
+caches.register(reset, lambda: _counters)

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, replace
 
 from django.conf import settings
 
+from accounts import caches
 from providers.adapters.base import retry_after_seconds
 from providers.redaction import scrub
 
@@ -433,3 +434,6 @@ def reset() -> None:
         except Exception:
             pass  # that Redis is gone: nothing to forget
     _store = None
+
+
+caches.register(reset, lambda: _store)

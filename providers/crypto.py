@@ -9,6 +9,8 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
+from accounts import caches
+
 
 @lru_cache(maxsize=1)
 def _fernet() -> MultiFernet:
@@ -33,3 +35,6 @@ def rotate(token: str) -> str:
 
 def reset_cache() -> None:
     _fernet.cache_clear()
+
+
+caches.register(reset_cache, lambda: _fernet.cache_info().currsize)

@@ -2,14 +2,15 @@
 
 import asyncio
 import time
-from decimal import Decimal
 
 import openai
 import pytest
 import uvicorn
 
+from tests import factories
+from tests.factories import add_model  # noqa: F401 - tests/test_adapter_*.py import it from here
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.fakes.server import Running, serve
+from tests.fakes.server import Running, serve, server_fixture
 
 UPSTREAM_KEY = "sk-upstream-test"
 
@@ -82,11 +83,7 @@ def live_hub(django_db_setup, django_db_blocker):
         db.close()
 
 
-@pytest.fixture(scope="session")
-def upstream_server():
-    fake = FakeOpenAI(api_key=UPSTREAM_KEY).start()
-    yield fake
-    fake.stop()
+upstream_server = server_fixture(lambda: FakeOpenAI(api_key=UPSTREAM_KEY), scope="session")
 
 
 @pytest.fixture
@@ -95,16 +92,20 @@ def upstream(upstream_server):
     return upstream_server
 
 
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    """Each test starts with every process-wide cache empty (keys, balances, catalogue, route health, limits…):
+    each registers itself with accounts.caches (tests/test_caches.py sees to it)."""
+    from accounts import caches
+
+    caches.reset_all()
+
+
 @pytest.fixture
 def hub(live_hub, transactional_db):
-    """The live hub with fresh caches; its usage buffer is written out after each test."""
-    from hub import auth, catalogue, credit, limits, route_health
+    """The live hub (with fresh caches: fresh_caches); its usage buffer is written out after each test."""
+    from hub import catalogue
 
-    catalogue.invalidate()
-    auth.forget_all()
-    credit.reset()
-    route_health.reset()
-    limits.reset()
     yield live_hub
     from hub.relay import InFlight
 
@@ -120,49 +121,23 @@ def hub(live_hub, transactional_db):
 
 @pytest.fixture
 def organization(transactional_db):
-    from accounts.services import organization_create
-    from billing.services import credit_grant
-
-    org = organization_create(name="Acme")
-    credit_grant(organization=org, amount=Decimal("10"), description="test credit")
-    return org
+    return factories.organization("Acme", credit="10")
 
 
 @pytest.fixture
 def api_key(organization):
-    from accounts.services import api_key_create
-
-    _, raw = api_key_create(organization=organization, name="test")
-    return raw
+    return factories.api_key(organization, "test")[1]
 
 
 @pytest.fixture
 def openai_provider(upstream, transactional_db):
-    from providers.models import Credential, Provider
-
-    provider = Provider.objects.create(name="openai", kind="openai_compatible", preset="openai",
-                                       base_url=upstream.base_url)
-    credential = Credential(provider=provider, name="main")
-    credential.set_secret(UPSTREAM_KEY)
-    credential.save()
-    return provider
-
-
-def add_model(provider, public_id: str, upstream_name: str, alias: str = "", **rate):
-    """A catalogue entry; default rate: cost 1/2 per million tokens, 100% margin (price 2/4)."""
-    from billing.models import ModelRate
-    from providers.models import CatalogModel, ModelRoute
-
-    model = CatalogModel.objects.create(public_id=public_id, alias=alias)
-    ModelRoute.objects.create(model=model, provider=provider, upstream_name=upstream_name)
-    rate = rate or {"input_cost": Decimal(1), "output_cost": Decimal(2), "margin": Decimal(1)}
-    ModelRate.objects.create(model=model, **rate)
-    return model
+    return factories.provider("openai", kind="openai_compatible", preset="openai", base_url=upstream.base_url,
+                              secret=UPSTREAM_KEY)
 
 
 @pytest.fixture
 def chat_model(openai_provider):
-    return add_model(openai_provider, "openai/gpt-4o-mini", "gpt-4o-mini", alias="gpt-4o-mini")
+    return factories.add_model(openai_provider, "openai/gpt-4o-mini", "gpt-4o-mini", alias="gpt-4o-mini")
 
 
 @pytest.fixture

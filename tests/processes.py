@@ -90,12 +90,6 @@ def manage(env: dict, *args: str) -> str:
     return done.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def reachable(host: str, port: int) -> bool:
     try:
         socket.create_connection((host, port), timeout=1).close()

@@ -8,6 +8,7 @@ import pytest
 import stripe
 from django.test import Client
 
+from tests.fakes.server import running
 from tests.fakes.stripe_server import LocalStripe, sign
 
 SECRET = "whsec_test_hub"
@@ -18,9 +19,8 @@ DECLINED_CARD = "4000000000000341"  # attaches, then every charge is declined
 
 @pytest.fixture(scope="session")
 def localstripe():
-    server = LocalStripe().start()
-    yield server
-    server.stop()
+    with running(LocalStripe()) as server:
+        yield server
 
 
 @pytest.fixture

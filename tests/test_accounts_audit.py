@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 
 from accounts.models import AuditEvent
 from accounts.services import api_key_create
+from tests import factories
 from tests.actors import as_key, as_user, membership_of
 
 BASE = "/manage/v1/orgs/acme/"
@@ -86,9 +87,7 @@ def test_a_credit_grant_in_the_admin_is_audited(world, operator):
 
 
 def test_a_credential_change_in_the_admin_is_audited_without_its_secret(world, operator):
-    from providers.models import Provider
-
-    provider = Provider.objects.create(name="openai", kind="openai_compatible", preset="openai")
+    provider = factories.provider("openai", kind="openai_compatible", preset="openai")
     response = operator.post("/admin/providers/credential/add/", {
         "provider": provider.pk, "name": "main", "secret": "sk-very-secret-123456", "enabled": "on",
         "weight": 1, "priority": 0,
@@ -178,8 +177,8 @@ def test_operator_changes_in_the_admin_are_audited_with_their_address_bulk_delet
     browser.post("/admin/providers/provider/add/", {
         "name": "acme-ai", "kind": "openai_compatible", "preset": "openai", "base_url": "", "options": "{}",
         "enabled": "on", "credentials-TOTAL_FORMS": "0", "credentials-INITIAL_FORMS": "0"})
-    Provider.objects.create(name="old-one", preset="openai")
-    Provider.objects.create(name="old-two", preset="openai")
+    factories.provider("old-one", preset="openai")
+    factories.provider("old-two", preset="openai")
     ids = list(Provider.objects.filter(name__startswith="old-").values_list("pk", flat=True))
     browser.post("/admin/providers/provider/", {"action": "delete_selected", "_selected_action": ids, "post": "yes"})
     added = AuditEvent.objects.get(action="admin.provider.add")

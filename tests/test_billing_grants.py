@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from billing import grants, services
 from billing.models import CreditAccount, CreditGrant, LedgerEntry
+from tests import factories
 from tests.concurrency import at_once
 
 D = Decimal
@@ -25,8 +26,7 @@ def assert_ledger_is_the_truth(organization):
 
 
 def spend(organization, price, request_id):
-    services.record_usage([services.UsageEvent(request_id=request_id, organization_id=organization.pk,
-                                               model_name="m", status="ok", price=D(price))])
+    services.record_usage([factories.usage_event(organization, request_id=request_id, price=price)])
 
 
 def in_days(days):

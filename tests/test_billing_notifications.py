@@ -7,13 +7,13 @@ import pytest
 from billing import notifications, services
 from billing.models import CreditAccount, LowBalanceAlert
 from billing.tasks import notify_low_balances
+from tests import factories
 
 D = Decimal
 
 
 def spend(organization, price, request_id):
-    services.record_usage([services.UsageEvent(request_id=request_id, organization_id=organization.pk,
-                                               model_name="m", status="ok", price=D(price))])
+    services.record_usage([factories.usage_event(organization, request_id=request_id, price=price)])
 
 
 def run() -> int:

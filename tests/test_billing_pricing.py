@@ -13,23 +13,20 @@ from django.utils import timezone
 from billing import pricing
 from billing.models import ModelRate, PriceChange
 from billing.tasks import flag_prices_below_cost
-from providers.models import CatalogModel, ModelRoute, Provider
+from tests import factories
 from tests.concurrency import at_once
 
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
 
 
 def catalog(public_id, provider, **rate):
-    model = CatalogModel.objects.create(public_id=public_id)
-    ModelRoute.objects.create(model=model, provider=provider, upstream_name=public_id.split("/")[-1])
-    ModelRate.objects.create(model=model, **rate)
-    return model
+    return factories.add_model(provider, public_id, public_id.split("/")[-1], **rate)
 
 
 @pytest.fixture
 def providers(transactional_db):
-    return (Provider.objects.create(name="openai", kind="openai_compatible", preset="openai"),
-            Provider.objects.create(name="deepseek", kind="openai_compatible", preset="custom"))
+    return (factories.provider("openai", kind="openai_compatible", preset="openai"),
+            factories.provider("deepseek", kind="openai_compatible", preset="custom"))
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from billing.models import (
     UsageRollupState,
 )
 from billing.tasks import prune_usage, reconcile_balances, roll_up_usage
+from tests import factories
 from tests.concurrency import at_once
 
 FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "price")
@@ -37,18 +38,12 @@ postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="ro
 
 @pytest.fixture
 def globex(transactional_db):
-    from accounts.services import organization_create
-
-    org = organization_create(name="Globex")
-    services.credit_grant(organization=org, amount=Decimal("10"), description="test credit")
-    return org
+    return factories.organization("Globex", credit="10")
 
 
 @pytest.fixture
 def keys(organization):
-    from accounts.services import api_key_create
-
-    return [api_key_create(organization=organization, name=f"key {i}")[0] for i in range(2)]
+    return [factories.api_key(organization, f"key {i}")[0] for i in range(2)]
 
 
 _counter = iter(range(1, 10**9))
@@ -57,10 +52,10 @@ _counter = iter(range(1, 10**9))
 def usage(org, when, *, key=None, model="openai/gpt-4o-mini", prompt=100, completion=20, price="0.0000123456",
           cost="0.0000100001", cache_read=3, mode=""):
     n = next(_counter)
-    return services.UsageEvent(
-        request_id=f"req-{n}", organization_id=org.pk, api_key_id=key.pk if key else None, model_name=model,
-        status="ok", prompt_tokens=prompt + n % 7, completion_tokens=completion + n % 5, cache_read_tokens=cache_read,
-        cache_write_tokens=n % 2, cost=Decimal(cost), price=Decimal(price), created_at=when, billing_mode=mode,
+    return factories.usage_event(
+        org, key=key, model_name=model, prompt_tokens=prompt + n % 7, completion_tokens=completion + n % 5,
+        cache_read_tokens=cache_read, cache_write_tokens=n % 2, cost=cost, price=price, created_at=when,
+        billing_mode=mode,
     )
 
 

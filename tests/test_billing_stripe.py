@@ -25,15 +25,15 @@ from billing.models import (
 from billing.stripe_gateway import PaymentRefused, PaymentsUnavailable
 from billing.tasks import auto_recharge_all
 from tests.concurrency import at_once
+from tests.fakes.server import running
 from tests.fakes.stripe_server import RecordedStripe, event, fixture, sign
 from tests.stripe_fixtures import DECLINED_CARD, GOOD_CARD, SECRET, WEBHOOK, card_of, deliver, wait_for
 
 @pytest.fixture
 def recorded_stripe(stripe_settings):
-    server = RecordedStripe().start()
-    stripe_settings.STRIPE_API_BASE = server.url
-    yield server
-    server.stop()
+    with running(RecordedStripe()) as server:
+        stripe_settings.STRIPE_API_BASE = server.url
+        yield server
 
 
 def member(organization, name, role):

@@ -8,7 +8,7 @@ import pytest
 from billing.models import CreditAccount, LedgerEntry, UsageRecord
 from tests.conftest import UPSTREAM_KEY
 
-PRICE_IN, PRICE_OUT = Decimal(2), Decimal(4)  # per million tokens, see conftest.add_model
+PRICE_IN, PRICE_OUT = Decimal(2), Decimal(4)  # per million tokens, see factories.DEFAULT_RATE
 
 
 def expected_price(prompt: int, completion: int) -> Decimal:
@@ -138,7 +138,7 @@ def test_max_tokens_cut_off_is_passed_and_billed(client, hub, upstream):
 def test_tool_calls_stream_through_intact(hub, api_key, openai_provider, upstream):
     import openai
 
-    from tests.conftest import add_model
+    from tests.factories import add_model
     from tests.fakes.openai_upstream import TOOL_ARGUMENTS
 
     add_model(openai_provider, "openai/tool", "fake-tool")

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from billing.models import CreditAccount, CreditHold, LedgerEntry, UsageRecord
 from billing.services import credit_grant
-from tests.conftest import add_model
+from tests.factories import add_model
 
 HELLO = [{"role": "user", "content": "hello"}]
 

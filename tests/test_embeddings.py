@@ -9,10 +9,12 @@ import openai
 import pytest
 
 from billing.models import LedgerEntry, UsageRecord
-from providers.models import CatalogModel, Credential, Provider
-from tests.conftest import add_model
+from providers.models import CatalogModel
+from tests import factories
+from tests.factories import add_model
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import embedding_of
+from tests.fakes.server import running, server_fixture
 
 
 def embedding_model(provider, public_id="openai/embed", upstream_name="text-embedding-3-small"):
@@ -83,19 +85,12 @@ def test_the_demo_provider_embeds_offline_deterministically(hub):
     assert len(again.data[0].embedding) == 16 and again.usage.prompt_tokens == 2
 
 
-@pytest.fixture(scope="module")
-def gemini_server():
-    fake = FakeGemini(api_key="gemini-test-key").start()
-    yield fake
-    fake.stop()
+gemini_server = server_fixture(lambda: FakeGemini(api_key="gemini-test-key"))
 
 
 def test_gemini_serves_embeddings_through_batch_embed_contents(client, hub, gemini_server, transactional_db):
     gemini_server.reset()
-    provider = Provider.objects.create(name="gemini", kind="gemini", base_url=gemini_server.base_url)
-    credential = Credential(provider=provider, name="main")
-    credential.set_secret("gemini-test-key")
-    credential.save()
+    provider = factories.provider("gemini", kind="gemini", base_url=gemini_server.base_url, secret="gemini-test-key")
     embedding_model(provider, "google/embed", "gemini-embedding-001")
     reply = client.embeddings.create(model="google/embed", input=["a b", "c"], dimensions=3)
     assert [d.embedding for d in reply.data] == [embedding_of("a b", 3), embedding_of("c", 3)]
@@ -119,13 +114,9 @@ def test_base64_is_little_endian_float32():
 def test_bedrock_titan_serves_embeddings_signed(client, hub, transactional_db):
     from tests.fakes.bedrock_upstream import FakeBedrock
 
-    fake = FakeBedrock("AKIATESTEMBED", "secret-embed-key", None, region="us-east-1").start()
-    try:
-        provider = Provider.objects.create(name="bedrock", kind="bedrock", base_url=fake.base_url,
-                                           options={"region": "us-east-1"})
-        credential = Credential(provider=provider, name="main")
-        credential.set_secret(fake.secret)
-        credential.save()
+    with running(FakeBedrock("AKIATESTEMBED", "secret-embed-key", None, region="us-east-1")) as fake:
+        provider = factories.provider("bedrock", kind="bedrock", base_url=fake.base_url,
+                                      options={"region": "us-east-1"}, secret=fake.secret)
         embedding_model(provider, "aws/titan-embed", "amazon.titan-embed-text-v2:0")
         reply = client.embeddings.create(model="aws/titan-embed", input=["one two", "three"], dimensions=4)
         assert [d.embedding for d in reply.data] == [embedding_of("one two", 4), embedding_of("three", 4)]
@@ -133,5 +124,3 @@ def test_bedrock_titan_serves_embeddings_signed(client, hub, transactional_db):
         assert [r.model_id for r in fake.requests] == ["amazon.titan-embed-text-v2:0"] * 2
         assert all(r.path.endswith("/invoke") for r in fake.requests)
         assert all(r.signature_valid for r in fake.requests)
-    finally:
-        fake.stop()

@@ -10,7 +10,9 @@ import pytest
 from django.utils import timezone
 
 from billing.models import LedgerEntry, UsageRecord
-from tests.conftest import UPSTREAM_KEY, add_model
+from tests import factories
+from tests.conftest import UPSTREAM_KEY
+from tests.factories import add_model
 
 HELLO = [{"role": "user", "content": "hello"}]
 
@@ -152,12 +154,7 @@ def test_upstream_failures_map_to_openai_errors_and_are_free(hub, api_key, opena
 
 
 def test_an_unreachable_upstream_is_502(hub, api_key, transactional_db):
-    from providers.models import Credential, Provider
-
-    provider = Provider.objects.create(name="gone", base_url="http://127.0.0.1:9/v1")
-    credential = Credential(provider=provider, name="k")
-    credential.set_secret(UPSTREAM_KEY)
-    credential.save()
+    provider = factories.provider("gone", base_url="http://127.0.0.1:9/v1", secret=UPSTREAM_KEY, credential_name="k")
     add_model(provider, "gone/model", "gpt-4o-mini")
     error = assert_openai_error(post(hub, {"model": "gone/model", "messages": HELLO}, api_key), 502)
     assert error["code"] == "upstream_unreachable"
@@ -178,9 +175,7 @@ def test_an_invalid_upstream_answer_is_502(hub, api_key, openai_provider, upstre
 
 
 def test_a_provider_without_credential_is_503(hub, api_key, transactional_db, upstream):
-    from providers.models import Provider
-
-    provider = Provider.objects.create(name="nokey", preset="openai", base_url=upstream.base_url)
+    provider = factories.provider("nokey", preset="openai", base_url=upstream.base_url)
     add_model(provider, "nokey/model", "gpt-4o-mini")
     error = assert_openai_error(post(hub, {"model": "nokey/model", "messages": HELLO}, api_key), 503)
     assert error["code"] == "no_credential"

@@ -7,6 +7,7 @@ import openai
 import pytest
 
 from tests.fakes.openai_upstream import TOOL_ARGUMENTS, FakeOpenAI
+from tests.fakes.server import server_fixture
 
 KEY = "sk-upstream-test"
 MESSAGES = [
@@ -17,11 +18,7 @@ MESSAGES = [
 PROMPT_TOKENS = 5 + 3 * 2
 
 
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
+fake = server_fixture(lambda: FakeOpenAI())
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from tests.fakes import openai_upstream
 from tests.fakes.gemini_upstream import API_KEY as GEMINI_KEY
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.media import Part, audio_duration, parse_multipart, png_of, wav_of
+from tests.fakes.server import server_fixture
 
 TRANSCRIPT = "Hello from the fake transcriber."
 TRANSLATION = "Hello from the fake translator."
@@ -298,11 +299,7 @@ def test_audio_duration_bills_whole_seconds():
 
 
 # ------------------------------------------------------------------ Gemini: native image generation
-@pytest.fixture(scope="module")
-def gemini_server():
-    server = FakeGemini().start()
-    yield server
-    server.stop()
+gemini_server = server_fixture(lambda: FakeGemini())
 
 
 @pytest.fixture

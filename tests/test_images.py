@@ -14,6 +14,7 @@ from django.core.management import call_command
 from billing.models import ModelRate, UsageRecord
 from providers.adapters.demo import png
 from providers.models import CatalogModel
+from tests import factories
 
 
 @pytest.fixture
@@ -182,9 +183,9 @@ def test_the_default_model_is_dall_e_2(demo_client):
 def test_a_margin_prices_every_tier_and_the_price_history_keeps_them(transactional_db):
     from billing.models import PriceChange
 
-    model = CatalogModel.objects.create(public_id="x/dall-e-3", kind="image")
-    rate = ModelRate.objects.create(model=model, margin=Decimal("0.5"), image_cost=Decimal("0.04"),
-                                    image_costs={"1024x1024/hd": "0.08", "1792x1024": 0.12})
+    model = factories.catalog_model("x/dall-e-3", kind="image")
+    rate = factories.rate(model, margin=Decimal("0.5"), image_cost=Decimal("0.04"),
+                          image_costs={"1024x1024/hd": "0.08", "1792x1024": 0.12})
     rate.refresh_from_db()
     assert rate.image_price == Decimal("0.06")
     assert rate.image_prices == {"1024x1024/hd": "0.1200000000", "1792x1024": "0.1800000000"}
@@ -210,10 +211,10 @@ def test_the_hold_for_images_is_n_at_their_tier_or_at_the_dearest_while_auto(dem
 
 
 # ---------------------------------------------------------------- real provider formats (fake upstreams)
-from providers.models import Credential, Provider  # noqa: E402
-from tests.conftest import add_model  # noqa: E402
+from tests.factories import add_model  # noqa: E402
 from tests.fakes.gemini_upstream import FakeGemini  # noqa: E402
 from tests.fakes.media import png_of  # noqa: E402
+from tests.fakes.server import server_fixture  # noqa: E402
 
 
 def image_model(provider, public_id, upstream_name, **rate):
@@ -321,19 +322,12 @@ def test_provider_failures_are_openai_errors_and_free(client, hub, upstream, ope
     assert [r.price for r in UsageRecord.objects.all()] == [0, 0]
 
 
-@pytest.fixture(scope="module")
-def gemini_server():
-    fake = FakeGemini(api_key="gemini-test-key").start()
-    yield fake
-    fake.stop()
+gemini_server = server_fixture(lambda: FakeGemini(api_key="gemini-test-key"))
 
 
 def gemini_image_model(gemini_server):
     gemini_server.reset()
-    provider = Provider.objects.create(name="gemini", kind="gemini", base_url=gemini_server.base_url)
-    credential = Credential(provider=provider, name="main")
-    credential.set_secret("gemini-test-key")
-    credential.save()
+    provider = factories.provider("gemini", kind="gemini", base_url=gemini_server.base_url, secret="gemini-test-key")
     return image_model(provider, "google/flash-image", "gemini-2.5-flash-image", input_cost=Decimal("0.3"),
                        output_cost=Decimal(30), margin=Decimal(0))
 

@@ -20,8 +20,10 @@ from accounts.services import api_key_create
 from billing import invoices, modes, rollups, services
 from billing.models import AutoRecharge, CreditAccount, Invoice, LedgerEntry, StripeEvent, UsageRecord
 from billing.tasks import issue_invoices
+from tests import factories
 from tests.actors import ROLES, as_key, as_user
 from tests.concurrency import at_once
+from tests.fakes.server import running
 from tests.fakes.stripe_server import RecordedStripe, event, fixture
 from tests.stripe_fixtures import DECLINED_CARD, GOOD_CARD, card_of, deliver, wait_for
 
@@ -50,10 +52,9 @@ def spent(org, when, *, model="openai/gpt-4o-mini", price="0.0012345678", cost="
           key=None, **fields):
     """A usage event as the gateway hands it over; charged in the ledger only in credits mode."""
     n = next(_n)
-    fields = {"status": "ok", "prompt_tokens": 100 + n % 11, "completion_tokens": 30 + n % 7, **fields}
-    return services.UsageEvent(
-        request_id=f"inv-req-{n}", organization_id=org.pk, api_key_id=key.pk if key else None, model_name=model,
-        price=Decimal(price), cost=Decimal(cost), created_at=when, billing_mode=mode, **fields)
+    fields = {"prompt_tokens": 100 + n % 11, "completion_tokens": 30 + n % 7, **fields}
+    return factories.usage_event(org, key=key, model_name=model, price=price, cost=cost, created_at=when,
+                                 billing_mode=mode, **fields)
 
 
 def postpaid(org, **fields):
@@ -617,10 +618,9 @@ def test_a_succeeded_event_for_the_wrong_amount_does_not_pay_the_invoice(world, 
 
 @pytest.fixture
 def recorded_stripe(stripe_settings):
-    server = RecordedStripe().start()
-    stripe_settings.STRIPE_API_BASE = server.url
-    yield server
-    server.stop()
+    with running(RecordedStripe()) as server:
+        stripe_settings.STRIPE_API_BASE = server.url
+        yield server
 
 
 def test_the_charge_carries_a_key_derived_from_the_invoice_and_is_asked_once(world, recorded_stripe):

@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import ApiKey
 from accounts.services import api_key_create
 from billing.models import UsageRecord
-from tests.conftest import add_model
+from tests.factories import add_model
 
 HELLO = [{"role": "user", "content": "hello"}]
 

@@ -7,6 +7,7 @@ from django.db.models import Sum
 
 from billing import services
 from billing.models import CreditAccount, LedgerEntry, UsageRecord
+from tests import factories
 
 
 def ledger_sum(organization) -> Decimal:
@@ -35,8 +36,8 @@ def test_ledger_entries_cannot_be_edited_or_deleted(organization):
 
 
 def usage_event(organization, request_id="req_1", price="0.000123"):
-    return services.UsageEvent(request_id=request_id, organization_id=organization.pk, model_name="m",
-                               status="ok", prompt_tokens=10, completion_tokens=5, price=Decimal(price))
+    return factories.usage_event(organization, request_id=request_id, prompt_tokens=10, completion_tokens=5,
+                                 price=price)
 
 
 def test_recording_the_same_usage_twice_charges_once(organization):

@@ -15,12 +15,13 @@ import openai
 import pytest
 
 from billing.models import UsageRecord
-from providers.models import Credential, Provider
+from tests import factories
 from tests.conformance.cases import WEATHER_TOOL
-from tests.conftest import add_model
+from tests.factories import add_model
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.bedrock_upstream import FakeBedrock
 from tests.fakes.gemini_upstream import FakeGemini
+from tests.fakes.server import server_fixture
 
 UPSTREAM = {"anthropic": "claude-test", "gemini": "gemini-2.5-flash",
             "bedrock": "anthropic.claude-3-haiku-20240307-v1:0"}
@@ -52,22 +53,13 @@ MALFORMATIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def fakes():
-    servers = {"anthropic": FakeAnthropic(), "gemini": FakeGemini(), "bedrock": FakeBedrock()}
-    for server in servers.values():
-        server.start()
-    yield servers
-    for server in servers.values():
-        server.stop()
+fakes = server_fixture(lambda: {"anthropic": FakeAnthropic(), "gemini": FakeGemini(), "bedrock": FakeBedrock()})
 
 
 def _model(family: str, fake) -> str:
     options = {"region": "us-east-1"} if family == "bedrock" else {}
-    provider = Provider.objects.create(name=family, kind=family, base_url=fake.base_url, options=options)
-    credential = Credential(provider=provider, name="main")
-    credential.set_secret(fake.secret if family == "bedrock" else fake.api_key)
-    credential.save()
+    provider = factories.provider(family, kind=family, base_url=fake.base_url, options=options,
+                                  secret=fake.secret if family == "bedrock" else fake.api_key)
     add_model(provider, f"{family}/spoilt", UPSTREAM[family])
     return f"{family}/spoilt"
 

@@ -3,13 +3,12 @@
 from decimal import Decimal
 
 from billing.models import UsageRecord
-from billing.services import UsageEvent
 from hub.metering import _write
+from tests.factories import usage_event
 
 
 def event(org_id, request_id, price="0.01"):
-    return UsageEvent(request_id=request_id, organization_id=org_id, model_name="m", status="ok",
-                      prompt_tokens=1, completion_tokens=1, price=Decimal(price))
+    return usage_event(organization_id=org_id, request_id=request_id, prompt_tokens=1, completion_tokens=1, price=price)
 
 
 def test_a_record_for_a_vanished_organisation_is_dropped_and_the_rest_written(organization):

@@ -14,10 +14,11 @@ import httpx
 import pytest
 
 from billing.models import CreditAccount, CreditHold, LedgerEntry, UsageRecord
-from billing.services import UsageEvent, hold_place
+from billing.services import hold_place
 from hub.metering import _write
+from tests.factories import usage_event
 
-PRICE_IN, PRICE_OUT = Decimal(2), Decimal(4)  # per million tokens (tests/conftest.py's add_model)
+PRICE_IN, PRICE_OUT = Decimal(2), Decimal(4)  # per million tokens (tests/factories.py's DEFAULT_RATE)
 
 
 def ask(client, n: int = 20, **kwargs) -> list[str]:
@@ -157,8 +158,8 @@ def test_an_adapter_bug_mid_stream_ends_in_an_error_event_and_a_record(hub, clie
 # ---------------------------------------------------------------- the meter's batches
 
 def event(org_id, request_id, price="0.01", **fields):
-    fields = {"model_name": "m", "status": "ok", "prompt_tokens": 1, "completion_tokens": 1, **fields}
-    return UsageEvent(request_id=request_id, organization_id=org_id, price=Decimal(price), **fields)
+    fields = {"prompt_tokens": 1, "completion_tokens": 1, **fields}
+    return usage_event(organization_id=org_id, request_id=request_id, price=price, **fields)
 
 
 def test_every_text_is_cleaned_and_cut_to_its_column(organization):

@@ -11,7 +11,7 @@ from accounts.services import api_key_create
 from billing.models import CreditAccount, PricePlan
 from hub.management.commands.hub_bootstrap import ensure_demo_provider
 from providers.models import CatalogModel
-from tests.conftest import add_model
+from tests.factories import add_model
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ from hub import catalogue
 from providers.adapters import anthropic, bedrock
 from providers.adapters.base import UpstreamError
 from providers.models import CatalogModel
-from tests.conftest import add_model
+from tests import factories
+from tests.factories import add_model
 from tests.fakes.openai_upstream import OVERRUN_WORDS
 
 HELLO = [{"role": "user", "content": "hello"}]
@@ -40,10 +41,7 @@ def concurrency() -> int:
 @pytest.fixture
 def mallory(transactional_db):
     """An organisation whose key is used by the attacker; its credit is set by each test."""
-    from accounts.services import api_key_create, organization_create
-
-    organization = organization_create(name="Mallory")
-    _, raw = api_key_create(organization=organization, name="attack")
+    organization, _, raw = factories.organization_with_key("Mallory", key_name="attack")
     organization.raw_key = raw
     return organization
 

@@ -8,7 +8,7 @@ import pytest
 
 from billing.models import CreditAccount, ModelRate, PricePlan, UsageRecord
 from billing.services import Plan, price_usage
-from tests.conftest import add_model
+from tests.factories import add_model
 
 HELLO = [{"role": "user", "content": "hello"}]
 

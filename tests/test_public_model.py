@@ -8,9 +8,12 @@ import pytest
 
 from hub.management.commands.hub_bootstrap import ensure_demo_provider
 from hub.relay import PublicModel
-from providers.models import CatalogModel, Credential, Provider
-from tests.conftest import UPSTREAM_KEY, add_model
+from providers.models import CatalogModel
+from tests import factories
+from tests.conftest import UPSTREAM_KEY
+from tests.factories import add_model
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.server import server_fixture
 
 HELLO = [{"role": "user", "content": "hello there"}]
 
@@ -29,23 +32,14 @@ def test_an_alias_is_answered_with_the_public_id_whole_and_streamed(client):
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello! You said: hello there"
 
 
-@pytest.fixture(scope="module")
-def backup_server():
-    fake = FakeOpenAI(api_key=None).start()
-    yield fake
-    fake.stop()
+backup_server = server_fixture(lambda: FakeOpenAI(api_key=None))
 
 
 def test_a_fallback_answers_with_its_own_public_id(hub, api_key, upstream, backup_server, transactional_db):
     backup_server.reset()
-    primary = Provider.objects.create(name="primary", preset="openai", base_url=upstream.base_url)
-    credential = Credential(provider=primary, name="main")
-    credential.set_secret(UPSTREAM_KEY)
-    credential.save()
-    backup = Provider.objects.create(name="backup", preset="openai", base_url=backup_server.base_url)
-    spare = Credential(provider=backup, name="main")
-    spare.set_secret("sk-backup-key-0001")
-    spare.save()
+    primary = factories.provider("primary", preset="openai", base_url=upstream.base_url, secret=UPSTREAM_KEY)
+    backup = factories.provider("backup", preset="openai", base_url=backup_server.base_url,
+                                secret="sk-backup-key-0001")
     add_model(primary, "big/model", "fake-error-503")
     add_model(backup, "small/model", "gpt-4o-mini")
     CatalogModel.objects.filter(public_id="big/model").update(fallbacks=["small/model"])

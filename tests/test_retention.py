@@ -19,6 +19,7 @@ from accounts.services import organization_create
 from billing import archive, invoices, rollups, services
 from billing.models import CreditAccount, Invoice, LedgerEntry, UsageRecord, UsageRollup, UsageRollupState
 from billing.tasks import prune_usage, reconcile_balances
+from tests import factories
 
 RETENTION = 90
 NOW = OLD = RECENT = None  # set by _clock
@@ -66,10 +67,10 @@ def postpaid_orgs(transactional_db, archive_dir):
 
 def event(org, when, *, price="0.0123456789", mode="credits", model="openai/gpt-4o-mini", status="ok", **fields):
     n = next(_n)
-    return services.UsageEvent(
-        request_id=f"ret-{n}", organization_id=org.pk, model_name=model, status=status, prompt_tokens=100 + n,
-        completion_tokens=7 + n % 5, cache_read_tokens=n % 3, price=Decimal(price), cost=Decimal(price) / 3,
-        created_at=when, billing_mode=mode, latency_ms=40 + n, error="" if status == "ok" else "refused", **fields)
+    return factories.usage_event(
+        org, model_name=model, status=status, prompt_tokens=100 + n, completion_tokens=7 + n % 5,
+        cache_read_tokens=n % 3, price=price, cost=Decimal(price) / 3, created_at=when, billing_mode=mode,
+        latency_ms=40 + n, error="" if status == "ok" else "refused", **fields)
 
 
 def charged_usage(org, start, mode="credits"):

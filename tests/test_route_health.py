@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,9 @@ from django.conf import settings as django_settings
 from billing.models import UsageRecord
 from hub import route_health
 from providers.models import CatalogModel, Credential, Provider
-from tests.conftest import UPSTREAM_KEY, add_model
+from tests.conftest import UPSTREAM_KEY
+from tests.factories import add_model
+from tests.fakes.server import free_port
 from tests.test_routing import HELLO, client, failing_then_ok, provider, spare, spare_server  # noqa: F401
 
 needs_redis = pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs REDIS_URL (CI sets it)")
@@ -183,12 +184,6 @@ def _shared_backends() -> bool:
     return bool(django_settings.REDIS_URL) and "postgresql" in engine
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_until_up(proc, base: str, key: str, log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -228,7 +223,7 @@ def two_workers(transactional_db, settings):
     url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{host}/{db['NAME']}"
     env = dict(os.environ, DATABASE_URL=url, REDIS_URL=settings.REDIS_URL, DJANGO_SETTINGS_MODULE="tests.settings",
                HUB_COOLDOWN_SECONDS="1", HUB_COOLDOWN_AFTER_FAILURES="3")
-    hubs = [_start_hub(env, _free_port()) for _ in range(2)]
+    hubs = [_start_hub(env, free_port()) for _ in range(2)]
     try:
         yield [(proc, base, path) for proc, base, path, _ in hubs]
     finally:

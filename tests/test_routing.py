@@ -13,18 +13,17 @@ import pytest
 from billing.models import LedgerEntry, UsageRecord
 from hub import route_health
 from providers.models import CatalogModel, Credential, ModelRoute, Provider
-from tests.conftest import UPSTREAM_KEY, add_model
+from tests import factories
+from tests.conftest import UPSTREAM_KEY
+from tests.factories import add_model, route
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.server import server_fixture
 
 HELLO = [{"role": "user", "content": "hello"}]
 
 
-@pytest.fixture(scope="module")
-def spare_server():
-    """A second OpenAI-compatible upstream that takes any key (so several credentials can share it)."""
-    fake = FakeOpenAI(api_key=None).start()
-    yield fake
-    fake.stop()
+# A second OpenAI-compatible upstream that takes any key (so several credentials can share it).
+spare_server = server_fixture(lambda: FakeOpenAI(api_key=None))
 
 
 @pytest.fixture
@@ -34,16 +33,11 @@ def spare(spare_server):
 
 
 def provider(name, base_url, *secrets, **fields):
-    p = Provider.objects.create(name=name, preset="openai", base_url=base_url, **fields)
+    """An OpenAI-preset provider with a credential (key1, key2…) per secret, or per (secret, its fields)."""
+    p = factories.provider(name, preset="openai", base_url=base_url, **fields)
     for i, (secret, extra) in enumerate(s if isinstance(s, tuple) else (s, {}) for s in secrets):
-        credential = Credential(provider=p, name=f"key{i + 1}", **extra)
-        credential.set_secret(secret)
-        credential.save()
+        factories.credential(p, secret, name=f"key{i + 1}", **extra)
     return p
-
-
-def route(model, p, upstream_name, **fields):
-    return ModelRoute.objects.create(model=model, provider=p, upstream_name=upstream_name, **fields)
 
 
 def keys_used(fake) -> list[str]:

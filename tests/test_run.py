@@ -19,7 +19,8 @@ import openai
 import psutil
 import pytest
 
-from tests.processes import ROOT, VENV_BIN, free_port, runtime_env, wait_for
+from tests.fakes.server import free_port
+from tests.processes import ROOT, VENV_BIN, runtime_env, wait_for
 
 pytestmark = pytest.mark.processes
 

@@ -20,14 +20,16 @@ from django.test import Client
 
 from accounts.models import User
 from billing.models import UsageRecord
-from providers.models import Credential, Provider
+from providers.models import Credential
 from providers.redaction import REDACTED, scrub
-from tests.conftest import add_model
+from tests import factories
+from tests.factories import add_model
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.bedrock_upstream import FakeBedrock
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.media import wav_of
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.server import server_fixture
 
 OPENAI_CANARY = "sk-proj-CANARY7f3kQ9xLm2Vb8Nw4Tz6Ry1Hs5Jd0Gc"
 GEMINI_CANARY = "AIzaCANARYq8Wm3Xk7Lp2Nv9Bt4Yr6Hs1Jd5Fg0"
@@ -46,37 +48,29 @@ def needles(*canaries: str) -> list[str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def fakes():
-    servers = {"openai": FakeOpenAI(api_key=OPENAI_CANARY), "gemini": FakeGemini(api_key=GEMINI_CANARY),
-               "anthropic": FakeAnthropic(api_key=ANTHROPIC_CANARY),
-               "bedrock": FakeBedrock(AWS_KEY_ID_CANARY, AWS_SECRET_CANARY, AWS_TOKEN_CANARY)}
-    for server in servers.values():
-        server.start()
-    yield servers
-    for server in servers.values():
-        server.stop()
+fakes = server_fixture(lambda: {
+    "openai": FakeOpenAI(api_key=OPENAI_CANARY), "gemini": FakeGemini(api_key=GEMINI_CANARY),
+    "anthropic": FakeAnthropic(api_key=ANTHROPIC_CANARY),
+    "bedrock": FakeBedrock(AWS_KEY_ID_CANARY, AWS_SECRET_CANARY, AWS_TOKEN_CANARY)})
 
 
 def _provider(kind: str, fake) -> tuple[Credential, str, list[str]]:
     """The kind's provider with the canary credential; (credential, public model id, needles)."""
     if kind == "openai":
-        provider = Provider.objects.create(name=kind, kind="openai_compatible", preset="openai", base_url=fake.base_url)
+        fields = {"kind": "openai_compatible", "preset": "openai"}
         secret, upstream, canaries = OPENAI_CANARY, "gpt-4o-mini", [OPENAI_CANARY]
     elif kind == "gemini":
-        provider = Provider.objects.create(name=kind, kind="gemini", base_url=fake.base_url)
+        fields = {"kind": "gemini"}
         secret, upstream, canaries = GEMINI_CANARY, "gemini-2.5-flash", [GEMINI_CANARY]
     elif kind == "anthropic":
-        provider = Provider.objects.create(name=kind, kind="anthropic", base_url=fake.base_url)
+        fields = {"kind": "anthropic"}
         secret, upstream, canaries = ANTHROPIC_CANARY, "claude-test", [ANTHROPIC_CANARY]
     else:
-        provider = Provider.objects.create(name=kind, kind="bedrock", base_url=fake.base_url,
-                                           options={"region": "us-east-1"})
+        fields = {"kind": "bedrock", "options": {"region": "us-east-1"}}
         secret, upstream = fake.secret, "anthropic.claude-3-haiku-20240307-v1:0"
         canaries = [AWS_KEY_ID_CANARY, AWS_SECRET_CANARY, AWS_TOKEN_CANARY]
-    credential = Credential(provider=provider, name="main")
-    credential.set_secret(secret)
-    credential.save()
+    provider = factories.provider(kind, base_url=fake.base_url, **fields)
+    credential = factories.credential(provider, secret)
     add_model(provider, f"{kind}/canary", upstream)
     return credential, f"{kind}/canary", needles(*canaries)
 

@@ -10,7 +10,8 @@ from django.test import Client
 
 from accounts.models import ApiKey, User
 from providers.models import Credential
-from tests.conftest import UPSTREAM_KEY, add_model
+from tests.conftest import UPSTREAM_KEY
+from tests.factories import add_model
 
 
 def test_a_provider_secret_is_encrypted_at_rest(openai_provider):

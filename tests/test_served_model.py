@@ -11,27 +11,22 @@ from django.utils import timezone
 from accounts.services import api_key_create
 from billing import invoices, rollups
 from billing.models import CreditAccount, LedgerEntry, UsageRecord, UsageRollup
-from providers.models import CatalogModel, Credential, Provider
+from providers.models import CatalogModel
+from tests import factories
 from tests.actors import as_key
-from tests.conftest import UPSTREAM_KEY, add_model
+from tests.conftest import UPSTREAM_KEY
+from tests.factories import add_model
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.server import server_fixture
 
 HELLO = [{"role": "user", "content": "hello"}]
 
 
-@pytest.fixture(scope="module")
-def backup_server():
-    fake = FakeOpenAI(api_key=None).start()
-    yield fake
-    fake.stop()
+backup_server = server_fixture(lambda: FakeOpenAI(api_key=None))
 
 
 def provider(name, base_url, secret):
-    p = Provider.objects.create(name=name, preset="openai", base_url=base_url)
-    credential = Credential(provider=p, name="main")
-    credential.set_secret(secret)
-    credential.save()
-    return p
+    return factories.provider(name, preset="openai", base_url=base_url, secret=secret)
 
 
 @pytest.fixture

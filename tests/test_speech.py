@@ -8,7 +8,7 @@ import pytest
 
 from billing.models import UsageRecord
 from providers.models import CatalogModel
-from tests.conftest import add_model
+from tests.factories import add_model
 from tests.fakes.openai_upstream import speech_of
 
 

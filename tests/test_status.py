@@ -7,7 +7,8 @@ import httpx
 from accounts.services import api_key_create
 from hub import route_health
 from providers.models import Credential
-from tests.conftest import UPSTREAM_KEY, add_model
+from tests.conftest import UPSTREAM_KEY
+from tests.factories import add_model
 
 
 def status(hub, key, path="/v1/status"):

@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from billing.models import LedgerEntry, UsageRecord
-from tests.conftest import add_model
+from tests.factories import add_model
 
 PRICE_IN, PRICE_OUT = 2, 4
 

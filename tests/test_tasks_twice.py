@@ -17,10 +17,10 @@ from accounts.services import organization_create
 from billing import archive, grants, invoices, notifications, rollups, services
 from billing.models import (
     AutoRecharge, CreditAccount, CreditGrant, CreditHold, Invoice, InvoiceLine, LedgerEntry, LowBalanceAlert,
-    ModelRate, Payment, PriceChange, UsageRecord, UsageRollup,
+    Payment, PriceChange, UsageRecord, UsageRollup,
 )
 from hub import media
-from providers.models import CatalogModel
+from tests import factories
 
 # What the tasks write. Timestamps of "last ran at" kind are left out: they are
 # meant to move on every run.
@@ -65,11 +65,9 @@ def org(name: str) -> Organization:
     return organization
 
 
-def usage(organization, when, *, price="0.25", status="ok", mode="credits", n=[0]):
-    n[0] += 1
-    return services.UsageEvent(request_id=f"twice-{n[0]}", organization_id=organization.pk, model_name="m",
-                               status=status, prompt_tokens=10, completion_tokens=5, price=Decimal(price),
-                               cost=Decimal(price) / 2, created_at=when, billing_mode=mode)
+def usage(organization, when, *, price="0.25", status="ok", mode="credits"):
+    return factories.usage_event(organization, status=status, prompt_tokens=10, completion_tokens=5, price=price,
+                                 cost=Decimal(price) / 2, created_at=when, billing_mode=mode)
 
 
 @pytest.fixture
@@ -98,8 +96,7 @@ def work_for_every_task(transactional_db, settings):
     last_month = rollups.start_of_month(due - timedelta(days=1)) + timedelta(days=2)
     services.record_usage([usage(postpaid, last_month, price="1.5", mode="postpaid")])
     # A model sold below its cost (flag-prices-below-cost: a warning, nothing written).
-    ModelRate.objects.create(model=CatalogModel.objects.create(public_id="cheap/model"),
-                             input_cost=Decimal(2), input_price=Decimal(1))
+    factories.rate(factories.catalog_model("cheap/model"), input_cost=Decimal(2), input_price=Decimal(1))
     # A generated image whose link has expired (delete-expired-media).
     media.storage().save(f"{media.FOLDER}/{int(time.time()) - 10}-expired.png", ContentFile(b"png"))
     return credits, low, postpaid

@@ -14,6 +14,7 @@ from accounts.services import api_key_create
 from billing import modes, rollups, services
 from billing.teams import team_costs
 from billing.models import CreditAccount, UsageRecord
+from tests import factories
 from tests.actors import ROLES, as_key, as_user
 
 TEAMS = "/manage/v1/orgs/acme/teams/"
@@ -127,10 +128,9 @@ _n = iter(range(1, 10**9))
 
 def use(org, key, *, hours, model, price, cost):
     n = next(_n)
-    return services.UsageEvent(
-        request_id=f"team-req-{n}", organization_id=org.pk, api_key_id=key.pk if key else None, model_name=model,
-        status="ok", prompt_tokens=100 + n % 13, completion_tokens=20 + n % 7, price=Decimal(price),
-        cost=Decimal(cost), created_at=DAY + timedelta(hours=hours), billing_mode="internal",
+    return factories.usage_event(
+        org, key=key, model_name=model, prompt_tokens=100 + n % 13, completion_tokens=20 + n % 7, price=price,
+        cost=cost, created_at=DAY + timedelta(hours=hours), billing_mode="internal",
     )
 
 

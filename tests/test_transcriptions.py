@@ -124,7 +124,7 @@ def test_transcription_kind_is_listed_with_its_endpoint(demo_client):
 
 
 # ---------------------------------------------------------------- through an OpenAI-compatible provider (fake)
-from tests.conftest import add_model  # noqa: E402
+from tests.factories import add_model  # noqa: E402
 from tests.fakes.media import wav_of  # noqa: E402
 
 

@@ -11,9 +11,10 @@ import openai
 import pytest
 
 from billing.models import UsageRecord
-from providers.models import Credential, Provider
-from tests.conftest import add_model
-from tests.fakes.server import FakeUpstream, until_disconnect
+from providers.models import Credential
+from tests import factories
+from tests.factories import add_model
+from tests.fakes.server import FakeUpstream, server_fixture, until_disconnect
 
 HELLO = [{"role": "user", "content": "hi"}]
 
@@ -59,19 +60,12 @@ class Flood(FakeUpstream):
         await send({"type": "http.response.body", "body": text})
 
 
-@pytest.fixture(scope="module")
-def flood():
-    server = Flood().start()
-    yield server
-    server.stop()
+flood = server_fixture(lambda: Flood())
 
 
 def _model(kind: str, flood) -> str:
-    provider = Provider.objects.create(name=kind, kind=kind, base_url=flood.base_url + ("" if kind == "anthropic"
-                                                                                       else "/v1"))
-    credential = Credential(provider=provider, name="main")
-    credential.set_secret("sk-flood-00000000000001")
-    credential.save()
+    provider = factories.provider(kind, kind=kind, base_url=flood.base_url + ("" if kind == "anthropic" else "/v1"),
+                                  secret="sk-flood-00000000000001")
     add_model(provider, f"{kind}/flood", "flood-1")
     return f"{kind}/flood"
 

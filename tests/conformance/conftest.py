@@ -1,43 +1,31 @@
 import importlib
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from tests.fakes.server import FAKE_OPTIONS, running, served
 
 from .cases import PIXEL_PNG
 
 FAMILIES = ["openai", "anthropic", "gemini", "bedrock"]
 
 
-class _ImageHandler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's naming
-        if self.path != "/pixel.png":
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("content-type", "image/png")
-        self.send_header("content-length", str(len(PIXEL_PNG)))
-        self.end_headers()
-        self.wfile.write(PIXEL_PNG)
-
-    def log_message(self, *args):
-        pass
+async def _pixel(scope, receive, send):
+    found = scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/pixel.png"
+    body, kind = (PIXEL_PNG, b"image/png") if found else (b"Not Found", b"text/plain")
+    await send({"type": "http.response.start", "status": 200 if found else 404,
+                "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 @pytest.fixture(scope="session")
 def image_url():
     """A loopback URL serving a real PNG, for image_url parts given as http URLs."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ImageHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/pixel.png"
-    server.shutdown()
+    with served(_pixel, "pixel", **FAKE_OPTIONS) as server:
+        yield f"{server.base_url}/pixel.png"
 
 
 @pytest.fixture(scope="session", params=FAMILIES)
 def family(request):
     module = importlib.import_module(f"tests.conformance.family_{request.param}")
-    family = module.FAMILY
-    family.start()
-    yield family
-    family.stop()
+    with running(module.FAMILY) as family:
+        yield family

@@ -55,13 +55,9 @@ class FakeFamily:
         return f"conf-{self.name}/model"
 
     def configure(self) -> str:
-        from providers.models import Credential, Provider
-        from tests.conftest import add_model
+        from tests import factories
 
-        provider = Provider.objects.create(name=f"conf-{self.name}", kind=self.kind, preset=self.preset,
-                                           base_url=self.fake.base_url, options=self.options)
-        credential = Credential(provider=provider, name="main")
-        credential.set_secret(self.secret)
-        credential.save()
-        add_model(provider, self.public_id, self.upstream_model)
+        provider = factories.provider(f"conf-{self.name}", kind=self.kind, preset=self.preset,
+                                      base_url=self.fake.base_url, options=self.options, secret=self.secret)
+        factories.add_model(provider, self.public_id, self.upstream_model)
         return self.public_id

@@ -2,7 +2,11 @@
 
 ``serve(app, name, **options)`` binds 127.0.0.1 on a free port, runs
 ``uvicorn.Server`` in a daemon thread on its own event loop and returns once it
-accepts connections; ``Running.stop()`` ends it. ``FakeUpstream`` is the base of
+accepts connections; ``Running.stop()`` ends it. ``served(app)`` is that as a
+context manager, ``running(server)`` starts and stops anything with start() and
+stop() (a fake, the live hub, localstripe) around a block, and
+``server_fixture(make, scope)`` is the pytest fixture every test module's fake
+server is: built, started, yielded, stopped. ``FakeUpstream`` is the base of
 the fake provider APIs (start/stop/reset/base_url/requests, each request read
 whole by ``read_request`` and recorded under a lock), and ``CutStream``, raised
 by an app after its response started, makes uvicorn drop the connection
@@ -17,9 +21,13 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Self
 
+import httpx
+import pytest
 import uvicorn
 
 # The fakes' uvicorn options, on top of serve()'s quiet logging.
@@ -106,6 +114,65 @@ def serve(app, name: str, **options) -> Running:
             raise RuntimeError(f"{name} failed to start")
         time.sleep(0.005)
     return running
+
+
+@contextmanager
+def served(app, name: str = "test-server", **options) -> Iterator[Running]:
+    """`serve`, stopped when the block ends; the Running's base_url is where it answers."""
+    running = serve(app, name, **options)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@contextmanager
+def running(server):
+    """Start `server` (or each value of a dict of them), give it to the block, stop it even if the block failed."""
+    servers = list(server.values()) if isinstance(server, dict) else [server]
+    started = []
+    try:
+        for one in servers:
+            one.start()
+            started.append(one)
+        yield server
+    finally:
+        for one in reversed(started):
+            one.stop()
+
+
+def server_fixture(make: Callable[[], object], scope: str = "module"):
+    """A pytest fixture of `make()` (a fake server, or a dict of them) started for the scope. Assign it to the
+    fixture's name: ``backup_server = server_fixture(lambda: FakeOpenAI(api_key=None))``."""
+
+    @pytest.fixture(scope=scope)
+    def fixture():
+        with running(make()) as server:
+            yield server
+
+    return fixture
+
+
+def free_port() -> int:
+    """A loopback port free now, for a server in another process (which binds it itself)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_answers(url: str, alive: Callable[[], bool] = lambda: True, timeout: float = 15,
+                       what: str = "the server") -> None:
+    """Until an HTTP request to `url` gets any answer; fails early once `alive()` turns false (the process died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            if not alive():
+                raise RuntimeError(f"{what} did not start")
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not answer within {timeout} s")
 
 
 async def read_request(scope, receive, sep: str = ", ") -> tuple[bytes | None, dict[str, str]]:

@@ -12,17 +12,16 @@
 import hashlib
 import hmac
 import json
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 import httpx
+
+from tests.fakes.server import FakeUpstream, free_port, wait_until_answers
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "stripe"
 
@@ -47,15 +46,9 @@ def event(type: str, obj: dict, event_id: str | None = None) -> dict:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class LocalStripe:
     def __init__(self):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "LocalStripe":
@@ -64,17 +57,8 @@ class LocalStripe:
             cwd=Path(__file__).resolve().parent.parent.parent,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                httpx.post(f"{self.url}/_config/webhooks/probe", data={"url": "http://127.0.0.1:9/", "secret": "x",
-                                                                       "events[0]": "none"})
-                return self
-            except httpx.TransportError:
-                if self.process.poll() is not None:
-                    raise RuntimeError("localstripe did not start")
-                time.sleep(0.05)
-        raise RuntimeError("localstripe did not answer")
+        wait_until_answers(self.url, alive=lambda: self.process.poll() is None, what="localstripe")
+        return self
 
     def webhook(self, url: str, secret: str, events: list[str]) -> None:
         """Have localstripe deliver these events, signed with `secret`, to `url`."""
@@ -86,37 +70,33 @@ class LocalStripe:
         self.process.wait(10)
 
 
-class RecordedStripe:
-    """A loopback server with Stripe's recorded Checkout answer."""
+class RecordedStripe(FakeUpstream):
+    """A loopback server with Stripe's recorded Checkout answer. Each request is kept as a dict: path,
+    headers (looked up in any case, as Stripe's are) and form."""
 
-    def __init__(self):
-        self.requests: list[dict] = []
-        outer = self
+    thread_name = "recorded-stripe"
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+    @property
+    def url(self) -> str:
+        return self.base_url
 
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-                form = dict(parse_qsl(body, keep_blank_values=True))
-                outer.requests.append({"path": self.path, "headers": dict(self.headers), "form": form})
-                if self.path != "/v1/checkout/sessions":
-                    return self.answer(404, {"error": {"type": "invalid_request_error",
-                                                       "message": f"Unrecognized request URL (POST: {self.path})"}})
-                self.answer(200, outer.checkout_session(form))
-
-            def answer(self, status: int, payload: dict):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Request-Id", f"req_{uuid.uuid4().hex[:14]}")
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+    async def handle(self, scope, receive, send, body: bytes, headers: dict[str, str]) -> None:
+        path = scope["path"]
+        form = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        if scope["method"] != "POST":  # the hub only ever POSTs to Stripe
+            status, payload = 501, {"error": {"type": "invalid_request_error", "message": "Unsupported method"}}
+        elif path != "/v1/checkout/sessions":
+            self._record({"path": path, "headers": httpx.Headers(headers), "form": form})
+            status, payload = 404, {"error": {"type": "invalid_request_error",
+                                              "message": f"Unrecognized request URL (POST: {path})"}}
+        else:
+            self._record({"path": path, "headers": httpx.Headers(headers), "form": form})
+            status, payload = 200, self.checkout_session(form)
+        data = json.dumps(payload).encode()
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+            (b"request-id", f"req_{uuid.uuid4().hex[:14]}".encode())]})
+        await send({"type": "http.response.body", "body": data})
 
     def checkout_session(self, form: dict) -> dict:
         session = fixture("checkout_session")
@@ -130,14 +110,6 @@ class RecordedStripe:
             metadata={k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")},
         )
         return session
-
-    def start(self) -> "RecordedStripe":
-        threading.Thread(target=self.server.serve_forever, name="recorded-stripe", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _serve_localstripe(port: int) -> None:
