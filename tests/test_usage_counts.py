@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from providers.adapters import anthropic, audio, bedrock, gemini
+from providers.adapters import anthropic, audio, bedrock
+from providers.adapters.gemini import response as gemini
 from providers.adapters.base import MAX_TOKENS, Usage, whole_number
 
 BAD = {"string": "abc", "infinite": float("inf"), "nan": float("nan"), "negative": -5, "fraction": 7.5,
@@ -19,8 +20,8 @@ FAMILIES = {
     "anthropic": (anthropic.to_usage, lambda v: {"input_tokens": 9, "output_tokens": v}),
     "anthropic_cache": (anthropic.to_usage, lambda v: {"input_tokens": 9, "output_tokens": 3,
                                                        "cache_read_input_tokens": v}),
-    "gemini": (gemini._usage, lambda v: {"promptTokenCount": v, "candidatesTokenCount": 3}),
-    "gemini_thoughts": (gemini._usage, lambda v: {"promptTokenCount": 9, "thoughtsTokenCount": v}),
+    "gemini": (gemini.usage, lambda v: {"promptTokenCount": v, "candidatesTokenCount": 3}),
+    "gemini_thoughts": (gemini.usage, lambda v: {"promptTokenCount": 9, "thoughtsTokenCount": v}),
     "bedrock": (bedrock._usage, lambda v: {"inputTokens": 9, "outputTokens": v}),
     "bedrock_cache": (bedrock._usage, lambda v: {"inputTokens": 9, "outputTokens": 3, "cacheWriteInputTokens": v}),
 }
@@ -46,7 +47,7 @@ def test_sound_counts_are_trusted(family):
 def test_a_usage_object_that_is_not_one_is_noted():
     assert Usage.from_openai({"prompt_tokens": 1, "prompt_tokens_details": "abc"}).invalid
     assert anthropic.to_usage({"input_tokens": 1}).invalid == ""
-    assert gemini._usage("abc") is None and bedrock._usage(["x"]) is None
+    assert gemini.usage("abc") is None and bedrock._usage(["x"]) is None
 
 
 def test_a_count_may_be_an_integral_float_or_digits():
