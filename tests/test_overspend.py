@@ -21,7 +21,8 @@ from django.db.models import Sum
 from billing.models import CreditAccount, CreditHold, LedgerEntry, UsageRecord
 from billing.services import credit_grant
 from hub import catalogue
-from providers.adapters import anthropic, bedrock
+from providers.adapters import bedrock
+from providers.adapters.anthropic import request as anthropic
 from providers.adapters.base import UpstreamError
 from providers.models import CatalogModel
 from tests.conftest import add_model

@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from providers.adapters import anthropic, audio, bedrock
+from providers.adapters import audio, bedrock
+from providers.adapters.anthropic import response as anthropic
 from providers.adapters.gemini import response as gemini
 from providers.adapters.base import MAX_TOKENS, Usage, whole_number
 
@@ -17,8 +18,8 @@ FAMILIES = {
     "openai": (Usage.from_openai, lambda v: {"prompt_tokens": v, "completion_tokens": 3}),
     "openai_cached": (Usage.from_openai,
                       lambda v: {"prompt_tokens": 9, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": v}}),
-    "anthropic": (anthropic.to_usage, lambda v: {"input_tokens": 9, "output_tokens": v}),
-    "anthropic_cache": (anthropic.to_usage, lambda v: {"input_tokens": 9, "output_tokens": 3,
+    "anthropic": (anthropic.usage, lambda v: {"input_tokens": 9, "output_tokens": v}),
+    "anthropic_cache": (anthropic.usage, lambda v: {"input_tokens": 9, "output_tokens": 3,
                                                        "cache_read_input_tokens": v}),
     "gemini": (gemini.usage, lambda v: {"promptTokenCount": v, "candidatesTokenCount": 3}),
     "gemini_thoughts": (gemini.usage, lambda v: {"promptTokenCount": 9, "thoughtsTokenCount": v}),
@@ -46,7 +47,7 @@ def test_sound_counts_are_trusted(family):
 
 def test_a_usage_object_that_is_not_one_is_noted():
     assert Usage.from_openai({"prompt_tokens": 1, "prompt_tokens_details": "abc"}).invalid
-    assert anthropic.to_usage({"input_tokens": 1}).invalid == ""
+    assert anthropic.usage({"input_tokens": 1}).invalid == ""
     assert gemini.usage("abc") is None and bedrock._usage(["x"]) is None
 
 

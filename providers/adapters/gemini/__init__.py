@@ -14,7 +14,6 @@ stream.py, images.py, embeddings.py, and adapter.py, which makes the HTTP calls.
 """
 
 from .adapter import GeminiAdapter
-from .request import SIGNATURE_FALLBACK
 from .stream import GeminiStream
 
-__all__ = ["GeminiAdapter", "GeminiStream", "SIGNATURE_FALLBACK"]
+__all__ = ["GeminiAdapter", "GeminiStream"]
