@@ -11,6 +11,7 @@ from providers import http
 from providers.adapters.anthropic import AnthropicAdapter
 from providers.adapters.anthropic import errors as anthropic_errors
 from providers.adapters.anthropic import request as anthropic_request
+from providers.adapters.anthropic import response as anthropic_response
 from providers.adapters.base import UpstreamError
 from tests.conformance.cases import PIXEL_DATA_URL, WEATHER_TOOL
 from tests.fakes.anthropic_upstream import API_KEY, CACHE_READ, CACHE_WRITE, FakeAnthropic
@@ -133,7 +134,8 @@ def test_json_mode_emulation():
 
 
 def test_headers_and_url():
-    headers = anthropic_request.headers(route(options={"anthropic_version": "2099-01-01", "anthropic_beta": ["a", "b"]}), True)
+    options = {"anthropic_version": "2099-01-01", "anthropic_beta": ["a", "b"]}
+    headers = anthropic_request.headers(route(options=options), True)
     assert headers == {"x-api-key": API_KEY, "anthropic-version": "2099-01-01", "content-type": "application/json",
                        "accept": "text/event-stream", "anthropic-beta": "a,b"}
     assert anthropic_request.url(route()) == "https://api.anthropic.com/v1/messages"
@@ -181,6 +183,37 @@ def test_error_mapping(status, kind, message, expected):
 def test_error_not_in_anthropic_shape():
     error = anthropic_errors.error_from_response(502, b"<html>Bad gateway</html>", {}, "anthropic")
     assert (error.status, error.code) == (502, "upstream_error") and "Bad gateway" in error.message
+
+
+# ----------------------------------------------------------------- answers
+@pytest.mark.parametrize("answer, expected", [
+    ({"content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn",
+      "usage": {"input_tokens": 5, "output_tokens": 2, "cache_read_input_tokens": 10}},
+     ("Hi", None, "stop", (15, 2, 10, False))),
+    ({"content": [{"type": "thinking", "thinking": "hmm"}, {"type": "tool_use", "id": "toolu_1", "name": "f",
+                                                            "input": {"x": 1}}],
+      "stop_reason": "tool_use", "usage": {"input_tokens": 5, "output_tokens": 2}},
+     (None, ("toolu_1", "f", '{"x": 1}'), "tool_calls", (5, 2, 0, False))),
+    ({"content": [{"type": "text", "text": "cut"}], "stop_reason": "max_tokens"},
+     ("cut", None, "length", (None, 1, 0, True))),
+])
+def test_answers_become_completions(answer, expected):
+    result = anthropic_response.chat_result(json.dumps(answer).encode(), {"messages": [user("hello there")]},
+                                            "claude-test", "anthropic")
+    (choice,) = json.loads(result.body)["choices"]
+    calls = choice["message"].get("tool_calls")
+    call = (calls[0]["id"], calls[0]["function"]["name"], calls[0]["function"]["arguments"]) if calls else None
+    usage = result.usage
+    counts = (None if usage.estimated else usage.prompt_tokens, usage.completion_tokens, usage.cache_read_tokens,
+              usage.estimated)
+    assert (choice["message"]["content"], call, choice["finish_reason"], counts) == expected
+
+
+@pytest.mark.parametrize("answer", [b"not json", b'{"content": "abc"}', b'{"content": [{"type": "text", "text": 5}]}'])
+def test_an_answer_that_is_not_one_is_the_providers_fault(answer):
+    with pytest.raises(UpstreamError) as raised:
+        anthropic_response.chat_result(answer, {"messages": []}, "claude-test", "anthropic")
+    assert (raised.value.status, raised.value.code) == (502, "upstream_invalid_response")
 
 
 # ----------------------------------------------------------------- against the fake

@@ -18,6 +18,7 @@ from providers.adapters.base import UpstreamError
 from providers.adapters.bedrock import BedrockAdapter
 from providers.adapters.bedrock import errors as bedrock_errors
 from providers.adapters.bedrock import request as bedrock_request
+from providers.adapters.bedrock import response as bedrock_response
 from tests.conformance.cases import PIXEL_DATA_URL, PIXEL_PNG, WEATHER_TOOL
 from tests.conftest import add_model
 from tests.fakes.bedrock_upstream import (ACCESS_KEY_ID, GUARDRAIL_TEXT, REGION, SECRET_ACCESS_KEY, FakeBedrock,
@@ -291,6 +292,56 @@ def test_error_mapping(kind, status, message, expected):
         assert "AKIA" not in error.message
     if status == 400:
         assert error.message == message and error.type == "invalid_request_error"
+
+
+def test_url_images_come_in_fetched():
+    body = {"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://img.example/cat.jpg"}},
+        {"type": "image_url", "image_url": {"url": PIXEL_DATA_URL}}]}]}
+    assert bedrock_request.image_urls(body["messages"]) == ["https://img.example/cat.jpg"]
+    native = bedrock_request.build_request(SimpleNamespace(max_output_tokens=None), body,
+                                           {"https://img.example/cat.jpg": ("image/jpeg", b"jpg")})
+    assert [block["image"]["format"] for block in native["messages"][0]["content"]] == ["jpeg", "png"]
+    assert native["messages"][0]["content"][0]["image"]["source"] == {"bytes": "anBn"}
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ({"output": {"message": {"content": [{"text": "Hi"}]}}, "stopReason": "end_turn",
+      "usage": {"inputTokens": 5, "outputTokens": 2, "cacheReadInputTokens": 10}}, ("Hi", None, "stop", (15, 2, 10))),
+    ({"output": {"message": {"content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {"x": 1}}}]}},
+      "stopReason": "tool_use", "usage": {"inputTokens": 5, "outputTokens": 2}},
+     (None, ("t1", "f", '{"x": 1}'), "tool_calls", (5, 2, 0))),
+    ({"output": {"message": {"content": [{"text": "blocked"}]}}, "stopReason": "guardrail_intervened",
+      "usage": {"inputTokens": 5, "outputTokens": 1}}, ("blocked", None, "content_filter", (5, 1, 0))),
+])
+def test_answers_become_completions(answer, expected):
+    result = bedrock_response.chat_result(json.dumps(answer).encode(), {"messages": []}, MODEL_ID, "bedrock")
+    (choice,) = json.loads(result.body)["choices"]
+    calls = choice["message"].get("tool_calls")
+    call = (calls[0]["id"], calls[0]["function"]["name"], calls[0]["function"]["arguments"]) if calls else None
+    counts = (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cache_read_tokens)
+    assert (choice["message"]["content"], call, choice["finish_reason"], counts) == expected
+
+
+@pytest.mark.parametrize("answer", [b"{}", b'{"output": {"message": {"content": "abc"}}, "usage": {}}',
+                                    b'{"output": {"message": {"content": [{"text": "no usage"}]}}}'])
+def test_an_answer_that_is_not_one_is_the_providers_fault(answer):
+    with pytest.raises(UpstreamError) as raised:
+        bedrock_response.chat_result(answer, {"messages": []}, MODEL_ID, "bedrock")
+    assert (raised.value.status, raised.value.code) == (502, "upstream_invalid_response")
+
+
+@pytest.mark.parametrize("status, headers, content, expected", [
+    (429, {"x-amzn-errortype": "ThrottlingException:http://internal.amazon.com/coral/"}, b'{"message": "slow"}',
+     (429, "rate_limit_exceeded", "slow")),
+    (400, {}, b'{"__type": "ValidationException", "Message": "Input is too long"}',
+     (400, "context_length_exceeded", "Input is too long")),
+    (502, {}, b"<html>bad gateway</html>",
+     (502, "upstream_error", "The provider 'bedrock' failed: <html>bad gateway</html>")),
+])
+def test_a_failed_answer_is_read_from_its_header_or_body(status, headers, content, expected):
+    error = bedrock_errors.error_from_response(status, content, headers, "bedrock")
+    assert (error.status, error.code, error.message) == expected
 
 
 # ----------------------------------------------------------------- through the live hub

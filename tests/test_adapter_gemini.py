@@ -15,6 +15,7 @@ from google.genai import types
 
 from providers.adapters import UpstreamError
 from providers.adapters.gemini import errors, request, response
+from providers.adapters.gemini import images as gemini_images
 from tests.conftest import add_model
 from tests.fakes.gemini_upstream import API_KEY, FakeGemini
 
@@ -247,6 +248,66 @@ def test_messages_become_contents():
     with pytest.raises(UpstreamError) as raised:
         request.contents([{"role": "tool", "tool_call_id": "zz", "content": "?"}])
     assert (raised.value.status, raised.value.param) == (400, "messages[0].tool_call_id")
+
+
+def test_url_images_come_in_fetched_and_data_urls_inline():
+    messages = [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://img.example/cat.jpg"}},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGk="}}]},
+        {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": "https://no.example/x"}}]}]
+    assert request.image_urls(messages) == ["https://img.example/cat.jpg"]
+    _, contents = request.contents(messages, {"https://img.example/cat.jpg": ("image/jpeg", b"jpg")})
+    assert contents[0]["parts"] == [{"inlineData": {"mimeType": "image/jpeg", "data": "anBn"}},
+                                    {"inlineData": {"mimeType": "image/png", "data": "aGk="}}]
+
+
+def _candidate(*parts, finish="STOP"):
+    return {"content": {"role": "model", "parts": list(parts)}, "finishReason": finish}
+
+
+USAGE = {"promptTokenCount": 3, "candidatesTokenCount": 2}
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ({"candidates": [_candidate({"text": "Hi"}, {"text": "!"})], "usageMetadata": USAGE}, ("Hi!", None, "stop", 3)),
+    ({"candidates": [_candidate({"thought": True, "text": "hmm"}, {"text": "ok"}, finish="MAX_TOKENS")],
+      "usageMetadata": USAGE}, ("ok", None, "length", 3)),
+    ({"candidates": [_candidate({"functionCall": {"name": "f", "args": {"x": 1}}, "thoughtSignature": "c2ln"})],
+      "usageMetadata": USAGE}, (None, ("f", '{"x": 1}', "c2ln"), "tool_calls", 3)),
+    ({"promptFeedback": {"blockReason": "SAFETY"}}, (None, None, "content_filter", "estimated")),
+])
+def test_answers_become_completions(answer, expected):
+    result = response.chat_result(json.dumps(answer).encode(), {"messages": [{"role": "user", "content": "hi"}]},
+                                  "gemini-2.5-flash", "gemini")
+    (choice,) = json.loads(result.body)["choices"]
+    message, calls = choice["message"], choice["message"].get("tool_calls")
+    call = (calls[0]["function"]["name"], calls[0]["function"]["arguments"],
+            calls[0]["extra_content"]["google"]["thought_signature"]) if calls else None
+    usage = "estimated" if result.usage.estimated else result.usage.prompt_tokens
+    assert (message["content"], call, choice["finish_reason"], usage) == expected
+
+
+@pytest.mark.parametrize("answer", [{}, {"candidates": "abc"}, {"candidates": [{"content": {"parts": [{"text": 5}]}}]}])
+def test_an_answer_that_is_not_one_is_the_providers_fault(answer):
+    with pytest.raises(UpstreamError) as raised:
+        response.chat_result(json.dumps(answer).encode(), {"messages": []}, "m", "gemini")
+    assert (raised.value.status, raised.value.code) == (502, "upstream_invalid_response")
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ({"candidates": [_candidate({"inlineData": {"mimeType": "image/png", "data": "aGk="}})], "usageMetadata": USAGE},
+     ("aGk=", 2)),
+    ({"candidates": [_candidate(finish="IMAGE_SAFETY")]}, (400, "content_policy_violation")),
+    ({"promptFeedback": {"blockReason": "OTHER"}}, (400, "content_policy_violation")),
+    ({"candidates": [_candidate({"text": "no image, sorry"})]}, (502, "upstream_invalid_response")),
+])
+def test_image_answers(answer, expected):
+    try:
+        data, usage = gemini_images.image_answer(json.dumps(answer).encode(), "gemini")
+        got = (data, usage.completion_tokens)
+    except UpstreamError as error:
+        got = (error.status, error.code)
+    assert got == expected
 
 
 # ------------------------------------------------------------ through the live hub
