@@ -15,7 +15,7 @@ from .presets import PRESETS
 
 
 class ConfigError(Exception):
-    pass
+    """What is wrong with the file, and where."""
 
 
 def to_decimal(value, where: str) -> Decimal:
@@ -45,6 +45,7 @@ def apply_fields(obj, fields: dict) -> bool:
 
 
 def load_file(path: str) -> dict:
+    """The YAML file at `path`, which must hold a mapping."""
     with open(path, encoding="utf-8") as handle:
         data = yaml.safe_load(handle) or {}
     if not isinstance(data, dict):

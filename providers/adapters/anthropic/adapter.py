@@ -8,6 +8,8 @@ from .stream import AnthropicStream
 
 
 class AnthropicAdapter:
+    """Chat completions, whole and streamed, through the Messages API."""
+
     async def _send(self, route, body: dict, stream: bool):
         payload = request.encode(request.build_request(route, body, stream=stream))
         return await transport.send(route, request.url(route), payload, request.headers(route, stream),

@@ -13,6 +13,8 @@ from .stream import BedrockStream
 
 
 class BedrockAdapter:
+    """Chat completions through Converse / ConverseStream, and Titan embeddings, every request SigV4-signed."""
+
     async def embed(self, route, body: dict) -> ChatResult:
         """Titan text embeddings (InvokeModel), one request per input; Titan counts the tokens."""
         vectors, tokens, counts = [], 0, Counts()

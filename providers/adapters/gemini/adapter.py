@@ -17,6 +17,8 @@ async def _fetched_images(body: dict) -> dict:
 
 
 class GeminiAdapter:
+    """Chat completions, embeddings and native image generation through the Gemini API."""
+
     async def _send(self, route, body: dict, stream: bool):
         headers = request.headers(route)
         native = request.build_request(route, body, stream, await _fetched_images(body))

@@ -12,6 +12,8 @@ from .stream import OpenAIStream
 
 
 class OpenAICompatibleAdapter:
+    """Chat, embeddings, speech, images and transcriptions, relayed to an OpenAI-compatible API."""
+
     async def chat(self, route, body: dict) -> ChatResult:
         url, payload, headers = request.chat_request(route, body, stream=False)
         answer = await transport.send(route, url, payload, headers, errors.from_status, stream=False)
