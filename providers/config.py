@@ -1,34 +1,33 @@
-"""Declarative configuration: providers, credentials, models and rates from one YAML file.
+"""Declarative configuration, the providers' part: providers, credentials, models and their routes.
 
 Applying the same file twice changes nothing. Secrets never appear in the
-file: a credential names the environment variable that holds it.
+file: a credential names the environment variable that holds it. The whole
+file, rates included, is applied by billing/config.py (`hub_config apply`).
 """
 
-import os
 from decimal import Decimal, InvalidOperation
 
 import yaml
 from django.core.exceptions import ValidationError
-from django.db import transaction
-
-from billing.models import ModelRate
 
 from .models import CatalogModel, Credential, ModelRoute, Provider
 from .presets import PRESETS
 
 
 class ConfigError(Exception):
-    pass
+    """What is wrong with the file, and where."""
 
 
-def _decimal(value, where: str) -> Decimal:
+def to_decimal(value, where: str) -> Decimal:
+    """`value` as a Decimal, or a ConfigError that says where."""
     try:
         return Decimal(str(value))
     except InvalidOperation:
         raise ConfigError(f"{where}: {value!r} is not a number") from None
 
 
-def _save(obj, where: str) -> None:
+def save_checked(obj, where: str) -> None:
+    """Validate and save `obj`; its validation errors become one ConfigError that says where."""
     try:
         obj.full_clean()
     except ValidationError as exc:
@@ -37,7 +36,8 @@ def _save(obj, where: str) -> None:
     obj.save()
 
 
-def _apply_fields(obj, fields: dict) -> bool:
+def apply_fields(obj, fields: dict) -> bool:
+    """Set `fields` on `obj`; whether any of them changed."""
     changed = [name for name, value in fields.items() if getattr(obj, name) != value]
     for name in changed:
         setattr(obj, name, fields[name])
@@ -45,6 +45,7 @@ def _apply_fields(obj, fields: dict) -> bool:
 
 
 def load_file(path: str) -> dict:
+    """The YAML file at `path`, which must hold a mapping."""
     with open(path, encoding="utf-8") as handle:
         data = yaml.safe_load(handle) or {}
     if not isinstance(data, dict):
@@ -55,39 +56,31 @@ def load_file(path: str) -> dict:
 CAPABILITIES = {"tools": "supports_tools", "vision": "supports_vision", "json": "supports_json"}
 
 
-@transaction.atomic
-def apply_config(data: dict, environ=os.environ, margin: Decimal | None = None) -> list[str]:
-    """Create or update what `data` describes; return a line per change.
-
-    `margin` applies to every rate that gives costs but neither prices nor a margin.
-    """
+def apply_provider(spec: dict, where: str, environ) -> list[str]:
+    """Create or update the provider `spec` describes, and its credentials; a line per change."""
     log = []
-    for i, spec in enumerate(data.get("providers") or []):
-        where = f"providers[{i}]"
-        if "name" not in spec:
-            raise ConfigError(f"{where}: 'name' is required")
-        preset = spec.get("preset", "custom")
-        if preset not in PRESETS:
-            raise ConfigError(f"{where}: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-        fields = {"kind": spec.get("kind", Provider.Kind.OPENAI_COMPATIBLE), "preset": preset,
-                  "base_url": spec.get("base_url", ""), "options": spec.get("options") or {},
-                  "enabled": spec.get("enabled", True)}
-        for name in ("connect_timeout", "first_byte_timeout", "idle_timeout"):
-            fields[name] = spec.get(name)
-        if fields["kind"] not in Provider.Kind.values:
-            raise ConfigError(f"{where}: unknown kind {fields['kind']!r}")
-        provider = Provider.objects.filter(name=spec["name"]).first()
-        if provider is None:
-            provider = Provider(name=spec["name"], **fields)
-            _save(provider, where)
-            log.append(f"created provider {provider.name}")
-        elif _apply_fields(provider, fields):
-            _save(provider, where)
-            log.append(f"updated provider {provider.name}")
-        for j, cred in enumerate(spec.get("credentials") or []):
-            log += _apply_credential(provider, cred, f"{where}.credentials[{j}]", environ)
-    for i, spec in enumerate(data.get("models") or []):
-        log += _apply_model(spec, f"models[{i}]", margin)
+    if "name" not in spec:
+        raise ConfigError(f"{where}: 'name' is required")
+    preset = spec.get("preset", "custom")
+    if preset not in PRESETS:
+        raise ConfigError(f"{where}: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    fields = {"kind": spec.get("kind", Provider.Kind.OPENAI_COMPATIBLE), "preset": preset,
+              "base_url": spec.get("base_url", ""), "options": spec.get("options") or {},
+              "enabled": spec.get("enabled", True)}
+    for name in ("connect_timeout", "first_byte_timeout", "idle_timeout"):
+        fields[name] = spec.get(name)
+    if fields["kind"] not in Provider.Kind.values:
+        raise ConfigError(f"{where}: unknown kind {fields['kind']!r}")
+    provider = Provider.objects.filter(name=spec["name"]).first()
+    if provider is None:
+        provider = Provider(name=spec["name"], **fields)
+        save_checked(provider, where)
+        log.append(f"created provider {provider.name}")
+    elif apply_fields(provider, fields):
+        save_checked(provider, where)
+        log.append(f"updated provider {provider.name}")
+    for j, cred in enumerate(spec.get("credentials") or []):
+        log += _apply_credential(provider, cred, f"{where}.credentials[{j}]", environ)
     return log
 
 
@@ -110,7 +103,7 @@ def _apply_credential(provider, spec: dict, where: str, environ) -> list[str]:
         credential.set_secret(secret)
         credential.save()
         return [f"created credential {provider.name}/{name}"]
-    changed = _apply_fields(credential, dict(tuning, enabled=enabled))
+    changed = apply_fields(credential, dict(tuning, enabled=enabled))
     if credential.get_secret() != secret:
         credential.set_secret(secret)
         changed = True
@@ -120,13 +113,8 @@ def _apply_credential(provider, spec: dict, where: str, environ) -> list[str]:
     return []
 
 
-RATE_FIELDS = ("input_cost", "cached_input_cost", "output_cost", "input_price", "cached_input_price", "output_price",
-               "margin", "image_cost", "image_price", "audio_second_cost", "audio_second_price", "image_input_cost",
-               "image_input_price")
-TIER_FIELDS = ("image_costs", "image_prices")  # {tier: amount}
-
-
-def _apply_model(spec: dict, where: str, margin: Decimal | None) -> list[str]:
+def apply_model(spec: dict, where: str) -> tuple[CatalogModel, list[str]]:
+    """Create or update the catalogue model `spec` describes and its routes; a line per change (its rate: billing)."""
     log = []
     if "id" not in spec:
         raise ConfigError(f"{where}: 'id' is required")
@@ -164,10 +152,10 @@ def _apply_model(spec: dict, where: str, margin: Decimal | None) -> list[str]:
     model = CatalogModel.objects.filter(public_id=spec["id"]).first()
     if model is None:
         model = CatalogModel(public_id=spec["id"], **fields)
-        _save(model, where)
+        save_checked(model, where)
         log.append(f"created model {model.public_id}")
-    elif _apply_fields(model, fields):
-        _save(model, where)
+    elif apply_fields(model, fields):
+        save_checked(model, where)
         log.append(f"updated model {model.public_id}")
     wanted = {(p.pk, upstream): (weight, priority) for p, upstream, weight, priority in routes}
     existing = {(r.provider_id, r.upstream_name): r for r in model.routes.all()}
@@ -185,28 +173,4 @@ def _apply_model(spec: dict, where: str, margin: Decimal | None) -> list[str]:
         if key not in wanted:
             row.delete()
             log.append(f"removed route {model.public_id} via {key[1]}")
-    rate_spec = spec.get("rate")
-    if rate_spec is not None:
-        unknown = set(rate_spec) - set(RATE_FIELDS) - set(TIER_FIELDS)
-        if unknown:
-            raise ConfigError(f"{where}.rate: unknown fields {sorted(unknown)}")
-        rate = ModelRate.objects.filter(model=model).first() or ModelRate(model=model)
-        values = {name: _decimal(rate_spec[name], f"{where}.rate.{name}") for name in RATE_FIELDS
-                  if rate_spec.get(name) is not None}
-        for name in TIER_FIELDS:
-            tiers = rate_spec.get(name)
-            if tiers is not None:
-                if not isinstance(tiers, dict):
-                    raise ConfigError(f"{where}.rate.{name}: a mapping of tier to amount")
-                values[name] = {str(t): str(_decimal(a, f"{where}.rate.{name}.{t}")) for t, a in tiers.items()}
-        if margin is not None and not {"margin", "input_price", "output_price", "image_price", "image_prices",
-                                       "audio_second_price"} & set(values):
-            values["margin"] = margin
-        values.setdefault("margin", None)
-        before = {name: getattr(rate, name) for name in RATE_FIELDS + TIER_FIELDS}
-        for name, value in values.items():
-            setattr(rate, name, value)
-        if rate.pk is None or any(getattr(rate, n) != before[n] for n in values):
-            rate.save()
-            log.append(f"set rate of {model.public_id}")
-    return log
+    return model, log

@@ -8,7 +8,10 @@ import anthropic
 import pytest
 
 from providers import http
-from providers.adapters import anthropic as adapter
+from providers.adapters.anthropic import AnthropicAdapter
+from providers.adapters.anthropic import errors as anthropic_errors
+from providers.adapters.anthropic import request as anthropic_request
+from providers.adapters.anthropic import response as anthropic_response
 from providers.adapters.base import UpstreamError
 from tests.conformance.cases import PIXEL_DATA_URL, WEATHER_TOOL
 from tests.fakes.anthropic_upstream import API_KEY, CACHE_READ, CACHE_WRITE, FakeAnthropic
@@ -21,7 +24,7 @@ def route(**changes):
 
 
 def build(body, **route_changes):
-    return adapter.build_request(route(**route_changes), body, stream=False)
+    return anthropic_request.build_request(route(**route_changes), body, stream=False)
 
 
 def user(content):
@@ -46,7 +49,7 @@ def test_unsupported_fields_are_dropped_and_sampling_passed():
                   "user": "tenant-42"})
     assert body == {"model": "claude-test", "max_tokens": 4096, "messages": [user("hi")], "temperature": 0.2,
                     "top_p": 0.9, "stop_sequences": ["END"], "metadata": {"user_id": "tenant-42"}}
-    assert adapter.build_request(route(), {"messages": [user("hi")]}, stream=True)["stream"] is True
+    assert anthropic_request.build_request(route(), {"messages": [user("hi")]}, stream=True)["stream"] is True
 
 
 def test_consecutive_messages_merge_and_tool_results_share_one_user_turn():
@@ -119,25 +122,26 @@ def test_tools_and_tool_choice(choice, parallel, native):
 def test_json_mode_emulation():
     body = build({"messages": [{"role": "system", "content": "Be brief."}, user("hi")],
                   "response_format": {"type": "json_object"}})
-    assert body["system"] == "Be brief.\n\n" + adapter.JSON_OBJECT_PROMPT
+    assert body["system"] == "Be brief.\n\n" + anthropic_request.JSON_OBJECT_PROMPT
     schema = {"type": "object", "properties": {"answer": {"type": "integer"}}}
     request = {"messages": [user("hi")], "response_format": {"type": "json_schema",
                                                              "json_schema": {"name": "a", "schema": schema}}}
     body = build(request)
-    assert body["system"] == adapter.JSON_SCHEMA_PROMPT + json.dumps(schema, separators=(",", ":"))
+    assert body["system"] == anthropic_request.JSON_SCHEMA_PROMPT + json.dumps(schema, separators=(",", ":"))
     body = build(request, options={"structured_outputs": True})
     assert "system" not in body and body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
     assert "system" not in build({"messages": [user("hi")], "response_format": {"type": "text"}})
 
 
 def test_headers_and_url():
-    headers = adapter._headers(route(options={"anthropic_version": "2099-01-01", "anthropic_beta": ["a", "b"]}), True)
+    options = {"anthropic_version": "2099-01-01", "anthropic_beta": ["a", "b"]}
+    headers = anthropic_request.headers(route(options=options), True)
     assert headers == {"x-api-key": API_KEY, "anthropic-version": "2099-01-01", "content-type": "application/json",
                        "accept": "text/event-stream", "anthropic-beta": "a,b"}
-    assert adapter._url(route()) == "https://api.anthropic.com/v1/messages"
-    assert adapter._url(route(base_url="https://proxy.example/v1/")) == "https://proxy.example/v1/messages"
+    assert anthropic_request.url(route()) == "https://api.anthropic.com/v1/messages"
+    assert anthropic_request.url(route(base_url="https://proxy.example/v1/")) == "https://proxy.example/v1/messages"
     with pytest.raises(UpstreamError) as raised:
-        adapter._headers(route(secret=""), False)
+        anthropic_request.headers(route(secret=""), False)
     assert (raised.value.status, raised.value.code) == (503, "no_credential")
 
 
@@ -164,9 +168,9 @@ def test_headers_and_url():
 def test_error_mapping(status, kind, message, expected):
     body = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
     if status is None:
-        error = adapter.map_error({"type": kind, "message": message}, None, None, "anthropic")
+        error = anthropic_errors.map_error({"type": kind, "message": message}, None, None, "anthropic")
     else:
-        error = adapter.error_from_response(status, body, {"retry-after": "7"}, "anthropic")
+        error = anthropic_errors.error_from_response(status, body, {"retry-after": "7"}, "anthropic")
     assert (error.status, error.code, error.retryable) == expected
     if error.status == 429:
         assert (error.type, error.retry_after) == ("rate_limit_error", "7")
@@ -177,8 +181,39 @@ def test_error_mapping(status, kind, message, expected):
 
 
 def test_error_not_in_anthropic_shape():
-    error = adapter.error_from_response(502, b"<html>Bad gateway</html>", {}, "anthropic")
+    error = anthropic_errors.error_from_response(502, b"<html>Bad gateway</html>", {}, "anthropic")
     assert (error.status, error.code) == (502, "upstream_error") and "Bad gateway" in error.message
+
+
+# ----------------------------------------------------------------- answers
+@pytest.mark.parametrize("answer, expected", [
+    ({"content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn",
+      "usage": {"input_tokens": 5, "output_tokens": 2, "cache_read_input_tokens": 10}},
+     ("Hi", None, "stop", (15, 2, 10, False))),
+    ({"content": [{"type": "thinking", "thinking": "hmm"}, {"type": "tool_use", "id": "toolu_1", "name": "f",
+                                                            "input": {"x": 1}}],
+      "stop_reason": "tool_use", "usage": {"input_tokens": 5, "output_tokens": 2}},
+     (None, ("toolu_1", "f", '{"x": 1}'), "tool_calls", (5, 2, 0, False))),
+    ({"content": [{"type": "text", "text": "cut"}], "stop_reason": "max_tokens"},
+     ("cut", None, "length", (None, 1, 0, True))),
+])
+def test_answers_become_completions(answer, expected):
+    result = anthropic_response.chat_result(json.dumps(answer).encode(), {"messages": [user("hello there")]},
+                                            "claude-test", "anthropic")
+    (choice,) = json.loads(result.body)["choices"]
+    calls = choice["message"].get("tool_calls")
+    call = (calls[0]["id"], calls[0]["function"]["name"], calls[0]["function"]["arguments"]) if calls else None
+    usage = result.usage
+    counts = (None if usage.estimated else usage.prompt_tokens, usage.completion_tokens, usage.cache_read_tokens,
+              usage.estimated)
+    assert (choice["message"]["content"], call, choice["finish_reason"], counts) == expected
+
+
+@pytest.mark.parametrize("answer", [b"not json", b'{"content": "abc"}', b'{"content": [{"type": "text", "text": 5}]}'])
+def test_an_answer_that_is_not_one_is_the_providers_fault(answer):
+    with pytest.raises(UpstreamError) as raised:
+        anthropic_response.chat_result(answer, {"messages": []}, "claude-test", "anthropic")
+    assert (raised.value.status, raised.value.code) == (502, "upstream_invalid_response")
 
 
 # ----------------------------------------------------------------- against the fake
@@ -200,11 +235,11 @@ def run(coroutine):
 
 
 async def _chat(r, body):
-    return json.loads((await adapter.AnthropicAdapter().chat(r, body)).body)
+    return json.loads((await AnthropicAdapter().chat(r, body)).body)
 
 
 async def _stream(r, body, include_usage=True):
-    stream = await adapter.AnthropicAdapter().chat_stream(r, body, include_usage)
+    stream = await AnthropicAdapter().chat_stream(r, body, include_usage)
     chunks = []
     try:
         async for chunk in stream:

@@ -14,7 +14,11 @@ import openai
 import pytest
 from botocore.eventstream import EventStreamBuffer
 
-from providers.adapters import bedrock
+from providers.adapters.base import UpstreamError
+from providers.adapters.bedrock import BedrockAdapter
+from providers.adapters.bedrock import errors as bedrock_errors
+from providers.adapters.bedrock import request as bedrock_request
+from providers.adapters.bedrock import response as bedrock_response
 from tests.conformance.cases import PIXEL_DATA_URL, PIXEL_PNG, WEATHER_TOOL
 from tests.conftest import add_model
 from tests.fakes.bedrock_upstream import (ACCESS_KEY_ID, GUARDRAIL_TEXT, REGION, SECRET_ACCESS_KEY, FakeBedrock,
@@ -178,7 +182,7 @@ def test_native_request_translates_everything():
         "max_completion_tokens": 500, "temperature": 0.2, "top_p": 0.9, "stop": "END", "parallel_tool_calls": True,
         "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}}},
         "user": "someone", "seed": 1, "logprobs": True}
-    native = run(bedrock.native_request(SimpleNamespace(max_output_tokens=256), body))
+    native = bedrock_request.build_request(SimpleNamespace(max_output_tokens=256), body)
     assert native == {
         "messages": [
             {"role": "user", "content": [
@@ -194,7 +198,7 @@ def test_native_request_translates_everything():
                 {"toolResult": {"toolUseId": "call_b", "content": [{"text": "rainy"}]}}]},
         ],
         "system": [{"text": "Be brief."}, {"text": "Use metric units."},
-                   {"text": bedrock.JSON_INSTRUCTION + ' It must match this JSON schema: {"type":"object"}'}],
+                   {"text": bedrock_request.JSON_INSTRUCTION + ' It must match this JSON schema: {"type":"object"}'}],
         "inferenceConfig": {"maxTokens": 256, "temperature": 0.2, "topP": 0.9, "stopSequences": ["END"]},
         "toolConfig": {"tools": [{"toolSpec": {"name": "get_weather", "description": "The current weather in a city.",
                                                "inputSchema": {"json": WEATHER_TOOL["function"]["parameters"]}}}],
@@ -205,7 +209,7 @@ def test_native_request_translates_everything():
 @pytest.mark.parametrize("choice, expected", [("auto", {"auto": {}}), ("required", {"any": {}}), ("none", None)])
 def test_tool_choice(choice, expected):
     body = {"messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER_TOOL], "tool_choice": choice}
-    native = run(bedrock.native_request(SimpleNamespace(max_output_tokens=None), body))
+    native = bedrock_request.build_request(SimpleNamespace(max_output_tokens=None), body)
     assert (native.get("toolConfig") or {}).get("toolChoice") == expected
     assert ("toolConfig" in native) == (choice != "none")
 
@@ -213,14 +217,14 @@ def test_tool_choice(choice, expected):
 def test_unsupported_image_type_is_refused():
     body = {"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "data:image/bmp;base64,Qk0="}}]}]}
-    with pytest.raises(bedrock.UpstreamError) as raised:
-        run(bedrock.native_request(SimpleNamespace(max_output_tokens=None), body))
+    with pytest.raises(UpstreamError) as raised:
+        bedrock_request.build_request(SimpleNamespace(max_output_tokens=None), body)
     assert (raised.value.status, raised.value.code) == (400, "invalid_image")
 
 
 def test_adapter_signs_arn_model_ids(fake):
     fake.reset()
-    result = run(bedrock.BedrockAdapter().chat(route(fake, upstream_name=ARN), {"messages": [
+    result = run(BedrockAdapter().chat(route(fake, upstream_name=ARN), {"messages": [
         {"role": "user", "content": "hi"}]}))
     answer = json.loads(result.body)
     assert answer["choices"][0]["message"]["content"] == "Hello! You said: hi"
@@ -234,7 +238,7 @@ def test_adapter_stream_with_session_token():
     token_fake = FakeBedrock(session_token="session-token-123").start()
     try:
         async def collect():
-            stream = await bedrock.BedrockAdapter().chat_stream(route(token_fake), {"messages": [
+            stream = await BedrockAdapter().chat_stream(route(token_fake), {"messages": [
                 {"role": "user", "content": "hi there"}]}, include_usage=True)
             try:
                 return [chunk async for chunk in stream], stream
@@ -256,8 +260,8 @@ def test_adapter_stream_with_session_token():
 
 @pytest.mark.parametrize("secret", ["", "AKIA:secret", '{"access_key_id": "AKIA"}'])
 def test_unusable_credential(fake, secret):
-    with pytest.raises(bedrock.UpstreamError) as raised:
-        run(bedrock.BedrockAdapter().chat(route(fake, secret=secret), {"messages": [
+    with pytest.raises(UpstreamError) as raised:
+        run(BedrockAdapter().chat(route(fake, secret=secret), {"messages": [
             {"role": "user", "content": "hi"}]}))
     assert (raised.value.status, raised.value.code) == (503, "no_credential")
     assert "AKIA" not in raised.value.message
@@ -282,12 +286,62 @@ def test_unusable_credential(fake, secret):
     ("throttlingException", 0, "slow down", (429, "rate_limit_exceeded", True)),
 ])
 def test_error_mapping(kind, status, message, expected):
-    error = bedrock.error(kind, status, message, "bedrock")
+    error = bedrock_errors.aws_error(kind, status, message, "bedrock")
     assert (error.status, error.code, error.retryable) == expected
     if expected[1] == "upstream_auth_failed":
         assert "AKIA" not in error.message
     if status == 400:
         assert error.message == message and error.type == "invalid_request_error"
+
+
+def test_url_images_come_in_fetched():
+    body = {"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://img.example/cat.jpg"}},
+        {"type": "image_url", "image_url": {"url": PIXEL_DATA_URL}}]}]}
+    assert bedrock_request.image_urls(body["messages"]) == ["https://img.example/cat.jpg"]
+    native = bedrock_request.build_request(SimpleNamespace(max_output_tokens=None), body,
+                                           {"https://img.example/cat.jpg": ("image/jpeg", b"jpg")})
+    assert [block["image"]["format"] for block in native["messages"][0]["content"]] == ["jpeg", "png"]
+    assert native["messages"][0]["content"][0]["image"]["source"] == {"bytes": "anBn"}
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ({"output": {"message": {"content": [{"text": "Hi"}]}}, "stopReason": "end_turn",
+      "usage": {"inputTokens": 5, "outputTokens": 2, "cacheReadInputTokens": 10}}, ("Hi", None, "stop", (15, 2, 10))),
+    ({"output": {"message": {"content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {"x": 1}}}]}},
+      "stopReason": "tool_use", "usage": {"inputTokens": 5, "outputTokens": 2}},
+     (None, ("t1", "f", '{"x": 1}'), "tool_calls", (5, 2, 0))),
+    ({"output": {"message": {"content": [{"text": "blocked"}]}}, "stopReason": "guardrail_intervened",
+      "usage": {"inputTokens": 5, "outputTokens": 1}}, ("blocked", None, "content_filter", (5, 1, 0))),
+])
+def test_answers_become_completions(answer, expected):
+    result = bedrock_response.chat_result(json.dumps(answer).encode(), {"messages": []}, MODEL_ID, "bedrock")
+    (choice,) = json.loads(result.body)["choices"]
+    calls = choice["message"].get("tool_calls")
+    call = (calls[0]["id"], calls[0]["function"]["name"], calls[0]["function"]["arguments"]) if calls else None
+    counts = (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cache_read_tokens)
+    assert (choice["message"]["content"], call, choice["finish_reason"], counts) == expected
+
+
+@pytest.mark.parametrize("answer", [b"{}", b'{"output": {"message": {"content": "abc"}}, "usage": {}}',
+                                    b'{"output": {"message": {"content": [{"text": "no usage"}]}}}'])
+def test_an_answer_that_is_not_one_is_the_providers_fault(answer):
+    with pytest.raises(UpstreamError) as raised:
+        bedrock_response.chat_result(answer, {"messages": []}, MODEL_ID, "bedrock")
+    assert (raised.value.status, raised.value.code) == (502, "upstream_invalid_response")
+
+
+@pytest.mark.parametrize("status, headers, content, expected", [
+    (429, {"x-amzn-errortype": "ThrottlingException:http://internal.amazon.com/coral/"}, b'{"message": "slow"}',
+     (429, "rate_limit_exceeded", "slow")),
+    (400, {}, b'{"__type": "ValidationException", "Message": "Input is too long"}',
+     (400, "context_length_exceeded", "Input is too long")),
+    (502, {}, b"<html>bad gateway</html>",
+     (502, "upstream_error", "The provider 'bedrock' failed: <html>bad gateway</html>")),
+])
+def test_a_failed_answer_is_read_from_its_header_or_body(status, headers, content, expected):
+    error = bedrock_errors.error_from_response(status, content, headers, "bedrock")
+    assert (error.status, error.code, error.message) == expected
 
 
 # ----------------------------------------------------------------- through the live hub

@@ -13,7 +13,9 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from providers.adapters import UpstreamError, gemini
+from providers.adapters import UpstreamError
+from providers.adapters.gemini import errors, request, response
+from providers.adapters.gemini import images as gemini_images
 from tests.conftest import add_model
 from tests.fakes.gemini_upstream import API_KEY, FakeGemini
 
@@ -144,11 +146,11 @@ def _route(**overrides):
 
 
 def test_url_names_the_model_and_version():
-    assert gemini._url(_route(), False) == \
+    assert request.url(_route(), False) == \
         "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
-    assert gemini._url(_route(options={"api_version": "v1"}, upstream_name="tunedModels/mine"), True) == \
+    assert request.url(_route(options={"api_version": "v1"}, upstream_name="tunedModels/mine"), True) == \
         "https://generativelanguage.googleapis.com/v1/tunedModels/mine:streamGenerateContent?alt=sse"
-    assert gemini._url(_route(base_url="https://proxy.example/v1beta/"), False) == \
+    assert request.url(_route(base_url="https://proxy.example/v1beta/"), False) == \
         "https://proxy.example/v1beta/models/gemini-2.5-flash:generateContent"
 
 
@@ -177,16 +179,16 @@ def _google(code, status, message, details=None):
     (502, b"<html>bad gateway</html>", {}, (502, "upstream_error", True, None)),
 ])
 def test_google_errors_map_to_the_hubs(status, body, headers, expected):
-    error = gemini._error(status, body, headers, "gemini")
+    error = errors.error_from_response(status, body, headers, "gemini")
     assert (error.status, error.code, error.retryable, error.retry_after) == expected
     assert "SECRET" not in error.message and isinstance(error.code, (str, type(None)))
 
 
 def test_usage_counts_cache_thoughts_and_tool_prompts_once():
-    usage = gemini._usage({"promptTokenCount": 100, "cachedContentTokenCount": 60, "candidatesTokenCount": 10,
+    usage = response.usage({"promptTokenCount": 100, "cachedContentTokenCount": 60, "candidatesTokenCount": 10,
                            "thoughtsTokenCount": 25, "toolUsePromptTokenCount": 5, "totalTokenCount": 140})
     assert (usage.prompt_tokens, usage.completion_tokens, usage.cache_read_tokens) == (105, 35, 60)
-    assert gemini._usage(None) is None
+    assert response.usage(None) is None
 
 
 def test_json_schemas_are_reduced_to_geminis_subset():
@@ -195,7 +197,7 @@ def test_json_schemas_are_reduced_to_geminis_subset():
               "properties": {"city": {"type": ["string", "null"]}, "unit": {"$ref": "#/$defs/Unit"},
                              "kind": {"const": "x"}, "tags": {"type": "array", "items": {"type": "string",
                                                                                          "minLength": 1}}}}
-    assert gemini._schema(schema) == {"type": "object", "properties": {
+    assert request.schema(schema) == {"type": "object", "properties": {
         "city": {"type": "string", "nullable": True}, "unit": {"type": "string", "enum": ["C", "F"]},
         "kind": {"enum": ["x"]}, "tags": {"type": "array", "items": {"type": "string", "minLength": 1}}}}
 
@@ -204,23 +206,23 @@ def test_generation_config():
     body = {"max_tokens": 5000, "temperature": 0.2, "top_p": 0.9, "stop": "END", "n": 2, "presence_penalty": 1,
             "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {
                 "$schema": "x", "type": "object", "additionalProperties": False}}}}
-    assert gemini._generation_config(_route(max_output_tokens=4096), body, stream=False) == {
+    assert request.generation_config(_route(max_output_tokens=4096), body, stream=False) == {
         "maxOutputTokens": 4096, "temperature": 0.2, "topP": 0.9, "stopSequences": ["END"], "candidateCount": 2,
         "responseMimeType": "application/json", "responseJsonSchema": {"type": "object", "additionalProperties": False}}
     with pytest.raises(UpstreamError) as raised:  # a stream relays one candidate: n > 1 is refused, not dropped
-        gemini._generation_config(_route(), body, stream=True)
+        request.generation_config(_route(), body, stream=True)
     assert (raised.value.status, raised.value.param, raised.value.retryable) == (400, "n", False)
-    assert "candidateCount" not in gemini._generation_config(_route(), dict(body, n=1), stream=True)
+    assert "candidateCount" not in request.generation_config(_route(), dict(body, n=1), stream=True)
 
 
 def test_tool_choice_and_empty_parameters():
     function = {"name": "now", "parameters": {"type": "object", "properties": {}}}
     body = {"tools": [{"type": "function", "function": function}], "tool_choice": {
         "type": "function", "function": {"name": "now"}}}
-    assert gemini._tools(body) == {"tools": [{"functionDeclarations": [{"name": "now"}]}], "toolConfig": {
+    assert request.tools(body) == {"tools": [{"functionDeclarations": [{"name": "now"}]}], "toolConfig": {
         "functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["now"]}}}
-    assert gemini._tools(dict(body, tool_choice="required"))["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
-    assert gemini._tools({"tool_choice": "auto"}) == {}
+    assert request.tools(dict(body, tool_choice="required"))["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
+    assert request.tools({"tool_choice": "auto"}) == {}
 
 
 def test_messages_become_contents():
@@ -233,7 +235,7 @@ def test_messages_become_contents():
             {"id": "b", "type": "function", "function": {"name": "g", "arguments": "{}"}}]},
         {"role": "tool", "tool_call_id": "b", "content": "B"}, {"role": "tool", "tool_call_id": "a", "content": "A"},
     ]
-    system, contents = asyncio.run(gemini._contents(messages))
+    system, contents = request.contents(messages)
     assert system == [{"text": "A."}, {"text": "B."}]
     assert contents == [
         {"role": "user", "parts": [{"text": "one"}, {"text": "two"}]},
@@ -243,9 +245,69 @@ def test_messages_become_contents():
         {"role": "user", "parts": [{"functionResponse": {"name": "g", "response": {"content": "B"}}},
                                    {"functionResponse": {"name": "f", "response": {"content": "A"}}}]},
     ]
-    with pytest.raises(gemini.UpstreamError) as raised:
-        asyncio.run(gemini._contents([{"role": "tool", "tool_call_id": "zz", "content": "?"}]))
+    with pytest.raises(UpstreamError) as raised:
+        request.contents([{"role": "tool", "tool_call_id": "zz", "content": "?"}])
     assert (raised.value.status, raised.value.param) == (400, "messages[0].tool_call_id")
+
+
+def test_url_images_come_in_fetched_and_data_urls_inline():
+    messages = [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://img.example/cat.jpg"}},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGk="}}]},
+        {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": "https://no.example/x"}}]}]
+    assert request.image_urls(messages) == ["https://img.example/cat.jpg"]
+    _, contents = request.contents(messages, {"https://img.example/cat.jpg": ("image/jpeg", b"jpg")})
+    assert contents[0]["parts"] == [{"inlineData": {"mimeType": "image/jpeg", "data": "anBn"}},
+                                    {"inlineData": {"mimeType": "image/png", "data": "aGk="}}]
+
+
+def _candidate(*parts, finish="STOP"):
+    return {"content": {"role": "model", "parts": list(parts)}, "finishReason": finish}
+
+
+USAGE = {"promptTokenCount": 3, "candidatesTokenCount": 2}
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ({"candidates": [_candidate({"text": "Hi"}, {"text": "!"})], "usageMetadata": USAGE}, ("Hi!", None, "stop", 3)),
+    ({"candidates": [_candidate({"thought": True, "text": "hmm"}, {"text": "ok"}, finish="MAX_TOKENS")],
+      "usageMetadata": USAGE}, ("ok", None, "length", 3)),
+    ({"candidates": [_candidate({"functionCall": {"name": "f", "args": {"x": 1}}, "thoughtSignature": "c2ln"})],
+      "usageMetadata": USAGE}, (None, ("f", '{"x": 1}', "c2ln"), "tool_calls", 3)),
+    ({"promptFeedback": {"blockReason": "SAFETY"}}, (None, None, "content_filter", "estimated")),
+])
+def test_answers_become_completions(answer, expected):
+    result = response.chat_result(json.dumps(answer).encode(), {"messages": [{"role": "user", "content": "hi"}]},
+                                  "gemini-2.5-flash", "gemini")
+    (choice,) = json.loads(result.body)["choices"]
+    message, calls = choice["message"], choice["message"].get("tool_calls")
+    call = (calls[0]["function"]["name"], calls[0]["function"]["arguments"],
+            calls[0]["extra_content"]["google"]["thought_signature"]) if calls else None
+    usage = "estimated" if result.usage.estimated else result.usage.prompt_tokens
+    assert (message["content"], call, choice["finish_reason"], usage) == expected
+
+
+@pytest.mark.parametrize("answer", [{}, {"candidates": "abc"}, {"candidates": [{"content": {"parts": [{"text": 5}]}}]}])
+def test_an_answer_that_is_not_one_is_the_providers_fault(answer):
+    with pytest.raises(UpstreamError) as raised:
+        response.chat_result(json.dumps(answer).encode(), {"messages": []}, "m", "gemini")
+    assert (raised.value.status, raised.value.code) == (502, "upstream_invalid_response")
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ({"candidates": [_candidate({"inlineData": {"mimeType": "image/png", "data": "aGk="}})], "usageMetadata": USAGE},
+     ("aGk=", 2)),
+    ({"candidates": [_candidate(finish="IMAGE_SAFETY")]}, (400, "content_policy_violation")),
+    ({"promptFeedback": {"blockReason": "OTHER"}}, (400, "content_policy_violation")),
+    ({"candidates": [_candidate({"text": "no image, sorry"})]}, (502, "upstream_invalid_response")),
+])
+def test_image_answers(answer, expected):
+    try:
+        data, usage = gemini_images.image_answer(json.dumps(answer).encode(), "gemini")
+        got = (data, usage.completion_tokens)
+    except UpstreamError as error:
+        got = (error.status, error.code)
+    assert got == expected
 
 
 # ------------------------------------------------------------ through the live hub

@@ -404,7 +404,8 @@ def test_a_link_is_cached_no_longer_than_it_is_valid(demo_client, hub):
 def test_gemini_answers_the_images_it_made_when_some_calls_fail(monkeypatch):
     import asyncio
 
-    from providers.adapters import gemini, transport
+    from providers.adapters import transport
+    from providers.adapters.gemini import GeminiAdapter
     from providers.adapters.base import UpstreamError
 
     calls = []
@@ -423,7 +424,7 @@ def test_gemini_answers_the_images_it_made_when_some_calls_fail(monkeypatch):
     route = type("R", (), {"secret": "k", "provider_name": "gemini", "base_url": "http://g/v1beta", "options": {},
                            "upstream_name": "gemini-2.5-flash-image"})()
     body = {"prompt": "p", "images": [], "n": 3, "size": "auto", "quality": "auto"}
-    result = asyncio.run(gemini._images(route, body))
+    result = asyncio.run(GeminiAdapter().images(route, body))
     assert len(calls) == 3 and [i["b64_json"] for i in result.images] == ["aGk=", "aGk="]
     assert (result.usage.images, result.usage.completion_tokens) == (2, 2580)
 
@@ -432,7 +433,7 @@ def test_gemini_answers_the_images_it_made_when_some_calls_fail(monkeypatch):
 
     monkeypatch.setattr(transport, "send", failing)
     with pytest.raises(UpstreamError):
-        asyncio.run(gemini._images(route, body))
+        asyncio.run(GeminiAdapter().images(route, body))
 
 
 def test_a_url_that_turns_private_between_check_and_fetch_is_still_refused(settings, monkeypatch, upstream):

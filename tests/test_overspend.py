@@ -21,7 +21,8 @@ from django.db.models import Sum
 from billing.models import CreditAccount, CreditHold, LedgerEntry, UsageRecord
 from billing.services import credit_grant
 from hub import catalogue
-from providers.adapters import anthropic, bedrock
+from providers.adapters.bedrock import request as bedrock
+from providers.adapters.anthropic import request as anthropic
 from providers.adapters.base import UpstreamError
 from providers.models import CatalogModel
 from tests import factories
@@ -188,7 +189,7 @@ def _route(**changes):
 def test_n_is_refused_by_providers_that_answer_one_choice():
     body = {"messages": HELLO, "n": 3}
     for build in (lambda: anthropic.build_request(_route(), body, stream=False),
-                  lambda: asyncio.run(bedrock.native_request(_route(), body))):
+                  lambda: bedrock.build_request(_route(), body)):
         with pytest.raises(UpstreamError) as raised:
             build()
         assert (raised.value.status, raised.value.param, raised.value.retryable) == (400, "n", False)

@@ -5,8 +5,11 @@ from decimal import Decimal
 
 import pytest
 
-from providers.adapters import anthropic, audio, bedrock, gemini
+from providers.adapters import audio
+from providers.adapters.anthropic import response as anthropic
 from providers.adapters.base import MAX_TOKENS, Usage, whole_number
+from providers.adapters.bedrock import response as bedrock
+from providers.adapters.gemini import response as gemini
 
 BAD = {"string": "abc", "infinite": float("inf"), "nan": float("nan"), "negative": -5, "fraction": 7.5,
        "boolean": True, "over_int32": 2**31, "absurd": MAX_TOKENS + 1, "list": [1], "object": {"n": 1}}
@@ -16,13 +19,13 @@ FAMILIES = {
     "openai": (Usage.from_openai, lambda v: {"prompt_tokens": v, "completion_tokens": 3}),
     "openai_cached": (Usage.from_openai,
                       lambda v: {"prompt_tokens": 9, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": v}}),
-    "anthropic": (anthropic.to_usage, lambda v: {"input_tokens": 9, "output_tokens": v}),
-    "anthropic_cache": (anthropic.to_usage, lambda v: {"input_tokens": 9, "output_tokens": 3,
+    "anthropic": (anthropic.usage, lambda v: {"input_tokens": 9, "output_tokens": v}),
+    "anthropic_cache": (anthropic.usage, lambda v: {"input_tokens": 9, "output_tokens": 3,
                                                        "cache_read_input_tokens": v}),
-    "gemini": (gemini._usage, lambda v: {"promptTokenCount": v, "candidatesTokenCount": 3}),
-    "gemini_thoughts": (gemini._usage, lambda v: {"promptTokenCount": 9, "thoughtsTokenCount": v}),
-    "bedrock": (bedrock._usage, lambda v: {"inputTokens": 9, "outputTokens": v}),
-    "bedrock_cache": (bedrock._usage, lambda v: {"inputTokens": 9, "outputTokens": 3, "cacheWriteInputTokens": v}),
+    "gemini": (gemini.usage, lambda v: {"promptTokenCount": v, "candidatesTokenCount": 3}),
+    "gemini_thoughts": (gemini.usage, lambda v: {"promptTokenCount": 9, "thoughtsTokenCount": v}),
+    "bedrock": (bedrock.usage, lambda v: {"inputTokens": 9, "outputTokens": v}),
+    "bedrock_cache": (bedrock.usage, lambda v: {"inputTokens": 9, "outputTokens": 3, "cacheWriteInputTokens": v}),
 }
 
 
@@ -45,8 +48,8 @@ def test_sound_counts_are_trusted(family):
 
 def test_a_usage_object_that_is_not_one_is_noted():
     assert Usage.from_openai({"prompt_tokens": 1, "prompt_tokens_details": "abc"}).invalid
-    assert anthropic.to_usage({"input_tokens": 1}).invalid == ""
-    assert gemini._usage("abc") is None and bedrock._usage(["x"]) is None
+    assert anthropic.usage({"input_tokens": 1}).invalid == ""
+    assert gemini.usage("abc") is None and bedrock.usage(["x"]) is None
 
 
 def test_a_count_may_be_an_integral_float_or_digits():

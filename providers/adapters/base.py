@@ -13,6 +13,7 @@ from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import AsyncIterator, Protocol
 
+import httpx
 from django.conf import settings
 
 from providers.redaction import scrub
@@ -274,10 +275,6 @@ class ByteStream:
         self.first_token_at: float | None = None
 
     async def __aiter__(self):
-        import time
-
-        import httpx
-
         try:
             async for chunk in self._chunks:
                 if chunk:

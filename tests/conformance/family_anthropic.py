@@ -7,7 +7,7 @@ tenant's ids, tools with input_schema, stop_sequences, JSON asked for in the
 system prompt, and `stream: true` for streams.
 """
 
-from providers.adapters.anthropic import DEFAULT_MAX_TOKENS, JSON_OBJECT_PROMPT
+from providers.adapters.anthropic.request import DEFAULT_MAX_TOKENS, JSON_OBJECT_PROMPT
 from tests.conformance.family import FakeFamily
 from tests.fakes.anthropic_upstream import FakeAnthropic
 

@@ -3,7 +3,7 @@
 import base64
 import re
 
-from providers.adapters.bedrock import JSON_INSTRUCTION
+from providers.adapters.bedrock.request import JSON_INSTRUCTION
 from tests.conformance.family import FakeFamily
 from tests.fakes.bedrock_upstream import GUARDRAIL_TEXT, FakeBedrock
 

@@ -16,7 +16,7 @@ no content and finish_reason "content_filter".
 
 import base64
 
-from providers.adapters.gemini import SIGNATURE_FALLBACK
+from providers.adapters.gemini.request import SIGNATURE_FALLBACK
 from tests.conformance.family import FakeFamily
 from tests.fakes.gemini_upstream import FakeGemini
 

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
 
-from providers.config import ConfigError, apply_config, load_file
+from billing.config import ConfigError, apply_config, load_file
 
 
 class Command(BaseCommand):
