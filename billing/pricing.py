@@ -21,15 +21,16 @@ from django.dispatch import receiver
 
 from providers.models import CatalogModel
 
-from .models import ModelRate, PriceChange, decimal_tiers
+from .models import ModelRate, PriceChange
+from .ratecard import FIELDS, TIERS, decimal_tiers
 
 logger = logging.getLogger(__name__)
 
 RATE_FIELDS = ("input_cost", "output_cost", "margin", "input_price", "output_price")
-# Kept in a history entry only when set, so a plain token-priced model's history reads as before.
-MEDIA_FIELDS = ("cached_input_cost", "cached_input_price", "image_input_cost", "image_input_price", "image_cost",
-                "image_price", "audio_second_cost", "audio_second_price")
-TIER_FIELDS = ("image_costs", "image_prices")  # JSON: tier -> amount
+# The rate card's others, kept in a history entry only when set, so a plain token-priced model's history
+# reads as before.
+MEDIA_FIELDS = tuple(name for name in FIELDS if name not in RATE_FIELDS and name not in TIERS)
+TIER_FIELDS = TIERS  # JSON: tier -> amount
 MARGIN_QUANTUM = Decimal("0.0001")  # ModelRate.margin has 4 decimal places
 
 _actor: contextvars.ContextVar[tuple] = contextvars.ContextVar("price_change_actor", default=(None, ""))
