@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import models
 
 from .money import MoneyField
-from .ratecard import decimal_tiers, prices_over_cost  # noqa: F401 - decimal_tiers: callers name it here
+from .ratecard import decimal_tiers, prices_over_cost
 
 
 def money(**kwargs):

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import CharField, F, PositiveIntegerField, Q, Sum
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -186,11 +186,13 @@ def _storable(event: UsageEvent) -> UsageEvent:
     return replace(event, **texts, **numbers)
 
 
-_TEXTS = ("request_id", "model_name", "served_model", "endpoint", "unit", "image_tier", "status", "error",
-          "billing_mode")
-_LIMITS = {name: UsageRecord._meta.get_field(name).max_length for name in _TEXTS}
-_COUNTS = ("prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "image_input_tokens",
-           "images", "latency_ms")
+# The event's fields by their record's columns: each text cut to its column, each count kept in its range.
+_COLUMNS = {f.attname: f for f in UsageRecord._meta.concrete_fields}
+_STORED = tuple(f.name for f in fields(UsageEvent) if f.name in _COLUMNS)
+_TEXTS = tuple(name for name in _STORED if isinstance(_COLUMNS[name], CharField))
+_LIMITS = {name: _COLUMNS[name].max_length for name in _TEXTS}
+_COUNTS = tuple(name for name in _STORED
+                if isinstance(_COLUMNS[name], PositiveIntegerField) and not _COLUMNS[name].null)
 _LARGEST = 2**31 - 1  # PositiveIntegerField on every backend
 
 
@@ -207,8 +209,7 @@ def _usage_names(usage_type) -> tuple[tuple[str, str], ...]:
 
 
 # The event's fields its record stores as they are; the record's others are worked out in _record.
-_RECORDED = tuple(f.name for f in fields(UsageEvent)
-                  if f.name in {c.attname for c in UsageRecord._meta.concrete_fields} - {"served_model", "billing_mode"})
+_RECORDED = tuple(name for name in _STORED if name not in ("served_model", "billing_mode"))
 
 
 def _record(event: UsageEvent) -> UsageRecord:

@@ -15,8 +15,8 @@ from providers.adapters.base import Usage
 
 TIER = "1024x1024/hd"
 # Some of every kind of usage: fresh, cached and image input, output, an image of TIER, a second of audio.
-EVERYTHING = dict(prompt_tokens=3_000_000, cached_tokens=1_000_000, image_input_tokens=1_000_000,
-                  completion_tokens=1_000_000, images=1, image_tier=TIER, seconds=Decimal(1))
+EVERYTHING = {"prompt_tokens": 3_000_000, "cached_tokens": 1_000_000, "image_input_tokens": 1_000_000,
+              "completion_tokens": 1_000_000, "images": 1, "image_tier": TIER, "seconds": Decimal(1)}
 
 
 def amount(name: str, value) -> Decimal | dict:
