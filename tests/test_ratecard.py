@@ -11,6 +11,7 @@ from billing.models import ModelRate, UsageRecord
 from billing.money import MoneyField
 from billing.ratecard import FIELDS, PAIRS, TIERS, RateCard, decimal_tiers, price_usage
 from billing.services import UsageEvent, _record
+from hub.admin import ModelRateInline
 from providers.adapters.base import Usage
 
 TIER = "1024x1024/hd"
@@ -106,3 +107,7 @@ def test_a_call_is_priced_at_the_card_of_the_route_that_served():
     free = UsageEvent.of_call(Usage(1_000_000, 500_000), request_id="r", organization_id=1, model_name="m",
                               status="ok")
     assert (free.cost, free.price) == (0, 0)
+
+
+def test_the_admin_edits_every_amount_of_a_rate():
+    assert sorted(name for row in ModelRateInline.fields for name in row) == sorted((*FIELDS, "margin"))
