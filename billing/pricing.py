@@ -194,7 +194,7 @@ def margin_apply(*, margin, provider: str | None = None, model_pattern: str | No
 
 
 def prices_below_cost() -> list[dict]:
-    """Every rate whose input or output price is under its cost: each request on it loses money."""
+    """Every rate with a price under its cost (any kind, any tier): each request on it loses money."""
     rows = []
     for rate in ModelRate.objects.select_related("model").order_by("model__public_id"):
         below = []
