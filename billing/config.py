@@ -15,10 +15,10 @@ from .models import ModelRate
 
 __all__ = ["ConfigError", "apply_config", "apply_rate", "load_file"]
 
-RATE_FIELDS = ("input_cost", "cached_input_cost", "output_cost", "input_price", "cached_input_price", "output_price",
-               "margin", "image_cost", "image_price", "audio_second_cost", "audio_second_price", "image_input_cost",
-               "image_input_price")
-TIER_FIELDS = ("image_costs", "image_prices")  # {tier: amount}
+# A rate's amounts and margin, and its tier tables ({tier: amount}), as the model has them (so a new kind too).
+RATE_FIELDS = tuple(f.name for f in ModelRate._meta.concrete_fields
+                    if f.name == "margin" or f.name.endswith(("_cost", "_price")))
+TIER_FIELDS = tuple(f.name for f in ModelRate._meta.concrete_fields if f.get_internal_type() == "JSONField")
 
 
 @transaction.atomic

@@ -21,15 +21,16 @@ from django.dispatch import receiver
 
 from providers.models import CatalogModel
 
-from .models import ModelRate, PriceChange, decimal_tiers
+from .models import ModelRate, PriceChange
+from .ratecard import FIELDS, PAIRS, TIERS, decimal_tiers
 
 logger = logging.getLogger(__name__)
 
 RATE_FIELDS = ("input_cost", "output_cost", "margin", "input_price", "output_price")
-# Kept in a history entry only when set, so a plain token-priced model's history reads as before.
-MEDIA_FIELDS = ("cached_input_cost", "cached_input_price", "image_input_cost", "image_input_price", "image_cost",
-                "image_price", "audio_second_cost", "audio_second_price")
-TIER_FIELDS = ("image_costs", "image_prices")  # JSON: tier -> amount
+# The rate card's others, kept in a history entry only when set, so a plain token-priced model's history
+# reads as before.
+MEDIA_FIELDS = tuple(name for name in FIELDS if name not in RATE_FIELDS and name not in TIERS)
+TIER_FIELDS = TIERS  # JSON: tier -> amount
 MARGIN_QUANTUM = Decimal("0.0001")  # ModelRate.margin has 4 decimal places
 
 _actor: contextvars.ContextVar[tuple] = contextvars.ContextVar("price_change_actor", default=(None, ""))
@@ -196,15 +197,18 @@ def margin_apply(*, margin, provider: str | None = None, model_pattern: str | No
 
 
 def prices_below_cost() -> list[dict]:
-    """Every rate whose input or output price is under its cost: each request on it loses money."""
+    """Every rate with a price under its cost (any kind, any tier): each request on it loses money."""
     rows = []
     for rate in ModelRate.objects.select_related("model").order_by("model__public_id"):
-        below = [side for side in ("input", "output", "image", "audio_second")
-                 if getattr(rate, f"{side}_price") < getattr(rate, f"{side}_cost")]
-        prices = decimal_tiers(rate.image_prices)
-        for tier, cost in decimal_tiers(rate.image_costs).items():
-            if prices.get(tier, rate.image_price) < cost:
-                below.append(f"image {tier}")
+        below = []
+        for cost_name, price_name in PAIRS:  # every kind on the rate card
+            cost, price = getattr(rate, cost_name), getattr(rate, price_name)
+            if cost_name in TIERS:  # "image_costs": a tier no price names is at the plain price ("image_price")
+                prices, plain = decimal_tiers(price), getattr(rate, price_name[:-1])
+                below += [f"{cost_name[:-6]} {tier}" for tier, amount in decimal_tiers(cost).items()
+                          if prices.get(tier, plain) < amount]
+            elif cost is not None and price is not None and price < cost:  # empty: at the input rate
+                below.append(cost_name[:-5])
         if below:
             rows.append({"model": rate.model.public_id, "below": below, **snapshot(rate)})
     for row in rows:

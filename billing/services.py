@@ -1,90 +1,27 @@
 """Credit and usage: the only code that writes the ledger."""
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Field, Q, Sum
+from django.db.models import CharField, F, PositiveIntegerField, Q, Sum
 from django.utils import timezone
 
 from accounts.audit import audit_record
 
-from .models import CreditAccount, CreditHold, LedgerEntry, UsageRecord, decimal_tiers
 from .money import QUANTUM, money_value, quantize  # noqa: F401 - quantize, QUANTUM: callers name them here
+from .models import CreditAccount, CreditHold, LedgerEntry, UsageRecord
+from .ratecard import Plan, RateCard, price_usage, token_amount  # noqa: F401 - Plan, token_amount: named here too
 from .signals import balance_changed
 
 logger = logging.getLogger(__name__)
-
-MILLION = Decimal(1_000_000)
-def token_amount(tokens: int, per_million: Decimal) -> Decimal:
-    return quantize(Decimal(tokens) * per_million / MILLION)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """An organisation's price plan, as the gateway carries it."""
-
-    discount: Decimal | None = None
-    margin: Decimal | None = None
-
-
-def price_usage(rates, *, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
-                plan: Plan | None = None, images: int = 0, image_tier: str = "", seconds: Decimal = Decimal(0),
-                image_input_tokens: int = 0) -> tuple[Decimal, Decimal]:
-    """(cost, price) of some usage at a route's rates, under an organisation's price plan.
-
-    Tokens are priced per million; cached input tokens and image input tokens
-    (parts of the prompt) at their own rates where the model has them; images
-    per image at their tier's rate (ModelRate); audio per second. A plan's
-    margin replaces the model's prices (cost × (1 + margin)); a plan's
-    discount takes a share off them.
-    """
-    cached = min(cached_tokens, prompt_tokens)
-    pictured = min(image_input_tokens, prompt_tokens - cached)
-    fresh = prompt_tokens - cached - pictured
-    seconds = Decimal(seconds)
-
-    def amount(which: str) -> Decimal:
-        input_rate = getattr(rates, f"input_{which}")
-        cached_rate = getattr(rates, f"cached_input_{which}")
-        cached_rate = input_rate if cached_rate is None else cached_rate
-        total = (token_amount(fresh, input_rate) + token_amount(cached, cached_rate)
-                 + token_amount(completion_tokens, getattr(rates, f"output_{which}")))
-        if pictured:
-            image_input_rate = getattr(rates, f"image_input_{which}", None)
-            total += token_amount(pictured, input_rate if image_input_rate is None else image_input_rate)
-        if images:
-            total += image_rate(rates, image_tier, which) * images
-        if seconds:
-            total += quantize(getattr(rates, f"audio_second_{which}", 0) * seconds)
-        return total
-
-    cost = amount("cost")
-    if plan is not None and plan.margin is not None:
-        return cost, quantize(cost * (1 + plan.margin))
-    price = amount("price")
-    if plan is not None and plan.discount:
-        price = quantize(price * (1 - plan.discount))
-    return cost, price
-
-
-def image_rate(rates, tier: str, which: str) -> Decimal:
-    """The cost or price of one image of `tier` ("<size>/<quality>"): the most specific tier that
-    names it ("<size>/<quality>", then "<size>", then "<quality>"), else the rate's per-image amount."""
-    tiers = getattr(rates, f"image_{which}s", None) or {}
-    if tiers and not isinstance(next(iter(tiers.values())), Decimal):
-        tiers = decimal_tiers(tiers)
-    size, _, quality = tier.partition("/")
-    for name in (tier, size, quality):
-        if name and name in tiers:
-            return tiers[name]
-    return getattr(rates, f"image_{which}", None) or Decimal(0)
 
 
 def account_open(*, organization) -> CreditAccount:
@@ -202,6 +139,19 @@ class UsageEvent:
     error: str = ""
     created_at: datetime = field(default_factory=timezone.now)
 
+    @classmethod
+    def of_call(cls, usage, *, rate: RateCard | None = None, plan: Plan | None = None, **call) -> "UsageEvent":
+        """A finished call's event: `usage` (an adapter's Usage) under the event's names, priced at the
+        card of the route that served (none served: free) under the organisation's plan; `call` the rest."""
+        names = _usage_names(type(usage))  # type: ignore[arg-type]  # a type is hashable; the stubs say Any
+        event = cls(**{ours: getattr(usage, theirs) for theirs, ours in names}, **call)
+        if rate is not None:
+            event.cost, event.price = price_usage(
+                rate, prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
+                cached_tokens=event.cache_read_tokens, image_input_tokens=event.image_input_tokens,
+                images=event.images, image_tier=event.image_tier, seconds=event.audio_seconds, plan=plan)
+        return event
+
     @property
     def mode(self) -> str:
         return self.billing_mode or settings.HUB_BILLING_MODE
@@ -241,38 +191,38 @@ def _storable(event: UsageEvent) -> UsageEvent:
     return replace(event, **changes)
 
 
-_TEXTS = ("request_id", "model_name", "served_model", "endpoint", "unit", "image_tier", "status", "error",
-          "billing_mode")
-
-
-def _max_length(name: str) -> int | None:
-    field = UsageRecord._meta.get_field(name)
-    return field.max_length if isinstance(field, Field) else None
-
-
-_LIMITS = {name: _max_length(name) for name in _TEXTS}
-_COUNTS = ("prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "image_input_tokens",
-           "images", "latency_ms")
+# The event's fields by their record's columns: each text cut to its column, each count kept in its range.
+_COLUMNS = {f.attname: f for f in UsageRecord._meta.concrete_fields}
+_STORED = tuple(f.name for f in fields(UsageEvent) if f.name in _COLUMNS)
+_TEXTS = tuple(name for name in _STORED if isinstance(_COLUMNS[name], CharField))
+_LIMITS = {name: _COLUMNS[name].max_length for name in _TEXTS}
+_COUNTS = tuple(name for name in _STORED
+                if isinstance(_COLUMNS[name], PositiveIntegerField) and not _COLUMNS[name].null)
 _LARGEST = 2**31 - 1  # PositiveIntegerField on every backend
+
+
+# A Usage's fields the event names otherwise; its others of the same name are the event's.
+_FROM_USAGE = {"estimated": "usage_estimated", "seconds": "audio_seconds"}
+
+
+@functools.cache
+def _usage_names(usage_type: Any) -> tuple[tuple[str, str], ...]:
+    """(usage's name, event's name) of every field of a usage type the event keeps (once per type)."""
+    event_fields = {f.name for f in fields(UsageEvent)}
+    names = ((f.name, _FROM_USAGE.get(f.name, f.name)) for f in fields(usage_type))
+    return tuple((theirs, ours) for theirs, ours in names if ours in event_fields)
+
+
+# The event's fields its record stores as they are; the record's others are worked out in _record.
+_RECORDED = tuple(name for name in _STORED if name not in ("served_model", "billing_mode"))
 
 
 def _record(event: UsageEvent) -> UsageRecord:
     # The mode is stored as it is now: HUB_BILLING_MODE or the organisation's
     # may change later, and invoices bill exactly the postpaid records.
-    return UsageRecord(
-        request_id=event.request_id, organization_id=event.organization_id, api_key_id=event.api_key_id,
-        model_id=event.model_id, model_name=event.model_name,
-        served_model=event.served_model or event.model_name, provider_id=event.provider_id,
-        credential_id=event.credential_id, endpoint=event.endpoint, stream=event.stream,
-        prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
-        total_tokens=event.prompt_tokens + event.completion_tokens, cache_read_tokens=event.cache_read_tokens,
-        cache_write_tokens=event.cache_write_tokens, image_input_tokens=event.image_input_tokens,
-        usage_estimated=event.usage_estimated,
-        cost=event.cost, price=event.price, latency_ms=event.latency_ms, first_token_ms=event.first_token_ms,
-        unit=event.unit, images=event.images, image_tier=event.image_tier, audio_seconds=event.audio_seconds,
-        status=event.status, http_status=event.http_status, error=event.error, billing_mode=event.mode,
-        created_at=event.created_at,
-    )
+    return UsageRecord(**{name: getattr(event, name) for name in _RECORDED},
+                       served_model=event.served_model or event.model_name, billing_mode=event.mode,
+                       total_tokens=event.prompt_tokens + event.completion_tokens)
 
 
 def record_usage(events: list[UsageEvent], releases: Sequence[str] = ()) -> dict[int, Decimal]:

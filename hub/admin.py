@@ -12,6 +12,7 @@ from django.utils.html import format_html
 from accounts.admin import AuditedAdmin
 from accounts.models import Team
 from billing.models import ModelRate
+from billing.ratecard import PAIRS, TIERS
 from providers.admin import CredentialForm, secret_of
 from providers.models import CatalogModel, Credential, ModelRoute
 from providers.redaction import scrub
@@ -68,10 +69,9 @@ class CredentialAdmin(AuditedAdmin):
 class ModelRateInline(admin.StackedInline):
     model = ModelRate
     can_delete = False
-    fields = [("input_cost", "cached_input_cost", "image_input_cost", "output_cost", "margin"),
-              ("input_price", "cached_input_price", "image_input_price", "output_price"),
-              ("image_cost", "image_price", "audio_second_cost", "audio_second_price"),
-              ("image_costs", "image_prices")]
+    # The rate card's kinds (a new one shows up too): costs and the margin, their prices, the tier tables.
+    fields = [(*(cost for cost, _ in PAIRS if cost not in TIERS), "margin"),
+              tuple(price for cost, price in PAIRS if cost not in TIERS), TIERS]
 
 
 class ModelRouteInline(admin.TabularInline):

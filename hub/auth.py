@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts import caches
 from accounts.models import ApiKey
 from accounts.services import hash_api_key
-from billing.services import Plan
+from billing.ratecard import Plan
 
 from . import db
 from .errors import AuthenticationFailed

@@ -9,13 +9,11 @@ are all (model route × provider credential) pairs; hub.routing picks among them
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
 from django.conf import settings
 
 from accounts import caches
-from billing.models import decimal_tiers
-from billing.money import quantize
+from billing.ratecard import FREE, RateCard
 from providers.models import CatalogModel, Credential, ModelRoute
 
 from . import db
@@ -24,7 +22,7 @@ from .errors import BadRequest, ModelNotFound
 
 @dataclass(frozen=True)
 class Route:
-    """One way to serve one model: a provider, a model name there, a credential, a price."""
+    """One way to serve one model: a provider, a model name there, a credential, a rate card."""
 
     model_id: int
     public_id: str
@@ -46,20 +44,7 @@ class Route:
     connect_timeout: float
     first_byte_timeout: float
     idle_timeout: float
-    input_cost: Decimal = Decimal(0)
-    output_cost: Decimal = Decimal(0)
-    input_price: Decimal = Decimal(0)
-    output_price: Decimal = Decimal(0)
-    cached_input_cost: Decimal | None = None
-    cached_input_price: Decimal | None = None
-    image_input_cost: Decimal | None = None
-    image_input_price: Decimal | None = None
-    image_cost: Decimal = Decimal(0)
-    image_price: Decimal = Decimal(0)
-    image_costs: dict = field(default_factory=dict, hash=False, compare=False)  # tier -> Decimal
-    image_prices: dict = field(default_factory=dict, hash=False, compare=False)
-    audio_second_cost: Decimal = Decimal(0)
-    audio_second_price: Decimal = Decimal(0)
+    rate: RateCard = FREE  # the model's, the same card on each of its routes
     last_check_ok: bool | None = None  # the credential's last health check (None: never checked)
 
     def __repr__(self):  # never print the secret
@@ -97,32 +82,8 @@ class Snapshot:
 _snapshot: Snapshot | None = None
 
 
-_PRICED = ("input", "output", "image", "audio_second")
-
-
-def _prices(rate) -> dict:
-    """A rate's costs and prices; one with costs but neither prices nor a margin gets HUB_DEFAULT_MARGIN."""
-    if rate is None:
-        return {}
-    prices = {f"{side}_{what}": getattr(rate, f"{side}_{what}") for side in _PRICED for what in ("cost", "price")}
-    prices.update(cached_input_cost=rate.cached_input_cost, cached_input_price=rate.cached_input_price,
-                  image_input_cost=rate.image_input_cost, image_input_price=rate.image_input_price,
-                  image_costs=decimal_tiers(rate.image_costs), image_prices=decimal_tiers(rate.image_prices))
-    unpriced = rate.margin is None and not any(prices[f"{side}_price"] for side in _PRICED) \
-        and not prices["image_prices"]
-    if unpriced:
-        markup = 1 + settings.HUB_DEFAULT_MARGIN
-        for side in _PRICED:
-            prices[f"{side}_price"] = quantize(prices[f"{side}_cost"] * markup)
-        for part in ("cached_input", "image_input"):
-            if prices[f"{part}_cost"] is not None:
-                prices[f"{part}_price"] = quantize(prices[f"{part}_cost"] * markup)
-        prices["image_prices"] = {tier: quantize(cost * markup) for tier, cost in prices["image_costs"].items()}
-    return prices
-
-
 def _routes(model, rate, route_rows, credentials) -> tuple:
-    prices = _prices(rate)
+    card = RateCard.of(rate)
     routes = []
     for row in route_rows:
         provider = row.provider
@@ -144,7 +105,7 @@ def _routes(model, rate, route_rows, credentials) -> tuple:
                 connect_timeout=provider.connect_timeout or settings.HUB_UPSTREAM_CONNECT_TIMEOUT,
                 first_byte_timeout=provider.first_byte_timeout or settings.HUB_UPSTREAM_FIRST_BYTE_TIMEOUT,
                 idle_timeout=provider.idle_timeout or settings.HUB_UPSTREAM_READ_TIMEOUT,
-                **prices,
+                rate=card,
             ))
     return tuple(routes)
 

@@ -40,7 +40,8 @@ from decimal import Decimal
 from django.conf import settings
 
 from accounts import caches
-from billing.services import hold_place, price_usage
+from billing.ratecard import price_usage
+from billing.services import hold_place
 
 from . import balances, catalogue, db
 from .errors import InsufficientQuota
@@ -105,7 +106,7 @@ def worst_case(body: dict, model: catalogue.Model, snapshot: catalogue.Snapshot,
         prompt, output = math.ceil(seconds * AUDIO_TOKENS_PER_SECOND), settings.HUB_DEFAULT_OUTPUT_HOLD
     else:
         prompt, output = prompt_tokens_bound(body), output_tokens_bound(body, model)
-    return max((price_usage(r, prompt_tokens=prompt, completion_tokens=output, seconds=seconds, plan=plan)[1]
+    return max((price_usage(r.rate, prompt_tokens=prompt, completion_tokens=output, seconds=seconds, plan=plan)[1]
                 for r in routes), default=Decimal(0))
 
 
@@ -116,9 +117,10 @@ def _image_worst_case(body: dict, route, plan) -> Decimal:
     prompt = math.ceil(len(str(body.get("prompt") or "").encode()) / 2) + 10 + 1500 * len(body.get("images") or ())
     output = n * (route.max_output_tokens or settings.HUB_IMAGE_OUTPUT_TOKENS_HOLD)
     tier = body.get("tier") or ""
-    tiers = [tier] if tier else ["", *route.image_costs, *route.image_prices]
+    card = route.rate
+    tiers = [tier] if tier else ["", *card.image_costs, *card.image_prices]
     pictured = 1500 * len(body.get("images") or ())
-    return max(price_usage(route, prompt_tokens=prompt, completion_tokens=output, images=n, image_tier=t,
+    return max(price_usage(card, prompt_tokens=prompt, completion_tokens=output, images=n, image_tier=t,
                            image_input_tokens=pictured, plan=plan)[1] for t in tiers)
 
 

@@ -9,7 +9,7 @@ a second of audio), from the same function that prices usage, so the list says w
 from datetime import UTC
 from decimal import Decimal
 
-from billing.services import price_usage
+from billing.ratecard import RateCard, price_usage
 
 from . import catalogue
 from .auth import KeyInfo
@@ -23,7 +23,7 @@ def _amount(value: Decimal) -> str:
     return format(value.normalize(), "f") if value else "0"
 
 
-def _pricing(rates, kind: str, plan) -> dict:
+def _pricing(rates: RateCard, kind: str, plan) -> dict:
     def price(**usage) -> Decimal:
         return price_usage(rates, prompt_tokens=usage.pop("prompt_tokens", 0),
                            completion_tokens=usage.pop("completion_tokens", 0), plan=plan, **usage)[1]
@@ -52,7 +52,7 @@ def describe(model: catalogue.Model, name: str, key: KeyInfo) -> dict:
     if name != model.public_id:
         entry["alias_of"] = model.public_id
     if model.routes:  # every route of a model carries the model's one rate
-        entry["pricing"] = _pricing(model.routes[0], model.kind, key.plan)
+        entry["pricing"] = _pricing(model.routes[0].rate, model.kind, key.plan)
     return entry
 
 

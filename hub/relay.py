@@ -18,7 +18,7 @@ from typing import cast
 from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 
 from billing.models import UsageRecord
-from billing.services import UsageEvent, price_usage
+from billing.services import UsageEvent
 from providers.adapters import ChatResult, UpstreamError, Usage
 from providers.adapters.base import sse
 from providers.redaction import scrub
@@ -63,28 +63,22 @@ class Call:
             # Billed by the hub's estimate (the adapter made it), and the record says why.
             logger.warning("%s: %s; billed by estimate", self.request_id, usage.invalid)
             error = "; ".join(filter(None, (error, f"{usage.invalid}; billed by estimate")))
-        event = UsageEvent(
+        if route is not None:
+            served = {"model_id": route.model_id, "served_model": route.public_id, "provider_id": route.provider_id,
+                      "credential_id": route.credential_id}
+        elif self.model is not None:
+            served = {"model_id": self.model.id, "served_model": self.model.public_id}
+        else:
+            served = {}
+        event = UsageEvent.of_call(
+            usage, rate=route.rate if route is not None else None, plan=self.key.plan, **served,
             request_id=self.request_id, organization_id=self.key.organization_id, api_key_id=self.key.key_id,
-            model_name=self.model_name, status=status, endpoint=self.endpoint, stream=self.stream,
-            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-            cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
-            image_input_tokens=usage.image_input_tokens,
-            usage_estimated=usage.estimated, http_status=http_status,
+            billing_mode=self.key.billing_mode, model_name=self.model_name, endpoint=self.endpoint,
+            stream=self.stream, unit=self.unit, status=status, http_status=http_status,
             error=scrub(error, route.secret if route is not None else ""),
-            latency_ms=int((time.monotonic() - self.started) * 1000), unit=self.unit,
-            images=usage.images, image_tier=usage.image_tier, audio_seconds=usage.seconds,
-            billing_mode=self.key.billing_mode,
+            latency_ms=int((time.monotonic() - self.started) * 1000),
             first_token_ms=int((first_token_at - self.started) * 1000) if first_token_at else None,
         )
-        if route is None and self.model is not None:
-            event.model_id, event.served_model = self.model.id, self.model.public_id
-        if route is not None:
-            event.model_id, event.provider_id, event.credential_id = route.model_id, route.provider_id, route.credential_id
-            event.served_model = route.public_id
-            event.cost, event.price = price_usage(
-                route, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                cached_tokens=usage.cache_read_tokens, plan=self.key.plan, images=usage.images,
-                image_tier=usage.image_tier, seconds=usage.seconds, image_input_tokens=usage.image_input_tokens)
         if self.lease is not None:
             event.lease = self.lease.hold_id
             credit.settle(self, event.price if event.charged else Decimal(0))

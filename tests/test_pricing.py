@@ -7,15 +7,15 @@ import openai
 import pytest
 
 from billing.models import CreditAccount, ModelRate, PricePlan, UsageRecord
+from billing.ratecard import RateCard
 from billing.services import Plan, price_usage
 from tests.factories import add_model
 
 HELLO = [{"role": "user", "content": "hello"}]
 
 
-class Rates:
-    input_cost, cached_input_cost, output_cost = Decimal(2), Decimal("0.5"), Decimal(8)
-    input_price, cached_input_price, output_price = Decimal(3), Decimal(1), Decimal(12)
+Rates = RateCard(input_cost=Decimal(2), cached_input_cost=Decimal("0.5"), output_cost=Decimal(8),
+                 input_price=Decimal(3), cached_input_price=Decimal(1), output_price=Decimal(12))
 
 
 @pytest.mark.parametrize("plan, cost, price", [
@@ -30,8 +30,8 @@ def test_usage_is_priced_with_cached_input_and_the_plan(plan, cost, price):
 
 
 def test_cached_input_falls_back_to_the_input_rate():
-    class Plain(Rates):
-        cached_input_cost = cached_input_price = None
+    Plain = RateCard(input_cost=Rates.input_cost, output_cost=Rates.output_cost, input_price=Rates.input_price,
+                     output_price=Rates.output_price)
 
     assert price_usage(Plain, prompt_tokens=10, completion_tokens=0, cached_tokens=4) == (
         Decimal("0.00002"), Decimal("0.00003"))

@@ -3,9 +3,10 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
-from ..money import quantize
+from ..ratecard import decimal_tiers, prices_over_cost
 from .columns import money
 
 
@@ -52,8 +53,6 @@ class ModelRate(models.Model):
         return f"rate of {self.model}"
 
     def clean(self):
-        from django.core.exceptions import ValidationError
-
         for name in ("image_costs", "image_prices"):
             try:
                 tiers = decimal_tiers(getattr(self, name))
@@ -67,33 +66,10 @@ class ModelRate(models.Model):
         super().save(*args, **kwargs)
 
     def derive_prices(self) -> None:
-        """With a margin, every price is its cost × (1 + margin)."""
+        """With a margin, every price is its cost × (1 + margin) (billing.ratecard, as the gateway's card)."""
         if self.margin is not None:
-            markup = 1 + self.margin
-            self.input_price = quantize(self.input_cost * markup)
-            self.output_price = quantize(self.output_cost * markup)
-            if self.cached_input_cost is not None:
-                self.cached_input_price = quantize(self.cached_input_cost * markup)
-            if self.image_input_cost is not None:
-                self.image_input_price = quantize(self.image_input_cost * markup)
-            self.image_price = quantize(self.image_cost * markup)
-            self.image_prices = {tier: str(quantize(cost * markup))
-                                 for tier, cost in decimal_tiers(self.image_costs).items()}
-            self.audio_second_price = quantize(self.audio_second_cost * markup)
-
-
-def decimal_tiers(tiers) -> dict[str, Decimal]:
-    """Image tiers as stored (JSON: tier -> decimal string) to exact Decimals; never through float."""
-    if not tiers:
-        return {}
-    if not isinstance(tiers, dict):
-        raise TypeError("image tiers must be a JSON object")
-    out = {}
-    for tier, amount in tiers.items():
-        if isinstance(amount, float):
-            amount = repr(amount)  # a number typed into JSON: its shortest spelling, not its binary value
-        out[str(tier)] = Decimal(str(amount))
-    return out
+            for name, price in prices_over_cost(self, 1 + self.margin).items():
+                setattr(self, name, {tier: str(a) for tier, a in price.items()} if isinstance(price, dict) else price)
 
 
 class PricePlan(models.Model):
@@ -110,8 +86,6 @@ class PricePlan(models.Model):
         return self.name
 
     def clean(self):
-        from django.core.exceptions import ValidationError
-
         if (self.discount is None) == (self.margin is None):
             raise ValidationError("A plan has either a discount or a margin.")
         if self.discount is not None and not 0 <= self.discount <= 1:
