@@ -9,8 +9,8 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from . import services, teams
-from .models import ApiKey, AuditEvent, Invitation, KeyScope, Membership, Organization, Team, User
 from .middleware import client_address
+from .models import ApiKey, AuditEvent, Invitation, KeyScope, Membership, Organization, Team, User
 from .serializers import LIMIT_FIELDS
 from .signals import keys_changed_on_commit, organization_opened
 
@@ -82,14 +82,38 @@ class ApiKeyForm(forms.ModelForm):
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ["name", "prefix", "scope", "organization", "team", "created_at", "expires_at", "revoked_at",
-                    "last_used_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "scope",
+        "organization",
+        "team",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
     list_filter = ["scope", "organization"]
     search_fields = ["name", "prefix", "organization__name", "team__name"]
     autocomplete_fields = ["team"]
     fieldsets = [
-        (None, {"fields": ["organization", "name", "scope", "team", "expires_at", "prefix", "created_by",
-                           "created_at", "revoked_at", "last_used_at"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "organization",
+                    "name",
+                    "scope",
+                    "team",
+                    "expires_at",
+                    "prefix",
+                    "created_by",
+                    "created_at",
+                    "revoked_at",
+                    "last_used_at",
+                ]
+            },
+        ),
         ("Limits (empty: the organisation's)", {"fields": LIMIT_FIELDS}),
     ]
     readonly_fields = ["prefix", "created_by", "created_at", "revoked_at", "last_used_at"]
@@ -105,8 +129,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return
         with transaction.atomic():
             api_key, raw = services.api_key_create(
-                organization=obj.organization, name=obj.name, created_by=request.user, expires_at=obj.expires_at,
-                scope=obj.scope, actor=actor_of(request),
+                organization=obj.organization,
+                name=obj.name,
+                created_by=request.user,
+                expires_at=obj.expires_at,
+                scope=obj.scope,
+                actor=actor_of(request),
                 limits={name: form.cleaned_data[name] for name in LIMIT_FIELDS if name in form.cleaned_data},
             )
             if obj.team_id:
@@ -171,8 +199,7 @@ class InvitationAdmin(ReadOnlyAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "organization", "actor_label", "action", "target_type", "target_id",
-                    "ip_address"]
+    list_display = ["created_at", "organization", "actor_label", "action", "target_type", "target_id", "ip_address"]
     list_filter = ["action", "target_type"]
     search_fields = ["organization__name", "actor_label", "action", "target_id"]
     date_hierarchy = "created_at"
@@ -185,9 +212,14 @@ class AuditEventAdmin(ReadOnlyAdmin):
 # deletion's entries with bulk_create, which sends no signal: AuditedAdmin
 # passes those on.
 AUDITED_ADMIN_MODELS = {
-    ("providers", "provider"), ("providers", "credential"), ("providers", "catalogmodel"),
-    ("billing", "modelrate"), ("billing", "creditaccount"), ("billing", "ledgerentry"),
-    ("accounts", "organization"), ("accounts", "team"),
+    ("providers", "provider"),
+    ("providers", "credential"),
+    ("providers", "catalogmodel"),
+    ("billing", "modelrate"),
+    ("billing", "creditaccount"),
+    ("billing", "ledgerentry"),
+    ("accounts", "organization"),
+    ("accounts", "team"),
 }
 _VERBS = {ADDITION: "add", CHANGE: "change", DELETION: "delete"}
 
@@ -202,6 +234,7 @@ def admin_details(app_label: str, model: str) -> Callable[[AdminDetails], AdminD
     def register(function: AdminDetails) -> AdminDetails:
         ADMIN_DETAILS[app_label, model] = function
         return function
+
     return register
 
 
@@ -236,7 +269,9 @@ def audit_admin_change(sender, instance: LogEntry, created: bool, **kwargs):
     details, organization = _admin_details(instance)
     services.audit_record(
         action=f"admin.{content_type.model}.{_VERBS.get(instance.action_flag, 'change')}",
-        actor=services.Actor(user=instance.user, ip_address=client_address.get()), organization=organization,
-        target_type=content_type.model, target_id=instance.object_id or "", details=details,
+        actor=services.Actor(user=instance.user, ip_address=client_address.get()),
+        organization=organization,
+        target_type=content_type.model,
+        target_id=instance.object_id or "",
+        details=details,
     )
-

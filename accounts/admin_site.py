@@ -29,8 +29,13 @@ CODE_WIDGET = forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode
 
 
 class HubLoginForm(AdminAuthenticationForm):
-    otp_token = forms.CharField(label="Authenticator code", required=False, max_length=12, widget=CODE_WIDGET,
-                                help_text="Only if you have set up two-factor sign-in.")
+    otp_token = forms.CharField(
+        label="Authenticator code",
+        required=False,
+        max_length=12,
+        widget=CODE_WIDGET,
+        help_text="Only if you have set up two-factor sign-in.",
+    )
 
     @method_decorator(sensitive_variables("token"))
     def clean(self):
@@ -43,9 +48,10 @@ class HubLoginForm(AdminAuthenticationForm):
             raise forms.ValidationError("Enter the code from your authenticator app.", code="otp_required")
         device = otp.device_for_code(user, token)
         if device is None:
-            user_login_failed.send(sender=__name__, credentials={"username": user.get_username()},
-                                   request=self.request)
-            raise forms.ValidationError("That authenticator code is wrong, expired or already used.", code="otp_invalid")
+            user_login_failed.send(sender=__name__, credentials={"username": user.get_username()}, request=self.request)
+            raise forms.ValidationError(
+                "That authenticator code is wrong, expired or already used.", code="otp_invalid"
+            )
         user.otp_device = device  # django_otp marks the session verified on user_logged_in
         return cleaned
 

@@ -25,14 +25,28 @@ class Actor:
 SYSTEM = Actor()
 
 
-def audit_record(*, action: str, actor: Actor | None = None, organization=None, target=None,
-                 target_type: str = "", target_id: str = "", details: dict | None = None) -> AuditEvent:
+def audit_record(
+    *,
+    action: str,
+    actor: Actor | None = None,
+    organization=None,
+    target=None,
+    target_type: str = "",
+    target_id: str = "",
+    details: dict | None = None,
+) -> AuditEvent:
     actor = actor or SYSTEM
     if target is not None:
         target_type = target_type or target._meta.model_name
         target_id = target_id or str(target.pk)
     return AuditEvent.objects.create(
-        organization=organization, actor_user=actor.user, actor_key=actor.api_key, actor_label=actor.label[:200],
-        action=action, target_type=target_type, target_id=str(target_id), details=details or {},
+        organization=organization,
+        actor_user=actor.user,
+        actor_key=actor.api_key,
+        actor_label=actor.label[:200],
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        details=details or {},
         ip_address=actor.ip_address,
     )

@@ -126,7 +126,9 @@ class ApiKey(Limits):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     scope = models.CharField(
-        max_length=20, choices=KeyScope.choices, default=KeyScope.INFERENCE,
+        max_length=20,
+        choices=KeyScope.choices,
+        default=KeyScope.INFERENCE,
         help_text="An admin key may also manage its own organisation through /manage/v1/.",
     )
     # Usage is reported by the key's team as it is now, not as it was when the key was used.

@@ -25,8 +25,13 @@ def code_required(user) -> bool:
 
 def must_enrol(user) -> bool:
     """A signed-in operator who has to set up a device before using the admin."""
-    return bool(user.is_authenticated and user.is_active and user.is_staff
-                and settings.HUB_OPERATOR_2FA_REQUIRED and not user_has_device(user))
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and user.is_staff
+        and settings.HUB_OPERATOR_2FA_REQUIRED
+        and not user_has_device(user)
+    )
 
 
 def is_verified(user) -> bool:
@@ -95,4 +100,4 @@ def qr_code_svg(data: str) -> str:
     out = io.BytesIO()
     qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage).save(out)
     svg = out.getvalue().decode()
-    return svg[svg.index("<svg"):]  # drop the XML declaration: the SVG goes inside HTML
+    return svg[svg.index("<svg") :]  # drop the XML declaration: the SVG goes inside HTML

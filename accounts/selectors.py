@@ -55,4 +55,3 @@ def day_range(start: date | None, end: date | None, *, default_days: int = 30) -
     start = start or end - timedelta(days=default_days - 1)
     tz = timezone.get_current_timezone()
     return datetime.combine(start, time.min, tz), datetime.combine(end + timedelta(days=1), time.min, tz)
-

@@ -26,8 +26,20 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "scope", "team", "created_by", "created_at", "expires_at", "revoked_at",
-                  "last_used_at", "is_active", *LIMIT_FIELDS]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scope",
+            "team",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            "is_active",
+            *LIMIT_FIELDS,
+        ]
         read_only_fields = fields
 
 
@@ -41,8 +53,9 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     # Bounded by their columns, so an out-of-range value is a 400 naming the field, not the database's error.
     rpm_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=POSITIVE_INT_MAX)
     tpm_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=POSITIVE_INT_MAX)
-    budget = serializers.DecimalField(required=False, allow_null=True, max_digits=19, decimal_places=10, min_value=0,
-                                      max_value=max_amount())
+    budget = serializers.DecimalField(
+        required=False, allow_null=True, max_digits=19, decimal_places=10, min_value=0, max_value=max_amount()
+    )
     budget_period = serializers.ChoiceField(choices=BudgetPeriod.choices, required=False)
 
     def validate_allowed_ips(self, value):
@@ -106,8 +119,18 @@ class InvitationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Invitation
-        fields = ["id", "email", "role", "status", "invited_by", "created_at", "expires_at", "accepted_at",
-                  "declined_at", "revoked_at"]
+        fields = [
+            "id",
+            "email",
+            "role",
+            "status",
+            "invited_by",
+            "created_at",
+            "expires_at",
+            "accepted_at",
+            "declined_at",
+            "revoked_at",
+        ]
         read_only_fields = fields
 
 
@@ -145,8 +168,9 @@ class UsageRecordSerializer(serializers.Serializer):
     request_id = serializers.CharField()
     created_at = serializers.DateTimeField()
     model = serializers.CharField(source="model_name", help_text="The model asked for, as the request named it")
-    served_model = serializers.CharField(help_text="The model that served (a fallback's, when one did), "
-                                                   "whose price it paid")
+    served_model = serializers.CharField(
+        help_text="The model that served (a fallback's, when one did), whose price it paid"
+    )
     api_key_id = serializers.IntegerField(allow_null=True)
     endpoint = serializers.CharField()
     stream = serializers.BooleanField()
@@ -181,6 +205,15 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = ["id", "created_at", "actor", "actor_key_id", "action", "target_type", "target_id", "details",
-                  "ip_address"]
+        fields = [
+            "id",
+            "created_at",
+            "actor",
+            "actor_key_id",
+            "action",
+            "target_type",
+            "target_id",
+            "details",
+            "ip_address",
+        ]
         read_only_fields = fields

@@ -40,8 +40,17 @@ def organization_create(*, name: str, slug: str = "", owner=None) -> Organizatio
     return organization
 
 
-def api_key_create(*, organization: Organization, name: str, created_by=None, expires_at=None, raw_key: str = "",
-                   scope: str = KeyScope.INFERENCE, actor: Actor | None = None, limits: dict | None = None):
+def api_key_create(
+    *,
+    organization: Organization,
+    name: str,
+    created_by=None,
+    expires_at=None,
+    raw_key: str = "",
+    scope: str = KeyScope.INFERENCE,
+    actor: Actor | None = None,
+    limits: dict | None = None,
+):
     """Create a key and return (ApiKey, raw key). The raw key is never stored.
 
     `limits`: the key's own allowed_models, allowed_ips, rpm_limit, tpm_limit,
@@ -63,10 +72,19 @@ def api_key_create(*, organization: Organization, name: str, created_by=None, ex
             scope=scope,
             **(limits or {}),
         )
-        audit_record(action="key.create", actor=actor, organization=organization, target=api_key,
-                     details={"name": name, "prefix": api_key.prefix, "scope": scope,
-                              "expires_at": expires_at.isoformat() if expires_at else None,
-                              **{k: str(v) for k, v in (limits or {}).items()}})
+        audit_record(
+            action="key.create",
+            actor=actor,
+            organization=organization,
+            target=api_key,
+            details={
+                "name": name,
+                "prefix": api_key.prefix,
+                "scope": scope,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+                **{k: str(v) for k, v in (limits or {}).items()},
+            },
+        )
     return api_key, raw_key
 
 
@@ -75,8 +93,13 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor | None = None) -> ApiKey:
         if api_key.revoked_at is None:
             api_key.revoked_at = timezone.now()
             api_key.save(update_fields=["revoked_at"])
-            audit_record(action="key.revoke", actor=actor, organization=api_key.organization, target=api_key,
-                         details={"name": api_key.name, "prefix": api_key.prefix})
+            audit_record(
+                action="key.revoke",
+                actor=actor,
+                organization=api_key.organization,
+                target=api_key,
+                details={"name": api_key.name, "prefix": api_key.prefix},
+            )
     # On commit, whatever transaction this is in (a rotation's): forgotten
     # before, the key could be cached again as valid by a concurrent request.
     keys_changed_on_commit(api_key.hashed_key)
@@ -93,16 +116,25 @@ def api_key_rotate(*, api_key: ApiKey, actor: Actor | None = None):
         raise AccountsError("A revoked key cannot be rotated.", code="key_revoked")
     with transaction.atomic():
         new_key, raw = api_key_create(
-            organization=api_key.organization, name=api_key.name, expires_at=api_key.expires_at,
-            scope=api_key.scope, created_by=actor.user if actor else None, actor=actor,
+            organization=api_key.organization,
+            name=api_key.name,
+            expires_at=api_key.expires_at,
+            scope=api_key.scope,
+            created_by=actor.user if actor else None,
+            actor=actor,
             limits={name: getattr(api_key, name) for name in LIMIT_FIELDS},
         )
         if api_key.team_id is not None:
             ApiKey.objects.filter(pk=new_key.pk).update(team_id=api_key.team_id)
             new_key.team_id = api_key.team_id
         api_key_revoke(api_key=api_key, actor=actor)
-        audit_record(action="key.rotate", actor=actor, organization=api_key.organization, target=api_key,
-                     details={"replaced_by": new_key.pk, "prefix": new_key.prefix})
+        audit_record(
+            action="key.rotate",
+            actor=actor,
+            organization=api_key.organization,
+            target=api_key,
+            details={"replaced_by": new_key.pk, "prefix": new_key.prefix},
+        )
     return new_key, raw
 
 
@@ -116,30 +148,39 @@ def _lock_owners(organization: Organization) -> None:
     Organization.objects.select_for_update().filter(pk=organization.pk).first()
 
 
-def membership_change_role(*, membership: Membership, role: str, actor_role: str | None,
-                           actor: Actor | None = None) -> Membership:
+def membership_change_role(
+    *, membership: Membership, role: str, actor_role: str | None, actor: Actor | None = None
+) -> Membership:
     if role not in Role.values:
         raise AccountsError(f"Unknown role {role!r}.", code="invalid_role", param="role")
     if not (permissions.may_manage_role(actor_role, membership.role) and permissions.may_manage_role(actor_role, role)):
         raise PermissionDenied("Only an owner can make or unmake owners.")
     with transaction.atomic():
         _lock_owners(membership.organization)
-        if membership.role == Role.OWNER and role != Role.OWNER and not _owners_left(membership.organization,
-                                                                                      without=membership):
-            raise AccountsError("The last owner cannot be demoted: make someone else owner first.",
-                                code="last_owner")
+        if (
+            membership.role == Role.OWNER
+            and role != Role.OWNER
+            and not _owners_left(membership.organization, without=membership)
+        ):
+            raise AccountsError("The last owner cannot be demoted: make someone else owner first.", code="last_owner")
         old = membership.role
         if old == role:
             return membership
         membership.role = role
         membership.save(update_fields=["role"])
-        audit_record(action="member.role_change", actor=actor, organization=membership.organization,
-                     target=membership, details={"user": membership.user.get_username(), "from": old, "to": role})
+        audit_record(
+            action="member.role_change",
+            actor=actor,
+            organization=membership.organization,
+            target=membership,
+            details={"user": membership.user.get_username(), "from": old, "to": role},
+        )
     return membership
 
 
-def membership_remove(*, membership: Membership, actor_role: str | None, actor: Actor | None = None,
-                      leaving: bool = False) -> None:
+def membership_remove(
+    *, membership: Membership, actor_role: str | None, actor: Actor | None = None, leaving: bool = False
+) -> None:
     if not leaving and not permissions.may_manage_role(actor_role, membership.role):
         raise PermissionDenied("Only an owner can remove an owner.")
     with transaction.atomic():
@@ -148,9 +189,13 @@ def membership_remove(*, membership: Membership, actor_role: str | None, actor: 
             raise AccountsError(
                 "The last owner cannot leave or be removed: make someone else owner first.", code="last_owner"
             )
-        audit_record(action="member.leave" if leaving else "member.remove", actor=actor,
-                     organization=membership.organization, target=membership,
-                     details={"user": membership.user.get_username(), "role": membership.role})
+        audit_record(
+            action="member.leave" if leaving else "member.remove",
+            actor=actor,
+            organization=membership.organization,
+            target=membership,
+            details={"user": membership.user.get_username(), "role": membership.role},
+        )
         membership.delete()
 
 
@@ -162,8 +207,15 @@ def invitation_ttl() -> timedelta:
     return timedelta(days=getattr(settings, "HUB_INVITATION_DAYS", 7))
 
 
-def invitation_create(*, organization: Organization, email: str, role: str, actor_role: str | None,
-                      actor: Actor | None = None, accept_url_base: str = ""):
+def invitation_create(
+    *,
+    organization: Organization,
+    email: str,
+    role: str,
+    actor_role: str | None,
+    actor: Actor | None = None,
+    accept_url_base: str = "",
+):
     """Invite by email and return (Invitation, raw token). The token is sent, never stored."""
     if not permissions.may_manage_role(actor_role, role):
         raise PermissionDenied("Only an owner can invite an owner.")
@@ -173,15 +225,25 @@ def invitation_create(*, organization: Organization, email: str, role: str, acto
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
         invitation = Invitation.objects.create(
-            organization=organization, email=email, role=role, hashed_token=hash_api_key(token),
-            invited_by=actor.user if actor else None, expires_at=timezone.now() + invitation_ttl(),
+            organization=organization,
+            email=email,
+            role=role,
+            hashed_token=hash_api_key(token),
+            invited_by=actor.user if actor else None,
+            expires_at=timezone.now() + invitation_ttl(),
         )
-        audit_record(action="invitation.create", actor=actor, organization=organization, target=invitation,
-                     details={"email": email, "role": role})
+        audit_record(
+            action="invitation.create",
+            actor=actor,
+            organization=organization,
+            target=invitation,
+            details={"email": email, "role": role},
+        )
     context = {
         # A person is named; an admin key is not (its prefix means nothing to the invitee): the email
         # then reads as the organisation's own invitation.
-        "invitation": invitation, "organization": organization,
+        "invitation": invitation,
+        "organization": organization,
         "inviter": actor.label if actor is not None and actor.user is not None else "",
         "accept_url": f"{accept_url_base.rstrip('/')}/manage/v1/invitations/{token}/accept",
         "decline_url": f"{accept_url_base.rstrip('/')}/manage/v1/invitations/{token}/decline",
@@ -213,16 +275,22 @@ def invitation_accept(*, token: str, user, actor: Actor | None = None) -> Member
         _open(invitation)
         # The link alone is not enough: a forwarded email must not let someone else in.
         if (user.email or "").lower() != invitation.email.lower():
-            raise PermissionDenied("This invitation was sent to another email address.",
-                                   code="invitation_email_mismatch")
+            raise PermissionDenied(
+                "This invitation was sent to another email address.", code="invitation_email_mismatch"
+            )
         if invitation.organization.memberships.filter(user=user).exists():
             raise AccountsError("You are already a member.", code="already_member")
         membership = Membership.objects.create(user=user, organization=invitation.organization, role=invitation.role)
         invitation.accepted_at = timezone.now()
         invitation.accepted_by = user
         invitation.save(update_fields=["accepted_at", "accepted_by"])
-        audit_record(action="invitation.accept", actor=actor or Actor(user=user), organization=invitation.organization,
-                     target=invitation, details={"email": invitation.email, "role": invitation.role})
+        audit_record(
+            action="invitation.accept",
+            actor=actor or Actor(user=user),
+            organization=invitation.organization,
+            target=invitation,
+            details={"email": invitation.email, "role": invitation.role},
+        )
     return membership
 
 
@@ -232,8 +300,13 @@ def invitation_decline(*, token: str, actor: Actor | None = None) -> Invitation:
         _open(invitation)
         invitation.declined_at = timezone.now()
         invitation.save(update_fields=["declined_at"])
-        audit_record(action="invitation.decline", actor=actor, organization=invitation.organization,
-                     target=invitation, details={"email": invitation.email})
+        audit_record(
+            action="invitation.decline",
+            actor=actor,
+            organization=invitation.organization,
+            target=invitation,
+            details={"email": invitation.email},
+        )
     return invitation
 
 
@@ -242,6 +315,11 @@ def invitation_revoke(*, invitation: Invitation, actor: Actor | None = None) -> 
     with transaction.atomic():
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
-        audit_record(action="invitation.revoke", actor=actor, organization=invitation.organization,
-                     target=invitation, details={"email": invitation.email})
+        audit_record(
+            action="invitation.revoke",
+            actor=actor,
+            organization=invitation.organization,
+            target=invitation,
+            details={"email": invitation.email},
+        )
     return invitation

@@ -15,6 +15,7 @@ keys_changed = Signal()
 def keys_changed_on_commit(hashed: str | None = None) -> None:
     transaction.on_commit(lambda: keys_changed.send(sender=None, hashed=hashed))
 
+
 # organization: a new Organization, sent inside the transaction that creates
 # it; billing opens its credit account there (billing/apps.py).
 organization_opened = Signal()

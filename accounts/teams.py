@@ -18,8 +18,9 @@ def team_create(*, organization, name: str, actor: Actor | None = None) -> Team:
     try:
         with transaction.atomic():
             team = Team.objects.create(organization=organization, name=name.strip())
-            audit_record(action="team.create", actor=actor, organization=organization, target=team,
-                         details={"name": team.name})
+            audit_record(
+                action="team.create", actor=actor, organization=organization, target=team, details={"name": team.name}
+            )
     except IntegrityError:
         raise AccountsError(f"There is a team named {name!r} already.", code="team_exists", param="name") from None
     return team
@@ -30,8 +31,13 @@ def team_rename(*, team: Team, name: str, actor: Actor | None = None) -> Team:
     try:
         with transaction.atomic():
             team.save(update_fields=["name"])
-            audit_record(action="team.rename", actor=actor, organization=team.organization, target=team,
-                         details={"from": old, "to": team.name})
+            audit_record(
+                action="team.rename",
+                actor=actor,
+                organization=team.organization,
+                target=team,
+                details={"from": old, "to": team.name},
+            )
     except IntegrityError:
         raise AccountsError(f"There is a team named {name!r} already.", code="team_exists", param="name") from None
     return team
@@ -40,8 +46,13 @@ def team_rename(*, team: Team, name: str, actor: Actor | None = None) -> Team:
 def team_delete(*, team: Team, actor: Actor | None = None) -> None:
     """Delete a team; its keys stay, with no team."""
     with transaction.atomic():
-        audit_record(action="team.delete", actor=actor, organization=team.organization, target=team,
-                     details={"name": team.name, "keys": list(team.api_keys.values_list("pk", flat=True))})
+        audit_record(
+            action="team.delete",
+            actor=actor,
+            organization=team.organization,
+            target=team,
+            details={"name": team.name, "keys": list(team.api_keys.values_list("pk", flat=True))},
+        )
         team.delete()
 
 
@@ -54,6 +65,11 @@ def api_key_team_set(*, api_key: ApiKey, team: Team | None, actor: Actor | None 
         old = api_key.team.name if api_key.team else None
         api_key.team = team
         api_key.save(update_fields=["team"])
-        audit_record(action="key.team_change", actor=actor, organization=api_key.organization, target=api_key,
-                     details={"prefix": api_key.prefix, "from": old, "to": team.name if team else None})
+        audit_record(
+            action="key.team_change",
+            actor=actor,
+            organization=api_key.organization,
+            target=api_key,
+            details={"prefix": api_key.prefix, "from": old, "to": team.name if team else None},
+        )
     return api_key

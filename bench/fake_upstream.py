@@ -32,10 +32,16 @@ MODEL = "gpt-4o-mini-2024-07-18"
 FINGERPRINT = "fp_0ba0d124f1"
 WORDS = ["The", " quick", " brown", " fox", " jumps", " over", " the", " dog."]  # the 8 content chunks
 USAGE = {
-    "prompt_tokens": 21, "completion_tokens": len(WORDS), "total_tokens": 21 + len(WORDS),
+    "prompt_tokens": 21,
+    "completion_tokens": len(WORDS),
+    "total_tokens": 21 + len(WORDS),
     "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0,
-                                  "rejected_prediction_tokens": 0},
+    "completion_tokens_details": {
+        "reasoning_tokens": 0,
+        "audio_tokens": 0,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
+    },
 }
 
 
@@ -44,8 +50,10 @@ def _dumps(obj) -> bytes:
 
 
 def _response(status: str, body: bytes, content_type: str = "application/json", close: bool = False) -> bytes:
-    head = (f"HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {len(body)}\r\n"
-            f"openai-processing-ms: 0\r\nconnection: {'close' if close else 'keep-alive'}\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {len(body)}\r\n"
+        f"openai-processing-ms: 0\r\nconnection: {'close' if close else 'keep-alive'}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -53,30 +61,54 @@ def _error(status: str, message: str, type_: str, code) -> bytes:
     return _response(status, _dumps({"error": {"message": message, "type": type_, "param": None, "code": code}}))
 
 
-COMPLETION = _dumps({
-    "id": "chatcmpl-BenchFakeUpstream000000000001", "object": "chat.completion", "created": CREATED, "model": MODEL,
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(WORDS), "refusal": None,
-                                         "annotations": []},
-                 "logprobs": None, "finish_reason": "stop"}],
-    "usage": USAGE, "service_tier": "default", "system_fingerprint": FINGERPRINT,
-})
+COMPLETION = _dumps(
+    {
+        "id": "chatcmpl-BenchFakeUpstream000000000001",
+        "object": "chat.completion",
+        "created": CREATED,
+        "model": MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(WORDS), "refusal": None, "annotations": []},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": USAGE,
+        "service_tier": "default",
+        "system_fingerprint": FINGERPRINT,
+    }
+)
 OK_COMPLETION = _response("200 OK", COMPLETION)
-MODELS = _response("200 OK", _dumps({"object": "list", "data": [
-    {"id": "gpt-4o-mini", "object": "model", "created": CREATED, "owned_by": "system"}]}))
+MODELS = _response(
+    "200 OK",
+    _dumps(
+        {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "created": CREATED, "owned_by": "system"}]}
+    ),
+)
 UNAUTHORIZED = _error("401 Unauthorized", "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
 NOT_FOUND = _error("404 Not Found", "Unknown request URL.", "invalid_request_error", "unknown_url")
-BAD_JSON = _error("400 Bad Request", "We could not parse the JSON body of your request.",
-                  "invalid_request_error", None)
-STREAM_HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
-               b"transfer-encoding: chunked\r\ncache-control: no-cache\r\nconnection: keep-alive\r\n\r\n")
+BAD_JSON = _error("400 Bad Request", "We could not parse the JSON body of your request.", "invalid_request_error", None)
+STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
+    b"transfer-encoding: chunked\r\ncache-control: no-cache\r\nconnection: keep-alive\r\n\r\n"
+)
 
 
 def _stream_events(include_usage: bool) -> list[bytes]:
     """Each event as one HTTP chunk, in OpenAI's order; the last one also ends the body."""
+
     def chunk(choices, usage=False):
-        event = {"id": "chatcmpl-BenchFakeUpstream000000000002", "object": "chat.completion.chunk",
-                 "created": CREATED, "model": MODEL, "service_tier": "default", "system_fingerprint": FINGERPRINT,
-                 "choices": choices}
+        event = {
+            "id": "chatcmpl-BenchFakeUpstream000000000002",
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": MODEL,
+            "service_tier": "default",
+            "system_fingerprint": FINGERPRINT,
+            "choices": choices,
+        }
         if include_usage:  # as OpenAI does: every chunk has "usage", null but in the last
             event["usage"] = USAGE if usage else None
         return b"data: " + _dumps(event) + b"\n\n"
@@ -141,8 +173,8 @@ class Upstream(asyncio.Protocol):
             length = int(headers.get("content-length") or 0)
             if len(self.buffer) < end + 4 + length:
                 return  # wait for the rest of the body
-            body = bytes(self.buffer[end + 4:end + 4 + length])
-            del self.buffer[:end + 4 + length]
+            body = bytes(self.buffer[end + 4 : end + 4 + length])
+            del self.buffer[: end + 4 + length]
             self._handle(method, target.split("?", 1)[0], headers, body)
             if headers.get("connection", "").lower() == "close" and not self.busy and self.transport is not None:
                 self.transport.close()

@@ -62,7 +62,7 @@ class Load:
                 if response.status == 200:
                     return True
                 self._error(f"HTTP {response.status}", body[:300].decode(errors="replace"))
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             self._error(type(exc).__name__, str(exc))
         return False
 
@@ -88,7 +88,7 @@ class Load:
                         event = json.loads(data)
                         if any((c.get("delta") or {}).get("content") for c in event.get("choices") or []):
                             first = time.perf_counter() - started
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             self._error(type(exc).__name__, str(exc))
         if not done:
             self._error("no [DONE]")
@@ -98,8 +98,7 @@ class Load:
 def session(limit: int = 0) -> aiohttp.ClientSession:
     # limit=0: no client-side cap on connections, so 500 streams really are concurrent.
     connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=30)
-    return aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                 timeout=aiohttp.ClientTimeout(total=120))
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout(total=120))
 
 
 async def latency(load: Load, args) -> dict:
@@ -113,8 +112,13 @@ async def latency(load: Load, args) -> dict:
             ok = await load.call(s)
             if ok:
                 times.append(time.perf_counter() - started)
-    return {"requests": args.requests, "ok": len(times), "p50_ms": percentile(times, 50),
-            "p99_ms": percentile(times, 99), "mean_ms": round(sum(times) / len(times) * 1000, 3) if times else None}
+    return {
+        "requests": args.requests,
+        "ok": len(times),
+        "p50_ms": percentile(times, 50),
+        "p99_ms": percentile(times, 99),
+        "mean_ms": round(sum(times) / len(times) * 1000, 3) if times else None,
+    }
 
 
 async def throughput(load: Load, args) -> dict:
@@ -136,8 +140,13 @@ async def throughput(load: Load, args) -> dict:
 
     async with session(limit=args.clients) as s:
         await asyncio.gather(*(client(s) for _ in range(args.clients)))
-    return {"clients": args.clients, "seconds": args.seconds, "ok": counted["ok"], "errors": counted["errors"],
-            "rps": round(counted["ok"] / args.seconds, 1)}
+    return {
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "ok": counted["ok"],
+        "errors": counted["errors"],
+        "rps": round(counted["ok"] / args.seconds, 1),
+    }
 
 
 async def streams(load: Load, args) -> dict:
@@ -151,9 +160,14 @@ async def streams(load: Load, args) -> dict:
         results = await asyncio.gather(*(load.stream(s) for _ in range(args.streams)))
         elapsed = time.perf_counter() - started
     firsts = [first for first, _ in results if first is not None]
-    return {"streams": args.streams, "done": sum(done for _, done in results), "with_first_token": len(firsts),
-            "ttft_p50_ms": percentile(firsts, 50), "ttft_p99_ms": percentile(firsts, 99),
-            "wave_seconds": round(elapsed, 3)}
+    return {
+        "streams": args.streams,
+        "done": sum(done for _, done in results),
+        "with_first_token": len(firsts),
+        "ttft_p50_ms": percentile(firsts, 50),
+        "ttft_p99_ms": percentile(firsts, 99),
+        "wave_seconds": round(elapsed, 3),
+    }
 
 
 MODES = {"latency": latency, "throughput": throughput, "streams": streams}
@@ -169,8 +183,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32, help="throughput: concurrent clients")
     parser.add_argument("--seconds", type=float, default=10.0, help="throughput: measured seconds")
     parser.add_argument("--streams", type=int, default=500, help="streams: concurrent streams")
-    parser.add_argument("--warmup", type=float, default=None,
-                        help="requests (latency), seconds (throughput) or streams (streams) before measuring")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="requests (latency), seconds (throughput) or streams (streams) before measuring",
+    )
     args = parser.parse_args()
     if args.warmup is None:
         args.warmup = {"latency": 200, "throughput": 2.0, "streams": args.streams}[args.mode]

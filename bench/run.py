@@ -150,8 +150,11 @@ def http(url: str, body: dict | None = None, key: str | None = None, timeout: fl
 
 
 def start_upstream(children: Children, key: str, chunk_ms: float) -> int:
-    proc = children.start([PY, str(BENCH / "fake_upstream.py"), "--key", key, "--chunk-ms", str(chunk_ms)],
-                          stdout=subprocess.PIPE, text=True)
+    proc = children.start(
+        [PY, str(BENCH / "fake_upstream.py"), "--key", key, "--chunk-ms", str(chunk_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     ready, _, _ = select.select([proc.stdout], [], [], 15)
     line = proc.stdout.readline() if ready else ""
     if not line:
@@ -165,8 +168,9 @@ def prepare_hub(children: Children, env: dict, upstream_port: int, variants: lis
     log("hub: migrating a fresh database …")
     children.run(manage + ["migrate", "--noinput", "-v0"], env, timeout=300)
     config = Path(env["HUB_VAR_DIR"]) / "bench.yaml"
-    config.write_text(CONFIG_YAML.format(base_url=f"http://127.0.0.1:{upstream_port}/v1", model=MODEL,
-                                         upstream=UPSTREAM_MODEL))
+    config.write_text(
+        CONFIG_YAML.format(base_url=f"http://127.0.0.1:{upstream_port}/v1", model=MODEL, upstream=UPSTREAM_MODEL)
+    )
     children.run(manage + ["hub_config", "apply", str(config)], env, timeout=120)
     keys = {}
     for variant in variants:
@@ -180,11 +184,24 @@ def prepare_hub(children: Children, env: dict, upstream_port: int, variants: lis
 def start_hub(children: Children, env: dict, variant: str, key: str) -> str:
     port = free_port()
     logfile = open(Path(env["HUB_VAR_DIR"]) / f"gunicorn-{variant}.log", "wb")
-    cmd = [str(Path(PY).parent / "gunicorn"), "hub.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
-           "--workers", "1", "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--graceful-timeout", "10",
-           "--no-control-socket"]  # gunicorn's default one is per user: it would take a running hub's
-    proc = children.start(cmd, env=dict(env, DJANGO_SETTINGS_MODULE=VARIANTS[variant]), stdout=logfile,
-                          stderr=subprocess.STDOUT)
+    cmd = [
+        str(Path(PY).parent / "gunicorn"),
+        "hub.asgi:application",
+        "-k",
+        "uvicorn_worker.UvicornWorker",
+        "--workers",
+        "1",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "--graceful-timeout",
+        "10",
+        "--no-control-socket",
+    ]  # gunicorn's default one is per user: it would take a running hub's
+    proc = children.start(
+        cmd, env=dict(env, DJANGO_SETTINGS_MODULE=VARIANTS[variant]), stdout=logfile, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -212,9 +229,11 @@ def preflight(direct: str, upstream_key: str, hubs: dict[str, str], keys: dict[s
 
 
 def loadgen(children: Children, env: dict, mode: str, url: str, key: str, model: str, args) -> dict:
-    flags = {"latency": ["--requests", args.latency_requests, "--warmup", args.latency_warmup],
-             "throughput": ["--clients", args.clients, "--seconds", args.seconds, "--warmup", args.throughput_warmup],
-             "streams": ["--streams", args.streams, "--warmup", args.stream_warmup]}[mode]
+    flags = {
+        "latency": ["--requests", args.latency_requests, "--warmup", args.latency_warmup],
+        "throughput": ["--clients", args.clients, "--seconds", args.seconds, "--warmup", args.throughput_warmup],
+        "streams": ["--streams", args.streams, "--warmup", args.stream_warmup],
+    }[mode]
     cmd = [PY, str(BENCH / "loadgen.py"), "--mode", mode, "--url", url, "--key", key, "--model", model]
     return json.loads(children.run(cmd + [str(f) for f in flags], env, timeout=args.seconds + 300))
 
@@ -229,11 +248,19 @@ def measure(args, children: Children, tmp: Path) -> dict:
     variants = list(VARIANTS) if args.variant == "both" else [args.variant]
     upstream_key = "sk-bench-upstream-" + secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "HUB_DEMO_API_KEY")}
-    env.update(HUB_VAR_DIR=str(tmp), DEBUG="false", LOG_LEVEL="WARNING", HUB_DEMO_CREDITS="1000000",
-               HUB_BILLING_MODE="credits", BENCH_UPSTREAM_KEY=upstream_key,
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-               PYTHONWARNINGS="ignore::DeprecationWarning")
-    log(f"database: {'DATABASE_URL (must be a scratch database)' if env.get('DATABASE_URL') else 'SQLite in ' + str(tmp)}")
+    env.update(
+        HUB_VAR_DIR=str(tmp),
+        DEBUG="false",
+        LOG_LEVEL="WARNING",
+        HUB_DEMO_CREDITS="1000000",
+        HUB_BILLING_MODE="credits",
+        BENCH_UPSTREAM_KEY=upstream_key,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        PYTHONWARNINGS="ignore::DeprecationWarning",
+    )
+    log(
+        f"database: {'DATABASE_URL (must be a scratch database)' if env.get('DATABASE_URL') else 'SQLite in ' + str(tmp)}"
+    )
 
     upstream_port = start_upstream(children, upstream_key, args.chunk_ms)
     direct = f"http://127.0.0.1:{upstream_port}/v1"
@@ -241,7 +268,7 @@ def measure(args, children: Children, tmp: Path) -> dict:
     hubs = {v: start_hub(children, env, v, keys[v]) for v in variants}
     log(f"upstream {direct}; " + "; ".join(f"hub ({v}) {b}" for v, b in hubs.items()))
     preflight(direct, upstream_key, hubs, keys)
-    sent = {v: 1 for v in variants}  # the preflight request
+    sent = dict.fromkeys(variants, 1)  # the preflight request
 
     # Each measurement: direct, then every hub, back to back.
     targets = [("direct", f"{direct}/chat/completions", upstream_key, UPSTREAM_MODEL)]
@@ -253,16 +280,26 @@ def measure(args, children: Children, tmp: Path) -> dict:
             results[name][mode] = result
             if name in sent:
                 sent[name] += result["sent"]
-            log(f"{mode:>10} {name:>6}: " + ", ".join(f"{k}={v}" for k, v in result.items()
-                                                       if k not in ("mode", "error_samples") and v not in ({}, [])))
+            log(
+                f"{mode:>10} {name:>6}: "
+                + ", ".join(
+                    f"{k}={v}" for k, v in result.items() if k not in ("mode", "error_samples") and v not in ({}, [])
+                )
+            )
 
     check = check_db(children, env, {keys[v]: sent[v] for v in variants})
     balanced = Decimal(check["balance"]) == Decimal(check["ledger_sum"])
     for v in variants:
         row = check["keys"][keys[v]]
-        results[v]["metering"] = dict(row, requests_sent=sent[v], all_metered=row["records"] == sent[v],
-                                      balance=check["balance"], ledger_sum=check["ledger_sum"],
-                                      ledger_sum_sql=check["ledger_sum_sql"], balance_equals_ledger=balanced)
+        results[v]["metering"] = dict(
+            row,
+            requests_sent=sent[v],
+            all_metered=row["records"] == sent[v],
+            balance=check["balance"],
+            ledger_sum=check["ledger_sum"],
+            ledger_sum_sql=check["ledger_sum_sql"],
+            balance_equals_ledger=balanced,
+        )
     return results
 
 
@@ -274,13 +311,19 @@ def verdicts(results: dict, variant: str) -> dict:
     streams = hub["streams"]
     return {
         f"added p50 <= {BARS['added_p50_ms']:g} ms": (
-            added is not None and added <= BARS["added_p50_ms"], "no answer" if added is None else f"{added:+.2f} ms"),
+            added is not None and added <= BARS["added_p50_ms"],
+            "no answer" if added is None else f"{added:+.2f} ms",
+        ),
         f">= {BARS['rps']:g} req/s on one worker": (rps >= BARS["rps"], f"{rps:.0f} req/s"),
         "no errors, every stream ended with [DONE]": (
             not any(hub[mode]["error_counts"] for mode in ("latency", "throughput", "streams"))
-            and streams["done"] == streams["streams"], ""),
+            and streams["done"] == streams["streams"],
+            "",
+        ),
         "every request metered, balance = ledger sum": (
-            hub["metering"]["all_metered"] and hub["metering"]["balance_equals_ledger"], ""),
+            hub["metering"]["all_metered"] and hub["metering"]["balance_equals_ledger"],
+            "",
+        ),
     }
 
 
@@ -311,31 +354,48 @@ def table(results: dict, variants: list[str]) -> str:
 
     add("latency p50 (ms)", lambda r: r["latency"]["p50_ms"])
     add("latency p99 (ms)", lambda r: r["latency"]["p99_ms"])
-    add(f"throughput, {direct['throughput']['clients']} clients (req/s)", lambda r: r["throughput"]["rps"], 0,
-        ratio=True)
+    add(
+        f"throughput, {direct['throughput']['clients']} clients (req/s)",
+        lambda r: r["throughput"]["rps"],
+        0,
+        ratio=True,
+    )
     add("throughput errors (non-200)", lambda r: r["throughput"]["errors"], 0, diff=False)
     add(f"stream TTFT p50, {direct['streams']['streams']} streams (ms)", lambda r: r["streams"]["ttft_p50_ms"])
     add("stream TTFT p99 (ms)", lambda r: r["streams"]["ttft_p99_ms"])
-    rows.append(["streams ended with [DONE]", f"{direct['streams']['done']}/{direct['streams']['streams']}"]
-                + sum(([f"{results[v]['streams']['done']}/{results[v]['streams']['streams']}", ""]
-                       for v in variants), []))
-    rows.append(["usage records / hub requests", "–"] + sum(
-        ([f"{results[v]['metering']['records']}/{results[v]['metering']['requests_sent']}", ""] for v in variants),
-        []))
-    rows.append(["credit balance = ledger sum", "–"] + sum(
-        ([("yes" if results[v]["metering"]["balance_equals_ledger"] else "NO"), ""] for v in variants), []))
+    rows.append(
+        ["streams ended with [DONE]", f"{direct['streams']['done']}/{direct['streams']['streams']}"]
+        + sum(([f"{results[v]['streams']['done']}/{results[v]['streams']['streams']}", ""] for v in variants), [])
+    )
+    rows.append(
+        ["usage records / hub requests", "–"]
+        + sum(
+            ([f"{results[v]['metering']['records']}/{results[v]['metering']['requests_sent']}", ""] for v in variants),
+            [],
+        )
+    )
+    rows.append(
+        ["credit balance = ledger sum", "–"]
+        + sum(([("yes" if results[v]["metering"]["balance_equals_ledger"] else "NO"), ""] for v in variants), [])
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     m = results[variants[0]]["metering"]  # one organisation, one balance, whatever the variant
-    lines.append(f"\ndemo organisation: balance {m['balance']}, ledger sum {m['ledger_sum']}"
-                 f" (the database's SUM says {m['ledger_sum_sql']})")
+    lines.append(
+        f"\ndemo organisation: balance {m['balance']}, ledger sum {m['ledger_sum']}"
+        f" (the database's SUM says {m['ledger_sum_sql']})"
+    )
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark the hub against direct calls (see bench/README.md).")
-    parser.add_argument("--variant", choices=[*VARIANTS, "both"], default="plain",
-                        help="plain: the hub's async Django view; adrf: an adrf APIView; both: side by side")
+    parser.add_argument(
+        "--variant",
+        choices=[*VARIANTS, "both"],
+        default="plain",
+        help="plain: the hub's async Django view; adrf: an adrf APIView; both: side by side",
+    )
     parser.add_argument("--quick", action="store_true", help="a ~30 s smoke run with small counts")
     parser.add_argument("--latency-requests", type=int, default=2000)
     parser.add_argument("--latency-warmup", type=int, default=200)
@@ -380,8 +440,11 @@ def main() -> int:
     bars = {v: verdicts(results, v) for v in variants}
     report = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "seconds": round(time.time() - started, 1), "variant": args.variant, "cpus": os.cpu_count(),
-        "python": sys.version.split()[0], "settings": {k: v for k, v in vars(args).items() if k != "output"},
+        "seconds": round(time.time() - started, 1),
+        "variant": args.variant,
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "settings": {k: v for k, v in vars(args).items() if k != "output"},
         "results": results,
         "bars": {v: {name: {"pass": ok, "value": value} for name, (ok, value) in b.items()} for v, b in bars.items()},
     }

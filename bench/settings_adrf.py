@@ -4,6 +4,6 @@ Used by `bench/run.py --variant adrf` to measure what adrf's APIView costs on
 the hot path compared with the plain async Django view the hub ships.
 """
 
-from hub.settings import *  # noqa: F401,F403
+from hub.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.urls_adrf"

@@ -44,8 +44,11 @@ class UsageRecords(OrgView, generics.ListAPIView):
 class UsageTotals(OrgView):
     actions = {"GET": "view_usage"}
 
-    @extend_schema(parameters=[DateRangeSerializer], responses=UsageTotalSerializer(many=True),
-                   summary="Requests, tokens and price per model and UTC day")
+    @extend_schema(
+        parameters=[DateRangeSerializer],
+        responses=UsageTotalSerializer(many=True),
+        summary="Requests, tokens and price per model and UTC day",
+    )
     def get(self, request, slug):
         since, until = _range(request)
         totals = usage_totals_of(organization=request.organization, since=since, until=until)
@@ -63,8 +66,9 @@ class Balance(OrgView):
 
 
 class CheckoutInput(serializers.Serializer):
-    amount = serializers.DecimalField(max_digits=12, decimal_places=2,
-                                      min_value=payments.MIN_TOP_UP, max_value=payments.MAX_TOP_UP)
+    amount = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=payments.MIN_TOP_UP, max_value=payments.MAX_TOP_UP
+    )
 
 
 class CheckoutOutput(serializers.Serializer):
@@ -83,9 +87,11 @@ class CheckoutView(OrgView):
         data.is_valid(raise_exception=True)
         back = request.build_absolute_uri("/")
         payment, url = payments.checkout_create(
-            organization=request.organization, amount=data.validated_data["amount"],
+            organization=request.organization,
+            amount=data.validated_data["amount"],
             requested_by=request.user if not hasattr(request.user, "api_key") else None,
-            success_url=f"{back}?checkout=success", cancel_url=f"{back}?checkout=cancelled",
+            success_url=f"{back}?checkout=success",
+            cancel_url=f"{back}?checkout=cancelled",
         )
         return Response({"url": url, "payment_id": payment.pk}, status=201)
 
@@ -93,8 +99,9 @@ class CheckoutView(OrgView):
 class AutoRechargeSettings(serializers.Serializer):
     enabled = serializers.BooleanField()
     threshold = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, max_value=max_amount())
-    amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=payments.MIN_TOP_UP,
-                                      max_value=payments.MAX_TOP_UP)
+    amount = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=payments.MIN_TOP_UP, max_value=payments.MAX_TOP_UP
+    )
     card_saved = serializers.BooleanField(read_only=True)
     disabled_reason = serializers.CharField(read_only=True)
 
@@ -102,9 +109,15 @@ class AutoRechargeSettings(serializers.Serializer):
 def _auto_recharge_data(recharge) -> dict:
     if recharge is None:
         return {"enabled": False, "threshold": "0.00", "amount": "0.00", "card_saved": False, "disabled_reason": ""}
-    return AutoRechargeSettings({"enabled": recharge.enabled, "threshold": recharge.threshold,
-                                 "amount": recharge.amount, "card_saved": bool(recharge.stripe_payment_method_id),
-                                 "disabled_reason": recharge.disabled_reason}).data
+    return AutoRechargeSettings(
+        {
+            "enabled": recharge.enabled,
+            "threshold": recharge.threshold,
+            "amount": recharge.amount,
+            "card_saved": bool(recharge.stripe_payment_method_id),
+            "disabled_reason": recharge.disabled_reason,
+        }
+    ).data
 
 
 class AutoRechargeView(OrgView):
@@ -119,8 +132,7 @@ class AutoRechargeView(OrgView):
     @extend_schema(request=AutoRechargeSettings, responses=AutoRechargeSettings, summary="Set auto-recharge")
     def put(self, request, slug):
         data = validated(AutoRechargeSettings, request.data)
-        recharge = payments.auto_recharge_configure(organization=request.organization, actor=actor_of(request),
-                                                    **data)
+        recharge = payments.auto_recharge_configure(organization=request.organization, actor=actor_of(request), **data)
         return Response(_auto_recharge_data(recharge))
 
 
@@ -157,8 +169,10 @@ class InvoiceList(OrgView, generics.ListAPIView):
 
 
 def _invoice(request, number):
-    return get_object_or_404(issuing.invoices_of(organization=request.organization)
-                             .select_related("organization").prefetch_related("lines"), number=number)
+    return get_object_or_404(
+        issuing.invoices_of(organization=request.organization).select_related("organization").prefetch_related("lines"),
+        number=number,
+    )
 
 
 class InvoiceDetail(OrgView):
@@ -171,10 +185,14 @@ class InvoiceDetail(OrgView):
 
 def invoice_context(invoice) -> dict:
     """What the printable invoice shows; the admin renders it for operators too."""
-    return {"invoice": invoice, "organization": invoice.organization, "lines": list(invoice.lines.all()),
-            "last_day": invoice.period_end - timedelta(days=1),
-            "issuer": getattr(settings, "HUB_INVOICE_ISSUER", ""),
-            "auto_charge": collecting.card_to_charge(invoice) is not None}
+    return {
+        "invoice": invoice,
+        "organization": invoice.organization,
+        "lines": list(invoice.lines.all()),
+        "last_day": invoice.period_end - timedelta(days=1),
+        "issuer": getattr(settings, "HUB_INVOICE_ISSUER", ""),
+        "auto_charge": collecting.card_to_charge(invoice) is not None,
+    }
 
 
 class InvoicePrint(OrgView):
@@ -183,8 +201,10 @@ class InvoicePrint(OrgView):
     actions = {"GET": "view_invoices"}
     renderer_classes = [TemplateHTMLRenderer]
 
-    @extend_schema(responses={(200, "text/html"): OpenApiResponse(description="The printable invoice")},
-                   summary="An invoice as a printable page")
+    @extend_schema(
+        responses={(200, "text/html"): OpenApiResponse(description="The printable invoice")},
+        summary="An invoice as a printable page",
+    )
     def get(self, request, slug, number):
         return Response(invoice_context(_invoice(request, number)), template_name="billing/invoice.html")
 
@@ -199,8 +219,11 @@ class InvoicePrint(OrgView):
 class TeamCosts(OrgView):
     actions = {"GET": "view_usage"}
 
-    @extend_schema(parameters=[DateRangeSerializer], responses=TeamCostReportSerializer,
-                   summary="Requests, cost and price per team and model over UTC days")
+    @extend_schema(
+        parameters=[DateRangeSerializer],
+        responses=TeamCostReportSerializer,
+        summary="Requests, cost and price per team and model over UTC days",
+    )
     def get(self, request, slug):
         since, until = _range(request)
         report = teams.team_costs(organization=request.organization, since=since, until=until)
@@ -210,6 +233,13 @@ class TeamCosts(OrgView):
                 team["cost"] = None
                 for model in team["models"]:
                     model["cost"] = None
-        return Response(TeamCostReportSerializer({
-            "start": since.date(), "end": (until - timedelta(days=1)).date(), "rolled_up_at": teams.rolled_up_at(),
-            "teams": report}).data)
+        return Response(
+            TeamCostReportSerializer(
+                {
+                    "start": since.date(),
+                    "end": (until - timedelta(days=1)).date(),
+                    "rolled_up_at": teams.rolled_up_at(),
+                    "teams": report,
+                }
+            ).data
+        )

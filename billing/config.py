@@ -16,8 +16,9 @@ from .models import ModelRate
 __all__ = ["ConfigError", "apply_config", "apply_rate", "load_file"]
 
 # A rate's amounts and margin, and its tier tables ({tier: amount}), as the model has them (so a new kind too).
-RATE_FIELDS = tuple(f.name for f in ModelRate._meta.concrete_fields
-                    if f.name == "margin" or f.name.endswith(("_cost", "_price")))
+RATE_FIELDS = tuple(
+    f.name for f in ModelRate._meta.concrete_fields if f.name == "margin" or f.name.endswith(("_cost", "_price"))
+)
 TIER_FIELDS = tuple(f.name for f in ModelRate._meta.concrete_fields if f.get_internal_type() == "JSONField")
 
 
@@ -44,16 +45,25 @@ def apply_rate(model, rate_spec: dict, where: str, margin: Decimal | None) -> li
     if unknown:
         raise ConfigError(f"{where}.rate: unknown fields {sorted(unknown)}")
     rate = ModelRate.objects.filter(model=model).first() or ModelRate(model=model)
-    values: dict[str, Any] = {name: to_decimal(rate_spec[name], f"{where}.rate.{name}") for name in RATE_FIELDS
-              if rate_spec.get(name) is not None}
+    values: dict[str, Any] = {
+        name: to_decimal(rate_spec[name], f"{where}.rate.{name}")
+        for name in RATE_FIELDS
+        if rate_spec.get(name) is not None
+    }
     for name in TIER_FIELDS:
         tiers = rate_spec.get(name)
         if tiers is not None:
             if not isinstance(tiers, dict):
                 raise ConfigError(f"{where}.rate.{name}: a mapping of tier to amount")
             values[name] = {str(t): str(to_decimal(a, f"{where}.rate.{name}.{t}")) for t, a in tiers.items()}
-    if margin is not None and not {"margin", "input_price", "output_price", "image_price", "image_prices",
-                                   "audio_second_price"} & set(values):
+    if margin is not None and not {
+        "margin",
+        "input_price",
+        "output_price",
+        "image_price",
+        "image_prices",
+        "audio_second_price",
+    } & set(values):
         values["margin"] = margin
     values.setdefault("margin", None)
     before = {name: getattr(rate, name) for name in RATE_FIELDS + TIER_FIELDS}

@@ -64,8 +64,15 @@ from .models import CreditAccount, CreditGrant, LedgerEntry
 logger = logging.getLogger(__name__)
 
 
-def grant_with_expiry(*, organization, amount: Decimal, expires_at: datetime, description: str,
-                      created_by=None, idempotency_key: str | None = None) -> CreditGrant:
+def grant_with_expiry(
+    *,
+    organization,
+    amount: Decimal,
+    expires_at: datetime,
+    description: str,
+    created_by=None,
+    idempotency_key: str | None = None,
+) -> CreditGrant:
     """Grant credit that lapses at `expires_at`. Idempotent on `idempotency_key` (default: a new one)."""
     amount = services.quantize(Decimal(amount))
     if amount <= 0:
@@ -80,10 +87,16 @@ def grant_with_expiry(*, organization, amount: Decimal, expires_at: datetime, de
             if grant is None:
                 raise ValueError(f"{key} is the key of a grant without an expiry")
             return grant
-        entry = services.credit_grant(organization=organization, amount=amount, description=description,
-                                      idempotency_key=key, created_by=created_by)
+        entry = services.credit_grant(
+            organization=organization,
+            amount=amount,
+            description=description,
+            idempotency_key=key,
+            created_by=created_by,
+        )
         grant, _ = CreditGrant.objects.get_or_create(
-            entry=entry, defaults={"account_id": entry.account_id, "amount": entry.amount, "expires_at": expires_at})
+            entry=entry, defaults={"account_id": entry.account_id, "amount": entry.amount, "expires_at": expires_at}
+        )
     return grant
 
 
@@ -104,11 +117,18 @@ def remainders(account_id: int) -> dict[int, Decimal]:
     other = other or Decimal(0)
     by_lapse_key = {f"lapse:{g.pk}": g.pk for g in grants.values()}
     # (when, grant id) of the grants that lapsed with nothing left: no entry says when, their lapsed_at does.
-    silent = sorted((g.lapsed_at, g.pk) for g in grants.values()
-                    if g.lapsed_amount == 0 and g.lapse_entry_id is None and g.lapsed_at is not None)
+    silent = sorted(
+        (g.lapsed_at, g.pk)
+        for g in grants.values()
+        if g.lapsed_amount == 0 and g.lapse_entry_id is None and g.lapsed_at is not None
+    )
     buckets: dict[int, _Bucket] = {}
-    rows = (LedgerEntry.objects.filter(account_id=account_id, id__gte=first).order_by("id")
-            .values_list("id", "kind", "amount", "created_at", "idempotency_key").iterator(chunk_size=2000))
+    rows = (
+        LedgerEntry.objects.filter(account_id=account_id, id__gte=first)
+        .order_by("id")
+        .values_list("id", "kind", "amount", "created_at", "idempotency_key")
+        .iterator(chunk_size=2000)
+    )
     for entry_id, kind, amount, at, key in rows:
         while silent and silent[0][0] <= at:
             closed = buckets.pop(silent.pop(0)[1], None)
@@ -125,8 +145,9 @@ def remainders(account_id: int) -> dict[int, Decimal]:
             if kind != LedgerEntry.Kind.USAGE:
                 taken = min(due, max(other, Decimal(0)))
                 other, due = other - taken, due - taken
-            for bucket in sorted((b for b in buckets.values() if b.expires_at > at),
-                                 key=lambda b: (b.expires_at, b.grant_id)):
+            for bucket in sorted(
+                (b for b in buckets.values() if b.expires_at > at), key=lambda b: (b.expires_at, b.grant_id)
+            ):
                 if not due:
                     break
                 taken = min(due, max(bucket.left, Decimal(0)))
@@ -153,7 +174,8 @@ def lapse_grant(*, grant_id: int, now: datetime | None = None) -> Decimal | None
             return None
         account = CreditAccount.objects.select_for_update().select_related("organization").get(pk=account_id)
         claimed = CreditGrant.objects.filter(pk=grant_id, lapsed_at__isnull=True, expires_at__lte=now).update(
-            lapsed_at=now)
+            lapsed_at=now
+        )
         if claimed != 1:
             return None
         grant = CreditGrant.objects.select_related("entry").get(pk=grant_id)
@@ -162,9 +184,12 @@ def lapse_grant(*, grant_id: int, now: datetime | None = None) -> Decimal | None
         entry = None
         if amount > 0:
             entry = services.credit_grant(
-                organization=account.organization, amount=-amount, kind=LedgerEntry.Kind.ADJUSTMENT,
+                organization=account.organization,
+                amount=-amount,
+                kind=LedgerEntry.Kind.ADJUSTMENT,
                 description=f"Expired: {grant.entry.description or 'grant'}"[:300],
-                idempotency_key=f"lapse:{grant_id}")
+                idempotency_key=f"lapse:{grant_id}",
+            )
         CreditGrant.objects.filter(pk=grant_id).update(lapsed_amount=amount, lapse_entry=entry)
     if remainder > amount:
         logger.info("grant %s lapsed %s of %s left (balance %s)", grant_id, amount, remainder, account.balance)

@@ -29,7 +29,7 @@ def effective_mode(account: CreditAccount | None) -> str:
 
 def accounts_in_mode(mode: str):
     q = Q(billing_mode=mode)
-    if settings.HUB_BILLING_MODE == mode:
+    if mode == settings.HUB_BILLING_MODE:
         q |= Q(billing_mode="")
     return CreditAccount.objects.filter(q)
 
@@ -44,9 +44,13 @@ def billing_mode_set(*, account: CreditAccount, mode: str, actor=None) -> Credit
         before, after = effective_mode(account), mode or settings.HUB_BILLING_MODE
         CreditAccount.objects.filter(pk=account.pk).update(billing_mode=mode, updated_at=now)
         if before != after or account.billing_mode != mode:
-            audit_record(action="billing.mode_change", actor=actor, organization=account.organization,
-                         target=account, details={"from": account.billing_mode, "to": mode,
-                                                  "effective_from": before, "effective_to": after})
+            audit_record(
+                action="billing.mode_change",
+                actor=actor,
+                organization=account.organization,
+                target=account,
+                details={"from": account.billing_mode, "to": mode, "effective_from": before, "effective_to": after},
+            )
     # The gateway caches each key with its organisation's mode (hub/auth.py).
     keys_changed_on_commit()
     account.refresh_from_db()

@@ -70,15 +70,27 @@ class MoneyField(models.BigIntegerField):
     def validators(self):
         # The column's range in credits: BigIntegerField's own validators would compare credits to the
         # range of its units, so an amount too large for the column would reach the database.
-        return [*self.default_validators, *self._validators,
-                validators.MinValueValidator(-max_amount()), validators.MaxValueValidator(max_amount())]
+        return [
+            *self.default_validators,
+            *self._validators,
+            validators.MinValueValidator(-max_amount()),
+            validators.MaxValueValidator(max_amount()),
+        ]
 
     def formfield(self, form_class=None, choices_form_class=None, **kwargs):
         # Field.formfield, not the integer one: a Decimal field that knows blank, label, help text.
-        return models.Field.formfield(self, form_class=form_class or forms.DecimalField,
-                                      choices_form_class=choices_form_class,
-                                      **{"decimal_places": _scale(), "max_digits": 19, "min_value": -max_amount(),
-                                         "max_value": max_amount(), **kwargs})
+        return models.Field.formfield(
+            self,
+            form_class=form_class or forms.DecimalField,
+            choices_form_class=choices_form_class,
+            **{
+                "decimal_places": _scale(),
+                "max_digits": 19,
+                "min_value": -max_amount(),
+                "max_value": max_amount(),
+                **kwargs,
+            },
+        )
 
     def value_to_string(self, obj):
         value = self.value_from_object(obj)

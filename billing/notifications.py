@@ -38,8 +38,8 @@ from django.utils import timezone
 from accounts.models import Membership
 
 from . import modes
-from .money import MoneyField, money_value
 from .models import BillingMode, CreditAccount, LowBalanceAlert
+from .money import MoneyField, money_value
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,9 @@ def default_threshold() -> Decimal:
 
 
 def _with_limit(queryset):
-    return queryset.annotate(limit=Coalesce(F("threshold"), money_value(default_threshold()),
-                                            output_field=MoneyField()))
+    return queryset.annotate(
+        limit=Coalesce(F("threshold"), money_value(default_threshold()), output_field=MoneyField())
+    )
 
 
 def alerts_open() -> int:
@@ -61,26 +62,36 @@ def alerts_open() -> int:
     alerts = []
     for account in CreditAccount.objects.filter(low_balance_alert__isnull=True):
         low = account.available < threshold
-        alerts.append(LowBalanceAlert(account=account, notified_at=now if low else None,
-                                      notified_balance=account.balance if low else None))
+        alerts.append(
+            LowBalanceAlert(
+                account=account, notified_at=now if low else None, notified_balance=account.balance if low else None
+            )
+        )
     LowBalanceAlert.objects.bulk_create(alerts, ignore_conflicts=True)
     return len(alerts)
 
 
 def alerts_rearm() -> int:
     """Arm again every alert whose account had credit added and is back at or over its threshold."""
-    return _with_limit(LowBalanceAlert.objects.filter(notified_at__isnull=False)).filter(
-        account__balance__gte=F("account__held") + F("limit"),
-        account__balance__gt=F("notified_balance"),
-    ).update(notified_at=None, notified_balance=None)
+    return (
+        _with_limit(LowBalanceAlert.objects.filter(notified_at__isnull=False))
+        .filter(
+            account__balance__gte=F("account__held") + F("limit"),
+            account__balance__gt=F("notified_balance"),
+        )
+        .update(notified_at=None, notified_balance=None)
+    )
 
 
 def alerts_due() -> list[int]:
     # Only credits organisations can run out: postpaid and internal ones are never refused.
     credits = modes.accounts_in_mode(BillingMode.CREDITS)
-    return list(_with_limit(LowBalanceAlert.objects.filter(enabled=True, notified_at__isnull=True,
-                                                           account__in=credits)).filter(
-        account__balance__lt=F("account__held") + F("limit")).order_by("pk").values_list("pk", flat=True))
+    return list(
+        _with_limit(LowBalanceAlert.objects.filter(enabled=True, notified_at__isnull=True, account__in=credits))
+        .filter(account__balance__lt=F("account__held") + F("limit"))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def alert_send(*, alert_id: int) -> int:
@@ -89,7 +100,8 @@ def alert_send(*, alert_id: int) -> int:
     balance = Subquery(CreditAccount.objects.filter(pk=OuterRef("account_id")).values("balance")[:1])
     with transaction.atomic():
         claimed = LowBalanceAlert.objects.filter(pk=alert_id, notified_at__isnull=True).update(
-            notified_at=now, notified_balance=balance)
+            notified_at=now, notified_balance=balance
+        )
     if claimed != 1:
         return 0  # another run sent it
     alert = LowBalanceAlert.objects.select_related("account__organization").get(pk=alert_id)
@@ -103,15 +115,22 @@ def alert_send(*, alert_id: int) -> int:
 
 def recipients_of(organization):
     """Who gets an organisation's billing emails (low balance, invoices): its active owners and billing members."""
-    return (Membership.objects.filter(organization=organization, role__in=NOTIFIED_ROLES, user__is_active=True)
-            .exclude(user__email="").select_related("user").order_by("pk"))
+    return (
+        Membership.objects.filter(organization=organization, role__in=NOTIFIED_ROLES, user__is_active=True)
+        .exclude(user__email="")
+        .select_related("user")
+        .order_by("pk")
+    )
 
 
 def _send(alert: LowBalanceAlert) -> list[EmailMessage]:
     organization = alert.account.organization
     memberships = recipients_of(organization)
-    context = {"organization": organization, "available": alert.account.available,
-               "threshold": alert.threshold if alert.threshold is not None else default_threshold()}
+    context = {
+        "organization": organization,
+        "available": alert.account.available,
+        "threshold": alert.threshold if alert.threshold is not None else default_threshold(),
+    }
     messages = []
     for membership in memberships:
         context.update(user=membership.user, role=membership.get_role_display().lower())

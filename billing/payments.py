@@ -43,15 +43,20 @@ def checkout_create(*, organization, amount: Decimal, requested_by, success_url:
     if not MIN_TOP_UP <= amount <= MAX_TOP_UP:
         raise PaymentRefused(f"a top-up is between {MIN_TOP_UP} and {MAX_TOP_UP}", param="amount")
     payment = Payment.objects.create(
-        organization=organization, amount=amount, currency=stripe_gateway.currency(),
-        source=Payment.Source.CHECKOUT, requested_by=requested_by,
+        organization=organization,
+        amount=amount,
+        currency=stripe_gateway.currency(),
+        source=Payment.Source.CHECKOUT,
+        requested_by=requested_by,
     )
     try:
-        session = stripe_gateway.checkout_session_create(payment=payment, success_url=success_url,
-                                                         cancel_url=cancel_url)
+        session = stripe_gateway.checkout_session_create(
+            payment=payment, success_url=success_url, cancel_url=cancel_url
+        )
     except Exception as exc:
-        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED, updated_at=timezone.now(),
-                                                     failure_reason=f"checkout not created: {exc}"[:500])
+        Payment.objects.filter(pk=payment.pk).update(
+            status=Payment.Status.FAILED, updated_at=timezone.now(), failure_reason=f"checkout not created: {exc}"[:500]
+        )
         raise
     Payment.objects.filter(pk=payment.pk).update(stripe_checkout_session_id=session.id, updated_at=timezone.now())
     payment.stripe_checkout_session_id = session.id
@@ -60,14 +65,19 @@ def checkout_create(*, organization, amount: Decimal, requested_by, success_url:
 
 # Auto-recharge ---------------------------------------------------------------
 
+
 def auto_recharge_due() -> list[int]:
     """Enabled auto-recharges of credits organisations with nothing on its way and a balance under their
     threshold. Postpaid and internal organisations never spend credit: buying it would only cost them."""
     return list(
-        AutoRecharge.objects.filter(enabled=True, pending_payment__isnull=True,
-                                    organization__credit__in=modes.accounts_in_mode(BillingMode.CREDITS),
-                                    organization__credit__balance__lt=F("threshold"))
-        .order_by("pk").values_list("pk", flat=True)
+        AutoRecharge.objects.filter(
+            enabled=True,
+            pending_payment__isnull=True,
+            organization__credit__in=modes.accounts_in_mode(BillingMode.CREDITS),
+            organization__credit__balance__lt=F("threshold"),
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
 
 
@@ -76,17 +86,26 @@ def auto_recharge_start(*, auto_recharge_id: int) -> Payment | None:
     with transaction.atomic():
         recharge = AutoRecharge.objects.select_related("organization").get(pk=auto_recharge_id)
         account = CreditAccount.objects.filter(organization_id=recharge.organization_id).first()
-        if (not recharge.enabled or recharge.pending_payment_id or account is None
-                or account.balance >= recharge.threshold or modes.effective_mode(account) != BillingMode.CREDITS):
+        if (
+            not recharge.enabled
+            or recharge.pending_payment_id
+            or account is None
+            or account.balance >= recharge.threshold
+            or modes.effective_mode(account) != BillingMode.CREDITS
+        ):
             return None
         payment = Payment.objects.create(
-            organization_id=recharge.organization_id, amount=recharge.amount,
-            currency=stripe_gateway.currency(), source=Payment.Source.AUTO_RECHARGE,
+            organization_id=recharge.organization_id,
+            amount=recharge.amount,
+            currency=stripe_gateway.currency(),
+            source=Payment.Source.AUTO_RECHARGE,
         )
         # The claim: only one run's UPDATE finds the row still free. A loser
         # rolls back its payment, so no pending payment is ever orphaned.
         claimed = AutoRecharge.objects.filter(
-            pk=recharge.pk, enabled=True, pending_payment__isnull=True,
+            pk=recharge.pk,
+            enabled=True,
+            pending_payment__isnull=True,
         ).update(pending_payment=payment, updated_at=timezone.now())
         if claimed != 1:
             transaction.set_rollback(True)
@@ -98,7 +117,8 @@ def auto_recharge_charge(*, payment: Payment, recharge: AutoRecharge) -> Payment
     """Ask Stripe to charge; repeatable (the idempotency key is the payment's)."""
     try:
         charge = stripe_gateway.off_session_charge(
-            payment=payment, customer_id=recharge.stripe_customer_id,
+            payment=payment,
+            customer_id=recharge.stripe_customer_id,
             payment_method_id=recharge.stripe_payment_method_id,
         )
     except stripe_gateway.PaymentDeclined as exc:
@@ -106,7 +126,8 @@ def auto_recharge_charge(*, payment: Payment, recharge: AutoRecharge) -> Payment
         return Payment.objects.get(pk=payment.pk)
     # The credit itself comes with payment_intent.succeeded, never from this answer.
     Payment.objects.filter(pk=payment.pk, stripe_payment_intent_id__isnull=True).update(
-        stripe_payment_intent_id=charge.payment_intent_id, updated_at=timezone.now())
+        stripe_payment_intent_id=charge.payment_intent_id, updated_at=timezone.now()
+    )
     return Payment.objects.get(pk=payment.pk)
 
 
@@ -133,21 +154,28 @@ def auto_recharge_card_setup(*, organization, actor=None) -> stripe_gateway.Setu
     """
     with transaction.atomic():
         recharge, _ = AutoRecharge.objects.select_for_update().get_or_create(organization=organization)
-        setup = stripe_gateway.card_setup_start(organization=organization, customer_id=recharge.stripe_customer_id,
-                                                key=uuid.uuid4().hex)
+        setup = stripe_gateway.card_setup_start(
+            organization=organization, customer_id=recharge.stripe_customer_id, key=uuid.uuid4().hex
+        )
         AutoRecharge.objects.filter(pk=recharge.pk).update(
-            stripe_customer_id=setup.customer_id, stripe_setup_intent_id=setup.setup_intent_id,
-            updated_at=timezone.now())
-        audit_record(action="billing.card_setup", actor=actor, organization=organization, target=recharge,
-                     details={"setup_intent": setup.setup_intent_id})
+            stripe_customer_id=setup.customer_id,
+            stripe_setup_intent_id=setup.setup_intent_id,
+            updated_at=timezone.now(),
+        )
+        audit_record(
+            action="billing.card_setup",
+            actor=actor,
+            organization=organization,
+            target=recharge,
+            details={"setup_intent": setup.setup_intent_id},
+        )
     return setup
 
 
 def auto_recharge_card_saved(*, setup_intent: dict) -> str:
     """setup_intent.succeeded: keep its card, if it is the organisation's latest setup and customer."""
     with transaction.atomic():
-        recharge = AutoRecharge.objects.select_for_update().filter(
-            stripe_setup_intent_id=setup_intent["id"]).first()
+        recharge = AutoRecharge.objects.select_for_update().filter(stripe_setup_intent_id=setup_intent["id"]).first()
         if recharge is None:
             return "ignored: not the latest card setup of any organisation"
         if setup_intent.get("customer") != recharge.stripe_customer_id or not setup_intent.get("payment_method"):
@@ -155,12 +183,14 @@ def auto_recharge_card_saved(*, setup_intent: dict) -> str:
         if recharge.stripe_payment_method_id == setup_intent["payment_method"]:
             return "card already saved"
         AutoRecharge.objects.filter(pk=recharge.pk).update(
-            stripe_payment_method_id=setup_intent["payment_method"], disabled_reason="", updated_at=timezone.now())
+            stripe_payment_method_id=setup_intent["payment_method"], disabled_reason="", updated_at=timezone.now()
+        )
     return f"card saved for organisation {recharge.organization_id}"
 
 
-def auto_recharge_configure(*, organization, enabled: bool, threshold: Decimal, amount: Decimal,
-                            actor=None) -> AutoRecharge:
+def auto_recharge_configure(
+    *, organization, enabled: bool, threshold: Decimal, amount: Decimal, actor=None
+) -> AutoRecharge:
     """Turn auto-recharge on or off and set when and how much; on needs a saved card."""
     if not MIN_TOP_UP <= amount <= MAX_TOP_UP:
         raise PaymentRefused(f"The amount must be between {MIN_TOP_UP} and {MAX_TOP_UP}.", param="amount")
@@ -170,15 +200,21 @@ def auto_recharge_configure(*, organization, enabled: bool, threshold: Decimal, 
     with transaction.atomic():
         recharge, _ = AutoRecharge.objects.select_for_update().get_or_create(organization=organization)
         if enabled and not recharge.stripe_payment_method_id:
-            raise PaymentRefused("Save a card first (POST …/billing/auto-recharge/card).", param="enabled",
-                                 code="no_payment_method")
+            raise PaymentRefused(
+                "Save a card first (POST …/billing/auto-recharge/card).", param="enabled", code="no_payment_method"
+            )
         before = {"enabled": recharge.enabled, "threshold": str(recharge.threshold), "amount": str(recharge.amount)}
         fields = {"enabled": enabled, "threshold": threshold, "amount": amount}
         if enabled:
             fields["disabled_reason"] = ""
         AutoRecharge.objects.filter(pk=recharge.pk).update(**fields, updated_at=timezone.now())
-        audit_record(action="billing.auto_recharge", actor=actor, organization=organization, target=recharge,
-                     details={"before": before, "after": {k: str(v) for k, v in fields.items()}})
+        audit_record(
+            action="billing.auto_recharge",
+            actor=actor,
+            organization=organization,
+            target=recharge,
+            details={"before": before, "after": {k: str(v) for k, v in fields.items()}},
+        )
     recharge.refresh_from_db()
     return recharge
 
@@ -191,6 +227,7 @@ def _release_auto_recharge(payment: Payment, *, failure: str = "") -> None:
 
 
 # What Stripe's events do -----------------------------------------------------
+
 
 def _locked_payment(*, payment_id=None, payment_intent_id=None) -> Payment | None:
     rows = Payment.objects.select_for_update()
@@ -209,22 +246,30 @@ def payment_settle(*, payment_id, payment_intent_id: str, paid: Decimal, currenc
     if payment is None:
         return f"ignored: no hub payment for {payment_intent_id}"
     if payment.stripe_payment_intent_id and payment.stripe_payment_intent_id != payment_intent_id:
-        logger.error("payment %s: paid by %s but linked to %s", payment.pk, payment_intent_id,
-                     payment.stripe_payment_intent_id)
+        logger.error(
+            "payment %s: paid by %s but linked to %s", payment.pk, payment_intent_id, payment.stripe_payment_intent_id
+        )
         return f"refused: payment {payment.pk} belongs to {payment.stripe_payment_intent_id}"
     if paid != payment.amount or currency.lower() != payment.currency:
-        logger.error("payment %s: paid %s %s, expected %s %s", payment.pk, paid, currency, payment.amount,
-                     payment.currency)
+        logger.error(
+            "payment %s: paid %s %s, expected %s %s", payment.pk, paid, currency, payment.amount, payment.currency
+        )
         return f"refused: paid {paid:.2f} {currency}, expected {payment.amount:.2f} {payment.currency}"
     key = f"stripe:payment:{payment_intent_id}"
     if LedgerEntry.objects.filter(idempotency_key=key).exists():
         return f"already credited: payment {payment.pk}"
-    services.credit_grant(organization=payment.organization, amount=payment.amount, idempotency_key=key,
-                          description=f"Stripe payment {payment.pk} ({payment_intent_id})")
+    services.credit_grant(
+        organization=payment.organization,
+        amount=payment.amount,
+        idempotency_key=key,
+        description=f"Stripe payment {payment.pk} ({payment_intent_id})",
+    )
     Payment.objects.filter(pk=payment.pk).update(
-        stripe_payment_intent_id=payment_intent_id, updated_at=timezone.now(),
+        stripe_payment_intent_id=payment_intent_id,
+        updated_at=timezone.now(),
         # A refund or dispute that arrived first keeps its status.
-        status=payment.status if payment.status in (Payment.Status.REFUNDED, Payment.Status.DISPUTED)
+        status=payment.status
+        if payment.status in (Payment.Status.REFUNDED, Payment.Status.DISPUTED)
         else Payment.Status.PAID,
     )
     _release_auto_recharge(payment)
@@ -239,7 +284,9 @@ def payment_fail(*, payment_id=None, payment_intent_id: str | None = None, reaso
         if payment.status != Payment.Status.PENDING:
             return f"ignored: payment {payment.pk} is {payment.status}"
         Payment.objects.filter(pk=payment.pk).update(
-            status=Payment.Status.FAILED, failure_reason=reason[:500], updated_at=timezone.now(),
+            status=Payment.Status.FAILED,
+            failure_reason=reason[:500],
+            updated_at=timezone.now(),
             stripe_payment_intent_id=payment.stripe_payment_intent_id or payment_intent_id,
         )
         _release_auto_recharge(payment, failure=reason or "declined")
@@ -249,8 +296,13 @@ def payment_fail(*, payment_id=None, payment_intent_id: str | None = None, reaso
 def _take_back(payment: Payment, *, amount: Decimal, key: str, description: str) -> bool:
     if LedgerEntry.objects.filter(idempotency_key=key).exists():
         return False
-    services.credit_grant(organization=payment.organization, amount=amount, idempotency_key=key,
-                          kind=LedgerEntry.Kind.ADJUSTMENT, description=description)
+    services.credit_grant(
+        organization=payment.organization,
+        amount=amount,
+        idempotency_key=key,
+        kind=LedgerEntry.Kind.ADJUSTMENT,
+        description=description,
+    )
     return True
 
 
@@ -263,13 +315,16 @@ def refunds_apply(*, payment_intent_id: str, refunds: list) -> str:
     for refund in refunds:
         if refund.status not in ("succeeded", "pending"):
             continue
-        if _take_back(payment, amount=-refund.amount, key=f"stripe:refund:{refund.id}",
-                      description=f"Refund {refund.id} of Stripe payment {payment.pk}"):
+        if _take_back(
+            payment,
+            amount=-refund.amount,
+            key=f"stripe:refund:{refund.id}",
+            description=f"Refund {refund.id} of Stripe payment {payment.pk}",
+        ):
             taken.append(refund.id)
     refunded = sum((r.amount for r in refunds if r.status in ("succeeded", "pending")), Decimal(0))
     status = Payment.Status.REFUNDED if refunded >= payment.amount else payment.status
-    Payment.objects.filter(pk=payment.pk).update(amount_refunded=refunded, status=status,
-                                                 updated_at=timezone.now())
+    Payment.objects.filter(pk=payment.pk).update(amount_refunded=refunded, status=status, updated_at=timezone.now())
     return f"refunded {refunded:.2f} of payment {payment.pk}; new: {', '.join(taken) or 'none'}"
 
 
@@ -277,8 +332,12 @@ def dispute_open(*, payment_intent_id: str, dispute_id: str, amount: Decimal) ->
     payment = _locked_payment(payment_intent_id=payment_intent_id)
     if payment is None:
         return f"ignored: no hub payment for {payment_intent_id}"
-    new = _take_back(payment, amount=-amount, key=f"stripe:dispute:{dispute_id}:withdrawal",
-                     description=f"Dispute {dispute_id} of Stripe payment {payment.pk}")
+    new = _take_back(
+        payment,
+        amount=-amount,
+        key=f"stripe:dispute:{dispute_id}:withdrawal",
+        description=f"Dispute {dispute_id} of Stripe payment {payment.pk}",
+    )
     if new:
         Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.DISPUTED, updated_at=timezone.now())
     return f"{'withdrew' if new else 'already withdrawn'} {amount:.2f}: dispute {dispute_id}"
@@ -295,8 +354,12 @@ def dispute_close(*, payment_intent_id: str, dispute_id: str, amount: Decimal, w
     payment = _locked_payment(payment_intent_id=payment_intent_id)
     if payment is None:  # dispute_open found it, under the same lock: only the type checker asks
         return f"ignored: no hub payment for {payment_intent_id}"
-    new = _take_back(payment, amount=amount, key=f"stripe:dispute:{dispute_id}:reinstatement",
-                     description=f"Dispute {dispute_id} won for Stripe payment {payment.pk}")
+    new = _take_back(
+        payment,
+        amount=amount,
+        key=f"stripe:dispute:{dispute_id}:reinstatement",
+        description=f"Dispute {dispute_id} won for Stripe payment {payment.pk}",
+    )
     if new and payment.status == Payment.Status.DISPUTED:
         Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.PAID, updated_at=timezone.now())
     return f"{'returned' if new else 'already returned'} {amount:.2f}: dispute {dispute_id} won"

@@ -82,8 +82,13 @@ def _normal(values: dict) -> dict:
 def _append(*, rate_model_id: int | None, model_name: str, action: str, old: dict, new: dict) -> None:
     changed_by, source = _actor.get()
     PriceChange.objects.create(
-        model_id=rate_model_id, model_name=model_name[:200], action=action, old=old, new=new,
-        changed_by=changed_by if getattr(changed_by, "pk", None) else None, source=source[:100],
+        model_id=rate_model_id,
+        model_name=model_name[:200],
+        action=action,
+        old=old,
+        new=new,
+        changed_by=changed_by if getattr(changed_by, "pk", None) else None,
+        source=source[:100],
     )
 
 
@@ -109,9 +114,13 @@ def _record_rate(sender, instance: ModelRate, created: bool, raw=False, **kwargs
     new = snapshot(instance)
     if not created and old is not None and _normal(old) == _normal(new):
         return
-    _append(rate_model_id=instance.model_id, model_name=_model_name(instance.model_id),
-            action=PriceChange.Action.CREATED if created or old is None else PriceChange.Action.CHANGED,
-            old=old or {}, new=new)
+    _append(
+        rate_model_id=instance.model_id,
+        model_name=_model_name(instance.model_id),
+        action=PriceChange.Action.CREATED if created or old is None else PriceChange.Action.CHANGED,
+        old=old or {},
+        new=new,
+    )
 
 
 @receiver(post_delete, sender=ModelRate, dispatch_uid="billing.pricing.record_rate_deleted")
@@ -126,8 +135,13 @@ def _record_rate_deleted(sender, instance: ModelRate, **kwargs):
         token = _actor.set(actor)
         try:
             exists = CatalogModel.objects.filter(pk=model_id).exists()
-            _append(rate_model_id=model_id if exists else None, model_name=model_name,
-                    action=PriceChange.Action.DELETED, old=old, new={})
+            _append(
+                rate_model_id=model_id if exists else None,
+                model_name=model_name,
+                action=PriceChange.Action.DELETED,
+                old=old,
+                new={},
+            )
         finally:
             _actor.reset(token)
 
@@ -166,13 +180,24 @@ def rates_matching(*, provider: str | None = None, model_pattern: str | None = N
     if provider:
         rates = rates.filter(model__routes__provider__name=provider).distinct()
     if model_pattern:
-        return [r for r in rates if fnmatch.fnmatchcase(r.model.public_id, model_pattern)
-                or (r.model.alias and fnmatch.fnmatchcase(r.model.alias, model_pattern))]
+        return [
+            r
+            for r in rates
+            if fnmatch.fnmatchcase(r.model.public_id, model_pattern)
+            or (r.model.alias and fnmatch.fnmatchcase(r.model.alias, model_pattern))
+        ]
     return list(rates)
 
 
-def margin_apply(*, margin, provider: str | None = None, model_pattern: str | None = None, changed_by=None,
-                 source: str = "hub_prices margin", dry_run: bool = False) -> list[dict]:
+def margin_apply(
+    *,
+    margin,
+    provider: str | None = None,
+    model_pattern: str | None = None,
+    changed_by=None,
+    source: str = "hub_prices margin",
+    dry_run: bool = False,
+) -> list[dict]:
     """Set `margin` over cost on every matching rate (prices follow); one PriceChange per rate changed.
 
     All or nothing: one transaction, rows locked in primary-key order.
@@ -205,15 +230,21 @@ def prices_below_cost() -> list[dict]:
             cost, price = getattr(rate, cost_name), getattr(rate, price_name)
             if cost_name in TIERS:  # "image_costs": a tier no price names is at the plain price ("image_price")
                 prices, plain = decimal_tiers(price), getattr(rate, price_name[:-1])
-                below += [f"{cost_name[:-6]} {tier}" for tier, amount in decimal_tiers(cost).items()
-                          if prices.get(tier, plain) < amount]
+                below += [
+                    f"{cost_name[:-6]} {tier}"
+                    for tier, amount in decimal_tiers(cost).items()
+                    if prices.get(tier, plain) < amount
+                ]
             elif cost is not None and price is not None and price < cost:  # empty: at the input rate
                 below.append(cost_name[:-5])
         if below:
             rows.append({"model": rate.model.public_id, "below": below, **snapshot(rate)})
     for row in rows:
-        logger.warning("price below cost: %(model)s (%(below)s) input cost %(input_cost)s price %(input_price)s,"
-                       " output cost %(output_cost)s price %(output_price)s", row)
+        logger.warning(
+            "price below cost: %(model)s (%(below)s) input cost %(input_cost)s price %(input_price)s,"
+            " output cost %(output_cost)s price %(output_price)s",
+            row,
+        )
     return rows
 
 

@@ -106,9 +106,18 @@ def token_amount(tokens: int, per_million: Decimal) -> Decimal:
     return quantize(Decimal(tokens) * per_million / MILLION)
 
 
-def price_usage(card: RateCard, *, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
-                plan: Plan | None = None, images: int = 0, image_tier: str = "", seconds: Decimal = ZERO,
-                image_input_tokens: int = 0) -> tuple[Decimal, Decimal]:
+def price_usage(
+    card: RateCard,
+    *,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cached_tokens: int = 0,
+    plan: Plan | None = None,
+    images: int = 0,
+    image_tier: str = "",
+    seconds: Decimal = ZERO,
+    image_input_tokens: int = 0,
+) -> tuple[Decimal, Decimal]:
     """(cost, price) of some usage at a rate card, under an organisation's price plan.
 
     Cached input tokens and image input tokens (parts of the prompt) are priced
@@ -124,8 +133,11 @@ def price_usage(card: RateCard, *, prompt_tokens: int, completion_tokens: int, c
     def amount(which: str) -> Decimal:
         input_rate = getattr(card, f"input_{which}")
         cached_rate = getattr(card, f"cached_input_{which}")
-        total = (token_amount(fresh, input_rate) + token_amount(cached, input_rate if cached_rate is None else cached_rate)
-                 + token_amount(completion_tokens, getattr(card, f"output_{which}")))
+        total = (
+            token_amount(fresh, input_rate)
+            + token_amount(cached, input_rate if cached_rate is None else cached_rate)
+            + token_amount(completion_tokens, getattr(card, f"output_{which}"))
+        )
         if pictured:
             image_input_rate = getattr(card, f"image_input_{which}")
             total += token_amount(pictured, input_rate if image_input_rate is None else image_input_rate)

@@ -106,12 +106,19 @@ def _between(field: str, since: datetime | None, until: datetime | None) -> Q:
 def dirty_hours(since: datetime | None = None, until: datetime | None = None) -> list[datetime]:
     """Hours in [since, until) whose raw records are not exactly what their rollups count."""
     raw = dict(
-        UsageRecord.objects.filter(_between("created_at", since, until)).order_by()
-        .annotate(hour=TruncHour("created_at")).values("hour").annotate(n=Count("id")).values_list("hour", "n")
+        UsageRecord.objects.filter(_between("created_at", since, until))
+        .order_by()
+        .annotate(hour=TruncHour("created_at"))
+        .values("hour")
+        .annotate(n=Count("id"))
+        .values_list("hour", "n")
     )
     rolled = dict(
-        UsageRollup.objects.filter(_between("period_start", since, until), granularity=HOURLY).order_by()
-        .values("period_start").annotate(n=Sum("requests")).values_list("period_start", "n")
+        UsageRollup.objects.filter(_between("period_start", since, until), granularity=HOURLY)
+        .order_by()
+        .values("period_start")
+        .annotate(n=Sum("requests"))
+        .values_list("period_start", "n")
     )
     return sorted(h for h in raw.keys() | rolled.keys() if raw.get(h, 0) != rolled.get(h, 0))
 
@@ -122,47 +129,94 @@ def _rebuild_hours(hours: list[datetime]) -> None:
     for hour in hours:
         in_hours |= Q(created_at__gte=hour, created_at__lt=hour + HOUR)
     groups = (
-        UsageRecord.objects.filter(in_hours).order_by().annotate(hour=TruncHour("created_at"))
+        UsageRecord.objects.filter(in_hours)
+        .order_by()
+        .annotate(hour=TruncHour("created_at"))
         .values("organization_id", "api_key_id", "served_model", "billing_mode", "hour")
-        .annotate(n=Count("id"), p=Sum("prompt_tokens"), c=Sum("completion_tokens"), cr=Sum("cache_read_tokens"),
-                  cw=Sum("cache_write_tokens"), im=Sum("images"), sec=Sum("audio_seconds"), cost_sum=Sum("cost"),
-                  price_sum=Sum("price"), model_max=Max("model"))
-    )
-    UsageRollup.objects.bulk_create([
-        UsageRollup(
-            organization_id=g["organization_id"], api_key_id=g["api_key_id"], api_key_ref=g["api_key_id"] or 0,
-            model_name=g["served_model"], model_id=g["model_max"], billing_mode=g["billing_mode"],
-            granularity=HOURLY, period_start=g["hour"],
-            requests=g["n"], prompt_tokens=g["p"], completion_tokens=g["c"], cache_read_tokens=g["cr"],
-            cache_write_tokens=g["cw"], images=g["im"], audio_seconds=g["sec"], cost=g["cost_sum"],
-            price=g["price_sum"],
+        .annotate(
+            n=Count("id"),
+            p=Sum("prompt_tokens"),
+            c=Sum("completion_tokens"),
+            cr=Sum("cache_read_tokens"),
+            cw=Sum("cache_write_tokens"),
+            im=Sum("images"),
+            sec=Sum("audio_seconds"),
+            cost_sum=Sum("cost"),
+            price_sum=Sum("price"),
+            model_max=Max("model"),
         )
-        for g in groups
-    ])
+    )
+    UsageRollup.objects.bulk_create(
+        [
+            UsageRollup(
+                organization_id=g["organization_id"],
+                api_key_id=g["api_key_id"],
+                api_key_ref=g["api_key_id"] or 0,
+                model_name=g["served_model"],
+                model_id=g["model_max"],
+                billing_mode=g["billing_mode"],
+                granularity=HOURLY,
+                period_start=g["hour"],
+                requests=g["n"],
+                prompt_tokens=g["p"],
+                completion_tokens=g["c"],
+                cache_read_tokens=g["cr"],
+                cache_write_tokens=g["cw"],
+                images=g["im"],
+                audio_seconds=g["sec"],
+                cost=g["cost_sum"],
+                price=g["price_sum"],
+            )
+            for g in groups
+        ]
+    )
 
 
 def _rebuild_day(day: datetime) -> None:
     """A day is the sum of its hours (not of raw records, which a sealed day no longer has all of)."""
     UsageRollup.objects.filter(granularity=DAILY, period_start=day).delete()
     groups = (
-        UsageRollup.objects.filter(granularity=HOURLY, period_start__gte=day, period_start__lt=day + DAY).order_by()
+        UsageRollup.objects.filter(granularity=HOURLY, period_start__gte=day, period_start__lt=day + DAY)
+        .order_by()
         .values("organization_id", "api_key_ref", "model_name", "billing_mode")
-        .annotate(n=Sum("requests"), p=Sum("prompt_tokens"), c=Sum("completion_tokens"), cr=Sum("cache_read_tokens"),
-                  cw=Sum("cache_write_tokens"), im=Sum("images"), sec=Sum("audio_seconds"), cost_sum=Sum("cost"),
-                  price_sum=Sum("price"),
-                  key_max=Max("api_key"), model_max=Max("model"))
-    )
-    UsageRollup.objects.bulk_create([
-        UsageRollup(
-            organization_id=g["organization_id"], api_key_id=g["key_max"], api_key_ref=g["api_key_ref"],
-            model_name=g["model_name"], model_id=g["model_max"], billing_mode=g["billing_mode"],
-            granularity=DAILY, period_start=day,
-            requests=g["n"], prompt_tokens=g["p"], completion_tokens=g["c"], cache_read_tokens=g["cr"],
-            cache_write_tokens=g["cw"], images=g["im"], audio_seconds=g["sec"], cost=g["cost_sum"],
-            price=g["price_sum"],
+        .annotate(
+            n=Sum("requests"),
+            p=Sum("prompt_tokens"),
+            c=Sum("completion_tokens"),
+            cr=Sum("cache_read_tokens"),
+            cw=Sum("cache_write_tokens"),
+            im=Sum("images"),
+            sec=Sum("audio_seconds"),
+            cost_sum=Sum("cost"),
+            price_sum=Sum("price"),
+            key_max=Max("api_key"),
+            model_max=Max("model"),
         )
-        for g in groups
-    ])
+    )
+    UsageRollup.objects.bulk_create(
+        [
+            UsageRollup(
+                organization_id=g["organization_id"],
+                api_key_id=g["key_max"],
+                api_key_ref=g["api_key_ref"],
+                model_name=g["model_name"],
+                model_id=g["model_max"],
+                billing_mode=g["billing_mode"],
+                granularity=DAILY,
+                period_start=day,
+                requests=g["n"],
+                prompt_tokens=g["p"],
+                completion_tokens=g["c"],
+                cache_read_tokens=g["cr"],
+                cache_write_tokens=g["cw"],
+                images=g["im"],
+                audio_seconds=g["sec"],
+                cost=g["cost_sum"],
+                price=g["price_sum"],
+            )
+            for g in groups
+        ]
+    )
 
 
 def _roll_up_day(day: datetime) -> int:
@@ -203,7 +257,7 @@ def _archive_and_delete(day: datetime, records, suffix: str = "") -> int:
     deleted = 0
     for start in range(0, len(ids), DELETE_BATCH):
         # The collector sets the charged records' ledger links to NULL.
-        _, per_model = UsageRecord.objects.filter(pk__in=ids[start:start + DELETE_BATCH]).delete()
+        _, per_model = UsageRecord.objects.filter(pk__in=ids[start : start + DELETE_BATCH]).delete()
         deleted += per_model.get(UsageRecord._meta.label, 0)
     if deleted != len(ids):
         raise PruneRaced(f"{len(ids)} usage records of {day:%Y-%m-%d} archived, {deleted} deleted")
@@ -219,8 +273,12 @@ def _prune_day(day: datetime, now: datetime) -> int:
                 return 0  # a concurrent prune did it
             _roll_up_day(day)
             in_day = UsageRecord.objects.filter(created_at__gte=day, created_at__lt=day + DAY)
-            expected = UsageRollup.objects.filter(granularity=HOURLY, period_start__gte=day,
-                                                  period_start__lt=day + DAY).aggregate(n=Sum("requests"))["n"] or 0
+            expected = (
+                UsageRollup.objects.filter(
+                    granularity=HOURLY, period_start__gte=day, period_start__lt=day + DAY
+                ).aggregate(n=Sum("requests"))["n"]
+                or 0
+            )
             if in_day.count() != expected:
                 raise PruneRaced(f"usage records arrived for {day:%Y-%m-%d} while it was rolled up")
             # Records are only ever inserted, and only pruning (which holds the
@@ -251,8 +309,9 @@ KEPT = "-kept"
 
 
 def _kept_by_the_ledger(horizon: datetime):
-    return UsageRecord.objects.filter(created_at__lt=horizon,
-                                      ledger_entry__created_at__lt=F("created_at") + KEPT_WRITTEN_WITHIN)
+    return UsageRecord.objects.filter(
+        created_at__lt=horizon, ledger_entry__created_at__lt=F("created_at") + KEPT_WRITTEN_WITHIN
+    )
 
 
 def _archive_kept(horizon: datetime | None) -> int:
@@ -289,8 +348,11 @@ def prune(*, now: datetime | None = None, retention_days: int | None = None) -> 
     deleted = 0
     horizon = _horizon()
     while True:
-        oldest = (UsageRecord.objects.filter(_between("created_at", horizon, cutoff))
-                  .order_by().aggregate(t=Min("created_at"))["t"])
+        oldest = (
+            UsageRecord.objects.filter(_between("created_at", horizon, cutoff))
+            .order_by()
+            .aggregate(t=Min("created_at"))["t"]
+        )
         if oldest is None:
             break
         day = start_of_day(oldest)

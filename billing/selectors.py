@@ -20,8 +20,11 @@ def usage_totals_of(*, organization, since: datetime, until: datetime) -> list[d
         .annotate(day=TruncDate("created_at"))
         .values("day", "served_model")
         .annotate(
-            requests=Count("id"), prompt_tokens=Sum("prompt_tokens"), completion_tokens=Sum("completion_tokens"),
-            total_tokens=Sum("total_tokens"), price=Sum("price"),
+            requests=Count("id"),
+            prompt_tokens=Sum("prompt_tokens"),
+            completion_tokens=Sum("completion_tokens"),
+            total_tokens=Sum("total_tokens"),
+            price=Sum("price"),
         )
         .order_by("day", "served_model")
     )

@@ -32,8 +32,19 @@ class InvoiceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Invoice
-        fields = ["number", "status", "period_start", "period_end", "currency", "subtotal", "total", "issued_at",
-                  "paid_at", "payment_error", "html_url"]
+        fields = [
+            "number",
+            "status",
+            "period_start",
+            "period_end",
+            "currency",
+            "subtotal",
+            "total",
+            "issued_at",
+            "paid_at",
+            "payment_error",
+            "html_url",
+        ]
         read_only_fields = fields
 
     def get_html_url(self, invoice) -> str:

@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 
-from .money import QUANTUM, money_value, quantize  # noqa: F401 - quantize, QUANTUM: callers name them here
 from .models import CreditAccount, CreditHold, LedgerEntry, UsageRecord
+from .money import QUANTUM, money_value, quantize  # noqa: F401 - quantize, QUANTUM: callers name them here
 from .ratecard import Plan, RateCard, price_usage, token_amount  # noqa: F401 - Plan, token_amount: named here too
 from .signals import balance_changed
 
@@ -38,8 +38,13 @@ def account_open(*, organization) -> CreditAccount:
             # itself); the unique key makes a second grant impossible.
             try:
                 with transaction.atomic():
-                    entry = _append(account.pk, kind=LedgerEntry.Kind.GRANT, amount=quantize(starter),
-                                    description="Starter credits", idempotency_key=f"starter:{organization.pk}")
+                    entry = _append(
+                        account.pk,
+                        kind=LedgerEntry.Kind.GRANT,
+                        amount=quantize(starter),
+                        description="Starter credits",
+                        idempotency_key=f"starter:{organization.pk}",
+                    )
                     _audit(entry, organization)
             except IntegrityError:
                 pass
@@ -50,14 +55,20 @@ def account_open(*, organization) -> CreditAccount:
 def _append(account_id: int, *, kind: str, amount: Decimal, **fields) -> LedgerEntry:
     """Append one entry and move the cached balance by the same amount, atomically."""
     entry = LedgerEntry.objects.create(account_id=account_id, kind=kind, amount=amount, **fields)
-    CreditAccount.objects.filter(pk=account_id).update(balance=F("balance") + money_value(amount),
-                                                       updated_at=timezone.now())
+    CreditAccount.objects.filter(pk=account_id).update(
+        balance=F("balance") + money_value(amount), updated_at=timezone.now()
+    )
     return entry
 
 
 def credit_grant(
-    *, organization, amount: Decimal, description: str = "", idempotency_key: str | None = None,
-    created_by=None, kind: str = LedgerEntry.Kind.GRANT,
+    *,
+    organization,
+    amount: Decimal,
+    description: str = "",
+    idempotency_key: str | None = None,
+    created_by=None,
+    kind: str = LedgerEntry.Kind.GRANT,
 ) -> LedgerEntry:
     """Add (or, for an adjustment, take) credit. Idempotent on `idempotency_key`."""
     amount = quantize(Decimal(amount))
@@ -73,8 +84,12 @@ def credit_grant(
         with transaction.atomic():
             CreditAccount.objects.select_for_update().get(pk=account.pk)
             entry = _append(
-                account.pk, kind=kind, amount=amount, description=description,
-                idempotency_key=idempotency_key, created_by=created_by,
+                account.pk,
+                kind=kind,
+                amount=amount,
+                description=description,
+                idempotency_key=idempotency_key,
+                created_by=created_by,
             )
             if created_by is None:
                 _audit(entry, organization)  # an operator's grant is audited by the admin, with its address
@@ -88,9 +103,16 @@ def credit_grant(
 
 def _audit(entry: LedgerEntry, organization) -> None:
     """Credit the system moves (Stripe, starter credits, tasks) in the audit log."""
-    audit_record(action=f"credit.{entry.kind}", organization=organization, target=entry,
-                 details={"amount": str(entry.amount), "description": entry.description,
-                          "idempotency_key": entry.idempotency_key or ""})
+    audit_record(
+        action=f"credit.{entry.kind}",
+        organization=organization,
+        target=entry,
+        details={
+            "amount": str(entry.amount),
+            "description": entry.description,
+            "idempotency_key": entry.idempotency_key or "",
+        },
+    )
 
 
 def on_organization_opened(sender, organization, **kwargs) -> None:
@@ -147,9 +169,16 @@ class UsageEvent:
         event = cls(**{ours: getattr(usage, theirs) for theirs, ours in names}, **call)
         if rate is not None:
             event.cost, event.price = price_usage(
-                rate, prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
-                cached_tokens=event.cache_read_tokens, image_input_tokens=event.image_input_tokens,
-                images=event.images, image_tier=event.image_tier, seconds=event.audio_seconds, plan=plan)
+                rate,
+                prompt_tokens=event.prompt_tokens,
+                completion_tokens=event.completion_tokens,
+                cached_tokens=event.cache_read_tokens,
+                image_input_tokens=event.image_input_tokens,
+                images=event.images,
+                image_tier=event.image_tier,
+                seconds=event.audio_seconds,
+                plan=plan,
+            )
         return event
 
     @property
@@ -196,8 +225,9 @@ _COLUMNS = {f.attname: f for f in UsageRecord._meta.concrete_fields}
 _STORED = tuple(f.name for f in fields(UsageEvent) if f.name in _COLUMNS)
 _TEXTS = tuple(name for name in _STORED if isinstance(_COLUMNS[name], CharField))
 _LIMITS = {name: _COLUMNS[name].max_length for name in _TEXTS}
-_COUNTS = tuple(name for name in _STORED
-                if isinstance(_COLUMNS[name], PositiveIntegerField) and not _COLUMNS[name].null)
+_COUNTS = tuple(
+    name for name in _STORED if isinstance(_COLUMNS[name], PositiveIntegerField) and not _COLUMNS[name].null
+)
 _LARGEST = 2**31 - 1  # PositiveIntegerField on every backend
 
 
@@ -220,9 +250,12 @@ _RECORDED = tuple(name for name in _STORED if name not in ("served_model", "bill
 def _record(event: UsageEvent) -> UsageRecord:
     # The mode is stored as it is now: HUB_BILLING_MODE or the organisation's
     # may change later, and invoices bill exactly the postpaid records.
-    return UsageRecord(**{name: getattr(event, name) for name in _RECORDED},
-                       served_model=event.served_model or event.model_name, billing_mode=event.mode,
-                       total_tokens=event.prompt_tokens + event.completion_tokens)
+    return UsageRecord(
+        **{name: getattr(event, name) for name in _RECORDED},
+        served_model=event.served_model or event.model_name,
+        billing_mode=event.mode,
+        total_tokens=event.prompt_tokens + event.completion_tokens,
+    )
 
 
 def record_usage(events: list[UsageEvent], releases: Sequence[str] = ()) -> dict[int, Decimal]:
@@ -249,26 +282,37 @@ def record_usage(events: list[UsageEvent], releases: Sequence[str] = ()) -> dict
         if not charged and not holds:
             return {}
         # Lock in primary-key order so concurrent writers never deadlock.
-        locked = CreditAccount.objects.select_for_update().filter(
-            Q(organization_id__in=org_ids) | Q(pk__in=[h.account_id for h in holds.values()])).order_by("pk")
+        locked = (
+            CreditAccount.objects.select_for_update()
+            .filter(Q(organization_id__in=org_ids) | Q(pk__in=[h.account_id for h in holds.values()]))
+            .order_by("pk")
+        )
         accounts = {a.organization_id: a.pk for a in locked}
         for org_id in org_ids:
             if org_id not in accounts:
                 accounts[org_id] = CreditAccount.objects.create(organization_id=org_id).pk
         if records and records[0].pk is None:  # backends without RETURNING from bulk_create
-            pks = dict(UsageRecord.objects.filter(request_id__in=[r.request_id for _, r in charged])
-                       .values_list("request_id", "pk"))
+            pks = dict(
+                UsageRecord.objects.filter(request_id__in=[r.request_id for _, r in charged]).values_list(
+                    "request_id", "pk"
+                )
+            )
             for _, r in charged:
                 r.pk = pks[r.request_id]
         LedgerEntry.objects.bulk_create(
             [
                 LedgerEntry(
-                    account_id=accounts[e.organization_id], kind=LedgerEntry.Kind.USAGE, amount=-e.price,
-                    description=f"{e.endpoint} {r.served_model}"[:300], idempotency_key=f"usage:{e.request_id}",
+                    account_id=accounts[e.organization_id],
+                    kind=LedgerEntry.Kind.USAGE,
+                    amount=-e.price,
+                    description=f"{e.endpoint} {r.served_model}"[:300],
+                    idempotency_key=f"usage:{e.request_id}",
                     usage_record_id=r.pk,
                     # Its own receipt: the record is archived and deleted past retention (billing/rollups.py).
                     # It names the model that served, as invoices and rollups do.
-                    request_id=r.request_id, model_name=r.served_model, usage_at=r.created_at,
+                    request_id=r.request_id,
+                    model_name=r.served_model,
+                    usage_at=r.created_at,
                 )
                 for e, r in charged
             ]
@@ -296,10 +340,16 @@ def record_usage(events: list[UsageEvent], releases: Sequence[str] = ()) -> dict
         for account_id in sorted(set(charges) | set(unheld)):
             CreditAccount.objects.filter(pk=account_id).update(
                 balance=F("balance") - money_value(charges.get(account_id, Decimal(0))),
-                held=F("held") - money_value(unheld.get(account_id, Decimal(0))), updated_at=now)
+                held=F("held") - money_value(unheld.get(account_id, Decimal(0))),
+                updated_at=now,
+            )
         touched = set(charges) | set(unheld)
-        return {org: balance - held for org, balance, held in CreditAccount.objects.filter(pk__in=touched)
-                .values_list("organization_id", "balance", "held")}
+        return {
+            org: balance - held
+            for org, balance, held in CreditAccount.objects.filter(pk__in=touched).values_list(
+                "organization_id", "balance", "held"
+            )
+        }
 
 
 def hold_place(*, organization_id: int, request_id: str, amount: Decimal, ttl_seconds: float) -> Decimal | None:
@@ -313,32 +363,42 @@ def hold_place(*, organization_id: int, request_id: str, amount: Decimal, ttl_se
     amount = quantize(amount)
     with transaction.atomic():
         reserved = CreditAccount.objects.filter(
-            organization_id=organization_id, balance__gte=F("held") + money_value(amount),
+            organization_id=organization_id,
+            balance__gte=F("held") + money_value(amount),
         ).update(held=F("held") + money_value(amount), updated_at=timezone.now())
         if not reserved:
             row = CreditAccount.objects.filter(organization_id=organization_id).values_list("balance", "held").first()
             return (row[0] - row[1]) if row else Decimal(0)
         account_id = CreditAccount.objects.filter(organization_id=organization_id).values_list("pk", flat=True).get()
-        CreditHold.objects.create(account_id=account_id, request_id=request_id, amount=amount,
-                                  expires_at=timezone.now() + timedelta(seconds=ttl_seconds))
+        CreditHold.objects.create(
+            account_id=account_id,
+            request_id=request_id,
+            amount=amount,
+            expires_at=timezone.now() + timedelta(seconds=ttl_seconds),
+        )
     return None
 
 
 def release_expired_holds() -> int:
     """Release holds whose request never settled (its process died). Safe to run twice or at once."""
     released = 0
-    expired = list(CreditHold.objects.filter(expires_at__lt=timezone.now()).values_list("account_id", flat=True)
-                   .distinct())
+    expired = list(
+        CreditHold.objects.filter(expires_at__lt=timezone.now()).values_list("account_id", flat=True).distinct()
+    )
     for account_id in sorted(expired):
         with transaction.atomic():
             CreditAccount.objects.select_for_update().filter(pk=account_id).first()
-            holds = list(CreditHold.objects.filter(account_id=account_id, expires_at__lt=timezone.now())
-                         .values_list("pk", "amount"))
+            holds = list(
+                CreditHold.objects.filter(account_id=account_id, expires_at__lt=timezone.now()).values_list(
+                    "pk", "amount"
+                )
+            )
             if not holds:
                 continue  # another run got there first
             CreditHold.objects.filter(pk__in=[pk for pk, _ in holds]).delete()
             CreditAccount.objects.filter(pk=account_id).update(
-                held=F("held") - money_value(sum((a for _, a in holds), Decimal(0))), updated_at=timezone.now())
+                held=F("held") - money_value(sum((a for _, a in holds), Decimal(0))), updated_at=timezone.now()
+            )
             released += len(holds)
             logger.warning("released %d expired credit hold(s) of account %s", len(holds), account_id)
     return released
@@ -346,14 +406,21 @@ def release_expired_holds() -> int:
 
 def reconcile_balances() -> list[dict]:
     """Compare every cached balance with the sum of its ledger; report drift."""
-    sums = dict(LedgerEntry.objects.values("account_id").annotate(total=Sum("amount"))
-                .values_list("account_id", "total"))
+    sums = dict(
+        LedgerEntry.objects.values("account_id").annotate(total=Sum("amount")).values_list("account_id", "total")
+    )
     drift = []
     for account in CreditAccount.objects.all():
         expected = sums.get(account.pk) or Decimal(0)
         if account.balance != expected:
-            drift.append({"account": account.pk, "organization": account.organization_id,
-                          "balance": account.balance, "ledger": expected})
+            drift.append(
+                {
+                    "account": account.pk,
+                    "organization": account.organization_id,
+                    "balance": account.balance,
+                    "ledger": expected,
+                }
+            )
     for row in drift:
         logger.error("credit balance drift: account %(account)s balance %(balance)s ledger sum %(ledger)s", row)
     return drift

@@ -78,8 +78,7 @@ class CheckoutSession:
 def checkout_session_create(*, payment, success_url: str, cancel_url: str) -> CheckoutSession:
     metadata = {"hub_payment": str(payment.pk), "hub_organization": str(payment.organization_id)}
     try:
-        session = _checkout_create(payment=payment, metadata=metadata, success_url=success_url,
-                                   cancel_url=cancel_url)
+        session = _checkout_create(payment=payment, metadata=metadata, success_url=success_url, cancel_url=cancel_url)
     except stripe.StripeError as exc:
         raise PaymentsUnavailable(f"Stripe could not open a checkout: {exc.user_message or exc}") from exc
     return CheckoutSession(id=session.id, url=session.url)
@@ -89,14 +88,16 @@ def _checkout_create(*, payment, metadata: dict, success_url: str, cancel_url: s
     return client().v1.checkout.sessions.create(
         params={
             "mode": "payment",
-            "line_items": [{
-                "quantity": 1,
-                "price_data": {
-                    "currency": currency(),
-                    "unit_amount": to_minor_units(payment.amount),
-                    "product_data": {"name": "Hub credits"},
-                },
-            }],
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": currency(),
+                        "unit_amount": to_minor_units(payment.amount),
+                        "product_data": {"name": "Hub credits"},
+                    },
+                }
+            ],
             "client_reference_id": str(payment.pk),
             "metadata": metadata,
             # The payment intent carries the same metadata, so its own events
@@ -118,7 +119,9 @@ class Charge:
 def off_session_charge(*, payment, customer_id: str, payment_method_id: str) -> Charge:
     """Create and confirm a payment intent for a saved card, with no customer present."""
     return _off_session_charge(
-        amount=payment.amount, customer_id=customer_id, payment_method_id=payment_method_id,
+        amount=payment.amount,
+        customer_id=customer_id,
+        payment_method_id=payment_method_id,
         metadata={"hub_payment": str(payment.pk), "hub_organization": str(payment.organization_id)},
         idempotency_key=f"{payment.idempotency_key}-intent",
     )
@@ -128,15 +131,21 @@ def invoice_charge(*, invoice, customer_id: str, payment_method_id: str) -> Char
     """Charge an invoice's total to a saved card. Its metadata names the invoice, never a payment:
     the webhook marks the invoice paid and grants no credit."""
     return _off_session_charge(
-        amount=invoice.total, customer_id=customer_id, payment_method_id=payment_method_id,
-        metadata={"hub_invoice": str(invoice.pk), "hub_invoice_number": invoice.number,
-                  "hub_organization": str(invoice.organization_id)},
+        amount=invoice.total,
+        customer_id=customer_id,
+        payment_method_id=payment_method_id,
+        metadata={
+            "hub_invoice": str(invoice.pk),
+            "hub_invoice_number": invoice.number,
+            "hub_organization": str(invoice.organization_id),
+        },
         idempotency_key=f"{invoice.idempotency_key}-intent",
     )
 
 
-def _off_session_charge(*, amount: Decimal, customer_id: str, payment_method_id: str, metadata: dict,
-                        idempotency_key: str) -> Charge:
+def _off_session_charge(
+    *, amount: Decimal, customer_id: str, payment_method_id: str, metadata: dict, idempotency_key: str
+) -> Charge:
     try:
         intent = client().v1.payment_intents.create(
             params={
@@ -177,8 +186,11 @@ def card_setup_start(*, organization, customer_id: str, key: str) -> Setup:
         intent = stripe_client.v1.setup_intents.create(
             # payment_method_types: the API (and localstripe) take it; stripe 16's typed params no longer list it.
             params={  # type: ignore[arg-type]
-                "customer": customer_id, "usage": "off_session", "payment_method_types": ["card"],
-                "metadata": {"hub_organization": str(organization.pk)}},
+                "customer": customer_id,
+                "usage": "off_session",
+                "payment_method_types": ["card"],
+                "metadata": {"hub_organization": str(organization.pk)},
+            },
             options={"idempotency_key": f"hub-setup-{key}-intent"},
         )
     except stripe.StripeError as exc:
@@ -199,8 +211,7 @@ class Refund:
 def refunds_of_charge(charge_id: str) -> list[Refund]:
     """Every refund of a charge, read from Stripe (an event's embedded list may be cut short)."""
     refunds = client().v1.refunds.list(params={"charge": charge_id, "limit": 100})
-    return [Refund(id=r.id, amount=from_minor_units(r.amount), status=r.status)
-            for r in refunds.auto_paging_iter()]
+    return [Refund(id=r.id, amount=from_minor_units(r.amount), status=r.status) for r in refunds.auto_paging_iter()]
 
 
 def payment_intent_of_charge(charge_id: str) -> str | None:
@@ -224,15 +235,20 @@ def event_verify(payload: bytes, signature: str) -> dict:
     except ValueError:
         raise InvalidEvent("The event is not JSON.", code="invalid_json") from None
     # Signed is not the same as well-formed: a handler must never meet a KeyError or an overlong id.
-    limits = {"id": StripeEvent._meta.get_field("stripe_id").max_length or 0,  # CharFields: always set
-              "type": StripeEvent._meta.get_field("type").max_length or 0}
+    limits = {
+        "id": StripeEvent._meta.get_field("stripe_id").max_length or 0,  # CharFields: always set
+        "type": StripeEvent._meta.get_field("type").max_length or 0,
+    }
     if not isinstance(event, dict):
         raise InvalidEvent("The event must be a JSON object.", code="invalid_event")
     for name, longest in limits.items():
         value = event.get(name)
         if not isinstance(value, str) or not 0 < len(value) <= longest or not (value.isascii() and value.isprintable()):
-            raise InvalidEvent(f"The event needs an `{name}`: printable ASCII, at most {longest} characters.",
-                             code="invalid_event", param=name)
+            raise InvalidEvent(
+                f"The event needs an `{name}`: printable ASCII, at most {longest} characters.",
+                code="invalid_event",
+                param=name,
+            )
     if not isinstance(event.get("data"), dict) or not isinstance(event["data"].get("object"), dict):
         raise InvalidEvent("The event needs a `data.object`.", code="invalid_event", param="data.object")
     return event

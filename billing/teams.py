@@ -20,17 +20,33 @@ def team_costs(*, organization, since: datetime, until: datetime) -> list[dict]:
     Usage of keys in no team (or deleted keys, or none) is reported with team None.
     """
     rows = (
-        UsageRollup.objects.filter(organization=organization, granularity=DAILY, period_start__gte=since,
-                                   period_start__lt=until)
-        .order_by().values("api_key__team_id", "api_key__team__name", "model_name")
-        .annotate(requests=Sum("requests"), prompt_tokens=Sum("prompt_tokens"),
-                  completion_tokens=Sum("completion_tokens"), cost=Sum("cost"), price=Sum("price"))
+        UsageRollup.objects.filter(
+            organization=organization, granularity=DAILY, period_start__gte=since, period_start__lt=until
+        )
+        .order_by()
+        .values("api_key__team_id", "api_key__team__name", "model_name")
+        .annotate(
+            requests=Sum("requests"),
+            prompt_tokens=Sum("prompt_tokens"),
+            completion_tokens=Sum("completion_tokens"),
+            cost=Sum("cost"),
+            price=Sum("price"),
+        )
     )
     teams: dict = {}
     for row in rows:
         team_id = row["api_key__team_id"]
-        team = teams.setdefault(team_id, {"team_id": team_id, "team": row["api_key__team__name"], "requests": 0,
-                                          "cost": Decimal(0), "price": Decimal(0), "models": []})
+        team = teams.setdefault(
+            team_id,
+            {
+                "team_id": team_id,
+                "team": row["api_key__team__name"],
+                "requests": 0,
+                "cost": Decimal(0),
+                "price": Decimal(0),
+                "models": [],
+            },
+        )
         model = {name: row[name] for name in ("requests", "prompt_tokens", "completion_tokens", "cost", "price")}
         team["models"].append({"model": row["model_name"], **model})
         for name in ("requests", "cost", "price"):

@@ -40,10 +40,12 @@ def _succeeded_intent(intent: dict) -> str:
     paid = stripe_gateway.from_minor_units(intent.get("amount_received") or intent["amount"])
     if metadata.get("hub_invoice"):
         # An invoice's charge pays the invoice; it must never grant credit.
-        return collecting.invoice_settle(invoice_id=metadata["hub_invoice"], payment_intent_id=intent["id"],
-                                         paid=paid, currency=intent["currency"])
-    return payments.payment_settle(payment_id=metadata.get("hub_payment"), payment_intent_id=intent["id"],
-                                   paid=paid, currency=intent["currency"])
+        return collecting.invoice_settle(
+            invoice_id=metadata["hub_invoice"], payment_intent_id=intent["id"], paid=paid, currency=intent["currency"]
+        )
+    return payments.payment_settle(
+        payment_id=metadata.get("hub_payment"), payment_intent_id=intent["id"], paid=paid, currency=intent["currency"]
+    )
 
 
 def _failed_intent(intent: dict) -> str:
@@ -51,10 +53,10 @@ def _failed_intent(intent: dict) -> str:
     error = intent.get("last_payment_error") or {}
     reason = error.get("message") or error.get("code") or "payment failed"
     if metadata.get("hub_invoice"):
-        return collecting.invoice_payment_failed(invoice_id=metadata["hub_invoice"], payment_intent_id=intent["id"],
-                                                 reason=reason)
-    return payments.payment_fail(payment_id=metadata.get("hub_payment"), payment_intent_id=intent["id"],
-                                 reason=reason)
+        return collecting.invoice_payment_failed(
+            invoice_id=metadata["hub_invoice"], payment_intent_id=intent["id"], reason=reason
+        )
+    return payments.payment_fail(payment_id=metadata.get("hub_payment"), payment_intent_id=intent["id"], reason=reason)
 
 
 def _refunded_charge(charge: dict) -> str:
@@ -63,8 +65,11 @@ def _refunded_charge(charge: dict) -> str:
     refunds = stripe_gateway.refunds_of_charge(charge["id"])
     if invoice_refunds.pays_an_invoice(payment_intent_id=charge["payment_intent"], metadata=charge.get("metadata")):
         # An invoice's payment bought no credit: the invoice moves, never the ledger.
-        return invoice_refunds.refunds_apply(payment_intent_id=charge["payment_intent"], refunds=refunds,
-                                             invoice_id=(charge.get("metadata") or {}).get("hub_invoice"))
+        return invoice_refunds.refunds_apply(
+            payment_intent_id=charge["payment_intent"],
+            refunds=refunds,
+            invoice_id=(charge.get("metadata") or {}).get("hub_invoice"),
+        )
     return payments.refunds_apply(payment_intent_id=charge["payment_intent"], refunds=refunds)
 
 
@@ -78,12 +83,18 @@ def _dispute(dispute: dict, *, closed: bool) -> str:
         return "ignored: dispute without payment intent"
     amount = stripe_gateway.from_minor_units(dispute["amount"])
     if invoice_refunds.pays_an_invoice(payment_intent_id=intent):
-        return invoice_refunds.dispute_apply(payment_intent_id=intent, dispute_id=dispute["id"],
-                                             status=dispute.get("status") or "", amount=amount, closed=closed)
+        return invoice_refunds.dispute_apply(
+            payment_intent_id=intent,
+            dispute_id=dispute["id"],
+            status=dispute.get("status") or "",
+            amount=amount,
+            closed=closed,
+        )
     if not closed:
         return payments.dispute_open(payment_intent_id=intent, dispute_id=dispute["id"], amount=amount)
-    return payments.dispute_close(payment_intent_id=intent, dispute_id=dispute["id"], amount=amount,
-                                  won=dispute.get("status") == "won")
+    return payments.dispute_close(
+        payment_intent_id=intent, dispute_id=dispute["id"], amount=amount, won=dispute.get("status") == "won"
+    )
 
 
 def _dispute_created(dispute: dict) -> str:
@@ -138,8 +149,9 @@ def event_process(event: dict) -> tuple[StripeEvent, bool]:
 
 def _refusal(exc, status: int, type_: str) -> JsonResponse:
     """The API's error shape (hub/errors.py writes the same for the management API and the gateway)."""
-    return JsonResponse({"error": {"message": exc.message, "type": type_, "param": exc.param, "code": exc.code}},
-                        status=status)
+    return JsonResponse(
+        {"error": {"message": exc.message, "type": type_, "param": exc.param, "code": exc.code}}, status=status
+    )
 
 
 @csrf_exempt

@@ -3,8 +3,7 @@ providers and billing (a catalogue model with its rate; accounts and billing: hu
 The models stay the providers app's."""
 
 import time
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.contrib import admin, messages
 from django.utils.html import format_html
@@ -30,8 +29,19 @@ class CredentialAdmin(AuditedAdmin):
     form = CredentialForm
     list_display = ["__str__", "secret_hint", "enabled", "rotation", "last_check", "updated_at"]
     list_filter = ["provider", "enabled"]
-    fields = ["provider", "name", "secret", "secret_hint", "enabled", "weight", "priority", "max_concurrency",
-              "rpm_limit", "rotation", "last_check"]
+    fields = [
+        "provider",
+        "name",
+        "secret",
+        "secret_hint",
+        "enabled",
+        "weight",
+        "priority",
+        "max_concurrency",
+        "rpm_limit",
+        "rotation",
+        "last_check",
+    ]
     readonly_fields = ["secret_hint", "rotation", "last_check"]
     actions = ["test_now"]
 
@@ -41,9 +51,13 @@ class CredentialAdmin(AuditedAdmin):
         # Scrubbed again here: a reason cached by an older hub may quote a provider's echo of the key.
         reason, now = scrub(health.reason, secret_of(obj)), time.time()
         if health.cooling(now):
-            since = datetime.fromtimestamp(health.since or now, tz=dt_timezone.utc)
-            return format_html("<b>out</b> for {}s more, since {}: {}", int(health.cooldown_until - now),
-                               since.strftime("%Y-%m-%d %H:%M:%S UTC"), reason)
+            since = datetime.fromtimestamp(health.since or now, tz=UTC)
+            return format_html(
+                "<b>out</b> for {}s more, since {}: {}",
+                int(health.cooldown_until - now),
+                since.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                reason,
+            )
         if health.failures:
             return f"in ({health.failures} failure(s) in a row: {reason})"
         return "in"
@@ -70,8 +84,11 @@ class ModelRateInline(admin.StackedInline):
     model = ModelRate
     can_delete = False
     # The rate card's kinds (a new one shows up too): costs and the margin, their prices, the tier tables.
-    fields = [(*(cost for cost, _ in PAIRS if cost not in TIERS), "margin"),
-              tuple(price for cost, price in PAIRS if cost not in TIERS), TIERS]
+    fields = [
+        (*(cost for cost, _ in PAIRS if cost not in TIERS), "margin"),
+        tuple(price for cost, price in PAIRS if cost not in TIERS),
+        TIERS,
+    ]
 
 
 class ModelRouteInline(admin.TabularInline):

@@ -26,15 +26,23 @@ class TeamCostAdmin(TeamAdmin):
         return super().get_fields(request, obj) + (["costs"] if obj else [])
 
     def get_queryset(self, request):
-        month = UsageRollup.objects.filter(api_key__team=OuterRef("pk"), granularity=DAILY,
-                                           period_start__gte=start_of_month(timezone.now())
-                                           ).order_by().values("api_key__team")
+        month = (
+            UsageRollup.objects.filter(
+                api_key__team=OuterRef("pk"), granularity=DAILY, period_start__gte=start_of_month(timezone.now())
+            )
+            .order_by()
+            .values("api_key__team")
+        )
 
         def total(field):
             return Subquery(month.annotate(total=Sum(field)).values("total"), output_field=MoneyField())
 
-        return super().get_queryset(request).select_related("organization").annotate(
-            month_cost=total("cost"), month_price=total("price"))
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("organization")
+            .annotate(month_cost=total("cost"), month_price=total("price"))
+        )
 
     @admin.display(description="Cost this month", ordering="month_cost")
     def cost_this_month(self, obj):
@@ -52,13 +60,15 @@ class TeamCostAdmin(TeamAdmin):
         for since, until in months:
             for team in team_costs(organization=obj.organization, since=since, until=until):
                 if team["team_id"] == obj.pk:
-                    rows += [(f"{since:%B %Y}", m["model"], m["requests"], m["cost"], m["price"])
-                             for m in team["models"]]
+                    rows += [
+                        (f"{since:%B %Y}", m["model"], m["requests"], m["cost"], m["price"]) for m in team["models"]
+                    ]
         if not rows:
             return "No usage last month or this month."
         body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
-        return format_html("<table><tr><th>Month</th><th>Model</th><th>Requests</th><th>Cost</th><th>Price</th></tr>"
-                           "{}</table>", body)
+        return format_html(
+            "<table><tr><th>Month</th><th>Model</th><th>Requests</th><th>Cost</th><th>Price</th></tr>{}</table>", body
+        )
 
 
 @admin_details("billing", "ledgerentry")
@@ -74,8 +84,11 @@ def _rate_details(lookup: dict) -> tuple[dict, None]:
     rate = ModelRate.objects.filter(**lookup).first()
     if rate is None:
         return {}, None
-    return {"rate": {f: str(getattr(rate, f)) for f in
-                     ("input_cost", "output_cost", "margin", "input_price", "output_price")}}, None
+    return {
+        "rate": {
+            f: str(getattr(rate, f)) for f in ("input_cost", "output_cost", "margin", "input_price", "output_price")
+        }
+    }, None
 
 
 @admin_details("billing", "modelrate")

@@ -78,7 +78,8 @@ class GatewayHandler(ASGIHandler):
                 self._view_middleware.insert(0, self.adapt_method_mode(True, middleware.process_view))
             if hasattr(middleware, "process_template_response"):
                 self._template_response_middleware.append(
-                    self.adapt_method_mode(True, middleware.process_template_response))
+                    self.adapt_method_mode(True, middleware.process_template_response)
+                )
             if hasattr(middleware, "process_exception"):
                 self._exception_middleware.append(self.adapt_method_mode(False, middleware.process_exception))
             handler = convert_exception_to_response(middleware)
@@ -103,8 +104,13 @@ async def _too_large(scope, send) -> None:
     from hub.views import refuse_too_large
 
     status, headers, body = await refuse_too_large(scope)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*headers, (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode()), (b"connection", b"close")],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

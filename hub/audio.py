@@ -43,13 +43,15 @@ def duration(data: bytes) -> Decimal | None:
 def read(request, task: str) -> dict:
     """The multipart form, checked: the file (within HUB_MAX_UPLOAD_BYTES), model and options."""
     if not request.content_type.startswith("multipart/form-data"):
-        raise BadRequest("Send the audio as multipart/form-data with a 'file' field.", param="file",
-                         code="invalid_content_type")
+        raise BadRequest(
+            "Send the audio as multipart/form-data with a 'file' field.", param="file", code="invalid_content_type"
+        )
     try:
         fields, files = request.POST, request.FILES
     except MultiPartParserError as exc:
-        raise BadRequest(f"We could not parse the multipart body of your request: {exc}.",
-                         code="invalid_multipart") from None
+        raise BadRequest(
+            f"We could not parse the multipart body of your request: {exc}.", code="invalid_multipart"
+        ) from None
     upload = files.get("file")
     if upload is None:
         raise BadRequest("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
@@ -58,8 +60,11 @@ def read(request, task: str) -> dict:
     data = upload.read()
     if not data:
         raise BadRequest("The audio file is empty.", param="file", code="invalid_value")
-    body = {"task": task, "model": fields.get("model") or "",
-            "file": (upload.name or "audio", data, upload.content_type or "application/octet-stream")}
+    body = {
+        "task": task,
+        "model": fields.get("model") or "",
+        "file": (upload.name or "audio", data, upload.content_type or "application/octet-stream"),
+    }
     for name in ("language", "prompt", "response_format", "temperature"):
         if fields.get(name) not in (None, ""):
             body[name] = fields.get(name)
@@ -73,8 +78,11 @@ def _check(body: dict, fields) -> dict:
     if not body["model"]:
         raise BadRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
     if body.get("response_format", "json") not in FORMATS:
-        raise BadRequest(f"Invalid 'response_format': use one of {', '.join(FORMATS)}.", param="response_format",
-                         code="invalid_value")
+        raise BadRequest(
+            f"Invalid 'response_format': use one of {', '.join(FORMATS)}.",
+            param="response_format",
+            code="invalid_value",
+        )
     if "temperature" in body:
         try:
             temperature = float(body["temperature"])
@@ -83,16 +91,28 @@ def _check(body: dict, fields) -> dict:
         if not 0 <= temperature <= 1:
             raise BadRequest("Invalid 'temperature': a number from 0 to 1.", param="temperature", code="invalid_value")
     if set(body.get("timestamp_granularities") or ()) - {"word", "segment"}:
-        raise BadRequest("Invalid 'timestamp_granularities[]': 'word' and/or 'segment'.",
-                         param="timestamp_granularities", code="invalid_value")
+        raise BadRequest(
+            "Invalid 'timestamp_granularities[]': 'word' and/or 'segment'.",
+            param="timestamp_granularities",
+            code="invalid_value",
+        )
     if str(fields.get("stream", "")).lower() == "true":
-        raise BadRequest("Streamed transcriptions are not supported by this hub; leave 'stream' unset.",
-                         param="stream", code="unsupported_parameter")
+        raise BadRequest(
+            "Streamed transcriptions are not supported by this hub; leave 'stream' unset.",
+            param="stream",
+            code="unsupported_parameter",
+        )
     if body["task"] == "translate" and "language" in body:
-        raise BadRequest("Translations always produce English; 'language' is not a parameter here.",
-                         param="language", code="unknown_parameter")
+        raise BadRequest(
+            "Translations always produce English; 'language' is not a parameter here.",
+            param="language",
+            code="unknown_parameter",
+        )
     data = body["file"][1]
     body["seconds"] = duration(data)
-    body["seconds_bound"] = body["seconds"] if body["seconds"] is not None else \
-        (Decimal(len(data)) / settings.HUB_AUDIO_MIN_BYTES_PER_SECOND).quantize(Decimal("0.001"))
+    body["seconds_bound"] = (
+        body["seconds"]
+        if body["seconds"] is not None
+        else (Decimal(len(data)) / settings.HUB_AUDIO_MIN_BYTES_PER_SECOND).quantize(Decimal("0.001"))
+    )
     return body

@@ -53,8 +53,14 @@ def _load(hashed: str) -> KeyInfo | None:
     account = getattr(key.organization, "credit", None)
     deal = account.price_plan if account is not None else None
     plan = Plan(discount=deal.discount, margin=deal.margin) if deal is not None else None
-    return KeyInfo(key.pk, key.organization_id, key.expires_at, Policy.of(key, key.organization), plan,
-                   account.billing_mode if account is not None else "")
+    return KeyInfo(
+        key.pk,
+        key.organization_id,
+        key.expires_at,
+        Policy.of(key, key.organization),
+        plan,
+        account.billing_mode if account is not None else "",
+    )
 
 
 async def authenticate(request) -> KeyInfo:

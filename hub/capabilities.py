@@ -21,16 +21,24 @@ def check(model, body: dict, model_name: str) -> None:
     if model.kind == "chat":
         limit_output(model, body, model_name)
     if (body.get("tools") or body.get("functions")) and not model.supports_tools:
-        raise BadRequest(f"The model `{model_name}` does not support tools.", param="tools",
-                         code="unsupported_parameter")
+        raise BadRequest(
+            f"The model `{model_name}` does not support tools.", param="tools", code="unsupported_parameter"
+        )
     response_format = body.get("response_format")
-    if isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema") \
-            and not model.supports_json:
-        raise BadRequest(f"The model `{model_name}` does not support JSON mode (response_format).",
-                         param="response_format", code="unsupported_parameter")
+    if (
+        isinstance(response_format, dict)
+        and response_format.get("type") in ("json_object", "json_schema")
+        and not model.supports_json
+    ):
+        raise BadRequest(
+            f"The model `{model_name}` does not support JSON mode (response_format).",
+            param="response_format",
+            code="unsupported_parameter",
+        )
     if not model.supports_vision and _has_image(body.get("messages") or []):
-        raise BadRequest(f"The model `{model_name}` does not accept images.", param="messages",
-                         code="unsupported_parameter")
+        raise BadRequest(
+            f"The model `{model_name}` does not accept images.", param="messages", code="unsupported_parameter"
+        )
 
 
 def limit_output(model, body: dict, model_name: str) -> None:
@@ -48,5 +56,9 @@ def limit_output(model, body: dict, model_name: str) -> None:
     if asked is None:
         body["max_tokens"] = cap or settings.HUB_DEFAULT_OUTPUT_HOLD
     elif cap and asked > cap:
-        raise BadRequest(f"`{field}` is too large: {asked}. The model `{model_name}` writes at most {cap} tokens; "
-                         f"ask for {cap} or fewer.", param=field, code="invalid_value")
+        raise BadRequest(
+            f"`{field}` is too large: {asked}. The model `{model_name}` writes at most {cap} tokens; "
+            f"ask for {cap} or fewer.",
+            param=field,
+            code="invalid_value",
+        )

@@ -89,24 +89,32 @@ def _routes(model, rate, route_rows, credentials) -> tuple:
         provider = row.provider
         creds = credentials.get(provider.pk) or [None]
         for credential in creds:
-            routes.append(Route(
-                model_id=model.pk, public_id=model.public_id, upstream_name=row.upstream_name,
-                max_output_tokens=model.max_output_tokens, provider_id=provider.pk, provider_name=provider.name,
-                provider_kind=provider.kind, preset=provider.preset, base_url=provider.effective_base_url,
-                options=provider.options or {},
-                credential_id=credential.pk if credential else None,
-                credential_name=credential.name if credential else "",
-                secret=credential.get_secret() if credential else "",
-                weight=row.weight * (credential.weight if credential else 1),
-                priority=(row.priority, credential.priority if credential else 0),
-                max_concurrency=credential.max_concurrency if credential else None,
-                rpm_limit=credential.rpm_limit if credential else None,
-                last_check_ok=credential.last_check_ok if credential else None,
-                connect_timeout=provider.connect_timeout or settings.HUB_UPSTREAM_CONNECT_TIMEOUT,
-                first_byte_timeout=provider.first_byte_timeout or settings.HUB_UPSTREAM_FIRST_BYTE_TIMEOUT,
-                idle_timeout=provider.idle_timeout or settings.HUB_UPSTREAM_READ_TIMEOUT,
-                rate=card,
-            ))
+            routes.append(
+                Route(
+                    model_id=model.pk,
+                    public_id=model.public_id,
+                    upstream_name=row.upstream_name,
+                    max_output_tokens=model.max_output_tokens,
+                    provider_id=provider.pk,
+                    provider_name=provider.name,
+                    provider_kind=provider.kind,
+                    preset=provider.preset,
+                    base_url=provider.effective_base_url,
+                    options=provider.options or {},
+                    credential_id=credential.pk if credential else None,
+                    credential_name=credential.name if credential else "",
+                    secret=credential.get_secret() if credential else "",
+                    weight=row.weight * (credential.weight if credential else 1),
+                    priority=(row.priority, credential.priority if credential else 0),
+                    max_concurrency=credential.max_concurrency if credential else None,
+                    rpm_limit=credential.rpm_limit if credential else None,
+                    last_check_ok=credential.last_check_ok if credential else None,
+                    connect_timeout=provider.connect_timeout or settings.HUB_UPSTREAM_CONNECT_TIMEOUT,
+                    first_byte_timeout=provider.first_byte_timeout or settings.HUB_UPSTREAM_FIRST_BYTE_TIMEOUT,
+                    idle_timeout=provider.idle_timeout or settings.HUB_UPSTREAM_READ_TIMEOUT,
+                    rate=card,
+                )
+            )
     return tuple(routes)
 
 
@@ -122,12 +130,23 @@ def load() -> Snapshot:
         routes = _routes(m, getattr(m, "rate", None), route_rows.get(m.pk, []), credentials)
         if not routes:
             continue  # nowhere to serve it: not offered
-        listed.append(Model(
-            id=m.pk, public_id=m.public_id, alias=m.alias, kind=m.kind, created_at=m.created_at,
-            supports_tools=m.supports_tools, supports_vision=m.supports_vision, supports_json=m.supports_json,
-            strategy=m.strategy, fallbacks=tuple(m.fallbacks or ()), routes=routes,
-            context_window=m.context_window, max_output_tokens=m.max_output_tokens,
-        ))
+        listed.append(
+            Model(
+                id=m.pk,
+                public_id=m.public_id,
+                alias=m.alias,
+                kind=m.kind,
+                created_at=m.created_at,
+                supports_tools=m.supports_tools,
+                supports_vision=m.supports_vision,
+                supports_json=m.supports_json,
+                strategy=m.strategy,
+                fallbacks=tuple(m.fallbacks or ()),
+                routes=routes,
+                context_window=m.context_window,
+                max_output_tokens=m.max_output_tokens,
+            )
+        )
     models = {m.alias: m for m in listed if m.alias}
     models.update({m.public_id: m for m in listed})
     return Snapshot(models=models, listed=listed, expires=time.monotonic() + settings.HUB_CATALOGUE_CACHE_SECONDS)
@@ -147,12 +166,17 @@ async def snapshot() -> Snapshot:
     return _snapshot
 
 
-ENDPOINTS = {"chat": "/v1/chat/completions", "embedding": "/v1/embeddings", "audio": "/v1/audio/speech",
-             "image": "/v1/images/generations", "transcription": "/v1/audio/transcriptions"}
+ENDPOINTS = {
+    "chat": "/v1/chat/completions",
+    "embedding": "/v1/embeddings",
+    "audio": "/v1/audio/speech",
+    "image": "/v1/images/generations",
+    "transcription": "/v1/audio/transcriptions",
+}
 
 
 def with_article(word: str) -> str:
-    """"an embedding", "a chat": every message naming a model's kind says it this way."""
+    """ "an embedding", "a chat": every message naming a model's kind says it this way."""
     return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
@@ -162,8 +186,9 @@ async def resolve(name: str, kind: str = CatalogModel.Kind.CHAT) -> Model:
         raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
     if model.kind != kind:
         where = f"use {ENDPOINTS[model.kind]}" if model.kind in ENDPOINTS else "this hub has no endpoint for it yet"
-        raise BadRequest(f"The model `{name}` is {with_article(model.kind)} model: {where}.", param="model",
-                         code="wrong_model_kind")
+        raise BadRequest(
+            f"The model `{name}` is {with_article(model.kind)} model: {where}.", param="model", code="wrong_model_kind"
+        )
     return model
 
 

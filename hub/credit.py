@@ -31,10 +31,10 @@ tokens a second plus HUB_DEFAULT_OUTPUT_HOLD).
 
 import asyncio
 import itertools
-import uuid
 import json
 import math
 import time
+import uuid
 from decimal import Decimal
 
 from django.conf import settings
@@ -47,12 +47,27 @@ from . import balances, catalogue, db
 from .errors import InsufficientQuota
 from .metering import meter
 
-
 # Fields of a chat body that never reach the model as text: left out of the prompt's count. Anything else is
 # counted, known or not (messages, tools, functions, response_format's schema…): a provider bills it as prompt.
-_NOT_PROMPT = frozenset({"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
-                         "n", "temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "top_logprobs",
-                         "logprobs", "user"})
+_NOT_PROMPT = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "n",
+        "temperature",
+        "top_p",
+        "presence_penalty",
+        "frequency_penalty",
+        "seed",
+        "top_logprobs",
+        "logprobs",
+        "user",
+    }
+)
 # What an adapter may add to the prompt itself (anthropic's and bedrock's JSON-mode instruction).
 ADDED_PROMPT_TOKENS = 64
 
@@ -106,8 +121,13 @@ def worst_case(body: dict, model: catalogue.Model, snapshot: catalogue.Snapshot,
         prompt, output = math.ceil(seconds * AUDIO_TOKENS_PER_SECOND), settings.HUB_DEFAULT_OUTPUT_HOLD
     else:
         prompt, output = prompt_tokens_bound(body), output_tokens_bound(body, model)
-    return max((price_usage(r.rate, prompt_tokens=prompt, completion_tokens=output, seconds=seconds, plan=plan)[1]
-                for r in routes), default=Decimal(0))
+    return max(
+        (
+            price_usage(r.rate, prompt_tokens=prompt, completion_tokens=output, seconds=seconds, plan=plan)[1]
+            for r in routes
+        ),
+        default=Decimal(0),
+    )
 
 
 def _image_worst_case(body: dict, route, plan) -> Decimal:
@@ -120,8 +140,18 @@ def _image_worst_case(body: dict, route, plan) -> Decimal:
     card = route.rate
     tiers = [tier] if tier else ["", *card.image_costs, *card.image_prices]
     pictured = 1500 * len(body.get("images") or ())
-    return max(price_usage(card, prompt_tokens=prompt, completion_tokens=output, images=n, image_tier=t,
-                           image_input_tokens=pictured, plan=plan)[1] for t in tiers)
+    return max(
+        price_usage(
+            card,
+            prompt_tokens=prompt,
+            completion_tokens=output,
+            images=n,
+            image_tier=t,
+            image_input_tokens=pictured,
+            plan=plan,
+        )[1]
+        for t in tiers
+    )
 
 
 class Lease:
@@ -196,8 +226,13 @@ async def _new_lease(organization_id: int, amount: Decimal) -> Lease:
         size = max(amount, settings.HUB_CREDIT_LEASE)
         for _ in range(3):
             hold_id = f"lease:{_process}:{next(_numbers)}"
-            left = await db.hold(hold_place, organization_id=organization_id, request_id=hold_id, amount=size,
-                                 ttl_seconds=settings.HUB_HOLD_TTL_SECONDS)
+            left = await db.hold(
+                hold_place,
+                organization_id=organization_id,
+                request_id=hold_id,
+                amount=size,
+                ttl_seconds=settings.HUB_HOLD_TTL_SECONDS,
+            )
             if left is None:
                 break
             balances.remember({organization_id: left})
@@ -262,7 +297,9 @@ def release_all() -> None:
 def _refusal(available: Decimal, needed: Decimal | None = None) -> InsufficientQuota:
     if needed is None:
         return InsufficientQuota(
-            "You exceeded your current quota: this organization has no credit left. Top up to continue.")
+            "You exceeded your current quota: this organization has no credit left. Top up to continue."
+        )
     return InsufficientQuota(
         f"This request may cost up to {needed.normalize():f} credits (its prompt and n × its max_tokens), and this "
-        f"organization has {max(available, Decimal(0)).normalize():f} available. Lower max_tokens or top up.")
+        f"organization has {max(available, Decimal(0)).normalize():f} available. Lower max_tokens or top up."
+    )

@@ -15,8 +15,16 @@ class HubError(Exception):
     outcome: str | None = None  # the usage record's status, when not the client's error
     log_level: int | None = None  # logged by the relay at this level, instead of by Django's request log
 
-    def __init__(self, message: str, *, code: str | None = None, param: str | None = None,
-                 status: int | None = None, type: str | None = None, headers: dict | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        status: int | None = None,
+        type: str | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.param = param

@@ -67,8 +67,9 @@ def access_logged(app, log):
         try:
             await app(scope, receive, counting_send)
         finally:
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())
-                       if k in _LOGGED_HEADERS]
+            headers = [
+                (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ()) if k in _LOGGED_HEADERS
+            ]
             query = scope.get("query_string", b"").decode("latin-1")
             path = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
             environ = {

@@ -22,12 +22,17 @@ PING = {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
 
 def _route_for(credential: Credential):
     """A chat route of the credential's provider, with this credential."""
-    row = (ModelRoute.objects.filter(provider=credential.provider, enabled=True, model__kind=CatalogModel.Kind.CHAT)
-           .select_related("model", "model__rate", "provider").order_by("priority", "pk").first())
+    row = (
+        ModelRoute.objects.filter(provider=credential.provider, enabled=True, model__kind=CatalogModel.Kind.CHAT)
+        .select_related("model", "model__rate", "provider")
+        .order_by("priority", "pk")
+        .first()
+    )
     if row is None:
         return None
-    routes = catalogue._routes(row.model, getattr(row.model, "rate", None), [row],
-                               {credential.provider_id: [credential]})
+    routes = catalogue._routes(
+        row.model, getattr(row.model, "rate", None), [row], {credential.provider_id: [credential]}
+    )
     return routes[0]
 
 
@@ -55,8 +60,11 @@ def check(credential: Credential) -> Credential:
     credential.last_checked_at = timezone.now()
     credential.last_check_ok, credential.last_check_latency_ms, credential.last_check_error = ok, latency, error[:300]
     Credential.objects.filter(pk=credential.pk).update(
-        last_checked_at=credential.last_checked_at, last_check_ok=ok, last_check_latency_ms=latency,
-        last_check_error=error[:300])
+        last_checked_at=credential.last_checked_at,
+        last_check_ok=ok,
+        last_check_latency_ms=latency,
+        last_check_error=error[:300],
+    )
     store = route_health.store()
     if failure is None:
         store.succeeded(credential.pk, latency)

@@ -43,12 +43,14 @@ def _sniff(data: bytes) -> str | None:
 
 def upload(name: str, filename: str, data: bytes, param: str) -> tuple[str, bytes, str]:
     if len(data) > settings.HUB_MAX_UPLOAD_BYTES:
-        raise PayloadTooLarge(f"The file in '{param}' is larger than {settings.HUB_MAX_UPLOAD_BYTES} bytes.",
-                              param=param)
+        raise PayloadTooLarge(
+            f"The file in '{param}' is larger than {settings.HUB_MAX_UPLOAD_BYTES} bytes.", param=param
+        )
     mime = _sniff(data)
     if mime is None:
-        raise BadRequest(f"The file in '{param}' is not a PNG, JPEG or WebP image.", param=param,
-                         code="invalid_image_format")
+        raise BadRequest(
+            f"The file in '{param}' is not a PNG, JPEG or WebP image.", param=param, code="invalid_image_format"
+        )
     return filename or f"{name}.{mime.split('/')[1]}", data, mime
 
 
@@ -64,10 +66,10 @@ def read_multipart(request) -> dict:
     try:
         fields, files = request.POST, request.FILES
     except MultiPartParserError as exc:
-        raise BadRequest(f"We could not parse the multipart body of your request: {exc}.",
-                         code="invalid_multipart") from None
-    body = client_fields({name: fields.getlist(name) if name.endswith("[]") else fields.get(name)
-                          for name in fields})
+        raise BadRequest(
+            f"We could not parse the multipart body of your request: {exc}.", code="invalid_multipart"
+        ) from None
+    body = client_fields({name: fields.getlist(name) if name.endswith("[]") else fields.get(name) for name in fields})
     images = files.getlist("image") + files.getlist("image[]")
     body["images"] = [upload("image", f.name, f.read(), "image") for f in images]
     if "mask" in files:
@@ -102,8 +104,9 @@ async def _decode(item, param: str) -> tuple[str, bytes, str]:
         try:
             data = base64.b64decode(item, validate=True)
         except (binascii.Error, ValueError):
-            raise BadRequest(f"'{param}' is neither an image URL nor valid base64 data.", param=param,
-                             code="invalid_image") from None
+            raise BadRequest(
+                f"'{param}' is neither an image URL nor valid base64 data.", param=param, code="invalid_image"
+            ) from None
     return upload(param, "", data, param)
 
 
@@ -112,18 +115,27 @@ def prepare(model, body: dict, name: str) -> None:
     family = family_of(model)
     edit = bool(body.get("edit"))
     if body.get("stream") not in (None, False, "false"):
-        raise BadRequest("Streamed image generation is not supported by this hub; leave 'stream' unset.",
-                         param="stream", code="unsupported_parameter")
+        raise BadRequest(
+            "Streamed image generation is not supported by this hub; leave 'stream' unset.",
+            param="stream",
+            code="unsupported_parameter",
+        )
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise BadRequest("Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter")
     if len(prompt) > family.max_prompt:
-        raise BadRequest(f"The prompt is too long for `{name}`: at most {family.max_prompt} characters.",
-                         param="prompt", code="string_above_max_length")
+        raise BadRequest(
+            f"The prompt is too long for `{name}`: at most {family.max_prompt} characters.",
+            param="prompt",
+            code="string_above_max_length",
+        )
     n = body.get("n") or 1
     if n > family.max_n:
-        raise BadRequest(f"`{name}` makes at most {family.max_n} image{'s' * (family.max_n > 1)} per request; "
-                         f"you asked for {n}.", param="n", code="invalid_value")
+        raise BadRequest(
+            f"`{name}` makes at most {family.max_n} image{'s' * (family.max_n > 1)} per request; you asked for {n}.",
+            param="n",
+            code="invalid_value",
+        )
     params = body.setdefault("params", {k: body[k] for k in (*PARAMS, *EXTRAS) if body.get(k) is not None})
     if family.name != "generic":
         _check_choice(name, "size", params.get("size"), family.sizes)
@@ -135,17 +147,26 @@ def prepare(model, body: dict, name: str) -> None:
     if edit:
         images = body.get("images") or []
         if not family.max_edit_images:
-            raise BadRequest(f"`{name}` cannot edit images; use /v1/images/generations.", param="model",
-                             code="unsupported_model")
+            raise BadRequest(
+                f"`{name}` cannot edit images; use /v1/images/generations.", param="model", code="unsupported_model"
+            )
         if not images:
             raise BadRequest("Missing required parameter: 'image'.", param="image", code="missing_required_parameter")
         if len(images) > family.max_edit_images:
-            raise BadRequest(f"`{name}` edits at most {family.max_edit_images} image(s) at once.", param="image",
-                             code="invalid_value")
+            raise BadRequest(
+                f"`{name}` edits at most {family.max_edit_images} image(s) at once.",
+                param="image",
+                code="invalid_value",
+            )
         if body.get("mask") and not family.mask:
             raise BadRequest(f"`{name}` does not take a mask.", param="mask", code="unsupported_parameter")
-    body.update(n=n, edit=edit, images=body.get("images") or [], mask=body.get("mask"),
-                response_format=body.get("response_format") or "url")
+    body.update(
+        n=n,
+        edit=edit,
+        images=body.get("images") or [],
+        mask=body.get("mask"),
+        response_format=body.get("response_format") or "url",
+    )
     size = params.get("size") or family.default_size
     quality = params.get("quality") or family.default_quality
     body["size"], body["quality"] = size, quality
@@ -159,5 +180,8 @@ def _check_choice(name: str, param: str, value, allowed) -> None:
     if not allowed:
         raise BadRequest(f"`{name}` does not support '{param}'.", param=param, code="unsupported_parameter")
     if value not in allowed:
-        raise BadRequest(f"Invalid '{param}' {value!r} for `{name}`: use one of {', '.join(sorted(allowed))}.",
-                         param=param, code="invalid_value")
+        raise BadRequest(
+            f"Invalid '{param}' {value!r} for `{name}`: use one of {', '.join(sorted(allowed))}.",
+            param=param,
+            code="invalid_value",
+        )

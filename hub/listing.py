@@ -25,11 +25,18 @@ def _amount(value: Decimal) -> str:
 
 def _pricing(rates: RateCard, kind: str, plan) -> dict:
     def price(**usage) -> Decimal:
-        return price_usage(rates, prompt_tokens=usage.pop("prompt_tokens", 0),
-                           completion_tokens=usage.pop("completion_tokens", 0), plan=plan, **usage)[1]
+        return price_usage(
+            rates,
+            prompt_tokens=usage.pop("prompt_tokens", 0),
+            completion_tokens=usage.pop("completion_tokens", 0),
+            plan=plan,
+            **usage,
+        )[1]
 
-    pricing: dict[str, str | dict[str, str]] = {"prompt": _amount(price(prompt_tokens=MILLION) / MILLION),
-                                                "completion": _amount(price(completion_tokens=MILLION) / MILLION)}
+    pricing: dict[str, str | dict[str, str]] = {
+        "prompt": _amount(price(prompt_tokens=MILLION) / MILLION),
+        "completion": _amount(price(completion_tokens=MILLION) / MILLION),
+    }
     if rates.cached_input_price is not None or rates.cached_input_cost is not None:
         pricing["input_cache_read"] = _amount(price(prompt_tokens=MILLION, cached_tokens=MILLION) / MILLION)
     if rates.image_input_price is not None or rates.image_input_cost is not None:
@@ -46,9 +53,15 @@ def _pricing(rates: RateCard, kind: str, plan) -> dict:
 
 def describe(model: catalogue.Model, name: str, key: KeyInfo) -> dict:
     created = model.created_at.replace(tzinfo=model.created_at.tzinfo or UTC)
-    entry = {"id": name, "object": "model", "created": int(created.timestamp()), "owned_by": model.owned_by,
-             "kind": model.kind, "context_length": model.context_window,
-             "max_output_tokens": model.max_output_tokens}
+    entry = {
+        "id": name,
+        "object": "model",
+        "created": int(created.timestamp()),
+        "owned_by": model.owned_by,
+        "kind": model.kind,
+        "context_length": model.context_window,
+        "max_output_tokens": model.max_output_tokens,
+    }
     if name != model.public_id:
         entry["alias_of"] = model.public_id
     if model.routes:  # every route of a model carries the model's one rate

@@ -62,10 +62,19 @@ def _set_aside(event: UsageEvent, exc: BaseException) -> None:
     Its credit hold is not kept for it: the lease it ran under is given back as
     usual (released with the lease, or by the expiry task).
     """
-    logger.error("usage record %s could not be written and is set aside in %s: %s: %s", event.request_id,
-                 settings.HUB_METERING_DEAD_LETTER, type(exc).__name__, exc)
-    entry = {"request_id": event.request_id, "failed_at": timezone.now().isoformat(),
-             "reason": f"{type(exc).__name__}: {exc}"[:2000], "event": dataclasses.asdict(event)}
+    logger.error(
+        "usage record %s could not be written and is set aside in %s: %s: %s",
+        event.request_id,
+        settings.HUB_METERING_DEAD_LETTER,
+        type(exc).__name__,
+        exc,
+    )
+    entry = {
+        "request_id": event.request_id,
+        "failed_at": timezone.now().isoformat(),
+        "reason": f"{type(exc).__name__}: {exc}"[:2000],
+        "event": dataclasses.asdict(event),
+    }
     # ensure_ascii: a NUL or a lone surrogate (what may have failed the write) is escaped, never written raw.
     line = json.dumps(entry, ensure_ascii=True, default=str)
     try:

@@ -13,8 +13,7 @@ import fnmatch
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Sum
@@ -44,12 +43,16 @@ class Policy:
     empty: bool = field(init=False, default=True)
 
     def __post_init__(self):
-        object.__setattr__(self, "empty", not (self.allowed_models or self.allowed_ips or self.rpm or self.tpm
-                                               or self.budget is not None))
+        object.__setattr__(
+            self,
+            "empty",
+            not (self.allowed_models or self.allowed_ips or self.rpm or self.tpm or self.budget is not None),
+        )
 
     @classmethod
     def of(cls, key, organization) -> "Policy":
         """The key's limits, each defaulting to its organisation's."""
+
         def pick(name):
             own = getattr(key, name)
             return own if own not in (None, [], "") else getattr(organization, name)
@@ -58,8 +61,10 @@ class Policy:
         return cls(
             allowed_models=tuple(pick("allowed_models") or ()),
             allowed_ips=addresses.networks_of(key, organization),
-            rpm=pick("rpm_limit"), tpm=pick("tpm_limit"),
-            budget=budget_from.budget, period=budget_from.budget_period,
+            rpm=pick("rpm_limit"),
+            tpm=pick("tpm_limit"),
+            budget=budget_from.budget,
+            period=budget_from.budget_period,
         )
 
 
@@ -76,7 +81,7 @@ def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime | None
     if period == "monthly":
         start = day.replace(day=1)
         return start, (start + timedelta(days=32)).replace(day=1)
-    return datetime(2000, 1, 1, tzinfo=dt_timezone.utc), None
+    return datetime(2000, 1, 1, tzinfo=UTC), None
 
 
 def _spent(key_id: int, since: datetime) -> Decimal:
@@ -84,11 +89,15 @@ def _spent(key_id: int, since: datetime) -> Decimal:
     their daily rollups, the rest from the raw records (billing/rollups.py)."""
     pruned = UsageRollupState.objects.filter(pk=1).values_list("pruned_through", flat=True).first()
     total = UsageRecord.objects.filter(api_key_id=key_id, created_at__gte=max(since, pruned or since)).aggregate(
-        s=Sum("price"))["s"] or Decimal(0)
+        s=Sum("price")
+    )["s"] or Decimal(0)
     if pruned is not None and pruned > since:
-        total += UsageRollup.objects.filter(granularity=UsageRollup.Granularity.DAY, api_key_ref=key_id,
-                                            period_start__gte=since, period_start__lt=pruned).aggregate(
-            s=Sum("price"))["s"] or Decimal(0)
+        total += UsageRollup.objects.filter(
+            granularity=UsageRollup.Granularity.DAY,
+            api_key_ref=key_id,
+            period_start__gte=since,
+            period_start__lt=pruned,
+        ).aggregate(s=Sum("price"))["s"] or Decimal(0)
     return total
 
 
@@ -99,8 +108,7 @@ def _allowed_model(patterns, names) -> bool:
 def may_use(policy: Policy, model, requested: str = "") -> bool:
     """May a key with this policy use this model (named `requested`, its public id or its alias)?
     The one check the gateway, /v1/models and /v1/status make."""
-    return not policy.allowed_models or _allowed_model(policy.allowed_models,
-                                                       (requested, model.public_id, model.alias))
+    return not policy.allowed_models or _allowed_model(policy.allowed_models, (requested, model.public_id, model.alias))
 
 
 def address_check(policy: Policy, client_ip: str) -> None:
@@ -116,31 +124,42 @@ async def admit(key, model, requested: str, client_ip: str) -> dict:
         return {}
     address_check(policy, client_ip)
     if not may_use(policy, model, requested):
-        raise Forbidden(f"This API key may not use the model `{requested}`.", code="model_not_allowed",
-                        param="model")
+        raise Forbidden(f"This API key may not use the model `{requested}`.", code="model_not_allowed", param="model")
     now = time.time()
     minute, reset_in = int(now // 60), math.ceil(60 - now % 60)
     store, headers = counters(), {}
     if policy.rpm:
         used = await store.incr(f"hub:limit:rpm:{key.key_id}:{minute}", 1, 120)
-        headers.update({"x-ratelimit-limit-requests": str(policy.rpm),
-                        "x-ratelimit-remaining-requests": str(max(policy.rpm - used, 0)),
-                        "x-ratelimit-reset-requests": f"{reset_in}s"})
+        headers.update(
+            {
+                "x-ratelimit-limit-requests": str(policy.rpm),
+                "x-ratelimit-remaining-requests": str(max(policy.rpm - used, 0)),
+                "x-ratelimit-reset-requests": f"{reset_in}s",
+            }
+        )
         if used > policy.rpm:
-            raise RateLimited(f"Rate limit reached: {policy.rpm} requests per minute for this key.",
-                              headers=dict(headers, **{"retry-after": str(reset_in)}))
+            raise RateLimited(
+                f"Rate limit reached: {policy.rpm} requests per minute for this key.",
+                headers=dict(headers, **{"retry-after": str(reset_in)}),
+            )
     if policy.tpm:
         (tokens,) = await store.get_many([f"hub:limit:tpm:{key.key_id}:{minute}"])
         tokens = tokens or 0
-        headers.update({"x-ratelimit-limit-tokens": str(policy.tpm),
-                        "x-ratelimit-remaining-tokens": str(max(policy.tpm - tokens, 0)),
-                        "x-ratelimit-reset-tokens": f"{reset_in}s"})
+        headers.update(
+            {
+                "x-ratelimit-limit-tokens": str(policy.tpm),
+                "x-ratelimit-remaining-tokens": str(max(policy.tpm - tokens, 0)),
+                "x-ratelimit-reset-tokens": f"{reset_in}s",
+            }
+        )
         if tokens >= policy.tpm:
-            raise RateLimited(f"Rate limit reached: {policy.tpm} tokens per minute for this key.",
-                              code="tokens_rate_limit_exceeded",
-                              headers=dict(headers, **{"retry-after": str(reset_in)}))
+            raise RateLimited(
+                f"Rate limit reached: {policy.tpm} tokens per minute for this key.",
+                code="tokens_rate_limit_exceeded",
+                headers=dict(headers, **{"retry-after": str(reset_in)}),
+            )
     if policy.budget is not None:
-        start, end = period_bounds(policy.period, datetime.now(dt_timezone.utc))
+        start, end = period_bounds(policy.period, datetime.now(UTC))
         spend_key = _spend_key(key.key_id, start)
         (spent,) = await store.get_many([spend_key])
         if spent is None:
@@ -148,9 +167,12 @@ async def admit(key, model, requested: str, client_ip: str) -> dict:
             spent = to_units(await db.read(_spent, key.key_id, start))
             await store.set_if_absent(spend_key, spent, _ttl(end))
         if from_units(spent) >= policy.budget:
-            retry = {"retry-after": str(int((end - datetime.now(dt_timezone.utc)).total_seconds()))} if end else {}
-            raise RateLimited(f"This API key has spent its {policy.period} budget of {policy.budget}.",
-                              code="budget_exceeded", headers=dict(headers, **retry))
+            retry = {"retry-after": str(int((end - datetime.now(UTC)).total_seconds()))} if end else {}
+            raise RateLimited(
+                f"This API key has spent its {policy.period} budget of {policy.budget}.",
+                code="budget_exceeded",
+                headers=dict(headers, **retry),
+            )
     return headers
 
 
@@ -161,7 +183,7 @@ def _spend_key(key_id: int, start: datetime) -> str:
 def _ttl(end: datetime | None) -> int:
     if end is None:
         return 400 * 86400
-    return max(int((end - datetime.now(dt_timezone.utc)).total_seconds()) + 3600, 60)
+    return max(int((end - datetime.now(UTC)).total_seconds()) + 3600, 60)
 
 
 async def account(key, tokens: int, price: Decimal) -> None:
@@ -171,7 +193,7 @@ async def account(key, tokens: int, price: Decimal) -> None:
     if policy.tpm and tokens:
         await store.incr(f"hub:limit:tpm:{key.key_id}:{int(time.time() // 60)}", tokens, 120)
     if policy.budget is not None and price:
-        start, end = period_bounds(policy.period, datetime.now(dt_timezone.utc))
+        start, end = period_bounds(policy.period, datetime.now(UTC))
         spend_key = _spend_key(key.key_id, start)
         (spent,) = await store.get_many([spend_key])
         if spent is not None:  # else the next admit() loads it from the records, this one included

@@ -28,7 +28,6 @@ from .auth import KeyInfo
 from .errors import HubError, InternalError, error_response
 from .metering import meter
 
-
 logger = logging.getLogger(__name__)
 _background: set[asyncio.Task] = set()
 
@@ -55,8 +54,15 @@ class Call:
         self.request_id = self.request_id or f"req_{uuid.uuid4().hex}"
         self.started = self.started or time.monotonic()
 
-    def record(self, status: str, usage: Usage | None = None, *, http_status: int = 200, error: str = "",
-               first_token_at: float | None = None) -> None:
+    def record(
+        self,
+        status: str,
+        usage: Usage | None = None,
+        *,
+        http_status: int = 200,
+        error: str = "",
+        first_token_at: float | None = None,
+    ) -> None:
         usage = usage or Usage()
         route = self.route
         if usage.invalid:
@@ -64,17 +70,31 @@ class Call:
             logger.warning("%s: %s; billed by estimate", self.request_id, usage.invalid)
             error = "; ".join(filter(None, (error, f"{usage.invalid}; billed by estimate")))
         if route is not None:
-            served = {"model_id": route.model_id, "served_model": route.public_id, "provider_id": route.provider_id,
-                      "credential_id": route.credential_id}
+            served = {
+                "model_id": route.model_id,
+                "served_model": route.public_id,
+                "provider_id": route.provider_id,
+                "credential_id": route.credential_id,
+            }
         elif self.model is not None:
             served = {"model_id": self.model.id, "served_model": self.model.public_id}
         else:
             served = {}
         event = UsageEvent.of_call(
-            usage, rate=route.rate if route is not None else None, plan=self.key.plan, **served,
-            request_id=self.request_id, organization_id=self.key.organization_id, api_key_id=self.key.key_id,
-            billing_mode=self.key.billing_mode, model_name=self.model_name, endpoint=self.endpoint,
-            stream=self.stream, unit=self.unit, status=status, http_status=http_status,
+            usage,
+            rate=route.rate if route is not None else None,
+            plan=self.key.plan,
+            **served,
+            request_id=self.request_id,
+            organization_id=self.key.organization_id,
+            api_key_id=self.key.key_id,
+            billing_mode=self.key.billing_mode,
+            model_name=self.model_name,
+            endpoint=self.endpoint,
+            stream=self.stream,
+            unit=self.unit,
+            status=status,
+            http_status=http_status,
             error=scrub(error, route.secret if route is not None else ""),
             latency_ms=int((time.monotonic() - self.started) * 1000),
             first_token_ms=int((first_token_at - self.started) * 1000) if first_token_at else None,
@@ -85,7 +105,8 @@ class Call:
         meter.add(event)
         if not self.key.policy.empty and (event.prompt_tokens or event.price):
             task = asyncio.get_running_loop().create_task(
-                policy.account(self.key, event.prompt_tokens + event.completion_tokens, event.price))
+                policy.account(self.key, event.prompt_tokens + event.completion_tokens, event.price)
+            )
             _background.add(task)  # held until done: the loop keeps only weak references
             task.add_done_callback(_background.discard)
 
@@ -97,12 +118,20 @@ class Call:
             headers = {"retry-after": error.retry_after} if error.retry_after else {}
             # Providers often leave a 400's code null; the hub's 400s always name one.
             code = error.code or ("invalid_request" if error.status == 400 else None)
-            error = HubError(error.message, status=error.status, type=error.type, code=code,
-                             param=error.param, headers=headers)
+            error = HubError(
+                error.message, status=error.status, type=error.type, code=code, param=error.param, headers=headers
+            )
         response = error_response(error, self.request_id)
         if error.log_level is not None:
-            logger.log(error.log_level, "%s %s answered %s %s: %s", self.endpoint, self.request_id, error.status,
-                       error.code, error.message)
+            logger.log(
+                error.log_level,
+                "%s %s answered %s %s: %s",
+                self.endpoint,
+                self.request_id,
+                error.status,
+                error.code,
+                error.message,
+            )
             # Once, here, saying why: Django's request log would hide the 429 and log the 503 without a reason.
             response._has_been_logged = True  # type: ignore[attr-defined]  # Django's own flag (log_response), unstubbed
         return response
@@ -180,8 +209,12 @@ def _served_by(name: str, what: str):
     async def operation(adapter, route, body: dict):
         method = getattr(adapter, name, None)
         if method is None:
-            raise UpstreamError(f"The provider '{route.provider_name}' does not {what}.", status=400,
-                                type="invalid_request_error", code="unsupported_model")
+            raise UpstreamError(
+                f"The provider '{route.provider_name}' does not {what}.",
+                status=400,
+                type="invalid_request_error",
+                code="unsupported_model",
+            )
         return await method(route, body)
 
     return operation
@@ -223,8 +256,9 @@ async def images(call: Call, body: dict) -> HttpResponseBase:
 async def transcription(call: Call, body: dict) -> HttpResponseBase:
     """POST /v1/audio/transcriptions and /translations: the provider's answer as it came, billed per second."""
     call.unit = "seconds"
-    return await handle(call, body, kind="transcription",
-                        operation=lambda adapter, route: _transcribe(adapter, route, body))
+    return await handle(
+        call, body, kind="transcription", operation=lambda adapter, route: _transcribe(adapter, route, body)
+    )
 
 
 async def handle(call: Call, body: dict, *, kind: str, operation=None) -> HttpResponseBase:
@@ -239,8 +273,9 @@ async def handle(call: Call, body: dict, *, kind: str, operation=None) -> HttpRe
         # A bug or an outage of our own: still an OpenAI-shaped answer, still a record.
         logger.exception("%s %s failed", call.endpoint, call.request_id)
         call.record(UsageRecord.Status.SERVER_ERROR, http_status=500, error="internal error")
-        return error_response(InternalError("The hub failed to handle this request; it has been logged."),
-                              call.request_id)
+        return error_response(
+            InternalError("The hub failed to handle this request; it has been logged."), call.request_id
+        )
     finally:
         if not streaming:
             InFlight.count -= 1  # a stream's RelayBody ends its own count
@@ -253,8 +288,7 @@ async def _serve(call: Call, body: dict, kind: str, operation) -> HttpResponseBa
         capabilities.check(model, body, call.model_name)
         await credit.reserve(call, model, body)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        served = await routing.serve(model, body, stream=call.stream, include_usage=include_usage,
-                                     operation=operation)
+        served = await routing.serve(model, body, stream=call.stream, include_usage=include_usage, operation=operation)
     except (HubError, UpstreamError) as error:
         return call.fail(error)
     except asyncio.CancelledError:
@@ -325,8 +359,16 @@ class RelayBody:
             logger.exception("relaying stream %s failed", self.call.request_id)
             status, failure = UsageRecord.Status.SERVER_ERROR, "internal error while relaying the stream"
             if not self.stream.error and "event-stream" in getattr(self.stream, "content_type", "text/event-stream"):
-                yield sse({"error": {"message": "The hub failed while relaying this stream; it has been logged.",
-                                     "type": InternalError.type, "param": None, "code": InternalError.code}})
+                yield sse(
+                    {
+                        "error": {
+                            "message": "The hub failed while relaying this stream; it has been logged.",
+                            "type": InternalError.type,
+                            "param": None,
+                            "code": InternalError.code,
+                        }
+                    }
+                )
         except BaseException:
             # The client went away (the ASGI handler cancels us): the upstream
             # request is closed and what was produced is billed.
@@ -342,7 +384,7 @@ class RelayBody:
             await self.served.done(status == UsageRecord.Status.OK, self.model)
         finally:
             error = stream.error.message if stream.error is not None else failure
-            self.call.record(status, stream.final_usage(), http_status=200, error=error,
-                             first_token_at=stream.first_token_at)
+            self.call.record(
+                status, stream.final_usage(), http_status=200, error=error, first_token_at=stream.first_token_at
+            )
             InFlight.count -= 1
-

@@ -34,7 +34,6 @@ from providers.redaction import scrub
 
 from . import shared_state
 
-
 HARD_FAILURES = {"upstream_auth_failed", "upstream_quota_exhausted", "no_credential"}
 HARD_COOLDOWN_SECONDS = 60.0
 EWMA = 0.2  # weight of the newest latency in the moving average
@@ -100,17 +99,25 @@ class Failure:
 
     @classmethod
     def of(cls, error) -> "Failure":
-        return cls(hard=getattr(error, "code", None) in HARD_FAILURES,
-                   retry_after=_retry_after(getattr(error, "retry_after", None)),
-                   rate_limited=getattr(error, "status", None) == 429,
-                   reason=scrub(getattr(error, "message", str(error)))[:300])
+        return cls(
+            hard=getattr(error, "code", None) in HARD_FAILURES,
+            retry_after=_retry_after(getattr(error, "retry_after", None)),
+            rate_limited=getattr(error, "status", None) == 429,
+            reason=scrub(getattr(error, "message", str(error)))[:300],
+        )
 
 
 def after_failure(health: Health, failure: Failure, now: float) -> Health:
     """The record after one more failure (the Redis store runs the same rule in _FAIL)."""
-    h = Health(failures=health.failures + 1, level=health.level, cooldown_until=health.cooldown_until,
-               reason=failure.reason, since=health.since or now, latency_ms=health.latency_ms,
-               rate_limited=health.rate_limited)
+    h = Health(
+        failures=health.failures + 1,
+        level=health.level,
+        cooldown_until=health.cooldown_until,
+        reason=failure.reason,
+        since=health.since or now,
+        latency_ms=health.latency_ms,
+        rate_limited=health.rate_limited,
+    )
     duration = 0.0
     if health.cooling(now):
         # A request that was in flight when the credential went out: its failure is not news.
@@ -278,9 +285,17 @@ return 1
 
 
 def _fail_args(failure: Failure, now: float) -> list:
-    return [now, int(failure.hard), failure.retry_after, int(failure.rate_limited),
-            settings.HUB_COOLDOWN_AFTER_FAILURES, settings.HUB_COOLDOWN_SECONDS, HARD_COOLDOWN_SECONDS,
-            settings.HUB_COOLDOWN_MAX_SECONDS, failure.reason]
+    return [
+        now,
+        int(failure.hard),
+        failure.retry_after,
+        int(failure.rate_limited),
+        settings.HUB_COOLDOWN_AFTER_FAILURES,
+        settings.HUB_COOLDOWN_SECONDS,
+        HARD_COOLDOWN_SECONDS,
+        settings.HUB_COOLDOWN_MAX_SECONDS,
+        failure.reason,
+    ]
 
 
 class RedisStore:
@@ -376,7 +391,7 @@ class FailOpen(shared_state.FailOpen):
         return await self._guard(self.inner.states(ids), {i: Health() for i in ids})
 
     async def inflight_counts(self, ids):
-        return await self._guard(self.inner.inflight_counts(ids), {i: 0 for i in ids})
+        return await self._guard(self.inner.inflight_counts(ids), dict.fromkeys(ids, 0))
 
     async def acquire(self, route, token):
         return await self._guard(self.inner.acquire(route, token), True)
@@ -427,8 +442,9 @@ def reset() -> None:
     inner = getattr(_store, "inner", None)
     if isinstance(inner, RedisStore):
         try:
-            keys = [k for pattern in ("hub:health:*", "hub:slots:*", "hub:rpm:*")
-                    for k in inner._sync.scan_iter(pattern)]
+            keys = [
+                k for pattern in ("hub:health:*", "hub:slots:*", "hub:rpm:*") for k in inner._sync.scan_iter(pattern)
+            ]
             if keys:
                 inner._sync.delete(*keys)
         except Exception:

@@ -85,8 +85,9 @@ def chat_operation(body: dict, *, stream: bool, include_usage: bool):
     return lambda adapter, route: adapter.chat(route, body)
 
 
-async def serve(model: catalogue.Model, body: dict, *, stream: bool = False, include_usage: bool = False,
-                operation=None) -> Served:
+async def serve(
+    model: catalogue.Model, body: dict, *, stream: bool = False, include_usage: bool = False, operation=None
+) -> Served:
     """Try the model's routes, then its fallbacks', until one starts an answer.
 
     `operation(adapter, route)` is the call to make (a chat completion by default).
@@ -145,10 +146,16 @@ def refusal(model: catalogue.Model, seen: dict, busy: bool) -> HubError:
     headers = {"retry-after": str(retry)}
     if busy:
         # A slot frees as soon as any request ends: the caps are worth a retry within a second.
-        return RoutesBusy(f"Every route of `{model.public_id}` is at its concurrency or rate limit; "
-                          "try again shortly.", headers={"retry-after": "1"})
+        return RoutesBusy(
+            f"Every route of `{model.public_id}` is at its concurrency or rate limit; try again shortly.",
+            headers={"retry-after": "1"},
+        )
     if out and all(h.rate_limited for h in out):
-        return RoutesRateLimited(f"Every route of `{model.public_id}` is rate limited by its provider; "
-                                 f"try again in {retry} s.", headers=headers)
-    return NoRouteAvailable(f"No route of `{model.public_id}` is available now (all are cooling down); "
-                            f"try again in {retry} s.", headers=headers)
+        return RoutesRateLimited(
+            f"Every route of `{model.public_id}` is rate limited by its provider; try again in {retry} s.",
+            headers=headers,
+        )
+    return NoRouteAvailable(
+        f"No route of `{model.public_id}` is available now (all are cooling down); try again in {retry} s.",
+        headers=headers,
+    )

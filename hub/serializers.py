@@ -19,8 +19,11 @@ class StrictFloatField(serializers.FloatField):
     """A JSON number (not a string, not a boolean), finite."""
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, (int, float)) or (
-                isinstance(data, float) and not math.isfinite(data)):  # a huge int compares exactly, unconverted
+        if (
+            isinstance(data, bool)
+            or not isinstance(data, (int, float))
+            or (isinstance(data, float) and not math.isfinite(data))
+        ):  # a huge int compares exactly, unconverted
             self.fail("invalid")
         return data
 
@@ -38,8 +41,9 @@ class ChatCompletionRequest(serializers.Serializer):
     stream = serializers.BooleanField(required=False, default=False)
     stream_options = serializers.DictField(required=False, allow_null=True)
     max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_OUTPUT_TOKENS)
-    max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1,
-                                               max_value=MAX_OUTPUT_TOKENS)
+    max_completion_tokens = StrictIntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_OUTPUT_TOKENS
+    )
     n = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=128)
     temperature = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=2)
     top_p = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=1)
@@ -52,8 +56,7 @@ class ChatCompletionRequest(serializers.Serializer):
         # A plain loop: a nested serializer per message costs more than the relay.
         for index, message in enumerate(messages):
             if message.get("role") not in ROLES:
-                raise serializers.ValidationError(
-                    {f"[{index}].role": f"must be one of {', '.join(sorted(ROLES))}"})
+                raise serializers.ValidationError({f"[{index}].role": f"must be one of {', '.join(sorted(ROLES))}"})
         return messages
 
 
@@ -70,12 +73,16 @@ class EmbeddingsRequest(serializers.Serializer):
 
         if isinstance(value, str) and value:
             return value
-        if isinstance(value, list) and 0 < len(value) <= 2048 and (
-                all(isinstance(v, str) and v for v in value) or tokens(value) or all(tokens(v) for v in value)):
+        if (
+            isinstance(value, list)
+            and 0 < len(value) <= 2048
+            and (all(isinstance(v, str) and v for v in value) or tokens(value) or all(tokens(v) for v in value))
+        ):
             return value
         raise serializers.ValidationError(
             "must be a non-empty string, a list of up to 2048 non-empty strings, a list of token ids, "
-            "or a list of lists of token ids")
+            "or a list of lists of token ids"
+        )
 
 
 class SpeechRequest(serializers.Serializer):

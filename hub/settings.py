@@ -133,11 +133,15 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Generated images served back through signed links (hub/media.py); any Django storage will do.
-    "media": {"BACKEND": "django.core.files.storage.FileSystemStorage",
-              "OPTIONS": {"location": env.str("HUB_MEDIA_ROOT", default=str(VAR_DIR / "media"))}},
+    "media": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env.str("HUB_MEDIA_ROOT", default=str(VAR_DIR / "media"))},
+    },
     # Usage records past HUB_USAGE_RETENTION_DAYS, archived before they are deleted (billing/archive.py).
-    "usage_archive": {"BACKEND": "django.core.files.storage.FileSystemStorage",
-                      "OPTIONS": {"location": env.str("HUB_USAGE_ARCHIVE_ROOT", default=str(VAR_DIR / "archive"))}},
+    "usage_archive": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env.str("HUB_USAGE_ARCHIVE_ROOT", default=str(VAR_DIR / "archive"))},
+    },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = DEBUG
@@ -196,8 +200,10 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "reconcile-credit-balances": {"task": "billing.tasks.reconcile_balances", "schedule": 600.0},
-    "check-credentials": {"task": "hub.tasks.check_credentials", "schedule": env.float(
-        "HUB_HEALTH_CHECK_SECONDS", default=300.0)},
+    "check-credentials": {
+        "task": "hub.tasks.check_credentials",
+        "schedule": env.float("HUB_HEALTH_CHECK_SECONDS", default=300.0),
+    },
     "auto-recharge-credit": {"task": "billing.tasks.auto_recharge_all", "schedule": 60.0},
     "release-expired-credit-holds": {"task": "billing.tasks.release_expired_holds", "schedule": 300.0},
     "roll-up-usage": {"task": "billing.tasks.roll_up_usage", "schedule": 300.0},

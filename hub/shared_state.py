@@ -29,8 +29,9 @@ def redis_client(url: str, decode_responses: bool = False):
     key = (asyncio.get_running_loop(), url, decode_responses)
     client = _clients.get(key)
     if client is None:
-        pool = redis.asyncio.BlockingConnectionPool.from_url(url, decode_responses=decode_responses,
-                                                             max_connections=64, timeout=5)
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url, decode_responses=decode_responses, max_connections=64, timeout=5
+        )
         client = _clients[key] = redis.asyncio.Redis(connection_pool=pool)
     return client
 

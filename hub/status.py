@@ -47,11 +47,21 @@ async def report(key) -> dict:
     now = time.time()
     listed = []
     for model in models:
-        usable = [r for r in model.routes
-                  if r.last_check_ok is not False
-                  and not (r.credential_id and states.get(r.credential_id, route_health.Health()).cooling(now))]
-        listed.append({"id": model.public_id, "object": "model.status", "available": bool(usable),
-                       "routes": len(model.routes), "routes_available": len(usable)})
+        usable = [
+            r
+            for r in model.routes
+            if r.last_check_ok is not False
+            and not (r.credential_id and states.get(r.credential_id, route_health.Health()).cooling(now))
+        ]
+        listed.append(
+            {
+                "id": model.public_id,
+                "object": "model.status",
+                "available": bool(usable),
+                "routes": len(model.routes),
+                "routes_available": len(usable),
+            }
+        )
     healthy = database == "ok" and cache != "unavailable"
     return {
         "object": "status",

@@ -78,8 +78,11 @@ def _check_tree(body: dict) -> None:
 def _lone_surrogate(path: tuple) -> BadRequest:
     # The key itself may hold the surrogate: escaped, or the refusal could not be recorded (nor sent).
     param = _param_of(path).encode("utf-8", "backslashreplace").decode()
-    return BadRequest(f"Invalid '{param}': it contains a lone UTF-16 surrogate, which is not valid Unicode.",
-                      param=param, code="invalid_unicode")
+    return BadRequest(
+        f"Invalid '{param}': it contains a lone UTF-16 surrogate, which is not valid Unicode.",
+        param=param,
+        code="invalid_unicode",
+    )
 
 
 def _param_of(path: tuple) -> str:
@@ -115,8 +118,9 @@ def _validate(serializer, body: dict) -> dict:
         raise BadRequest(f"Invalid '{param}': {message}", param=param, code="invalid_value") from None
 
 
-def _endpoint(path: str, endpoint: str, serializer, serve, *, reader=_json_body, coerce: bool = False,
-              default_model: str = ""):
+def _endpoint(
+    path: str, endpoint: str, serializer, serve, *, reader=_json_body, coerce: bool = False, default_model: str = ""
+):
     """A POST endpoint of the API: key, then body and validation (refusals recorded against the key), then `serve`.
 
     `reader(request)` gives the body (JSON by default). With `coerce` the
@@ -153,14 +157,19 @@ def _endpoint(path: str, endpoint: str, serializer, serve, *, reader=_json_body,
             return call.fail(error)  # refused, but recorded against the key
         except (TooManyFieldsSent, TooManyFilesSent):
             # Django's own refusals of a form would be an HTML page with no record.
-            return call.fail(BadRequest(
-                f"The form has too many fields or files (at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields "
-                f"and {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files).", code="too_many_fields"))
+            return call.fail(
+                BadRequest(
+                    f"The form has too many fields or files (at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields "
+                    f"and {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files).",
+                    code="too_many_fields",
+                )
+            )
         except RequestDataTooBig:
             return call.fail(PayloadTooLarge("The request body is larger than this hub accepts."))
         except DisallowedHost:
-            return call.fail(BadRequest("The Host header of this request is not one this hub serves.",
-                                        code="invalid_host"))
+            return call.fail(
+                BadRequest("The Host header of this request is not one this hub serves.", code="invalid_host")
+            )
         return await serve(call, body)
 
     return view
@@ -176,8 +185,9 @@ def _read_edit(request) -> dict:
     elif request.content_type in ("application/json", ""):
         body = images.client_fields(_json_body(request))
     else:
-        raise BadRequest("Send the edit as multipart/form-data (or as JSON with an 'image' field).",
-                         code="invalid_content_type")
+        raise BadRequest(
+            "Send the edit as multipart/form-data (or as JSON with an 'image' field).", code="invalid_content_type"
+        )
     body["edit"] = True
     return body
 
@@ -201,21 +211,44 @@ IMAGE_REQUEST = ImageRequest()
 chat_completions = _endpoint("/v1/chat/completions", "chat.completions", CHAT_REQUEST, _chat)
 embeddings = _endpoint("/v1/embeddings", "embeddings", EmbeddingsRequest(), relay_embeddings)
 speech = _endpoint("/v1/audio/speech", "audio.speech", SpeechRequest(), relay_speech)
-image_generations = _endpoint("/v1/images/generations", "images.generations", IMAGE_REQUEST, _images,
-                              reader=_read_generation, coerce=True, default_model=images.DEFAULT_MODEL)
-image_edits = _endpoint("/v1/images/edits", "images.edits", IMAGE_REQUEST, _images, reader=_read_edit, coerce=True,
-                        default_model=images.DEFAULT_MODEL)
-transcriptions = _endpoint("/v1/audio/transcriptions", "audio.transcriptions", None, relay_transcription,
-                           reader=lambda request: audio.read(request, "transcribe"))
-translations = _endpoint("/v1/audio/translations", "audio.translations", None, relay_transcription,
-                         reader=lambda request: audio.read(request, "translate"))
+image_generations = _endpoint(
+    "/v1/images/generations",
+    "images.generations",
+    IMAGE_REQUEST,
+    _images,
+    reader=_read_generation,
+    coerce=True,
+    default_model=images.DEFAULT_MODEL,
+)
+image_edits = _endpoint(
+    "/v1/images/edits",
+    "images.edits",
+    IMAGE_REQUEST,
+    _images,
+    reader=_read_edit,
+    coerce=True,
+    default_model=images.DEFAULT_MODEL,
+)
+transcriptions = _endpoint(
+    "/v1/audio/transcriptions",
+    "audio.transcriptions",
+    None,
+    relay_transcription,
+    reader=lambda request: audio.read(request, "transcribe"),
+)
+translations = _endpoint(
+    "/v1/audio/translations",
+    "audio.translations",
+    None,
+    relay_transcription,
+    reader=lambda request: audio.read(request, "translate"),
+)
 
 
 async def refuse_too_large(scope) -> tuple[int, list, bytes]:
     """The 413 for a body over HUB_MAX_BODY_BYTES, refused unread by hub/asgi.py: recorded against the key if
     the request carries a valid one, so no refusal goes unrecorded."""
-    error = PayloadTooLarge(f"The request body is larger than this hub accepts ({settings.HUB_MAX_BODY_BYTES} "
-                            f"bytes).")
+    error = PayloadTooLarge(f"The request body is larger than this hub accepts ({settings.HUB_MAX_BODY_BYTES} bytes).")
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or ()}
     try:
         key = await authenticate(SimpleNamespace(headers=headers))
@@ -234,8 +267,11 @@ async def image_file(request, name: str) -> HttpResponse:
         return error_response(MethodNotAllowed("Use GET for an image."))
     found = await asyncio.to_thread(media.open_signed, name, request.GET.get("signature", ""))
     if found is None:
-        return error_response(HubError("This image link is invalid or has expired (links last one hour).",
-                                       status=404, code="file_not_found"))
+        return error_response(
+            HubError(
+                "This image link is invalid or has expired (links last one hour).", status=404, code="file_not_found"
+            )
+        )
     data, content_type = found
     response = HttpResponse(data, content_type=content_type)
     # Cached no longer than the link is valid, so an expired link is not served from a cache either.
@@ -275,8 +311,14 @@ async def service_status(request) -> HttpResponse:
 
 def server_error(request) -> HttpResponse:
     if request.path.startswith(("/v1/", "/api/")):
-        return error_response(HubError("The hub failed to handle this request; it has been logged.", status=500,
-                                       type="server_error", code="internal_error"))
+        return error_response(
+            HubError(
+                "The hub failed to handle this request; it has been logged.",
+                status=500,
+                type="server_error",
+                code="internal_error",
+            )
+        )
     from django.views.defaults import server_error as page
 
     return page(request)
@@ -284,8 +326,9 @@ def server_error(request) -> HttpResponse:
 
 def not_found(request, exception=None) -> HttpResponse:
     if request.path.startswith(("/v1/", "/api/")):
-        return error_response(HubError(f"Unknown request URL: {request.method} {request.path}.", status=404,
-                                       code="unknown_url"))
+        return error_response(
+            HubError(f"Unknown request URL: {request.method} {request.path}.", status=404, code="unknown_url")
+        )
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)

@@ -7,7 +7,6 @@ from accounts.admin import AuditedAdmin
 from .models import Credential, Provider
 from .presets import get_preset
 
-
 # Credentials and catalogue models are registered by the gateway's admin
 # (hub/admin.py): they show route health and rates, which live above providers.
 
@@ -23,7 +22,8 @@ def secret_of(credential: Credential) -> str:
 class CredentialForm(forms.ModelForm):
     # Write-only: the stored secret is never rendered back, not even encrypted.
     secret = forms.CharField(
-        widget=forms.PasswordInput(render_value=False), required=False,
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
         help_text="The provider API key. Leave empty to keep the current one.",
     )
 

@@ -64,9 +64,13 @@ def apply_provider(spec: dict, where: str, environ) -> list[str]:
     preset = spec.get("preset", "custom")
     if preset not in PRESETS:
         raise ConfigError(f"{where}: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-    fields = {"kind": spec.get("kind", Provider.Kind.OPENAI_COMPATIBLE), "preset": preset,
-              "base_url": spec.get("base_url", ""), "options": spec.get("options") or {},
-              "enabled": spec.get("enabled", True)}
+    fields = {
+        "kind": spec.get("kind", Provider.Kind.OPENAI_COMPATIBLE),
+        "preset": preset,
+        "base_url": spec.get("base_url", ""),
+        "options": spec.get("options") or {},
+        "enabled": spec.get("enabled", True),
+    }
     for name in ("connect_timeout", "first_byte_timeout", "idle_timeout"):
         fields[name] = spec.get(name)
     if fields["kind"] not in Provider.Kind.values:
@@ -94,8 +98,12 @@ def _apply_credential(provider, spec: dict, where: str, environ) -> list[str]:
         if env_name not in environ:
             raise ConfigError(f"{where}: environment variable {env_name} is not set")
         secret = environ[env_name]
-    tuning = {"weight": int(spec.get("weight", 1)), "priority": int(spec.get("priority", 0)),
-              "max_concurrency": spec.get("max_concurrency"), "rpm_limit": spec.get("rpm_limit")}
+    tuning = {
+        "weight": int(spec.get("weight", 1)),
+        "priority": int(spec.get("priority", 0)),
+        "max_concurrency": spec.get("max_concurrency"),
+        "rpm_limit": spec.get("rpm_limit"),
+    }
     credential = Credential.objects.filter(provider=provider, name=name).first()
     enabled = spec.get("enabled", True)
     if credential is None:
@@ -119,16 +127,22 @@ def apply_model(spec: dict, where: str) -> tuple[CatalogModel, list[str]]:
     if "id" not in spec:
         raise ConfigError(f"{where}: 'id' is required")
     # One route in short (provider + upstream), or several under `routes`.
-    route_specs = spec.get("routes") or ([{"provider": spec.get("provider"), "upstream": spec.get("upstream")}]
-                                         if "provider" in spec or "upstream" in spec else [])
+    route_specs = spec.get("routes") or (
+        [{"provider": spec.get("provider"), "upstream": spec.get("upstream")}]
+        if "provider" in spec or "upstream" in spec
+        else []
+    )
     if not route_specs:
         raise ConfigError(f"{where}: 'provider' is required (with 'upstream'), or a list of 'routes'")
     routes = []
     for j, route in enumerate(route_specs):
         for required in ("provider", "upstream"):
             if not route.get(required):
-                raise ConfigError(f"{where}: '{required}' is required" if "routes" not in spec
-                                  else f"{where}.routes[{j}]: '{required}' is required")
+                raise ConfigError(
+                    f"{where}: '{required}' is required"
+                    if "routes" not in spec
+                    else f"{where}.routes[{j}]: '{required}' is required"
+                )
         provider = Provider.objects.filter(name=route["provider"]).first()
         if provider is None:
             raise ConfigError(f"{where}: unknown provider {route['provider']!r}")
@@ -139,10 +153,15 @@ def apply_model(spec: dict, where: str) -> tuple[CatalogModel, list[str]]:
     strategy = spec.get("strategy", CatalogModel.Strategy.WEIGHTED)
     if strategy not in CatalogModel.Strategy.values:
         raise ConfigError(f"{where}: unknown strategy {strategy!r} (known: {', '.join(CatalogModel.Strategy.values)})")
-    fields = {"alias": spec.get("alias", ""), "kind": kind, "strategy": strategy,
-              "fallbacks": list(spec.get("fallbacks") or []),
-              "context_window": spec.get("context_window"), "max_output_tokens": spec.get("max_output_tokens"),
-              "enabled": spec.get("enabled", True)}
+    fields = {
+        "alias": spec.get("alias", ""),
+        "kind": kind,
+        "strategy": strategy,
+        "fallbacks": list(spec.get("fallbacks") or []),
+        "context_window": spec.get("context_window"),
+        "max_output_tokens": spec.get("max_output_tokens"),
+        "enabled": spec.get("enabled", True),
+    }
     if "capabilities" in spec:
         capabilities = spec["capabilities"] or []
         unknown = set(capabilities) - set(CAPABILITIES)
@@ -162,8 +181,9 @@ def apply_model(spec: dict, where: str) -> tuple[CatalogModel, list[str]]:
     for key, (weight, priority) in wanted.items():
         row = existing.get(key)
         if row is None:
-            ModelRoute.objects.create(model=model, provider_id=key[0], upstream_name=key[1], weight=weight,
-                                      priority=priority)
+            ModelRoute.objects.create(
+                model=model, provider_id=key[0], upstream_name=key[1], weight=weight, priority=priority
+            )
             log.append(f"added route {model.public_id} via {key[1]}")
         elif (row.weight, row.priority, row.enabled) != (weight, priority, True):
             row.weight, row.priority, row.enabled = weight, priority, True

@@ -59,8 +59,9 @@ def fetch_client() -> httpx.AsyncClient:
     c = _fetchers.get(loop)
     if c is None:
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=PublicOnlyResolver(), limit=100))
-        c = _fetchers[loop] = httpx.AsyncClient(transport=AiohttpTransport(client=session),
-                                                timeout=timeouts(None)[0], follow_redirects=False)
+        c = _fetchers[loop] = httpx.AsyncClient(
+            transport=AiohttpTransport(client=session), timeout=timeouts(None)[0], follow_redirects=False
+        )
     return c
 
 

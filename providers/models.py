@@ -65,7 +65,9 @@ class Credential(models.Model):
     enabled = models.BooleanField(default=True)
     weight = models.PositiveIntegerField(default=1, help_text="Share of traffic among credentials of equal priority")
     priority = models.IntegerField(default=0, help_text="Lower is tried first")
-    max_concurrency = models.PositiveIntegerField(null=True, blank=True, help_text="Requests at once, all hub processes")
+    max_concurrency = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests at once, all hub processes"
+    )
     rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute, all hub processes")
     last_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_check_ok = models.BooleanField(null=True, editable=False)
@@ -113,10 +115,15 @@ class CatalogModel(models.Model):
     supports_tools = models.BooleanField(default=True)
     supports_vision = models.BooleanField(default=True)
     supports_json = models.BooleanField(default=True, help_text="response_format json_object / json_schema")
-    strategy = models.CharField(max_length=20, choices=Strategy.choices, default=Strategy.WEIGHTED,
-                                help_text="How a route and credential are chosen for each request")
-    fallbacks = models.JSONField(default=list, blank=True,
-                                 help_text="Public ids of models to try, in order, when every route of this one failed")
+    strategy = models.CharField(
+        max_length=20,
+        choices=Strategy.choices,
+        default=Strategy.WEIGHTED,
+        help_text="How a route and credential are chosen for each request",
+    )
+    fallbacks = models.JSONField(
+        default=list, blank=True, help_text="Public ids of models to try, in order, when every route of this one failed"
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -63,8 +63,12 @@ def secret_forms(secret: str) -> list[str]:
         if len(part) < MIN_SECRET:
             continue
         raw = part.encode()
-        for form in (part, quote(part, safe=""), base64.b64encode(raw).decode(),
-                     base64.urlsafe_b64encode(raw).decode()):
+        for form in (
+            part,
+            quote(part, safe=""),
+            base64.b64encode(raw).decode(),
+            base64.urlsafe_b64encode(raw).decode(),
+        ):
             form = form.rstrip("=")
             if form not in forms:
                 forms.append(form)
@@ -74,12 +78,12 @@ def secret_forms(secret: str) -> list[str]:
 def _fragments(text: str, secret: str) -> list[tuple[int, int]]:
     """Spans of `text` that are pieces of `secret` at least MIN_FRAGMENT long (or all of a shorter one)."""
     size = min(MIN_FRAGMENT, len(secret))
-    grams = {secret[i:i + size] for i in range(len(secret) - size + 1)}
+    grams = {secret[i : i + size] for i in range(len(secret) - size + 1)}
     spans, i = [], 0
     while i <= len(text) - size:
-        if text[i:i + size] in grams:
+        if text[i : i + size] in grams:
             end = i + size
-            while end < len(text) and text[i:end + 1] in secret:
+            while end < len(text) and text[i : end + 1] in secret:
                 end += 1
             spans.append((i, end))
             i = end

@@ -26,9 +26,16 @@ def usage(organization, *, model="openai/gpt-4o-mini", when=None, prompt=10, com
     from billing.models import UsageRecord
 
     return UsageRecord.objects.create(
-        request_id=f"req-{UsageRecord.objects.count() + 1}-{organization.slug}", organization=organization,
-        api_key=api_key, model_name=model, status="ok", prompt_tokens=prompt, completion_tokens=completion,
-        total_tokens=prompt + completion, price=Decimal(price), created_at=when or timezone.now(),
+        request_id=f"req-{UsageRecord.objects.count() + 1}-{organization.slug}",
+        organization=organization,
+        api_key=api_key,
+        model_name=model,
+        status="ok",
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        price=Decimal(price),
+        created_at=when or timezone.now(),
     )
 
 
@@ -66,8 +73,9 @@ def world(db):
     w.globex_member = make_user("globex-member")
     w.globex_membership = Membership.objects.create(user=w.globex_member, organization=w.globex, role="developer")
     w.globex_key, _ = api_key_create(organization=w.globex, name="globex app")
-    w.globex_invitation, _ = invitation_create(organization=w.globex, email="new@example.com", role="viewer",
-                                               actor_role="owner")
+    w.globex_invitation, _ = invitation_create(
+        organization=w.globex, email="new@example.com", role="viewer", actor_role="owner"
+    )
     usage(w.globex, model="globex-secret-model", price="7")
     credit_grant(organization=w.globex, amount=Decimal("99"), description="globex credit")
     w.yesterday = (timezone.now() - timedelta(days=1)).date()

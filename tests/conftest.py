@@ -131,8 +131,9 @@ def api_key(organization):
 
 @pytest.fixture
 def openai_provider(upstream, transactional_db):
-    return factories.provider("openai", kind="openai_compatible", preset="openai", base_url=upstream.base_url,
-                              secret=UPSTREAM_KEY)
+    return factories.provider(
+        "openai", kind="openai_compatible", preset="openai", base_url=upstream.base_url, secret=UPSTREAM_KEY
+    )
 
 
 @pytest.fixture

@@ -100,8 +100,9 @@ def api_key(organization, name: str = "test", **fields):
     return api_key_create(organization=organization, name=name, **fields)
 
 
-def organization_with_key(name: str = "Acme", *, credit: str | Decimal | None = None, key_name: str = "test",
-                          **key_fields):
+def organization_with_key(
+    name: str = "Acme", *, credit: str | Decimal | None = None, key_name: str = "test", **key_fields
+):
     """(organisation, its key, the key's plain text)."""
     org = organization(name, credit=credit)
     key, raw = api_key(org, key_name, **key_fields)

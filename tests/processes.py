@@ -55,8 +55,11 @@ def runtime_site_packages() -> Path:
     """A folder of links to what requirements.txt installs in the venv's site-packages, and nothing else."""
     real = Path(sysconfig.get_path("purelib"))
     runtime = runtime_distributions()
-    absent = {module for module, dists in metadata.packages_distributions().items()
-              if not any(canonicalize_name(d) in runtime for d in dists)}
+    absent = {
+        module
+        for module, dists in metadata.packages_distributions().items()
+        if not any(canonicalize_name(d) in runtime for d in dists)
+    }
     farm = Path(tempfile.mkdtemp(prefix="hub-runtime-site-"))
     atexit.register(shutil.rmtree, farm, True)
     for entry in real.iterdir():
@@ -71,21 +74,37 @@ def runtime_site_packages() -> Path:
 
 def runtime_env(var_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a process as `make run` starts it: no test settings, its own var/ and SQLite."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE",
-                        "MAKEFLAGS", "MFLAGS", "MAKELEVEL")  # `make test`'s own: a user's make run is no sub-make
-           and not k.startswith(("PYTEST", "HUB_", "CELERY_"))}
-    env.update(HUB_VAR_DIR=str(var_dir), PYTHONPATH=str(ROOT / "tests" / "runtime_only"),
-               HUB_TEST_SITE_PACKAGES=str(runtime_site_packages()),
-               HUB_TEST_REAL_SITE_PACKAGES=sysconfig.get_path("purelib"), PYTHONUNBUFFERED="1",
-               PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "SECRET_KEY",
+            "DJANGO_SETTINGS_MODULE",
+            "MAKEFLAGS",
+            "MFLAGS",
+            "MAKELEVEL",
+        )  # `make test`'s own: a user's make run is no sub-make
+        and not k.startswith(("PYTEST", "HUB_", "CELERY_"))
+    }
+    env.update(
+        HUB_VAR_DIR=str(var_dir),
+        PYTHONPATH=str(ROOT / "tests" / "runtime_only"),
+        HUB_TEST_SITE_PACKAGES=str(runtime_site_packages()),
+        HUB_TEST_REAL_SITE_PACKAGES=sysconfig.get_path("purelib"),
+        PYTHONUNBUFFERED="1",
+        PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+    )
     env.update(extra)
     return env
 
 
 def manage(env: dict, *args: str) -> str:
-    done = subprocess.run([str(VENV_BIN / "python"), "manage.py", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 

@@ -8,8 +8,8 @@ os.environ.setdefault("HUB_METERING_FLUSH_SECONDS", "0.01")
 os.environ.setdefault("HUB_ENCRYPTION_KEYS", "TEvbH2QyLzLaPzbmz7j4Hq7m-3aGQ7ydvrbqM8sC8vE=")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 
-from hub.settings import *  # noqa: E402,F401,F403
-from hub.settings import DATABASES, VAR_DIR  # noqa: E402
+from hub.settings import *  # noqa: F403
+from hub.settings import DATABASES, VAR_DIR
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not shared-cache memory: the live server's threads need real locking.

@@ -51,8 +51,9 @@ def localstripe_webhook(localstripe, hub, stripe_settings):
 def card_of(stripe_client, card: str = GOOD_CARD, customer=None):
     """(customer, payment method) with the card attached, as a saved card is."""
     customer = customer or stripe_client.v1.customers.create()
-    method = stripe_client.v1.payment_methods.create(params={
-        "type": "card", "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+    method = stripe_client.v1.payment_methods.create(
+        params={"type": "card", "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}}
+    )
     stripe_client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
     return customer, method
 
@@ -60,8 +61,9 @@ def card_of(stripe_client, card: str = GOOD_CARD, customer=None):
 def deliver(evt: dict, secret: str = SECRET, payload: bytes | None = None):
     """POST an event to the webhook, signed the way Stripe signs it."""
     payload = payload if payload is not None else json.dumps(evt).encode()
-    return Client().post(WEBHOOK, data=payload, content_type="application/json",
-                         headers={"Stripe-Signature": sign(payload, secret)})
+    return Client().post(
+        WEBHOOK, data=payload, content_type="application/json", headers={"Stripe-Signature": sign(payload, secret)}
+    )
 
 
 def wait_for(condition, timeout=10.0) -> bool:

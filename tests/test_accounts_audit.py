@@ -29,8 +29,14 @@ def test_each_change_through_the_api_writes_one_event_with_actor_and_address(wor
     admin.delete(BASE + f"members/{membership_of(world.billing, world.acme).pk}")
 
     events = list(AuditEvent.objects.order_by("id")[before:])
-    assert [e.action for e in events] == ["key.create", "key.revoke", "member.role_change", "invitation.create",
-                                          "invitation.revoke", "member.remove"]
+    assert [e.action for e in events] == [
+        "key.create",
+        "key.revoke",
+        "member.role_change",
+        "invitation.create",
+        "invitation.revoke",
+        "member.remove",
+    ]
     assert {e.actor_user for e in events} == {world.admin} and {e.organization for e in events} == {world.acme}
     assert events[0].ip_address == "203.0.113.7" and events[0].target_id == str(key["id"])
     assert events[2].details == {"user": "viewer", "from": "viewer", "to": "developer"}
@@ -59,8 +65,12 @@ def test_only_owners_read_the_audit_log_and_only_their_organisations(world):
 def test_events_cannot_be_edited_or_deleted(world):
     event = AuditEvent.objects.filter(organization=world.acme).first()
 
-    for attempt in (event.save, event.delete, AuditEvent.objects.all().delete,
-                    lambda: AuditEvent.objects.update(action="x")):
+    for attempt in (
+        event.save,
+        event.delete,
+        AuditEvent.objects.all().delete,
+        lambda: AuditEvent.objects.update(action="x"),
+    ):
         with pytest.raises(ValueError, match="append-only"):
             attempt()
 
@@ -78,8 +88,10 @@ def operator(world):
 
 
 def test_a_credit_grant_in_the_admin_is_audited(world, operator):
-    operator.post("/admin/billing/ledgerentry/add/", {"account": world.acme.credit.pk, "kind": "grant",
-                                                      "amount": "5", "description": "goodwill"})
+    operator.post(
+        "/admin/billing/ledgerentry/add/",
+        {"account": world.acme.credit.pk, "kind": "grant", "amount": "5", "description": "goodwill"},
+    )
 
     event = AuditEvent.objects.get(action="admin.ledgerentry.add")
     assert event.organization == world.acme and event.actor_user.username == "op"
@@ -88,10 +100,17 @@ def test_a_credit_grant_in_the_admin_is_audited(world, operator):
 
 def test_a_credential_change_in_the_admin_is_audited_without_its_secret(world, operator):
     provider = factories.provider("openai", kind="openai_compatible", preset="openai")
-    response = operator.post("/admin/providers/credential/add/", {
-        "provider": provider.pk, "name": "main", "secret": "sk-very-secret-123456", "enabled": "on",
-        "weight": 1, "priority": 0,
-    })
+    response = operator.post(
+        "/admin/providers/credential/add/",
+        {
+            "provider": provider.pk,
+            "name": "main",
+            "secret": "sk-very-secret-123456",
+            "enabled": "on",
+            "weight": 1,
+            "priority": 0,
+        },
+    )
 
     assert response.status_code == 302, response.content
 
@@ -109,8 +128,10 @@ def test_operators_read_the_audit_log_in_the_admin_but_cannot_change_it(world, o
 
 
 def test_the_operator_groups_exist_with_their_permissions(db):
-    perms = {g.name: {f"{p.content_type.app_label}.{p.codename}" for p in g.permissions.all()}
-             for g in Group.objects.prefetch_related("permissions__content_type")}
+    perms = {
+        g.name: {f"{p.content_type.app_label}.{p.codename}" for p in g.permissions.all()}
+        for g in Group.objects.prefetch_related("permissions__content_type")
+    }
 
     assert {"support", "finance", "providers"} <= set(perms)
     assert "accounts.view_organization" in perms["support"]
@@ -145,8 +166,12 @@ def test_a_support_operator_sees_tenants_but_not_credentials(world):
 
     assert client.get(f"/admin/accounts/organization/{world.acme.pk}/change/").status_code == 200
     assert client.get("/admin/providers/credential/").status_code == 403
-    assert client.post(f"/admin/accounts/organization/{world.acme.pk}/change/",
-                       {"name": "Hacked", "slug": "acme"}).status_code == 403
+    assert (
+        client.post(
+            f"/admin/accounts/organization/{world.acme.pk}/change/", {"name": "Hacked", "slug": "acme"}
+        ).status_code
+        == 403
+    )
 
 
 def test_credit_the_system_moves_is_audited(transactional_db):
@@ -157,8 +182,9 @@ def test_credit_the_system_moves_is_audited(transactional_db):
     from billing.services import credit_grant
 
     org = organization_create(name="Initech")
-    entry = credit_grant(organization=org, amount=Decimal("25"), description="Stripe payment",
-                         idempotency_key="stripe:payment:pi_123")
+    entry = credit_grant(
+        organization=org, amount=Decimal("25"), description="Stripe payment", idempotency_key="stripe:payment:pi_123"
+    )
     credit_grant(organization=org, amount=Decimal("25"), idempotency_key="stripe:payment:pi_123")  # a replay
     (event,) = AuditEvent.objects.filter(action="credit.grant")
     assert (event.organization, event.target_id, event.details["amount"]) == (org, str(entry.pk), "25.0000000000")
@@ -174,9 +200,19 @@ def test_operator_changes_in_the_admin_are_audited_with_their_address_bulk_delet
     operator = User.objects.create_superuser("operator", "op@example.com", "pw")
     browser = Client(REMOTE_ADDR="198.51.100.7")
     browser.force_login(operator)
-    browser.post("/admin/providers/provider/add/", {
-        "name": "acme-ai", "kind": "openai_compatible", "preset": "openai", "base_url": "", "options": "{}",
-        "enabled": "on", "credentials-TOTAL_FORMS": "0", "credentials-INITIAL_FORMS": "0"})
+    browser.post(
+        "/admin/providers/provider/add/",
+        {
+            "name": "acme-ai",
+            "kind": "openai_compatible",
+            "preset": "openai",
+            "base_url": "",
+            "options": "{}",
+            "enabled": "on",
+            "credentials-TOTAL_FORMS": "0",
+            "credentials-INITIAL_FORMS": "0",
+        },
+    )
     factories.provider("old-one", preset="openai")
     factories.provider("old-two", preset="openai")
     ids = list(Provider.objects.filter(name__startswith="old-").values_list("pk", flat=True))

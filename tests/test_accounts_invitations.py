@@ -42,8 +42,13 @@ def test_the_invitee_signs_in_sees_and_accepts(world, mailoutbox):
     preview = newcomer.get(link).json()
     accepted = newcomer.post(link)
 
-    assert preview == {"organization": "Acme", "email": "newcomer@example.com", "role": "developer",
-                       "status": "pending", "expires_at": preview["expires_at"]}
+    assert preview == {
+        "organization": "Acme",
+        "email": "newcomer@example.com",
+        "role": "developer",
+        "status": "pending",
+        "expires_at": preview["expires_at"],
+    }
     assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
     assert Membership.objects.get(user__username="newcomer", organization=world.acme).role == "developer"
     assert newcomer.post(link).json()["error"]["code"] == "invitation_accepted"

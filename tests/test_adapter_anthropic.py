@@ -18,8 +18,14 @@ from tests.fakes.anthropic_upstream import API_KEY, CACHE_READ, CACHE_WRITE, Fak
 
 
 def route(**changes):
-    values = dict(upstream_name="claude-test", max_output_tokens=None, options={}, secret=API_KEY,
-                  base_url="https://api.anthropic.com", provider_name="anthropic")
+    values = dict(
+        upstream_name="claude-test",
+        max_output_tokens=None,
+        options={},
+        secret=API_KEY,
+        base_url="https://api.anthropic.com",
+        provider_name="anthropic",
+    )
     return SimpleNamespace(**(values | changes))
 
 
@@ -33,55 +39,111 @@ def user(content):
 
 # ----------------------------------------------------------------- request translation
 def test_system_developer_and_max_tokens():
-    body = build({"messages": [{"role": "system", "content": "Be brief."},
-                               {"role": "developer", "content": [{"type": "text", "text": "Use French."}]},
-                               user("hi")]})
-    assert body == {"model": "claude-test", "max_tokens": 4096, "system": "Be brief.\n\nUse French.",
-                    "messages": [user("hi")]}
+    body = build(
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "developer", "content": [{"type": "text", "text": "Use French."}]},
+                user("hi"),
+            ]
+        }
+    )
+    assert body == {
+        "model": "claude-test",
+        "max_tokens": 4096,
+        "system": "Be brief.\n\nUse French.",
+        "messages": [user("hi")],
+    }
     assert build({"messages": [user("hi")]}, max_output_tokens=1000)["max_tokens"] == 1000
     assert build({"messages": [user("hi")], "max_tokens": 7}, max_output_tokens=1000)["max_tokens"] == 7
     assert build({"messages": [user("hi")], "max_tokens": 7, "max_completion_tokens": 9})["max_tokens"] == 9
 
 
 def test_unsupported_fields_are_dropped_and_sampling_passed():
-    body = build({"messages": [user("hi")], "n": 1, "logprobs": True, "frequency_penalty": 0.5, "seed": 3,
-                  "stream_options": {"include_usage": True}, "temperature": 0.2, "top_p": 0.9, "stop": "END",
-                  "user": "tenant-42"})
-    assert body == {"model": "claude-test", "max_tokens": 4096, "messages": [user("hi")], "temperature": 0.2,
-                    "top_p": 0.9, "stop_sequences": ["END"], "metadata": {"user_id": "tenant-42"}}
+    body = build(
+        {
+            "messages": [user("hi")],
+            "n": 1,
+            "logprobs": True,
+            "frequency_penalty": 0.5,
+            "seed": 3,
+            "stream_options": {"include_usage": True},
+            "temperature": 0.2,
+            "top_p": 0.9,
+            "stop": "END",
+            "user": "tenant-42",
+        }
+    )
+    assert body == {
+        "model": "claude-test",
+        "max_tokens": 4096,
+        "messages": [user("hi")],
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "stop_sequences": ["END"],
+        "metadata": {"user_id": "tenant-42"},
+    }
     assert anthropic_request.build_request(route(), {"messages": [user("hi")]}, stream=True)["stream"] is True
 
 
 def test_consecutive_messages_merge_and_tool_results_share_one_user_turn():
-    calls = [{"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
-             {"id": "call.b", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]
-    body = build({"messages": [
-        user("one"), user([{"type": "text", "text": "two"}, {"type": "text", "text": ""}]),
-        {"role": "assistant", "content": "Let me look.", "tool_calls": calls},
-        {"role": "tool", "tool_call_id": "call_a", "content": "sunny"},
-        {"role": "tool", "tool_call_id": "call.b", "content": [{"type": "text", "text": "rain"}]},
-        user("thanks"),
-        {"role": "assistant", "content": None},  # an empty turn says nothing and is dropped
-    ]})
+    calls = [
+        {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
+        {"id": "call.b", "type": "function", "function": {"name": "get_weather", "arguments": ""}},
+    ]
+    body = build(
+        {
+            "messages": [
+                user("one"),
+                user([{"type": "text", "text": "two"}, {"type": "text", "text": ""}]),
+                {"role": "assistant", "content": "Let me look.", "tool_calls": calls},
+                {"role": "tool", "tool_call_id": "call_a", "content": "sunny"},
+                {"role": "tool", "tool_call_id": "call.b", "content": [{"type": "text", "text": "rain"}]},
+                user("thanks"),
+                {"role": "assistant", "content": None},  # an empty turn says nothing and is dropped
+            ]
+        }
+    )
     assert body["messages"] == [
         user([{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]),
-        {"role": "assistant", "content": [
-            {"type": "text", "text": "Let me look."},
-            {"type": "tool_use", "id": "call_a", "name": "get_weather", "input": {"city": "Paris"}},
-            {"type": "tool_use", "id": "call_b", "name": "get_weather", "input": {}}]},
-        user([{"type": "tool_result", "tool_use_id": "call_a", "content": "sunny"},
-              {"type": "tool_result", "tool_use_id": "call_b", "content": [{"type": "text", "text": "rain"}]},
-              {"type": "text", "text": "thanks"}]),
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let me look."},
+                {"type": "tool_use", "id": "call_a", "name": "get_weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "id": "call_b", "name": "get_weather", "input": {}},
+            ],
+        },
+        user(
+            [
+                {"type": "tool_result", "tool_use_id": "call_a", "content": "sunny"},
+                {"type": "tool_result", "tool_use_id": "call_b", "content": [{"type": "text", "text": "rain"}]},
+                {"type": "text", "text": "thanks"},
+            ]
+        ),
     ]
 
 
 def test_images():
-    body = build({"messages": [user([{"type": "image_url", "image_url": {"url": PIXEL_DATA_URL}},
-                                     {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}])]})
+    body = build(
+        {
+            "messages": [
+                user(
+                    [
+                        {"type": "image_url", "image_url": {"url": PIXEL_DATA_URL}},
+                        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                    ]
+                )
+            ]
+        }
+    )
     assert body["messages"][0]["content"] == [
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                     "data": PIXEL_DATA_URL.partition(",")[2]}},
-        {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/png", "data": PIXEL_DATA_URL.partition(",")[2]},
+        },
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
+    ]
     for url in ("ftp://example.com/a.png", "data:image/png;base64,!!!", "data:text/plain;base64,aGk="):
         with pytest.raises(UpstreamError) as raised:
             build({"messages": [user([{"type": "image_url", "image_url": {"url": url}}])]})
@@ -90,22 +152,28 @@ def test_images():
 
 def test_bad_tool_arguments_and_unsupported_parts_are_400():
     call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "[1]"}}
-    for message in ({"role": "assistant", "content": None, "tool_calls": [call]},
-                    user([{"type": "input_audio", "input_audio": {}}]), {"role": "function", "content": "x"}):
+    for message in (
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        user([{"type": "input_audio", "input_audio": {}}]),
+        {"role": "function", "content": "x"},
+    ):
         with pytest.raises(UpstreamError) as raised:
             build({"messages": [message]})
         assert raised.value.status == 400 and raised.value.type == "invalid_request_error"
 
 
-@pytest.mark.parametrize("choice, parallel, native", [
-    (None, None, None),
-    ("auto", None, {"type": "auto"}),
-    ("none", False, {"type": "none"}),
-    ("required", None, {"type": "any"}),
-    ({"type": "function", "function": {"name": "get_weather"}}, None, {"type": "tool", "name": "get_weather"}),
-    (None, False, {"type": "auto", "disable_parallel_tool_use": True}),
-    ("required", False, {"type": "any", "disable_parallel_tool_use": True}),
-])
+@pytest.mark.parametrize(
+    "choice, parallel, native",
+    [
+        (None, None, None),
+        ("auto", None, {"type": "auto"}),
+        ("none", False, {"type": "none"}),
+        ("required", None, {"type": "any"}),
+        ({"type": "function", "function": {"name": "get_weather"}}, None, {"type": "tool", "name": "get_weather"}),
+        (None, False, {"type": "auto", "disable_parallel_tool_use": True}),
+        ("required", False, {"type": "any", "disable_parallel_tool_use": True}),
+    ],
+)
 def test_tools_and_tool_choice(choice, parallel, native):
     request = {"messages": [user("hi")], "tools": [WEATHER_TOOL, {"type": "custom", "custom": {}}]}
     if choice is not None:
@@ -113,19 +181,30 @@ def test_tools_and_tool_choice(choice, parallel, native):
     if parallel is not None:
         request["parallel_tool_calls"] = parallel
     body = build(request)
-    assert body["tools"] == [{"name": "get_weather", "description": "The current weather in a city.",
-                              "input_schema": WEATHER_TOOL["function"]["parameters"]}]
+    assert body["tools"] == [
+        {
+            "name": "get_weather",
+            "description": "The current weather in a city.",
+            "input_schema": WEATHER_TOOL["function"]["parameters"],
+        }
+    ]
     assert body.get("tool_choice") == native
     assert "tool_choice" not in build({"messages": [user("hi")], "tool_choice": "auto"})
 
 
 def test_json_mode_emulation():
-    body = build({"messages": [{"role": "system", "content": "Be brief."}, user("hi")],
-                  "response_format": {"type": "json_object"}})
+    body = build(
+        {
+            "messages": [{"role": "system", "content": "Be brief."}, user("hi")],
+            "response_format": {"type": "json_object"},
+        }
+    )
     assert body["system"] == "Be brief.\n\n" + anthropic_request.JSON_OBJECT_PROMPT
     schema = {"type": "object", "properties": {"answer": {"type": "integer"}}}
-    request = {"messages": [user("hi")], "response_format": {"type": "json_schema",
-                                                             "json_schema": {"name": "a", "schema": schema}}}
+    request = {
+        "messages": [user("hi")],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}},
+    }
     body = build(request)
     assert body["system"] == anthropic_request.JSON_SCHEMA_PROMPT + json.dumps(schema, separators=(",", ":"))
     body = build(request, options={"structured_outputs": True})
@@ -136,8 +215,13 @@ def test_json_mode_emulation():
 def test_headers_and_url():
     options = {"anthropic_version": "2099-01-01", "anthropic_beta": ["a", "b"]}
     headers = anthropic_request.headers(route(options=options), True)
-    assert headers == {"x-api-key": API_KEY, "anthropic-version": "2099-01-01", "content-type": "application/json",
-                       "accept": "text/event-stream", "anthropic-beta": "a,b"}
+    assert headers == {
+        "x-api-key": API_KEY,
+        "anthropic-version": "2099-01-01",
+        "content-type": "application/json",
+        "accept": "text/event-stream",
+        "anthropic-beta": "a,b",
+    }
     assert anthropic_request.url(route()) == "https://api.anthropic.com/v1/messages"
     assert anthropic_request.url(route(base_url="https://proxy.example/v1/")) == "https://proxy.example/v1/messages"
     with pytest.raises(UpstreamError) as raised:
@@ -146,25 +230,40 @@ def test_headers_and_url():
 
 
 # ----------------------------------------------------------------- error mapping
-@pytest.mark.parametrize("status, kind, message, expected", [
-    (401, "authentication_error", "invalid x-api-key sk-ant-secret", (502, "upstream_auth_failed", True)),
-    (403, "permission_error", "no access", (502, "upstream_auth_failed", True)),
-    (429, "rate_limit_error", "slow down", (429, "rate_limit_exceeded", True)),
-    (529, "overloaded_error", "Overloaded", (503, "upstream_overloaded", True)),
-    (500, "api_error", "Internal server error", (502, "upstream_error", True)),
-    (400, "invalid_request_error", "prompt is too long: 208310 tokens > 200000 maximum",
-     (400, "context_length_exceeded", False)),
-    (400, "invalid_request_error", "input length and `max_tokens` exceed context limit: 198000 + 8192 > 200000",
-     (400, "context_length_exceeded", False)),
-    (400, "invalid_request_error", "Output blocked by content filtering policy",
-     (400, "content_policy_violation", False)),
-    (400, "invalid_request_error", "max_tokens: Field required", (400, None, False)),
-    (413, "request_too_large", "Request exceeds the maximum allowed number of bytes.", (400, None, False)),
-    (402, "billing_error", "credit balance too low", (502, "upstream_quota_exhausted", True)),
-    (404, "not_found_error", "model: claude-nope", (502, "upstream_model_not_found", False)),
-    (None, "overloaded_error", "Overloaded", (503, "upstream_overloaded", True)),
-    (None, "api_error", "boom", (502, "upstream_error", True)),
-])
+@pytest.mark.parametrize(
+    "status, kind, message, expected",
+    [
+        (401, "authentication_error", "invalid x-api-key sk-ant-secret", (502, "upstream_auth_failed", True)),
+        (403, "permission_error", "no access", (502, "upstream_auth_failed", True)),
+        (429, "rate_limit_error", "slow down", (429, "rate_limit_exceeded", True)),
+        (529, "overloaded_error", "Overloaded", (503, "upstream_overloaded", True)),
+        (500, "api_error", "Internal server error", (502, "upstream_error", True)),
+        (
+            400,
+            "invalid_request_error",
+            "prompt is too long: 208310 tokens > 200000 maximum",
+            (400, "context_length_exceeded", False),
+        ),
+        (
+            400,
+            "invalid_request_error",
+            "input length and `max_tokens` exceed context limit: 198000 + 8192 > 200000",
+            (400, "context_length_exceeded", False),
+        ),
+        (
+            400,
+            "invalid_request_error",
+            "Output blocked by content filtering policy",
+            (400, "content_policy_violation", False),
+        ),
+        (400, "invalid_request_error", "max_tokens: Field required", (400, None, False)),
+        (413, "request_too_large", "Request exceeds the maximum allowed number of bytes.", (400, None, False)),
+        (402, "billing_error", "credit balance too low", (502, "upstream_quota_exhausted", True)),
+        (404, "not_found_error", "model: claude-nope", (502, "upstream_model_not_found", False)),
+        (None, "overloaded_error", "Overloaded", (503, "upstream_overloaded", True)),
+        (None, "api_error", "boom", (502, "upstream_error", True)),
+    ],
+)
 def test_error_mapping(status, kind, message, expected):
     body = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
     if status is None:
@@ -186,26 +285,48 @@ def test_error_not_in_anthropic_shape():
 
 
 # ----------------------------------------------------------------- answers
-@pytest.mark.parametrize("answer, expected", [
-    ({"content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn",
-      "usage": {"input_tokens": 5, "output_tokens": 2, "cache_read_input_tokens": 10}},
-     ("Hi", None, "stop", (15, 2, 10, False))),
-    ({"content": [{"type": "thinking", "thinking": "hmm"}, {"type": "tool_use", "id": "toolu_1", "name": "f",
-                                                            "input": {"x": 1}}],
-      "stop_reason": "tool_use", "usage": {"input_tokens": 5, "output_tokens": 2}},
-     (None, ("toolu_1", "f", '{"x": 1}'), "tool_calls", (5, 2, 0, False))),
-    ({"content": [{"type": "text", "text": "cut"}], "stop_reason": "max_tokens"},
-     ("cut", None, "length", (None, 1, 0, True))),
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (
+            {
+                "content": [{"type": "text", "text": "Hi"}],
+                "stop_reason": "end_turn",
+                "usage": {"input_tokens": 5, "output_tokens": 2, "cache_read_input_tokens": 10},
+            },
+            ("Hi", None, "stop", (15, 2, 10, False)),
+        ),
+        (
+            {
+                "content": [
+                    {"type": "thinking", "thinking": "hmm"},
+                    {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"x": 1}},
+                ],
+                "stop_reason": "tool_use",
+                "usage": {"input_tokens": 5, "output_tokens": 2},
+            },
+            (None, ("toolu_1", "f", '{"x": 1}'), "tool_calls", (5, 2, 0, False)),
+        ),
+        (
+            {"content": [{"type": "text", "text": "cut"}], "stop_reason": "max_tokens"},
+            ("cut", None, "length", (None, 1, 0, True)),
+        ),
+    ],
+)
 def test_answers_become_completions(answer, expected):
-    result = anthropic_response.chat_result(json.dumps(answer).encode(), {"messages": [user("hello there")]},
-                                            "claude-test", "anthropic")
+    result = anthropic_response.chat_result(
+        json.dumps(answer).encode(), {"messages": [user("hello there")]}, "claude-test", "anthropic"
+    )
     (choice,) = json.loads(result.body)["choices"]
     calls = choice["message"].get("tool_calls")
     call = (calls[0]["id"], calls[0]["function"]["name"], calls[0]["function"]["arguments"]) if calls else None
     usage = result.usage
-    counts = (None if usage.estimated else usage.prompt_tokens, usage.completion_tokens, usage.cache_read_tokens,
-              usage.estimated)
+    counts = (
+        None if usage.estimated else usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cache_read_tokens,
+        usage.estimated,
+    )
     assert (choice["message"]["content"], call, choice["finish_reason"], counts) == expected
 
 
@@ -257,13 +378,19 @@ def test_chat_against_fake(fake):
     prompt = 4 + 3 + CACHE_READ + CACHE_WRITE
     assert answer["choices"][0]["message"]["content"] == "Hello! You said: hi there"
     assert answer["choices"][0]["finish_reason"] == "stop" and answer["model"] == "claude-test"
-    assert answer["usage"] == {"prompt_tokens": prompt, "completion_tokens": 5, "total_tokens": prompt + 5,
-                               "prompt_tokens_details": {"cached_tokens": CACHE_READ}}
+    assert answer["usage"] == {
+        "prompt_tokens": prompt,
+        "completion_tokens": 5,
+        "total_tokens": prompt + 5,
+        "prompt_tokens_details": {"cached_tokens": CACHE_READ},
+    }
     answer = run(_chat(r, {"messages": [user("weather in Paris and London, in parallel")], "tools": [WEATHER_TOOL]}))
     message = answer["choices"][0]["message"]
     assert message["content"] is None and answer["choices"][0]["finish_reason"] == "tool_calls"
-    assert [json.loads(c["function"]["arguments"]) for c in message["tool_calls"]] == [{"city": "Paris"},
-                                                                                      {"city": "London"}]
+    assert [json.loads(c["function"]["arguments"]) for c in message["tool_calls"]] == [
+        {"city": "Paris"},
+        {"city": "London"},
+    ]
     assert all(c["id"].startswith("toolu_") for c in message["tool_calls"])
     answer = run(_chat(r, {"messages": [user("hi there")], "max_tokens": 2}))
     choice = answer["choices"][0]
@@ -288,8 +415,9 @@ def test_stream_against_fake(fake):
     assert events[-1]["choices"][0]["finish_reason"] == "tool_calls" and "usage" not in events[-1]
 
 
-@pytest.mark.parametrize("kind, code", [("stream_overloaded", "upstream_overloaded"),
-                                        ("cut", "upstream_connection_error")])
+@pytest.mark.parametrize(
+    "kind, code", [("stream_overloaded", "upstream_overloaded"), ("cut", "upstream_connection_error")]
+)
 def test_stream_broken_mid_way(fake, kind, code):
     events, done, stream = run(_stream(route(base_url=fake.base_url), {"messages": [user(f"error:{kind} now")]}))
     assert not done and events[-1]["error"]["code"] == code
@@ -320,12 +448,17 @@ def sdk(fake):
 
 
 def test_sdk_message(sdk, fake):
-    message = sdk.messages.create(model="claude-test", max_tokens=100, system="Be brief.",
-                                  messages=[{"role": "user", "content": "hi there"}])
+    message = sdk.messages.create(
+        model="claude-test", max_tokens=100, system="Be brief.", messages=[{"role": "user", "content": "hi there"}]
+    )
     assert message.content[0].type == "text" and message.content[0].text == "Hello! You said: hi there"
     assert message.stop_reason == "end_turn" and message.id.startswith("msg_")
-    assert (message.usage.input_tokens, message.usage.cache_read_input_tokens,
-            message.usage.cache_creation_input_tokens, message.usage.output_tokens) == (7, CACHE_READ, CACHE_WRITE, 5)
+    assert (
+        message.usage.input_tokens,
+        message.usage.cache_read_input_tokens,
+        message.usage.cache_creation_input_tokens,
+        message.usage.output_tokens,
+    ) == (7, CACHE_READ, CACHE_WRITE, 5)
     request = fake.requests[-1]
     # The SDK 2.x sends the key as a bearer token and its own API version; the fake takes both forms.
     assert API_KEY in (request.headers.get("x-api-key"), request.headers.get("authorization", "")[7:])
@@ -334,14 +467,22 @@ def test_sdk_message(sdk, fake):
 
 def test_sdk_tool_use_round_trip(sdk):
     tools = [{"name": "get_weather", "description": "Weather.", "input_schema": {"type": "object"}}]
-    first = sdk.messages.create(model="claude-test", max_tokens=100, tools=tools,
-                                messages=[{"role": "user", "content": "weather in Paris?"}])
+    first = sdk.messages.create(
+        model="claude-test", max_tokens=100, tools=tools, messages=[{"role": "user", "content": "weather in Paris?"}]
+    )
     assert first.stop_reason == "tool_use"
     (call,) = first.content
     assert (call.type, call.name, call.input) == ("tool_use", "get_weather", {"city": "Paris"})
-    second = sdk.messages.create(model="claude-test", max_tokens=100, tools=tools, messages=[
-        {"role": "user", "content": "weather in Paris?"}, first.to_param(),
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}]}])
+    second = sdk.messages.create(
+        model="claude-test",
+        max_tokens=100,
+        tools=tools,
+        messages=[
+            {"role": "user", "content": "weather in Paris?"},
+            first.to_param(),
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}]},
+        ],
+    )
     assert second.content[0].text == "Tool said: sunny"
 
 
@@ -357,38 +498,64 @@ def test_sdk_stream_text(sdk):
 
 def test_sdk_stream_tool_use(sdk):
     tools = [{"name": "get_weather", "input_schema": {"type": "object"}}]
-    with sdk.messages.stream(model="claude-test", max_tokens=100, tools=tools,
-                             messages=[{"role": "user", "content": "Paris and London, in parallel"}]) as s:
+    with sdk.messages.stream(
+        model="claude-test",
+        max_tokens=100,
+        tools=tools,
+        messages=[{"role": "user", "content": "Paris and London, in parallel"}],
+    ) as s:
         kinds = [event.type for event in s]
         final = s.get_final_message()
     assert "input_json" in kinds and final.stop_reason == "tool_use"
-    assert [(b.name, b.input) for b in final.content] == [("get_weather", {"city": "Paris"}),
-                                                          ("get_weather", {"city": "London"})]
+    assert [(b.name, b.input) for b in final.content] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "London"}),
+    ]
 
 
 def test_sdk_raw_events_and_errors(sdk):
-    names = [e.type for e in sdk.messages.create(model="claude-test", max_tokens=10, stream=True,
-                                                 messages=[{"role": "user", "content": "hi"}])]
+    names = [
+        e.type
+        for e in sdk.messages.create(
+            model="claude-test", max_tokens=10, stream=True, messages=[{"role": "user", "content": "hi"}]
+        )
+    ]
     assert names[:2] == ["message_start", "content_block_start"] and names[-2:] == ["message_delta", "message_stop"]
-    for text, error_class, status in [("error:auth", anthropic.AuthenticationError, 401),
-                                      ("error:rate_limit", anthropic.RateLimitError, 429),
-                                      ("error:overloaded", anthropic.OverloadedError, 529),
-                                      ("error:server", anthropic.InternalServerError, 500),
-                                      ("error:context_length", anthropic.BadRequestError, 400)]:
+    for text, error_class, status in [
+        ("error:auth", anthropic.AuthenticationError, 401),
+        ("error:rate_limit", anthropic.RateLimitError, 429),
+        ("error:overloaded", anthropic.OverloadedError, 529),
+        ("error:server", anthropic.InternalServerError, 500),
+        ("error:context_length", anthropic.BadRequestError, 400),
+    ]:
         with pytest.raises(error_class) as raised:
             sdk.messages.create(model="claude-test", max_tokens=10, messages=[{"role": "user", "content": text}])
         assert raised.value.status_code == status and raised.value.body["type"] == "error"
     with pytest.raises(anthropic.APIStatusError) as raised:
-        list(sdk.messages.create(model="claude-test", max_tokens=10, stream=True,
-                                 messages=[{"role": "user", "content": "error:stream_overloaded"}]))
+        list(
+            sdk.messages.create(
+                model="claude-test",
+                max_tokens=10,
+                stream=True,
+                messages=[{"role": "user", "content": "error:stream_overloaded"}],
+            )
+        )
     assert raised.value.body["error"]["type"] == "overloaded_error"
     with pytest.raises(anthropic.BadRequestError) as raised:
         sdk.messages.create(model="claude-test", max_tokens=10, messages=[{"role": "system", "content": "x"}])
     assert "Unexpected role" in raised.value.message
 
 
-@pytest.mark.parametrize("override", [{"input_tokens": "abc"}, {"output_tokens": -5}, {"input_tokens": float("inf")},
-                                      {"cache_read_input_tokens": 2**31}], ids=["string", "negative", "inf", "huge"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"input_tokens": "abc"},
+        {"output_tokens": -5},
+        {"input_tokens": float("inf")},
+        {"cache_read_input_tokens": 2**31},
+    ],
+    ids=["string", "negative", "inf", "huge"],
+)
 def test_a_miscounting_provider_is_billed_by_estimate_whole_and_streamed(fake, override):
     r = route(base_url=fake.base_url)
     fake.usage_override = override

@@ -22,8 +22,14 @@ from tests.fakes.gemini_upstream import API_KEY, FakeGemini
 # google-genai's own aiohttp session subclass warns on import; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
 
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather.", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +57,11 @@ def test_sdk_parses_a_whole_answer(sdk, fake):
 
 
 def test_sdk_parses_a_stream(sdk, fake):
-    chunks = list(sdk.models.generate_content_stream(model="gemini-2.5-flash", contents="hi there",
-                                                     config=types.GenerateContentConfig(max_output_tokens=3)))
+    chunks = list(
+        sdk.models.generate_content_stream(
+            model="gemini-2.5-flash", contents="hi there", config=types.GenerateContentConfig(max_output_tokens=3)
+        )
+    )
     assert [c.text for c in chunks] == ["Hello!", " You", " said:"]
     assert chunks[-1].candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
     assert chunks[-1].usage_metadata.candidates_token_count == 3
@@ -68,13 +77,21 @@ def test_sdk_async_stream_over_aiohttp(sdk):
 
 
 def test_sdk_parses_function_calls_with_a_thought_signature(sdk):
-    tool = types.Tool(function_declarations=[types.FunctionDeclaration(
-        name="get_weather", parameters_json_schema=None,
-        parameters=types.Schema(type="OBJECT", properties={"city": types.Schema(type="STRING")}))])
+    tool = types.Tool(
+        function_declarations=[
+            types.FunctionDeclaration(
+                name="get_weather",
+                parameters_json_schema=None,
+                parameters=types.Schema(type="OBJECT", properties={"city": types.Schema(type="STRING")}),
+            )
+        ]
+    )
     config = types.GenerateContentConfig(tools=[tool], automatic_function_calling={"disable": True})
     answer = sdk.models.generate_content(model="gemini-2.5-flash", contents="weather, in parallel", config=config)
-    assert [(c.name, c.args) for c in answer.function_calls] == [("get_weather", {"city": "Paris"}),
-                                                                ("get_weather", {"city": "London"})]
+    assert [(c.name, c.args) for c in answer.function_calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "London"}),
+    ]
     first, second = answer.candidates[0].content.parts
     assert first.thought_signature and not second.thought_signature
     chunks = list(sdk.models.generate_content_stream(model="gemini-2.5-flash", contents="weather?", config=config))
@@ -98,36 +115,74 @@ def test_sdk_sees_a_blocked_prompt_and_google_errors(sdk):
 # ------------------------------------------------------------ the fake refuses what Google refuses
 def _post(fake, body, *, key=API_KEY, query="", method="generateContent"):
     headers = {"x-goog-api-key": key} if key else {}
-    return httpx.post(f"{fake.base_url}/v1beta/models/gemini-2.5-flash:{method}{query}", json=body,
-                      headers=headers, timeout=5)
+    return httpx.post(
+        f"{fake.base_url}/v1beta/models/gemini-2.5-flash:{method}{query}", json=body, headers=headers, timeout=5
+    )
 
 
 HI = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
 
 
-@pytest.mark.parametrize("key, query, status, state", [
-    (API_KEY, f"?key={API_KEY}", 400, "INVALID_ARGUMENT"),  # the hub must never put the key in a URL
-    (None, "", 403, "PERMISSION_DENIED"),
-    ("AIza-wrong", "", 400, "INVALID_ARGUMENT"),
-])
+@pytest.mark.parametrize(
+    "key, query, status, state",
+    [
+        (API_KEY, f"?key={API_KEY}", 400, "INVALID_ARGUMENT"),  # the hub must never put the key in a URL
+        (None, "", 403, "PERMISSION_DENIED"),
+        ("AIza-wrong", "", 400, "INVALID_ARGUMENT"),
+    ],
+)
 def test_the_fake_checks_the_key(fake, key, query, status, state):
     response = _post(fake, HI, key=key, query=query)
     assert response.status_code == status and response.json()["error"]["status"] == state
 
 
-@pytest.mark.parametrize("body, words", [
-    ({**HI, "model": "x"}, 'Unknown name "model"'),
-    ({**HI, "generationConfig": {"max_tokens": 3}}, 'Unknown name "max_tokens"'),
-    ({**HI, "tools": [{"functionDeclarations": [{"name": "f", "parameters": {
-        "type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False}}]}]},
-     'Unknown name "additionalProperties"'),
-    ({**HI, "tools": [{"functionDeclarations": [{"name": "f", "parameters": {"type": "object", "properties": {}}}]}]},
-     "should be non-empty for OBJECT type"),
-    ({"contents": [HI["contents"][0], {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]},
-                   {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {}}}]}]},
-     "missing a thought_signature"),
-    ({"contents": [{"role": "assistant", "parts": [{"text": "hi"}]}]}, "valid role"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({**HI, "model": "x"}, 'Unknown name "model"'),
+        ({**HI, "generationConfig": {"max_tokens": 3}}, 'Unknown name "max_tokens"'),
+        (
+            {
+                **HI,
+                "tools": [
+                    {
+                        "functionDeclarations": [
+                            {
+                                "name": "f",
+                                "parameters": {
+                                    "type": "object",
+                                    "properties": {"a": {"type": "string"}},
+                                    "additionalProperties": False,
+                                },
+                            }
+                        ]
+                    }
+                ],
+            },
+            'Unknown name "additionalProperties"',
+        ),
+        (
+            {
+                **HI,
+                "tools": [
+                    {"functionDeclarations": [{"name": "f", "parameters": {"type": "object", "properties": {}}}]}
+                ],
+            },
+            "should be non-empty for OBJECT type",
+        ),
+        (
+            {
+                "contents": [
+                    HI["contents"][0],
+                    {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]},
+                    {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {}}}]},
+                ]
+            },
+            "missing a thought_signature",
+        ),
+        ({"contents": [{"role": "assistant", "parts": [{"text": "hi"}]}]}, "valid role"),
+    ],
+)
 def test_the_fake_refuses_what_google_refuses(fake, body, words):
     response = _post(fake, body)
     assert response.status_code == 400 and words in response.json()["error"]["message"]
@@ -140,18 +195,30 @@ def test_sse_framing_is_googles(fake):
 
 # ------------------------------------------------------------ mapping, unit by unit
 def _route(**overrides):
-    values = dict(base_url="https://generativelanguage.googleapis.com", options={}, upstream_name="gemini-2.5-flash",
-                  max_output_tokens=None, secret="k", provider_name="gemini")
+    values = dict(
+        base_url="https://generativelanguage.googleapis.com",
+        options={},
+        upstream_name="gemini-2.5-flash",
+        max_output_tokens=None,
+        secret="k",
+        provider_name="gemini",
+    )
     return SimpleNamespace(**{**values, **overrides})
 
 
 def test_url_names_the_model_and_version():
-    assert request.url(_route(), False) == \
-        "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
-    assert request.url(_route(options={"api_version": "v1"}, upstream_name="tunedModels/mine"), True) == \
-        "https://generativelanguage.googleapis.com/v1/tunedModels/mine:streamGenerateContent?alt=sse"
-    assert request.url(_route(base_url="https://proxy.example/v1beta/"), False) == \
-        "https://proxy.example/v1beta/models/gemini-2.5-flash:generateContent"
+    assert (
+        request.url(_route(), False)
+        == "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
+    )
+    assert (
+        request.url(_route(options={"api_version": "v1"}, upstream_name="tunedModels/mine"), True)
+        == "https://generativelanguage.googleapis.com/v1/tunedModels/mine:streamGenerateContent?alt=sse"
+    )
+    assert (
+        request.url(_route(base_url="https://proxy.example/v1beta/"), False)
+        == "https://proxy.example/v1beta/models/gemini-2.5-flash:generateContent"
+    )
 
 
 def _google(code, status, message, details=None):
@@ -159,25 +226,61 @@ def _google(code, status, message, details=None):
     return json.dumps({"error": {**error, **({"details": details} if details else {})}}).encode()
 
 
-@pytest.mark.parametrize("status, body, headers, expected", [
-    (400, _google(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."), {},
-     (502, "upstream_auth_failed", True, None)),
-    (403, _google(403, "PERMISSION_DENIED", "Consumer 'api_key:AIzaSECRET' has been suspended."), {},
-     (502, "upstream_auth_failed", True, None)),
-    (429, _google(429, "RESOURCE_EXHAUSTED", "quota", [
-        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "6.2s"}]), {},
-     (429, "rate_limit_exceeded", True, "7")),
-    (429, _google(429, "RESOURCE_EXHAUSTED", "quota"), {"retry-after": "30"}, (429, "rate_limit_exceeded", True, "30")),
-    (400, _google(400, "INVALID_ARGUMENT", "The input token count (2000000) exceeds the maximum number of tokens "
-                                           "allowed (1048576)."), {}, (400, "context_length_exceeded", False, None)),
-    (400, _google(400, "INVALID_ARGUMENT", "Invalid JSON payload received."), {}, (400, None, False, None)),
-    (404, _google(404, "NOT_FOUND", "models/nope is not found for API version v1beta"), {},
-     (502, "upstream_model_not_found", False, None)),
-    (500, _google(500, "INTERNAL", "An internal error has occurred."), {}, (502, "upstream_error", True, None)),
-    (503, _google(503, "UNAVAILABLE", "The model is overloaded."), {}, (503, "upstream_overloaded", True, None)),
-    (504, _google(504, "DEADLINE_EXCEEDED", "Deadline expired."), {}, (504, "upstream_timeout", True, None)),
-    (502, b"<html>bad gateway</html>", {}, (502, "upstream_error", True, None)),
-])
+@pytest.mark.parametrize(
+    "status, body, headers, expected",
+    [
+        (
+            400,
+            _google(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."),
+            {},
+            (502, "upstream_auth_failed", True, None),
+        ),
+        (
+            403,
+            _google(403, "PERMISSION_DENIED", "Consumer 'api_key:AIzaSECRET' has been suspended."),
+            {},
+            (502, "upstream_auth_failed", True, None),
+        ),
+        (
+            429,
+            _google(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "quota",
+                [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "6.2s"}],
+            ),
+            {},
+            (429, "rate_limit_exceeded", True, "7"),
+        ),
+        (
+            429,
+            _google(429, "RESOURCE_EXHAUSTED", "quota"),
+            {"retry-after": "30"},
+            (429, "rate_limit_exceeded", True, "30"),
+        ),
+        (
+            400,
+            _google(
+                400,
+                "INVALID_ARGUMENT",
+                "The input token count (2000000) exceeds the maximum number of tokens allowed (1048576).",
+            ),
+            {},
+            (400, "context_length_exceeded", False, None),
+        ),
+        (400, _google(400, "INVALID_ARGUMENT", "Invalid JSON payload received."), {}, (400, None, False, None)),
+        (
+            404,
+            _google(404, "NOT_FOUND", "models/nope is not found for API version v1beta"),
+            {},
+            (502, "upstream_model_not_found", False, None),
+        ),
+        (500, _google(500, "INTERNAL", "An internal error has occurred."), {}, (502, "upstream_error", True, None)),
+        (503, _google(503, "UNAVAILABLE", "The model is overloaded."), {}, (503, "upstream_overloaded", True, None)),
+        (504, _google(504, "DEADLINE_EXCEEDED", "Deadline expired."), {}, (504, "upstream_timeout", True, None)),
+        (502, b"<html>bad gateway</html>", {}, (502, "upstream_error", True, None)),
+    ],
+)
 def test_google_errors_map_to_the_hubs(status, body, headers, expected):
     error = errors.error_from_response(status, body, headers, "gemini")
     assert (error.status, error.code, error.retryable, error.retry_after) == expected
@@ -185,30 +288,66 @@ def test_google_errors_map_to_the_hubs(status, body, headers, expected):
 
 
 def test_usage_counts_cache_thoughts_and_tool_prompts_once():
-    usage = response.usage({"promptTokenCount": 100, "cachedContentTokenCount": 60, "candidatesTokenCount": 10,
-                           "thoughtsTokenCount": 25, "toolUsePromptTokenCount": 5, "totalTokenCount": 140})
+    usage = response.usage(
+        {
+            "promptTokenCount": 100,
+            "cachedContentTokenCount": 60,
+            "candidatesTokenCount": 10,
+            "thoughtsTokenCount": 25,
+            "toolUsePromptTokenCount": 5,
+            "totalTokenCount": 140,
+        }
+    )
     assert (usage.prompt_tokens, usage.completion_tokens, usage.cache_read_tokens) == (105, 35, 60)
     assert response.usage(None) is None
 
 
 def test_json_schemas_are_reduced_to_geminis_subset():
-    schema = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "additionalProperties": False,
-              "$defs": {"Unit": {"type": "string", "enum": ["C", "F"]}},
-              "properties": {"city": {"type": ["string", "null"]}, "unit": {"$ref": "#/$defs/Unit"},
-                             "kind": {"const": "x"}, "tags": {"type": "array", "items": {"type": "string",
-                                                                                         "minLength": 1}}}}
-    assert request.schema(schema) == {"type": "object", "properties": {
-        "city": {"type": "string", "nullable": True}, "unit": {"type": "string", "enum": ["C", "F"]},
-        "kind": {"enum": ["x"]}, "tags": {"type": "array", "items": {"type": "string", "minLength": 1}}}}
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "additionalProperties": False,
+        "$defs": {"Unit": {"type": "string", "enum": ["C", "F"]}},
+        "properties": {
+            "city": {"type": ["string", "null"]},
+            "unit": {"$ref": "#/$defs/Unit"},
+            "kind": {"const": "x"},
+            "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        },
+    }
+    assert request.schema(schema) == {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "nullable": True},
+            "unit": {"type": "string", "enum": ["C", "F"]},
+            "kind": {"enum": ["x"]},
+            "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        },
+    }
 
 
 def test_generation_config():
-    body = {"max_tokens": 5000, "temperature": 0.2, "top_p": 0.9, "stop": "END", "n": 2, "presence_penalty": 1,
-            "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {
-                "$schema": "x", "type": "object", "additionalProperties": False}}}}
+    body = {
+        "max_tokens": 5000,
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "stop": "END",
+        "n": 2,
+        "presence_penalty": 1,
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "a", "schema": {"$schema": "x", "type": "object", "additionalProperties": False}},
+        },
+    }
     assert request.generation_config(_route(max_output_tokens=4096), body, stream=False) == {
-        "maxOutputTokens": 4096, "temperature": 0.2, "topP": 0.9, "stopSequences": ["END"], "candidateCount": 2,
-        "responseMimeType": "application/json", "responseJsonSchema": {"type": "object", "additionalProperties": False}}
+        "maxOutputTokens": 4096,
+        "temperature": 0.2,
+        "topP": 0.9,
+        "stopSequences": ["END"],
+        "candidateCount": 2,
+        "responseMimeType": "application/json",
+        "responseJsonSchema": {"type": "object", "additionalProperties": False},
+    }
     with pytest.raises(UpstreamError) as raised:  # a stream relays one candidate: n > 1 is refused, not dropped
         request.generation_config(_route(), body, stream=True)
     assert (raised.value.status, raised.value.param, raised.value.retryable) == (400, "n", False)
@@ -217,33 +356,59 @@ def test_generation_config():
 
 def test_tool_choice_and_empty_parameters():
     function = {"name": "now", "parameters": {"type": "object", "properties": {}}}
-    body = {"tools": [{"type": "function", "function": function}], "tool_choice": {
-        "type": "function", "function": {"name": "now"}}}
-    assert request.tools(body) == {"tools": [{"functionDeclarations": [{"name": "now"}]}], "toolConfig": {
-        "functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["now"]}}}
+    body = {
+        "tools": [{"type": "function", "function": function}],
+        "tool_choice": {"type": "function", "function": {"name": "now"}},
+    }
+    assert request.tools(body) == {
+        "tools": [{"functionDeclarations": [{"name": "now"}]}],
+        "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["now"]}},
+    }
     assert request.tools(dict(body, tool_choice="required"))["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
     assert request.tools({"tool_choice": "auto"}) == {}
 
 
 def test_messages_become_contents():
     messages = [
-        {"role": "system", "content": "A."}, {"role": "developer", "content": [{"type": "text", "text": "B."}]},
-        {"role": "user", "content": "one"}, {"role": "user", "content": [{"type": "text", "text": "two"}]},
-        {"role": "assistant", "content": "ok", "tool_calls": [
-            {"id": "a", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'},
-             "extra_content": {"google": {"thought_signature": "c2ln"}}},
-            {"id": "b", "type": "function", "function": {"name": "g", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "b", "content": "B"}, {"role": "tool", "tool_call_id": "a", "content": "A"},
+        {"role": "system", "content": "A."},
+        {"role": "developer", "content": [{"type": "text", "text": "B."}]},
+        {"role": "user", "content": "one"},
+        {"role": "user", "content": [{"type": "text", "text": "two"}]},
+        {
+            "role": "assistant",
+            "content": "ok",
+            "tool_calls": [
+                {
+                    "id": "a",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": '{"x": 1}'},
+                    "extra_content": {"google": {"thought_signature": "c2ln"}},
+                },
+                {"id": "b", "type": "function", "function": {"name": "g", "arguments": "{}"}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "b", "content": "B"},
+        {"role": "tool", "tool_call_id": "a", "content": "A"},
     ]
     system, contents = request.contents(messages)
     assert system == [{"text": "A."}, {"text": "B."}]
     assert contents == [
         {"role": "user", "parts": [{"text": "one"}, {"text": "two"}]},
-        {"role": "model", "parts": [{"text": "ok"}, {"functionCall": {"name": "f", "args": {"x": 1}},
-                                                     "thoughtSignature": "c2ln"},
-                                    {"functionCall": {"name": "g", "args": {}}}]},
-        {"role": "user", "parts": [{"functionResponse": {"name": "g", "response": {"content": "B"}}},
-                                   {"functionResponse": {"name": "f", "response": {"content": "A"}}}]},
+        {
+            "role": "model",
+            "parts": [
+                {"text": "ok"},
+                {"functionCall": {"name": "f", "args": {"x": 1}}, "thoughtSignature": "c2ln"},
+                {"functionCall": {"name": "g", "args": {}}},
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {"functionResponse": {"name": "g", "response": {"content": "B"}}},
+                {"functionResponse": {"name": "f", "response": {"content": "A"}}},
+            ],
+        },
     ]
     with pytest.raises(UpstreamError) as raised:
         request.contents([{"role": "tool", "tool_call_id": "zz", "content": "?"}])
@@ -251,14 +416,22 @@ def test_messages_become_contents():
 
 
 def test_url_images_come_in_fetched_and_data_urls_inline():
-    messages = [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "https://img.example/cat.jpg"}},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGk="}}]},
-        {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": "https://no.example/x"}}]}]
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": "https://img.example/cat.jpg"}},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGk="}},
+            ],
+        },
+        {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": "https://no.example/x"}}]},
+    ]
     assert request.image_urls(messages) == ["https://img.example/cat.jpg"]
     _, contents = request.contents(messages, {"https://img.example/cat.jpg": ("image/jpeg", b"jpg")})
-    assert contents[0]["parts"] == [{"inlineData": {"mimeType": "image/jpeg", "data": "anBn"}},
-                                    {"inlineData": {"mimeType": "image/png", "data": "aGk="}}]
+    assert contents[0]["parts"] == [
+        {"inlineData": {"mimeType": "image/jpeg", "data": "anBn"}},
+        {"inlineData": {"mimeType": "image/png", "data": "aGk="}},
+    ]
 
 
 def _candidate(*parts, finish="STOP"):
@@ -268,21 +441,44 @@ def _candidate(*parts, finish="STOP"):
 USAGE = {"promptTokenCount": 3, "candidatesTokenCount": 2}
 
 
-@pytest.mark.parametrize("answer, expected", [
-    ({"candidates": [_candidate({"text": "Hi"}, {"text": "!"})], "usageMetadata": USAGE}, ("Hi!", None, "stop", 3)),
-    ({"candidates": [_candidate({"thought": True, "text": "hmm"}, {"text": "ok"}, finish="MAX_TOKENS")],
-      "usageMetadata": USAGE}, ("ok", None, "length", 3)),
-    ({"candidates": [_candidate({"functionCall": {"name": "f", "args": {"x": 1}}, "thoughtSignature": "c2ln"})],
-      "usageMetadata": USAGE}, (None, ("f", '{"x": 1}', "c2ln"), "tool_calls", 3)),
-    ({"promptFeedback": {"blockReason": "SAFETY"}}, (None, None, "content_filter", "estimated")),
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        ({"candidates": [_candidate({"text": "Hi"}, {"text": "!"})], "usageMetadata": USAGE}, ("Hi!", None, "stop", 3)),
+        (
+            {
+                "candidates": [_candidate({"thought": True, "text": "hmm"}, {"text": "ok"}, finish="MAX_TOKENS")],
+                "usageMetadata": USAGE,
+            },
+            ("ok", None, "length", 3),
+        ),
+        (
+            {
+                "candidates": [
+                    _candidate({"functionCall": {"name": "f", "args": {"x": 1}}, "thoughtSignature": "c2ln"})
+                ],
+                "usageMetadata": USAGE,
+            },
+            (None, ("f", '{"x": 1}', "c2ln"), "tool_calls", 3),
+        ),
+        ({"promptFeedback": {"blockReason": "SAFETY"}}, (None, None, "content_filter", "estimated")),
+    ],
+)
 def test_answers_become_completions(answer, expected):
-    result = response.chat_result(json.dumps(answer).encode(), {"messages": [{"role": "user", "content": "hi"}]},
-                                  "gemini-2.5-flash", "gemini")
+    result = response.chat_result(
+        json.dumps(answer).encode(), {"messages": [{"role": "user", "content": "hi"}]}, "gemini-2.5-flash", "gemini"
+    )
     (choice,) = json.loads(result.body)["choices"]
     message, calls = choice["message"], choice["message"].get("tool_calls")
-    call = (calls[0]["function"]["name"], calls[0]["function"]["arguments"],
-            calls[0]["extra_content"]["google"]["thought_signature"]) if calls else None
+    call = (
+        (
+            calls[0]["function"]["name"],
+            calls[0]["function"]["arguments"],
+            calls[0]["extra_content"]["google"]["thought_signature"],
+        )
+        if calls
+        else None
+    )
     usage = "estimated" if result.usage.estimated else result.usage.prompt_tokens
     assert (message["content"], call, choice["finish_reason"], usage) == expected
 
@@ -294,13 +490,21 @@ def test_an_answer_that_is_not_one_is_the_providers_fault(answer):
     assert (raised.value.status, raised.value.code) == (502, "upstream_invalid_response")
 
 
-@pytest.mark.parametrize("answer, expected", [
-    ({"candidates": [_candidate({"inlineData": {"mimeType": "image/png", "data": "aGk="}})], "usageMetadata": USAGE},
-     ("aGk=", 2)),
-    ({"candidates": [_candidate(finish="IMAGE_SAFETY")]}, (400, "content_policy_violation")),
-    ({"promptFeedback": {"blockReason": "OTHER"}}, (400, "content_policy_violation")),
-    ({"candidates": [_candidate({"text": "no image, sorry"})]}, (502, "upstream_invalid_response")),
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (
+            {
+                "candidates": [_candidate({"inlineData": {"mimeType": "image/png", "data": "aGk="}})],
+                "usageMetadata": USAGE,
+            },
+            ("aGk=", 2),
+        ),
+        ({"candidates": [_candidate(finish="IMAGE_SAFETY")]}, (400, "content_policy_violation")),
+        ({"promptFeedback": {"blockReason": "OTHER"}}, (400, "content_policy_violation")),
+        ({"candidates": [_candidate({"text": "no image, sorry"})]}, (502, "upstream_invalid_response")),
+    ],
+)
 def test_image_answers(answer, expected):
     try:
         data, usage = gemini_images.image_answer(json.dumps(answer).encode(), "gemini")
@@ -332,9 +536,14 @@ def test_a_thought_signature_survives_the_round_trip(hub_client, fake):
     assert answer.choices[0].finish_reason == "tool_calls" and len(message.tool_calls) == 2
     assert all(c.id.startswith("call_") for c in message.tool_calls)
     signature = message.tool_calls[0].model_extra["extra_content"]["google"]["thought_signature"]
-    replay = ask + [message.model_dump(exclude_none=True)] + [
-        {"role": "tool", "tool_call_id": c.id, "content": f"sunny in {json.loads(c.function.arguments)['city']}"}
-        for c in message.tool_calls]
+    replay = (
+        ask
+        + [message.model_dump(exclude_none=True)]
+        + [
+            {"role": "tool", "tool_call_id": c.id, "content": f"sunny in {json.loads(c.function.arguments)['city']}"}
+            for c in message.tool_calls
+        ]
+    )
     final = hub_client.chat.completions.create(model="gemini/gemini-2.5-flash", messages=replay, tools=[WEATHER])
     assert final.choices[0].message.content == "Tool said: sunny in Paris sunny in London"
     model_turn = fake.requests[-1].json["contents"][1]
@@ -343,19 +552,30 @@ def test_a_thought_signature_survives_the_round_trip(hub_client, fake):
 
 
 def test_a_streamed_tool_call_carries_its_signature(hub_client):
-    chunks = list(hub_client.chat.completions.create(
-        model="gemini/gemini-2.5-flash", messages=[{"role": "user", "content": "weather?"}], tools=[WEATHER],
-        stream=True))
-    (start,) = [c.choices[0].delta.tool_calls[0] for c in chunks if c.choices[0].delta.tool_calls
-                and c.choices[0].delta.tool_calls[0].id]
+    chunks = list(
+        hub_client.chat.completions.create(
+            model="gemini/gemini-2.5-flash",
+            messages=[{"role": "user", "content": "weather?"}],
+            tools=[WEATHER],
+            stream=True,
+        )
+    )
+    (start,) = [
+        c.choices[0].delta.tool_calls[0]
+        for c in chunks
+        if c.choices[0].delta.tool_calls and c.choices[0].delta.tool_calls[0].id
+    ]
     assert start.model_extra["extra_content"]["google"]["thought_signature"]
 
 
 def test_n_gives_one_choice_per_candidate(hub_client, fake):
-    answer = hub_client.chat.completions.create(model="gemini/gemini-2.5-flash", n=2,
-                                                messages=[{"role": "user", "content": "hi"}])
-    assert [(c.index, c.message.content) for c in answer.choices] == [(0, "Hello! You said: hi"),
-                                                                      (1, "Hello! You said: hi")]
+    answer = hub_client.chat.completions.create(
+        model="gemini/gemini-2.5-flash", n=2, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert [(c.index, c.message.content) for c in answer.choices] == [
+        (0, "Hello! You said: hi"),
+        (1, "Hello! You said: hi"),
+    ]
     # and the output cap credit was held for (no max_tokens, no model cap: HUB_DEFAULT_OUTPUT_HOLD)
     assert fake.requests[-1].json["generationConfig"] == {"candidateCount": 2, "maxOutputTokens": 4096}
 
@@ -365,8 +585,11 @@ def test_thoughts_are_billed_but_not_shown(hub_client):
     answer = hub_client.chat.completions.create(model="gemini/fake-thinking", messages=messages)
     assert answer.choices[0].message.content == "Hello! You said: hi"
     assert answer.usage.completion_tokens == 4 + 7
-    chunks = list(hub_client.chat.completions.create(model="gemini/fake-thinking", messages=messages, stream=True,
-                                                     stream_options={"include_usage": True}))
+    chunks = list(
+        hub_client.chat.completions.create(
+            model="gemini/fake-thinking", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello! You said: hi"
     assert chunks[-1].usage.completion_tokens == 11
 
@@ -374,8 +597,11 @@ def test_thoughts_are_billed_but_not_shown(hub_client):
 def test_a_stream_without_usage_is_estimated(hub, hub_client):
     from billing.models import UsageRecord
 
-    chunks = list(hub_client.chat.completions.create(model="gemini/fake-no-usage", stream=True,
-                                                     messages=[{"role": "user", "content": "hi"}]))
+    chunks = list(
+        hub_client.chat.completions.create(
+            model="gemini/fake-no-usage", stream=True, messages=[{"role": "user", "content": "hi"}]
+        )
+    )
     assert chunks[-1].choices[0].finish_reason == "stop"
     hub.drain()
     assert UsageRecord.objects.get().usage_estimated
@@ -387,8 +613,9 @@ def test_a_broken_stream_ends_in_an_error_event(hub, hub_client, model):
 
     text = ""
     with pytest.raises(openai.APIError):
-        for chunk in hub_client.chat.completions.create(model=model, stream=True,
-                                                        messages=[{"role": "user", "content": "one two three"}]):
+        for chunk in hub_client.chat.completions.create(
+            model=model, stream=True, messages=[{"role": "user", "content": "one two three"}]
+        ):
             text += chunk.choices[0].delta.content or ""
     assert text.startswith("Hello!")
     hub.drain()
@@ -397,7 +624,17 @@ def test_a_broken_stream_ends_in_an_error_event(hub, hub_client, model):
 
 def test_images_reach_gemini_inline(hub_client, fake):
     pixel = base64.b64encode(b"\x89PNG fake").decode()
-    answer = hub_client.chat.completions.create(model="gemini/gemini-2.5-flash", messages=[{"role": "user", "content": [
-        {"type": "text", "text": "see"}, {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{pixel}"}}]}])
+    answer = hub_client.chat.completions.create(
+        model="gemini/gemini-2.5-flash",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "see"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{pixel}"}},
+                ],
+            }
+        ],
+    )
     assert answer.choices[0].message.content == "Hello! You said: see [image]"
     assert fake.requests[-1].json["contents"][0]["parts"][1] == {"inlineData": {"mimeType": "image/png", "data": pixel}}

@@ -12,18 +12,28 @@ SECRET = "sk-compat-secret-0123456789abcdef"
 
 
 def route(**changes):
-    values = dict(upstream_name="up-model", max_output_tokens=None, options={}, secret=SECRET, preset="openai",
-                  base_url="https://api.example/v1", provider_name="compat")
+    values = dict(
+        upstream_name="up-model",
+        max_output_tokens=None,
+        options={},
+        secret=SECRET,
+        preset="openai",
+        base_url="https://api.example/v1",
+        provider_name="compat",
+    )
     return SimpleNamespace(**(values | changes))
 
 
-@pytest.mark.parametrize("preset, stream, cap, expected", [
-    ("openai", False, None, {"max_completion_tokens": 500}),  # OpenAI's reasoning models refuse max_tokens
-    ("deepseek", False, None, {"max_tokens": 500}),
-    ("deepseek", False, 100, {"max_tokens": 100}),  # never above the model's own cap
-    ("deepseek", True, None, {"max_tokens": 500, "stream_options": {"include_usage": True}}),
-    ("mistral", True, None, {"max_tokens": 500}),  # an API that does not honour stream_options is not sent it
-])
+@pytest.mark.parametrize(
+    "preset, stream, cap, expected",
+    [
+        ("openai", False, None, {"max_completion_tokens": 500}),  # OpenAI's reasoning models refuse max_tokens
+        ("deepseek", False, None, {"max_tokens": 500}),
+        ("deepseek", False, 100, {"max_tokens": 100}),  # never above the model's own cap
+        ("deepseek", True, None, {"max_tokens": 500, "stream_options": {"include_usage": True}}),
+        ("mistral", True, None, {"max_tokens": 500}),  # an API that does not honour stream_options is not sent it
+    ],
+)
 def test_chat_request(preset, stream, cap, expected):
     body = {"model": "public/id", "messages": [], "max_tokens": 500}
     url, payload, headers = request.chat_request(route(preset=preset, max_output_tokens=cap), body, stream)
@@ -39,12 +49,15 @@ def test_a_key_is_refused_early_only_where_the_api_needs_one():
     assert "authorization" not in request.headers(route(secret="", preset="ollama"), "application/json")
 
 
-@pytest.mark.parametrize("data, expected", [
-    ({"error": {"message": "no"}}, True),
-    ({"error": {"message": "no"}, "data": []}, False),  # an answer that also mentions an error is an answer
-    ({"error": None, "choices": []}, False),
-    (["error"], False),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({"error": {"message": "no"}}, True),
+        ({"error": {"message": "no"}, "data": []}, False),  # an answer that also mentions an error is an answer
+        ({"error": None, "choices": []}, False),
+        (["error"], False),
+    ],
+)
 def test_an_error_in_a_200(data, expected):
     assert errors.is_error(data, "data") is expected
 
@@ -57,15 +70,19 @@ def test_a_failure_reported_as_a_200_is_the_providers_and_quotes_no_key():
     assert SECRET not in raised.value.message
 
 
-@pytest.mark.parametrize("usage, expected", [
-    ({"prompt_tokens": 7, "completion_tokens": 2}, (7, 2, False, 7)),
-    ({"prompt_tokens": -1, "completion_tokens": 2}, (5, 1, True, 5)),  # the client is shown the estimate it pays
-    (None, (5, 1, True, None)),  # nothing reported: the answer is passed on as it came
-])
+@pytest.mark.parametrize(
+    "usage, expected",
+    [
+        ({"prompt_tokens": 7, "completion_tokens": 2}, (7, 2, False, 7)),
+        ({"prompt_tokens": -1, "completion_tokens": 2}, (5, 1, True, 5)),  # the client is shown the estimate it pays
+        (None, (5, 1, True, None)),  # nothing reported: the answer is passed on as it came
+    ],
+)
 def test_chat_usage_is_read_or_estimated(usage, expected):
     answer = {"choices": [{"message": {"content": "hi"}}], **({"usage": usage} if usage else {})}
-    result = response.chat_result(route(), {"messages": [{"role": "user", "content": "hello"}]},
-                                  json.dumps(answer).encode())
+    result = response.chat_result(
+        route(), {"messages": [{"role": "user", "content": "hello"}]}, json.dumps(answer).encode()
+    )
     shown = (json.loads(result.body).get("usage") or {}).get("prompt_tokens")
     assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.estimated, shown) == expected
 
@@ -78,8 +95,12 @@ def test_an_answer_that_is_not_json_is_the_providers_fault(content):
 
 
 def test_image_answers_linked_or_inline():
-    answer = json.dumps({"data": [{"b64_json": "aGk=", "revised_prompt": "a cat"}, {"url": "https://cdn/x.png"}],
-                         "usage": {"input_tokens": 3, "output_tokens": 9}}).encode()
+    answer = json.dumps(
+        {
+            "data": [{"b64_json": "aGk=", "revised_prompt": "a cat"}, {"url": "https://cdn/x.png"}],
+            "usage": {"input_tokens": 3, "output_tokens": 9},
+        }
+    ).encode()
     data, items = images.image_answer(route(), answer)
     assert images.image_urls(items) == ["https://cdn/x.png"]
     body = {"size": "1024x1024", "quality": "high"}

@@ -21,8 +21,7 @@ def account(organization) -> CreditAccount:
 
 
 def empty(organization):
-    services.credit_grant(organization=organization, amount=Decimal("-10"), kind="adjustment",
-                          description="empty it")
+    services.credit_grant(organization=organization, amount=Decimal("-10"), kind="adjustment", description="empty it")
     assert account(organization).balance == 0
 
 
@@ -37,8 +36,10 @@ def assert_ledger_is_truth(organization):
 
 # Through the gateway, with the openai SDK ------------------------------------
 
+
 def test_a_postpaid_organisation_without_credit_is_served_and_priced_but_not_charged(
-        client, hub, upstream, organization):
+    client, hub, upstream, organization
+):
     empty(organization)
     set_mode(organization, "postpaid")
 
@@ -69,7 +70,8 @@ def test_a_credits_organisation_without_credit_is_refused_with_402(client, hub, 
 
 
 def test_an_internal_organisation_is_served_without_credit_while_the_global_mode_is_credits(
-        client, hub, upstream, organization, settings):
+    client, hub, upstream, organization, settings
+):
     assert settings.HUB_BILLING_MODE == "credits"
     empty(organization)
     set_mode(organization, "internal")
@@ -106,12 +108,14 @@ def test_a_new_mode_applies_at_once_in_this_process(client, hub, upstream, organ
 
 # The mode itself -------------------------------------------------------------
 
+
 def test_every_mode_change_is_audited(organization):
     assert modes.effective_mode(account(organization)) == "credits"
     for mode in ("postpaid", "internal", "postpaid", ""):
         assert set_mode(organization, mode).billing_mode == mode
-    assert list(AuditEvent.objects.filter(action="billing.mode_change").values_list("details__to", flat=True)
-                .order_by("pk")) == ["postpaid", "internal", "postpaid", ""]
+    assert list(
+        AuditEvent.objects.filter(action="billing.mode_change").values_list("details__to", flat=True).order_by("pk")
+    ) == ["postpaid", "internal", "postpaid", ""]
     assert modes.effective_mode(account(organization)) == "credits"
 
 
@@ -124,8 +128,11 @@ def test_each_request_is_recorded_with_the_mode_it_ran_in(client, hub, upstream,
     client.chat.completions.create(model="openai/gpt-4o-mini", messages=HELLO)
     hub.drain()
 
-    assert list(UsageRecord.objects.order_by("created_at").values_list("billing_mode", flat=True)) == \
-        ["credits", "postpaid", "internal"]
+    assert list(UsageRecord.objects.order_by("created_at").values_list("billing_mode", flat=True)) == [
+        "credits",
+        "postpaid",
+        "internal",
+    ]
     assert LedgerEntry.objects.filter(kind="usage").count() == 1
 
 
@@ -142,10 +149,17 @@ def test_an_operator_sets_the_mode_in_the_admin_without_touching_the_balance(org
     page = browser.get(f"/admin/billing/creditaccount/{acc.pk}/change/")
     assert page.status_code == 200 and "Postpaid (never refused; invoiced monthly)" in page.content.decode()
 
-    form = {"price_plan": "", "billing_mode": "postpaid", "invoice_auto_charge": "unknown",
-            "low_balance_alert-TOTAL_FORMS": "0", "low_balance_alert-INITIAL_FORMS": "0",
-            "expiring_grants-TOTAL_FORMS": "0", "expiring_grants-INITIAL_FORMS": "0",
-            "entries-TOTAL_FORMS": "0", "entries-INITIAL_FORMS": "0"}
+    form = {
+        "price_plan": "",
+        "billing_mode": "postpaid",
+        "invoice_auto_charge": "unknown",
+        "low_balance_alert-TOTAL_FORMS": "0",
+        "low_balance_alert-INITIAL_FORMS": "0",
+        "expiring_grants-TOTAL_FORMS": "0",
+        "expiring_grants-INITIAL_FORMS": "0",
+        "entries-TOTAL_FORMS": "0",
+        "entries-INITIAL_FORMS": "0",
+    }
     response = browser.post(f"/admin/billing/creditaccount/{acc.pk}/change/", form)
 
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -158,12 +172,12 @@ def test_an_operator_sets_the_mode_in_the_admin_without_touching_the_balance(org
 
 # Low-balance emails are for credits organisations only -----------------------
 
+
 def test_a_postpaid_organisation_gets_no_low_balance_email(world, mailoutbox):
     assert notify_low_balances.delay().get() == 0  # armed
     set_mode(world.acme, "postpaid")
     services.credit_grant(organization=world.acme, amount=Decimal("-9.5"), kind="adjustment", description="spent")
-    services.credit_grant(organization=world.globex, amount=Decimal("-98.5"), kind="adjustment",
-                          description="spent")
+    services.credit_grant(organization=world.globex, amount=Decimal("-98.5"), kind="adjustment", description="spent")
 
     assert notify_low_balances.delay().get() == 1
     assert [m.to for m in mailoutbox] == [["outsider@example.com"]], "globex (credits) only"

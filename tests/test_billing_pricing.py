@@ -25,20 +25,35 @@ def catalog(public_id, provider, **rate):
 
 @pytest.fixture
 def providers(transactional_db):
-    return (factories.provider("openai", kind="openai_compatible", preset="openai"),
-            factories.provider("deepseek", kind="openai_compatible", preset="custom"))
+    return (
+        factories.provider("openai", kind="openai_compatible", preset="openai"),
+        factories.provider("deepseek", kind="openai_compatible", preset="custom"),
+    )
 
 
 @pytest.fixture
 def models(providers):
     openai, deepseek = providers
     return {
-        "mini": catalog("openai/gpt-4o-mini", openai, input_cost=Decimal("0.15"), output_cost=Decimal("0.6"),
-                        margin=Decimal("0.1")),
-        "big": catalog("openai/gpt-4o", openai, input_cost=Decimal("2.5"), output_cost=Decimal("10"),
-                       input_price=Decimal("3"), output_price=Decimal("12")),
-        "chat": catalog("deepseek/chat", deepseek, input_cost=Decimal("0.27"), output_cost=Decimal("1.1"),
-                        input_price=Decimal("0.2"), output_price=Decimal("1.5")),
+        "mini": catalog(
+            "openai/gpt-4o-mini", openai, input_cost=Decimal("0.15"), output_cost=Decimal("0.6"), margin=Decimal("0.1")
+        ),
+        "big": catalog(
+            "openai/gpt-4o",
+            openai,
+            input_cost=Decimal("2.5"),
+            output_cost=Decimal("10"),
+            input_price=Decimal("3"),
+            output_price=Decimal("12"),
+        ),
+        "chat": catalog(
+            "deepseek/chat",
+            deepseek,
+            input_cost=Decimal("0.27"),
+            output_cost=Decimal("1.1"),
+            input_price=Decimal("0.2"),
+            output_price=Decimal("1.5"),
+        ),
     }
 
 
@@ -56,8 +71,13 @@ def history(model):
 def test_creating_a_rate_is_recorded_with_its_derived_prices(models):
     (created,) = history(models["mini"])
     assert created.action == "created" and created.old == {} and created.model_name == "openai/gpt-4o-mini"
-    assert created.new == {"input_cost": "0.1500000000", "output_cost": "0.6000000000", "margin": "0.1000",
-                           "input_price": "0.1650000000", "output_price": "0.6600000000"}
+    assert created.new == {
+        "input_cost": "0.1500000000",
+        "output_cost": "0.6000000000",
+        "margin": "0.1000",
+        "input_price": "0.1650000000",
+        "output_price": "0.6600000000",
+    }
 
 
 def test_a_change_keeps_old_and_new_values_and_an_unchanged_save_records_nothing(models):

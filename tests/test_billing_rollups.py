@@ -33,6 +33,7 @@ def _clock():
     global NOW
     NOW = datetime.now(UTC)
 
+
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
 
 
@@ -49,12 +50,31 @@ def keys(organization):
 _counter = iter(range(1, 10**9))
 
 
-def usage(org, when, *, key=None, model="openai/gpt-4o-mini", prompt=100, completion=20, price="0.0000123456",
-          cost="0.0000100001", cache_read=3, mode=""):
+def usage(
+    org,
+    when,
+    *,
+    key=None,
+    model="openai/gpt-4o-mini",
+    prompt=100,
+    completion=20,
+    price="0.0000123456",
+    cost="0.0000100001",
+    cache_read=3,
+    mode="",
+):
     n = next(_counter)
     return factories.usage_event(
-        org, key=key, model_name=model, prompt_tokens=prompt + n % 7, completion_tokens=completion + n % 5,
-        cache_read_tokens=cache_read, cache_write_tokens=n % 2, cost=cost, price=price, created_at=when,
+        org,
+        key=key,
+        model_name=model,
+        prompt_tokens=prompt + n % 7,
+        completion_tokens=completion + n % 5,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=n % 2,
+        cost=cost,
+        price=price,
+        created_at=when,
         billing_mode=mode,
     )
 
@@ -82,8 +102,9 @@ def floor(moment: datetime, granularity: str) -> datetime:
 def expected_from_raw(granularity: str, records=None) -> dict:
     sums = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
     for r in records if records is not None else UsageRecord.objects.all():
-        row = sums[(r.organization_id, r.api_key_id or 0, r.model_name, r.billing_mode,
-                    floor(r.created_at, granularity))]
+        row = sums[
+            (r.organization_id, r.api_key_id or 0, r.model_name, r.billing_mode, floor(r.created_at, granularity))
+        ]
         row["requests"] += 1
         for name in FIELDS[1:]:
             row[name] += getattr(r, name)
@@ -92,8 +113,9 @@ def expected_from_raw(granularity: str, records=None) -> dict:
 
 def rolled(granularity: str) -> dict:
     return {
-        (r.organization_id, r.api_key_ref, r.model_name, r.billing_mode, r.period_start):
-            {name: getattr(r, name) for name in FIELDS}
+        (r.organization_id, r.api_key_ref, r.model_name, r.billing_mode, r.period_start): {
+            name: getattr(r, name) for name in FIELDS
+        }
         for r in UsageRollup.objects.filter(granularity=granularity)
     }
 
@@ -133,10 +155,14 @@ def test_rollups_equal_the_raw_sums_and_a_second_run_changes_nothing(organizatio
 def test_usage_in_each_billing_mode_is_rolled_up_apart(organization, keys, start, settings):
     """The invoices bill the postpaid rollups: a key's requests in one hour, in three modes, stay three rows."""
     at = start + timedelta(minutes=5)
-    services.record_usage([usage(organization, at, key=keys[0], mode="postpaid"),
-                           usage(organization, at + timedelta(minutes=1), key=keys[0], mode="internal", price="2"),
-                           usage(organization, at + timedelta(minutes=2), key=keys[0], mode="postpaid", price="1"),
-                           usage(organization, at + timedelta(minutes=3), key=keys[0])])  # HUB_BILLING_MODE: credits
+    services.record_usage(
+        [
+            usage(organization, at, key=keys[0], mode="postpaid"),
+            usage(organization, at + timedelta(minutes=1), key=keys[0], mode="internal", price="2"),
+            usage(organization, at + timedelta(minutes=2), key=keys[0], mode="postpaid", price="1"),
+            usage(organization, at + timedelta(minutes=3), key=keys[0]),
+        ]
+    )  # HUB_BILLING_MODE: credits
     settings.HUB_BILLING_MODE = "internal"  # what a record ran in is kept, not what the setting says later
 
     roll_up_usage.delay()
@@ -154,18 +180,30 @@ def test_records_arriving_late_for_a_rolled_up_hour_are_counted(organization, gl
     roll_up_usage.delay()
 
     # A batch the meter retried: written now, for requests that started hours ago.
-    services.record_usage([usage(organization, start + timedelta(minutes=59), key=keys[0]),
-                           usage(globex, start + timedelta(hours=25, minutes=1), model="deepseek/chat", price="0.25")])
+    services.record_usage(
+        [
+            usage(organization, start + timedelta(minutes=59), key=keys[0]),
+            usage(globex, start + timedelta(hours=25, minutes=1), model="deepseek/chat", price="0.25"),
+        ]
+    )
     assert roll_up_usage.delay().get() == 2
     assert roll_up_usage.delay().get() == 0
     assert_rollups_match_raw()
-    day = UsageRollup.objects.get(granularity="day", organization=globex, period_start=floor(start, "day") + timedelta(days=1))
+    day = UsageRollup.objects.get(
+        granularity="day", organization=globex, period_start=floor(start, "day") + timedelta(days=1)
+    )
     assert day.requests == 2 and day.price == Decimal("0.25") + Decimal("0.0000123456")
 
 
 def test_one_rollup_row_per_period_and_mode_even_without_a_key(organization):
-    row = dict(organization=organization, api_key=None, model_name="m", granularity="hour",
-               period_start=floor(NOW, "hour"), billing_mode="postpaid")
+    row = dict(
+        organization=organization,
+        api_key=None,
+        model_name="m",
+        granularity="hour",
+        period_start=floor(NOW, "hour"),
+        billing_mode="postpaid",
+    )
     UsageRollup.objects.create(**row)
     UsageRollup.objects.create(**(row | {"billing_mode": "internal"}))
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -196,8 +234,7 @@ def old_start():
     return floor(NOW - timedelta(days=100), "day") + timedelta(hours=5)
 
 
-def test_pruning_deletes_old_records_charged_or_not_and_keeps_the_rollups(organization, globex, keys, old_start,
-                                                                          start):
+def test_pruning_deletes_old_records_charged_or_not_and_keeps_the_rollups(organization, globex, keys, old_start, start):
     services.record_usage(spread(organization, globex, keys, start=old_start))
     services.record_usage(spread(organization, globex, keys, start=start))
     before = {g: expected_from_raw(g) for g in ("hour", "day")}
@@ -252,8 +289,9 @@ def test_a_prune_that_races_a_late_record_deletes_nothing(organization, globex, 
     def late_record_arrives(day):
         done = real(day)
         # Another process writes a record for the day being pruned and commits.
-        writer = threading.Thread(target=lambda: (services.record_usage([usage(organization, old_start, price="0")]),
-                                                  connection.close()))
+        writer = threading.Thread(
+            target=lambda: (services.record_usage([usage(organization, old_start, price="0")]), connection.close())
+        )
         writer.start()
         writer.join(10)
         return done
@@ -280,12 +318,17 @@ def test_concurrent_runs_while_usage_is_written_end_equal_to_the_raw_records(org
                 errors.append(exc)
             finally:
                 connection.close()
+
         return threading.Thread(target=run)
 
     def writer():
         for i in range(20):
-            services.record_usage([usage(organization, start + timedelta(hours=i % 3, minutes=i), key=keys[i % 2]),
-                                   usage(globex, start + timedelta(hours=25), price="0.1")])
+            services.record_usage(
+                [
+                    usage(organization, start + timedelta(hours=i % 3, minutes=i), key=keys[i % 2]),
+                    usage(globex, start + timedelta(hours=25), price="0.1"),
+                ]
+            )
         stop.set()
 
     def roller():

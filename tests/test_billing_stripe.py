@@ -29,6 +29,7 @@ from tests.fakes.server import running
 from tests.fakes.stripe_server import RecordedStripe, event, fixture, sign
 from tests.stripe_fixtures import DECLINED_CARD, GOOD_CARD, SECRET, WEBHOOK, card_of, deliver, wait_for
 
+
 @pytest.fixture
 def recorded_stripe(stripe_settings):
     with running(RecordedStripe()) as server:
@@ -57,27 +58,45 @@ def assert_ledger_is_truth(organization):
 
 
 def checkout(organization, user, amount="25.00"):
-    return payments.checkout_create(organization=organization, amount=Decimal(amount), requested_by=user,
-                                    success_url="https://hub.example.com/ok", cancel_url="https://hub.example.com/no")
+    return payments.checkout_create(
+        organization=organization,
+        amount=Decimal(amount),
+        requested_by=user,
+        success_url="https://hub.example.com/ok",
+        cancel_url="https://hub.example.com/no",
+    )
 
 
 def completed_session(payment: Payment, intent_id="pi_3QbZjv2eZvKYlo2C1bS1kP9a", **changes) -> dict:
     session = fixture("checkout_session")
-    session.update(id=payment.stripe_checkout_session_id, status="complete", payment_status="paid",
-                   payment_intent=intent_id, amount_total=int(payment.amount * 100),
-                   client_reference_id=str(payment.pk),
-                   metadata={"hub_payment": str(payment.pk), "hub_organization": str(payment.organization_id)})
+    session.update(
+        id=payment.stripe_checkout_session_id,
+        status="complete",
+        payment_status="paid",
+        payment_intent=intent_id,
+        amount_total=int(payment.amount * 100),
+        client_reference_id=str(payment.pk),
+        metadata={"hub_payment": str(payment.pk), "hub_organization": str(payment.organization_id)},
+    )
     session.update(changes)
     return session
 
 
 def succeeded_intent(payment: Payment, intent_id: str) -> dict:
     cents = int(payment.amount * 100)
-    return {"id": intent_id, "object": "payment_intent", "amount": cents, "amount_received": cents,
-            "currency": "usd", "status": "succeeded", "metadata": {"hub_payment": str(payment.pk)}}
+    return {
+        "id": intent_id,
+        "object": "payment_intent",
+        "amount": cents,
+        "amount_received": cents,
+        "currency": "usd",
+        "status": "succeeded",
+        "metadata": {"hub_payment": str(payment.pk)},
+    }
 
 
 # Money and its minor units ---------------------------------------------------
+
 
 def test_credits_convert_to_cents_and_back_exactly():
     assert stripe_gateway.to_minor_units(Decimal("25")) == 2500
@@ -93,15 +112,19 @@ def test_amounts_that_are_not_whole_cents_are_refused(amount):
 
 # Checkout --------------------------------------------------------------------
 
+
 def test_it_creates_a_checkout_session_for_the_payment(organization, owner, recorded_stripe):
     web = Client()
     web.force_login(owner)
-    response = web.post(f"/manage/v1/orgs/{organization.slug}/billing/checkout", {"amount": "25.00"},
-                        content_type="application/json")
+    response = web.post(
+        f"/manage/v1/orgs/{organization.slug}/billing/checkout", {"amount": "25.00"}, content_type="application/json"
+    )
     assert response.status_code == 201, response.content
     payment = Payment.objects.get()
-    assert response.json() == {"url": f"https://checkout.stripe.com/c/pay/{payment.stripe_checkout_session_id}",
-                               "payment_id": payment.pk}
+    assert response.json() == {
+        "url": f"https://checkout.stripe.com/c/pay/{payment.stripe_checkout_session_id}",
+        "payment_id": payment.pk,
+    }
     assert (payment.status, payment.amount, payment.requested_by) == ("pending", Decimal("25"), owner)
     sent = recorded_stripe.requests[0]
     assert sent["headers"]["Idempotency-Key"] == f"hub-payment-{payment.key}-checkout"
@@ -115,13 +138,16 @@ def test_it_creates_a_checkout_session_for_the_payment(organization, owner, reco
 
 
 # The permission matrix (accounts/permissions.py): buy_credits is the owner's and billing's.
-@pytest.mark.parametrize("role,status", [(Role.OWNER, 201), (Role.BILLING, 201), (Role.ADMIN, 403),
-                                         (Role.DEVELOPER, 403), (Role.VIEWER, 403)])
+@pytest.mark.parametrize(
+    "role,status",
+    [(Role.OWNER, 201), (Role.BILLING, 201), (Role.ADMIN, 403), (Role.DEVELOPER, 403), (Role.VIEWER, 403)],
+)
 def test_only_owners_and_billing_members_may_buy_credit(organization, recorded_stripe, role, status):
     web = Client()
     web.force_login(member(organization, "mel", role))
-    response = web.post(f"/manage/v1/orgs/{organization.slug}/billing/checkout", {"amount": "5"},
-                        content_type="application/json")
+    response = web.post(
+        f"/manage/v1/orgs/{organization.slug}/billing/checkout", {"amount": "5"}, content_type="application/json"
+    )
     assert response.status_code == status
 
 
@@ -138,14 +164,16 @@ def test_outsiders_and_anonymous_callers_may_not_buy_credit(organization, record
 def test_a_top_up_in_fractions_of_a_cent_is_refused(organization, owner, recorded_stripe):
     web = Client()
     web.force_login(owner)
-    response = web.post(f"/manage/v1/orgs/{organization.slug}/billing/checkout", {"amount": "10.005"},
-                        content_type="application/json")
+    response = web.post(
+        f"/manage/v1/orgs/{organization.slug}/billing/checkout", {"amount": "10.005"}, content_type="application/json"
+    )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "amount"
     assert not Payment.objects.exists() and not recorded_stripe.requests
 
 
 # The webhook -----------------------------------------------------------------
+
 
 def test_a_paid_checkout_credits_once_and_a_replay_credits_nothing(organization, owner, recorded_stripe):
     payment, _ = checkout(organization, owner)
@@ -166,8 +194,10 @@ def test_a_paid_checkout_credits_once_and_a_replay_credits_nothing(organization,
 @pytest.mark.parametrize("order", ["session first", "intent first"])
 def test_checkout_and_payment_intent_events_for_one_payment_credit_once(organization, owner, recorded_stripe, order):
     payment, _ = checkout(organization, owner)
-    events = [event("checkout.session.completed", completed_session(payment, "pi_both")),
-              event("payment_intent.succeeded", succeeded_intent(payment, "pi_both"))]
+    events = [
+        event("checkout.session.completed", completed_session(payment, "pi_both")),
+        event("payment_intent.succeeded", succeeded_intent(payment, "pi_both")),
+    ]
     for evt in events if order == "session first" else events[::-1]:
         assert deliver(evt).status_code == 200
     assert balance(organization) == Decimal("35")
@@ -183,8 +213,12 @@ def test_a_forged_or_tampered_event_is_refused_and_changes_nothing(organization,
     signed = json.dumps(completed).encode()
     header = sign(signed, SECRET)
     tampered = signed.replace(b'"amount_total": 2500', b'"amount_total": 250000')
-    assert Client().post(WEBHOOK, data=tampered, content_type="application/json",
-                         headers={"Stripe-Signature": header}).status_code == 400
+    assert (
+        Client()
+        .post(WEBHOOK, data=tampered, content_type="application/json", headers={"Stripe-Signature": header})
+        .status_code
+        == 400
+    )
     assert Client().post(WEBHOOK, data=signed, content_type="application/json").status_code == 400
     assert not StripeEvent.objects.exists()
     assert balance(organization) == Decimal("10")
@@ -220,14 +254,22 @@ def test_events_of_other_types_are_recorded_and_ignored(organization, stripe_set
 
 # Refunds and disputes, on payments localstripe really took -------------------
 
+
 def paid_by_card(organization, stripe_client, amount="25.00", card=GOOD_CARD):
     """A payment charged on localstripe and credited by its signed payment_intent.succeeded."""
     payment = Payment.objects.create(organization=organization, amount=Decimal(amount), source="auto_recharge")
     customer, method = card_of(stripe_client, card)
-    intent = stripe_client.v1.payment_intents.create(params={
-        "amount": int(Decimal(amount) * 100), "currency": "usd", "customer": customer.id,
-        "payment_method": method.id, "confirm": True, "off_session": True,
-        "metadata": {"hub_payment": str(payment.pk)}})
+    intent = stripe_client.v1.payment_intents.create(
+        params={
+            "amount": int(Decimal(amount) * 100),
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": method.id,
+            "confirm": True,
+            "off_session": True,
+            "metadata": {"hub_payment": str(payment.pk)},
+        }
+    )
     assert deliver(event("payment_intent.succeeded", intent.to_dict())).status_code == 200
     return payment, intent
 
@@ -261,8 +303,12 @@ def test_refunds_take_back_exactly_what_was_refunded(organization, stripe_settin
 
 def dispute_of(intent, status="needs_response", **changes) -> dict:
     charge = intent.latest_charge if isinstance(intent.latest_charge, str) else intent.latest_charge.id
-    dispute = fixture("dispute") | {"charge": charge, "payment_intent": intent.id,
-                                    "amount": intent.amount, "status": status}
+    dispute = fixture("dispute") | {
+        "charge": charge,
+        "payment_intent": intent.id,
+        "amount": intent.amount,
+        "status": status,
+    }
     return dispute | changes
 
 
@@ -293,6 +339,7 @@ def test_a_lost_dispute_keeps_the_credit_taken(organization, stripe_settings, st
 
 # Out of order: every movement has its own key, so arrival order changes nothing.
 
+
 def test_a_dispute_closed_before_it_was_opened_counts_once(organization, stripe_settings, stripe_client):
     _, intent = paid_by_card(organization, stripe_client)
     deliver(event("charge.dispute.closed", dispute_of(intent, "won")))
@@ -304,14 +351,22 @@ def test_a_dispute_closed_before_it_was_opened_counts_once(organization, stripe_
 
 
 def test_a_refund_before_the_credit_is_taken_back_once_the_credit_arrives(
-        organization, owner, recorded_stripe, stripe_settings, stripe_client, localstripe):
+    organization, owner, recorded_stripe, stripe_settings, stripe_client, localstripe
+):
     payment, _ = checkout(organization, owner)
     stripe_settings.STRIPE_API_BASE = localstripe.url
     # A real intent and charge on localstripe play the payment Checkout took.
     customer, method = card_of(stripe_client)
-    intent = stripe_client.v1.payment_intents.create(params={
-        "amount": 2500, "currency": "usd", "customer": customer.id, "payment_method": method.id,
-        "confirm": True, "off_session": True})
+    intent = stripe_client.v1.payment_intents.create(
+        params={
+            "amount": 2500,
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": method.id,
+            "confirm": True,
+            "off_session": True,
+        }
+    )
     Payment.objects.filter(pk=payment.pk).update(stripe_payment_intent_id=intent.id)
 
     deliver(refund(stripe_client, intent, 500))
@@ -323,15 +378,22 @@ def test_a_refund_before_the_credit_is_taken_back_once_the_credit_arrives(
 
 # Auto-recharge ---------------------------------------------------------------
 
+
 def saved_card(organization, stripe_client, card=GOOD_CARD, threshold="20", amount="25"):
     customer, method = card_of(stripe_client, card)
-    return AutoRecharge.objects.create(organization=organization, enabled=True, threshold=Decimal(threshold),
-                                       amount=Decimal(amount), stripe_customer_id=customer.id,
-                                       stripe_payment_method_id=method.id)
+    return AutoRecharge.objects.create(
+        organization=organization,
+        enabled=True,
+        threshold=Decimal(threshold),
+        amount=Decimal(amount),
+        stripe_customer_id=customer.id,
+        stripe_payment_method_id=method.id,
+    )
 
 
 def test_auto_recharge_run_twice_charges_once_and_the_webhook_credits_it(
-        organization, stripe_client, localstripe_webhook):
+    organization, stripe_client, localstripe_webhook
+):
     recharge = saved_card(organization, stripe_client)
     auto_recharge_all.delay()
     auto_recharge_all.delay()
@@ -351,12 +413,18 @@ def test_auto_recharge_run_twice_charges_once_and_the_webhook_credits_it(
     assert_ledger_is_truth(organization)
 
 
-@pytest.mark.parametrize("own, hub_wide", [("postpaid", "credits"), ("internal", "credits"), ("", "postpaid"),
-                                            ("", "internal")])
+@pytest.mark.parametrize(
+    "own, hub_wide", [("postpaid", "credits"), ("internal", "credits"), ("", "postpaid"), ("", "internal")]
+)
 def test_only_credits_organisations_auto_recharge(organization, settings, own, hub_wide):
-    recharge = AutoRecharge.objects.create(organization=organization, enabled=True, threshold=Decimal(20),
-                                           amount=Decimal(25), stripe_customer_id="cus_1",
-                                           stripe_payment_method_id="pm_1")
+    recharge = AutoRecharge.objects.create(
+        organization=organization,
+        enabled=True,
+        threshold=Decimal(20),
+        amount=Decimal(25),
+        stripe_customer_id="cus_1",
+        stripe_payment_method_id="pm_1",
+    )
     assert payments.auto_recharge_due() == [recharge.pk], "credits, under its threshold"
 
     CreditAccount.objects.filter(organization=organization).update(billing_mode=own)
@@ -376,8 +444,9 @@ def test_a_declined_auto_recharge_disables_it_and_says_why(organization, stripe_
     assert not recharge.enabled and recharge.pending_payment is None
     assert "declined" in recharge.disabled_reason
     # localstripe's payment_intent.payment_failed changes nothing more.
-    assert wait_for(lambda: StripeEvent.objects.filter(type="payment_intent.payment_failed",
-                                                       processed_at__isnull=False).exists())
+    assert wait_for(
+        lambda: StripeEvent.objects.filter(type="payment_intent.payment_failed", processed_at__isnull=False).exists()
+    )
     auto_recharge_all.delay()
     assert Payment.objects.count() == 1
     assert balance(organization) == Decimal("10")
@@ -394,7 +463,8 @@ def test_concurrent_auto_recharge_runs_claim_it_once(organization, stripe_settin
 
 
 def test_a_recharge_whose_charge_never_answered_is_asked_again_with_the_same_payment(
-        organization, stripe_settings, stripe_client):
+    organization, stripe_settings, stripe_client
+):
     recharge = saved_card(organization, stripe_client)
     # A run that crashed after claiming the recharge, before Stripe answered.
     payment = Payment.objects.create(organization=organization, amount=Decimal("25"), source="auto_recharge")
@@ -405,11 +475,9 @@ def test_a_recharge_whose_charge_never_answered_is_asked_again_with_the_same_pay
     assert Payment.objects.get().stripe_payment_intent_id.startswith("pi_")
 
 
-def test_an_event_whose_handler_fails_is_kept_for_stripe_to_deliver_again(organization, stripe_settings,
-                                                                          stripe_client):
+def test_an_event_whose_handler_fails_is_kept_for_stripe_to_deliver_again(organization, stripe_settings, stripe_client):
     _, intent = paid_by_card(organization, stripe_client)
-    broken = event("charge.refunded", {"id": "ch_unknown_to_stripe", "object": "charge",
-                                       "payment_intent": intent.id})
+    broken = event("charge.refunded", {"id": "ch_unknown_to_stripe", "object": "charge", "payment_intent": intent.id})
     assert deliver(broken).status_code == 500
     assert deliver(broken).status_code == 500
     row = StripeEvent.objects.get(stripe_id=broken["id"])
@@ -419,16 +487,25 @@ def test_an_event_whose_handler_fails_is_kept_for_stripe_to_deliver_again(organi
 
 
 def test_the_off_session_charge_carries_a_key_derived_from_its_payment(organization, recorded_stripe):
-    recharge = AutoRecharge.objects.create(organization=organization, enabled=True, threshold=Decimal(20),
-                                           amount=Decimal(25), stripe_customer_id="cus_gone",
-                                           stripe_payment_method_id="pm_gone")
+    recharge = AutoRecharge.objects.create(
+        organization=organization,
+        enabled=True,
+        threshold=Decimal(20),
+        amount=Decimal(25),
+        stripe_customer_id="cus_gone",
+        stripe_payment_method_id="pm_gone",
+    )
     payment = payments.auto_recharge_start(auto_recharge_id=recharge.pk)
     sent = recorded_stripe.requests[0]
     assert sent["path"] == "/v1/payment_intents"
     assert sent["headers"]["Idempotency-Key"] == f"hub-payment-{payment.key}-intent"
-    assert {k: sent["form"][k] for k in ("amount", "currency", "confirm", "off_session", "metadata[hub_payment]")} \
-        == {"amount": "2500", "currency": "usd", "confirm": "true", "off_session": "true",
-            "metadata[hub_payment]": str(payment.pk)}
+    assert {k: sent["form"][k] for k in ("amount", "currency", "confirm", "off_session", "metadata[hub_payment]")} == {
+        "amount": "2500",
+        "currency": "usd",
+        "confirm": "true",
+        "off_session": "true",
+        "metadata[hub_payment]": str(payment.pk),
+    }
     # Stripe refused outright (here: no such route): the recharge stops rather than retrying forever.
     recharge.refresh_from_db()
     assert payment.status == "failed" and not recharge.enabled and recharge.disabled_reason
@@ -444,6 +521,7 @@ def test_a_checkout_stripe_cannot_create_leaves_a_failed_payment(organization, o
 
 # Saving a card for auto-recharge, self-service (SetupIntent) --------------------
 
+
 def card_setup(web, organization):
     response = web.post(f"/manage/v1/orgs/{organization.slug}/billing/auto-recharge/card")
     assert response.status_code == 201, response.content
@@ -452,14 +530,16 @@ def card_setup(web, organization):
 
 def confirmed(stripe_client, setup_intent_id, card=GOOD_CARD) -> dict:
     """What the browser does with Stripe.js, then the object Stripe's setup_intent.succeeded carries."""
-    method = stripe_client.v1.payment_methods.create(params={
-        "type": "card", "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+    method = stripe_client.v1.payment_methods.create(
+        params={"type": "card", "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}}
+    )
     stripe_client.v1.setup_intents.confirm(setup_intent_id, params={"payment_method": method.id})
     return json.loads(str(stripe_client.v1.setup_intents.retrieve(setup_intent_id)))
 
 
-def test_an_owner_saves_a_card_then_turns_auto_recharge_on_and_it_charges(organization, owner, stripe_settings,
-                                                                           stripe_client):
+def test_an_owner_saves_a_card_then_turns_auto_recharge_on_and_it_charges(
+    organization, owner, stripe_settings, stripe_client
+):
     web = Client()
     web.force_login(owner)
     url = f"/manage/v1/orgs/{organization.slug}/billing/auto-recharge"
@@ -479,8 +559,13 @@ def test_an_owner_saves_a_card_then_turns_auto_recharge_on_and_it_charges(organi
 
     response = web.put(url, on, content_type="application/json")
     assert response.status_code == 200
-    assert response.json() == {"enabled": True, "threshold": "20.00", "amount": "25.00", "card_saved": True,
-                               "disabled_reason": ""}
+    assert response.json() == {
+        "enabled": True,
+        "threshold": "20.00",
+        "amount": "25.00",
+        "card_saved": True,
+        "disabled_reason": "",
+    }
     auto_recharge_all.delay()  # the balance (10) is under the threshold (20)
     payment = Payment.objects.get()
     assert (payment.source, payment.amount) == ("auto_recharge", Decimal("25"))
@@ -488,8 +573,9 @@ def test_an_owner_saves_a_card_then_turns_auto_recharge_on_and_it_charges(organi
     assert (charged.customer, charged.payment_method) == (intent["customer"], intent["payment_method"])
 
 
-def test_only_the_latest_setup_saves_a_card_and_a_replay_or_forgery_changes_nothing(organization, owner,
-                                                                                     stripe_settings, stripe_client):
+def test_only_the_latest_setup_saves_a_card_and_a_replay_or_forgery_changes_nothing(
+    organization, owner, stripe_settings, stripe_client
+):
     web = Client()
     web.force_login(owner)
     first = confirmed(stripe_client, card_setup(web, organization)["setup_intent_id"])
@@ -507,8 +593,9 @@ def test_only_the_latest_setup_saves_a_card_and_a_replay_or_forgery_changes_noth
 
 
 @pytest.mark.parametrize("role,status", [(Role.BILLING, 201), (Role.ADMIN, 403), (Role.DEVELOPER, 403)])
-def test_only_owners_and_billing_members_may_save_a_card_or_change_auto_recharge(organization, stripe_settings,
-                                                                                 role, status):
+def test_only_owners_and_billing_members_may_save_a_card_or_change_auto_recharge(
+    organization, stripe_settings, role, status
+):
     web = Client()
     web.force_login(member(organization, "mel", role))
     url = f"/manage/v1/orgs/{organization.slug}/billing/auto-recharge"

@@ -62,9 +62,16 @@ def test_the_demo_provider_answers_offline_and_free(hub):
     reply = client.chat.completions.create(model="demo/echo", messages=[{"role": "user", "content": "ping pong"}])
     assert reply.choices[0].message.content == "Hello from the hub's demo model! You said: ping pong"
     assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (5, 10)
-    words = [c.choices[0].delta.content for c in client.chat.completions.create(
-        model="demo", messages=[{"role": "user", "content": "ping pong"}], stream=True,
-        stream_options={"include_usage": True}) if c.choices and c.choices[0].delta.content]
+    words = [
+        c.choices[0].delta.content
+        for c in client.chat.completions.create(
+            model="demo",
+            messages=[{"role": "user", "content": "ping pong"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        if c.choices and c.choices[0].delta.content
+    ]
     assert len(words) == 10 and "".join(words) == reply.choices[0].message.content
     cut = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "x"}], max_tokens=3)
     assert cut.choices[0].finish_reason == "length" and cut.usage.completion_tokens == 3
@@ -86,8 +93,11 @@ def test_the_home_page_lists_every_gateway_endpoint_and_links_to_the_docs(hub):
     from django.urls import get_resolver
 
     page = html.unescape(httpx.get(f"{hub.url}/").text)
-    routes = {str(p.pattern).replace("<path:model_id>", "{id}").replace("<str:name>", "{name}")
-              for p in get_resolver().url_patterns if str(p.pattern).startswith("v1/")}
+    routes = {
+        str(p.pattern).replace("<path:model_id>", "{id}").replace("<str:name>", "{name}")
+        for p in get_resolver().url_patterns
+        if str(p.pattern).startswith("v1/")
+    }
     assert len(routes) == 11
     for route in routes:
         assert f"{hub.url}/{route}</code>" in page, route

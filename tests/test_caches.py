@@ -29,8 +29,15 @@ NOT_CACHES = {
     ("accounts.caches", "_registry"): "the registry itself",
 }
 
-KNOWN = {"hub.auth", "hub.balances", "hub.catalogue", "hub.credit", "hub.limits", "hub.route_health",
-         "providers.crypto"}
+KNOWN = {
+    "hub.auth",
+    "hub.balances",
+    "hub.catalogue",
+    "hub.credit",
+    "hub.limits",
+    "hub.route_health",
+    "providers.crypto",
+}
 
 
 def _modules():
@@ -45,9 +52,12 @@ def _modules():
 def _is_container(node) -> bool:
     if isinstance(node, (ast.Dict, ast.List, ast.Set)):
         return True
-    return (isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))
-            and getattr(node.func, "id", getattr(node.func, "attr", "")) in {"dict", "list", "set", "defaultdict",
-                                                                            "OrderedDict", "deque"})
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, (ast.Name, ast.Attribute))
+        and getattr(node.func, "id", getattr(node.func, "attr", ""))
+        in {"dict", "list", "set", "defaultdict", "OrderedDict", "deque"}
+    )
 
 
 def _is_memo(decorator) -> bool:
@@ -65,8 +75,13 @@ def module_state(tree) -> set[str]:
     rebound = {name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
     found = set()
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-            node, ast.AnnAssign) and node.value is not None else []
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign) and node.value is not None
+            else []
+        )
         for target in targets:
             if not isinstance(target, ast.Name):
                 continue
@@ -87,8 +102,10 @@ def state_of_the_apps() -> dict[str, set[str]]:
 
 
 def test_the_scan_finds_each_kind_of_module_state():
-    tree = ast.parse("from functools import lru_cache\n_a = {}\n_b: list = []\n_c = None\nCONST = ('x',)\n"
-                     "def f():\n    global _c\n    _c = 1\n@lru_cache(maxsize=1)\ndef g(): pass\n")
+    tree = ast.parse(
+        "from functools import lru_cache\n_a = {}\n_b: list = []\n_c = None\nCONST = ('x',)\n"
+        "def f():\n    global _c\n    _c = 1\n@lru_cache(maxsize=1)\ndef g(): pass\n"
+    )
     assert module_state(tree) == {"_a", "_b", "_c", "g"}
 
 
@@ -98,14 +115,15 @@ def test_every_module_with_process_wide_state_registers_a_reset():
         importlib.import_module(module)
     registered = {cache.module for cache in caches.registered()}
     assert set(found) - registered == set(), (
-        "module-level state without caches.register(...) (or, if it is not a cache, a line in NOT_CACHES)")
-    assert KNOWN <= set(found), "the scan no longer sees a known cache"
+        "module-level state without caches.register(...) (or, if it is not a cache, a line in NOT_CACHES)"
+    )
+    assert set(found) >= KNOWN, "the scan no longer sees a known cache"
 
 
 def test_the_known_caches_are_registered():
     for module in KNOWN:
         importlib.import_module(module)
-    assert KNOWN <= {cache.module for cache in caches.registered()}
+    assert {cache.module for cache in caches.registered()} >= KNOWN
 
 
 def test_reset_all_empties_every_registered_cache(organization):

@@ -66,9 +66,17 @@ def _run_schedule(template, tmp_path, **broker):
         "worker": ["celery", "-A", "hub", "worker", "--loglevel=info", "--concurrency=2"],
         "beat": ["celery", "-A", "hub", "beat", "--loglevel=info"],
     }
-    procs = {name: subprocess.Popen([str(VENV_BIN / cmd[0]), *cmd[1:]], cwd=ROOT, env=env, stdout=logs[name],
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-             for name, cmd in commands.items()}
+    procs = {
+        name: subprocess.Popen(
+            [str(VENV_BIN / cmd[0]), *cmd[1:]],
+            cwd=ROOT,
+            env=env,
+            stdout=logs[name],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for name, cmd in commands.items()
+    }
 
     def output():
         return "".join(f"--- {name}\n{(tmp_path / f'{name}.log').read_text()}" for name in procs)
@@ -78,14 +86,19 @@ def _run_schedule(template, tmp_path, **broker):
 
     def holds():
         with sqlite3.connect(var / "hub.sqlite3") as db:
-            return db.execute("SELECT COUNT(*), (SELECT held FROM billing_creditaccount) FROM billing_credithold"
-                              ).fetchone()
+            return db.execute(
+                "SELECT COUNT(*), (SELECT held FROM billing_creditaccount) FROM billing_credithold"
+            ).fetchone()
 
     try:
         for name, proc in procs.items():
             assert proc.poll() is None or proc.returncode == 0, output()
-        wait_for(lambda: _interval_tasks() <= succeeded() or any(p.poll() is not None for p in procs.values()),
-                 90, "every scheduled task succeeding", output)
+        wait_for(
+            lambda: _interval_tasks() <= succeeded() or any(p.poll() is not None for p in procs.values()),
+            90,
+            "every scheduled task succeeding",
+            output,
+        )
         assert all(p.poll() is None for p in procs.values()), output()
         assert holds() == (0, 0), "release_expired_holds ran but the hold is still there"
     finally:

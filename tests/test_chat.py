@@ -34,7 +34,10 @@ def test_it_relays_a_chat_completion_and_charges_it(client, hub, upstream, organ
     assert api_key not in sent.raw.decode() + repr(sent.headers)
 
     record = only_record()
-    assert (record.prompt_tokens, record.completion_tokens) == (reply.usage.prompt_tokens, reply.usage.completion_tokens)
+    assert (record.prompt_tokens, record.completion_tokens) == (
+        reply.usage.prompt_tokens,
+        reply.usage.completion_tokens,
+    )
     assert record.status == "ok" and not record.usage_estimated and not record.stream
     assert record.price == expected_price(reply.usage.prompt_tokens, reply.usage.completion_tokens)
     assert record.cost == record.price / 2
@@ -55,16 +58,21 @@ def test_it_accepts_the_bare_alias_and_the_api_path(hub, api_key, chat_model, up
 def test_it_accepts_the_key_in_x_api_key(hub, api_key, chat_model, upstream):
     import httpx
 
-    response = httpx.post(f"{hub.url}/v1/chat/completions", headers={"x-api-key": api_key},
-                          json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    response = httpx.post(
+        f"{hub.url}/v1/chat/completions",
+        headers={"x-api-key": api_key},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert response.status_code == 200
     assert response.headers["x-request-id"].startswith("req_")
 
 
 def test_a_stream_is_metered_without_showing_usage_to_a_client_that_did_not_ask(client, hub, upstream):
-    chunks = list(client.chat.completions.create(
-        model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "one two three"}], stream=True
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "one two three"}], stream=True
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Hello! You said: one two three"
     assert all(c.choices for c in chunks), "the usage chunk must be stripped"
@@ -79,10 +87,14 @@ def test_a_stream_is_metered_without_showing_usage_to_a_client_that_did_not_ask(
 
 
 def test_a_stream_shows_usage_to_a_client_that_asked_and_bills_the_same(client, hub, upstream):
-    chunks = list(client.chat.completions.create(
-        model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hello"}], stream=True,
-        stream_options={"include_usage": True},
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="openai/gpt-4o-mini",
+            messages=[{"role": "user", "content": "hello"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     usage = chunks[-1].usage
     assert chunks[-1].choices == []
     hub.drain()
@@ -93,9 +105,11 @@ def test_a_stream_shows_usage_to_a_client_that_asked_and_bills_the_same(client, 
 def test_the_async_client_works_streaming_and_not(async_client, hub, upstream):
     async def scenario():
         reply = await async_client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "async"}])
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "async"}]
+        )
         stream = await async_client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "async stream"}], stream=True)
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "async stream"}], stream=True
+        )
         text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
         await async_client.close()
         return reply, text
@@ -109,9 +123,12 @@ def test_the_async_client_works_streaming_and_not(async_client, hub, upstream):
 
 def test_many_concurrent_requests_are_each_recorded_once(async_client, hub, upstream, organization):
     async def scenario():
-        calls = [async_client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": f"n{i}"}], stream=bool(i % 2))
-            for i in range(40)]
+        calls = [
+            async_client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"n{i}"}], stream=bool(i % 2)
+            )
+            for i in range(40)
+        ]
         results = await asyncio.gather(*calls)
         for r in results:
             if not hasattr(r, "choices"):
@@ -127,7 +144,8 @@ def test_many_concurrent_requests_are_each_recorded_once(async_client, hub, upst
 
 def test_max_tokens_cut_off_is_passed_and_billed(client, hub, upstream):
     reply = client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "a b c d e f"}], max_tokens=2)
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "a b c d e f"}], max_tokens=2
+    )
     assert reply.choices[0].finish_reason == "length"
     sent = upstream.requests[0].json
     assert sent["max_completion_tokens"] == 2 and "max_tokens" not in sent  # OpenAI's name for it, honoured by all
@@ -144,10 +162,16 @@ def test_tool_calls_stream_through_intact(hub, api_key, openai_provider, upstrea
     add_model(openai_provider, "openai/tool", "fake-tool")
     client = openai.OpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
-    chunks = list(client.chat.completions.create(
-        model="openai/tool", messages=[{"role": "user", "content": "weather?"}], tools=tools, stream=True))
-    arguments = "".join(c.choices[0].delta.tool_calls[0].function.arguments or ""
-                        for c in chunks if c.choices and c.choices[0].delta.tool_calls)
+    chunks = list(
+        client.chat.completions.create(
+            model="openai/tool", messages=[{"role": "user", "content": "weather?"}], tools=tools, stream=True
+        )
+    )
+    arguments = "".join(
+        c.choices[0].delta.tool_calls[0].function.arguments or ""
+        for c in chunks
+        if c.choices and c.choices[0].delta.tool_calls
+    )
     assert arguments == TOOL_ARGUMENTS
     assert upstream.requests[0].json["tools"] == tools
 
@@ -159,8 +183,9 @@ def test_models_lists_ids_and_aliases(client):
 
 
 @pytest.mark.parametrize("mode", ["internal"])
-def test_internal_billing_mode_tracks_cost_without_credit(hub, api_key, chat_model, upstream, organization,
-                                                           settings, mode):
+def test_internal_billing_mode_tracks_cost_without_credit(
+    hub, api_key, chat_model, upstream, organization, settings, mode
+):
     import openai
 
     from billing.services import credit_grant

@@ -52,14 +52,17 @@ def test_a_missing_secret_variable_is_an_error_and_changes_nothing(transactional
     assert not Provider.objects.exists()
 
 
-@pytest.mark.parametrize("text, message", [
-    ("providers: [{name: x, preset: nope}]", "unknown preset"),
-    ("providers: [{name: x, preset: openai, credentials: [{secret: sk-inline}]}]", "secret_env"),
-    ("providers: [{name: x}]", "needs a base URL"),
-    ("models: [{id: a/b, provider: missing, upstream: b}]", "unknown provider"),
-    ("models: [{id: a/b}]", "'provider' is required"),
-    ("- just a list", "mapping"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("providers: [{name: x, preset: nope}]", "unknown preset"),
+        ("providers: [{name: x, preset: openai, credentials: [{secret: sk-inline}]}]", "secret_env"),
+        ("providers: [{name: x}]", "needs a base URL"),
+        ("models: [{id: a/b, provider: missing, upstream: b}]", "unknown provider"),
+        ("models: [{id: a/b}]", "'provider' is required"),
+        ("- just a list", "mapping"),
+    ],
+)
 def test_a_bad_file_says_what_is_wrong(transactional_db, monkeypatch, tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -72,9 +75,16 @@ CATALOGUE = Path(__file__).resolve().parent.parent / "providers" / "catalogue"
 
 def test_every_shipped_catalogue_applies_with_a_margin(transactional_db, monkeypatch):
     files = sorted(CATALOGUE.glob("*.yaml"))
-    env = {"OPENAI_API_KEY": "a", "ANTHROPIC_API_KEY": "b", "GEMINI_API_KEY": "c", "DEEPSEEK_API_KEY": "d",
-           "XAI_API_KEY": "e", "MISTRAL_API_KEY": "f", "OPENROUTER_API_KEY": "g",
-           "BEDROCK_CREDENTIALS_JSON": '{"access_key_id": "AKIA", "secret_access_key": "s"}'}
+    env = {
+        "OPENAI_API_KEY": "a",
+        "ANTHROPIC_API_KEY": "b",
+        "GEMINI_API_KEY": "c",
+        "DEEPSEEK_API_KEY": "d",
+        "XAI_API_KEY": "e",
+        "MISTRAL_API_KEY": "f",
+        "OPENROUTER_API_KEY": "g",
+        "BEDROCK_CREDENTIALS_JSON": '{"access_key_id": "AKIA", "secret_access_key": "s"}',
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     out = io.StringIO()

@@ -32,12 +32,20 @@ def assert_settled(organization):
 @pytest.fixture
 def pricey(openai_provider):
     """A model at 1 credit per million input and 100,000 per million output tokens: 0.1 per output token."""
-    return add_model(openai_provider, "openai/pricey", "gpt-4o-mini", input_cost=Decimal(0), output_cost=Decimal(0),
-                     input_price=Decimal(1), output_price=Decimal(100_000))
+    return add_model(
+        openai_provider,
+        "openai/pricey",
+        "gpt-4o-mini",
+        input_cost=Decimal(0),
+        output_cost=Decimal(0),
+        input_price=Decimal(1),
+        output_price=Decimal(100_000),
+    )
 
 
 def test_a_request_that_could_cost_more_than_the_credit_is_402_until_max_tokens_is_lowered(
-        client, hub, upstream, organization, pricey):
+    client, hub, upstream, organization, pricey
+):
     with pytest.raises(openai.APIStatusError) as raised:  # no max_tokens: the hold is the 4096-token default
         client.chat.completions.create(model="openai/pricey", messages=HELLO)
     assert raised.value.status_code == 402 and "Lower max_tokens" in raised.value.message
@@ -53,9 +61,12 @@ def test_hundreds_of_concurrent_requests_never_spend_more_than_there_is(hub, api
     # 10.5 credits; each request holds a little over 5 (50 output tokens at 0.1, and its prompt) and
     # really costs 0.6 (6 words): at most two can be in flight at once, and the balance never goes below zero.
     credit_grant(organization=organization, amount=Decimal("0.5"))
-    client = openai.AsyncOpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0,
-                                http_client=openai.DefaultAsyncHttpxClient(
-                                    limits=httpx.Limits(max_connections=300)))
+    client = openai.AsyncOpenAI(
+        base_url=f"{hub.url}/v1",
+        api_key=api_key,
+        max_retries=0,
+        http_client=openai.DefaultAsyncHttpxClient(limits=httpx.Limits(max_connections=300)),
+    )
 
     async def one():
         try:
@@ -77,8 +88,10 @@ def test_hundreds_of_concurrent_requests_never_spend_more_than_there_is(hub, api
     assert account(organization).balance == Decimal("10.5") - spent >= 0
 
 
-@pytest.mark.parametrize("upstream_model, status", [("fake-error-500", "upstream_error"), ("fake-cut", "upstream_error"),
-                                                     ("fake-malformed", "upstream_error")])
+@pytest.mark.parametrize(
+    "upstream_model, status",
+    [("fake-error-500", "upstream_error"), ("fake-cut", "upstream_error"), ("fake-malformed", "upstream_error")],
+)
 def test_every_ending_releases_its_hold(hub, api_key, openai_provider, upstream, organization, upstream_model, status):
     add_model(openai_provider, "openai/broken", upstream_model)
     client = openai.OpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
@@ -90,11 +103,13 @@ def test_every_ending_releases_its_hold(hub, api_key, openai_provider, upstream,
 
 
 def test_a_client_that_leaves_mid_stream_pays_for_what_it_got_and_its_hold_is_released(
-        hub, api_key, openai_provider, upstream, organization):
+    hub, api_key, openai_provider, upstream, organization
+):
     add_model(openai_provider, "openai/slow", "fake-slow")
     body = {"model": "openai/slow", "messages": HELLO, "stream": True, "max_tokens": 500}
-    with httpx.stream("POST", f"{hub.url}/v1/chat/completions", json=body,
-                      headers={"authorization": f"Bearer {api_key}"}, timeout=10) as response:
+    with httpx.stream(
+        "POST", f"{hub.url}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {api_key}"}, timeout=10
+    ) as response:
         for i, _ in enumerate(response.iter_lines()):
             if i > 6:
                 break
@@ -110,11 +125,13 @@ def test_a_client_that_leaves_mid_stream_pays_for_what_it_got_and_its_hold_is_re
 
 
 def test_a_hold_whose_request_never_settles_expires(organization, transactional_db):
-    from billing.tasks import release_expired_holds
     from billing.services import hold_place
+    from billing.tasks import release_expired_holds
 
-    assert hold_place(organization_id=organization.pk, request_id="req_crashed", amount=Decimal("3"),
-                      ttl_seconds=60) is None
+    assert (
+        hold_place(organization_id=organization.pk, request_id="req_crashed", amount=Decimal("3"), ttl_seconds=60)
+        is None
+    )
     assert account(organization).available == Decimal(7)
     assert release_expired_holds.delay().get() == 0  # not expired yet
     CreditHold.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
@@ -144,8 +161,9 @@ def test_a_free_model_or_internal_mode_holds_nothing(client, hub, upstream, orga
     assert_settled(organization)
 
 
-def test_a_busy_process_reserves_credit_once_per_lease_not_once_per_request(client, hub, upstream, organization,
-                                                                           monkeypatch):
+def test_a_busy_process_reserves_credit_once_per_lease_not_once_per_request(
+    client, hub, upstream, organization, monkeypatch
+):
     from hub import credit
 
     calls = []
@@ -194,8 +212,9 @@ def test_idle_leases_of_many_organisations_are_all_given_back_on_uvloop(settings
 
     async def scenario():
         for organization_id in range(1, 101):  # one request each, settled at scattered moments
-            lease = credit._leases[organization_id] = credit.Lease(organization_id, f"lease:t:{organization_id}",
-                                                                   Decimal(1))
+            lease = credit._leases[organization_id] = credit.Lease(
+                organization_id, f"lease:t:{organization_id}", Decimal(1)
+            )
             lease.admit(Decimal("0.1"))
             await asyncio.sleep(0.0013)
             lease.settle(Decimal("0.1"), Decimal("0.01"))

@@ -72,8 +72,9 @@ def test_an_upstream_failure_is_mapped_and_free(client, hub, openai_provider, up
 
 
 def test_the_demo_provider_embeds_offline_deterministically(hub):
-    from django.core.management import call_command
     import io
+
+    from django.core.management import call_command
 
     out = io.StringIO()
     call_command("hub_bootstrap", "--key-only", stdout=out)
@@ -96,16 +97,20 @@ def test_gemini_serves_embeddings_through_batch_embed_contents(client, hub, gemi
     assert [d.embedding for d in reply.data] == [embedding_of("a b", 3), embedding_of("c", 3)]
     (sent,) = gemini_server.requests
     assert sent.path == "/v1beta/models/gemini-embedding-001:batchEmbedContents"
-    assert sent.json["requests"][0] == {"model": "models/gemini-embedding-001", "outputDimensionality": 3,
-                                        "content": {"parts": [{"text": "a b"}]}}
+    assert sent.json["requests"][0] == {
+        "model": "models/gemini-embedding-001",
+        "outputDimensionality": 3,
+        "content": {"parts": [{"text": "a b"}]},
+    }
     with pytest.raises(openai.BadRequestError):  # token ids: text only
         client.embeddings.create(model="google/embed", input=[1, 2, 3])
 
 
 def test_base64_is_little_endian_float32():
+    import json
+
     from providers.adapters.base import Usage
     from providers.adapters.translate import embeddings
-    import json
 
     body = json.loads(embeddings(model="m", vectors=[[0.5, -1.0]], usage=Usage(1, 0), encoding_format="base64"))
     assert struct.unpack("<2f", base64.b64decode(body["data"][0]["embedding"])) == (0.5, -1.0)
@@ -115,8 +120,9 @@ def test_bedrock_titan_serves_embeddings_signed(client, hub, transactional_db):
     from tests.fakes.bedrock_upstream import FakeBedrock
 
     with running(FakeBedrock("AKIATESTEMBED", "secret-embed-key", None, region="us-east-1")) as fake:
-        provider = factories.provider("bedrock", kind="bedrock", base_url=fake.base_url,
-                                      options={"region": "us-east-1"}, secret=fake.secret)
+        provider = factories.provider(
+            "bedrock", kind="bedrock", base_url=fake.base_url, options={"region": "us-east-1"}, secret=fake.secret
+        )
         embedding_model(provider, "aws/titan-embed", "amazon.titan-embed-text-v2:0")
         reply = client.embeddings.create(model="aws/titan-embed", input=["one two", "three"], dimensions=4)
         assert [d.embedding for d in reply.data] == [embedding_of("one two", 4), embedding_of("three", 4)]

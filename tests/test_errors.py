@@ -21,8 +21,12 @@ def post(hub, body, key=None, **headers):
     if key:
         headers["authorization"] = f"Bearer {key}"
     content = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return httpx.post(f"{hub.url}/v1/chat/completions", content=content,
-                      headers={"content-type": "application/json", **headers}, timeout=10)
+    return httpx.post(
+        f"{hub.url}/v1/chat/completions",
+        content=content,
+        headers={"content-type": "application/json", **headers},
+        timeout=10,
+    )
 
 
 def assert_openai_error(response, status, code=None):
@@ -71,20 +75,27 @@ def test_an_unknown_model_is_404_and_recorded(client, hub, upstream):
     hub.drain()
     record = UsageRecord.objects.get()
     assert (record.status, record.http_status, record.model_name, record.price) == (
-        "client_error", 404, "no-such-model", 0)
+        "client_error",
+        404,
+        "no-such-model",
+        0,
+    )
 
 
-@pytest.mark.parametrize("body, param", [
-    (b"{not json", None),
-    (b"[1, 2]", None),
-    (b"", None),
-    ({"messages": HELLO}, "model"),
-    ({"model": "gpt-4o-mini"}, "messages"),
-    ({"model": "gpt-4o-mini", "messages": []}, "messages"),
-    ({"model": "gpt-4o-mini", "messages": [{"content": "no role"}]}, "messages[0].role"),
-    ({"model": "gpt-4o-mini", "messages": HELLO, "max_tokens": 0}, "max_tokens"),
-    ({"model": "gpt-4o-mini", "messages": HELLO, "temperature": 7}, "temperature"),
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        (b"{not json", None),
+        (b"[1, 2]", None),
+        (b"", None),
+        ({"messages": HELLO}, "model"),
+        ({"model": "gpt-4o-mini"}, "messages"),
+        ({"model": "gpt-4o-mini", "messages": []}, "messages"),
+        ({"model": "gpt-4o-mini", "messages": [{"content": "no role"}]}, "messages[0].role"),
+        ({"model": "gpt-4o-mini", "messages": HELLO, "max_tokens": 0}, "max_tokens"),
+        ({"model": "gpt-4o-mini", "messages": HELLO, "temperature": 7}, "temperature"),
+    ],
+)
 def test_a_malformed_body_is_400(hub, api_key, chat_model, upstream, body, param):
     error = assert_openai_error(post(hub, body, api_key), 400)
     assert error["type"] == "invalid_request_error" and error["code"]  # every 400 says which kind it is
@@ -122,17 +133,21 @@ def test_no_credit_is_402_before_any_upstream_call(client, hub, upstream, organi
     assert upstream.requests == []
 
 
-@pytest.mark.parametrize("upstream_model, status, sdk_error", [
-    ("fake-error-500", 502, openai.APIStatusError),
-    ("fake-error-503", 503, openai.InternalServerError),
-    ("fake-error-429", 429, openai.RateLimitError),
-    ("fake-error-400", 400, openai.BadRequestError),
-    ("fake-error-401", 502, openai.APIStatusError),
-    ("fake-error-404", 502, openai.APIStatusError),
-])
+@pytest.mark.parametrize(
+    "upstream_model, status, sdk_error",
+    [
+        ("fake-error-500", 502, openai.APIStatusError),
+        ("fake-error-503", 503, openai.InternalServerError),
+        ("fake-error-429", 429, openai.RateLimitError),
+        ("fake-error-400", 400, openai.BadRequestError),
+        ("fake-error-401", 502, openai.APIStatusError),
+        ("fake-error-404", 502, openai.APIStatusError),
+    ],
+)
 @pytest.mark.parametrize("stream", [False, True])
-def test_upstream_failures_map_to_openai_errors_and_are_free(hub, api_key, openai_provider, upstream,
-                                                             upstream_model, status, sdk_error, stream):
+def test_upstream_failures_map_to_openai_errors_and_are_free(
+    hub, api_key, openai_provider, upstream, upstream_model, status, sdk_error, stream
+):
     add_model(openai_provider, "openai/broken", upstream_model)
     client = openai.OpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
     with pytest.raises(sdk_error) as raised:
@@ -182,15 +197,31 @@ def test_a_provider_without_credential_is_503(hub, api_key, transactional_db, up
     assert upstream.requests == []
 
 
-@pytest.mark.parametrize("capability, extra, param", [
-    ("supports_tools", {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
-    ("supports_json", {"response_format": {"type": "json_object"}}, "response_format"),
-    ("supports_vision", {"messages": [{"role": "user", "content": [
-        {"type": "text", "text": "see"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]},
-     "messages"),
-])
-def test_a_capability_the_model_lacks_is_400_before_any_upstream_call(hub, api_key, chat_model, upstream,
-                                                                      capability, extra, param):
+@pytest.mark.parametrize(
+    "capability, extra, param",
+    [
+        ("supports_tools", {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+        ("supports_json", {"response_format": {"type": "json_object"}}, "response_format"),
+        (
+            "supports_vision",
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "see"},
+                            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                        ],
+                    }
+                ]
+            },
+            "messages",
+        ),
+    ],
+)
+def test_a_capability_the_model_lacks_is_400_before_any_upstream_call(
+    hub, api_key, chat_model, upstream, capability, extra, param
+):
     setattr(chat_model, capability, False)
     chat_model.save()
     body = {"model": "gpt-4o-mini", "messages": HELLO, **extra}
@@ -205,13 +236,17 @@ def test_malformed_json_is_400_invalid_json(hub, api_key):
 
 def nested(depth: int) -> str:
     """A body whose containers nest `depth` levels deep, the body itself being the first."""
-    return '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "metadata": ' \
-        + "[" * (depth - 1) + "1" + "]" * (depth - 1) + "}"
+    return (
+        '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "metadata": '
+        + "[" * (depth - 1)
+        + "1"
+        + "]" * (depth - 1)
+        + "}"
+    )
 
 
 @pytest.mark.parametrize("depth", [65, 900, 5000])
-def test_json_nested_deeper_than_the_limit_is_a_400_naming_it_and_recorded(hub, api_key, chat_model, upstream,
-                                                                           depth):
+def test_json_nested_deeper_than_the_limit_is_a_400_naming_it_and_recorded(hub, api_key, chat_model, upstream, depth):
     error = assert_openai_error(post(hub, nested(depth), api_key), 400, "json_too_deep")
     assert "64 levels" in error["message"]
     assert upstream.requests == []
@@ -225,15 +260,21 @@ def test_json_at_the_depth_limit_is_not_refused_for_its_depth(hub, api_key, chat
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("body, param", [
-    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi \\ud800"}]}', "messages[0].content"),
-    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "\\udfff"}]}', "messages[0].content"),
-    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "user": "\\uD83D"}', "user"),
-    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "metadata": {"\\ud800": 1}}',
-     "metadata.\\ud800"),
-])
-def test_a_lone_surrogate_anywhere_in_the_body_is_a_400_naming_it_and_recorded(hub, api_key, chat_model, upstream,
-                                                                               body, param):
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi \\ud800"}]}', "messages[0].content"),
+        (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "\\udfff"}]}', "messages[0].content"),
+        (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "user": "\\uD83D"}', "user"),
+        (
+            b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "metadata": {"\\ud800": 1}}',
+            "metadata.\\ud800",
+        ),
+    ],
+)
+def test_a_lone_surrogate_anywhere_in_the_body_is_a_400_naming_it_and_recorded(
+    hub, api_key, chat_model, upstream, body, param
+):
     error = assert_openai_error(post(hub, body, api_key), 400, "invalid_unicode")
     assert error["param"] == param and "surrogate" in error["message"]
     assert upstream.requests == []
@@ -252,14 +293,19 @@ def test_a_surrogate_pair_is_a_character_and_passes(hub, api_key, chat_model, up
     body = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi \\ud83d\\ude00"}]}'
     response = post(hub, body, api_key)
     assert response.status_code == 200, response.text
-    assert upstream.requests[0].json["messages"][0]["content"] == "hi \U0001F600"
+    assert upstream.requests[0].json["messages"][0]["content"] == "hi \U0001f600"
 
 
 @pytest.mark.parametrize("path", ["/v1/images/edits", "/v1/audio/transcriptions", "/v1/audio/translations"])
 def test_a_form_with_too_many_fields_is_a_400_in_the_api_shape_and_recorded(hub, api_key, upstream, path):
     fields = [(f"f{i}", "x") for i in range(1001)]
-    response = httpx.post(f"{hub.url}{path}", data=dict(fields), files={"file": ("a.wav", b"RIFF", "audio/wav")},
-                          headers={"authorization": f"Bearer {api_key}"}, timeout=10)
+    response = httpx.post(
+        f"{hub.url}{path}",
+        data=dict(fields),
+        files={"file": ("a.wav", b"RIFF", "audio/wav")},
+        headers={"authorization": f"Bearer {api_key}"},
+        timeout=10,
+    )
     error = assert_openai_error(response, 400, "too_many_fields")
     assert "1000" in error["message"]
     hub.drain()
@@ -269,15 +315,19 @@ def test_a_form_with_too_many_fields_is_a_400_in_the_api_shape_and_recorded(hub,
 
 def test_an_upstream_400_without_a_code_still_names_one(hub, api_key, openai_provider, upstream):
     add_model(openai_provider, "openai/picky", "fake-error-400-no-code")
-    error = assert_openai_error(post(hub, {"model": "openai/picky", "messages": HELLO}, api_key), 400,
-                                "invalid_request")
+    error = assert_openai_error(
+        post(hub, {"model": "openai/picky", "messages": HELLO}, api_key), 400, "invalid_request"
+    )
     assert error["param"] == "messages[0].name" and "string too long" in error["message"]
 
 
-@pytest.mark.parametrize("body", [
-    b'{"model": "gpt-4o-mini\\u0000", "messages": [{"role": "user", "content": "hi"}]}',
-    b'{"model": "gpt-4o-mini", "messages": [{"role": "us\\u0000er", "content": "hi"}]}',  # echoed in the error
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "gpt-4o-mini\\u0000", "messages": [{"role": "user", "content": "hi"}]}',
+        b'{"model": "gpt-4o-mini", "messages": [{"role": "us\\u0000er", "content": "hi"}]}',  # echoed in the error
+    ],
+)
 def test_a_nul_in_what_the_record_keeps_is_a_400_and_still_recorded(hub, api_key, chat_model, upstream, body):
     # PostgreSQL's text columns refuse NUL: the refusal's record must be written all the same.
     assert_openai_error(post(hub, body, api_key), 400)

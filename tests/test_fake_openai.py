@@ -29,7 +29,7 @@ def client(fake):
 
 
 def sse_events(resp: httpx.Response) -> list[str]:
-    return [line[len("data: "):] for line in resp.iter_lines() if line.startswith("data: ")]
+    return [line[len("data: ") :] for line in resp.iter_lines() if line.startswith("data: ")]
 
 
 def test_models(client):
@@ -47,7 +47,10 @@ def test_non_streaming_reply_and_usage(client, fake):
     assert resp.choices[0].finish_reason == "stop"
     assert resp.system_fingerprint == "fp_fake"
     assert (resp.usage.prompt_tokens, resp.usage.completion_tokens, resp.usage.total_tokens) == (
-        PROMPT_TOKENS, 5, PROMPT_TOKENS + 5)
+        PROMPT_TOKENS,
+        5,
+        PROMPT_TOKENS + 5,
+    )
     assert raw.headers["content-type"] == "application/json"
     (rec,) = fake.requests
     assert raw.headers["x-request-id"] == rec.id
@@ -57,8 +60,12 @@ def test_non_streaming_reply_and_usage(client, fake):
 
 
 def test_content_parts_are_joined(client):
-    resp = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": [
-        {"type": "text", "text": "one two"}, {"type": "text", "text": "three"}]}])
+    resp = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "one two"}, {"type": "text", "text": "three"}]}
+        ],
+    )
     assert resp.choices[0].message.content == "Hello! You said: one two three"
     assert resp.usage.prompt_tokens == 3 + 3
 
@@ -74,8 +81,11 @@ def test_streaming_without_usage(client):
 
 
 def test_streaming_with_usage(client):
-    chunks = list(client.chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
     *body, last = chunks
     assert last.choices == [] and last.usage.completion_tokens == 5
     assert last.usage.prompt_tokens == PROMPT_TOKENS and last.usage.total_tokens == PROMPT_TOKENS + 5
@@ -85,20 +95,28 @@ def test_streaming_with_usage(client):
 
 def test_streaming_wire_format(fake):
     body = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
-    with httpx.stream("POST", f"{fake.base_url}/chat/completions", json=body,
-                      headers={"authorization": f"Bearer {KEY}"}) as resp:
+    with httpx.stream(
+        "POST", f"{fake.base_url}/chat/completions", json=body, headers={"authorization": f"Bearer {KEY}"}
+    ) as resp:
         assert resp.headers["content-type"] == "text/event-stream"
         events = sse_events(resp)
     assert events[-1] == "[DONE]"
     first = json.loads(events[0])
-    assert first["choices"][0] == {"index": 0, "delta": {"role": "assistant", "content": "", "refusal": None},
-                                   "logprobs": None, "finish_reason": None}
+    assert first["choices"][0] == {
+        "index": 0,
+        "delta": {"role": "assistant", "content": "", "refusal": None},
+        "logprobs": None,
+        "finish_reason": None,
+    }
     assert json.loads(events[-2])["choices"][0]["delta"] == {}
 
 
 def test_no_usage_model_ignores_stream_options(client):
-    chunks = list(client.chat.completions.create(
-        model="fake-no-usage", messages=MESSAGES, stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="fake-no-usage", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert all("usage" not in c.model_fields_set for c in chunks) and chunks[-1].choices
 
 
@@ -106,8 +124,9 @@ def test_max_tokens_cut(client):
     resp = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=2)
     assert resp.choices[0].message.content == "Hello! You"
     assert resp.choices[0].finish_reason == "length" and resp.usage.completion_tokens == 2
-    chunks = list(client.chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, max_completion_tokens=3, stream=True))
+    chunks = list(
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_completion_tokens=3, stream=True)
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hello! You said:"
     assert chunks[-1].choices[0].finish_reason == "length"
 
@@ -130,12 +149,18 @@ def test_bad_requests(fake):
     assert r.status_code == 400 and r.json()["error"]["param"] == "messages"
 
 
-@pytest.mark.parametrize("status,exc_class", [
-    (400, openai.BadRequestError), (401, openai.AuthenticationError),
-    (403, openai.PermissionDeniedError), (404, openai.NotFoundError),
-    (429, openai.RateLimitError), (500, openai.InternalServerError),
-    (503, openai.InternalServerError),
-])
+@pytest.mark.parametrize(
+    "status,exc_class",
+    [
+        (400, openai.BadRequestError),
+        (401, openai.AuthenticationError),
+        (403, openai.PermissionDeniedError),
+        (404, openai.NotFoundError),
+        (429, openai.RateLimitError),
+        (500, openai.InternalServerError),
+        (503, openai.InternalServerError),
+    ],
+)
 @pytest.mark.parametrize("stream", [False, True])
 def test_error_models(client, status, exc_class, stream):
     with pytest.raises(exc_class) as exc:
@@ -178,8 +203,9 @@ def test_malformed(fake):
     url, auth = f"{fake.base_url}/chat/completions", {"authorization": f"Bearer {KEY}"}
     r = httpx.post(url, json={"model": "fake-malformed", "messages": MESSAGES}, headers=auth)
     assert r.status_code == 200 and r.text == "not json"
-    with httpx.stream("POST", url, json={"model": "fake-malformed", "messages": MESSAGES, "stream": True},
-                      headers=auth) as resp:
+    with httpx.stream(
+        "POST", url, json={"model": "fake-malformed", "messages": MESSAGES, "stream": True}, headers=auth
+    ) as resp:
         events = sse_events(resp)
     assert json.loads(events[0])["object"] == "chat.completion.chunk"
     assert events[1:] == ["{broken", "[DONE]"]
@@ -188,16 +214,16 @@ def test_malformed(fake):
 def test_slow_stream_disconnect(fake):
     fake.reset()
     body = {"model": "fake-slow", "messages": MESSAGES, "stream": True}
-    with httpx.Client() as http:
-        with http.stream("POST", f"{fake.base_url}/chat/completions", json=body,
-                         headers={"authorization": f"Bearer {KEY}"}) as resp:
-            rid = resp.headers["x-request-id"]
-            lines = resp.iter_lines()
-            events = []
-            while len(events) < 2:
-                line = next(lines)
-                if line.startswith("data: "):
-                    events.append(line)
+    with httpx.Client() as http, http.stream(
+        "POST", f"{fake.base_url}/chat/completions", json=body, headers={"authorization": f"Bearer {KEY}"}
+    ) as resp:
+        rid = resp.headers["x-request-id"]
+        lines = resp.iter_lines()
+        events = []
+        while len(events) < 2:
+            line = next(lines)
+            if line.startswith("data: "):
+                events.append(line)
     assert fake.wait_for_disconnect(timeout=5)
     assert fake.disconnects == [rid]
 
@@ -205,7 +231,10 @@ def test_slow_stream_disconnect(fake):
 def test_hang_until_client_gives_up(fake):
     fake.reset()
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{fake.base_url}/chat/completions", timeout=0.3,
-                   json={"model": "fake-hang", "messages": MESSAGES},
-                   headers={"authorization": f"Bearer {KEY}"})
+        httpx.post(
+            f"{fake.base_url}/chat/completions",
+            timeout=0.3,
+            json={"model": "fake-hang", "messages": MESSAGES},
+            headers={"authorization": f"Bearer {KEY}"},
+        )
     assert fake.wait_for_disconnect(timeout=5, request_id=fake.requests[-1].id)

@@ -45,9 +45,12 @@ def demo_rate(**rate):
 
 
 def test_images_are_billed_per_image_at_their_size_and_quality_tier(demo_client, hub):
-    demo_rate(image_cost=Decimal("0.01"), image_price=Decimal("0.02"),
-              image_costs={"1024x1024/hd": "0.08", "512x512": "0.018"},
-              image_prices={"1024x1024/hd": "0.12", "512x512": "0.025"})
+    demo_rate(
+        image_cost=Decimal("0.01"),
+        image_price=Decimal("0.02"),
+        image_costs={"1024x1024/hd": "0.08", "512x512": "0.018"},
+        image_prices={"1024x1024/hd": "0.12", "512x512": "0.025"},
+    )
     demo_client.images.generate(model="demo/image", prompt="one", n=3, quality="hd", response_format="b64_json")
     demo_client.images.generate(model="demo/image", prompt="two", n=2, size="512x512")
     demo_client.images.generate(model="demo/image", prompt="three", size="256x256")
@@ -61,20 +64,24 @@ def test_images_are_billed_per_image_at_their_size_and_quality_tier(demo_client,
     assert {r.endpoint for r in records.values()} == {"images.generations"}
 
 
-@pytest.mark.parametrize("params, param, code", [
-    ({"size": "999x999"}, "size", "invalid_value"),
-    ({"quality": "ultra"}, "quality", "invalid_value"),
-    ({"style": "cubist"}, "style", "invalid_value"),
-    ({"n": 11}, "n", "invalid_value"),
-    ({"n": 0}, "n", "invalid_value"),
-    ({"response_format": "gif"}, "response_format", "invalid_value"),
-    ({"background": "transparent"}, "background", "unsupported_parameter"),
-    ({"prompt": ""}, "prompt", "invalid_value"),
-])
+@pytest.mark.parametrize(
+    "params, param, code",
+    [
+        ({"size": "999x999"}, "size", "invalid_value"),
+        ({"quality": "ultra"}, "quality", "invalid_value"),
+        ({"style": "cubist"}, "style", "invalid_value"),
+        ({"n": 11}, "n", "invalid_value"),
+        ({"n": 0}, "n", "invalid_value"),
+        ({"response_format": "gif"}, "response_format", "invalid_value"),
+        ({"background": "transparent"}, "background", "unsupported_parameter"),
+        ({"prompt": ""}, "prompt", "invalid_value"),
+    ],
+)
 def test_parameters_the_model_does_not_take_are_a_clear_400_and_recorded(demo_client, hub, params, param, code):
     body = {"model": "demo/image", "prompt": "a fox", **params}
-    response = httpx.post(f"{hub.url}/v1/images/generations", json=body,
-                          headers={"authorization": f"Bearer {demo_client.api_key}"})
+    response = httpx.post(
+        f"{hub.url}/v1/images/generations", json=body, headers={"authorization": f"Bearer {demo_client.api_key}"}
+    )
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error")
@@ -107,9 +114,12 @@ def test_an_expired_link_answers_404_even_before_the_clean_up(demo_client, hub, 
 
 def test_an_edit_uploads_the_images_by_multipart_and_the_answer_depends_on_them(demo_client, hub):
     first, second = png(b"first"), png(b"second")
-    answer = demo_client.images.edit(model="demo/image", image=[("a.png", first, "image/png"),
-                                                                 ("b.png", second, "image/png")],
-                                     prompt="add a hat", response_format="b64_json")
+    answer = demo_client.images.edit(
+        model="demo/image",
+        image=[("a.png", first, "image/png"), ("b.png", second, "image/png")],
+        prompt="add a hat",
+        response_format="b64_json",
+    )
     expected = png(b"add a hat" + hashlib.sha256(first).digest() + b"0")
     assert base64.b64decode(answer.data[0].b64_json) == expected
     hub.drain()
@@ -118,24 +128,33 @@ def test_an_edit_uploads_the_images_by_multipart_and_the_answer_depends_on_them(
 
 def test_an_edit_takes_the_json_image_field_as_base64_or_a_data_url(demo_client, hub):
     first = png(b"first")
-    for image in (base64.b64encode(first).decode(), "data:image/png;base64," + base64.b64encode(first).decode(),
-                  [base64.b64encode(first).decode()]):
-        response = httpx.post(f"{hub.url}/v1/images/edits", headers={"authorization": f"Bearer {demo_client.api_key}"},
-                              json={"model": "demo/image", "prompt": "add a hat", "image": image,
-                                    "response_format": "b64_json"})
+    for image in (
+        base64.b64encode(first).decode(),
+        "data:image/png;base64," + base64.b64encode(first).decode(),
+        [base64.b64encode(first).decode()],
+    ):
+        response = httpx.post(
+            f"{hub.url}/v1/images/edits",
+            headers={"authorization": f"Bearer {demo_client.api_key}"},
+            json={"model": "demo/image", "prompt": "add a hat", "image": image, "response_format": "b64_json"},
+        )
         assert response.status_code == 200, response.text
-        assert base64.b64decode(response.json()["data"][0]["b64_json"]) == \
-            png(b"add a hat" + hashlib.sha256(first).digest() + b"0")
+        assert base64.b64decode(response.json()["data"][0]["b64_json"]) == png(
+            b"add a hat" + hashlib.sha256(first).digest() + b"0"
+        )
 
 
-@pytest.mark.parametrize("image, code", [("bm90IGFuIGltYWdl", "invalid_image_format"), ("%%%", "invalid_image"),
-                                         (None, "missing_required_parameter")])
+@pytest.mark.parametrize(
+    "image, code",
+    [("bm90IGFuIGltYWdl", "invalid_image_format"), ("%%%", "invalid_image"), (None, "missing_required_parameter")],
+)
 def test_a_bad_edit_image_is_a_400(demo_client, hub, image, code):
     body = {"model": "demo/image", "prompt": "x"}
     if image is not None:
         body["image"] = image
-    response = httpx.post(f"{hub.url}/v1/images/edits", json=body,
-                          headers={"authorization": f"Bearer {demo_client.api_key}"})
+    response = httpx.post(
+        f"{hub.url}/v1/images/edits", json=body, headers={"authorization": f"Bearer {demo_client.api_key}"}
+    )
     assert response.status_code == 400 and response.json()["error"]["code"] == code
     assert response.json()["error"]["param"] == "image"
 
@@ -143,8 +162,9 @@ def test_a_bad_edit_image_is_a_400(demo_client, hub, image, code):
 def test_an_upload_over_the_limit_is_413_and_recorded(demo_client, hub, settings):
     settings.HUB_MAX_UPLOAD_BYTES = 1000
     with pytest.raises(openai.APIStatusError) as raised:
-        demo_client.images.edit(model="demo/image", image=("big.png", png(b"x") + b"\0" * 2000, "image/png"),
-                                prompt="too big")
+        demo_client.images.edit(
+            model="demo/image", image=("big.png", png(b"x") + b"\0" * 2000, "image/png"), prompt="too big"
+        )
     assert raised.value.status_code == 413
     hub.drain()
     assert UsageRecord.objects.get().http_status == 413
@@ -152,8 +172,12 @@ def test_an_upload_over_the_limit_is_413_and_recorded(demo_client, hub, settings
 
 def test_a_body_over_the_hub_limit_is_refused_unread_with_a_413_and_recorded(demo_client, hub, settings):
     settings.HUB_MAX_BODY_BYTES = 10_000
-    response = httpx.post(f"{hub.url}/v1/images/edits", headers={"authorization": f"Bearer {demo_client.api_key}"},
-                          files={"image": ("a.png", b"\0" * 20_000, "image/png")}, data={"prompt": "x"})
+    response = httpx.post(
+        f"{hub.url}/v1/images/edits",
+        headers={"authorization": f"Bearer {demo_client.api_key}"},
+        files={"image": ("a.png", b"\0" * 20_000, "image/png")},
+        data={"prompt": "x"},
+    )
     assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
     hub.drain()
     record = UsageRecord.objects.get()
@@ -162,9 +186,11 @@ def test_a_body_over_the_hub_limit_is_refused_unread_with_a_413_and_recorded(dem
 
 def test_the_documented_api_paths_generate_too(demo_client, hub):
     for path in ("/api/images/generations", "/api/image/generations"):
-        response = httpx.post(f"{hub.url}{path}", json={"model": "demo/image", "prompt": "p",
-                                                        "response_format": "b64_json"},
-                              headers={"authorization": f"Bearer {demo_client.api_key}"})
+        response = httpx.post(
+            f"{hub.url}{path}",
+            json={"model": "demo/image", "prompt": "p", "response_format": "b64_json"},
+            headers={"authorization": f"Bearer {demo_client.api_key}"},
+        )
         assert response.status_code == 200 and len(response.json()["data"]) == 1
 
 
@@ -184,8 +210,12 @@ def test_a_margin_prices_every_tier_and_the_price_history_keeps_them(transaction
     from billing.models import PriceChange
 
     model = factories.catalog_model("x/dall-e-3", kind="image")
-    rate = factories.rate(model, margin=Decimal("0.5"), image_cost=Decimal("0.04"),
-                          image_costs={"1024x1024/hd": "0.08", "1792x1024": 0.12})
+    rate = factories.rate(
+        model,
+        margin=Decimal("0.5"),
+        image_cost=Decimal("0.04"),
+        image_costs={"1024x1024/hd": "0.08", "1792x1024": 0.12},
+    )
     rate.refresh_from_db()
     assert rate.image_price == Decimal("0.06")
     assert rate.image_prices == {"1024x1024/hd": "0.1200000000", "1792x1024": "0.1800000000"}
@@ -218,33 +248,62 @@ from tests.fakes.server import server_fixture  # noqa: E402
 
 
 def image_model(provider, public_id, upstream_name, **rate):
-    model = add_model(provider, public_id, upstream_name, **(rate or {"input_cost": Decimal(0),
-                                                                      "output_cost": Decimal(0)}))
+    model = add_model(
+        provider, public_id, upstream_name, **(rate or {"input_cost": Decimal(0), "output_cost": Decimal(0)})
+    )
     CatalogModel.objects.filter(pk=model.pk).update(kind="image")
     return model
 
 
-def test_dall_e_3_through_an_openai_provider_answers_a_hub_link_to_the_exact_png(client, hub, upstream,
-                                                                                   openai_provider):
-    image_model(openai_provider, "openai/dall-e-3", "dall-e-3", image_cost=Decimal("0.04"),
-                image_price=Decimal("0.05"), image_costs={"1792x1024/hd": "0.12"}, image_prices={"1792x1024/hd": "0.15"})
-    answer = client.images.generate(model="openai/dall-e-3", prompt="a lighthouse", size="1792x1024", quality="hd",
-                                    style="natural")
+def test_dall_e_3_through_an_openai_provider_answers_a_hub_link_to_the_exact_png(
+    client, hub, upstream, openai_provider
+):
+    image_model(
+        openai_provider,
+        "openai/dall-e-3",
+        "dall-e-3",
+        image_cost=Decimal("0.04"),
+        image_price=Decimal("0.05"),
+        image_costs={"1792x1024/hd": "0.12"},
+        image_prices={"1792x1024/hd": "0.15"},
+    )
+    answer = client.images.generate(
+        model="openai/dall-e-3", prompt="a lighthouse", size="1792x1024", quality="hd", style="natural"
+    )
     (sent,) = upstream.requests
-    assert sent.json == {"model": "dall-e-3", "prompt": "a lighthouse", "n": 1, "size": "1792x1024",
-                         "quality": "hd", "style": "natural", "response_format": "b64_json"}
+    assert sent.json == {
+        "model": "dall-e-3",
+        "prompt": "a lighthouse",
+        "n": 1,
+        "size": "1792x1024",
+        "quality": "hd",
+        "style": "natural",
+        "response_format": "b64_json",
+    }
     assert answer.data[0].revised_prompt == "Revised: a lighthouse"
     fetched = httpx.get(answer.data[0].url)
     assert fetched.content == png_of("a lighthouse|0")
     hub.drain()
     record = UsageRecord.objects.get()
-    assert (record.images, record.image_tier, record.cost, record.price) == (1, "1792x1024/hd", Decimal("0.12"),
-                                                                             Decimal("0.15"))
+    assert (record.images, record.image_tier, record.cost, record.price) == (
+        1,
+        "1792x1024/hd",
+        Decimal("0.12"),
+        Decimal("0.15"),
+    )
 
 
-@pytest.mark.parametrize("spoilt", [{"b64_json": 42}, {"b64_json": {"png": "x"}}, {"b64_json": "not base64 at all!"},
-                                    {"revised_prompt": {"text": "x"}}, {"url": 7, "b64_json": None}],
-                         ids=["b64_number", "b64_object", "b64_garbage", "revised_prompt_object", "url_number"])
+@pytest.mark.parametrize(
+    "spoilt",
+    [
+        {"b64_json": 42},
+        {"b64_json": {"png": "x"}},
+        {"b64_json": "not base64 at all!"},
+        {"revised_prompt": {"text": "x"}},
+        {"url": 7, "b64_json": None},
+    ],
+    ids=["b64_number", "b64_object", "b64_garbage", "revised_prompt_object", "url_number"],
+)
 def test_an_image_answer_not_in_openais_shape_is_a_502_and_free(client, hub, upstream, openai_provider, spoilt):
     """The hub decodes the image to keep it: a number or an object as b64_json was a 500 (TypeError)."""
     image_model(openai_provider, "openai/dall-e-3", "dall-e-3")
@@ -268,31 +327,56 @@ def test_dall_e_3_refuses_two_images_at_the_hub(client, hub, upstream, openai_pr
 
 
 def test_gpt_image_1_is_billed_by_its_tokens_and_never_sent_response_format(client, hub, upstream, openai_provider):
-    image_model(openai_provider, "openai/gpt-image-1", "gpt-image-1", input_cost=Decimal(5), output_cost=Decimal(40),
-                input_price=Decimal(6), output_price=Decimal(50))
-    answer = client.images.generate(model="openai/gpt-image-1", prompt="three word prompt", n=2, quality="high",
-                                    response_format="b64_json", background="opaque")
+    image_model(
+        openai_provider,
+        "openai/gpt-image-1",
+        "gpt-image-1",
+        input_cost=Decimal(5),
+        output_cost=Decimal(40),
+        input_price=Decimal(6),
+        output_price=Decimal(50),
+    )
+    answer = client.images.generate(
+        model="openai/gpt-image-1",
+        prompt="three word prompt",
+        n=2,
+        quality="high",
+        response_format="b64_json",
+        background="opaque",
+    )
     (sent,) = upstream.requests
     assert "response_format" not in sent.json and sent.json["background"] == "opaque"
-    assert [base64.b64decode(d.b64_json) for d in answer.data] == [png_of("three word prompt|0"),
-                                                                   png_of("three word prompt|1")]
+    assert [base64.b64decode(d.b64_json) for d in answer.data] == [
+        png_of("three word prompt|0"),
+        png_of("three word prompt|1"),
+    ]
     assert answer.usage.output_tokens == 2 * 4160  # the provider's usage is passed on
     hub.drain()
     record = UsageRecord.objects.get()
     assert (record.prompt_tokens, record.completion_tokens, record.images, record.image_tier) == (
-        3, 8320, 2, "1024x1024/high")
+        3,
+        8320,
+        2,
+        "1024x1024/high",
+    )
     assert record.price == (Decimal(3) * 6 + Decimal(8320) * 50) / 10**6
 
 
 def test_a_multipart_edit_reaches_the_provider_byte_for_byte(client, hub, upstream, openai_provider):
     image_model(openai_provider, "openai/gpt-image-1", "gpt-image-1")
     first, second, mask = png_of("first", 16), png_of("second", 16), png_of("mask", 16)
-    answer = client.images.edit(model="openai/gpt-image-1", image=[("a.png", first, "image/png"),
-                                                                   ("b.png", second, "image/png")],
-                                mask=("m.png", mask, "image/png"), prompt="add a hat")
+    answer = client.images.edit(
+        model="openai/gpt-image-1",
+        image=[("a.png", first, "image/png"), ("b.png", second, "image/png")],
+        mask=("m.png", mask, "image/png"),
+        prompt="add a hat",
+    )
     (sent,) = upstream.requests
     assert [(f.name, f.filename, f.data) for f in sent.files] == [
-        ("image[]", "a.png", first), ("image[]", "b.png", second), ("mask", "m.png", mask)]
+        ("image[]", "a.png", first),
+        ("image[]", "b.png", second),
+        ("mask", "m.png", mask),
+    ]
     assert sent.form["prompt"] == ["add a hat"] and sent.form["model"] == ["gpt-image-1"]
     assert "response_format" not in sent.form
     expected = png_of(f"add a hat|{hashlib.sha256(first).hexdigest()}|0")
@@ -302,8 +386,13 @@ def test_a_multipart_edit_reaches_the_provider_byte_for_byte(client, hub, upstre
 def test_a_dall_e_2_edit_sends_one_image_field(client, hub, upstream, openai_provider):
     image_model(openai_provider, "openai/dall-e-2", "dall-e-2")
     image = png_of("only", 16)
-    client.images.edit(model="openai/dall-e-2", image=("only.png", image, "image/png"), prompt="p",
-                       response_format="b64_json", size="512x512")
+    client.images.edit(
+        model="openai/dall-e-2",
+        image=("only.png", image, "image/png"),
+        prompt="p",
+        response_format="b64_json",
+        size="512x512",
+    )
     (sent,) = upstream.requests
     assert [(f.name, f.data) for f in sent.files] == [("image", image)]
     assert sent.form["response_format"] == ["b64_json"] and sent.form["size"] == ["512x512"]
@@ -328,14 +417,21 @@ gemini_server = server_fixture(lambda: FakeGemini(api_key="gemini-test-key"))
 def gemini_image_model(gemini_server):
     gemini_server.reset()
     provider = factories.provider("gemini", kind="gemini", base_url=gemini_server.base_url, secret="gemini-test-key")
-    return image_model(provider, "google/flash-image", "gemini-2.5-flash-image", input_cost=Decimal("0.3"),
-                       output_cost=Decimal(30), margin=Decimal(0))
+    return image_model(
+        provider,
+        "google/flash-image",
+        "gemini-2.5-flash-image",
+        input_cost=Decimal("0.3"),
+        output_cost=Decimal(30),
+        margin=Decimal(0),
+    )
 
 
 def test_gemini_generates_n_images_at_the_aspect_ratio_of_the_size(client, hub, gemini_server):
     gemini_image_model(gemini_server)
-    answer = client.images.generate(model="google/flash-image", prompt="a cat", n=2, size="1344x768",
-                                    response_format="b64_json")
+    answer = client.images.generate(
+        model="google/flash-image", prompt="a cat", n=2, size="1344x768", response_format="b64_json"
+    )
     assert [base64.b64decode(d.b64_json) for d in answer.data] == [png_of("a cat|16:9")] * 2
     assert len(gemini_server.requests) == 2
     sent = gemini_server.requests[0]
@@ -350,8 +446,9 @@ def test_gemini_generates_n_images_at_the_aspect_ratio_of_the_size(client, hub, 
 def test_gemini_edits_send_the_image_inline_and_refuse_sizes_it_has_not(client, hub, gemini_server):
     gemini_image_model(gemini_server)
     image = png_of("in", 16)
-    answer = client.images.edit(model="google/flash-image", image=("in.png", image, "image/png"), prompt="hat",
-                                response_format="b64_json")
+    answer = client.images.edit(
+        model="google/flash-image", image=("in.png", image, "image/png"), prompt="hat", response_format="b64_json"
+    )
     parts = gemini_server.requests[0].json["contents"][0]["parts"]
     assert parts[0] == {"text": "hat"} and base64.b64decode(parts[1]["inlineData"]["data"]) == image
     # No size: no aspect ratio sent, and Gemini's default (1:1) is what the image is made at.
@@ -377,15 +474,25 @@ def test_images_go_through_the_credit_check_and_are_charged_to_the_ledger(demo_c
 
 
 def test_the_hubs_own_body_keys_cannot_be_set_by_a_client(demo_client, hub):
-    body = {"model": "demo/image", "prompt": "plain", "response_format": "b64_json", "edit": True,
-            "images": [["a.png", "x", "image/png"]], "params": {"size": "9x9", "evil": 1}, "tier": "free"}
-    response = httpx.post(f"{hub.url}/v1/images/generations", json=body,
-                          headers={"authorization": f"Bearer {demo_client.api_key}"})
+    body = {
+        "model": "demo/image",
+        "prompt": "plain",
+        "response_format": "b64_json",
+        "edit": True,
+        "images": [["a.png", "x", "image/png"]],
+        "params": {"size": "9x9", "evil": 1},
+        "tier": "free",
+    }
+    response = httpx.post(
+        f"{hub.url}/v1/images/generations", json=body, headers={"authorization": f"Bearer {demo_client.api_key}"}
+    )
     assert response.status_code == 200, response.text
     assert base64.b64decode(response.json()["data"][0]["b64_json"]) == png(b"plain0"), "a generation, not an edit"
-    edit = httpx.post(f"{hub.url}/v1/images/edits", json={"model": "demo/image", "prompt": "p",
-                                                          "images": [["a.png", "x", "image/png"]]},
-                      headers={"authorization": f"Bearer {demo_client.api_key}"})
+    edit = httpx.post(
+        f"{hub.url}/v1/images/edits",
+        json={"model": "demo/image", "prompt": "p", "images": [["a.png", "x", "image/png"]]},
+        headers={"authorization": f"Bearer {demo_client.api_key}"},
+    )
     assert edit.status_code == 400 and edit.json()["error"]["param"] == "image"
 
 
@@ -405,14 +512,16 @@ def test_gemini_answers_the_images_it_made_when_some_calls_fail(monkeypatch):
     import asyncio
 
     from providers.adapters import transport
-    from providers.adapters.gemini import GeminiAdapter
     from providers.adapters.base import UpstreamError
+    from providers.adapters.gemini import GeminiAdapter
 
     calls = []
 
     class Answer:
-        content = (b'{"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "aGk="}}]},'
-                   b' "finishReason": "STOP"}], "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1290}}')
+        content = (
+            b'{"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "aGk="}}]},'
+            b' "finishReason": "STOP"}], "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1290}}'
+        )
 
     async def send(route, url, payload, headers, error_from, *, stream):
         calls.append(url)
@@ -421,8 +530,17 @@ def test_gemini_answers_the_images_it_made_when_some_calls_fail(monkeypatch):
         return Answer()
 
     monkeypatch.setattr(transport, "send", send)
-    route = type("R", (), {"secret": "k", "provider_name": "gemini", "base_url": "http://g/v1beta", "options": {},
-                           "upstream_name": "gemini-2.5-flash-image"})()
+    route = type(
+        "R",
+        (),
+        {
+            "secret": "k",
+            "provider_name": "gemini",
+            "base_url": "http://g/v1beta",
+            "options": {},
+            "upstream_name": "gemini-2.5-flash-image",
+        },
+    )()
     body = {"prompt": "p", "images": [], "n": 3, "size": "auto", "quality": "auto"}
     result = asyncio.run(GeminiAdapter().images(route, body))
     assert len(calls) == 3 and [i["b64_json"] for i in result.images] == ["aGk=", "aGk="]
@@ -455,7 +573,9 @@ def test_a_url_that_turns_private_between_check_and_fetch_is_still_refused(setti
 
         try:
             # A name, as rebinding needs one (an address literal is what it is when checked).
-            return await fetching.fetch_image(f"{upstream.base_url.replace('127.0.0.1', 'localhost')}/fake-images/x.png")
+            return await fetching.fetch_image(
+                f"{upstream.base_url.replace('127.0.0.1', 'localhost')}/fake-images/x.png"
+            )
         finally:
             await http.close()
 
@@ -466,11 +586,22 @@ def test_a_url_that_turns_private_between_check_and_fetch_is_still_refused(setti
 
 
 def test_gpt_image_1_edits_price_image_input_tokens_at_their_own_rate(client, hub, upstream, openai_provider):
-    image_model(openai_provider, "openai/gpt-image-1", "gpt-image-1", input_cost=Decimal(5), output_cost=Decimal(40),
-                image_input_cost=Decimal(10), margin=Decimal("0.2"))
-    client.images.edit(model="openai/gpt-image-1", image=[("a.png", png_of("a", 16), "image/png"),
-                                                          ("b.png", png_of("b", 16), "image/png")],
-                       prompt="add two hats", quality="low", response_format="b64_json")
+    image_model(
+        openai_provider,
+        "openai/gpt-image-1",
+        "gpt-image-1",
+        input_cost=Decimal(5),
+        output_cost=Decimal(40),
+        image_input_cost=Decimal(10),
+        margin=Decimal("0.2"),
+    )
+    client.images.edit(
+        model="openai/gpt-image-1",
+        image=[("a.png", png_of("a", 16), "image/png"), ("b.png", png_of("b", 16), "image/png")],
+        prompt="add two hats",
+        quality="low",
+        response_format="b64_json",
+    )
     hub.drain()
     record = UsageRecord.objects.get()
     # The fake counts 3 text tokens, 65 image tokens per input image, and 272 output tokens a low image.

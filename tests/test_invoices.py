@@ -8,10 +8,10 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from celery._state import _set_task_join_will_block
+from django.contrib.messages import get_messages
 from django.core import mail
 from django.db import connection
 from django.db.models import Sum
-from django.contrib.messages import get_messages
 from django.test import Client
 from django.utils import timezone
 
@@ -48,13 +48,15 @@ def _clock():
 _n = iter(range(1, 10**9))
 
 
-def spent(org, when, *, model="openai/gpt-4o-mini", price="0.0012345678", cost="0.0006", mode="postpaid",
-          key=None, **fields):
+def spent(
+    org, when, *, model="openai/gpt-4o-mini", price="0.0012345678", cost="0.0006", mode="postpaid", key=None, **fields
+):
     """A usage event as the gateway hands it over; charged in the ledger only in credits mode."""
     n = next(_n)
     fields = {"prompt_tokens": 100 + n % 11, "completion_tokens": 30 + n % 7, **fields}
-    return factories.usage_event(org, key=key, model_name=model, price=price, cost=cost, created_at=when,
-                                 billing_mode=mode, **fields)
+    return factories.usage_event(
+        org, key=key, model_name=model, price=price, cost=cost, created_at=when, billing_mode=mode, **fields
+    )
 
 
 def postpaid(org, **fields):
@@ -65,16 +67,21 @@ def a_month_of_usage(org, month=None):
     """Usage at the month's first and last instants and in between; models priced by token, image and second."""
     month = month or MONTH
     end = rollups.next_month(month)
-    at = [month, month + timedelta(days=3, hours=7, minutes=59), month + timedelta(days=17, seconds=1),
-          end - timedelta(microseconds=1)]
+    at = [
+        month,
+        month + timedelta(days=3, hours=7, minutes=59),
+        month + timedelta(days=17, seconds=1),
+        end - timedelta(microseconds=1),
+    ]
     events = []
     for when in at:
         events += [
             spent(org, when),
             spent(org, when, model="anthropic/claude", price="0.0300000001"),
             spent(org, when, model="openai/gpt-image-1", price="0.08", unit="images", images=2),
-            spent(org, when, model="openai/whisper-1", price="0.0012346", unit="seconds",
-                  audio_seconds=Decimal("12.345")),
+            spent(
+                org, when, model="openai/whisper-1", price="0.0012346", unit="seconds", audio_seconds=Decimal("12.345")
+            ),
             spent(org, when, model="openai/gpt-4o-mini", price="0", status="client_error"),  # refused: free
         ]
     services.record_usage(events)
@@ -96,8 +103,9 @@ def raw_lines(org, since, until):
 
 
 def lines_of(invoice):
-    return {line.model_name: {name: getattr(line, name) for name in invoices.LINE_FIELDS}
-            for line in invoice.lines.all()}
+    return {
+        line.model_name: {name: getattr(line, name) for name in invoices.LINE_FIELDS} for line in invoice.lines.all()
+    }
 
 
 def run():
@@ -110,6 +118,7 @@ def ledger_is_truth(org):
 
 
 # Issuing ---------------------------------------------------------------------
+
 
 def test_it_invoices_a_finished_month_per_model_and_the_subtotal_is_the_raw_usage_exactly(world):
     postpaid(world.acme)
@@ -142,8 +151,9 @@ def test_the_rollups_are_brought_up_to_date_before_a_month_is_invoiced(world):
 
     run()
 
-    assert Invoice.objects.get(period_start=MONTH).subtotal == raw(world.acme, MONTH, NEXT).aggregate(
-        s=Sum("price"))["s"]
+    assert (
+        Invoice.objects.get(period_start=MONTH).subtotal == raw(world.acme, MONTH, NEXT).aggregate(s=Sum("price"))["s"]
+    )
 
 
 def test_numbers_run_in_sequence_across_organisations(world):
@@ -190,11 +200,15 @@ def switch(org, mode, at, monkeypatch):
 
 def test_a_switch_from_credits_mid_month_bills_only_the_postpaid_requests(world):
     switch_at = MONTH + timedelta(days=10, hours=5, minutes=30)
-    before = [spent(world.acme, MONTH + timedelta(days=2), mode="credits", price="0.4"),
-              spent(world.acme, switch_at - timedelta(minutes=10), mode="credits", price="0.3")]  # the switch's hour
-    after = [spent(world.acme, switch_at + timedelta(minutes=1), mode="credits", price="0.2"),  # in flight at the switch
-             spent(world.acme, switch_at + timedelta(minutes=2), price="0.0700000001"),
-             spent(world.acme, MONTH + timedelta(days=20), price="1.25", model="anthropic/claude")]
+    before = [
+        spent(world.acme, MONTH + timedelta(days=2), mode="credits", price="0.4"),
+        spent(world.acme, switch_at - timedelta(minutes=10), mode="credits", price="0.3"),
+    ]  # the switch's hour
+    after = [
+        spent(world.acme, switch_at + timedelta(minutes=1), mode="credits", price="0.2"),  # in flight at the switch
+        spent(world.acme, switch_at + timedelta(minutes=2), price="0.0700000001"),
+        spent(world.acme, MONTH + timedelta(days=20), price="1.25", model="anthropic/claude"),
+    ]
     services.record_usage(before + after)
     postpaid(world.acme)
 
@@ -202,8 +216,10 @@ def test_a_switch_from_credits_mid_month_bills_only_the_postpaid_requests(world)
 
     invoice = Invoice.objects.get()
     assert invoice.subtotal == Decimal("1.3200000001"), "only the postpaid requests"
-    assert {m: line["requests"] for m, line in lines_of(invoice).items()} == {"openai/gpt-4o-mini": 1,
-                                                                              "anthropic/claude": 1}
+    assert {m: line["requests"] for m, line in lines_of(invoice).items()} == {
+        "openai/gpt-4o-mini": 1,
+        "anthropic/claude": 1,
+    }
     assert CreditAccount.objects.get(organization=world.acme).balance == Decimal(10) - Decimal("0.9")
     ledger_is_truth(world.acme)
 
@@ -213,8 +229,12 @@ def test_a_switch_from_internal_mid_month_bills_the_requests_made_in_postpaid_mo
     CreditAccount.objects.filter(organization=world.acme).update(billing_mode="internal")
     services.record_usage([spent(world.acme, switch_at - timedelta(hours=1), mode="internal", price="9")])
     switch(world.acme, "postpaid", switch_at, monkeypatch)
-    services.record_usage([spent(world.acme, switch_at + timedelta(minutes=1), price="0.5"),
-                           spent(world.acme, NEXT - timedelta(seconds=1), price="0.25")])
+    services.record_usage(
+        [
+            spent(world.acme, switch_at + timedelta(minutes=1), price="0.5"),
+            spent(world.acme, NEXT - timedelta(seconds=1), price="0.25"),
+        ]
+    )
     run()
     assert Invoice.objects.get().subtotal == Decimal("0.75")
 
@@ -242,14 +262,22 @@ def test_a_stint_in_internal_mode_is_not_billed_when_the_organisation_returns_to
 
     invoice = Invoice.objects.get()
     assert invoice.subtotal == Decimal("1.5") and lines_of(invoice)["openai/gpt-4o-mini"]["requests"] == 2
-    assert sorted(raw(world.acme, MONTH, NEXT).values_list("billing_mode", flat=True)) == ["internal", "postpaid", "postpaid"]
+    assert sorted(raw(world.acme, MONTH, NEXT).values_list("billing_mode", flat=True)) == [
+        "internal",
+        "postpaid",
+        "postpaid",
+    ]
 
 
 def test_a_hub_switched_from_internal_to_postpaid_does_not_bill_its_internal_past(world, settings):
     settings.HUB_BILLING_MODE = "internal"
     # The organisation has no mode of its own: the gateway hands events over with an empty mode.
-    services.record_usage([spent(world.acme, EARLIER + timedelta(days=3), mode="", price="4"),
-                           spent(world.acme, MONTH + timedelta(days=3), mode="", price="5")])
+    services.record_usage(
+        [
+            spent(world.acme, EARLIER + timedelta(days=3), mode="", price="4"),
+            spent(world.acme, MONTH + timedelta(days=3), mode="", price="5"),
+        ]
+    )
     settings.HUB_BILLING_MODE = "postpaid"
     services.record_usage([spent(world.acme, MONTH + timedelta(days=20), mode="", price="0.75")])
 
@@ -257,8 +285,9 @@ def test_a_hub_switched_from_internal_to_postpaid_does_not_bill_its_internal_pas
 
     invoice = Invoice.objects.get()
     assert (invoice.period_start, invoice.subtotal) == (MONTH, Decimal("0.75"))
-    assert set(UsageRecord.objects.filter(organization=world.acme, price__gt=1).values_list(
-        "billing_mode", flat=True)) == {"internal"}
+    assert set(
+        UsageRecord.objects.filter(organization=world.acme, price__gt=1).values_list("billing_mode", flat=True)
+    ) == {"internal"}
 
 
 def test_a_hub_switched_from_postpaid_to_credits_still_bills_its_last_postpaid_month(world, settings):
@@ -280,8 +309,12 @@ def test_a_switch_inside_an_hour_bills_exactly_the_requests_made_in_postpaid_mod
     postpaid(world.acme)
     services.record_usage([spent(world.acme, hour + timedelta(minutes=10), price="1")])
     switch(world.acme, "internal", hour + timedelta(minutes=59, seconds=50), monkeypatch)
-    services.record_usage([spent(world.acme, hour + timedelta(minutes=59, seconds=55), mode="internal", price="9"),
-                           spent(world.acme, hour + timedelta(hours=1, seconds=10), price="0.25")])
+    services.record_usage(
+        [
+            spent(world.acme, hour + timedelta(minutes=59, seconds=55), mode="internal", price="9"),
+            spent(world.acme, hour + timedelta(hours=1, seconds=10), price="0.25"),
+        ]
+    )
     # Globex: internal, then postpaid from 05:30.
     CreditAccount.objects.filter(organization=world.globex).update(billing_mode="internal")
     services.record_usage([spent(world.globex, hour + timedelta(minutes=10), mode="internal", price="8")])
@@ -303,11 +336,19 @@ def test_usage_recorded_before_records_kept_their_mode_is_never_invoiced(world):
 
 def test_a_record_keeps_the_mode_it_ran_in(world, settings):
     settings.HUB_BILLING_MODE = "postpaid"
-    services.record_usage([spent(world.acme, MONTH, mode=""), spent(world.acme, MONTH, mode="internal"),
-                           spent(world.acme, MONTH, mode="credits")])
+    services.record_usage(
+        [
+            spent(world.acme, MONTH, mode=""),
+            spent(world.acme, MONTH, mode="internal"),
+            spent(world.acme, MONTH, mode="credits"),
+        ]
+    )
     settings.HUB_BILLING_MODE = "internal"
-    assert sorted(UsageRecord.objects.filter(created_at=MONTH).values_list("billing_mode", flat=True)) == \
-        ["credits", "internal", "postpaid"]
+    assert sorted(UsageRecord.objects.filter(created_at=MONTH).values_list("billing_mode", flat=True)) == [
+        "credits",
+        "internal",
+        "postpaid",
+    ]
 
 
 def test_running_the_task_twice_issues_and_emails_once(world, mailoutbox):
@@ -332,8 +373,10 @@ def test_the_email_link_is_absolute_with_a_public_url(world, mailoutbox, setting
     postpaid(world.acme)
     services.record_usage([spent(world.acme, MONTH, price="3")])
     run()
-    assert f"https://hub.example.com/manage/v1/orgs/acme/invoices/{Invoice.objects.get().number}/print" \
+    assert (
+        f"https://hub.example.com/manage/v1/orgs/acme/invoices/{Invoice.objects.get().number}/print"
         in mailoutbox[0].body
+    )
 
 
 def test_an_email_that_fails_is_sent_by_the_next_run(world, mailoutbox, monkeypatch):
@@ -368,14 +411,18 @@ def test_concurrent_runs_issue_one_invoice_per_month_and_email_it_once(world, tr
 
     assert sum(results) == 3
     assert Invoice.objects.count() == 3
-    assert sorted(Invoice.objects.filter(period_start=MONTH).values_list("number", flat=True)) == \
-        [f"HUB-{MONTH:%Y-%m}-0001", f"HUB-{MONTH:%Y-%m}-0002"]
+    assert sorted(Invoice.objects.filter(period_start=MONTH).values_list("number", flat=True)) == [
+        f"HUB-{MONTH:%Y-%m}-0001",
+        f"HUB-{MONTH:%Y-%m}-0002",
+    ]
     # Acme's two invoices to its owner and billing member, Globex's to its owner: once each.
     sent = sorted(m.to[0] for m in mail.outbox if "invoice" in m.subject)
     assert sent == sorted(["owner@example.com", "billing@example.com"] * 2 + ["outsider@example.com"])
     for invoice in Invoice.objects.all():
-        assert invoice.subtotal == raw(invoice.organization, invoice.period_start, invoice.period_end).aggregate(
-            s=Sum("price"))["s"]
+        assert (
+            invoice.subtotal
+            == raw(invoice.organization, invoice.period_start, invoice.period_end).aggregate(s=Sum("price"))["s"]
+        )
 
 
 @postgres_only
@@ -384,8 +431,12 @@ def test_invoices_of_two_organisations_issued_at_once_get_their_own_numbers(worl
     postpaid(world.globex)
     services.record_usage([spent(world.acme, MONTH, price="3"), spent(world.globex, MONTH, price="4")])
     rollups.roll_up()
-    issued = at_once(*[lambda org=org: invoices.invoice_issue(organization_id=org.pk, period_start=MONTH)
-                       for org in (world.acme, world.globex)])
+    issued = at_once(
+        *[
+            lambda org=org: invoices.invoice_issue(organization_id=org.pk, period_start=MONTH)
+            for org in (world.acme, world.globex)
+        ]
+    )
     assert None not in issued
     assert sorted(i.number for i in issued) == [f"HUB-{MONTH:%Y-%m}-0001", f"HUB-{MONTH:%Y-%m}-0002"]
 
@@ -401,6 +452,7 @@ def test_a_month_is_invoiced_once_even_outside_the_task(world):
 
 
 # Seeing invoices -------------------------------------------------------------
+
 
 @pytest.fixture
 def issued(world):
@@ -420,9 +472,18 @@ def test_owners_and_billing_members_see_the_printable_invoice(world, issued, rol
         return
     assert response.status_code == 200 and response["content-type"].startswith("text/html")
     page = response.content.decode()
-    for text in (issued.number, "Acme", "anthropic/claude", "openai/gpt-image-1", "openai/whisper-1",
-                 f"{issued.total:,.2f} USD", f"{issued.subtotal.normalize():f}",
-                 f"{MONTH:%-d %B %Y}", f"{NEXT - timedelta(days=1):%-d %B %Y}", "@media print"):
+    for text in (
+        issued.number,
+        "Acme",
+        "anthropic/claude",
+        "openai/gpt-image-1",
+        "openai/whisper-1",
+        f"{issued.total:,.2f} USD",
+        f"{issued.subtotal.normalize():f}",
+        f"{MONTH:%-d %B %Y}",
+        f"{NEXT - timedelta(days=1):%-d %B %Y}",
+        "@media print",
+    ):
         assert text in page, text
     assert "globex" not in page.lower()
 
@@ -447,8 +508,9 @@ def test_the_api_lists_an_organisations_invoices_and_details_one(world, issued):
     assert row["html_url"] == f"/manage/v1/orgs/acme/invoices/{issued.number}/print"
 
     detail = billing.get(f"/manage/v1/orgs/acme/invoices/{issued.number}").json()
-    assert {line["model"]: Decimal(line["amount"]) for line in detail["lines"]} == \
-        {m: line["amount"] for m, line in lines_of(issued).items()}
+    assert {line["model"]: Decimal(line["amount"]) for line in detail["lines"]} == {
+        m: line["amount"] for m, line in lines_of(issued).items()
+    }
     assert as_user(world.developer).get("/manage/v1/orgs/acme/invoices/").status_code == 403
     _, raw_key = api_key_create(organization=world.acme, name="ops", scope="admin")
     assert as_key(raw_key).get("/manage/v1/orgs/acme/invoices/").status_code == 403, "a key acts as an admin"
@@ -508,16 +570,21 @@ def test_an_invoice_whose_card_charge_is_in_flight_cannot_be_marked_paid_or_void
     assert issued.status == "paid"
 
 
-def test_a_payment_for_an_invoice_already_paid_or_void_is_recorded_for_a_refund(world, issued, stripe_settings,
-                                                                               caplog):
+def test_a_payment_for_an_invoice_already_paid_or_void_is_recorded_for_a_refund(world, issued, stripe_settings, caplog):
     globex_invoice = Invoice.objects.get(organization=world.globex)
     assert invoices.invoice_mark(invoice=issued, status="paid")  # paid outside Stripe
     assert invoices.invoice_mark(invoice=globex_invoice, status="void")
 
     for invoice, intent_id in ((issued, "pi_late_acme"), (globex_invoice, "pi_late_globex")):
-        late = {"id": intent_id, "object": "payment_intent", "amount": int(invoice.total * 100),
-                "amount_received": int(invoice.total * 100), "currency": "usd", "status": "succeeded",
-                "metadata": {"hub_invoice": str(invoice.pk)}}
+        late = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": int(invoice.total * 100),
+            "amount_received": int(invoice.total * 100),
+            "currency": "usd",
+            "status": "succeeded",
+            "metadata": {"hub_invoice": str(invoice.pk)},
+        }
         assert deliver(event("payment_intent.succeeded", late)).status_code == 200
 
     issued.refresh_from_db()
@@ -532,6 +599,7 @@ def test_a_payment_for_an_invoice_already_paid_or_void_is_recorded_for_a_refund(
 
 # Charging the saved card -----------------------------------------------------
 
+
 @pytest.fixture
 def stripe_settings(stripe_settings):
     stripe_settings.HUB_INVOICE_AUTO_CHARGE = True
@@ -540,12 +608,14 @@ def stripe_settings(stripe_settings):
 
 def saved_card(org, stripe_client, card=GOOD_CARD):
     customer, method = card_of(stripe_client, card)
-    return AutoRecharge.objects.create(organization=org, enabled=False, stripe_customer_id=customer.id,
-                                       stripe_payment_method_id=method.id)
+    return AutoRecharge.objects.create(
+        organization=org, enabled=False, stripe_customer_id=customer.id, stripe_payment_method_id=method.id
+    )
 
 
 def test_a_charged_invoice_is_paid_by_the_webhook_and_grants_no_credit(
-        world, transactional_db, stripe_client, localstripe_webhook):
+    world, transactional_db, stripe_client, localstripe_webhook
+):
     postpaid(world.acme)
     saved_card(world.acme, stripe_client)
     a_month_of_usage(world.acme)
@@ -571,15 +641,17 @@ def test_a_charged_invoice_is_paid_by_the_webhook_and_grants_no_credit(
     assert deliver(event("payment_intent.succeeded", intent.to_dict(), event_id=row.stripe_id)).status_code == 200
     assert deliver(event("payment_intent.succeeded", intent.to_dict())).status_code == 200
     assert StripeEvent.objects.get(stripe_id=row.stripe_id).attempts == 1
-    assert StripeEvent.objects.exclude(stripe_id=row.stripe_id).get().outcome == \
-        f"already paid: invoice {invoice.number}"
+    assert (
+        StripeEvent.objects.exclude(stripe_id=row.stripe_id).get().outcome == f"already paid: invoice {invoice.number}"
+    )
     assert CreditAccount.objects.get(organization=world.acme).balance == Decimal(10)
     assert not LedgerEntry.objects.filter(idempotency_key__startswith="stripe:").exists()
     ledger_is_truth(world.acme)
 
 
 def test_a_declined_charge_leaves_the_invoice_open_and_says_why(
-        world, transactional_db, stripe_client, localstripe_webhook):
+    world, transactional_db, stripe_client, localstripe_webhook
+):
     postpaid(world.acme)
     saved_card(world.acme, stripe_client, card=DECLINED_CARD)
     services.record_usage([spent(world.acme, MONTH + timedelta(days=9), price="24.5")])
@@ -588,8 +660,9 @@ def test_a_declined_charge_leaves_the_invoice_open_and_says_why(
 
     invoice = Invoice.objects.get()
     assert invoice.status == "open" and "declined" in invoice.payment_error
-    assert wait_for(lambda: StripeEvent.objects.filter(type="payment_intent.payment_failed",
-                                                       processed_at__isnull=False).exists())
+    assert wait_for(
+        lambda: StripeEvent.objects.filter(type="payment_intent.payment_failed", processed_at__isnull=False).exists()
+    )
     run()  # not charged again
     invoice.refresh_from_db()
     assert invoice.status == "open" and "declined" in invoice.payment_error
@@ -597,18 +670,30 @@ def test_a_declined_charge_leaves_the_invoice_open_and_says_why(
 
 
 def test_a_failed_payment_event_records_why_and_keeps_the_invoice_open(world, issued, stripe_settings):
-    failed = {"id": "pi_invoice_failed", "object": "payment_intent", "amount": int(issued.total * 100),
-              "currency": "usd", "status": "requires_payment_method",
-              "last_payment_error": {"code": "card_declined", "message": "Your card has insufficient funds."},
-              "metadata": {"hub_invoice": str(issued.pk)}}
+    failed = {
+        "id": "pi_invoice_failed",
+        "object": "payment_intent",
+        "amount": int(issued.total * 100),
+        "currency": "usd",
+        "status": "requires_payment_method",
+        "last_payment_error": {"code": "card_declined", "message": "Your card has insufficient funds."},
+        "metadata": {"hub_invoice": str(issued.pk)},
+    }
     assert deliver(event("payment_intent.payment_failed", failed)).status_code == 200
     issued.refresh_from_db()
     assert issued.status == "open" and issued.payment_error == "Your card has insufficient funds."
 
 
 def test_a_succeeded_event_for_the_wrong_amount_does_not_pay_the_invoice(world, issued, stripe_settings):
-    wrong = {"id": "pi_invoice_wrong", "object": "payment_intent", "amount": 100, "amount_received": 100,
-             "currency": "usd", "status": "succeeded", "metadata": {"hub_invoice": str(issued.pk)}}
+    wrong = {
+        "id": "pi_invoice_wrong",
+        "object": "payment_intent",
+        "amount": 100,
+        "amount_received": 100,
+        "currency": "usd",
+        "status": "succeeded",
+        "metadata": {"hub_invoice": str(issued.pk)},
+    }
     assert deliver(event("payment_intent.succeeded", wrong)).status_code == 200
     issued.refresh_from_db()
     assert issued.status == "open"
@@ -635,10 +720,17 @@ def test_the_charge_carries_a_key_derived_from_the_invoice_and_is_asked_once(wor
     (sent,) = recorded_stripe.requests
     assert sent["path"] == "/v1/payment_intents"
     assert sent["headers"]["Idempotency-Key"] == f"hub-invoice-{invoice.key}-intent"
-    assert {k: sent["form"][k] for k in ("amount", "currency", "customer", "payment_method", "off_session",
-                                         "metadata[hub_invoice]")} == {
-        "amount": "1235", "currency": "usd", "customer": "cus_1", "payment_method": "pm_1", "off_session": "true",
-        "metadata[hub_invoice]": str(invoice.pk)}
+    assert {
+        k: sent["form"][k]
+        for k in ("amount", "currency", "customer", "payment_method", "off_session", "metadata[hub_invoice]")
+    } == {
+        "amount": "1235",
+        "currency": "usd",
+        "customer": "cus_1",
+        "payment_method": "pm_1",
+        "off_session": "true",
+        "metadata[hub_invoice]": str(invoice.pk),
+    }
     assert "metadata[hub_payment]" not in sent["form"]
     # Stripe refused outright (here: no such route): the invoice stays open with the reason.
     assert invoice.status == "open" and invoice.payment_error
@@ -666,16 +758,17 @@ def test_a_charge_whose_call_never_answered_is_asked_again_with_the_same_key(wor
     run()
     assert [r["headers"]["Idempotency-Key"] for r in recorded_stripe.requests] == [f"hub-invoice-{invoice.key}-intent"]
     # Past the day Stripe keeps a key, asking again could charge twice: it is left to an operator.
-    Invoice.objects.filter(pk=invoice.pk).update(charge_started_at=timezone.now() - timedelta(days=2),
-                                                 payment_error="")
+    Invoice.objects.filter(pk=invoice.pk).update(charge_started_at=timezone.now() - timedelta(days=2), payment_error="")
     run()
     assert len(recorded_stripe.requests) == 1
 
 
-@pytest.mark.parametrize("setting, flag, charged", [(False, None, False), (False, True, True), (True, False, False),
-                                                    (True, None, True)])
-def test_auto_charge_follows_the_organisations_flag_else_the_setting(world, recorded_stripe, settings, setting, flag,
-                                                                     charged):
+@pytest.mark.parametrize(
+    "setting, flag, charged", [(False, None, False), (False, True, True), (True, False, False), (True, None, True)]
+)
+def test_auto_charge_follows_the_organisations_flag_else_the_setting(
+    world, recorded_stripe, settings, setting, flag, charged
+):
     settings.HUB_INVOICE_AUTO_CHARGE = setting
     postpaid(world.acme, invoice_auto_charge=flag)
     AutoRecharge.objects.create(organization=world.acme, stripe_customer_id="cus_1", stripe_payment_method_id="pm_1")
@@ -722,6 +815,7 @@ def test_a_charge_that_never_answered_within_stripes_key_lifetime_says_why(world
 
 # Refunds and disputes of an invoice's payment ------------------------------------
 
+
 @pytest.fixture
 def due(world):
     """An open invoice of 24.50 USD."""
@@ -734,10 +828,17 @@ def due(world):
 def paid_by_card(invoice, stripe_client):
     """The invoice charged on localstripe, as invoice_charge does, and paid by its signed event."""
     customer, method = card_of(stripe_client)
-    intent = stripe_client.v1.payment_intents.create(params={
-        "amount": int(invoice.total * 100), "currency": "usd", "customer": customer.id,
-        "payment_method": method.id, "confirm": True, "off_session": True,
-        "metadata": {"hub_invoice": str(invoice.pk)}})
+    intent = stripe_client.v1.payment_intents.create(
+        params={
+            "amount": int(invoice.total * 100),
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": method.id,
+            "confirm": True,
+            "off_session": True,
+            "metadata": {"hub_invoice": str(invoice.pk)},
+        }
+    )
     Invoice.objects.filter(pk=invoice.pk).update(charge_started_at=timezone.now(), stripe_payment_intent_id=intent.id)
     assert deliver(event("payment_intent.succeeded", intent.to_dict())).status_code == 200
     invoice.refresh_from_db()
@@ -752,8 +853,13 @@ def refund(stripe_client, intent, cents) -> dict:
 
 def dispute_of(intent, status="needs_response") -> dict:
     charge = intent.latest_charge if isinstance(intent.latest_charge, str) else intent.latest_charge.id
-    return fixture("dispute") | {"id": f"du_{intent.id}", "charge": charge, "payment_intent": intent.id,
-                                 "amount": intent.amount, "status": status}
+    return fixture("dispute") | {
+        "id": f"du_{intent.id}",
+        "charge": charge,
+        "payment_intent": intent.id,
+        "amount": intent.amount,
+        "status": status,
+    }
 
 
 def no_credit_moved(org):
@@ -762,8 +868,7 @@ def no_credit_moved(org):
     ledger_is_truth(org)
 
 
-def test_a_refund_of_an_invoices_payment_is_noted_and_a_full_one_reopens_it(world, due, stripe_settings,
-                                                                           stripe_client):
+def test_a_refund_of_an_invoices_payment_is_noted_and_a_full_one_reopens_it(world, due, stripe_settings, stripe_client):
     intent = paid_by_card(due, stripe_client)
     cents = int(due.total * 100)
 
@@ -818,8 +923,7 @@ def test_a_lost_dispute_leaves_the_invoice_due(world, due, stripe_settings, stri
     assert invoices.invoice_mark(invoice=due, status="void")
 
 
-def test_a_dispute_closed_before_it_was_opened_leaves_a_won_invoice_paid(world, due, stripe_settings,
-                                                                        stripe_client):
+def test_a_dispute_closed_before_it_was_opened_leaves_a_won_invoice_paid(world, due, stripe_settings, stripe_client):
     intent = paid_by_card(due, stripe_client)
     deliver(event("charge.dispute.closed", dispute_of(intent, "won")))
     deliver(event("charge.dispute.created", dispute_of(intent)))
@@ -828,12 +932,19 @@ def test_a_dispute_closed_before_it_was_opened_leaves_a_won_invoice_paid(world, 
     no_credit_moved(world.acme)
 
 
-def test_a_refund_that_arrives_before_the_payment_leaves_the_invoice_open(world, due, stripe_settings,
-                                                                          stripe_client):
+def test_a_refund_that_arrives_before_the_payment_leaves_the_invoice_open(world, due, stripe_settings, stripe_client):
     customer, method = card_of(stripe_client)
-    intent = stripe_client.v1.payment_intents.create(params={
-        "amount": 2450, "currency": "usd", "customer": customer.id, "payment_method": method.id,
-        "confirm": True, "off_session": True, "metadata": {"hub_invoice": str(due.pk)}})
+    intent = stripe_client.v1.payment_intents.create(
+        params={
+            "amount": 2450,
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": method.id,
+            "confirm": True,
+            "off_session": True,
+            "metadata": {"hub_invoice": str(due.pk)},
+        }
+    )
     Invoice.objects.filter(pk=due.pk).update(charge_started_at=timezone.now(), stripe_payment_intent_id=intent.id)
 
     assert deliver(refund(stripe_client, intent, 2450)).status_code == 200

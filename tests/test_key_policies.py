@@ -20,9 +20,11 @@ HELLO = [{"role": "user", "content": "hello"}]
 @pytest.fixture
 def key_with(organization, chat_model, upstream, hub):
     """A client for a new key with the given limits."""
+
     def make(**limits):
         _, raw = api_key_create(organization=organization, name="limited", limits=limits)
         return openai.OpenAI(base_url=f"{hub.url}/v1", api_key=raw, max_retries=0)
+
     return make
 
 
@@ -46,8 +48,11 @@ def test_an_address_outside_the_allow_list_is_403(key_with, upstream, hub):
         key_with(allowed_ips=["203.0.113.0/24"]).chat.completions.create(model="gpt-4o-mini", messages=HELLO)
     assert raised.value.body["code"] == "ip_not_allowed"
     assert upstream.requests == []
-    assert key_with(allowed_ips=["127.0.0.0/8", "::1/128"]).chat.completions.create(
-        model="gpt-4o-mini", messages=HELLO).choices
+    assert (
+        key_with(allowed_ips=["127.0.0.0/8", "::1/128"])
+        .chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+        .choices
+    )
     hub.drain()
     assert UsageRecord.objects.filter(http_status=403).count() == 1
 
@@ -91,8 +96,15 @@ def test_a_budget_stops_the_key_until_its_period_resets(key_with, hub):
 def test_a_budget_counts_what_was_spent_before_this_process_started(key_with, organization):
     client = key_with(budget=Decimal("1"), budget_period="monthly")
     key = ApiKey.objects.get(name="limited")
-    UsageRecord.objects.create(request_id="req_earlier", organization=organization, api_key=key, model_name="m",
-                               status="ok", price=Decimal("1.5"), created_at=timezone.now())
+    UsageRecord.objects.create(
+        request_id="req_earlier",
+        organization=organization,
+        api_key=key,
+        model_name="m",
+        status="ok",
+        price=Decimal("1.5"),
+        created_at=timezone.now(),
+    )
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
 
@@ -119,14 +131,22 @@ def test_the_management_api_creates_a_key_with_limits(organization, transactiona
     Membership.objects.create(user=owner, organization=organization, role="owner")
     api = APIClient()
     api.force_authenticate(owner)
-    response = api.post(f"/manage/v1/orgs/{organization.slug}/keys/", {
-        "name": "ci", "allowed_models": ["openai/*"], "allowed_ips": ["10.1.2.3"], "rpm_limit": 60,
-        "budget": "5.00", "budget_period": "weekly"}, format="json")
+    response = api.post(
+        f"/manage/v1/orgs/{organization.slug}/keys/",
+        {
+            "name": "ci",
+            "allowed_models": ["openai/*"],
+            "allowed_ips": ["10.1.2.3"],
+            "rpm_limit": 60,
+            "budget": "5.00",
+            "budget_period": "weekly",
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert (body["allowed_ips"], body["rpm_limit"], body["budget_period"]) == (["10.1.2.3/32"], 60, "weekly")
     key = ApiKey.objects.get(name="ci")
     assert key.budget == Decimal("5") and key.allowed_models == ["openai/*"]
-    bad = api.post(f"/manage/v1/orgs/{organization.slug}/keys/", {"name": "x", "allowed_ips": ["nope"]},
-                   format="json")
+    bad = api.post(f"/manage/v1/orgs/{organization.slug}/keys/", {"name": "x", "allowed_ips": ["nope"]}, format="json")
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "allowed_ips"

@@ -96,7 +96,7 @@ def test_the_gateway_runs_its_own_middleware_and_the_site_its_own(settings, tran
     settings.HUB_GATEWAY_MIDDLEWARE = ["tests.test_layers.GatewayProbe"]
     ran.clear()
     gateway, site = GatewayHandler(), ASGIHandler()
-    assert settings.MIDDLEWARE == [*site_stack, "tests.test_layers.SiteProbe"]  # read, never swapped
+    assert [*site_stack, "tests.test_layers.SiteProbe"] == settings.MIDDLEWARE  # read, never swapped
     assert _get(gateway, "/v1/models") == 401
     assert _get(site, "/no-such-page/") == 404
     assert ran == [("gateway", "/v1/models"), ("site", "/no-such-page/")]

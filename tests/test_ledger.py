@@ -36,8 +36,9 @@ def test_ledger_entries_cannot_be_edited_or_deleted(organization):
 
 
 def usage_event(organization, request_id="req_1", price="0.000123"):
-    return factories.usage_event(organization, request_id=request_id, prompt_tokens=10, completion_tokens=5,
-                                 price=price)
+    return factories.usage_event(
+        organization, request_id=request_id, prompt_tokens=10, completion_tokens=5, price=price
+    )
 
 
 def test_recording_the_same_usage_twice_charges_once(organization):

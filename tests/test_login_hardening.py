@@ -57,6 +57,7 @@ def errors_of(response) -> str:
 
 # Rate limiting.
 
+
 def test_five_bad_passwords_lock_the_account_out_even_for_the_right_password(operator, settings):
     assert settings.HUB_LOGIN_FAILURE_LIMIT == 5
     browser = Client()
@@ -78,8 +79,9 @@ def test_the_lock_lifts_after_the_cool_off(operator, settings):
         log_in(browser, "operator", "guess")
     assert log_in(browser, "operator").status_code == 429
     # Time travel: the failures are now older than the cool-off.
-    AccessAttempt.objects.update(attempt_time=F("attempt_time") - timedelta(minutes=settings.HUB_LOGIN_COOLOFF_MINUTES,
-                                                                            seconds=1))
+    AccessAttempt.objects.update(
+        attempt_time=F("attempt_time") - timedelta(minutes=settings.HUB_LOGIN_COOLOFF_MINUTES, seconds=1)
+    )
     response = log_in(browser, "operator")
     assert response.status_code == 302 and response.url == "/admin/"
     assert signed_in(browser)
@@ -113,16 +115,22 @@ def test_a_successful_login_forgets_earlier_failures(operator):
 
 def test_the_lockout_page_is_served_under_asgi_and_the_gateway_is_not_counted(hub, operator, api_key):
     for _ in range(6):
-        reply = httpx.post(f"{hub.url}/v1/chat/completions", headers={"Authorization": "Bearer sk-hub-wrong"},
-                           json={"model": "demo", "messages": [{"role": "user", "content": "hi"}]})
+        reply = httpx.post(
+            f"{hub.url}/v1/chat/completions",
+            headers={"Authorization": "Bearer sk-hub-wrong"},
+            json={"model": "demo", "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert reply.status_code == 401
     assert AccessAttempt.objects.count() == 0  # API keys never go through authenticate()
     with httpx.Client(base_url=hub.url) as browser:
         statuses = []
         for _ in range(5):
             token = browser.get("/admin/login/").cookies.get("csrftoken") or browser.cookies["csrftoken"]
-            statuses.append(browser.post("/admin/login/", data={
-                "username": "operator", "password": "guess", "csrfmiddlewaretoken": token}).status_code)
+            statuses.append(
+                browser.post(
+                    "/admin/login/", data={"username": "operator", "password": "guess", "csrfmiddlewaretoken": token}
+                ).status_code
+            )
         assert statuses == [200, 200, 200, 200, 429]
     models = httpx.get(f"{hub.url}/v1/models", headers={"Authorization": f"Bearer {api_key}"})
     assert models.status_code == 200  # the same address still uses the API
@@ -137,6 +145,7 @@ def test_the_gateway_has_no_login_middleware(settings):
 
 
 # Two-factor sign-in.
+
 
 def test_an_operator_with_a_device_needs_a_code(operator, device):
     browser = Client()
@@ -165,7 +174,7 @@ def test_the_right_code_lets_the_operator_in_once(operator, device):
 def test_a_wrong_code_is_refused_and_counts_toward_the_lockout(operator, device):
     browser = Client()
     good = code_of(device)
-    wrong = f"{(int(good) + 1) % 10 ** 6:06d}"
+    wrong = f"{(int(good) + 1) % 10**6:06d}"
     response = log_in(browser, "operator", code=wrong)
     assert response.status_code == 200 and "wrong" in errors_of(response) and not signed_in(browser)
     for _ in range(4):
@@ -260,6 +269,5 @@ def test_hub_totp_enrol_refuses_a_non_staff_user(transactional_db):
 
 def test_createsuperuser_still_works(transactional_db, monkeypatch):
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
-    call_command("createsuperuser", interactive=False, username="root", email="root@example.com",
-                 stdout=io.StringIO())
+    call_command("createsuperuser", interactive=False, username="root", email="root@example.com", stdout=io.StringIO())
     assert log_in(Client(), "root").status_code == 302

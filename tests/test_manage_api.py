@@ -71,8 +71,9 @@ def test_an_inference_key_cannot_use_the_management_api(world):
 def test_a_revoked_or_expired_admin_key_is_refused(world):
     revoked, raw_revoked = api_key_create(organization=world.acme, name="old", scope="admin")
     api_key_revoke(api_key=revoked)
-    _, raw_expired = api_key_create(organization=world.acme, name="exp", scope="admin",
-                                    expires_at=timezone.now() - timedelta(seconds=1))
+    _, raw_expired = api_key_create(
+        organization=world.acme, name="exp", scope="admin", expires_at=timezone.now() - timedelta(seconds=1)
+    )
 
     assert as_key(raw_revoked).get(KEYS).status_code == 401
     assert as_key(raw_expired).get(KEYS).status_code == 401
@@ -111,8 +112,17 @@ def test_usage_records_and_totals_per_model_and_day_for_a_date_range(world):
     default_totals = viewer.get("/manage/v1/orgs/acme/usage/totals").json()
 
     assert [r["model"] for r in records["results"]] == ["m-a", "m-a"]
-    assert totals == [{"day": day, "model": "m-a", "requests": 2, "prompt_tokens": 101, "completion_tokens": 51,
-                       "total_tokens": 152, "price": "2.0000000000"}]
+    assert totals == [
+        {
+            "day": day,
+            "model": "m-a",
+            "requests": 2,
+            "prompt_tokens": 101,
+            "completion_tokens": 51,
+            "total_tokens": 152,
+            "price": "2.0000000000",
+        }
+    ]
     assert "m-b" not in {t["model"] for t in default_totals}  # 30 days by default
 
 
@@ -155,8 +165,11 @@ def test_the_docs_page_loads_swagger_ui_from_the_hub_not_a_cdn(world):
     assert "cdn" not in html.lower() and "https://" not in html
     from pathlib import Path
 
-    assert (Path(drf_spectacular_sidecar.__file__).parent / "static/drf_spectacular_sidecar/swagger-ui-dist"
-            / "swagger-ui-bundle.js").exists()
+    assert (
+        Path(drf_spectacular_sidecar.__file__).parent
+        / "static/drf_spectacular_sidecar/swagger-ui-dist"
+        / "swagger-ui-bundle.js"
+    ).exists()
 
 
 def test_a_rotated_key_keeps_its_limits_and_team(world):
@@ -166,19 +179,31 @@ def test_a_rotated_key_keeps_its_limits_and_team(world):
 
     team = Team.objects.create(organization=world.acme, name="ml")
     ApiKey.objects.filter(pk=world.acme_key.pk).update(
-        allowed_models=["openai/*"], allowed_ips=["203.0.113.0/24"], rpm_limit=7, tpm_limit=700,
-        budget=Decimal("12.5"), budget_period="daily", team=team)
+        allowed_models=["openai/*"],
+        allowed_ips=["203.0.113.0/24"],
+        rpm_limit=7,
+        tpm_limit=700,
+        budget=Decimal("12.5"),
+        budget_period="daily",
+        team=team,
+    )
     rotated = as_user(world.admin).post(f"{KEYS}{world.acme_key.pk}/rotate").json()
     new = ApiKey.objects.get(pk=rotated["id"])
-    assert (new.allowed_models, new.allowed_ips, new.rpm_limit, new.tpm_limit, new.budget, new.budget_period,
-            new.team_id) == (["openai/*"], ["203.0.113.0/24"], 7, 700, Decimal("12.5"), "daily", team.pk)
+    assert (
+        new.allowed_models,
+        new.allowed_ips,
+        new.rpm_limit,
+        new.tpm_limit,
+        new.budget,
+        new.budget_period,
+        new.team_id,
+    ) == (["openai/*"], ["203.0.113.0/24"], 7, 700, Decimal("12.5"), "daily", team.pk)
 
 
 def test_an_admin_key_is_held_to_its_allowed_addresses_on_the_management_api(world):
     # The attack: a key limited to 10.0.0.0/8 (refused on the gateway) listed keys and minted an unrestricted
     # admin key from 127.0.0.1 (the test client's address) on /manage/v1/.
-    _, raw = api_key_create(organization=world.acme, name="ops", scope="admin",
-                            limits={"allowed_ips": ["10.0.0.0/8"]})
+    _, raw = api_key_create(organization=world.acme, name="ops", scope="admin", limits={"allowed_ips": ["10.0.0.0/8"]})
     outside = as_key(raw)
 
     listed = outside.get(KEYS)

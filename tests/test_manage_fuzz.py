@@ -22,8 +22,9 @@ from accounts.services import api_key_create
 CHECKOUT = "POST /manage/v1/orgs/{slug}/billing/checkout"
 EXAMPLES = 40  # generated per operation, beyond the examples and coverage cases
 
-schema = schemathesis.openapi.from_wsgi("/manage/v1/schema/", get_wsgi_application(),
-                                        headers={"Accept": "application/vnd.oai.openapi+json"})
+schema = schemathesis.openapi.from_wsgi(
+    "/manage/v1/schema/", get_wsgi_application(), headers={"Accept": "application/vnd.oai.openapi+json"}
+)
 
 
 @pytest.fixture
@@ -44,15 +45,18 @@ def callers(world, stripe_settings, in_process):
     web.force_login(world.owner)
     csrf = get_random_string(32)
     session = web.cookies[stripe_settings.SESSION_COOKIE_NAME].value
-    owner = {"headers": {"X-CSRFToken": csrf},
-             "cookies": {stripe_settings.SESSION_COOKIE_NAME: session, stripe_settings.CSRF_COOKIE_NAME: csrf}}
+    owner = {
+        "headers": {"X-CSRFToken": csrf},
+        "cookies": {stripe_settings.SESSION_COOKIE_NAME: session, stripe_settings.CSRF_COOKIE_NAME: csrf},
+    }
     _, raw = api_key_create(organization=world.acme, name="fuzz", scope="admin")
     return {"owner": owner, "admin key": {"headers": {"Authorization": f"Bearer {raw}"}}}
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 def test_no_generated_request_gets_a_server_error(case, callers):
     if "slug" in (case.path_parameters or {}):
         case.path_parameters["slug"] = "acme"  # the callers' own organisation, or every answer is a 404

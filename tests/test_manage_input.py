@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 
 from accounts.models import ApiKey
-from billing.money import max_amount
 from billing.models import StripeEvent
+from billing.money import max_amount
 from tests.actors import as_user
 from tests.fakes.stripe_server import event, sign
 from tests.stripe_fixtures import SECRET, WEBHOOK, deliver
@@ -25,11 +25,17 @@ def assert_error(response, status, param=None):
     return error
 
 
-@pytest.mark.parametrize("field, value", [
-    ("rpm_limit", INT_MAX + 1), ("rpm_limit", 10**30),
-    ("tpm_limit", INT_MAX + 1), ("tpm_limit", 10**30),
-    ("budget", "922337204"), ("budget", "999999999.9999999999"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("rpm_limit", INT_MAX + 1),
+        ("rpm_limit", 10**30),
+        ("tpm_limit", INT_MAX + 1),
+        ("tpm_limit", 10**30),
+        ("budget", "922337204"),
+        ("budget", "999999999.9999999999"),
+    ],
+)
 def test_a_limit_beyond_its_column_is_a_400_naming_the_field(world, field, value):
     response = as_user(world.owner).post(KEYS, {"name": "huge", field: value}, format="json")
 
@@ -39,8 +45,8 @@ def test_a_limit_beyond_its_column_is_a_400_naming_the_field(world, field, value
 
 def test_the_largest_limits_the_columns_hold_are_kept(world):
     response = as_user(world.owner).post(
-        KEYS, {"name": "max", "rpm_limit": INT_MAX, "tpm_limit": INT_MAX, "budget": str(max_amount())},
-        format="json")
+        KEYS, {"name": "max", "rpm_limit": INT_MAX, "tpm_limit": INT_MAX, "budget": str(max_amount())}, format="json"
+    )
 
     assert response.status_code == 201, response.content
     key = ApiKey.objects.get(name="max")
@@ -48,9 +54,11 @@ def test_the_largest_limits_the_columns_hold_are_kept(world):
 
 
 def test_an_auto_recharge_threshold_beyond_the_money_column_is_a_400(world):
-    response = as_user(world.owner).put("/manage/v1/orgs/acme/billing/auto-recharge",
-                                        {"enabled": False, "threshold": "9999999999.99", "amount": "10.00"},
-                                        format="json")
+    response = as_user(world.owner).put(
+        "/manage/v1/orgs/acme/billing/auto-recharge",
+        {"enabled": False, "threshold": "9999999999.99", "amount": "10.00"},
+        format="json",
+    )
 
     assert_error(response, 400, param="threshold")
 
@@ -75,17 +83,20 @@ def test_saving_a_card_with_stripe_unreachable_is_a_503_like_checkout(world, set
     assert error["type"] == "server_error" and "Stripe" in error["message"]
 
 
-@pytest.mark.parametrize("envelope", [
-    {"type": "payment_intent.succeeded", "data": {"object": {}}},  # no id
-    {"id": 7, "type": "payment_intent.succeeded", "data": {"object": {}}},
-    {"id": "evt_1", "data": {"object": {}}},  # no type
-    {"id": "evt_1", "type": "x" * 101, "data": {"object": {}}},
-    {"id": "evt_" + "1" * 300, "type": "payment_intent.succeeded", "data": {"object": {}}},
-    {"id": "evt_\ud800", "type": "payment_intent.succeeded", "data": {"object": {}}},  # a lone surrogate
-    {"id": "evt_1", "type": "payment_intent.succeeded"},  # no data.object
-    {"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": "pi_1"}},
-    [1, 2],
-])
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"type": "payment_intent.succeeded", "data": {"object": {}}},  # no id
+        {"id": 7, "type": "payment_intent.succeeded", "data": {"object": {}}},
+        {"id": "evt_1", "data": {"object": {}}},  # no type
+        {"id": "evt_1", "type": "x" * 101, "data": {"object": {}}},
+        {"id": "evt_" + "1" * 300, "type": "payment_intent.succeeded", "data": {"object": {}}},
+        {"id": "evt_\ud800", "type": "payment_intent.succeeded", "data": {"object": {}}},  # a lone surrogate
+        {"id": "evt_1", "type": "payment_intent.succeeded"},  # no data.object
+        {"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": "pi_1"}},
+        [1, 2],
+    ],
+)
 def test_a_signed_event_not_shaped_like_one_is_a_400(db, settings, envelope):
     settings.STRIPE_WEBHOOK_SECRET = SECRET
 
@@ -99,8 +110,9 @@ def test_a_signed_payload_that_is_not_json_is_a_400_in_the_error_shape(db, setti
     settings.STRIPE_WEBHOOK_SECRET = SECRET
     payload = b"{not json"
 
-    response = Client().post(WEBHOOK, data=payload, content_type="application/json",
-                             headers={"Stripe-Signature": sign(payload, SECRET)})
+    response = Client().post(
+        WEBHOOK, data=payload, content_type="application/json", headers={"Stripe-Signature": sign(payload, SECRET)}
+    )
 
     assert_error(response, 400)
 

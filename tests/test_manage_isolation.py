@@ -47,8 +47,9 @@ def assert_globex_untouched(world):
 @pytest.mark.parametrize("method, path, body", ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
 def test_another_organisations_slug_is_not_found(world, method, path, body):
     for name, client in acme_clients(world).items():
-        response = getattr(client, method)("/manage/v1/orgs/globex/" + path.format(**globex_ids(world)), body,
-                                           format="json")
+        response = getattr(client, method)(
+            "/manage/v1/orgs/globex/" + path.format(**globex_ids(world)), body, format="json"
+        )
 
         assert response.status_code == 404, (name, response.content)
         assert response.json()["error"]["message"] == "No such organisation."
@@ -57,8 +58,9 @@ def test_another_organisations_slug_is_not_found(world, method, path, body):
 
 @pytest.mark.parametrize("method, path, body", ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
 def test_a_slug_that_does_not_exist_answers_the_same(world, method, path, body):
-    response = getattr(as_user(world.owner), method)("/manage/v1/orgs/nowhere/" + path.format(key=1, member=1,
-                                                     invitation=1), body, format="json")
+    response = getattr(as_user(world.owner), method)(
+        "/manage/v1/orgs/nowhere/" + path.format(key=1, member=1, invitation=1), body, format="json"
+    )
 
     assert response.status_code == 404
     assert response.json()["error"]["message"] == "No such organisation."
@@ -67,8 +69,9 @@ def test_a_slug_that_does_not_exist_answers_the_same(world, method, path, body):
 @pytest.mark.parametrize("method, path, body", OBJECT_ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in OBJECT_ENDPOINTS])
 def test_another_organisations_objects_are_not_found_under_ones_own_slug(world, method, path, body):
     for name, client in acme_clients(world).items():
-        response = getattr(client, method)("/manage/v1/orgs/acme/" + path.format(**globex_ids(world)), body,
-                                           format="json")
+        response = getattr(client, method)(
+            "/manage/v1/orgs/acme/" + path.format(**globex_ids(world)), body, format="json"
+        )
 
         assert response.status_code == 404, (name, response.content)
     assert_globex_untouched(world)

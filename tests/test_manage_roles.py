@@ -52,10 +52,14 @@ def test_role_matrix(world, role, request_, allowed):
     from accounts.services import invitation_create
 
     method, path, body, success = request_
-    invitation, _ = invitation_create(organization=world.acme, email="pending@example.com", role="viewer",
-                                      actor_role="owner")
-    path = path.format(acme_key=world.acme_key.pk, viewer_membership=membership_of(world.viewer, world.acme).pk,
-                       acme_invitation=invitation.pk)
+    invitation, _ = invitation_create(
+        organization=world.acme, email="pending@example.com", role="viewer", actor_role="owner"
+    )
+    path = path.format(
+        acme_key=world.acme_key.pk,
+        viewer_membership=membership_of(world.viewer, world.acme).pk,
+        acme_invitation=invitation.pk,
+    )
     if role == "admin key":
         client = as_key(api_key_create(organization=world.acme, name="ops", scope="admin")[1])
     else:

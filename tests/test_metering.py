@@ -12,8 +12,13 @@ def event(org_id, request_id, price="0.01"):
 
 
 def test_a_record_for_a_vanished_organisation_is_dropped_and_the_rest_written(organization):
-    balances = _write([event(organization.pk, "req_ok_1"), event(organization.pk + 999, "req_orphan"),
-                       event(organization.pk, "req_ok_2")])
+    balances = _write(
+        [
+            event(organization.pk, "req_ok_1"),
+            event(organization.pk + 999, "req_orphan"),
+            event(organization.pk, "req_ok_2"),
+        ]
+    )
     assert set(UsageRecord.objects.values_list("request_id", flat=True)) == {"req_ok_1", "req_ok_2"}
     assert balances[organization.pk] == Decimal("9.98")
 

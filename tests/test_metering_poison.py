@@ -26,7 +26,8 @@ def ask(client, n: int = 20, **kwargs) -> list[str]:
     ids = []
     for i in range(n):
         raw = client.chat.completions.with_raw_response.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": f"hello {i}"}], **kwargs)
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"hello {i}"}], **kwargs
+        )
         raw.parse()
         ids.append(raw.headers["x-request-id"])
     return ids
@@ -34,9 +35,12 @@ def ask(client, n: int = 20, **kwargs) -> list[str]:
 
 def stream_raw(hub, client, **extra) -> tuple[list[str], str]:
     """A streamed chat read over plain HTTP: its `data:` lines and its request id."""
-    with httpx.stream("POST", f"{hub.url}/v1/chat/completions", headers={"authorization": f"Bearer {client.api_key}"},
-                      json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi there"}],
-                            "stream": True, **extra}) as response:
+    with httpx.stream(
+        "POST",
+        f"{hub.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {client.api_key}"},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi there"}], "stream": True, **extra},
+    ) as response:
         return [line for line in response.iter_lines() if line.startswith("data:")], response.headers["x-request-id"]
 
 
@@ -57,10 +61,14 @@ def assert_ledger_matches(organization) -> None:
 
 @pytest.mark.parametrize("name", ["rel/\u0000", "rel/\ud800", "\udfff" * 300], ids=["nul", "surrogate", "long"])
 def test_a_model_name_the_database_cannot_store_is_refused_and_metering_goes_on(
-        hub, api_key, client, organization, name):
+    hub, api_key, client, organization, name
+):
     # ensure_ascii: the JSON carries the escapes \u0000 and \ud800, as a hostile client sends them.
-    poison = httpx.post(f"{hub.url}/v1/chat/completions", headers={"authorization": f"Bearer {api_key}"},
-                        content=json.dumps({"model": name, "messages": [{"role": "user", "content": "hi"}]}))
+    poison = httpx.post(
+        f"{hub.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {api_key}"},
+        content=json.dumps({"model": name, "messages": [{"role": "user", "content": "hi"}]}),
+    )
     assert 400 <= poison.status_code < 500
     ids = ask(client)
     hub.drain()
@@ -89,12 +97,14 @@ HOSTILE_USAGE = {
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("reported", HOSTILE_USAGE.values(), ids=HOSTILE_USAGE.keys())
 def test_a_provider_that_miscounts_is_billed_by_estimate_and_metering_goes_on(
-        hub, client, upstream, organization, reported, stream):
+    hub, client, upstream, organization, reported, stream
+):
     upstream.reported_usage = reported
     messages = [{"role": "user", "content": "count this for me please"}]
     if stream:
         raw = client.chat.completions.with_raw_response.create(
-            model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True})
+            model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
         chunks = list(raw.parse())  # a reset connection would raise here
         shown = chunks[-1].usage
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).startswith("Hello!")
@@ -157,15 +167,30 @@ def test_an_adapter_bug_mid_stream_ends_in_an_error_event_and_a_record(hub, clie
 
 # ---------------------------------------------------------------- the meter's batches
 
+
 def event(org_id, request_id, price="0.01", **fields):
     fields = {"prompt_tokens": 1, "completion_tokens": 1, **fields}
     return usage_event(organization_id=org_id, request_id=request_id, price=price, **fields)
 
 
 def test_every_text_is_cleaned_and_cut_to_its_column(organization):
-    _write([event(organization.pk, "req_dirty\x00", model_name="a\x00b\ud800" + "x" * 500, endpoint="e\udfff" * 80,
-                  error="boom\x00" * 100, image_tier="\ud800" * 50, unit="tokens\x00", latency_ms=-4,
-                  first_token_ms=2**40, prompt_tokens=2**40, http_status=10**6)])
+    _write(
+        [
+            event(
+                organization.pk,
+                "req_dirty\x00",
+                model_name="a\x00b\ud800" + "x" * 500,
+                endpoint="e\udfff" * 80,
+                error="boom\x00" * 100,
+                image_tier="\ud800" * 50,
+                unit="tokens\x00",
+                latency_ms=-4,
+                first_token_ms=2**40,
+                prompt_tokens=2**40,
+                http_status=10**6,
+            )
+        ]
+    )
     record = UsageRecord.objects.get()
     assert record.request_id == "req_dirty\ufffd"
     assert record.model_name.startswith("a\ufffdb\ufffdxx") and len(record.model_name) == 200
@@ -174,8 +199,9 @@ def test_every_text_is_cleaned_and_cut_to_its_column(organization):
     assert LedgerEntry.objects.get(kind="usage").description.startswith("e\ufffd")
 
 
-def test_a_record_the_database_refuses_is_set_aside_and_the_rest_written(organization, monkeypatch, settings,
-                                                                          tmp_path, caplog):
+def test_a_record_the_database_refuses_is_set_aside_and_the_rest_written(
+    organization, monkeypatch, settings, tmp_path, caplog
+):
     from billing import services
 
     settings.HUB_METERING_DEAD_LETTER = str(tmp_path / "dead.jsonl")
@@ -203,8 +229,10 @@ def test_a_set_aside_record_does_not_keep_its_credit_held(organization, monkeypa
     from billing import services
 
     settings.HUB_METERING_DEAD_LETTER = str(tmp_path / "dead.jsonl")
-    assert hold_place(organization_id=organization.pk, request_id="lease:test:1", amount=Decimal(1),
-                      ttl_seconds=3600) is None
+    assert (
+        hold_place(organization_id=organization.pk, request_id="lease:test:1", amount=Decimal(1), ttl_seconds=3600)
+        is None
+    )
     monkeypatch.setattr(services, "_record", lambda e: (_ for _ in ()).throw(OverflowError("out of range")))
     _write([event(organization.pk, "req_held", lease="lease:test:1")], ["lease:test:1"])
     account = CreditAccount.objects.get(organization=organization)

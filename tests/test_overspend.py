@@ -21,9 +21,9 @@ from django.db.models import Sum
 from billing.models import CreditAccount, CreditHold, LedgerEntry, UsageRecord
 from billing.services import credit_grant
 from hub import catalogue
-from providers.adapters.bedrock import request as bedrock
 from providers.adapters.anthropic import request as anthropic
 from providers.adapters.base import UpstreamError
+from providers.adapters.bedrock import request as bedrock
 from providers.models import CatalogModel
 from tests import factories
 from tests.factories import add_model
@@ -51,8 +51,15 @@ def mallory(transactional_db):
 def uncapped(openai_provider):
     """A model with no output cap of its own (as the shipped xai, mistral and openrouter catalogues), whose
     upstream writes 10,000 tokens unless it is sent a cap."""
-    return add_model(openai_provider, "openai/long", "fake-long", input_cost=Decimal(0), output_cost=Decimal(0),
-                     input_price=PER_MILLION, output_price=PER_MILLION)
+    return add_model(
+        openai_provider,
+        "openai/long",
+        "fake-long",
+        input_cost=Decimal(0),
+        output_cost=Decimal(0),
+        input_price=PER_MILLION,
+        output_price=PER_MILLION,
+    )
 
 
 def balance(organization) -> Decimal:
@@ -67,9 +74,13 @@ def assert_settled(organization):
 
 def attack(hub, raw_key: str, requests: int, **kwargs) -> list:
     """`requests` concurrent chat completions with `kwargs`: "ok" or the status of each."""
-    client = openai.AsyncOpenAI(base_url=f"{hub.url}/v1", api_key=raw_key, max_retries=0, timeout=60,
-                                http_client=openai.DefaultAsyncHttpxClient(
-                                    limits=httpx.Limits(max_connections=requests)))
+    client = openai.AsyncOpenAI(
+        base_url=f"{hub.url}/v1",
+        api_key=raw_key,
+        max_retries=0,
+        timeout=60,
+        http_client=openai.DefaultAsyncHttpxClient(limits=httpx.Limits(max_connections=requests)),
+    )
 
     async def one():
         try:
@@ -91,18 +102,22 @@ def attack(hub, raw_key: str, requests: int, **kwargs) -> list:
 
 
 # 400 functions of 1 KB each: billed as prompt by the provider, left out of the hold before.
-BIG_FUNCTIONS = [{"name": f"f{i}", "description": "d" * 1000, "parameters": {"type": "object", "properties": {}}}
-                 for i in range(400)]
+BIG_FUNCTIONS = [
+    {"name": f"f{i}", "description": "d" * 1000, "parameters": {"type": "object", "properties": {}}} for i in range(400)
+]
 
 
-@pytest.mark.parametrize("credit, kwargs", [
-    ("0.15", {"max_tokens": 10, "n": 128}),
-    ("0.15", {"max_tokens": 10, "n": 128, "stream": True}),
-    ("0.15", {"max_tokens": 10, "extra_body": {"functions": BIG_FUNCTIONS}}),
-    ("5", {}),  # no max_tokens: 4,096 held, and before the fix no cap sent
-], ids=["n", "n-streaming", "functions", "no-max-tokens"])
-def test_concurrent_attacks_never_take_the_balance_below_the_bound(hub, upstream, mallory, uncapped, credit,
-                                                                  kwargs):
+@pytest.mark.parametrize(
+    "credit, kwargs",
+    [
+        ("0.15", {"max_tokens": 10, "n": 128}),
+        ("0.15", {"max_tokens": 10, "n": 128, "stream": True}),
+        ("0.15", {"max_tokens": 10, "extra_body": {"functions": BIG_FUNCTIONS}}),
+        ("5", {}),  # no max_tokens: 4,096 held, and before the fix no cap sent
+    ],
+    ids=["n", "n-streaming", "functions", "no-max-tokens"],
+)
+def test_concurrent_attacks_never_take_the_balance_below_the_bound(hub, upstream, mallory, uncapped, credit, kwargs):
     credit_grant(organization=mallory, amount=Decimal(credit))
     results = attack(hub, mallory.raw_key, concurrency(), **kwargs)
     assert set(results) <= {"ok", 402}, results
@@ -134,22 +149,31 @@ def test_max_tokens_above_the_models_cap_is_400_naming_the_cap(client, hub, upst
     assert upstream.requests == []
     client.chat.completions.create(model="openai/long", messages=HELLO, max_tokens=700)
     hub.drain()
-    assert [(r.status, r.http_status) for r in UsageRecord.objects.order_by("id")] == [("client_error", 400),
-                                                                                       ("ok", 200)]
+    assert [(r.status, r.http_status) for r in UsageRecord.objects.order_by("id")] == [
+        ("client_error", 400),
+        ("ok", 200),
+    ]
 
 
 def test_with_both_caps_only_max_completion_tokens_is_sent(client, hub, upstream, uncapped):
     # Held for max_completion_tokens; a provider that honours max_tokens instead must never see the other.
-    client.chat.completions.create(model="openai/long", messages=HELLO, max_completion_tokens=3,
-                                   max_tokens=100_000)
+    client.chat.completions.create(model="openai/long", messages=HELLO, max_completion_tokens=3, max_tokens=100_000)
     sent = upstream.requests[0].json
     assert sent["max_completion_tokens"] == 3 and "max_tokens" not in sent
 
 
-def test_a_provider_that_writes_past_its_cap_is_charged_what_it_billed(client, hub, upstream, organization,
-                                                                      openai_provider):
-    add_model(openai_provider, "openai/overrun", "fake-overrun", input_cost=Decimal(0), output_cost=Decimal(0),
-              input_price=PER_MILLION, output_price=PER_MILLION)
+def test_a_provider_that_writes_past_its_cap_is_charged_what_it_billed(
+    client, hub, upstream, organization, openai_provider
+):
+    add_model(
+        openai_provider,
+        "openai/overrun",
+        "fake-overrun",
+        input_cost=Decimal(0),
+        output_cost=Decimal(0),
+        input_price=PER_MILLION,
+        output_price=PER_MILLION,
+    )
     client.chat.completions.create(model="openai/overrun", messages=HELLO, max_tokens=50)
     hub.drain()
     record = UsageRecord.objects.get()
@@ -158,17 +182,41 @@ def test_a_provider_that_writes_past_its_cap_is_charged_what_it_billed(client, h
     assert_settled(organization)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("max_tokens", 10**30), ("max_tokens", 2**31), ("max_tokens", -1), ("max_tokens", 1.5), ("max_tokens", 5.0),
-    ("max_tokens", True), ("max_tokens", "7"), ("max_completion_tokens", 1e30), ("max_completion_tokens", 10**30),
-    ("n", 10**30), ("n", 0), ("n", 129), ("n", 2.0), ("n", True), ("temperature", True), ("temperature", "1"),
-    ("top_p", 10**400), ("presence_penalty", 3), ("seed", 2**64), ("top_logprobs", 21),
-])
-def test_numbers_out_of_range_or_of_the_wrong_type_are_400_and_recorded(hub, api_key, chat_model, upstream, field,
-                                                                        value):
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("max_tokens", 10**30),
+        ("max_tokens", 2**31),
+        ("max_tokens", -1),
+        ("max_tokens", 1.5),
+        ("max_tokens", 5.0),
+        ("max_tokens", True),
+        ("max_tokens", "7"),
+        ("max_completion_tokens", 1e30),
+        ("max_completion_tokens", 10**30),
+        ("n", 10**30),
+        ("n", 0),
+        ("n", 129),
+        ("n", 2.0),
+        ("n", True),
+        ("temperature", True),
+        ("temperature", "1"),
+        ("top_p", 10**400),
+        ("presence_penalty", 3),
+        ("seed", 2**64),
+        ("top_logprobs", 21),
+    ],
+)
+def test_numbers_out_of_range_or_of_the_wrong_type_are_400_and_recorded(
+    hub, api_key, chat_model, upstream, field, value
+):
     body = json.dumps({"model": "gpt-4o-mini", "messages": HELLO, field: value})
-    response = httpx.post(f"{hub.url}/v1/chat/completions", content=body, timeout=10,
-                          headers={"authorization": f"Bearer {api_key}", "content-type": "application/json"})
+    response = httpx.post(
+        f"{hub.url}/v1/chat/completions",
+        content=body,
+        timeout=10,
+        headers={"authorization": f"Bearer {api_key}", "content-type": "application/json"},
+    )
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
@@ -181,15 +229,18 @@ def test_numbers_out_of_range_or_of_the_wrong_type_are_400_and_recorded(hub, api
 def _route(**changes):
     from types import SimpleNamespace
 
-    values = dict(upstream_name="m", max_output_tokens=None, options={}, secret="k", base_url="https://x",
-                  provider_name="p")
+    values = dict(
+        upstream_name="m", max_output_tokens=None, options={}, secret="k", base_url="https://x", provider_name="p"
+    )
     return SimpleNamespace(**(values | changes))
 
 
 def test_n_is_refused_by_providers_that_answer_one_choice():
     body = {"messages": HELLO, "n": 3}
-    for build in (lambda: anthropic.build_request(_route(), body, stream=False),
-                  lambda: bedrock.build_request(_route(), body)):
+    for build in (
+        lambda: anthropic.build_request(_route(), body, stream=False),
+        lambda: bedrock.build_request(_route(), body),
+    ):
         with pytest.raises(UpstreamError) as raised:
             build()
         assert (raised.value.status, raised.value.param, raised.value.retryable) == (400, "n", False)

@@ -14,27 +14,44 @@ from tests.factories import add_model
 HELLO = [{"role": "user", "content": "hello"}]
 
 
-Rates = RateCard(input_cost=Decimal(2), cached_input_cost=Decimal("0.5"), output_cost=Decimal(8),
-                 input_price=Decimal(3), cached_input_price=Decimal(1), output_price=Decimal(12))
+Rates = RateCard(
+    input_cost=Decimal(2),
+    cached_input_cost=Decimal("0.5"),
+    output_cost=Decimal(8),
+    input_price=Decimal(3),
+    cached_input_price=Decimal(1),
+    output_price=Decimal(12),
+)
 
 
-@pytest.mark.parametrize("plan, cost, price", [
-    # cost: 9 fresh × 2 + 1 cached × 0.5 + 2 out × 8 = 34.5 per million; price: 9 × 3 + 1 × 1 + 2 × 12 = 52
-    (None, "0.0000345", "0.000052"),
-    (Plan(discount=Decimal("0.25")), "0.0000345", "0.000039"),
-    (Plan(margin=Decimal("1")), "0.0000345", "0.000069"),
-])
+@pytest.mark.parametrize(
+    "plan, cost, price",
+    [
+        # cost: 9 fresh × 2 + 1 cached × 0.5 + 2 out × 8 = 34.5 per million; price: 9 × 3 + 1 × 1 + 2 × 12 = 52
+        (None, "0.0000345", "0.000052"),
+        (Plan(discount=Decimal("0.25")), "0.0000345", "0.000039"),
+        (Plan(margin=Decimal("1")), "0.0000345", "0.000069"),
+    ],
+)
 def test_usage_is_priced_with_cached_input_and_the_plan(plan, cost, price):
     assert price_usage(Rates, prompt_tokens=10, completion_tokens=2, cached_tokens=1, plan=plan) == (
-        Decimal(cost), Decimal(price))
+        Decimal(cost),
+        Decimal(price),
+    )
 
 
 def test_cached_input_falls_back_to_the_input_rate():
-    Plain = RateCard(input_cost=Rates.input_cost, output_cost=Rates.output_cost, input_price=Rates.input_price,
-                     output_price=Rates.output_price)
+    Plain = RateCard(
+        input_cost=Rates.input_cost,
+        output_cost=Rates.output_cost,
+        input_price=Rates.input_price,
+        output_price=Rates.output_price,
+    )
 
     assert price_usage(Plain, prompt_tokens=10, completion_tokens=0, cached_tokens=4) == (
-        Decimal("0.00002"), Decimal("0.00003"))
+        Decimal("0.00002"),
+        Decimal("0.00003"),
+    )
 
 
 def charged(client, hub, model="gpt-4o-mini"):
@@ -66,11 +83,21 @@ def test_a_rate_with_costs_only_is_sold_at_the_default_margin(client, hub, upstr
 
 
 def test_a_margin_derives_the_cached_input_price_too(openai_provider):
-    model = add_model(openai_provider, "openai/cached", "gpt-4o-mini", input_cost=Decimal(2),
-                      cached_input_cost=Decimal("0.5"), output_cost=Decimal(8), margin=Decimal("0.2"))
+    model = add_model(
+        openai_provider,
+        "openai/cached",
+        "gpt-4o-mini",
+        input_cost=Decimal(2),
+        cached_input_cost=Decimal("0.5"),
+        output_cost=Decimal(8),
+        margin=Decimal("0.2"),
+    )
     rate = ModelRate.objects.get(model=model)
     assert (rate.input_price, rate.cached_input_price, rate.output_price) == (
-        Decimal("2.4"), Decimal("0.6"), Decimal("9.6"))
+        Decimal("2.4"),
+        Decimal("0.6"),
+        Decimal("9.6"),
+    )
 
 
 def test_a_plan_has_a_discount_or_a_margin_not_both(transactional_db):
@@ -118,7 +145,8 @@ def test_operators_put_an_organisation_on_a_plan_in_the_admin(organization, tran
     request = RequestFactory().post("/")
     request.user = operator
     form = admin.site._registry[CreditAccount].get_form(request, account)(
-        data={"price_plan": PricePlan.objects.get().pk}, instance=account)
+        data={"price_plan": PricePlan.objects.get().pk}, instance=account
+    )
     assert form.is_valid(), form.errors
     form.save()
     assert CreditAccount.objects.get(pk=account.pk).price_plan.name == "nonprofit"

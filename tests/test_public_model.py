@@ -1,7 +1,6 @@
 """Answers name the hub's public id of the model that served, whole and streamed, through an alias and a
 fallback, for every adapter; the provider's own name for it is in `x-hub-provider-model`."""
 
-from decimal import Decimal
 
 import openai
 import pytest
@@ -19,8 +18,9 @@ HELLO = [{"role": "user", "content": "hello there"}]
 
 
 def streamed(client, **request) -> list:
-    return list(client.chat.completions.create(messages=HELLO, stream=True,
-                                               stream_options={"include_usage": True}, **request))
+    return list(
+        client.chat.completions.create(messages=HELLO, stream=True, stream_options={"include_usage": True}, **request)
+    )
 
 
 def test_an_alias_is_answered_with_the_public_id_whole_and_streamed(client):
@@ -38,8 +38,7 @@ backup_server = server_fixture(lambda: FakeOpenAI(api_key=None))
 def test_a_fallback_answers_with_its_own_public_id(hub, api_key, upstream, backup_server, transactional_db):
     backup_server.reset()
     primary = factories.provider("primary", preset="openai", base_url=upstream.base_url, secret=UPSTREAM_KEY)
-    backup = factories.provider("backup", preset="openai", base_url=backup_server.base_url,
-                                secret="sk-backup-key-0001")
+    backup = factories.provider("backup", preset="openai", base_url=backup_server.base_url, secret="sk-backup-key-0001")
     add_model(primary, "big/model", "fake-error-503")
     add_model(backup, "small/model", "gpt-4o-mini")
     CatalogModel.objects.filter(public_id="big/model").update(fallbacks=["small/model"])
@@ -66,14 +65,17 @@ def test_a_translating_adapter_names_the_public_id_too(hub, api_key, transaction
     assert client.embeddings.create(model="demo/embed", input=["a", "b"]).model == "demo/embed"
 
 
-@pytest.mark.parametrize("payload", [
-    b'{"model":"gpt-4o","x":1}',
-    b'{"model" : "gpt-4o" , "x":1}',
-    b'{"model":"a\\"model\\":\\"b","x":1}',
-    b'{"model":"a\\\\","x":1}',
-    b'{"content":"say \\"model\\":\\"no\\"","model":"gpt-4o"}',
-    b'data: {"model":"x","choices":[]}\n\ndata: {"model": "y","choices":[]}\n\n',
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"model":"gpt-4o","x":1}',
+        b'{"model" : "gpt-4o" , "x":1}',
+        b'{"model":"a\\"model\\":\\"b","x":1}',
+        b'{"model":"a\\\\","x":1}',
+        b'{"content":"say \\"model\\":\\"no\\"","model":"gpt-4o"}',
+        b'data: {"model":"x","choices":[]}\n\ndata: {"model": "y","choices":[]}\n\n',
+    ],
+)
 def test_the_rewrite_keeps_the_json_valid_and_touches_only_model_members(payload):
     import json
 

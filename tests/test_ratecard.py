@@ -16,8 +16,15 @@ from providers.adapters.base import Usage
 
 TIER = "1024x1024/hd"
 # Some of every kind of usage: fresh, cached and image input, output, an image of TIER, a second of audio.
-EVERYTHING = {"prompt_tokens": 3_000_000, "cached_tokens": 1_000_000, "image_input_tokens": 1_000_000,
-              "completion_tokens": 1_000_000, "images": 1, "image_tier": TIER, "seconds": Decimal(1)}
+EVERYTHING = {
+    "prompt_tokens": 3_000_000,
+    "cached_tokens": 1_000_000,
+    "image_input_tokens": 1_000_000,
+    "completion_tokens": 1_000_000,
+    "images": 1,
+    "image_tier": TIER,
+    "seconds": Decimal(1),
+}
 
 
 def amount(name: str, value) -> Decimal | dict:
@@ -25,8 +32,11 @@ def amount(name: str, value) -> Decimal | dict:
 
 
 def test_every_amount_of_a_model_rate_is_on_the_card_as_a_cost_or_its_price():
-    amounts = {f.name for f in ModelRate._meta.concrete_fields
-               if isinstance(f, MoneyField) or f.get_internal_type() == "JSONField"}
+    amounts = {
+        f.name
+        for f in ModelRate._meta.concrete_fields
+        if isinstance(f, MoneyField) or f.get_internal_type() == "JSONField"
+    }
     assert amounts == set(FIELDS)
     assert sorted(name for pair in PAIRS for name in pair) == sorted(FIELDS)
 
@@ -75,8 +85,13 @@ def _uses(name: str) -> int:
 
 
 def test_every_count_of_a_call_reaches_its_event_and_its_record():
-    usage = Usage(**{f.name: n for n, f in enumerate(fields(Usage), 1) if f.type in (int, "int")},
-                  estimated=True, image_tier=TIER, seconds=Decimal("2.5"), invalid="")
+    usage = Usage(
+        **{f.name: n for n, f in enumerate(fields(Usage), 1) if f.type in (int, "int")},
+        estimated=True,
+        image_tier=TIER,
+        seconds=Decimal("2.5"),
+        invalid="",
+    )
     event = UsageEvent.of_call(usage, request_id="req_1", organization_id=1, model_name="m", status="ok")
     record = _record(event)
     for f in fields(Usage):
@@ -90,8 +105,19 @@ def test_every_count_of_a_call_reaches_its_event_and_its_record():
 def test_every_field_of_an_event_is_recorded_but_its_hold():
     columns = {f.attname for f in UsageRecord._meta.concrete_fields}
     assert {f.name for f in fields(UsageEvent)} - columns == {"lease"}
-    event = UsageEvent(request_id="req_1", organization_id=1, model_name="m", status="ok", api_key_id=2, model_id=3,
-                       provider_id=4, credential_id=5, cost=Decimal("0.1"), price=Decimal("0.2"), first_token_ms=7)
+    event = UsageEvent(
+        request_id="req_1",
+        organization_id=1,
+        model_name="m",
+        status="ok",
+        api_key_id=2,
+        model_id=3,
+        provider_id=4,
+        credential_id=5,
+        cost=Decimal("0.1"),
+        price=Decimal("0.2"),
+        first_token_ms=7,
+    )
     record = _record(event)
     for f in fields(UsageEvent):
         if f.name not in ("lease", "served_model", "billing_mode"):
@@ -101,11 +127,11 @@ def test_every_field_of_an_event_is_recorded_but_its_hold():
 
 def test_a_call_is_priced_at_the_card_of_the_route_that_served():
     card = RateCard(input_price=Decimal(2), output_price=Decimal(4), input_cost=Decimal(1))
-    event = UsageEvent.of_call(Usage(1_000_000, 500_000), rate=card, request_id="r", organization_id=1,
-                               model_name="m", status="ok")
+    event = UsageEvent.of_call(
+        Usage(1_000_000, 500_000), rate=card, request_id="r", organization_id=1, model_name="m", status="ok"
+    )
     assert (event.cost, event.price) == (Decimal(1), Decimal(4))
-    free = UsageEvent.of_call(Usage(1_000_000, 500_000), request_id="r", organization_id=1, model_name="m",
-                              status="ok")
+    free = UsageEvent.of_call(Usage(1_000_000, 500_000), request_id="r", organization_id=1, model_name="m", status="ok")
     assert (free.cost, free.price) == (0, 0)
 
 

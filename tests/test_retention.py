@@ -34,9 +34,24 @@ def _clock():
     OLD = rollups.start_of_day(NOW - timedelta(days=RETENTION + 40)) + timedelta(hours=9)
     RECENT = NOW - timedelta(days=2)
 
-ROLLUP_FIELDS = ("organization_id", "api_key_ref", "model_name", "billing_mode", "granularity", "period_start",
-                 "requests", "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens",
-                 "images", "audio_seconds", "cost", "price")
+
+ROLLUP_FIELDS = (
+    "organization_id",
+    "api_key_ref",
+    "model_name",
+    "billing_mode",
+    "granularity",
+    "period_start",
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "images",
+    "audio_seconds",
+    "cost",
+    "price",
+)
 _n = iter(range(1, 10**9))
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="a concurrent writer needs PostgreSQL")
 
@@ -44,8 +59,13 @@ postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="a 
 @pytest.fixture
 def archive_dir(tmp_path, settings):
     settings.HUB_USAGE_RETENTION_DAYS = RETENTION
-    settings.STORAGES = {**settings.STORAGES, "usage_archive": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "usage_archive": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
     return tmp_path
 
 
@@ -68,9 +88,20 @@ def postpaid_orgs(transactional_db, archive_dir):
 def event(org, when, *, price="0.0123456789", mode="credits", model="openai/gpt-4o-mini", status="ok", **fields):
     n = next(_n)
     return factories.usage_event(
-        org, model_name=model, status=status, prompt_tokens=100 + n, completion_tokens=7 + n % 5,
-        cache_read_tokens=n % 3, price=price, cost=Decimal(price) / 3, created_at=when, billing_mode=mode,
-        latency_ms=40 + n, error="" if status == "ok" else "refused", **fields)
+        org,
+        model_name=model,
+        status=status,
+        prompt_tokens=100 + n,
+        completion_tokens=7 + n % 5,
+        cache_read_tokens=n % 3,
+        price=price,
+        cost=Decimal(price) / 3,
+        created_at=when,
+        billing_mode=mode,
+        latency_ms=40 + n,
+        error="" if status == "ok" else "refused",
+        **fields,
+    )
 
 
 def charged_usage(org, start, mode="credits"):
@@ -78,11 +109,20 @@ def charged_usage(org, start, mode="credits"):
     events = []
     for hours in (0, 3, 26):
         at = start + timedelta(hours=hours, minutes=11)
-        events += [event(org, at, mode=mode),
-                   event(org, at + timedelta(minutes=1), model="anthropic/claude", price="0.25", mode=mode),
-                   event(org, at, price="0", status="client_error", mode=mode),
-                   event(org, at, model="openai/whisper-1", unit="seconds", audio_seconds=Decimal("3.125"),
-                         price="0.0006", mode=mode)]
+        events += [
+            event(org, at, mode=mode),
+            event(org, at + timedelta(minutes=1), model="anthropic/claude", price="0.25", mode=mode),
+            event(org, at, price="0", status="client_error", mode=mode),
+            event(
+                org,
+                at,
+                model="openai/whisper-1",
+                unit="seconds",
+                audio_seconds=Decimal("3.125"),
+                price="0.0006",
+                mode=mode,
+            ),
+        ]
     services.record_usage(events)
 
 
@@ -101,8 +141,9 @@ def as_archived(record: UsageRecord) -> dict:
     out = {}
     for f in UsageRecord._meta.concrete_fields:
         value = getattr(record, f.attname)
-        out[f.attname] = str(value) if isinstance(value, Decimal) else value.isoformat() if isinstance(
-            value, datetime) else value
+        out[f.attname] = (
+            str(value) if isinstance(value, Decimal) else value.isoformat() if isinstance(value, datetime) else value
+        )
     return out
 
 
@@ -134,7 +175,8 @@ def test_charged_records_past_retention_are_archived_then_deleted_and_the_ledger
     # One gzip part per day, named by its month and day, readable without the hub.
     root = Path(archive.storage().location)
     assert [str(p.relative_to(root)) for p in archive_dir_files()] == sorted(
-        {archive.part_name(rollups.start_of_day(r.created_at)) for r in old})
+        {archive.part_name(rollups.start_of_day(r.created_at)) for r in old}
+    )
     with gzip.open(archive_dir_files()[0], "rt") as first:
         line = json.loads(first.readline())
     assert line["price"] == str(old[0].price) and line["created_at"] == old[0].created_at.isoformat()
@@ -143,11 +185,16 @@ def test_charged_records_past_retention_are_archived_then_deleted_and_the_ledger
     for pk, before in entries.items():
         after = LedgerEntry.objects.get(pk=pk)
         assert after.usage_record_id is None
-        assert [getattr(after, f.attname) for f in LedgerEntry._meta.concrete_fields if f.name != "usage_record"] \
-            == [getattr(before, f.attname) for f in LedgerEntry._meta.concrete_fields if f.name != "usage_record"]
+        assert [getattr(after, f.attname) for f in LedgerEntry._meta.concrete_fields if f.name != "usage_record"] == [
+            getattr(before, f.attname) for f in LedgerEntry._meta.concrete_fields if f.name != "usage_record"
+        ]
         record = next(r for r in old if r.pk == before.usage_record_id)
         assert (after.request_id, after.model_name, after.usage_at, after.amount) == (
-            record.request_id, record.model_name, record.created_at, -record.price)
+            record.request_id,
+            record.model_name,
+            record.created_at,
+            -record.price,
+        )
     assert CreditAccount.objects.get(organization=credits_org).balance == balance
     ledger_equals_balance()
     assert rollup_rows() == rolled_before
@@ -157,8 +204,11 @@ def test_a_second_run_archives_and_deletes_nothing_more(credits_org):
     charged_usage(credits_org, OLD)
     assert prune_usage.delay().get() == 12
     files = {p: p.read_bytes() for p in archive_dir_files()}
-    rows, rolled, entries = (list(UsageRecord.objects.values_list()), rollup_rows(),
-                             list(LedgerEntry.objects.order_by("pk").values_list()))
+    rows, rolled, entries = (
+        list(UsageRecord.objects.values_list()),
+        rollup_rows(),
+        list(LedgerEntry.objects.order_by("pk").values_list()),
+    )
 
     assert prune_usage.delay().get() == 0
 
@@ -221,8 +271,9 @@ def test_a_record_committed_while_its_day_is_archived_rolls_the_prune_back(credi
 
     def another_process_writes(day, *args):
         ids = real(day, *args)
-        writer = threading.Thread(target=lambda: (services.record_usage([event(credits_org, day + timedelta(hours=23))]),
-                                                  connection.close()))
+        writer = threading.Thread(
+            target=lambda: (services.record_usage([event(credits_org, day + timedelta(hours=23))]), connection.close())
+        )
         writer.start()
         writer.join(10)
         return ids
@@ -253,8 +304,18 @@ def ledger_editable():
 
 
 def lines(invoice) -> list[tuple]:
-    return sorted((line.model_name, line.requests, line.prompt_tokens, line.completion_tokens, line.images,
-                   line.audio_seconds, line.amount) for line in invoice.lines.all())
+    return sorted(
+        (
+            line.model_name,
+            line.requests,
+            line.prompt_tokens,
+            line.completion_tokens,
+            line.images,
+            line.audio_seconds,
+            line.amount,
+        )
+        for line in invoice.lines.all()
+    )
 
 
 def test_invoices_are_the_same_whether_issued_before_or_after_their_month_is_pruned(postpaid_orgs):
@@ -266,8 +327,9 @@ def test_invoices_are_the_same_whether_issued_before_or_after_their_month_is_pru
     issued = invoices.invoice_issue(organization_id=first.pk, period_start=month)
     issued_lines, subtotal = lines(issued), issued.subtotal
     wanted = invoices.invoice_lines(organization_id=second.pk, start=month, end=rollups.next_month(month))
-    raw_total = UsageRecord.objects.filter(organization=second, created_at__gte=month,
-                                           created_at__lt=rollups.next_month(month)).aggregate(s=Sum("price"))["s"]
+    raw_total = UsageRecord.objects.filter(
+        organization=second, created_at__gte=month, created_at__lt=rollups.next_month(month)
+    ).aggregate(s=Sum("price"))["s"]
 
     assert prune_usage.delay().get() == 24
     assert not UsageRecord.objects.exists()
@@ -276,8 +338,18 @@ def test_invoices_are_the_same_whether_issued_before_or_after_their_month_is_pru
     assert Invoice.objects.get(pk=issued.pk).subtotal == subtotal
     invoices.issue_due()  # the second organisation's month, issued after its records are gone
     late = Invoice.objects.get(organization=second, period_start=month)
-    assert lines(late) == sorted((line.model_name, line.requests, line.prompt_tokens, line.completion_tokens,
-                                  line.images, line.audio_seconds, line.amount) for line in wanted)
+    assert lines(late) == sorted(
+        (
+            line.model_name,
+            line.requests,
+            line.prompt_tokens,
+            line.completion_tokens,
+            line.images,
+            line.audio_seconds,
+            line.amount,
+        )
+        for line in wanted
+    )
     assert late.subtotal == raw_total
 
 
@@ -333,7 +405,10 @@ def test_the_migration_fills_existing_entries_from_their_records(credits_org):
     for entry in usage:
         record = entry.usage_record
         assert (entry.request_id, entry.model_name, entry.usage_at) == (
-            record.request_id, record.model_name, record.created_at)
+            record.request_id,
+            record.model_name,
+            record.created_at,
+        )
     grant = LedgerEntry.objects.get(kind="grant")
     assert (grant.request_id, grant.model_name, grant.usage_at, grant.usage_record) == ("", "", None, None)
 
@@ -346,8 +421,12 @@ def test_the_database_refuses_any_other_change_to_a_ledger_entry(credits_org):
     operator = User.objects.create_superuser("operator", "op@example.com", "pw")
     grant = services.credit_grant(organization=credits_org, amount=Decimal(1), created_by=operator)
     entry = LedgerEntry.objects.filter(kind="usage").first()
-    for change in ({"amount": Decimal(0)}, {"request_id": "other"}, {"usage_record": None, "amount": Decimal(-9)},
-                   {"usage_record": UsageRecord.objects.exclude(pk=entry.usage_record_id).first()}):
+    for change in (
+        {"amount": Decimal(0)},
+        {"request_id": "other"},
+        {"usage_record": None, "amount": Decimal(-9)},
+        {"usage_record": UsageRecord.objects.exclude(pk=entry.usage_record_id).first()},
+    ):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             LedgerEntry.objects.filter(pk=entry.pk).update(**change)
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
@@ -366,7 +445,8 @@ def test_records_an_older_prune_kept_for_the_ledger_are_archived_and_late_ones_s
     with ledger_editable():  # written when they ran, as they were then, not now
         for entry in LedgerEntry.objects.filter(kind="usage").select_related("usage_record"):
             LedgerEntry.objects.filter(pk=entry.pk).update(
-                created_at=entry.usage_record.created_at + timedelta(seconds=2))
+                created_at=entry.usage_record.created_at + timedelta(seconds=2)
+            )
     rollups.roll_up()
     # As the rule before did: the day's free records deleted, the charged ones kept, the days sealed.
     UsageRecord.objects.filter(ledger_entry__isnull=True).delete()
@@ -375,8 +455,12 @@ def test_records_an_older_prune_kept_for_the_ledger_are_archived_and_late_ones_s
     kept = [as_archived(r) for r in UsageRecord.objects.order_by("pk")]
     assert len(kept) == 9
     # Records that arrived after their day was sealed, charged or not: not in the rollups.
-    services.record_usage([event(credits_org, OLD + timedelta(minutes=5)),
-                           event(credits_org, OLD + timedelta(minutes=6), price="0", status="client_error")])
+    services.record_usage(
+        [
+            event(credits_org, OLD + timedelta(minutes=5)),
+            event(credits_org, OLD + timedelta(minutes=6), price="0", status="client_error"),
+        ]
+    )
     rolled, entries = rollup_rows(), list(LedgerEntry.objects.order_by("pk").values_list("pk", "amount"))
 
     assert prune_usage.delay().get() == 9
@@ -402,4 +486,7 @@ def test_the_metering_write_fills_each_entry_s_receipt_without_a_query_per_reque
     assert counts[0] == counts[1]
     for entry in LedgerEntry.objects.filter(kind="usage").select_related("usage_record"):
         assert (entry.request_id, entry.model_name, entry.usage_at) == (
-            entry.usage_record.request_id, entry.usage_record.model_name, entry.usage_record.created_at)
+            entry.usage_record.request_id,
+            entry.usage_record.model_name,
+            entry.usage_record.created_at,
+        )

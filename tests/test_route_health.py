@@ -32,8 +32,10 @@ needs_redis = pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs RE
 @pytest.fixture
 def only_route(upstream, transactional_db):
     """A model with one route, on the fake upstream, that behaves as its upstream name says."""
+
     def make(upstream_name):
         return add_model(provider("only", upstream.base_url, UPSTREAM_KEY), "team/model", upstream_name)
+
     return make
 
 
@@ -43,15 +45,17 @@ def refusal(client):
     return raised.value
 
 
-def test_a_provider_rate_limit_on_every_route_is_a_429_with_its_retry_after(client, hub, upstream, only_route,
-                                                                          caplog):
+def test_a_provider_rate_limit_on_every_route_is_a_429_with_its_retry_after(client, hub, upstream, only_route, caplog):
     only_route("fake-error-429")  # the provider says retry-after: 7
     assert refusal(client).status_code == 429  # its own answer, passed on
     caplog.clear()
     refused = refusal(client)
     assert len(upstream.requests) == 1, "the route sits out its retry-after"
-    assert (refused.status_code, refused.body["code"], refused.body["type"]) == (429, "rate_limit_exceeded",
-                                                                              "rate_limit_error")
+    assert (refused.status_code, refused.body["code"], refused.body["type"]) == (
+        429,
+        "rate_limit_exceeded",
+        "rate_limit_error",
+    )
     assert 6 <= int(refused.response.headers["retry-after"]) <= 7
     hub.drain()
     record = UsageRecord.objects.order_by("created_at").last()
@@ -66,8 +70,11 @@ def test_an_outage_is_a_503_that_says_when_the_first_route_returns(client, hub, 
     assert refusal(client).status_code == 502
     caplog.clear()
     refused = refusal(client)
-    assert (refused.status_code, refused.body["code"], refused.body["type"]) == (503, "no_route_available",
-                                                                              "server_error")
+    assert (refused.status_code, refused.body["code"], refused.body["type"]) == (
+        503,
+        "no_route_available",
+        "server_error",
+    )
     assert 58 <= int(refused.response.headers["retry-after"]) <= 60
     hub.drain()
     record = UsageRecord.objects.order_by("created_at").last()
@@ -76,20 +83,22 @@ def test_an_outage_is_a_503_that_says_when_the_first_route_returns(client, hub, 
     assert [(r.name, r.levelname) for r in lines] == [("hub.relay", "ERROR")], "logged once, by the hub"
 
 
-def test_routes_at_their_cap_are_stored_as_unavailable_not_as_the_clients_error(client, hub, spare,
-                                                                               transactional_db):
-    add_model(provider("shared", spare.base_url, ("sk-capped-00000001", {"rpm_limit": 1})), "team/model",
-              "gpt-4o-mini")
+def test_routes_at_their_cap_are_stored_as_unavailable_not_as_the_clients_error(client, hub, spare, transactional_db):
+    add_model(provider("shared", spare.base_url, ("sk-capped-00000001", {"rpm_limit": 1})), "team/model", "gpt-4o-mini")
     client.chat.completions.create(model="team/model", messages=HELLO)
     refused = refusal(client)
     assert (refused.status_code, refused.body["code"], refused.response.headers["retry-after"]) == (
-        503, "routes_busy", "1")
+        503,
+        "routes_busy",
+        "1",
+    )
     hub.drain()
     assert UsageRecord.objects.order_by("created_at").last().status == "unavailable"
 
 
-def test_a_failed_probe_sends_the_credential_straight_back_out_for_twice_as_long(client, hub, upstream, spare,
-                                                                                failing_then_ok, settings):
+def test_a_failed_probe_sends_the_credential_straight_back_out_for_twice_as_long(
+    client, hub, upstream, spare, failing_then_ok, settings
+):
     settings.HUB_COOLDOWN_SECONDS = 0.5
     failing_then_ok("fake-error-500")
     health = route_health.store().read
@@ -108,8 +117,7 @@ def test_a_failed_probe_sends_the_credential_straight_back_out_for_twice_as_long
     assert second.level == 2 and 1.0 <= second.cooldown_until - probed <= 1.2
 
 
-def test_of_the_requests_that_find_a_credential_half_open_one_probes_it(hub, api_key, upstream, spare,
-                                                                         failing_then_ok):
+def test_of_the_requests_that_find_a_credential_half_open_one_probes_it(hub, api_key, upstream, spare, failing_then_ok):
     failing_then_ok("fake-hang")  # a black-holed provider: each try costs its timeout
     Provider.objects.filter(name="primary").update(first_byte_timeout=0.5)
     primary = Credential.objects.get(provider__name="primary").pk
@@ -117,9 +125,11 @@ def test_of_the_requests_that_find_a_credential_half_open_one_probes_it(hub, api
 
     async def four_at_once():
         client = openai.AsyncOpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
+
         async def one():
             stream = await client.chat.completions.create(model="team/model", messages=HELLO, stream=True)
             return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
         try:
             return await asyncio.gather(*(one() for _ in range(4)))
         finally:
@@ -130,8 +140,9 @@ def test_of_the_requests_that_find_a_credential_half_open_one_probes_it(hub, api
     assert route_health.store().read(primary).level == 2
 
 
-def test_a_fallback_gets_its_turn_when_the_models_own_routes_use_up_the_attempts(client, hub, upstream, spare,
-                                                                                transactional_db):
+def test_a_fallback_gets_its_turn_when_the_models_own_routes_use_up_the_attempts(
+    client, hub, upstream, spare, transactional_db
+):
     failing = provider("failing", upstream.base_url, UPSTREAM_KEY, UPSTREAM_KEY, UPSTREAM_KEY)
     add_model(failing, "big/model", "fake-error-500")
     add_model(provider("backup", spare.base_url, "sk-backup-key-0001"), "small/model", "gpt-4o-mini")
@@ -200,10 +211,26 @@ def _wait_until_up(proc, base: str, key: str, log: Path) -> None:
 def _start_hub(env: dict, port: int):
     log = tempfile.NamedTemporaryFile(prefix="hub-gunicorn-", suffix=".log", delete=False)
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    proc = subprocess.Popen([gunicorn, "hub.asgi:application", "-k", "uvicorn_worker.UvicornWorker", "--workers", "1",
-                             "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--no-control-socket"],
-                            cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            gunicorn,
+            "hub.asgi:application",
+            "-k",
+            "uvicorn_worker.UvicornWorker",
+            "--workers",
+            "1",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--graceful-timeout",
+            "5",
+            "--no-control-socket",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     return proc, f"http://127.0.0.1:{port}", Path(log.name), log
 
 
@@ -221,8 +248,14 @@ def two_workers(transactional_db, settings):
     db = connection.settings_dict
     host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
     url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{host}/{db['NAME']}"
-    env = dict(os.environ, DATABASE_URL=url, REDIS_URL=settings.REDIS_URL, DJANGO_SETTINGS_MODULE="tests.settings",
-               HUB_COOLDOWN_SECONDS="1", HUB_COOLDOWN_AFTER_FAILURES="3")
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        REDIS_URL=settings.REDIS_URL,
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        HUB_COOLDOWN_SECONDS="1",
+        HUB_COOLDOWN_AFTER_FAILURES="3",
+    )
     hubs = [_start_hub(env, free_port()) for _ in range(2)]
     try:
         yield [(proc, base, path) for proc, base, path, _ in hubs]
@@ -238,10 +271,14 @@ def two_workers(transactional_db, settings):
             log.close()
 
 
-@pytest.mark.skipif(not _shared_backends(), reason="several processes share route health only through Redis "
-                                                   "(with PostgreSQL as the database): set both to run it")
-def test_two_workers_send_a_failing_route_three_requests_then_one_probe_per_cooldown(upstream, spare, api_key,
-                                                                                    failing_then_ok, two_workers):
+@pytest.mark.skipif(
+    not _shared_backends(),
+    reason="several processes share route health only through Redis "
+    "(with PostgreSQL as the database): set both to run it",
+)
+def test_two_workers_send_a_failing_route_three_requests_then_one_probe_per_cooldown(
+    upstream, spare, api_key, failing_then_ok, two_workers
+):
     failing_then_ok("fake-error-500")  # route 1 always answers 500, route 2 always answers
     for proc, base, log in two_workers:
         _wait_until_up(proc, base, api_key, log)
@@ -300,10 +337,12 @@ def test_both_stores_apply_the_same_cooldown_rule(kind, settings):
         store._sync.delete(store._key(cid))
 
 
-@pytest.mark.parametrize("value", ["1e999", "99999999999999999999", "-5", "NaN", "inf",
-                                   "Fri, 31 Dec 9999 23:59:59 GMT", "soon"])
-def test_a_providers_absurd_retry_after_cools_a_route_down_for_at_most_the_cap(client, hub, upstream, only_route,
-                                                                              settings, value):
+@pytest.mark.parametrize(
+    "value", ["1e999", "99999999999999999999", "-5", "NaN", "inf", "Fri, 31 Dec 9999 23:59:59 GMT", "soon"]
+)
+def test_a_providers_absurd_retry_after_cools_a_route_down_for_at_most_the_cap(
+    client, hub, upstream, only_route, settings, value
+):
     """A retry-after of forever (1e999, a date in 9999) or nonsense (NaN, negative, words) is the provider's
     word, not a law: the route is out for at most HUB_COOLDOWN_MAX_SECONDS and clients are told a sane time."""
     settings.HUB_COOLDOWN_MAX_SECONDS = 30.0

@@ -64,11 +64,14 @@ def failing_then_ok(upstream, spare, transactional_db):
     return make
 
 
-@pytest.mark.parametrize("failure, status", [("fake-error-500", 500), ("fake-error-503", 503),
-                                             ("fake-error-429", 429), ("fake-error-401", 401)])
+@pytest.mark.parametrize(
+    "failure, status",
+    [("fake-error-500", 500), ("fake-error-503", 503), ("fake-error-429", 429), ("fake-error-401", 401)],
+)
 @pytest.mark.parametrize("stream", [False, True])
-def test_a_retryable_failure_fails_over_before_the_first_byte(client, hub, upstream, spare, failing_then_ok,
-                                                              failure, status, stream):
+def test_a_retryable_failure_fails_over_before_the_first_byte(
+    client, hub, upstream, spare, failing_then_ok, failure, status, stream
+):
     failing_then_ok(failure)
     reply = client.chat.completions.with_raw_response.create(model="team/model", messages=HELLO, stream=stream)
     if stream:
@@ -133,8 +136,9 @@ def test_a_rate_limited_credential_sits_out_its_retry_after(client, hub, upstrea
     assert "Rate limit" in health.reason
 
 
-def test_repeated_failures_cool_a_credential_down_and_a_success_brings_it_back(client, hub, upstream, spare,
-                                                                              failing_then_ok, settings):
+def test_repeated_failures_cool_a_credential_down_and_a_success_brings_it_back(
+    client, hub, upstream, spare, failing_then_ok, settings
+):
     model = failing_then_ok("fake-error-500")
     primary = Credential.objects.get(provider__name="primary")
     for _ in range(settings.HUB_COOLDOWN_AFTER_FAILURES):
@@ -160,13 +164,21 @@ def test_a_rejected_credential_is_taken_out_at_once(client, hub, upstream, spare
     assert health.cooling(time.time()) and health.cooldown_until - time.time() > 50
 
 
-def test_a_fallback_model_serves_when_every_route_failed_and_is_billed_at_its_price(client, hub, upstream, spare,
-                                                                                  transactional_db):
+def test_a_fallback_model_serves_when_every_route_failed_and_is_billed_at_its_price(
+    client, hub, upstream, spare, transactional_db
+):
     primary = provider("primary", upstream.base_url, UPSTREAM_KEY)
     backup = provider("backup", spare.base_url, "sk-backup-key-0001")
     add_model(primary, "big/model", "fake-error-503")
-    add_model(backup, "small/model", "gpt-4o-mini", input_cost=Decimal(3), output_cost=Decimal(5),
-              input_price=Decimal(7), output_price=Decimal(11))
+    add_model(
+        backup,
+        "small/model",
+        "gpt-4o-mini",
+        input_cost=Decimal(3),
+        output_cost=Decimal(5),
+        input_price=Decimal(7),
+        output_price=Decimal(11),
+    )
     CatalogModel.objects.filter(public_id="big/model").update(fallbacks=["small/model"])
     reply = client.chat.completions.with_raw_response.create(model="big/model", messages=HELLO)
     assert reply.headers["x-hub-route"] == "small/model; provider=backup"
@@ -189,8 +201,9 @@ def test_attempts_are_bounded(client, hub, upstream, transactional_db, settings)
 
 
 def test_weights_share_the_traffic(client, hub, spare, transactional_db):
-    shared = provider("shared", spare.base_url, ("sk-heavy-000000001", {"weight": 3}),
-                      ("sk-light-000000001", {"weight": 1}))
+    shared = provider(
+        "shared", spare.base_url, ("sk-heavy-000000001", {"weight": 3}), ("sk-light-000000001", {"weight": 1})
+    )
     add_model(shared, "team/model", "gpt-4o-mini")
     for _ in range(80):
         client.chat.completions.create(model="team/model", messages=HELLO)
@@ -199,8 +212,9 @@ def test_weights_share_the_traffic(client, hub, spare, transactional_db):
 
 
 def test_priority_order_uses_the_first_credential_while_it_is_healthy(client, hub, spare, transactional_db):
-    shared = provider("shared", spare.base_url, ("sk-first-000000001", {"priority": 0}),
-                      ("sk-second-00000001", {"priority": 5}))
+    shared = provider(
+        "shared", spare.base_url, ("sk-first-000000001", {"priority": 0}), ("sk-second-00000001", {"priority": 5})
+    )
     model = add_model(shared, "team/model", "gpt-4o-mini")
     CatalogModel.objects.filter(pk=model.pk).update(strategy="priority")
     for _ in range(10):
@@ -232,12 +246,17 @@ def open_streams(hub, api_key, model, count):
             except openai.APIStatusError as error:
                 streams.append(error)
         return client, streams
+
     return scenario
 
 
 def test_least_busy_and_concurrency_caps_spread_open_streams(hub, api_key, spare, transactional_db):
-    shared = provider("shared", spare.base_url, ("sk-one-00000000001", {"max_concurrency": 1}),
-                      ("sk-two-00000000001", {"max_concurrency": 1}))
+    shared = provider(
+        "shared",
+        spare.base_url,
+        ("sk-one-00000000001", {"max_concurrency": 1}),
+        ("sk-two-00000000001", {"max_concurrency": 1}),
+    )
     model = add_model(shared, "team/slow", "fake-slow")
     CatalogModel.objects.filter(pk=model.pk).update(strategy="least_busy")
 
@@ -293,8 +312,9 @@ def test_the_admin_tests_a_credential_now_and_shows_why_it_is_out(hub, upstream,
     credential = Credential.objects.get()
     browser = Client()
     browser.force_login(User.objects.create_superuser("operator", "op@example.com", "pw"))
-    response = browser.post("/admin/providers/credential/", {"action": "test_now", "_selected_action": [credential.pk]},
-                            follow=True)
+    response = browser.post(
+        "/admin/providers/credential/", {"action": "test_now", "_selected_action": [credential.pk]}, follow=True
+    )
     page = response.content.decode()
     assert "failed: The provider &#x27;bad&#x27; rejected the hub&#x27;s credential." in page
     change = browser.get(f"/admin/providers/credential/{credential.pk}/change/").content.decode()
@@ -325,9 +345,13 @@ models:
     call_command("hub_config", "apply", str(config), stdout=io.StringIO())
     model = CatalogModel.objects.get(public_id="claude-sonnet")
     assert (model.strategy, model.fallbacks) == ("priority", ["claude-haiku"])
-    assert [(r.provider.name, r.priority) for r in model.routes.order_by("priority")] == [("anthropic", 0),
-                                                                                        ("bedrock", 1)]
-    assert Credential.objects.get(name="a").weight == 2 and Provider.objects.get(name="anthropic").first_byte_timeout == 30
+    assert [(r.provider.name, r.priority) for r in model.routes.order_by("priority")] == [
+        ("anthropic", 0),
+        ("bedrock", 1),
+    ]
+    assert (
+        Credential.objects.get(name="a").weight == 2 and Provider.objects.get(name="anthropic").first_byte_timeout == 30
+    )
     out = io.StringIO()
     call_command("hub_config", "apply", str(config), stdout=out)
     assert out.getvalue().strip() == "already up to date"
@@ -357,8 +381,9 @@ def test_two_processes_share_cooldowns_and_slots_through_redis(transactional_db,
     route_health.reset()
 
 
-def test_a_redis_outage_degrades_routing_instead_of_failing_requests(client, hub, spare, transactional_db, settings,
-                                                                    caplog):
+def test_a_redis_outage_degrades_routing_instead_of_failing_requests(
+    client, hub, spare, transactional_db, settings, caplog
+):
     shared = provider("shared", spare.base_url, ("sk-capped-00000001", {"rpm_limit": 1}))
     add_model(shared, "team/model", "gpt-4o-mini")
     settings.REDIS_URL = "redis://127.0.0.1:9/0"  # nothing listens there

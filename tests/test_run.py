@@ -24,8 +24,10 @@ from tests.processes import ROOT, VENV_BIN, runtime_env, wait_for
 
 pytestmark = pytest.mark.processes
 
-ACCESS_LINE = re.compile(r'\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] 127\.0\.0\.1 "POST /v1/chat/completions '
-                         r'HTTP/1\.1" 200 \d+ \d+\.\d{6}s (req_\w+)')
+ACCESS_LINE = re.compile(
+    r'\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] 127\.0\.0\.1 "POST /v1/chat/completions '
+    r'HTTP/1\.1" 200 \d+ \d+\.\d{6}s (req_\w+)'
+)
 
 
 def _burst_then_signal(port: int, key: str, make: subprocess.Popen, sig: int) -> list[str]:
@@ -40,7 +42,8 @@ def _burst_then_signal(port: int, key: str, make: subprocess.Popen, sig: int) ->
         for _ in range(200):
             try:
                 raw = client.chat.completions.with_raw_response.create(
-                    model="demo/echo", messages=[{"role": "user", "content": "count my words please"}])
+                    model="demo/echo", messages=[{"role": "user", "content": "count my words please"}]
+                )
             except openai.APIConnectionError:
                 return  # the hub stopped taking connections
             assert raw.http_response.status_code == 200
@@ -65,17 +68,29 @@ def test_make_run_stops_everything_once_and_loses_no_usage(tmp_path, sig):
     port = free_port()
     log_path = tmp_path / "make-run.log"
     # -o: the test venv is installed already; `make run`'s install step is not under test.
-    make = subprocess.Popen(["make", "-o", ".venv/.runtime", "run", f"PORT={port}"], cwd=ROOT,
-                            env=runtime_env(var), stdout=log_path.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)  # its own process group, as a terminal gives it
+    make = subprocess.Popen(
+        ["make", "-o", ".venv/.runtime", "run", f"PORT={port}"],
+        cwd=ROOT,
+        env=runtime_env(var),
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # its own process group, as a terminal gives it
 
     def log() -> str:
         return log_path.read_text(errors="replace")
 
     try:
         # Serving, and the worker and beat past their start (banners printed, signal handlers set).
-        wait_for(lambda: all(s in log() for s in ("Application startup complete", "[queues]", "maxinterval"))
-                 or make.poll() is not None, 180, "make run serving", log)
+        wait_for(
+            lambda: (
+                all(s in log() for s in ("Application startup complete", "[queues]", "maxinterval"))
+                or make.poll() is not None
+            ),
+            180,
+            "make run serving",
+            log,
+        )
         assert make.poll() is None, log()
         everything = [psutil.Process(make.pid), *psutil.Process(make.pid).children(recursive=True)]
         assert len(everything) >= 8, everything  # make, honcho and its readers, gunicorn ×2, worker ×3, beat
@@ -122,17 +137,32 @@ def test_two_hubs_have_their_own_gunicorn_control_socket(tmp_path):
     for name in ("a", "b"):
         var = tmp_path / name
         env = runtime_env(var, HUB_BIND=f"127.0.0.1:{free_port()}")
-        hubs[name] = (var, subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", "hub/gunicorn.conf.py",
-                                             "hub.asgi:application"], cwd=ROOT, env=env,
-                                            stdout=(tmp_path / f"{name}.log").open("w"),
-                                            stderr=subprocess.STDOUT, start_new_session=True))
+        hubs[name] = (
+            var,
+            subprocess.Popen(
+                [str(VENV_BIN / "gunicorn"), "-c", "hub/gunicorn.conf.py", "hub.asgi:application"],
+                cwd=ROOT,
+                env=env,
+                stdout=(tmp_path / f"{name}.log").open("w"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            ),
+        )
     try:
         for name, (var, master) in hubs.items():
-            wait_for(lambda: "Application startup complete" in (tmp_path / f"{name}.log").read_text(), 120,
-                     f"hub {name} serving", lambda: (tmp_path / f"{name}.log").read_text())
+            wait_for(
+                lambda: "Application startup complete" in (tmp_path / f"{name}.log").read_text(),
+                120,
+                f"hub {name} serving",
+                lambda: (tmp_path / f"{name}.log").read_text(),
+            )
         for name, (var, master) in hubs.items():
-            asked = subprocess.run([str(VENV_BIN / "gunicornc"), "-s", str(var / "gunicorn.ctl"), "-c",
-                                    "show workers", "-j"], capture_output=True, text=True, timeout=30)
+            asked = subprocess.run(
+                [str(VENV_BIN / "gunicornc"), "-s", str(var / "gunicorn.ctl"), "-c", "show workers", "-j"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             assert asked.returncode == 0, asked.stdout + asked.stderr
             pids = {w["pid"] for w in json.loads(asked.stdout)["workers"]}
             assert pids == {c.pid for c in psutil.Process(master.pid).children()}, (name, asked.stdout)
@@ -146,6 +176,7 @@ def test_two_hubs_have_their_own_gunicorn_control_socket(tmp_path):
 def test_manage_py_prints_no_axes_banner(tmp_path):
     """django-axes logged "AXES: BEGIN version …" at every manage.py call and process start."""
     env = runtime_env(tmp_path / "var")
-    done = subprocess.run([str(VENV_BIN / "python"), "manage.py", "check"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and "AXES" not in done.stdout + done.stderr, done.stdout + done.stderr

@@ -48,10 +48,14 @@ def needles(*canaries: str) -> list[str]:
     return out
 
 
-fakes = server_fixture(lambda: {
-    "openai": FakeOpenAI(api_key=OPENAI_CANARY), "gemini": FakeGemini(api_key=GEMINI_CANARY),
-    "anthropic": FakeAnthropic(api_key=ANTHROPIC_CANARY),
-    "bedrock": FakeBedrock(AWS_KEY_ID_CANARY, AWS_SECRET_CANARY, AWS_TOKEN_CANARY)})
+fakes = server_fixture(
+    lambda: {
+        "openai": FakeOpenAI(api_key=OPENAI_CANARY),
+        "gemini": FakeGemini(api_key=GEMINI_CANARY),
+        "anthropic": FakeAnthropic(api_key=ANTHROPIC_CANARY),
+        "bedrock": FakeBedrock(AWS_KEY_ID_CANARY, AWS_SECRET_CANARY, AWS_TOKEN_CANARY),
+    }
+)
 
 
 def _provider(kind: str, fake) -> tuple[Credential, str, list[str]]:
@@ -91,8 +95,14 @@ def _everything_stored(operator, credential) -> list[str]:
         import redis
 
         r = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-        readers = {"string": r.get, "hash": r.hgetall, "list": lambda k: r.lrange(k, 0, -1), "set": r.smembers,
-                   "zset": lambda k: r.zrange(k, 0, -1, withscores=True), "stream": lambda k: r.xrange(k)}
+        readers = {
+            "string": r.get,
+            "hash": r.hgetall,
+            "list": lambda k: r.lrange(k, 0, -1),
+            "set": r.smembers,
+            "zset": lambda k: r.zrange(k, 0, -1, withscores=True),
+            "stream": lambda k: r.xrange(k),
+        }
         for key in r.scan_iter("*"):
             kind = r.type(key)
             seen.append(f"{key} = {readers.get(kind, lambda k: kind)(key)!r}")
@@ -121,12 +131,17 @@ def test_an_upstream_that_echoes_the_credential_leaks_it_nowhere(kind, fakes, hu
 
     chunks = []
     with pytest.raises(openai.APIError) as raised:
-        for chunk in client.chat.completions.create(model=model, stream=True,
-                                                    messages=[{"role": "user", "content": "echo:stream"}]):
+        for chunk in client.chat.completions.create(
+            model=model, stream=True, messages=[{"role": "user", "content": "echo:stream"}]
+        ):
             chunks.append(chunk.model_dump_json())
     seen += chunks + [str(raised.value), json.dumps(raised.value.body)]
-    raw = httpx.post(f"{hub.url}/v1/chat/completions", headers={"authorization": f"Bearer {api_key}"}, timeout=10,
-                     json={"model": model, "stream": True, "messages": [{"role": "user", "content": "echo:stream"}]})
+    raw = httpx.post(
+        f"{hub.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {api_key}"},
+        timeout=10,
+        json={"model": model, "stream": True, "messages": [{"role": "user", "content": "echo:stream"}]},
+    )
     seen.append(raw.text)
     stored += _everything_stored(operator, credential)
     hub.drain()
@@ -190,22 +205,32 @@ def test_scrub_removes_every_form_of_the_credential_and_anything_shaped_like_a_k
         clean = scrub(text, secret)
         assert REDACTED in clean and OPENAI_CANARY[8:18] not in clean and "CANARY" not in clean, clean
     # Without knowing the secret: whatever looks like a key or a token.
-    for leaked in ["sk-hub-0123456789abcdefghijkl", "sk-ant-api03-abcdefghijkl", "AIzaSyA1234567890abcdefgh",
-                   "AKIAIOSFODNN7EXAMPLE", "Bearer eyJhbGciOiJIUzI1NiJ9.e30", "x-api-key: whatever-it-is-1234",
-                   "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"]:
+    for leaked in [
+        "sk-hub-0123456789abcdefghijkl",
+        "sk-ant-api03-abcdefghijkl",
+        "AIzaSyA1234567890abcdefgh",
+        "AKIAIOSFODNN7EXAMPLE",
+        "Bearer eyJhbGciOiJIUzI1NiJ9.e30",
+        "x-api-key: whatever-it-is-1234",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    ]:
         assert scrub(f"echoed {leaked} back") != f"echoed {leaked} back", leaked
     # …and ordinary provider words stay as they are.
-    for words in ["The model `accounts/fireworks/models/llama-v3p1-405b-instruct` does not exist",
-                  "Rate limit reached for gpt-4o-mini-2024-07-18 on requests per min (RPM): Limit 3, Used 3",
-                  "Meta-Llama-3-70B-Instruct-Turbo is overloaded (request req_0123456789abcdef0123456789abcdef)"]:
+    for words in [
+        "The model `accounts/fireworks/models/llama-v3p1-405b-instruct` does not exist",
+        "Rate limit reached for gpt-4o-mini-2024-07-18 on requests per min (RPM): Limit 3, Used 3",
+        "Meta-Llama-3-70B-Instruct-Turbo is overloaded (request req_0123456789abcdef0123456789abcdef)",
+    ]:
         assert scrub(words, OPENAI_CANARY) == words
 
 
 ENDPOINTS = {  # endpoint -> (catalogue kind, the call with the SDK)
     "embeddings": ("embedding", lambda c, m: c.embeddings.create(model=m, input="hi")),
     "speech": ("audio", lambda c, m: c.audio.speech.create(model=m, voice="alloy", input="hi").read()),
-    "transcription": ("transcription", lambda c, m: c.audio.transcriptions.create(
-        model=m, file=("a.wav", wav_of(1.0), "audio/wav"))),
+    "transcription": (
+        "transcription",
+        lambda c, m: c.audio.transcriptions.create(model=m, file=("a.wav", wav_of(1.0), "audio/wav")),
+    ),
     "images": ("image", lambda c, m: c.images.generate(model=m, prompt="a fox", size="1024x1024")),
 }
 

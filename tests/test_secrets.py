@@ -17,7 +17,7 @@ from tests.factories import add_model
 def test_a_provider_secret_is_encrypted_at_rest(openai_provider):
     with connection.cursor() as cursor:
         cursor.execute("SELECT encrypted_secret, secret_hint FROM providers_credential")
-        (stored, hint), = cursor.fetchall()
+        ((stored, hint),) = cursor.fetchall()
     assert UPSTREAM_KEY not in stored
     assert hint == "…" + UPSTREAM_KEY[-4:]
     assert Credential.objects.get().get_secret() == UPSTREAM_KEY
@@ -53,9 +53,11 @@ def test_the_admin_never_shows_a_secret(openai_provider, operator):
     browser = Client()
     browser.force_login(operator)
     credential = Credential.objects.get()
-    for url in [f"/admin/providers/credential/{credential.pk}/change/",
-                f"/admin/providers/provider/{openai_provider.pk}/change/",
-                "/admin/providers/credential/"]:
+    for url in [
+        f"/admin/providers/credential/{credential.pk}/change/",
+        f"/admin/providers/provider/{openai_provider.pk}/change/",
+        "/admin/providers/credential/",
+    ]:
         page = browser.get(url).content.decode()
         assert UPSTREAM_KEY not in page and credential.encrypted_secret not in page, url
         assert "…" + UPSTREAM_KEY[-4:] in page or url.endswith("credential/")
@@ -86,9 +88,17 @@ def test_an_api_key_is_stored_only_as_a_hash(api_key):
 def test_the_admin_shows_a_new_key_once(organization, operator):
     browser = Client()
     browser.force_login(operator)
-    response = browser.post("/admin/accounts/apikey/add/", {"organization": organization.pk, "name": "ci",
-                                                            "budget_period": "monthly", "allowed_models": "[]",
-                                                            "allowed_ips": "[]"}, follow=True)
+    response = browser.post(
+        "/admin/accounts/apikey/add/",
+        {
+            "organization": organization.pk,
+            "name": "ci",
+            "budget_period": "monthly",
+            "allowed_models": "[]",
+            "allowed_ips": "[]",
+        },
+        follow=True,
+    )
     page = response.content.decode()
     raw = page.split("it will not be shown again: ")[1][:47]
     assert ApiKey.objects.get(name="ci").hashed_key == hashlib.sha256(raw.encode()).hexdigest()
@@ -102,8 +112,11 @@ def test_no_secret_reaches_a_log_line_or_a_response(hub, api_key, openai_provide
     add_model(openai_provider, "openai/gpt-4o-mini", "gpt-4o-mini")
     add_model(openai_provider, "openai/auth-fails", "fake-error-401")
     add_model(openai_provider, "openai/down", "fake-error-500")
-    bodies = [client.chat.completions.with_raw_response.create(
-        model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).text]
+    bodies = [
+        client.chat.completions.with_raw_response.create(
+            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        ).text
+    ]
     for model in ("openai/auth-fails", "openai/down"):
         with pytest.raises(openai.APIStatusError) as raised:
             client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])

@@ -33,10 +33,21 @@ def provider(name, base_url, secret):
 def fallback(hub, upstream, backup_server, transactional_db):
     """`big/model` (alias `big`) always fails; its fallback `small/model` answers, at prices of its own."""
     backup_server.reset()
-    add_model(provider("primary", upstream.base_url, UPSTREAM_KEY), "big/model", "fake-error-503", alias="big",
-              input_price=Decimal(100), output_price=Decimal(200))
-    add_model(provider("backup", backup_server.base_url, "sk-backup-key-0001"), "small/model", "gpt-4o-mini",
-              input_price=Decimal(7), output_price=Decimal(11))
+    add_model(
+        provider("primary", upstream.base_url, UPSTREAM_KEY),
+        "big/model",
+        "fake-error-503",
+        alias="big",
+        input_price=Decimal(100),
+        output_price=Decimal(200),
+    )
+    add_model(
+        provider("backup", backup_server.base_url, "sk-backup-key-0001"),
+        "small/model",
+        "gpt-4o-mini",
+        input_price=Decimal(7),
+        output_price=Decimal(11),
+    )
     CatalogModel.objects.filter(public_id="big/model").update(fallbacks=["small/model"])
 
 
@@ -54,7 +65,10 @@ def test_a_fallback_s_usage_is_recorded_rolled_up_and_invoiced_under_the_fallbac
 
     records = {r.model_name: r for r in UsageRecord.objects.all()}
     assert {name: r.served_model for name, r in records.items()} == {
-        "big/model": "small/model", "big": "small/model", "small/model": "small/model"}
+        "big/model": "small/model",
+        "big": "small/model",
+        "small/model": "small/model",
+    }
     for reply, name in zip(replies, ("big/model", "big", "small/model")):
         assert records[name].price == at_small_rate(reply.usage) > 0
 
@@ -80,10 +94,14 @@ def test_usage_totals_go_by_the_model_that_served_and_records_show_both(hub, org
     manage = as_key(admin_key)
     totals = manage.get(f"/manage/v1/orgs/{organization.slug}/usage/totals").json()
     assert {t["model"]: (t["requests"], Decimal(t["price"])) for t in totals} == {
-        "small/model": (1, at_small_rate(reply.usage)), "no/such-model": (1, Decimal(0))}
+        "small/model": (1, at_small_rate(reply.usage)),
+        "no/such-model": (1, Decimal(0)),
+    }
     records = manage.get(f"/manage/v1/orgs/{organization.slug}/usage/").json()["results"]
-    assert {(r["model"], r["served_model"]) for r in records} == {("big", "small/model"),
-                                                                  ("no/such-model", "no/such-model")}
+    assert {(r["model"], r["served_model"]) for r in records} == {
+        ("big", "small/model"),
+        ("no/such-model", "no/such-model"),
+    }
 
 
 def test_the_ledger_entry_names_the_model_that_served(hub, client, organization, fallback):

@@ -14,8 +14,15 @@ from tests.fakes.openai_upstream import speech_of
 
 def speech_model(provider, public_id="openai/tts", upstream_name="tts-1"):
     # 15 per million characters, as OpenAI prices tts-1.
-    model = add_model(provider, public_id, upstream_name, input_cost=Decimal(15), output_cost=Decimal(0),
-                      input_price=Decimal(15), output_price=Decimal(0))
+    model = add_model(
+        provider,
+        public_id,
+        upstream_name,
+        input_cost=Decimal(15),
+        output_cost=Decimal(0),
+        input_price=Decimal(15),
+        output_price=Decimal(0),
+    )
     CatalogModel.objects.filter(pk=model.pk).update(kind="audio")
     return model
 
@@ -31,17 +38,24 @@ def test_the_sdk_gets_the_audio_byte_for_byte_and_it_is_billed_per_character(cli
     assert sent.json == {"model": "tts-1", "voice": "alloy", "input": text}
     hub.drain()
     record = UsageRecord.objects.get()
-    assert (record.endpoint, record.unit, record.prompt_tokens, record.status) == ("audio.speech", "characters",
-                                                                                  len(text), "ok")
+    assert (record.endpoint, record.unit, record.prompt_tokens, record.status) == (
+        "audio.speech",
+        "characters",
+        len(text),
+        "ok",
+    )
     assert record.price == Decimal(len(text)) * 15 / 10**6
 
 
-@pytest.mark.parametrize("body, param", [
-    ({"model": "openai/tts", "voice": "alloy"}, "input"),
-    ({"model": "openai/tts", "input": "x" * 4097, "voice": "alloy"}, "input"),
-    ({"model": "openai/tts", "input": "hi", "voice": "alloy", "response_format": "ogg"}, "response_format"),
-    ({"model": "openai/tts", "input": "hi", "voice": "alloy", "speed": 9}, "speed"),
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"model": "openai/tts", "voice": "alloy"}, "input"),
+        ({"model": "openai/tts", "input": "x" * 4097, "voice": "alloy"}, "input"),
+        ({"model": "openai/tts", "input": "hi", "voice": "alloy", "response_format": "ogg"}, "response_format"),
+        ({"model": "openai/tts", "input": "hi", "voice": "alloy", "speed": 9}, "speed"),
+    ],
+)
 def test_bad_speech_requests_are_400(hub, api_key, openai_provider, upstream, body, param):
     speech_model(openai_provider)
     response = httpx.post(f"{hub.url}/v1/audio/speech", json=body, headers={"authorization": f"Bearer {api_key}"})

@@ -20,8 +20,9 @@ def test_status_lists_the_callers_models_and_the_services(hub, api_key, chat_mod
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok" and body["services"]["database"] == "ok"
-    assert body["models"] == [{"id": "openai/gpt-4o-mini", "object": "model.status", "available": True,
-                               "routes": 1, "routes_available": 1}]
+    assert body["models"] == [
+        {"id": "openai/gpt-4o-mini", "object": "model.status", "available": True, "routes": 1, "routes_available": 1}
+    ]
     assert UPSTREAM_KEY not in response.text and openai_provider.base_url not in response.text
     assert status(hub, api_key, "/api/status").json()["models"] == body["models"]
 

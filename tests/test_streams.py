@@ -32,11 +32,13 @@ def assert_charged_for(record: UsageRecord):
 
 
 def test_a_client_that_disconnects_cancels_the_upstream_and_pays_for_what_it_got(
-        hub, api_key, openai_provider, upstream):
+    hub, api_key, openai_provider, upstream
+):
     add_model(openai_provider, "openai/slow", "fake-slow")
     body = {"model": "openai/slow", "messages": [{"role": "user", "content": "long story"}], "stream": True}
-    with httpx.stream("POST", f"{hub.url}/v1/chat/completions", json=body,
-                      headers={"authorization": f"Bearer {api_key}"}, timeout=10) as response:
+    with httpx.stream(
+        "POST", f"{hub.url}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {api_key}"}, timeout=10
+    ) as response:
         assert response.status_code == 200
         received = 0
         for line in response.iter_lines():
@@ -52,13 +54,15 @@ def test_a_client_that_disconnects_cancels_the_upstream_and_pays_for_what_it_got
 
 
 def test_a_stream_cut_by_the_upstream_ends_in_an_error_event_and_bills_what_arrived(
-        hub, api_key, openai_provider, upstream):
+    hub, api_key, openai_provider, upstream
+):
     add_model(openai_provider, "openai/cut", "fake-cut")
     client = openai.OpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
     received = []
     with pytest.raises(openai.APIError) as raised:
         for chunk in client.chat.completions.create(
-                model="openai/cut", messages=[{"role": "user", "content": "hi"}], stream=True):
+            model="openai/cut", messages=[{"role": "user", "content": "hi"}], stream=True
+        ):
             received.append(chunk)
     assert "cut off" in raised.value.message
     assert len(received) == 4  # the role chunk and three words
@@ -71,8 +75,11 @@ def test_a_malformed_stream_event_ends_in_an_error_event(hub, api_key, openai_pr
     add_model(openai_provider, "openai/malformed", "fake-malformed")
     client = openai.OpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
     with pytest.raises(openai.APIError) as raised:
-        list(client.chat.completions.create(
-            model="openai/malformed", messages=[{"role": "user", "content": "hi"}], stream=True))
+        list(
+            client.chat.completions.create(
+                model="openai/malformed", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+        )
     assert "malformed" in raised.value.message
     assert wait_for_record(hub).status == "upstream_error"
 
@@ -80,9 +87,16 @@ def test_a_malformed_stream_event_ends_in_an_error_event(hub, api_key, openai_pr
 def test_a_stream_without_reported_usage_is_estimated(hub, api_key, openai_provider, upstream):
     add_model(openai_provider, "openai/quiet", "fake-no-usage")
     client = openai.OpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
-    text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
-        model="openai/quiet", messages=[{"role": "user", "content": "hi"}], stream=True,
-        stream_options={"include_usage": True}) if c.choices)
+    text = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(
+            model="openai/quiet",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        if c.choices
+    )
     assert text == "Hello! You said: hi"
     record = wait_for_record(hub)
     assert record.status == "ok" and record.usage_estimated
@@ -93,8 +107,12 @@ def test_a_stream_without_reported_usage_is_estimated(hub, api_key, openai_provi
 def test_a_client_that_gives_up_before_the_answer_is_recorded_free(hub, api_key, openai_provider, upstream):
     add_model(openai_provider, "openai/hang", "fake-hang")
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{hub.url}/v1/chat/completions", headers={"authorization": f"Bearer {api_key}"},
-                   json={"model": "openai/hang", "messages": [{"role": "user", "content": "hi"}]}, timeout=0.5)
+        httpx.post(
+            f"{hub.url}/v1/chat/completions",
+            headers={"authorization": f"Bearer {api_key}"},
+            json={"model": "openai/hang", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=0.5,
+        )
     assert upstream.wait_for_disconnect(timeout=5), "the hub must cancel the upstream request"
     record = wait_for_record(hub)
     assert (record.status, record.http_status, record.price) == ("cancelled", 499, 0)
@@ -109,8 +127,14 @@ def test_open_streams_hold_no_thread_each(hub, api_key, openai_provider, upstrea
     before = threading.active_count()
 
     async def scenario():
-        streams = await asyncio.gather(*[client.chat.completions.create(
-            model="openai/slow", messages=[{"role": "user", "content": f"s{i}"}], stream=True) for i in range(60)])
+        streams = await asyncio.gather(
+            *[
+                client.chat.completions.create(
+                    model="openai/slow", messages=[{"role": "user", "content": f"s{i}"}], stream=True
+                )
+                for i in range(60)
+            ]
+        )
         for stream in streams:
             await stream.__anext__()  # every stream is open and flowing
         during = threading.active_count()

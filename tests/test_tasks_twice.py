@@ -16,21 +16,42 @@ from accounts.models import Membership, Organization, Role, User
 from accounts.services import organization_create
 from billing import archive, grants, invoices, notifications, rollups, services
 from billing.models import (
-    AutoRecharge, CreditAccount, CreditGrant, CreditHold, Invoice, InvoiceLine, LedgerEntry, LowBalanceAlert,
-    Payment, PriceChange, UsageRecord, UsageRollup,
+    AutoRecharge,
+    CreditAccount,
+    CreditGrant,
+    CreditHold,
+    Invoice,
+    InvoiceLine,
+    LedgerEntry,
+    LowBalanceAlert,
+    Payment,
+    PriceChange,
+    UsageRecord,
+    UsageRollup,
 )
 from hub import media
 from tests import factories
 
 # What the tasks write. Timestamps of "last ran at" kind are left out: they are
 # meant to move on every run.
-STATE = [LedgerEntry, CreditAccount, CreditHold, CreditGrant, UsageRecord, UsageRollup, Invoice, InvoiceLine,
-         LowBalanceAlert, Payment, AutoRecharge, PriceChange]
+STATE = [
+    LedgerEntry,
+    CreditAccount,
+    CreditHold,
+    CreditGrant,
+    UsageRecord,
+    UsageRollup,
+    Invoice,
+    InvoiceLine,
+    LowBalanceAlert,
+    Payment,
+    AutoRecharge,
+    PriceChange,
+]
 VOLATILE = {"updated_at"}
 # Tasks whose run-twice test needs Stripe (localstripe) and lives beside its other Stripe tests.
 COVERED_ELSEWHERE = {
-    "billing.tasks.auto_recharge_all":
-        "tests/test_billing_stripe.py::test_auto_recharge_run_twice_charges_once_and_the_webhook_credits_it",
+    "billing.tasks.auto_recharge_all": "tests/test_billing_stripe.py::test_auto_recharge_run_twice_charges_once_and_the_webhook_credits_it",
 }
 
 
@@ -66,8 +87,16 @@ def org(name: str) -> Organization:
 
 
 def usage(organization, when, *, price="0.25", status="ok", mode="credits"):
-    return factories.usage_event(organization, status=status, prompt_tokens=10, completion_tokens=5, price=price,
-                                 cost=Decimal(price) / 2, created_at=when, billing_mode=mode)
+    return factories.usage_event(
+        organization,
+        status=status,
+        prompt_tokens=10,
+        completion_tokens=5,
+        price=price,
+        cost=Decimal(price) / 2,
+        created_at=when,
+        billing_mode=mode,
+    )
 
 
 @pytest.fixture
@@ -81,14 +110,19 @@ def work_for_every_task(transactional_db, settings):
     notifications.alerts_open()
     services.record_usage([usage(low, now - timedelta(minutes=5), price="4.5")])
     # Charged usage yesterday, and a free refusal long past retention (roll-up, then prune).
-    services.record_usage([usage(credits, now - timedelta(days=1)),
-                           usage(credits, now - timedelta(days=200), price="0", status="client_error")])
+    services.record_usage(
+        [
+            usage(credits, now - timedelta(days=1)),
+            usage(credits, now - timedelta(days=200), price="0", status="client_error"),
+        ]
+    )
     # A hold left by a crashed process (release-expired-holds).
     services.hold_place(organization_id=credits.pk, request_id="lease:dead", amount=Decimal(2), ttl_seconds=60)
     CreditHold.objects.filter(request_id="lease:dead").update(expires_at=now - timedelta(minutes=1))
     # A grant that has expired (lapse-expired-grants).
-    grant = grants.grant_with_expiry(organization=credits, amount=Decimal(3), expires_at=now + timedelta(days=1),
-                                     description="promo")
+    grant = grants.grant_with_expiry(
+        organization=credits, amount=Decimal(3), expires_at=now + timedelta(days=1), description="promo"
+    )
     CreditGrant.objects.filter(pk=grant.pk).update(expires_at=now - timedelta(hours=1))
     # Last month's usage of a postpaid organisation (issue-invoices, and its email).
     CreditAccount.objects.filter(organization=postpaid).update(billing_mode="postpaid")
@@ -123,8 +157,10 @@ def test_every_scheduled_task_run_twice_changes_nothing_the_second_time(work_for
     assert [name for name in before["media"] if name.endswith("-expired.png")]
     emailed = {(m.to[0], "invoice" in m.subject.lower()) for m in mail.outbox}
     assert emailed == {("owner@postpaid.example", True), ("owner@low.example", False)}  # the invoice, low balance
-    balance, total = CreditAccount.objects.get(organization=credits).balance, sum(
-        LedgerEntry.objects.filter(account__organization=credits).values_list("amount", flat=True))
+    balance, total = (
+        CreditAccount.objects.get(organization=credits).balance,
+        sum(LedgerEntry.objects.filter(account__organization=credits).values_list("amount", flat=True)),
+    )
     assert balance == total
 
 

@@ -12,8 +12,8 @@ from accounts import teams
 from accounts.models import ApiKey, AuditEvent, Team, User
 from accounts.services import api_key_create
 from billing import modes, rollups, services
-from billing.teams import team_costs
 from billing.models import CreditAccount, UsageRecord
+from billing.teams import team_costs
 from tests import factories
 from tests.actors import ROLES, as_key, as_user
 
@@ -27,6 +27,7 @@ def ml(world):
 
 
 # Who may do what -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("role", ROLES)
 def test_owners_and_admins_create_teams_others_may_not(world, role):
@@ -65,12 +66,14 @@ def test_an_outsider_finds_no_team_and_no_key(world, ml):
 
 # Teams and their keys --------------------------------------------------------
 
+
 def test_a_team_name_is_unique_within_its_organisation(world, ml):
     owner = as_user(world.owner)
     response = owner.post(TEAMS, {"name": "ML"}, format="json")
     assert response.status_code == 400 and response.json()["error"]["code"] == "team_exists"
-    assert as_user(world.outsider).post("/manage/v1/orgs/globex/teams/", {"name": "ML"},
-                                        format="json").status_code == 201
+    assert (
+        as_user(world.outsider).post("/manage/v1/orgs/globex/teams/", {"name": "ML"}, format="json").status_code == 201
+    )
 
 
 def test_an_admin_puts_a_key_in_a_team_and_takes_it_out(world, ml):
@@ -97,8 +100,9 @@ def test_a_rotated_key_stays_in_its_team(world, ml):
 def test_renaming_and_deleting_a_team_leaves_its_keys(world, ml):
     teams.api_key_team_set(api_key=world.acme_key, team=ml)
     owner = as_user(world.owner)
-    assert owner.patch(f"{TEAMS}{ml.pk}", {"name": "Machine learning"}, format="json").json()["name"] == \
-        "Machine learning"
+    assert (
+        owner.patch(f"{TEAMS}{ml.pk}", {"name": "Machine learning"}, format="json").json()["name"] == "Machine learning"
+    )
     assert owner.delete(f"{TEAMS}{ml.pk}").status_code == 204
     assert ApiKey.objects.get(pk=world.acme_key.pk).team is None
 
@@ -123,14 +127,22 @@ def _clock():
     global DAY
     DAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
 
+
 _n = iter(range(1, 10**9))
 
 
 def use(org, key, *, hours, model, price, cost):
     n = next(_n)
     return factories.usage_event(
-        org, key=key, model_name=model, prompt_tokens=100 + n % 13, completion_tokens=20 + n % 7, price=price,
-        cost=cost, created_at=DAY + timedelta(hours=hours), billing_mode="internal",
+        org,
+        key=key,
+        model_name=model,
+        prompt_tokens=100 + n % 13,
+        completion_tokens=20 + n % 7,
+        price=price,
+        cost=cost,
+        created_at=DAY + timedelta(hours=hours),
+        billing_mode="internal",
     )
 
 
@@ -159,8 +171,9 @@ def spent(world, ml):
 
 def raw_by_team(org, since, until):
     totals = defaultdict(lambda: defaultdict(Decimal))
-    for record in UsageRecord.objects.filter(organization=org, created_at__gte=since, created_at__lt=until) \
-            .select_related("api_key__team"):
+    for record in UsageRecord.objects.filter(
+        organization=org, created_at__gte=since, created_at__lt=until
+    ).select_related("api_key__team"):
         team = record.api_key.team.name if record.api_key and record.api_key.team else None
         row = totals[(team, record.model_name)]
         row["requests"] += 1
@@ -172,9 +185,13 @@ def raw_by_team(org, since, until):
 
 
 def report_by_team(report):
-    return {(team["team"], model["model"]): {name: model[name] for name in
-                                              ("requests", "prompt_tokens", "completion_tokens", "cost", "price")}
-            for team in report for model in team["models"]}
+    return {
+        (team["team"], model["model"]): {
+            name: model[name] for name in ("requests", "prompt_tokens", "completion_tokens", "cost", "price")
+        }
+        for team in report
+        for model in team["models"]
+    }
 
 
 @pytest.mark.parametrize("days", [(0, 1), (1, 3), (0, 3)])
@@ -210,8 +227,9 @@ def test_the_api_reports_price_to_everyone_and_cost_to_internal_organisations_on
 
     modes.billing_mode_set(account=CreditAccount.objects.get(organization=spent.acme), mode="internal")
     body = as_user(spent.viewer).get(COSTS, query).json()
-    assert {(t["team"], m["model"]): Decimal(m["cost"]) for t in body["teams"] for m in t["models"]} == \
-        {k: v["cost"] for k, v in raw.items()}
+    assert {(t["team"], m["model"]): Decimal(m["cost"]) for t in body["teams"] for m in t["models"]} == {
+        k: v["cost"] for k, v in raw.items()
+    }
     assert as_user(spent.outsider).get(COSTS, query).status_code == 404
 
 

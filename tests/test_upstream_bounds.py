@@ -33,13 +33,15 @@ class Flood(FakeUpstream):
     async def handle(self, scope, receive, send, body, headers) -> None:
         self.sent = 0
         if self.mode == "deep_error":
-            await send({"type": "http.response.start", "status": 500,
-                        "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"application/json")]}
+            )
             await send({"type": "http.response.body", "body": b'{"error": ' + b"[" * 60000})
             return
         if self.mode == "endless":
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"text/event-stream")]})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+            )
             piece = b"data: " + b"a" * 65536
             gone = asyncio.ensure_future(until_disconnect(receive))  # the hub hung up: what it should do
             try:
@@ -55,8 +57,17 @@ class Flood(FakeUpstream):
         extra = []
         if self.mode == "gzip":
             text, extra = gzip.compress(text), [(b"content-encoding", b"gzip")]
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(text)).encode()), *extra]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(text)).encode()),
+                    *extra,
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": text})
 
 
@@ -64,8 +75,12 @@ flood = server_fixture(lambda: Flood())
 
 
 def _model(kind: str, flood) -> str:
-    provider = factories.provider(kind, kind=kind, base_url=flood.base_url + ("" if kind == "anthropic" else "/v1"),
-                                  secret="sk-flood-00000000000001")
+    provider = factories.provider(
+        kind,
+        kind=kind,
+        base_url=flood.base_url + ("" if kind == "anthropic" else "/v1"),
+        secret="sk-flood-00000000000001",
+    )
     add_model(provider, f"{kind}/flood", "flood-1")
     return f"{kind}/flood"
 
@@ -117,12 +132,16 @@ def test_an_error_body_nested_past_the_parser_is_the_providers_failure(kind, flo
     assert UsageRecord.objects.get().status == "upstream_error"
 
 
-@pytest.mark.parametrize("pieces", [
-    ["data: a\r\n\r\ndata: b\r\n\r\n"],
-    ["data: a\r", "\n\r", "\ndata: b\r\n", "\r\n"],  # every \r\n split across two reads
-    ["data: a\n", "\ndata:", " b\n\n"],
-    ["event: x\ndata: a\ndata: b\n\n"],
-], ids=["whole", "crlf_split", "lf_split", "multiline"])
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ["data: a\r\n\r\ndata: b\r\n\r\n"],
+        ["data: a\r", "\n\r", "\ndata: b\r\n", "\r\n"],  # every \r\n split across two reads
+        ["data: a\n", "\ndata:", " b\n\n"],
+        ["event: x\ndata: a\ndata: b\n\n"],
+    ],
+    ids=["whole", "crlf_split", "lf_split", "multiline"],
+)
 def test_the_event_reader_finds_events_however_the_reads_cut_them(pieces, settings):
     """The SSE reader now normalises and searches only the new text: an event end split across reads is found."""
     from providers.adapters import sse

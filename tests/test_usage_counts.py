@@ -11,17 +11,31 @@ from providers.adapters.base import MAX_TOKENS, Usage, whole_number
 from providers.adapters.bedrock import response as bedrock
 from providers.adapters.gemini import response as gemini
 
-BAD = {"string": "abc", "infinite": float("inf"), "nan": float("nan"), "negative": -5, "fraction": 7.5,
-       "boolean": True, "over_int32": 2**31, "absurd": MAX_TOKENS + 1, "list": [1], "object": {"n": 1}}
+BAD = {
+    "string": "abc",
+    "infinite": float("inf"),
+    "nan": float("nan"),
+    "negative": -5,
+    "fraction": 7.5,
+    "boolean": True,
+    "over_int32": 2**31,
+    "absurd": MAX_TOKENS + 1,
+    "list": [1],
+    "object": {"n": 1},
+}
 
 # Each family's parser, and the usage object it reads with one count replaced.
 FAMILIES = {
     "openai": (Usage.from_openai, lambda v: {"prompt_tokens": v, "completion_tokens": 3}),
-    "openai_cached": (Usage.from_openai,
-                      lambda v: {"prompt_tokens": 9, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": v}}),
+    "openai_cached": (
+        Usage.from_openai,
+        lambda v: {"prompt_tokens": 9, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": v}},
+    ),
     "anthropic": (anthropic.usage, lambda v: {"input_tokens": 9, "output_tokens": v}),
-    "anthropic_cache": (anthropic.usage, lambda v: {"input_tokens": 9, "output_tokens": 3,
-                                                       "cache_read_input_tokens": v}),
+    "anthropic_cache": (
+        anthropic.usage,
+        lambda v: {"input_tokens": 9, "output_tokens": 3, "cache_read_input_tokens": v},
+    ),
     "gemini": (gemini.usage, lambda v: {"promptTokenCount": v, "candidatesTokenCount": 3}),
     "gemini_thoughts": (gemini.usage, lambda v: {"promptTokenCount": 9, "thoughtsTokenCount": v}),
     "bedrock": (bedrock.usage, lambda v: {"inputTokens": 9, "outputTokens": v}),

@@ -49,8 +49,9 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise InvalidApiKey("This key is for the gateway only; the management API needs an admin-scoped key.")
         # The same policy as on the gateway: a key kept to some addresses is kept to them here too, or it
         # could mint itself an unrestricted successor from anywhere.
-        if not addresses.address_allowed(addresses.networks_of(key, key.organization),
-                                         addresses.client_address(request)):
+        if not addresses.address_allowed(
+            addresses.networks_of(key, key.organization), addresses.client_address(request)
+        ):
             raise AddressNotAllowed("This API key may not be used from your address.")
         return KeyPrincipal(key), key
 

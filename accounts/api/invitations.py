@@ -17,13 +17,20 @@ class InvitationList(OrgView):
         invitations = selectors.invitations_of(organization=request.organization)
         return Response(serializers.InvitationSerializer(invitations, many=True).data)
 
-    @extend_schema(request=serializers.InvitationCreateSerializer, responses={201: serializers.InvitationSerializer},
-                   summary="Invite someone by email")
+    @extend_schema(
+        request=serializers.InvitationCreateSerializer,
+        responses={201: serializers.InvitationSerializer},
+        summary="Invite someone by email",
+    )
     def post(self, request, slug):
         data = validated(serializers.InvitationCreateSerializer, request.data)
         invitation, _ = services.invitation_create(
-            organization=request.organization, email=data["email"], role=data["role"], actor_role=request.role,
-            actor=actor_of(request), accept_url_base=request.build_absolute_uri("/"),
+            organization=request.organization,
+            email=data["email"],
+            role=data["role"],
+            actor_role=request.role,
+            actor=actor_of(request),
+            accept_url_base=request.build_absolute_uri("/"),
         )
         return Response(serializers.InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
@@ -47,8 +54,9 @@ class InvitationByToken(ManageView):
     def get(self, request, token):
         return Response(serializers.InvitationPreviewSerializer(services.invitation_by_token(token)).data)
 
-    @extend_schema(request=None, responses=serializers.InvitationPreviewSerializer,
-                   summary="Accept (or decline) an invitation")
+    @extend_schema(
+        request=None, responses=serializers.InvitationPreviewSerializer, summary="Accept (or decline) an invitation"
+    )
     def post(self, request, token):
         if isinstance(request.user, KeyPrincipal):
             raise exceptions.PermissionDenied("An invitation is answered by a signed-in user, not a key.")

@@ -18,16 +18,23 @@ class KeyList(OrgView):
         keys = selectors.keys_of(organization=request.organization)
         return Response(serializers.ApiKeySerializer(keys, many=True).data)
 
-    @extend_schema(request=serializers.ApiKeyCreateSerializer, responses={201: serializers.NewApiKeySerializer},
-                   summary="Create a key (the raw key is returned this once)")
+    @extend_schema(
+        request=serializers.ApiKeyCreateSerializer,
+        responses={201: serializers.NewApiKeySerializer},
+        summary="Create a key (the raw key is returned this once)",
+    )
     def post(self, request, slug):
         data = validated(serializers.ApiKeyCreateSerializer, request.data)
         if data["scope"] == KeyScope.ADMIN and not permissions.allows(request.role, "create_admin_keys"):
             raise exceptions.PermissionDenied(f"Your role ({request.role}) does not allow create_admin_keys.")
         actor = actor_of(request)
         api_key, raw = services.api_key_create(
-            organization=request.organization, name=data["name"], scope=data["scope"],
-            expires_at=data.get("expires_at"), created_by=actor.user, actor=actor,
+            organization=request.organization,
+            name=data["name"],
+            scope=data["scope"],
+            expires_at=data.get("expires_at"),
+            created_by=actor.user,
+            actor=actor,
             limits={name: data[name] for name in serializers.LIMIT_FIELDS if name in data},
         )
         return _new_key_response(api_key, raw)
@@ -51,8 +58,11 @@ class KeyRevoke(OrgView):
 class KeyRotate(OrgView):
     actions = {"POST": ("revoke_keys", "create_keys")}
 
-    @extend_schema(request=None, responses={201: serializers.NewApiKeySerializer},
-                   summary="Rotate a key: a new key with the same name, scope, limits and team, the old one revoked")
+    @extend_schema(
+        request=None,
+        responses={201: serializers.NewApiKeySerializer},
+        summary="Rotate a key: a new key with the same name, scope, limits and team, the old one revoked",
+    )
     def post(self, request, slug, key_id):
         api_key = get_object_or_404(selectors.keys_of(organization=request.organization), pk=key_id)
         if api_key.scope == KeyScope.ADMIN and not permissions.allows(request.role, "create_admin_keys"):
@@ -64,8 +74,11 @@ class KeyRotate(OrgView):
 class KeyDetail(OrgView):
     actions = {"PATCH": "manage_teams"}
 
-    @extend_schema(request=serializers.ApiKeyTeamSerializer, responses=serializers.ApiKeySerializer,
-                   summary="Put a key in a team (or in none)")
+    @extend_schema(
+        request=serializers.ApiKeyTeamSerializer,
+        responses=serializers.ApiKeySerializer,
+        summary="Put a key in a team (or in none)",
+    )
     def patch(self, request, slug, key_id):
         api_key = get_object_or_404(selectors.keys_of(organization=request.organization), pk=key_id)
         data = validated(serializers.ApiKeyTeamSerializer, request.data)
@@ -73,7 +86,6 @@ class KeyDetail(OrgView):
         if data["team"] is not None:
             team = teams.teams_of(organization=request.organization).filter(pk=data["team"]).first()
             if team is None:
-                raise services.AccountsError("No such team in this organisation.", code="team_not_found",
-                                             param="team")
+                raise services.AccountsError("No such team in this organisation.", code="team_not_found", param="team")
         teams.api_key_team_set(api_key=api_key, team=team, actor=actor_of(request))
         return Response(serializers.ApiKeySerializer(api_key).data)

@@ -24,13 +24,15 @@ class MemberDetail(OrgView):
     def _membership(self, request, member_id):
         return get_object_or_404(selectors.members_of(organization=request.organization), pk=member_id)
 
-    @extend_schema(request=serializers.RoleSerializer, responses=serializers.MemberSerializer,
-                   summary="Change a member's role")
+    @extend_schema(
+        request=serializers.RoleSerializer, responses=serializers.MemberSerializer, summary="Change a member's role"
+    )
     def patch(self, request, slug, member_id):
         membership = self._membership(request, member_id)
         data = validated(serializers.RoleSerializer, request.data)
-        services.membership_change_role(membership=membership, role=data["role"], actor_role=request.role,
-                                        actor=actor_of(request))
+        services.membership_change_role(
+            membership=membership, role=data["role"], actor_role=request.role, actor=actor_of(request)
+        )
         return Response(serializers.MemberSerializer(membership).data)
 
     @extend_schema(responses={204: None}, summary="Remove a member")

@@ -16,8 +16,9 @@ class TeamList(OrgView):
     def get(self, request, slug):
         return Response(serializers.TeamSerializer(teams.teams_of(organization=request.organization), many=True).data)
 
-    @extend_schema(request=serializers.TeamNameSerializer, responses={201: serializers.TeamSerializer},
-                   summary="Create a team")
+    @extend_schema(
+        request=serializers.TeamNameSerializer, responses={201: serializers.TeamSerializer}, summary="Create a team"
+    )
     def post(self, request, slug):
         data = validated(serializers.TeamNameSerializer, request.data)
         team = teams.team_create(organization=request.organization, name=data["name"], actor=actor_of(request))
@@ -30,8 +31,9 @@ class TeamDetail(OrgView):
     def _team(self, request, team_id):
         return get_object_or_404(teams.teams_of(organization=request.organization), pk=team_id)
 
-    @extend_schema(request=serializers.TeamNameSerializer, responses=serializers.TeamSerializer,
-                   summary="Rename a team")
+    @extend_schema(
+        request=serializers.TeamNameSerializer, responses=serializers.TeamSerializer, summary="Rename a team"
+    )
     def patch(self, request, slug, team_id):
         team = self._team(request, team_id)
         data = validated(serializers.TeamNameSerializer, request.data)

@@ -59,8 +59,11 @@ class CreditAccountAdmin(admin.ModelAdmin):
         if changed:
             obj.save(update_fields=[*changed, "updated_at"])
         if "billing_mode" in form.changed_data:
-            modes.billing_mode_set(account=obj, mode=obj.billing_mode,
-                                   actor=Actor(user=request.user, ip_address=request.META.get("REMOTE_ADDR") or None))
+            modes.billing_mode_set(
+                account=obj,
+                mode=obj.billing_mode,
+                actor=Actor(user=request.user, ip_address=request.META.get("REMOTE_ADDR") or None),
+            )
         forget_all_keys()  # a new price plan applies at once in this process
 
     def has_add_permission(self, request):
@@ -92,16 +95,30 @@ class LedgerEntryAdmin(admin.ModelAdmin):
             return []
         # A usage charge is its own receipt (request, model, when): its usage
         # record is empty once retention archived it.
-        return ["account", "kind", "amount", "description", "idempotency_key", "request_id", "model_name",
-                "usage_at", "usage_record", "created_by", "created_at"]
+        return [
+            "account",
+            "kind",
+            "amount",
+            "description",
+            "idempotency_key",
+            "request_id",
+            "model_name",
+            "usage_at",
+            "usage_record",
+            "created_by",
+            "created_at",
+        ]
 
     def get_fields(self, request, obj=None):
         return self.get_readonly_fields(request, obj) or ["account", "kind", "amount", "description"]
 
     def save_model(self, request, obj, form, change):
         entry = services.credit_grant(
-            organization=obj.account.organization, amount=obj.amount, kind=obj.kind,
-            description=obj.description, created_by=request.user,
+            organization=obj.account.organization,
+            amount=obj.amount,
+            kind=obj.kind,
+            description=obj.description,
+            created_by=request.user,
         )
         obj.pk = entry.pk
 
@@ -150,8 +167,17 @@ class CreditGrantAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["account", "amount", "valid_days", "expires_at", "description"]
-        return ["account", "entry", "amount", "expires_at", "remaining", "lapsed_at", "lapsed_amount",
-                "lapse_entry", "created_at"]
+        return [
+            "account",
+            "entry",
+            "amount",
+            "expires_at",
+            "remaining",
+            "lapsed_at",
+            "lapsed_amount",
+            "lapse_entry",
+            "created_at",
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.get_fields(request, obj)
@@ -165,12 +191,23 @@ class CreditGrantAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         grant = grants.grant_with_expiry(
-            organization=data["account"].organization, amount=data["amount"], expires_at=data["expires_at"],
-            description=data["description"], created_by=request.user)
-        audit_record(action="admin.creditgrant.add", organization=data["account"].organization, target=grant,
-                     actor=Actor(user=request.user, ip_address=request.META.get("REMOTE_ADDR") or None),
-                     details={"amount": str(grant.amount), "expires_at": grant.expires_at.isoformat(),
-                              "description": data["description"]})
+            organization=data["account"].organization,
+            amount=data["amount"],
+            expires_at=data["expires_at"],
+            description=data["description"],
+            created_by=request.user,
+        )
+        audit_record(
+            action="admin.creditgrant.add",
+            organization=data["account"].organization,
+            target=grant,
+            actor=Actor(user=request.user, ip_address=request.META.get("REMOTE_ADDR") or None),
+            details={
+                "amount": str(grant.amount),
+                "expires_at": grant.expires_at.isoformat(),
+                "description": data["description"],
+            },
+        )
         obj.pk = grant.pk
 
     def has_change_permission(self, request, obj=None):

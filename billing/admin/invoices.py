@@ -29,8 +29,16 @@ class InvoiceAdmin(ReadOnlyAdmin):
     """Issued by billing.tasks.issue_invoices; an operator may only mark an open one paid (outside Stripe) or void,
     and not while its card charge waits for Stripe's answer or its payment is disputed."""
 
-    list_display = ["number", "organization", "period_start", "status", "total", "issued_at", "paid_at",
-                    "payment_error"]
+    list_display = [
+        "number",
+        "organization",
+        "period_start",
+        "status",
+        "total",
+        "issued_at",
+        "paid_at",
+        "payment_error",
+    ]
     list_filter = ["status"]
     search_fields = ["number", "organization__name", "stripe_payment_intent_id"]
     date_hierarchy = "period_start"
@@ -50,8 +58,11 @@ class InvoiceAdmin(ReadOnlyAdmin):
     def printable(self, obj):
         if obj is None or obj.pk is None:
             return "-"
-        return format_html('<a href="{}" target="_blank">Printable invoice</a> (members see it at {})',
-                           reverse("admin:billing_invoice_print", args=[obj.pk]), issuing.invoice_path(obj))
+        return format_html(
+            '<a href="{}" target="_blank">Printable invoice</a> (members see it at {})',
+            reverse("admin:billing_invoice_print", args=[obj.pk]),
+            issuing.invoice_path(obj),
+        )
 
     def get_urls(self):
         view = self.admin_site.admin_view(self.print_view)

@@ -8,8 +8,16 @@ from .base import ReadOnlyAdmin
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "organization", "source", "amount", "currency", "status", "amount_refunded",
-                    "requested_by"]
+    list_display = [
+        "created_at",
+        "organization",
+        "source",
+        "amount",
+        "currency",
+        "status",
+        "amount_refunded",
+        "requested_by",
+    ]
     list_filter = ["status", "source"]
     search_fields = ["organization__name", "stripe_checkout_session_id", "stripe_payment_intent_id"]
     date_hierarchy = "created_at"
@@ -35,8 +43,14 @@ class AutoRechargeAdmin(admin.ModelAdmin):
     list_display = ["organization", "enabled", "threshold", "amount", "pending_payment", "disabled_reason"]
     list_filter = ["enabled"]
     search_fields = ["organization__name", "stripe_customer_id"]
-    readonly_fields = ["organization", "stripe_customer_id", "stripe_payment_method_id", "pending_payment",
-                       "disabled_reason", "updated_at"]
+    readonly_fields = [
+        "organization",
+        "stripe_customer_id",
+        "stripe_payment_method_id",
+        "pending_payment",
+        "disabled_reason",
+        "updated_at",
+    ]
 
     def has_add_permission(self, request):
         return False

@@ -23,11 +23,24 @@ class ModelRateAdmin(AuditedAdmin):
         if obj is None or obj.pk is None:
             return "-"
         changes = PriceChange.objects.filter(model_id=obj.model_id)[:10]
-        return format_html_join(
-            "\n", "<div>{} {} by {} ({}): {} → {}</div>",
-            ((c.changed_at.strftime("%Y-%m-%d %H:%M"), c.action, c.changed_by or "-", c.source or "-",
-              _rate_text(c.old), _rate_text(c.new)) for c in changes),
-        ) or "-"
+        return (
+            format_html_join(
+                "\n",
+                "<div>{} {} by {} ({}): {} → {}</div>",
+                (
+                    (
+                        c.changed_at.strftime("%Y-%m-%d %H:%M"),
+                        c.action,
+                        c.changed_by or "-",
+                        c.source or "-",
+                        _rate_text(c.old),
+                        _rate_text(c.new),
+                    )
+                    for c in changes
+                ),
+            )
+            or "-"
+        )
 
     def save_model(self, request, obj, form, change):
         pricing.rate_save(rate=obj, changed_by=request.user, source="admin")

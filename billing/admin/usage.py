@@ -8,8 +8,18 @@ from .base import ReadOnlyAdmin
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "organization", "model_name", "served_model", "status", "prompt_tokens",
-                    "completion_tokens", "price", "billing_mode", "latency_ms"]
+    list_display = [
+        "created_at",
+        "organization",
+        "model_name",
+        "served_model",
+        "status",
+        "prompt_tokens",
+        "completion_tokens",
+        "price",
+        "billing_mode",
+        "latency_ms",
+    ]
     list_filter = ["status", "billing_mode", "endpoint", "stream"]
     search_fields = ["request_id", "model_name", "served_model", "organization__name"]
     date_hierarchy = "created_at"
@@ -31,8 +41,20 @@ class UsageRecordAdmin(admin.ModelAdmin):
 class UsageRollupAdmin(ReadOnlyAdmin):
     """Usage per organisation, key and model, per hour and day; rebuilt by billing.tasks.roll_up_usage."""
 
-    list_display = ["period_start", "granularity", "organization", "api_key", "model_name", "billing_mode",
-                    "requests", "prompt_tokens", "completion_tokens", "cache_read_tokens", "cost", "price"]
+    list_display = [
+        "period_start",
+        "granularity",
+        "organization",
+        "api_key",
+        "model_name",
+        "billing_mode",
+        "requests",
+        "prompt_tokens",
+        "completion_tokens",
+        "cache_read_tokens",
+        "cost",
+        "price",
+    ]
     list_filter = ["granularity", "billing_mode"]
     search_fields = ["organization__name", "model_name"]
     date_hierarchy = "period_start"

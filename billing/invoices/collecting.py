@@ -40,6 +40,7 @@ DISPUTE_CLOSED = ("won", "lost", "warning_closed")
 
 # Charging the saved card -----------------------------------------------------
 
+
 def _auto_charge(account: CreditAccount | None) -> bool:
     flag = account.invoice_auto_charge if account is not None else None
     return bool(getattr(settings, "HUB_INVOICE_AUTO_CHARGE", False)) if flag is None else flag
@@ -50,16 +51,24 @@ def card_to_charge(invoice: Invoice) -> AutoRecharge | None:
     account = CreditAccount.objects.filter(organization_id=invoice.organization_id).first()
     if not _auto_charge(account):
         return None
-    return (AutoRecharge.objects.filter(organization_id=invoice.organization_id)
-            .exclude(stripe_customer_id="").exclude(stripe_payment_method_id="").first())
+    return (
+        AutoRecharge.objects.filter(organization_id=invoice.organization_id)
+        .exclude(stripe_customer_id="")
+        .exclude(stripe_payment_method_id="")
+        .first()
+    )
 
 
 def _chargeable(now: datetime):
     return Invoice.objects.filter(
-        status=Invoice.Status.OPEN, stripe_payment_intent_id__isnull=True, payment_error="",
+        status=Invoice.Status.OPEN,
+        stripe_payment_intent_id__isnull=True,
+        payment_error="",
         total__gte=MIN_CHARGE,
-    ).filter(Q(charge_started_at__isnull=True)
-             | Q(charge_started_at__lt=now - STALE_CHARGE, charge_started_at__gt=now - KEY_KEPT))
+    ).filter(
+        Q(charge_started_at__isnull=True)
+        | Q(charge_started_at__lt=now - STALE_CHARGE, charge_started_at__gt=now - KEY_KEPT)
+    )
 
 
 def unanswered_charges_flag(*, now: datetime | None = None) -> int:
@@ -67,14 +76,21 @@ def unanswered_charges_flag(*, now: datetime | None = None) -> int:
     safely (Stripe has forgotten its key), that the operator must look; returns how many."""
     now = now or timezone.now()
     flagged = 0
-    for invoice in Invoice.objects.filter(status=Invoice.Status.OPEN, stripe_payment_intent_id__isnull=True,
-                                          payment_error="", charge_started_at__lte=now - KEY_KEPT):
-        note = (f"No answer from Stripe to the card charge started {invoice.charge_started_at:%Y-%m-%d %H:%M} UTC, "
-                f"and asking again could charge twice: look in Stripe for a payment intent with metadata "
-                f"hub_invoice={invoice.pk}; if none succeeded, settle the invoice by hand (paid or void).")
+    for invoice in Invoice.objects.filter(
+        status=Invoice.Status.OPEN,
+        stripe_payment_intent_id__isnull=True,
+        payment_error="",
+        charge_started_at__lte=now - KEY_KEPT,
+    ):
+        note = (
+            f"No answer from Stripe to the card charge started {invoice.charge_started_at:%Y-%m-%d %H:%M} UTC, "
+            f"and asking again could charge twice: look in Stripe for a payment intent with metadata "
+            f"hub_invoice={invoice.pk}; if none succeeded, settle the invoice by hand (paid or void)."
+        )
         # Conditional, so a second run, or a webhook that answered meanwhile, wins.
-        if Invoice.objects.filter(pk=invoice.pk, status=Invoice.Status.OPEN, stripe_payment_intent_id__isnull=True,
-                                  payment_error="").update(payment_error=note[:500]):
+        if Invoice.objects.filter(
+            pk=invoice.pk, status=Invoice.Status.OPEN, stripe_payment_intent_id__isnull=True, payment_error=""
+        ).update(payment_error=note[:500]):
             logger.error("invoice %s: %s", invoice.number, note)
             flagged += 1
     return flagged
@@ -84,8 +100,11 @@ def chargeable(*, now: datetime | None = None) -> list[int]:
     """Open invoices not charged yet (or whose charge never answered) of organisations with auto-charge on."""
     if not settings.STRIPE_SECRET_KEY:
         return []
-    return [invoice.pk for invoice in _chargeable(now or timezone.now()).order_by("pk")
-            if card_to_charge(invoice) is not None]
+    return [
+        invoice.pk
+        for invoice in _chargeable(now or timezone.now()).order_by("pk")
+        if card_to_charge(invoice) is not None
+    ]
 
 
 def invoice_charge(*, invoice_id: int, now: datetime | None = None) -> str:
@@ -99,19 +118,22 @@ def invoice_charge(*, invoice_id: int, now: datetime | None = None) -> str:
     if _chargeable(now).filter(pk=invoice_id).update(charge_started_at=now) != 1:
         return f"not charged: invoice {invoice.number} is paid, charged or being charged"
     try:
-        charge = stripe_gateway.invoice_charge(invoice=invoice, customer_id=card.stripe_customer_id,
-                                               payment_method_id=card.stripe_payment_method_id)
+        charge = stripe_gateway.invoice_charge(
+            invoice=invoice, customer_id=card.stripe_customer_id, payment_method_id=card.stripe_payment_method_id
+        )
     except stripe_gateway.PaymentDeclined as exc:
         Invoice.objects.filter(pk=invoice_id, status=Invoice.Status.OPEN).update(payment_error=str(exc)[:500])
         logger.warning("charge of invoice %s declined: %s", invoice.number, exc)
         return f"declined: invoice {invoice.number} stays open"
     # Paid comes with payment_intent.succeeded, never from this answer.
     Invoice.objects.filter(pk=invoice_id, stripe_payment_intent_id__isnull=True).update(
-        stripe_payment_intent_id=charge.payment_intent_id)
+        stripe_payment_intent_id=charge.payment_intent_id
+    )
     return f"charging invoice {invoice.number}: {charge.payment_intent_id} ({charge.status})"
 
 
 # What Stripe's events do -----------------------------------------------------
+
 
 def _locked_invoice(*, invoice_id, payment_intent_id: str) -> Invoice | None:
     rows = Invoice.objects.select_for_update()
@@ -134,19 +156,24 @@ def invoice_settle(*, invoice_id, payment_intent_id: str, paid: Decimal, currenc
     if invoice.status == Invoice.Status.PAID and invoice.stripe_payment_intent_id == payment_intent_id:
         return f"already paid: invoice {invoice.number}"
     if invoice.status in (Invoice.Status.PAID, Invoice.Status.VOID) or (
-            invoice.stripe_payment_intent_id and invoice.stripe_payment_intent_id != payment_intent_id):
+        invoice.stripe_payment_intent_id and invoice.stripe_payment_intent_id != payment_intent_id
+    ):
         return _paid_again(invoice, payment_intent_id)
     if paid != invoice.total or currency.lower() != invoice.currency:
-        logger.error("invoice %s: paid %s %s, due %s %s", invoice.number, paid, currency, invoice.total,
-                     invoice.currency)
+        logger.error(
+            "invoice %s: paid %s %s, due %s %s", invoice.number, paid, currency, invoice.total, invoice.currency
+        )
         return f"refused: paid {paid:.2f} {currency}, due {invoice.total:.2f} {invoice.currency}"
     if invoice.amount_refunded >= invoice.total or invoice.dispute_status not in ("", "won", "warning_closed"):
         # Its refund or dispute arrived first (events come in any order): the money is not ours.
         return f"not paid: invoice {invoice.number}'s payment was refunded or disputed first"
     Invoice.objects.filter(pk=invoice.pk).update(
-        status=Invoice.Status.PAID, paid_at=timezone.now(), stripe_payment_intent_id=payment_intent_id,
+        status=Invoice.Status.PAID,
+        paid_at=timezone.now(),
+        stripe_payment_intent_id=payment_intent_id,
         # A partial refund or a won dispute noted first stays noted.
-        payment_error=invoice.payment_error if invoice.amount_refunded or invoice.dispute_status else "")
+        payment_error=invoice.payment_error if invoice.amount_refunded or invoice.dispute_status else "",
+    )
     return f"paid {invoice.total:.2f}: invoice {invoice.number}"
 
 
@@ -156,8 +183,10 @@ def _paid_again(invoice: Invoice, payment_intent_id: str) -> str:
     elif invoice.status == Invoice.Status.VOID:
         note = f"paid after it was voided: refund payment intent {payment_intent_id}"
     else:
-        note = (f"paid by payment intent {payment_intent_id} while charged by {invoice.stripe_payment_intent_id}: "
-                f"refund one of them")
+        note = (
+            f"paid by payment intent {payment_intent_id} while charged by {invoice.stripe_payment_intent_id}: "
+            f"refund one of them"
+        )
     logger.error("invoice %s (%s): %s", invoice.number, invoice.status, note)
     Invoice.objects.filter(pk=invoice.pk).update(payment_error=note[:500])
     return f"refused: invoice {invoice.number} {note}"
@@ -172,11 +201,13 @@ def invoice_payment_failed(*, invoice_id, payment_intent_id: str, reason: str) -
         return f"ignored: invoice {invoice.number} is {invoice.status}"
     Invoice.objects.filter(pk=invoice.pk).update(
         payment_error=(reason or "payment failed")[:500],
-        stripe_payment_intent_id=invoice.stripe_payment_intent_id or payment_intent_id)
+        stripe_payment_intent_id=invoice.stripe_payment_intent_id or payment_intent_id,
+    )
     return f"failed: invoice {invoice.number} stays open"
 
 
 # Operators -------------------------------------------------------------------
+
 
 class PaymentInFlight(Exception):
     """The invoice's card charge has no answer yet, or its payment is disputed: marking it by hand
@@ -199,19 +230,28 @@ def invoice_mark(*, invoice: Invoice, status: str, actor=None) -> bool:
         # One conditional UPDATE: a charge claimed at the same moment (its own
         # conditional UPDATE) and this mark cannot both win.
         changed = Invoice.objects.filter(_settled_by_hand_ok(), pk=invoice.pk, status=Invoice.Status.OPEN).update(
-            status=status, paid_at=timezone.now() if status == Invoice.Status.PAID else None)
+            status=status, paid_at=timezone.now() if status == Invoice.Status.PAID else None
+        )
         if changed:
-            audit_record(action=f"invoice.{status}", actor=actor, organization=invoice.organization, target=invoice,
-                         details={"number": invoice.number, "total": str(invoice.total)})
+            audit_record(
+                action=f"invoice.{status}",
+                actor=actor,
+                organization=invoice.organization,
+                target=invoice,
+                details={"number": invoice.number, "total": str(invoice.total)},
+            )
             return True
     current = Invoice.objects.get(pk=invoice.pk)
     if current.status != Invoice.Status.OPEN:
         return False
     if current.dispute_status and current.dispute_status not in DISPUTE_CLOSED:
-        raise PaymentInFlight(f"invoice {current.number}: its payment is disputed ({current.dispute_status}); "
-                              f"wait for the dispute to close")
+        raise PaymentInFlight(
+            f"invoice {current.number}: its payment is disputed ({current.dispute_status}); "
+            f"wait for the dispute to close"
+        )
     started = f", started {current.charge_started_at:%Y-%m-%d %H:%M} UTC" if current.charge_started_at else ""
     raise PaymentInFlight(
         f"invoice {current.number}: a card charge is in flight (payment intent "
         f"{current.stripe_payment_intent_id or 'not known yet'}{started}); wait for Stripe's answer, "
-        f"which marks it paid or says why not")
+        f"which marks it paid or says why not"
+    )

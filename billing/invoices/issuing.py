@@ -65,11 +65,16 @@ def months_due(*, now: datetime) -> list[tuple[int, datetime]]:
     whatever the organisation's mode is now."""
     months = set(
         _postpaid_days(period_start__lt=rollups.start_of_month(now - SETTLE_DELAY), price__gt=0)
-        .annotate(month=TruncMonth("period_start", tzinfo=UTC)).order_by()
-        .values_list("organization_id", "month").distinct()
+        .annotate(month=TruncMonth("period_start", tzinfo=UTC))
+        .order_by()
+        .values_list("organization_id", "month")
+        .distinct()
     )
-    invoiced = set(Invoice.objects.filter(organization_id__in={org for org, _ in months})
-                   .values_list("organization_id", "period_start"))
+    invoiced = set(
+        Invoice.objects.filter(organization_id__in={org for org, _ in months}).values_list(
+            "organization_id", "period_start"
+        )
+    )
     return sorted(months - invoiced)
 
 
@@ -77,10 +82,16 @@ def invoice_lines(*, organization_id: int, start: datetime, end: datetime) -> li
     """Per model: the usage in postpaid mode of the whole days [start, end), from the daily rollups."""
     rows = (
         _postpaid_days(organization_id=organization_id, period_start__gte=start, period_start__lt=end)
-        .order_by().values("model_name")
-        .annotate(requests=Sum("requests"), prompt_tokens=Sum("prompt_tokens"),
-                  completion_tokens=Sum("completion_tokens"), images=Sum("images"),
-                  audio_seconds=Sum("audio_seconds"), amount=Sum("price"))
+        .order_by()
+        .values("model_name")
+        .annotate(
+            requests=Sum("requests"),
+            prompt_tokens=Sum("prompt_tokens"),
+            completion_tokens=Sum("completion_tokens"),
+            images=Sum("images"),
+            audio_seconds=Sum("audio_seconds"),
+            amount=Sum("price"),
+        )
     )
     return [InvoiceLine(**row) for row in sorted(rows, key=lambda row: row["model_name"]) if row["amount"]]
 
@@ -112,9 +123,14 @@ def invoice_issue(*, organization_id: int, period_start: datetime, now: datetime
         try:
             with transaction.atomic():
                 invoice = Invoice.objects.create(
-                    organization_id=organization_id, number=_next_number(period_start), period_start=period_start,
-                    period_end=period_end, currency=settings.STRIPE_CURRENCY.lower(), subtotal=subtotal,
-                    total=total, issued_at=now,
+                    organization_id=organization_id,
+                    number=_next_number(period_start),
+                    period_start=period_start,
+                    period_end=period_end,
+                    currency=settings.STRIPE_CURRENCY.lower(),
+                    subtotal=subtotal,
+                    total=total,
+                    issued_at=now,
                     # Under half a cent rounds to nothing due.
                     status=Invoice.Status.OPEN if total > 0 else Invoice.Status.PAID,
                     paid_at=None if total > 0 else now,
@@ -126,9 +142,17 @@ def invoice_issue(*, organization_id: int, period_start: datetime, now: datetime
         for line in lines:
             line.invoice = invoice
         InvoiceLine.objects.bulk_create(lines)
-        audit_record(action="invoice.issue", organization=organization, target=invoice,
-                     details={"number": invoice.number, "period_start": period_start.isoformat(),
-                              "subtotal": str(subtotal), "total": str(total)})
+        audit_record(
+            action="invoice.issue",
+            organization=organization,
+            target=invoice,
+            details={
+                "number": invoice.number,
+                "period_start": period_start.isoformat(),
+                "subtotal": str(subtotal),
+                "total": str(total),
+            },
+        )
     logger.info("issued invoice %s to %s: %s %s", invoice.number, organization, total, invoice.currency)
     return invoice
 
@@ -147,6 +171,7 @@ def issue_due(*, now: datetime | None = None) -> list[int]:
 
 # Reads -----------------------------------------------------------------------
 
+
 def invoices_of(*, organization):
     return Invoice.objects.filter(organization=organization).exclude(status=Invoice.Status.DRAFT)
 
@@ -162,10 +187,14 @@ def invoice_url(invoice: Invoice) -> str:
 
 # Email -----------------------------------------------------------------------
 
+
 def unsent() -> list[int]:
-    return list(Invoice.objects.filter(issued_at__isnull=False, notified_at__isnull=True)
-                .exclude(status__in=[Invoice.Status.DRAFT, Invoice.Status.VOID])
-                .order_by("pk").values_list("pk", flat=True))
+    return list(
+        Invoice.objects.filter(issued_at__isnull=False, notified_at__isnull=True)
+        .exclude(status__in=[Invoice.Status.DRAFT, Invoice.Status.VOID])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def invoice_notify(*, invoice_id: int) -> int:
@@ -177,13 +206,20 @@ def invoice_notify(*, invoice_id: int) -> int:
     invoice = Invoice.objects.select_related("organization").get(pk=invoice_id)
     try:
         messages = []
-        context = {"invoice": invoice, "organization": invoice.organization, "url": invoice_url(invoice),
-                   "auto_charge": card_to_charge(invoice) is not None}
+        context = {
+            "invoice": invoice,
+            "organization": invoice.organization,
+            "url": invoice_url(invoice),
+            "auto_charge": card_to_charge(invoice) is not None,
+        }
         for membership in recipients_of(invoice.organization):
             context.update(user=membership.user, role=membership.get_role_display().lower())
             subject = " ".join(render_to_string("billing/invoice_subject.txt", context).split())
-            messages.append(EmailMessage(subject, render_to_string("billing/invoice_email.txt", context), None,
-                                         [membership.user.email]))
+            messages.append(
+                EmailMessage(
+                    subject, render_to_string("billing/invoice_email.txt", context), None, [membership.user.email]
+                )
+            )
         if messages:
             get_connection(fail_silently=False).send_messages(messages)
     except Exception:

@@ -46,8 +46,12 @@ def _paid_by(payment_intent_id: str) -> Invoice | None:
 
 def _move(invoice: Invoice, *, note: str, action: str, details: dict, **fields) -> None:
     Invoice.objects.filter(pk=invoice.pk).update(payment_error=note[:500], **fields)
-    audit_record(action=action, organization=invoice.organization, target=invoice,
-                 details={"number": invoice.number, "note": note, **details})
+    audit_record(
+        action=action,
+        organization=invoice.organization,
+        target=invoice,
+        details={"number": invoice.number, "note": note, **details},
+    )
     logger.warning("invoice %s: %s", invoice.number, note)
 
 
@@ -70,8 +74,13 @@ def refunds_apply(*, payment_intent_id: str, refunds: list, invoice_id=None) -> 
             fields.update(status=Invoice.Status.OPEN, paid_at=None)
     else:
         note = f"Refunded {refunded:.2f} of {invoice.total:.2f} {currency}."
-    _move(invoice, note=note, action="invoice.refunded", details={"payment_intent": payment_intent_id,
-                                                                  "refunded": str(refunded)}, **fields)
+    _move(
+        invoice,
+        note=note,
+        action="invoice.refunded",
+        details={"payment_intent": payment_intent_id, "refunded": str(refunded)},
+        **fields,
+    )
     return f"refunded {refunded:.2f} of invoice {invoice.number}, now {fields.get('status', invoice.status)}"
 
 
@@ -89,8 +98,10 @@ def dispute_apply(*, payment_intent_id: str, dispute_id: str, status: str, amoun
     fields: dict[str, Any] = {"dispute_status": status}
     if not closed or status not in DISPUTE_WON:
         verb = "disputed" if not closed else f"disputed and the dispute {status}"
-        note = (f"Payment {verb} ({dispute_id}, {amount:.2f} {currency} withdrawn): the total is due again"
-                f"{' unless the dispute is won' if not closed else ' unless the invoice is voided'}.")
+        note = (
+            f"Payment {verb} ({dispute_id}, {amount:.2f} {currency} withdrawn): the total is due again"
+            f"{' unless the dispute is won' if not closed else ' unless the invoice is voided'}."
+        )
         if invoice.status == Invoice.Status.PAID:
             fields.update(status=Invoice.Status.OPEN, paid_at=None)
         action = "invoice.disputed"
@@ -99,6 +110,11 @@ def dispute_apply(*, payment_intent_id: str, dispute_id: str, status: str, amoun
         if invoice.status == Invoice.Status.OPEN and invoice.amount_refunded < invoice.total:
             fields.update(status=Invoice.Status.PAID, paid_at=timezone.now())
         action = "invoice.dispute_won"
-    _move(invoice, note=note, action=action, details={"payment_intent": payment_intent_id, "dispute": dispute_id,
-                                                      "dispute_status": status}, **fields)
+    _move(
+        invoice,
+        note=note,
+        action=action,
+        details={"payment_intent": payment_intent_id, "dispute": dispute_id, "dispute_status": status},
+        **fields,
+    )
     return f"dispute {dispute_id} {status}: invoice {invoice.number} now {fields.get('status', invoice.status)}"

@@ -8,7 +8,23 @@ from .rates import ModelRate, PriceChange, PricePlan, decimal_tiers
 from .usage import UsageRecord, UsageRollup, UsageRollupState
 
 __all__ = [
-    "AutoRecharge", "BillingMode", "CreditAccount", "CreditGrant", "CreditHold", "Invoice", "InvoiceLine",
-    "LedgerEntry", "LowBalanceAlert", "ModelRate", "Payment", "PriceChange", "PricePlan", "StripeEvent",
-    "UsageRecord", "UsageRollup", "UsageRollupState", "decimal_tiers", "money",
+    "AutoRecharge",
+    "BillingMode",
+    "CreditAccount",
+    "CreditGrant",
+    "CreditHold",
+    "Invoice",
+    "InvoiceLine",
+    "LedgerEntry",
+    "LowBalanceAlert",
+    "ModelRate",
+    "Payment",
+    "PriceChange",
+    "PricePlan",
+    "StripeEvent",
+    "UsageRecord",
+    "UsageRollup",
+    "UsageRollupState",
+    "decimal_tiers",
+    "money",
 ]

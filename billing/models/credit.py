@@ -22,13 +22,17 @@ class CreditAccount(models.Model):
     organization = models.OneToOneField("accounts.Organization", on_delete=models.CASCADE, related_name="credit")
     balance = money(default=Decimal(0))
     held = money(default=Decimal(0))
-    price_plan = models.ForeignKey("billing.PricePlan", null=True, blank=True, on_delete=models.PROTECT,
-                                   related_name="accounts")
-    billing_mode = models.CharField(max_length=10, choices=BillingMode.choices, blank=True, default="",
-                                    help_text="Empty: HUB_BILLING_MODE")
+    price_plan = models.ForeignKey(
+        "billing.PricePlan", null=True, blank=True, on_delete=models.PROTECT, related_name="accounts"
+    )
+    billing_mode = models.CharField(
+        max_length=10, choices=BillingMode.choices, blank=True, default="", help_text="Empty: HUB_BILLING_MODE"
+    )
     invoice_auto_charge = models.BooleanField(
-        null=True, blank=True, help_text="Charge each invoice to the saved card (auto-recharge's); "
-        "empty: HUB_INVOICE_AUTO_CHARGE")
+        null=True,
+        blank=True,
+        help_text="Charge each invoice to the saved card (auto-recharge's); empty: HUB_INVOICE_AUTO_CHARGE",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):
@@ -79,13 +83,18 @@ class LedgerEntry(models.Model):
     description = models.CharField(max_length=300, blank=True)
     idempotency_key = models.CharField(max_length=200, unique=True, null=True, blank=True)
     usage_record = models.OneToOneField(
-        "UsageRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="ledger_entry",
+        "UsageRecord",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="ledger_entry",
         help_text="Empty once retention archived the record (HUB_USAGE_RETENTION_DAYS)",
     )
     request_id = models.CharField(max_length=64, blank=True, help_text="The charged request's (usage only)")
     model_name = models.CharField(max_length=200, blank=True, help_text="The model it asked for (usage only)")
-    usage_at = models.DateTimeField(null=True, blank=True,
-                                    help_text="When the charged request ran: its usage record's created_at")
+    usage_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the charged request ran: its usage record's created_at"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -123,8 +132,7 @@ class CreditGrant(models.Model):
     # Claimed with a conditional UPDATE by the one run of the lapse that handles it.
     lapsed_at = models.DateTimeField(null=True, blank=True)
     lapsed_amount = money(null=True, blank=True, help_text="What was taken back when it expired")
-    lapse_entry = models.OneToOneField(LedgerEntry, null=True, blank=True, on_delete=models.PROTECT,
-                                       related_name="+")
+    lapse_entry = models.OneToOneField(LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ["-created_at", "-id"]

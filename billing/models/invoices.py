@@ -39,8 +39,12 @@ class Invoice(models.Model):
     stripe_payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     # Claimed with a conditional UPDATE by the one run that charges the card.
     charge_started_at = models.DateTimeField(null=True, blank=True)
-    payment_error = models.CharField(max_length=500, blank=True, help_text="Why the last charge failed, or what "
-                                     "happened to the payment since (refund, dispute, a second payment)")
+    payment_error = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Why the last charge failed, or what "
+        "happened to the payment since (refund, dispute, a second payment)",
+    )
     # What Stripe refunded of the payment, and its dispute's last status
     # (needs_response, won, lost…): refund and dispute events arrive in any
     # order, so the invoice keeps how far they got (billing/invoices/refunds.py).

@@ -78,9 +78,7 @@ class StripeEvent(models.Model):
 class AutoRecharge(models.Model):
     """Buy `amount` of credit off-session whenever the balance falls under `threshold`."""
 
-    organization = models.OneToOneField(
-        "accounts.Organization", on_delete=models.CASCADE, related_name="auto_recharge"
-    )
+    organization = models.OneToOneField("accounts.Organization", on_delete=models.CASCADE, related_name="auto_recharge")
     enabled = models.BooleanField(default=False)
     threshold = money(default=Decimal(0))
     amount = money(default=Decimal(0))
@@ -92,9 +90,7 @@ class AutoRecharge(models.Model):
     stripe_setup_intent_id = models.CharField(max_length=255, blank=True)
     # Set while a recharge is on its way; claimed with a conditional UPDATE so
     # two runs of the task never start two charges (billing/payments.py).
-    pending_payment = models.OneToOneField(
-        Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    pending_payment = models.OneToOneField(Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     disabled_reason = models.CharField(max_length=500, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -36,14 +36,16 @@ class ModelRate(models.Model):
     )
     input_price = money(default=Decimal(0), help_text="Tenant price per million input tokens")
     cached_input_price = money(null=True, blank=True, help_text="Per million cached input tokens; empty: as input")
-    image_input_cost = money(null=True, blank=True,
-                             help_text="Per million image input tokens (image edits: gpt-image-1); empty: as input")
+    image_input_cost = money(
+        null=True, blank=True, help_text="Per million image input tokens (image edits: gpt-image-1); empty: as input"
+    )
     image_input_price = money(null=True, blank=True, help_text="Per million image input tokens; empty: as input")
     output_price = money(default=Decimal(0), help_text="Tenant price per million output tokens")
     image_cost = money(default=Decimal(0), help_text="Provider cost per image (no tier matched)")
     image_price = money(default=Decimal(0), help_text="Tenant price per image (no tier matched)")
-    image_costs = models.JSONField(default=dict, blank=True,
-                                   help_text='Per image by tier, e.g. {"1024x1024/hd": "0.08", "1792x1024": "0.08"}')
+    image_costs = models.JSONField(
+        default=dict, blank=True, help_text='Per image by tier, e.g. {"1024x1024/hd": "0.08", "1792x1024": "0.08"}'
+    )
     image_prices = models.JSONField(default=dict, blank=True, help_text="Tenant price per image by tier, as above")
     audio_second_cost = money(default=Decimal(0), help_text="Provider cost per second of audio transcribed")
     audio_second_price = money(default=Decimal(0), help_text="Tenant price per second of audio transcribed")
@@ -76,10 +78,16 @@ class PricePlan(models.Model):
     """A deal for some organisations: a discount on the prices, or a margin of its own over cost."""
 
     name = models.CharField(max_length=100, unique=True)
-    discount = models.DecimalField(max_digits=5, decimal_places=4, null=True, blank=True,
-                                   help_text="0.1000 = 10% off every price")
-    margin = models.DecimalField(max_digits=8, decimal_places=4, null=True, blank=True,
-                                 help_text="Instead: price = cost × (1 + margin) for these organisations")
+    discount = models.DecimalField(
+        max_digits=5, decimal_places=4, null=True, blank=True, help_text="0.1000 = 10% off every price"
+    )
+    margin = models.DecimalField(
+        max_digits=8,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Instead: price = cost × (1 + margin) for these organisations",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):
@@ -100,8 +108,9 @@ class PriceChange(models.Model):
         CHANGED = "changed", "Changed"
         DELETED = "deleted", "Deleted"
 
-    model = models.ForeignKey("providers.CatalogModel", null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="price_changes")
+    model = models.ForeignKey(
+        "providers.CatalogModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="price_changes"
+    )
     model_name = models.CharField(max_length=200, help_text="The model's public id at the time")
     action = models.CharField(max_length=10, choices=Action.choices)
     old = models.JSONField(default=dict, blank=True, help_text="The rate before, amounts as strings")

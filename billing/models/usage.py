@@ -26,14 +26,22 @@ class UsageRecord(models.Model):
     model = models.ForeignKey(
         "providers.CatalogModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    model_name = models.CharField("model asked for", max_length=200,
-                                  help_text="The model the client asked for, as it named it")
+    model_name = models.CharField(
+        "model asked for", max_length=200, help_text="The model the client asked for, as it named it"
+    )
     # What invoices, rollups and totals file the request under: a fallback's
     # usage is priced at the fallback's rate, so it is the fallback's usage.
-    served_model = models.CharField("model that served", max_length=200, blank=True, default="",
-                                    help_text="The public id of the model that served (a fallback's, when one "
-                                              "did); when none served, of the model asked for")
-    provider = models.ForeignKey("providers.Provider", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    served_model = models.CharField(
+        "model that served",
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="The public id of the model that served (a fallback's, when one "
+        "did); when none served, of the model asked for",
+    )
+    provider = models.ForeignKey(
+        "providers.Provider", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     credential = models.ForeignKey(
         "providers.Credential", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -46,12 +54,17 @@ class UsageRecord(models.Model):
     cache_write_tokens = models.PositiveIntegerField(default=0, help_text="Part of the prompt written to a cache")
     image_input_tokens = models.PositiveIntegerField(default=0, help_text="Part of the prompt that was images")
     usage_estimated = models.BooleanField(default=False, help_text="The upstream reported no usage")
-    unit = models.CharField(max_length=20, default="tokens", help_text="What the request is metered in: tokens, "
-                            "characters (speech: prompt_tokens counts them), images or seconds")
+    unit = models.CharField(
+        max_length=20,
+        default="tokens",
+        help_text="What the request is metered in: tokens, "
+        "characters (speech: prompt_tokens counts them), images or seconds",
+    )
     images = models.PositiveIntegerField(default=0, help_text="Images generated")
     image_tier = models.CharField(max_length=40, blank=True, help_text="Their size/quality, as priced")
-    audio_seconds = models.DecimalField(max_digits=12, decimal_places=3, default=Decimal(0),
-                                        help_text="Seconds of audio transcribed or translated")
+    audio_seconds = models.DecimalField(
+        max_digits=12, decimal_places=3, default=Decimal(0), help_text="Seconds of audio transcribed or translated"
+    )
     cost = money(default=Decimal(0), help_text="What the provider charges the operator")
     price = money(default=Decimal(0), help_text="What the organisation is charged")
     latency_ms = models.PositiveIntegerField(default=0)
@@ -97,10 +110,16 @@ class UsageRollup(models.Model):
     # unsupported. It also outlives a deleted key, whose api_key becomes NULL.
     api_key_ref = models.PositiveBigIntegerField(default=0, editable=False)
     model_name = models.CharField(max_length=200, help_text="The model that served (UsageRecord.served_model)")
-    model = models.ForeignKey("providers.CatalogModel", null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="+")
-    billing_mode = models.CharField(max_length=10, choices=BillingMode.choices, blank=True, default="",
-                                    help_text="What its records ran in; invoices bill the postpaid rows")
+    model = models.ForeignKey(
+        "providers.CatalogModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    billing_mode = models.CharField(
+        max_length=10,
+        choices=BillingMode.choices,
+        blank=True,
+        default="",
+        help_text="What its records ran in; invoices bill the postpaid rows",
+    )
     granularity = models.CharField(max_length=4, choices=Granularity.choices)
     period_start = models.DateTimeField()
     requests = models.PositiveBigIntegerField(default=0)

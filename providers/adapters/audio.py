@@ -68,8 +68,11 @@ def rerender(content: bytes, response_format: str, *, task: str) -> tuple[bytes,
     """A provider's JSON transcript in the format the client asked for."""
     data = json.loads(content)
     text = str(data.get("text") or "")
-    segments = [(float(s.get("start") or 0), float(s.get("end") or 0), str(s.get("text") or "").strip())
-                for s in data.get("segments") or [] if isinstance(s, dict)]
+    segments = [
+        (float(s.get("start") or 0), float(s.get("end") or 0), str(s.get("text") or "").strip())
+        for s in data.get("segments") or []
+        if isinstance(s, dict)
+    ]
     duration = float(data.get("duration") or (segments[-1][1] if segments else 0))
     return render(text, duration, response_format, task=task, segments=segments or None)
 
@@ -81,33 +84,62 @@ def _stamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}{separator}{rest % 1000:03d}"
 
 
-def render(text: str, duration: float, response_format: str, *, task: str = "transcribe",
-           language: str = "english", words: bool = False, segments: list | None = None) -> tuple[bytes, str]:
+def render(
+    text: str,
+    duration: float,
+    response_format: str,
+    *,
+    task: str = "transcribe",
+    language: str = "english",
+    words: bool = False,
+    segments: list | None = None,
+) -> tuple[bytes, str]:
     """(body, content type) of a transcript in any of OpenAI's response formats; `segments` are
     (start, end, text) cues, one for the whole audio by default."""
     cues = segments or [(0.0, duration, text)]
     if response_format == "text":
         return f"{text}\n".encode(), "text/plain; charset=utf-8"
     if response_format == "srt":
-        body = "".join(f"{i}\n{_stamp(start, ',')} --> {_stamp(end, ',')}\n{cue}\n\n"
-                       for i, (start, end, cue) in enumerate(cues, 1))
+        body = "".join(
+            f"{i}\n{_stamp(start, ',')} --> {_stamp(end, ',')}\n{cue}\n\n"
+            for i, (start, end, cue) in enumerate(cues, 1)
+        )
         return body.encode(), "text/plain; charset=utf-8"
     if response_format == "vtt":
-        body = "WEBVTT\n\n" + "".join(f"{_stamp(start, '.')} --> {_stamp(end, '.')}\n{cue}\n\n"
-                                      for start, end, cue in cues)
+        body = "WEBVTT\n\n" + "".join(
+            f"{_stamp(start, '.')} --> {_stamp(end, '.')}\n{cue}\n\n" for start, end, cue in cues
+        )
         return body.encode(), "text/plain; charset=utf-8"
     usage = {"type": "duration", "seconds": math.ceil(duration)}
     if response_format == "verbose_json":
-        answer = {"task": task, "language": language, "duration": round(duration, 3), "text": text,
-                  "segments": [{"id": i, "seek": 0, "start": start, "end": round(end, 3), "text": f" {cue}",
-                                "tokens": [], "temperature": 0.0, "avg_logprob": 0.0, "compression_ratio": 1.0,
-                                "no_speech_prob": 0.0} for i, (start, end, cue) in enumerate(cues)],
-                  "usage": usage}
+        answer = {
+            "task": task,
+            "language": language,
+            "duration": round(duration, 3),
+            "text": text,
+            "segments": [
+                {
+                    "id": i,
+                    "seek": 0,
+                    "start": start,
+                    "end": round(end, 3),
+                    "text": f" {cue}",
+                    "tokens": [],
+                    "temperature": 0.0,
+                    "avg_logprob": 0.0,
+                    "compression_ratio": 1.0,
+                    "no_speech_prob": 0.0,
+                }
+                for i, (start, end, cue) in enumerate(cues)
+            ],
+            "usage": usage,
+        }
         if words:
             spoken = text.split()
             step = duration / max(len(spoken), 1)
-            answer["words"] = [{"word": w, "start": round(i * step, 3), "end": round((i + 1) * step, 3)}
-                               for i, w in enumerate(spoken)]
+            answer["words"] = [
+                {"word": w, "start": round(i * step, 3), "end": round((i + 1) * step, 3)} for i, w in enumerate(spoken)
+            ]
     else:
         answer = {"text": text, "usage": usage}
     return json.dumps(answer).encode(), "application/json"

@@ -8,16 +8,16 @@ raises UpstreamError, whose `retryable` flag is all routing needs to know.
 import json
 import math
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from typing import AsyncIterator, Protocol
+from typing import Protocol
 
 import httpx
 from django.conf import settings
 
 from providers.redaction import scrub
-
 
 # No model reads or writes anywhere near this many tokens in one request (the largest context windows
 # are around 10M): a count beyond it is a provider's bug or a hostile answer, not usage to bill.
@@ -52,8 +52,13 @@ class Usage:
         if not isinstance(data, dict):
             return None
         counts = Counts()
-        return counts.usage(cls(counts.read(data, "prompt_tokens"), counts.read(data, "completion_tokens"),
-                                cache_read_tokens=counts.read(data.get("prompt_tokens_details"), "cached_tokens")))
+        return counts.usage(
+            cls(
+                counts.read(data, "prompt_tokens"),
+                counts.read(data, "completion_tokens"),
+                cache_read_tokens=counts.read(data.get("prompt_tokens_details"), "cached_tokens"),
+            )
+        )
 
     @staticmethod
     def or_estimate(reported: "Usage | None", estimate) -> "Usage":
@@ -67,8 +72,11 @@ class Usage:
         return usage
 
     def to_openai(self) -> dict:
-        usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                 "total_tokens": self.prompt_tokens + self.completion_tokens}
+        usage = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
         if self.cache_read_tokens or self.cache_write_tokens:
             usage["prompt_tokens_details"] = {"cached_tokens": self.cache_read_tokens}
         return usage
@@ -102,8 +110,9 @@ class Counts:
     def seconds(self, value) -> Decimal | None:
         """A reported duration in seconds, to the millisecond; None (and noted) if it is not one."""
         try:
-            seconds = Decimal(str(value)) if isinstance(value, (int, float, str)) and not isinstance(value, bool) \
-                else None
+            seconds = (
+                Decimal(str(value)) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
+            )
         except ArithmeticError:
             seconds = None
         if seconds is None or not seconds.is_finite() or not 0 <= seconds <= MAX_SECONDS:
@@ -164,8 +173,17 @@ class UpstreamError(Exception):
     or caches it.
     """
 
-    def __init__(self, message: str, *, status: int = 502, type: str = "upstream_error", code: str | None = None,
-                 param: str | None = None, retryable: bool = False, retry_after: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 502,
+        type: str = "upstream_error",
+        code: str | None = None,
+        param: str | None = None,
+        retryable: bool = False,
+        retry_after: str | None = None,
+    ):
         super().__init__()
         self.message, self.status, self.type = message, status, type
         self.code = scrub(str(code))[:100] if code is not None else None
@@ -253,7 +271,9 @@ def estimate_tokens(text_length: int) -> int:
 
 def estimate_prompt_tokens(body: dict) -> int:
     messages = body.get("messages") or []
-    chars = sum(len(message_text(m)) + len(json.dumps(m.get("tool_calls", ""))) for m in messages if isinstance(m, dict))
+    chars = sum(
+        len(message_text(m)) + len(json.dumps(m.get("tool_calls", ""))) for m in messages if isinstance(m, dict)
+    )
     return estimate_tokens(chars) + 3 * len(messages)
 
 
@@ -282,8 +302,9 @@ class ByteStream:
                         self.first_token_at = time.monotonic()
                     yield chunk
         except httpx.HTTPError:
-            self.error = UpstreamError("The audio stream from the provider was cut off.",
-                                       code="upstream_stream_incomplete")
+            self.error = UpstreamError(
+                "The audio stream from the provider was cut off.", code="upstream_stream_incomplete"
+            )
 
     def final_usage(self) -> Usage:
         return self._usage

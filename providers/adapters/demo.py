@@ -41,8 +41,13 @@ def png(seed: bytes, side: int = IMAGE_SIDE) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows))) + \
-        chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + chunk(b"IEND", b"")
+    )
+
 
 WORD_DELAY = 0.01
 
@@ -63,10 +68,18 @@ class DemoAdapter:
     async def chat(self, route, body: dict) -> ChatResult:
         words, finish, usage = _reply(body)
         answer = {
-            "id": f"chatcmpl-demo{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+            "id": f"chatcmpl-demo{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": route.upstream_name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(words), "refusal": None},
-                         "logprobs": None, "finish_reason": finish}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": " ".join(words), "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            ],
             "usage": usage.to_openai(),
         }
         return ChatResult(body=json.dumps(answer).encode(), usage=usage)
@@ -77,14 +90,20 @@ class DemoAdapter:
     async def speech(self, route, body: dict) -> ByteStream:
         """A short 8 kHz mono WAV (a tone, 0.1 s per word), in a few chunks; other formats get WAV too."""
         samples = bytes(128 + (40 if (i // 8) % 2 else -40) for i in range(800 * max(len(body["input"].split()), 1)))
-        header = b"RIFF" + struct.pack("<I", 36 + len(samples)) + b"WAVEfmt " + struct.pack(
-            "<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8) + b"data" + struct.pack("<I", len(samples))
+        header = (
+            b"RIFF"
+            + struct.pack("<I", 36 + len(samples))
+            + b"WAVEfmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8)
+            + b"data"
+            + struct.pack("<I", len(samples))
+        )
         audio = header + samples
 
         async def chunks():
             for start in range(0, len(audio), 4096):
                 await asyncio.sleep(0)
-                yield audio[start:start + 4096]
+                yield audio[start : start + 4096]
 
         return ByteStream(chunks(), Usage(len(body["input"]), 0), "audio/wav")
 
@@ -112,8 +131,12 @@ class DemoAdapter:
         duration = float(seconds) if seconds is not None else 1.0
         translate = body["task"] == "translate"
         content, content_type = audio.render(
-            TRANSLATION if translate else TRANSCRIPT, duration, body.get("response_format") or "json",
-            task=body["task"], words="word" in (body.get("timestamp_granularities") or ()))
+            TRANSLATION if translate else TRANSCRIPT,
+            duration,
+            body.get("response_format") or "json",
+            task=body["task"],
+            words="word" in (body.get("timestamp_granularities") or ()),
+        )
         return ChatResult(content, audio.transcription_usage(content, content_type, body), content_type)
 
     async def embed(self, route, body: dict) -> ChatResult:
@@ -130,16 +153,24 @@ class DemoAdapter:
             norm = math.sqrt(sum(x * x for x in raw)) or 1.0
             vectors.append([round(x / norm, 6) for x in raw])
         usage = Usage(tokens, 0)
-        return ChatResult(body=embeddings(model=route.upstream_name, vectors=vectors, usage=usage,
-                                          encoding_format=body.get("encoding_format")), usage=usage)
+        return ChatResult(
+            body=embeddings(
+                model=route.upstream_name, vectors=vectors, usage=usage, encoding_format=body.get("encoding_format")
+            ),
+            usage=usage,
+        )
 
 
 class DemoStream:
     def __init__(self, route, body: dict, include_usage: bool):
         self._words, self._finish, self._usage = _reply(body)
         self._include_usage = include_usage
-        self._base = {"id": f"chatcmpl-demo{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
-                      "created": int(time.time()), "model": route.upstream_name}
+        self._base = {
+            "id": f"chatcmpl-demo{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": route.upstream_name,
+        }
         self._sent = 0
         self.error = None
         self.first_token_at = None

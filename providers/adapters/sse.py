@@ -1,6 +1,6 @@
 """Reading a provider's server-sent events (Anthropic, Gemini): (event, data) pairs."""
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import httpx
 from django.conf import settings
@@ -28,7 +28,7 @@ async def events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
         buffer += text
         while (end := buffer.find("\n\n", searched)) >= 0:
             searched = 0
-            block, buffer = buffer[:end], buffer[end + 2:]
+            block, buffer = buffer[:end], buffer[end + 2 :]
             name, data = "message", []
             for line in block.split("\n"):
                 if line.startswith("data:"):
@@ -39,8 +39,9 @@ async def events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
                 yield name, "\n".join(data)
         if len(buffer) > limit:
             # No end in sight: a provider that never sends a blank line is not buffered without bound.
-            raise UpstreamError(f"A stream event from the provider exceeded {limit} bytes.",
-                                code="upstream_response_too_large")
+            raise UpstreamError(
+                f"A stream event from the provider exceeded {limit} bytes.", code="upstream_response_too_large"
+            )
     if (buffer + carried).strip():
         # The provider closed the connection in the middle of an event.
         raise httpx.RemoteProtocolError("the event stream ended in the middle of an event")

@@ -20,12 +20,10 @@ import httpx
 from . import errors
 from .base import UpstreamError, Usage, estimate_prompt_tokens, estimate_tokens, sse
 
-
 # What reading a provider's answer raises when it is not the shape its API documents: a string where an
 # object was due (AttributeError), a list as a key (TypeError), a missing field (KeyError), nesting deeper
 # than the parser goes (RecursionError), 1e999 made an int (OverflowError), a number as text (Malformed).
-MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError, OverflowError,
-             struct.error)
+MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError, OverflowError, struct.error)
 
 
 class Malformed(TypeError):
@@ -39,8 +37,10 @@ def reading(provider: str):
     try:
         yield
     except MALFORMED:
-        raise UpstreamError(f"The provider '{provider}' sent an answer that is not in its API's format.",
-                            code="upstream_invalid_response") from None
+        raise UpstreamError(
+            f"The provider '{provider}' sent an answer that is not in its API's format.",
+            code="upstream_invalid_response",
+        ) from None
 
 
 def string(value, what: str = "text") -> str:
@@ -66,12 +66,16 @@ def completion_id() -> str:
 
 
 def tool_call(index: int, call_id: str, name: str, arguments: str) -> dict:
-    return {"id": string(call_id, "tool call id"), "type": "function",
-            "function": {"name": string(name, "tool name"), "arguments": string(arguments, "tool arguments")}}
+    return {
+        "id": string(call_id, "tool call id"),
+        "type": "function",
+        "function": {"name": string(name, "tool name"), "arguments": string(arguments, "tool arguments")},
+    }
 
 
-def completion(*, model: str, content: str | None, finish_reason: str, usage: Usage,
-               tool_calls: list[dict] | None = None) -> bytes:
+def completion(
+    *, model: str, content: str | None, finish_reason: str, usage: Usage, tool_calls: list[dict] | None = None
+) -> bytes:
     return completion_choices(model=model, choices=[(content, tool_calls, finish_reason)], usage=usage)
 
 
@@ -83,8 +87,14 @@ def completion_choices(*, model: str, choices: list[tuple], usage: Usage) -> byt
         if tool_calls:
             message["tool_calls"] = tool_calls
         out.append({"index": index, "message": message, "logprobs": None, "finish_reason": finish_reason})
-    body = {"id": completion_id(), "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": out, "usage": usage.to_openai()}
+    body = {
+        "id": completion_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": out,
+        "usage": usage.to_openai(),
+    }
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -92,14 +102,19 @@ class ChunkWriter:
     """OpenAI chat.completion.chunk events, framed as SSE bytes."""
 
     def __init__(self, model: str, include_usage: bool):
-        self.base = {"id": completion_id(), "object": "chat.completion.chunk", "created": int(time.time()),
-                     "model": model}
+        self.base = {
+            "id": completion_id(),
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
         self.include_usage = include_usage
         self.chars = 0  # content and tool arguments sent, to estimate usage if none is reported
 
     def _chunk(self, delta: dict, finish_reason: str | None = None) -> bytes:
-        chunk = dict(self.base, choices=[{"index": 0, "delta": delta, "logprobs": None,
-                                          "finish_reason": finish_reason}])
+        chunk = dict(
+            self.base, choices=[{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+        )
         if self.include_usage:
             chunk["usage"] = None
         return sse(chunk)
@@ -113,8 +128,12 @@ class ChunkWriter:
 
     def tool_call_start(self, index: int, call_id: str, name: str, extra: dict | None = None) -> bytes:
         """`extra`: provider fields OpenAI's format carries beside a call (e.g. Gemini's extra_content)."""
-        call = {"index": index, "id": string(call_id, "tool call id"), "type": "function",
-                "function": {"name": string(name, "tool name"), "arguments": ""}}
+        call = {
+            "index": index,
+            "id": string(call_id, "tool call id"),
+            "type": "function",
+            "function": {"name": string(name, "tool name"), "arguments": ""},
+        }
         return self._chunk({"tool_calls": [dict(call, **(extra or {}))]})
 
     def tool_arguments(self, index: int, fragment: str) -> bytes:
@@ -134,8 +153,7 @@ class ChunkWriter:
 
     @staticmethod
     def error(error: UpstreamError) -> bytes:
-        return sse({"error": {"message": error.message, "type": error.type, "param": error.param,
-                              "code": error.code}})
+        return sse({"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}})
 
 
 class TranslatedStream:
@@ -172,8 +190,10 @@ class TranslatedStream:
             self.error = error.without(self.route.secret)  # a mid-stream error event may quote the credential
         except MALFORMED:
             # The provider's event parsed but is not the shape its API documents ("delta": "abc", "text": 42).
-            self.error = UpstreamError(f"The provider '{self.route.provider_name}' sent a malformed stream event.",
-                                       code="upstream_invalid_response")
+            self.error = UpstreamError(
+                f"The provider '{self.route.provider_name}' sent a malformed stream event.",
+                code="upstream_invalid_response",
+            )
         except httpx.HTTPError as exc:
             self.error = errors.from_transport(exc, self.route.provider_name)
             self.error.message = f"The stream from the provider '{self.route.provider_name}' was cut off."
@@ -183,8 +203,9 @@ class TranslatedStream:
         yield self.writer.done()
 
     def final_usage(self) -> Usage:
-        return Usage.or_estimate(self.usage, lambda: Usage(estimate_prompt_tokens(self.body),
-                                                           estimate_tokens(self.writer.chars)))
+        return Usage.or_estimate(
+            self.usage, lambda: Usage(estimate_prompt_tokens(self.body), estimate_tokens(self.writer.chars))
+        )
 
     async def aclose(self) -> None:
         if self.response is not None:
@@ -193,17 +214,22 @@ class TranslatedStream:
 
 def embeddings(*, model: str, vectors: list[list[float]], usage: Usage, encoding_format: str | None) -> bytes:
     """An OpenAI embeddings list; base64 is little-endian float32, as OpenAI sends it (and the SDK asks for)."""
+
     def encode(vector):
         if not isinstance(vector, list) or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in vector):
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in vector
+        ):
             raise Malformed("an embedding is not a list of finite numbers")
         if encoding_format == "base64":
             return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
         return vector
 
-    body = {"object": "list", "model": model,
-            "data": [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(vectors)],
-            "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens}}
+    body = {
+        "object": "list",
+        "model": model,
+        "data": [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(vectors)],
+        "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens},
+    }
     return json.dumps(body, separators=(",", ":")).encode()
 
 

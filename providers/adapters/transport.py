@@ -16,8 +16,17 @@ from .base import UpstreamError
 from .translate import MALFORMED
 
 
-async def send(route, url: str, payload: bytes | None, headers: dict, error_from, *, stream: bool,
-               form: dict | None = None, files: list | None = None) -> httpx.Response:
+async def send(
+    route,
+    url: str,
+    payload: bytes | None,
+    headers: dict,
+    error_from,
+    *,
+    stream: bool,
+    form: dict | None = None,
+    files: list | None = None,
+) -> httpx.Response:
     """POST and return the response: read whole, or open for streaming.
 
     Either way a failure before the first byte of the answer raises UpstreamError.
@@ -37,8 +46,12 @@ async def send(route, url: str, payload: bytes | None, headers: dict, error_from
         async with asyncio.timeout(first_byte if stream else None):
             response = await http.send(request, stream=True)
     except TimeoutError:
-        raise UpstreamError(f"The provider '{route.provider_name}' did not start its answer in time.", status=504,
-                            code="upstream_timeout", retryable=True) from None
+        raise UpstreamError(
+            f"The provider '{route.provider_name}' did not start its answer in time.",
+            status=504,
+            code="upstream_timeout",
+            retryable=True,
+        ) from None
     except httpx.HTTPError as exc:
         raise errors.from_transport(exc, route.provider_name) from None
     if response.status_code >= 400 or not stream:
@@ -82,16 +95,23 @@ async def read(response: httpx.Response, provider: str, *, failed: bool = False)
 
 
 def too_large(provider: str, limit: int, what: str = "an answer") -> UpstreamError:
-    return UpstreamError(f"The provider '{provider}' sent {what} larger than the hub accepts ({limit} bytes).",
-                         code="upstream_response_too_large")
+    return UpstreamError(
+        f"The provider '{provider}' sent {what} larger than the hub accepts ({limit} bytes).",
+        code="upstream_response_too_large",
+    )
 
 
 def one_choice(route, body: dict, how: str = "") -> None:
     """Refuse `n` above 1 where the API answers one choice: silently answering one would be billed as asked."""
     if (body.get("n") or 1) > 1:
-        raise UpstreamError(f"The provider '{route.provider_name}' answers one choice per request{how}: "
-                            f"set `n` to 1, or send {body['n']} requests.", status=400,
-                            type="invalid_request_error", code="unsupported_parameter", param="n")
+        raise UpstreamError(
+            f"The provider '{route.provider_name}' answers one choice per request{how}: "
+            f"set `n` to 1, or send {body['n']} requests.",
+            status=400,
+            type="invalid_request_error",
+            code="unsupported_parameter",
+            param="n",
+        )
 
 
 def max_tokens(route, body: dict) -> int | None:

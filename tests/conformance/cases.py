@@ -72,41 +72,85 @@ class Case:
 
 CASES = [
     Case("plain", [user("hi there")], expect=Expect("Hello! You said: hi there")),
-    Case("system_prompt", [{"role": "system", "content": "Be brief."}, user("hi there")],
-         expect=Expect("Hello! You said: hi there")),
-    Case("multi_turn", [user("first"), {"role": "assistant", "content": "Hello! You said: first"}, user("second")],
-         expect=Expect("Hello! You said: second")),
-    Case("image_base64", [user([{"type": "text", "text": "what is this?"},
-                                {"type": "image_url", "image_url": {"url": PIXEL_DATA_URL}}])],
-         expect=Expect("Hello! You said: what is this? [image]")),
-    Case("image_url", [user([{"type": "text", "text": "and this?"},
-                             {"type": "image_url", "image_url": {"url": IMAGE_URL}}])],
-         expect=Expect("Hello! You said: and this? [image]")),
-    Case("one_tool", [user("weather in Paris?")], {"tools": [WEATHER_TOOL]},
-         Expect(None, "tool_calls", (("get_weather", {"city": "Paris"}),))),
-    Case("parallel_tools", [user("weather in Paris and London, in parallel")], {"tools": [WEATHER_TOOL]},
-         Expect(None, "tool_calls", (("get_weather", {"city": "Paris"}), ("get_weather", {"city": "London"})))),
-    Case("tool_round_trip", [
-        user("weather in Paris?"),
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
-    ], {"tools": [WEATHER_TOOL]}, Expect("Tool said: sunny")),
-    Case("json_mode", [user("answer in json")], {"response_format": {"type": "json_object"}},
-         Expect('{"answer": 42}')),
+    Case(
+        "system_prompt",
+        [{"role": "system", "content": "Be brief."}, user("hi there")],
+        expect=Expect("Hello! You said: hi there"),
+    ),
+    Case(
+        "multi_turn",
+        [user("first"), {"role": "assistant", "content": "Hello! You said: first"}, user("second")],
+        expect=Expect("Hello! You said: second"),
+    ),
+    Case(
+        "image_base64",
+        [
+            user(
+                [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": PIXEL_DATA_URL}}]
+            )
+        ],
+        expect=Expect("Hello! You said: what is this? [image]"),
+    ),
+    Case(
+        "image_url",
+        [user([{"type": "text", "text": "and this?"}, {"type": "image_url", "image_url": {"url": IMAGE_URL}}])],
+        expect=Expect("Hello! You said: and this? [image]"),
+    ),
+    Case(
+        "one_tool",
+        [user("weather in Paris?")],
+        {"tools": [WEATHER_TOOL]},
+        Expect(None, "tool_calls", (("get_weather", {"city": "Paris"}),)),
+    ),
+    Case(
+        "parallel_tools",
+        [user("weather in Paris and London, in parallel")],
+        {"tools": [WEATHER_TOOL]},
+        Expect(None, "tool_calls", (("get_weather", {"city": "Paris"}), ("get_weather", {"city": "London"}))),
+    ),
+    Case(
+        "tool_round_trip",
+        [
+            user("weather in Paris?"),
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        ],
+        {"tools": [WEATHER_TOOL]},
+        Expect("Tool said: sunny"),
+    ),
+    Case("json_mode", [user("answer in json")], {"response_format": {"type": "json_object"}}, Expect('{"answer": 42}')),
     Case("stop_sequence", [user("hi there")], {"stop": [" said"]}, Expect("Hello! You")),
     Case("max_tokens", [user("hi there")], {"max_tokens": 2}, Expect("Hello! You", "length")),
 ]
 
 ERROR_CASES = [
     Case("error_auth", [user("error:auth")], expect=Expect(status=502, code="upstream_auth_failed")),
-    Case("error_rate_limit", [user("error:rate_limit")],
-         expect=Expect(status=429, code="rate_limit_exceeded", retry_after="7")),
+    Case(
+        "error_rate_limit",
+        [user("error:rate_limit")],
+        expect=Expect(status=429, code="rate_limit_exceeded", retry_after="7"),
+    ),
     Case("error_overloaded", [user("error:overloaded")], expect=Expect(status=503, code="upstream_overloaded")),
-    Case("error_context_length", [user("error:context_length")],
-         expect=Expect(status=400, code="context_length_exceeded")),
-    Case("error_content_policy", [user("error:content_policy")],
-         expect=Expect(status=400, code="content_policy_violation")),
+    Case(
+        "error_context_length",
+        [user("error:context_length")],
+        expect=Expect(status=400, code="context_length_exceeded"),
+    ),
+    Case(
+        "error_content_policy",
+        [user("error:content_policy")],
+        expect=Expect(status=400, code="content_policy_violation"),
+    ),
     Case("error_server", [user("error:server")], expect=Expect(status=502, code="upstream_error")),
 ]
 

@@ -12,8 +12,13 @@ FAMILIES = ["openai", "anthropic", "gemini", "bedrock"]
 async def _pixel(scope, receive, send):
     found = scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/pixel.png"
     body, kind = (PIXEL_PNG, b"image/png") if found else (b"Not Found", b"text/plain")
-    await send({"type": "http.response.start", "status": 200 if found else 404,
-                "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200 if found else 404,
+            "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

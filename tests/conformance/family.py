@@ -57,7 +57,13 @@ class FakeFamily:
     def configure(self) -> str:
         from tests import factories
 
-        provider = factories.provider(f"conf-{self.name}", kind=self.kind, preset=self.preset,
-                                      base_url=self.fake.base_url, options=self.options, secret=self.secret)
+        provider = factories.provider(
+            f"conf-{self.name}",
+            kind=self.kind,
+            preset=self.preset,
+            base_url=self.fake.base_url,
+            options=self.options,
+            secret=self.secret,
+        )
         factories.add_model(provider, self.public_id, self.upstream_model)
         return self.public_id

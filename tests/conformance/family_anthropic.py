@@ -16,8 +16,13 @@ from .cases import IMAGE_URL, PIXEL_DATA_URL, WEATHER_TOOL
 SECRET = "sk-ant-api03-conformance-0123456789abcdef"
 VERSION = "2023-06-01"
 UPSTREAM_MODEL = "claude-sonnet-4-5"
-TOOLS = [{"name": "get_weather", "description": WEATHER_TOOL["function"]["description"],
-          "input_schema": WEATHER_TOOL["function"]["parameters"]}]
+TOOLS = [
+    {
+        "name": "get_weather",
+        "description": WEATHER_TOOL["function"]["description"],
+        "input_schema": WEATHER_TOOL["function"]["parameters"],
+    }
+]
 
 
 def _user(content):
@@ -30,15 +35,32 @@ def expected(case, image_url: str) -> dict:
     messages = {
         "system_prompt": [_user("hi there")],
         "multi_turn": [_user("first"), {"role": "assistant", "content": "Hello! You said: first"}, _user("second")],
-        "image_base64": [_user([{"type": "text", "text": "what is this?"},
-                                {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                                             "data": PIXEL_DATA_URL.partition(",")[2]}}])],
-        "image_url": [_user([{"type": "text", "text": "and this?"},
-                             {"type": "image", "source": {"type": "url", "url": image_url}}])],
+        "image_base64": [
+            _user(
+                [
+                    {"type": "text", "text": "what is this?"},
+                    {
+                        "type": "image",
+                        "source": {
+                            "type": "base64",
+                            "media_type": "image/png",
+                            "data": PIXEL_DATA_URL.partition(",")[2],
+                        },
+                    },
+                ]
+            )
+        ],
+        "image_url": [
+            _user(
+                [{"type": "text", "text": "and this?"}, {"type": "image", "source": {"type": "url", "url": image_url}}]
+            )
+        ],
         "tool_round_trip": [
             _user("weather in Paris?"),
-            {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1", "name": "get_weather",
-                                               "input": {"city": "Paris"}}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}}],
+            },
             _user([{"type": "tool_result", "tool_use_id": "call_1", "content": "sunny"}]),
         ],
     }.get(case.name)

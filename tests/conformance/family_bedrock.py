@@ -16,8 +16,17 @@ SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYCONFORMKEY"
 SESSION_TOKEN = "FwoGZXIvYXdzEConformanceSessionToken"
 
 _PIXEL = {"image": {"format": "png", "source": {"bytes": base64.b64encode(PIXEL_PNG).decode()}}}
-_TOOLS = {"tools": [{"toolSpec": {"name": "get_weather", "description": "The current weather in a city.",
-                                  "inputSchema": {"json": WEATHER_TOOL["function"]["parameters"]}}}]}
+_TOOLS = {
+    "tools": [
+        {
+            "toolSpec": {
+                "name": "get_weather",
+                "description": "The current weather in a city.",
+                "inputSchema": {"json": WEATHER_TOOL["function"]["parameters"]},
+            }
+        }
+    ]
+}
 
 
 def _user(*blocks):
@@ -32,18 +41,28 @@ def _text(text):
 EXPECTED = {
     "plain": {"messages": [_user(_text("hi there"))]},
     "system_prompt": {"messages": [_user(_text("hi there"))], "system": [_text("Be brief.")]},
-    "multi_turn": {"messages": [_user(_text("first")), {"role": "assistant", "content": [
-        _text("Hello! You said: first")]}, _user(_text("second"))]},
+    "multi_turn": {
+        "messages": [
+            _user(_text("first")),
+            {"role": "assistant", "content": [_text("Hello! You said: first")]},
+            _user(_text("second")),
+        ]
+    },
     "image_base64": {"messages": [_user(_text("what is this?"), _PIXEL)]},
     "image_url": {"messages": [_user(_text("and this?"), _PIXEL)]},
     "one_tool": {"messages": [_user(_text("weather in Paris?"))], "toolConfig": _TOOLS},
     "parallel_tools": {"messages": [_user(_text("weather in Paris and London, in parallel"))], "toolConfig": _TOOLS},
-    "tool_round_trip": {"messages": [
-        _user(_text("weather in Paris?")),
-        {"role": "assistant", "content": [{"toolUse": {"toolUseId": "call_1", "name": "get_weather",
-                                                       "input": {"city": "Paris"}}}]},
-        _user({"toolResult": {"toolUseId": "call_1", "content": [_text("sunny")]}}),
-    ], "toolConfig": _TOOLS},
+    "tool_round_trip": {
+        "messages": [
+            _user(_text("weather in Paris?")),
+            {
+                "role": "assistant",
+                "content": [{"toolUse": {"toolUseId": "call_1", "name": "get_weather", "input": {"city": "Paris"}}}],
+            },
+            _user({"toolResult": {"toolUseId": "call_1", "content": [_text("sunny")]}}),
+        ],
+        "toolConfig": _TOOLS,
+    },
     # Converse has no JSON mode: the adapter asks for it with a system instruction.
     "json_mode": {"messages": [_user(_text("answer in json"))], "system": [_text(JSON_INSTRUCTION)]},
     "stop_sequence": {"messages": [_user(_text("hi there"))], "inferenceConfig": {"stopSequences": ...}},
@@ -71,8 +90,11 @@ class BedrockFamily(FakeFamily):
         assert request.path.count("/") == 3, "the model id is one encoded path segment"
         # A SigV4 signature the fake recomputed with botocore from what it received.
         assert request.signature_valid
-        assert re.fullmatch(rf"AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/\d{{8}}/{REGION}/bedrock/aws4_request, "
-                            r"SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}", request.headers["authorization"])
+        assert re.fullmatch(
+            rf"AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/\d{{8}}/{REGION}/bedrock/aws4_request, "
+            r"SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}",
+            request.headers["authorization"],
+        )
         signed = re.search(r"SignedHeaders=([a-z0-9;-]+)", request.headers["authorization"]).group(1).split(";")
         assert {"host", "x-amz-date", "x-amz-security-token", "content-type"} <= set(signed)
         assert request.headers["x-amz-security-token"] == SESSION_TOKEN

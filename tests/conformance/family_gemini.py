@@ -24,8 +24,17 @@ from .cases import PIXEL_PNG, WEATHER_TOOL, Expect
 
 SECRET = "AIzaSyConformance-gemini-0123456789abcde"
 UPSTREAM_MODEL = "gemini-2.5-flash"
-TOOLS = [{"functionDeclarations": [{"name": "get_weather", "description": WEATHER_TOOL["function"]["description"],
-                                    "parameters": WEATHER_TOOL["function"]["parameters"]}]}]
+TOOLS = [
+    {
+        "functionDeclarations": [
+            {
+                "name": "get_weather",
+                "description": WEATHER_TOOL["function"]["description"],
+                "parameters": WEATHER_TOOL["function"]["parameters"],
+            }
+        ]
+    }
+]
 PIXEL = {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(PIXEL_PNG).decode()}}
 
 
@@ -36,14 +45,24 @@ def _user(*parts):
 def expected(case) -> dict:
     """The exact native body for a case."""
     contents = {
-        "multi_turn": [_user({"text": "first"}), {"role": "model", "parts": [{"text": "Hello! You said: first"}]},
-                       _user({"text": "second"})],
+        "multi_turn": [
+            _user({"text": "first"}),
+            {"role": "model", "parts": [{"text": "Hello! You said: first"}]},
+            _user({"text": "second"}),
+        ],
         "image_base64": [_user({"text": "what is this?"}, PIXEL)],
         "image_url": [_user({"text": "and this?"}, PIXEL)],  # fetched by the hub: Gemini takes bytes only
         "tool_round_trip": [
             _user({"text": "weather in Paris?"}),
-            {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
-                                         "thoughtSignature": SIGNATURE_FALLBACK}]},
+            {
+                "role": "model",
+                "parts": [
+                    {
+                        "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                        "thoughtSignature": SIGNATURE_FALLBACK,
+                    }
+                ],
+            },
             _user({"functionResponse": {"name": "get_weather", "response": {"content": "sunny"}}}),
         ],
     }.get(case.name)

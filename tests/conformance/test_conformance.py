@@ -44,10 +44,8 @@ def collect_stream(chunks) -> dict:
 
 def collect_answer(answer) -> dict:
     message = answer.choices[0].message
-    calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
-             for c in message.tool_calls or []]
-    return {"text": message.content, "calls": calls, "finish": answer.choices[0].finish_reason,
-            "usage": answer.usage}
+    calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments} for c in message.tool_calls or []]
+    return {"text": message.content, "calls": calls, "finish": answer.choices[0].finish_reason, "usage": answer.usage}
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
@@ -80,8 +78,9 @@ def test_conformance(hub, api_key, family, image_url, case, stream):
         got = collect_stream(list(result)) if stream else collect_answer(result)
         assert (got["text"] or None) == (expect.text or None)
         assert got["finish"] == expect.finish
-        assert [(c["name"], json.loads(c["arguments"])) for c in got["calls"]] == [list(t) for t in expect.tool_calls] \
-            or [(c["name"], json.loads(c["arguments"])) for c in got["calls"]] == list(expect.tool_calls)
+        assert [(c["name"], json.loads(c["arguments"])) for c in got["calls"]] == [
+            list(t) for t in expect.tool_calls
+        ] or [(c["name"], json.loads(c["arguments"])) for c in got["calls"]] == list(expect.tool_calls)
         ids = [c["id"] for c in got["calls"]]
         assert all(ids) and len(set(ids)) == len(ids), "every tool call needs its own id"
 
@@ -94,8 +93,9 @@ def test_conformance(hub, api_key, family, image_url, case, stream):
         cached = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else 0
         assert record.cache_read_tokens == (cached or 0)
         rate = ModelRate.objects.get(model__public_id=model)
-        price = token_amount(record.prompt_tokens, rate.input_price) + token_amount(record.completion_tokens,
-                                                                                 rate.output_price)
+        price = token_amount(record.prompt_tokens, rate.input_price) + token_amount(
+            record.completion_tokens, rate.output_price
+        )
         assert record.price == price and LedgerEntry.objects.get(kind="usage").amount == -price
 
     (native,) = family.requests

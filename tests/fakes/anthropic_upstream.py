@@ -34,9 +34,28 @@ CACHE_READ, CACHE_WRITE = 3, 2
 VERSIONS = ("2023-01-01", "2023-06-01", "2026-10-21")
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 # Top-level fields of POST /v1/messages; Anthropic refuses any other ("Extra inputs are not permitted").
-FIELDS = {"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature",
-          "top_p", "top_k", "tools", "tool_choice", "thinking", "service_tier", "output_config", "container",
-          "mcp_servers", "context_management", "inference_geo", "speed"}
+FIELDS = {
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "service_tier",
+    "output_config",
+    "container",
+    "mcp_servers",
+    "context_management",
+    "inference_geo",
+    "speed",
+}
 # How Anthropic streams tool input: partial_json fragments, the first one empty.
 TOOL_INPUT_PIECES = {"Paris": ["", '{"city', '": "Par', 'is"}'], "London": ["", '{"ci', 'ty": "Lon', 'don"}']}
 
@@ -52,13 +71,19 @@ def error_body(kind: str, message: str, request_id: str) -> dict:
 # error:<kind> -> (status, error type, message, extra headers), as Anthropic answers them.
 ERRORS = {
     "auth": (401, "authentication_error", "invalid x-api-key", []),
-    "rate_limit": (429, "rate_limit_error",
-                   "This request would exceed the rate limit for your organization of 50 requests per minute. "
-                   "For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see the response "
-                   "headers for current usage. Please reduce the prompt length or the maximum tokens requested, "
-                   "or try again later.",
-                   [(b"retry-after", b"7"), (b"anthropic-ratelimit-requests-limit", b"50"),
-                    (b"anthropic-ratelimit-requests-remaining", b"0")]),
+    "rate_limit": (
+        429,
+        "rate_limit_error",
+        "This request would exceed the rate limit for your organization of 50 requests per minute. "
+        "For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see the response "
+        "headers for current usage. Please reduce the prompt length or the maximum tokens requested, "
+        "or try again later.",
+        [
+            (b"retry-after", b"7"),
+            (b"anthropic-ratelimit-requests-limit", b"50"),
+            (b"anthropic-ratelimit-requests-remaining", b"0"),
+        ],
+    ),
     "overloaded": (529, "overloaded_error", "Overloaded", []),
     "context_length": (400, "invalid_request_error", "prompt is too long: 208310 tokens > 200000 maximum", []),
     "content_policy": (400, "invalid_request_error", "Output blocked by content filtering policy", []),
@@ -92,7 +117,7 @@ def _words_of(req: dict) -> int:
 def _pieces(text: str) -> list[str]:
     """Word-by-word stream pieces (later words with their leading space) that join back to `text`."""
     pieces = re.findall(r"\s*\S+", text)
-    tail = text[len("".join(pieces)):]
+    tail = text[len("".join(pieces)) :]
     if pieces and tail:
         pieces[-1] += tail
     return pieces
@@ -117,8 +142,10 @@ def _check(req: dict) -> None:
     for i, message in enumerate(req["messages"]):
         role = message.get("role")
         if role == "system":
-            raise _Invalid(f'messages.{i}.role: Unexpected role "system". The Messages API accepts a top-level '
-                           '`system` parameter, not "system" as an input message role.')
+            raise _Invalid(
+                f'messages.{i}.role: Unexpected role "system". The Messages API accepts a top-level '
+                '`system` parameter, not "system" as an input message role.'
+            )
         if role not in ("user", "assistant"):
             raise _Invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
         tool_ids = set()
@@ -131,23 +158,29 @@ def _check(req: dict) -> None:
                 source = block.get("source") or {}
                 if source.get("type") == "base64":
                     if source.get("media_type") not in IMAGE_TYPES:
-                        raise _Invalid(f"{where}.image.source.base64.media_type: Input should be 'image/jpeg', "
-                                       "'image/png', 'image/gif' or 'image/webp'")
+                        raise _Invalid(
+                            f"{where}.image.source.base64.media_type: Input should be 'image/jpeg', "
+                            "'image/png', 'image/gif' or 'image/webp'"
+                        )
                     try:
                         base64.b64decode(source.get("data", ""), validate=True)
                     except (binascii.Error, ValueError):
                         raise _Invalid(f"{where}.image.source.base64: invalid base64 data") from None
                 elif source.get("type") != "url" or not str(source.get("url", "")).startswith(("http://", "https://")):
-                    raise _Invalid(f"{where}.image.source: Input tag '{source.get('type')}' found using 'type' "
-                                   "does not match any of the expected tags: 'base64', 'url', 'file'")
+                    raise _Invalid(
+                        f"{where}.image.source: Input tag '{source.get('type')}' found using 'type' "
+                        "does not match any of the expected tags: 'base64', 'url', 'file'"
+                    )
             if kind == "tool_use":
                 if role != "assistant" or not isinstance(block.get("input"), dict):
                     raise _Invalid(f"{where}: tool_use blocks must be in assistant messages, with an object input")
                 tool_ids.add(block.get("id"))
             if kind == "tool_result" and block.get("tool_use_id") not in previous_tool_ids:
-                raise _Invalid(f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: "
-                               f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
-                               "`tool_use` block in the previous message.")
+                raise _Invalid(
+                    f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                    f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
+                    "`tool_use` block in the previous message."
+                )
         previous_tool_ids = tool_ids
     for i, tool in enumerate(req.get("tools") or []):
         if not tool.get("name") or not isinstance(tool.get("input_schema"), dict):
@@ -185,12 +218,16 @@ class FakeAnthropic(FakeUpstream):
         if key != self.api_key:
             return await reply.error(401, "authentication_error", "invalid x-api-key")
         if headers.get("anthropic-version") not in self.versions:
-            message = ("anthropic-version: header is required" if "anthropic-version" not in headers
-                       else f"anthropic-version: invalid version {headers['anthropic-version']!r}")
+            message = (
+                "anthropic-version: header is required"
+                if "anthropic-version" not in headers
+                else f"anthropic-version: invalid version {headers['anthropic-version']!r}"
+            )
             return await reply.error(400, "invalid_request_error", message)
         if not isinstance(parsed, dict):
-            return await reply.error(400, "invalid_request_error",
-                                     "There was an error parsing the body of your request. Is it valid JSON?")
+            return await reply.error(
+                400, "invalid_request_error", "There was an error parsing the body of your request. Is it valid JSON?"
+            )
         try:
             _check(parsed)
             await self._fetch_images(parsed)
@@ -220,9 +257,19 @@ class Reply:
         self.fake, self.send, self.rid, self.key = fake, send, rid, key  # key: what echo mode quotes
 
     async def _respond(self, status: int, body: bytes, ctype: bytes, extra=()) -> None:
-        await self.send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", ctype), (b"content-length", str(len(body)).encode()),
-            (b"request-id", self.rid.encode()), (b"anthropic-organization-id", b"fake-org"), *extra]})
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", ctype),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"request-id", self.rid.encode()),
+                    (b"anthropic-organization-id", b"fake-org"),
+                    *extra,
+                ],
+            }
+        )
         await self.send({"type": "http.response.body", "body": body})
 
     async def error(self, status: int, kind: str, message: str, extra=()) -> None:
@@ -236,8 +283,12 @@ class Reply:
         echo = echo_of(text)
         if echo is not None and (echo != "stream" or not stream):
             status = int(echo) if echo.isdigit() else 500
-            kinds = {400: "invalid_request_error", 404: "not_found_error", 429: "rate_limit_error",
-                     503: "overloaded_error"}
+            kinds = {
+                400: "invalid_request_error",
+                404: "not_found_error",
+                429: "rate_limit_error",
+                503: "overloaded_error",
+            }
             return await self.error(status, kinds.get(status, "api_error"), echo_message(self.key))
         if text.startswith("error:"):
             kind = text.removeprefix("error:").split()[0] if text.strip() != "error:" else ""
@@ -270,16 +321,29 @@ class Reply:
                 reply, stop_reason = reply[:position], "stop_sequence"
             words = _pieces(reply)
             if len(words) > req["max_tokens"]:
-                words, stop_reason, stop_sequence = words[:req["max_tokens"]], "max_tokens", None
+                words, stop_reason, stop_sequence = words[: req["max_tokens"]], "max_tokens", None
                 reply = "".join(words)
         input_tokens = _words_of(req)
         output_tokens = 5 * len(calls) if calls else len(_pieces(reply))
-        usage = {"input_tokens": input_tokens, "cache_creation_input_tokens": CACHE_WRITE,
-                 "cache_read_input_tokens": CACHE_READ,
-                 "cache_creation": {"ephemeral_5m_input_tokens": CACHE_WRITE, "ephemeral_1h_input_tokens": 0},
-                 "output_tokens": output_tokens, "service_tier": "standard", **self.fake.usage_override}
-        message = {"id": f"msg_01{secrets.token_hex(11)}", "type": "message", "role": "assistant",
-                   "model": req["model"], "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
+        usage = {
+            "input_tokens": input_tokens,
+            "cache_creation_input_tokens": CACHE_WRITE,
+            "cache_read_input_tokens": CACHE_READ,
+            "cache_creation": {"ephemeral_5m_input_tokens": CACHE_WRITE, "ephemeral_1h_input_tokens": 0},
+            "output_tokens": output_tokens,
+            "service_tier": "standard",
+            **self.fake.usage_override,
+        }
+        message = {
+            "id": f"msg_01{secrets.token_hex(11)}",
+            "type": "message",
+            "role": "assistant",
+            "model": req["model"],
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": usage,
+        }
         if calls:
             content = [{"type": "tool_use", "id": i, "name": n, "input": {"city": c}} for i, n, c in calls]
         else:
@@ -297,38 +361,94 @@ class Reply:
         events = [event("message_start", {"type": "message_start", "message": dict(message, usage=start_usage)})]
         if calls:
             for index, (call_id, name, city) in enumerate(calls):
-                events.append(event("content_block_start", {"type": "content_block_start", "index": index,
-                                    "content_block": {"type": "tool_use", "id": call_id, "name": name, "input": {}}}))
+                events.append(
+                    event(
+                        "content_block_start",
+                        {
+                            "type": "content_block_start",
+                            "index": index,
+                            "content_block": {"type": "tool_use", "id": call_id, "name": name, "input": {}},
+                        },
+                    )
+                )
                 if index == 0:
                     events.append(event("ping", {"type": "ping"}))
-                events += [event("content_block_delta", {"type": "content_block_delta", "index": index,
-                                 "delta": {"type": "input_json_delta", "partial_json": piece}})
-                           for piece in TOOL_INPUT_PIECES[city]]
+                events += [
+                    event(
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "input_json_delta", "partial_json": piece},
+                        },
+                    )
+                    for piece in TOOL_INPUT_PIECES[city]
+                ]
                 events.append(event("content_block_stop", {"type": "content_block_stop", "index": index}))
         else:
-            events.append(event("content_block_start", {"type": "content_block_start", "index": 0,
-                                                        "content_block": {"type": "text", "text": ""}}))
+            events.append(
+                event(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                )
+            )
             events.append(event("ping", {"type": "ping"}))
-            events += [event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                     "delta": {"type": "text_delta", "text": piece}})
-                       for piece in _pieces(reply)]
+            events += [
+                event(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+                )
+                for piece in _pieces(reply)
+            ]
             events.append(event("content_block_stop", {"type": "content_block_stop", "index": 0}))
-        events.append(event("message_delta", {"type": "message_delta",
-                                              "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-                                              "usage": {"output_tokens": message["usage"]["output_tokens"]}}))
+        events.append(
+            event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+                    "usage": {"output_tokens": message["usage"]["output_tokens"]},
+                },
+            )
+        )
         events.append(event("message_stop", {"type": "message_stop"}))
         cut = False
         if text.startswith("error:stream_overloaded"):
-            events = events[:5] + [event("error", {"type": "error", "error": {
-                "type": "overloaded_error", "message": "Overloaded"}, "request_id": self.rid})]
+            events = events[:5] + [
+                event(
+                    "error",
+                    {
+                        "type": "error",
+                        "error": {"type": "overloaded_error", "message": "Overloaded"},
+                        "request_id": self.rid,
+                    },
+                )
+            ]
         elif text.startswith("echo:stream"):
-            events = events[:5] + [event("error", {"type": "error", "error": {
-                "type": "api_error", "message": echo_message(self.key)}, "request_id": self.rid})]
+            events = events[:5] + [
+                event(
+                    "error",
+                    {
+                        "type": "error",
+                        "error": {"type": "api_error", "message": echo_message(self.key)},
+                        "request_id": self.rid,
+                    },
+                )
+            ]
         elif text.startswith("error:cut"):
             events, cut = events[:5], True
-        await self.send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
-            (b"request-id", self.rid.encode()), (b"anthropic-organization-id", b"fake-org")]})
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"request-id", self.rid.encode()),
+                    (b"anthropic-organization-id", b"fake-org"),
+                ],
+            }
+        )
         for chunk in events:
             await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
             await asyncio.sleep(0.01 if cut else 0)  # let each event go out on its own

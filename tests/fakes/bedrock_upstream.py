@@ -52,27 +52,58 @@ TOOL_ARG_PIECES = {"Paris": ['{"ci', 'ty": "Pa', 'ris"}'], "London": ['{"ci', 't
 
 _BEDROCK = "http://internal.amazon.com/coral/com.amazon.bedrock/"
 _CORAL = "http://internal.amazon.com/coral/com.amazon.coral.service/"
-_SIGNATURE_MISMATCH = ("The request signature we calculated does not match the signature you provided. Check your "
-                       "AWS Secret Access Key and signing method. Consult the service documentation for details.")
+_SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. Check your "
+    "AWS Secret Access Key and signing method. Consult the service documentation for details."
+)
 # error:<kind> -> (status, x-amzn-errortype, message), as Bedrock answers them.
 ERRORS = {
     "auth": (403, "UnrecognizedClientException:" + _CORAL, "The security token included in the request is invalid."),
     "rate_limit": (429, "ThrottlingException:" + _BEDROCK, "Too many requests, please wait before trying again."),
     "overloaded": (503, "ServiceUnavailableException:" + _BEDROCK, "Bedrock is unable to process your request."),
     "context_length": (400, "ValidationException:" + _BEDROCK, "Input is too long for requested model."),
-    "server": (500, "InternalServerException:" + _BEDROCK,
-               "The system encountered an unexpected error during processing. Try your request again."),
-    "model_not_ready": (429, "ModelNotReadyException:" + _BEDROCK,
-                        "Model is not ready to serve inference requests. Try again later."),
+    "server": (
+        500,
+        "InternalServerException:" + _BEDROCK,
+        "The system encountered an unexpected error during processing. Try your request again.",
+    ),
+    "model_not_ready": (
+        429,
+        "ModelNotReadyException:" + _BEDROCK,
+        "Model is not ready to serve inference requests. Try again later.",
+    ),
     "timeout": (408, "ModelTimeoutException:" + _BEDROCK, "Model has timed out in processing the request."),
     "validation": (400, "ValidationException:" + _BEDROCK, "temperature: range: 0..1"),
     "not_found": (404, "ResourceNotFoundException:" + _BEDROCK, "Model not found."),
 }
-_TOP_LEVEL = {"messages", "system", "inferenceConfig", "toolConfig", "guardrailConfig", "additionalModelRequestFields",
-              "promptVariables", "additionalModelResponseFieldPaths", "requestMetadata", "performanceConfig",
-              "serviceTier", "outputConfig"}
-_BLOCKS = {"text", "image", "document", "video", "audio", "toolUse", "toolResult", "guardContent", "cachePoint",
-           "reasoningContent", "citationsContent", "searchResult"}
+_TOP_LEVEL = {
+    "messages",
+    "system",
+    "inferenceConfig",
+    "toolConfig",
+    "guardrailConfig",
+    "additionalModelRequestFields",
+    "promptVariables",
+    "additionalModelResponseFieldPaths",
+    "requestMetadata",
+    "performanceConfig",
+    "serviceTier",
+    "outputConfig",
+}
+_BLOCKS = {
+    "text",
+    "image",
+    "document",
+    "video",
+    "audio",
+    "toolUse",
+    "toolResult",
+    "guardContent",
+    "cachePoint",
+    "reasoningContent",
+    "citationsContent",
+    "searchResult",
+}
 
 
 @dataclass
@@ -103,13 +134,17 @@ def frame(headers: dict[str, str], payload: bytes) -> bytes:
 def event(event_type: str, body: dict) -> bytes:
     # Bedrock pads every event with a "p" field of variable length (hides token sizes).
     body = dict(body, p="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456"[: 5 + len(event_type)])
-    return frame({":event-type": event_type, ":content-type": "application/json", ":message-type": "event"},
-                 json.dumps(body, separators=(",", ":")).encode())
+    return frame(
+        {":event-type": event_type, ":content-type": "application/json", ":message-type": "event"},
+        json.dumps(body, separators=(",", ":")).encode(),
+    )
 
 
 def exception(exception_type: str, message: str, **extra) -> bytes:
-    return frame({":exception-type": exception_type, ":content-type": "application/json",
-                  ":message-type": "exception"}, json.dumps({"message": message, **extra}).encode())
+    return frame(
+        {":exception-type": exception_type, ":content-type": "application/json", ":message-type": "exception"},
+        json.dumps({"message": message, **extra}).encode(),
+    )
 
 
 # ----------------------------------------------------------------- request checks
@@ -117,23 +152,33 @@ def _invalid(req: dict) -> str | None:
     """A ValidationException message if the Converse request is malformed, as Bedrock would refuse it."""
     unknown = set(req) - _TOP_LEVEL
     if unknown:
-        return f"Unknown parameter in input: \"{sorted(unknown)[0]}\""
+        return f'Unknown parameter in input: "{sorted(unknown)[0]}"'
     messages = req.get("messages")
-    if not isinstance(messages, list) or not messages or not isinstance(messages[0], dict) \
-            or messages[0].get("role") != "user":
-        return "A conversation must start with a user message. Try again with a conversation that starts with a " \
-               "user message."
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not isinstance(messages[0], dict)
+        or messages[0].get("role") != "user"
+    ):
+        return (
+            "A conversation must start with a user message. Try again with a conversation that starts with a "
+            "user message."
+        )
     uses_tools, previous_ids = False, set()
     for i, message in enumerate(messages):
         role, content = message.get("role"), message.get("content")
         if role not in ("user", "assistant") or set(message) - {"role", "content"}:
             return f"messages.{i}: a message has a role (user or assistant) and content."
         if i and messages[i - 1].get("role") == role:
-            return "A conversation must alternate between user and assistant roles. Make sure the conversation " \
-                   "alternates between user and assistant roles and try again."
+            return (
+                "A conversation must alternate between user and assistant roles. Make sure the conversation "
+                "alternates between user and assistant roles and try again."
+            )
         if not isinstance(content, list) or not content:
-            return f"The content field in the Message object at messages.{i} is empty. Add a ContentBlock object " \
-                   "to the content field and try again."
+            return (
+                f"The content field in the Message object at messages.{i} is empty. Add a ContentBlock object "
+                "to the content field and try again."
+            )
         ids = set()
         for j, block in enumerate(content):
             where = f"messages.{i}.content.{j}"
@@ -141,8 +186,10 @@ def _invalid(req: dict) -> str | None:
                 return f"{where}: a content block has exactly one known member."
             kind, value = next(iter(block.items()))
             if kind == "text" and (not isinstance(value, str) or not value.strip()):
-                return f"The text field in the ContentBlock object at {where} is blank. Add text to the text " \
-                       "field, and try again."
+                return (
+                    f"The text field in the ContentBlock object at {where} is blank. Add text to the text "
+                    "field, and try again."
+                )
             if kind == "image":
                 if role != "user" or value.get("format") not in ("png", "jpeg", "gif", "webp"):
                     return f"{where}.image: the format must be png, jpeg, gif or webp, in a user message."
@@ -152,8 +199,12 @@ def _invalid(req: dict) -> str | None:
                     return f"{where}.image.source.bytes: invalid base64."
             if kind == "toolUse":
                 uses_tools = True
-                if role != "assistant" or not value.get("toolUseId") or not value.get("name") \
-                        or not isinstance(value.get("input"), dict):
+                if (
+                    role != "assistant"
+                    or not value.get("toolUseId")
+                    or not value.get("name")
+                    or not isinstance(value.get("input"), dict)
+                ):
                     return f"{where}.toolUse: toolUseId, name and an object input are required."
                 ids.add(value["toolUseId"])
             if kind == "toolResult":
@@ -172,14 +223,19 @@ def _invalid(req: dict) -> str | None:
     if set(inference) - {"maxTokens", "temperature", "topP", "stopSequences"}:
         return "inferenceConfig has an unknown member."
     if "maxTokens" in inference and (not isinstance(inference["maxTokens"], int) or inference["maxTokens"] < 1):
-        return "The maximum tokens you requested exceeds the model limit of 4096. Try again with a maximum " \
-               "tokens value that is lower than 4096."
+        return (
+            "The maximum tokens you requested exceeds the model limit of 4096. Try again with a maximum "
+            "tokens value that is lower than 4096."
+        )
     config = req.get("toolConfig")
     if config is not None:
         tools = config.get("tools")
-        if not tools or any(set(t) != {"toolSpec"} or not t["toolSpec"].get("name")
-                            or not isinstance((t["toolSpec"].get("inputSchema") or {}).get("json"), dict)
-                            for t in tools):
+        if not tools or any(
+            set(t) != {"toolSpec"}
+            or not t["toolSpec"].get("name")
+            or not isinstance((t["toolSpec"].get("inputSchema") or {}).get("json"), dict)
+            for t in tools
+        ):
             return "toolConfig.tools: each tool needs a toolSpec with a name and inputSchema.json."
         choice = config.get("toolChoice")
         if choice is not None and (len(choice) != 1 or next(iter(choice)) not in ("auto", "any", "tool")):
@@ -203,8 +259,9 @@ class FakeBedrock(FakeUpstream):
     header_separator = ","  # a repeated header's values as SigV4's canonical request joins them
     requests: list[RecordedRequest]
 
-    def __init__(self, access_key_id=ACCESS_KEY_ID, secret_access_key=SECRET_ACCESS_KEY, session_token=None,
-                 region=REGION):
+    def __init__(
+        self, access_key_id=ACCESS_KEY_ID, secret_access_key=SECRET_ACCESS_KEY, session_token=None, region=REGION
+    ):
         super().__init__()
         self.credentials = Credentials(access_key_id, secret_access_key, session_token)
         self.region = region
@@ -223,27 +280,42 @@ class FakeBedrock(FakeUpstream):
         auth = headers.get("authorization", "")
         if not auth:
             return "MissingAuthenticationTokenException:" + _CORAL, "Missing Authentication Token"
-        match = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/,]+)/(\d{8})/([^/,]+)/([^/,]+)/aws4_request, "
-                             r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})", auth)
+        match = re.fullmatch(
+            r"AWS4-HMAC-SHA256 Credential=([^/,]+)/(\d{8})/([^/,]+)/([^/,]+)/aws4_request, "
+            r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})",
+            auth,
+        )
         amz_date = headers.get("x-amz-date", "")
         if not match or not re.fullmatch(r"\d{8}T\d{6}Z", amz_date):
-            return "IncompleteSignatureException:" + _CORAL, "Authorization header requires 'Credential', " \
-                   "'Signature' and 'SignedHeaders' parameters, and an X-Amz-Date header."
+            return (
+                "IncompleteSignatureException:" + _CORAL,
+                "Authorization header requires 'Credential', "
+                "'Signature' and 'SignedHeaders' parameters, and an X-Amz-Date header.",
+            )
         key, date, region, service, signed, signature = match.groups()
         if key != self.credentials.access_key or headers.get("x-amz-security-token") != self.credentials.token:
             return "UnrecognizedClientException:" + _CORAL, "The security token included in the request is invalid."
         if (date, region, service) != (amz_date[:8], self.region, "bedrock"):
-            return "InvalidSignatureException:" + _CORAL, f"Credential should be scoped to a valid region and " \
-                   f"to the service 'bedrock': {date}/{region}/{service}."
-        sent = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
-        if abs((datetime.datetime.now(datetime.timezone.utc) - sent).total_seconds()) > 300:
-            return "InvalidSignatureException:" + _CORAL, f"Signature expired: {amz_date} is now earlier or " \
-                   "later than the current time by more than 5 minutes."
+            return (
+                "InvalidSignatureException:" + _CORAL,
+                f"Credential should be scoped to a valid region and "
+                f"to the service 'bedrock': {date}/{region}/{service}.",
+            )
+        sent = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
+        if abs((datetime.datetime.now(datetime.UTC) - sent).total_seconds()) > 300:
+            return (
+                "InvalidSignatureException:" + _CORAL,
+                f"Signature expired: {amz_date} is now earlier or later than the current time by more than 5 minutes.",
+            )
         names = signed.split(";")
         sha = headers.get("x-amz-content-sha256")
-        if "host" not in names or "x-amz-date" not in names or any(n not in headers for n in names) \
-                or (self.credentials.token and "x-amz-security-token" not in names) \
-                or (sha is not None and sha != hashlib.sha256(body).hexdigest()):
+        if (
+            "host" not in names
+            or "x-amz-date" not in names
+            or any(n not in headers for n in names)
+            or (self.credentials.token and "x-amz-security-token" not in names)
+            or (sha is not None and sha != hashlib.sha256(body).hexdigest())
+        ):
             return "InvalidSignatureException:" + _CORAL, _SIGNATURE_MISMATCH
         # Recompute with botocore over exactly what arrived: the raw path (SigV4
         # double-encodes it), the signed headers' values and the body.
@@ -253,10 +325,12 @@ class FakeBedrock(FakeUpstream):
         signer = SigV4Auth(self.credentials, "bedrock", self.region)
         canonical = signer.canonical_request(request)
         expected = signer.signature(signer.string_to_sign(request, canonical), request)
-        if signer.signed_headers(signer.headers_to_sign(request)) != signed \
-                or not hmac.compare_digest(expected, signature):
+        if signer.signed_headers(signer.headers_to_sign(request)) != signed or not hmac.compare_digest(
+            expected, signature
+        ):
             return "InvalidSignatureException:" + _CORAL, (
-                f"{_SIGNATURE_MISMATCH}\n\nThe Canonical String for this request should have been\n'{canonical}'\n")
+                f"{_SIGNATURE_MISMATCH}\n\nThe Canonical String for this request should have been\n'{canonical}'\n"
+            )
         return None
 
     # ------------------------------------------------------------- ASGI
@@ -267,8 +341,18 @@ class FakeBedrock(FakeUpstream):
         refused = self.verify(scope["method"], raw_path, query, headers, body)
         parsed = json_object(body)
         rid = str(uuid.uuid4())
-        self._record(RecordedRequest(scope["method"], raw_path, unquote(match.group(1)) if match else "", headers,
-                                     parsed, body, rid, refused is None))
+        self._record(
+            RecordedRequest(
+                scope["method"],
+                raw_path,
+                unquote(match.group(1)) if match else "",
+                headers,
+                parsed,
+                body,
+                rid,
+                refused is None,
+            )
+        )
         if refused:
             return await self._error(send, rid, 403, *refused)
         if scope["method"] != "POST" or not match:
@@ -279,9 +363,14 @@ class FakeBedrock(FakeUpstream):
             return await self._titan_embed(send, rid, parsed)
         if problem := _invalid(parsed):
             return await self._error(send, rid, 400, "ValidationException:" + _BEDROCK, problem)
-        await self._converse(send, receive, rid, parsed, stream=match.group(2) == "converse-stream",
-                             echoed=" ".join(filter(None, (headers.get("authorization"),
-                                                           headers.get("x-amz-security-token")))))
+        await self._converse(
+            send,
+            receive,
+            rid,
+            parsed,
+            stream=match.group(2) == "converse-stream",
+            echoed=" ".join(filter(None, (headers.get("authorization"), headers.get("x-amz-security-token")))),
+        )
 
     async def _titan_embed(self, send, rid, req):
         """InvokeModel on Titan Text Embeddings V2: {"inputText", "dimensions"?, "normalize"?}."""
@@ -290,20 +379,34 @@ class FakeBedrock(FakeUpstream):
         text = req.get("inputText")
         if not isinstance(text, str) or not text or set(req) - {"inputText", "dimensions", "normalize"}:
             return await self._error(send, rid, 400, "ValidationException:" + _BEDROCK, "Malformed input request")
-        body = {"embedding": embedding_of(text, req.get("dimensions") or 4),
-                "inputTextTokenCount": len(text.split())}
+        body = {"embedding": embedding_of(text, req.get("dimensions") or 4), "inputTextTokenCount": len(text.split())}
         await self._send(send, rid, 200, json.dumps(body).encode(), "application/json")
 
     async def _error(self, send, rid, status, error_type, message):
-        await self._send(send, rid, status, json.dumps({"message": message}).encode(), "application/json",
-                         [(b"x-amzn-errortype", error_type.encode())])
+        await self._send(
+            send,
+            rid,
+            status,
+            json.dumps({"message": message}).encode(),
+            "application/json",
+            [(b"x-amzn-errortype", error_type.encode())],
+        )
 
     @staticmethod
     async def _send(send, rid, status, body, content_type, extra=()):
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()).encode()),
-            (b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
-            (b"x-amzn-requestid", rid.encode()), *extra]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()).encode()),
+                    (b"content-type", content_type.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-amzn-requestid", rid.encode()),
+                    *extra,
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     # ------------------------------------------------------------- answers
@@ -319,14 +422,19 @@ class FakeBedrock(FakeUpstream):
         texts = [t for b in system for t in _texts([b])] + [t for m in messages for t in _texts(m["content"])]
         prompt = sum(len(t.split()) for t in texts) + 3 * (len(messages) + (1 if system else 0))
         read, write = (2, 1) if prompt >= 4 else (0, 0)
-        kind = last_text[len("error:"):] if last_text.startswith("error:") else None
+        kind = last_text[len("error:") :] if last_text.startswith("error:") else None
         echo = echo_of(last_text)
         if echo is not None and (echo != "stream" or not stream):
             status = int(echo) if echo.isdigit() else 500
-            types = {400: "ValidationException", 404: "ResourceNotFoundException", 429: "ThrottlingException",
-                     503: "ServiceUnavailableException"}
-            return await self._error(send, rid, status, types.get(status, "InternalServerException") + ":" + _BEDROCK,
-                                     echo_message(echoed))
+            types = {
+                400: "ValidationException",
+                404: "ResourceNotFoundException",
+                429: "ThrottlingException",
+                503: "ServiceUnavailableException",
+            }
+            return await self._error(
+                send, rid, status, types.get(status, "InternalServerException") + ":" + _BEDROCK, echo_message(echoed)
+            )
         if kind in ERRORS:
             status, error_type, message = ERRORS[kind]
             return await self._error(send, rid, status, error_type, message)
@@ -334,7 +442,8 @@ class FakeBedrock(FakeUpstream):
         calls, reason = [], "end_turn"
         results = [b["toolResult"] for b in last if "toolResult" in b]
         wants_json = bool((req.get("outputConfig") or {}).get("textFormat")) or any(
-            "JSON" in b.get("text", "") for b in system)
+            "JSON" in b.get("text", "") for b in system
+        )
         if results:
             text = "Tool said: " + " ".join(_texts([{"toolResult": results[-1]}]))
         elif kind == "content_policy":
@@ -366,13 +475,22 @@ class FakeBedrock(FakeUpstream):
         if limit is not None and len("".join(pieces).split()) > limit:
             pieces, reason = pieces[:limit], "max_tokens"
         output = 5 * len(calls) if calls else len("".join(pieces).split())
-        usage = {"inputTokens": prompt - read - write, "outputTokens": output,
-                 "totalTokens": prompt + output, "cacheReadInputTokens": read, "cacheWriteInputTokens": write}
+        usage = {
+            "inputTokens": prompt - read - write,
+            "outputTokens": output,
+            "totalTokens": prompt + output,
+            "cacheReadInputTokens": read,
+            "cacheWriteInputTokens": write,
+        }
         if not stream:
             content = [{"text": "".join(pieces)}] if pieces else []
             content += [{"toolUse": {"toolUseId": i, "name": n, "input": {"city": c}}} for i, n, c in calls]
-            answer = {"metrics": {"latencyMs": 412}, "output": {"message": {"content": content, "role": "assistant"}},
-                      "stopReason": reason, "usage": usage}
+            answer = {
+                "metrics": {"latencyMs": 412},
+                "output": {"message": {"content": content, "role": "assistant"}},
+                "stopReason": reason,
+                "usage": usage,
+            }
             return await self._send(send, rid, 200, json.dumps(self.malformed(answer)).encode(), "application/json")
 
         frames = [self._event("messageStart", {"role": "assistant"})]
@@ -380,21 +498,33 @@ class FakeBedrock(FakeUpstream):
             frames += [self._event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": p}}) for p in pieces]
             frames.append(self._event("contentBlockStop", {"contentBlockIndex": 0}))
         for index, (call_id, name, city) in enumerate(calls):
-            frames.append(self._event("contentBlockStart", {"contentBlockIndex": index, "start": {
-                "toolUse": {"toolUseId": call_id, "name": name}}}))
-            frames += [self._event("contentBlockDelta", {"contentBlockIndex": index,
-                                                          "delta": {"toolUse": {"input": p}}})
-                       for p in TOOL_ARG_PIECES[city]]
+            frames.append(
+                self._event(
+                    "contentBlockStart",
+                    {"contentBlockIndex": index, "start": {"toolUse": {"toolUseId": call_id, "name": name}}},
+                )
+            )
+            frames += [
+                self._event("contentBlockDelta", {"contentBlockIndex": index, "delta": {"toolUse": {"input": p}}})
+                for p in TOOL_ARG_PIECES[city]
+            ]
             frames.append(self._event("contentBlockStop", {"contentBlockIndex": index}))
         frames.append(self._event("messageStop", {"stopReason": reason}))
         frames.append(self._event("metadata", {"usage": usage, "metrics": {"latencyMs": 412}}))
         cut = False
         if kind == "midstream":
-            frames = frames[:3] + [exception("modelStreamErrorException", "The model stream failed.",
-                                             originalStatusCode=500, originalMessage="Internal error")]
+            frames = frames[:3] + [
+                exception(
+                    "modelStreamErrorException",
+                    "The model stream failed.",
+                    originalStatusCode=500,
+                    originalMessage="Internal error",
+                )
+            ]
         elif kind == "midstream_throttle":
-            frames = frames[:3] + [exception("throttlingException",
-                                             "Too many tokens, please wait before trying again.")]
+            frames = frames[:3] + [
+                exception("throttlingException", "Too many tokens, please wait before trying again.")
+            ]
         elif echo == "stream":
             frames = frames[:3] + [exception("modelStreamErrorException", echo_message(echoed))]
         elif kind == "truncated":
@@ -402,9 +532,17 @@ class FakeBedrock(FakeUpstream):
         elif kind == "cut":
             frames, cut = frames[:3], True
 
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()).encode()),
-            (b"content-type", b"application/vnd.amazon.eventstream"), (b"x-amzn-requestid", rid.encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()).encode()),
+                    (b"content-type", b"application/vnd.amazon.eventstream"),
+                    (b"x-amzn-requestid", rid.encode()),
+                ],
+            }
+        )
         for data in frames:
             if self._stopping.is_set():
                 raise CutStream("fake server shutting down")

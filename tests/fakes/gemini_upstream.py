@@ -45,19 +45,83 @@ from tests.fakes.server import CutStream, FakeUpstream, echo_message, echo_of, j
 
 API_KEY = "AIzaSy-fake-gemini-upstream-key-0001"
 PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent|batchEmbedContents)$")
-REQUEST_FIELDS = {"contents", "tools", "toolConfig", "safetySettings", "systemInstruction", "generationConfig",
-                  "cachedContent"}
-CONFIG_FIELDS = {"stopSequences", "responseMimeType", "responseSchema", "responseJsonSchema", "responseModalities",
-                 "candidateCount", "maxOutputTokens", "temperature", "topP", "topK", "seed", "presencePenalty",
-                 "frequencyPenalty", "responseLogprobs", "logprobs", "enableEnhancedCivicAnswers", "speechConfig",
-                 "thinkingConfig", "mediaResolution", "imageConfig"}
-PART_FIELDS = {"text", "inlineData", "functionCall", "functionResponse", "fileData", "executableCode",
-               "codeExecutionResult", "thought", "thoughtSignature", "videoMetadata", "partMetadata"}
-DECLARATION_FIELDS = {"name", "description", "parameters", "parametersJsonSchema", "response", "responseJsonSchema",
-                      "behavior"}
-SCHEMA_FIELDS = {"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties",
-                 "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example",
-                 "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum"}
+REQUEST_FIELDS = {
+    "contents",
+    "tools",
+    "toolConfig",
+    "safetySettings",
+    "systemInstruction",
+    "generationConfig",
+    "cachedContent",
+}
+CONFIG_FIELDS = {
+    "stopSequences",
+    "responseMimeType",
+    "responseSchema",
+    "responseJsonSchema",
+    "responseModalities",
+    "candidateCount",
+    "maxOutputTokens",
+    "temperature",
+    "topP",
+    "topK",
+    "seed",
+    "presencePenalty",
+    "frequencyPenalty",
+    "responseLogprobs",
+    "logprobs",
+    "enableEnhancedCivicAnswers",
+    "speechConfig",
+    "thinkingConfig",
+    "mediaResolution",
+    "imageConfig",
+}
+PART_FIELDS = {
+    "text",
+    "inlineData",
+    "functionCall",
+    "functionResponse",
+    "fileData",
+    "executableCode",
+    "codeExecutionResult",
+    "thought",
+    "thoughtSignature",
+    "videoMetadata",
+    "partMetadata",
+}
+DECLARATION_FIELDS = {
+    "name",
+    "description",
+    "parameters",
+    "parametersJsonSchema",
+    "response",
+    "responseJsonSchema",
+    "behavior",
+}
+SCHEMA_FIELDS = {
+    "type",
+    "format",
+    "title",
+    "description",
+    "nullable",
+    "enum",
+    "maxItems",
+    "minItems",
+    "properties",
+    "required",
+    "minProperties",
+    "maxProperties",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "example",
+    "anyOf",
+    "propertyOrdering",
+    "default",
+    "items",
+    "minimum",
+    "maximum",
+}
 TOOL_CALL_TOKENS = 5
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 IMAGE_TEXT = "Here is your image."
@@ -69,7 +133,8 @@ SIGNATURE_MESSAGE = (
     "Function call is missing a thought_signature in functionCall parts. This is required for tools to work "
     "correctly, and missing thought_signature may lead to degraded model performance. Additional data, function "
     "call `default_api:{name}` , position {position}. Please refer to "
-    "https://ai.google.dev/gemini-api/docs/thought-signatures for more details.")
+    "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+)
 
 
 @dataclass
@@ -91,48 +156,97 @@ def google_error(code: int, status: str, message: str, details: list | None = No
 
 
 def _key_invalid() -> dict:
-    return google_error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", [
-        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
-         "metadata": {"service": "generativelanguage.googleapis.com"}},
-        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
-         "message": "API key not valid. Please pass a valid API key."}])
+    return google_error(
+        400,
+        "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            },
+            {
+                "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                "locale": "en-US",
+                "message": "API key not valid. Please pass a valid API key.",
+            },
+        ],
+    )
 
 
 def _rate_limited(model: str) -> dict:
-    return google_error(429, "RESOURCE_EXHAUSTED", (
-        "You exceeded your current quota, please check your plan and billing details. For more information on this "
-        "error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.\n* Quota exceeded for metric: "
-        "generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 10, model: " + model +
-        "\nPlease retry in 6.42s."), [
-        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
-            "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
-            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-            "quotaDimensions": {"location": "global", "model": model}, "quotaValue": "10"}]},
-        {"@type": "type.googleapis.com/google.rpc.Help",
-         "links": [{"description": "Learn more about Gemini API quotas",
-                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
-        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}])
+    return google_error(
+        429,
+        "RESOURCE_EXHAUSTED",
+        (
+            "You exceeded your current quota, please check your plan and billing details. For more information on this "
+            "error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.\n* Quota exceeded for metric: "
+            "generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 10, model: "
+            + model
+            + "\nPlease retry in 6.42s."
+        ),
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [
+                    {
+                        "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                        "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                        "quotaDimensions": {"location": "global", "model": model},
+                        "quotaValue": "10",
+                    }
+                ],
+            },
+            {
+                "@type": "type.googleapis.com/google.rpc.Help",
+                "links": [
+                    {
+                        "description": "Learn more about Gemini API quotas",
+                        "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+                    }
+                ],
+            },
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"},
+        ],
+    )
 
 
 # error:<kind> -> (HTTP status, body); content_policy is not an error at Gemini (see _blocked).
 ERRORS = {
     "auth": lambda model: (400, _key_invalid()),
     "rate_limit": lambda model: (429, _rate_limited(model)),
-    "overloaded": lambda model: (503, google_error(503, "UNAVAILABLE",
-                                                   "The model is overloaded. Please try again later.")),
-    "context_length": lambda model: (400, google_error(400, "INVALID_ARGUMENT",
-                                                       "The input token count (1048677) exceeds the maximum number "
-                                                       "of tokens allowed (1048576).")),
-    "server": lambda model: (500, google_error(500, "INTERNAL", (
-        "An internal error has occurred. Please retry or report in "
-        "https://developers.generativeai.google/guide/troubleshooting"))),
+    "overloaded": lambda model: (
+        503,
+        google_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
+    ),
+    "context_length": lambda model: (
+        400,
+        google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "The input token count (1048677) exceeds the maximum number of tokens allowed (1048576).",
+        ),
+    ),
+    "server": lambda model: (
+        500,
+        google_error(
+            500,
+            "INTERNAL",
+            (
+                "An internal error has occurred. Please retry or report in "
+                "https://developers.generativeai.google/guide/troubleshooting"
+            ),
+        ),
+    ),
 }
 
 
 def _pieces(text: str) -> list[str]:
     """Word by word: the first bare, the others with their leading space; trailing space kept."""
     pieces = re.findall(r"\s*\S+", text)
-    rest = text[len("".join(pieces)):]
+    rest = text[len("".join(pieces)) :]
     if rest:
         pieces = pieces[:-1] + [(pieces[-1] if pieces else "") + rest]
     return pieces
@@ -152,7 +266,11 @@ def _schema_error(schema, where: str) -> str | None:
                     return error
         elif key in ("items", "anyOf") and (error := _schema_error(value, f"{where}.{key}")):
             return error
-    if str(schema.get("type", "")).upper() == "OBJECT" and not schema.get("properties") and where.endswith("parameters"):
+    if (
+        str(schema.get("type", "")).upper() == "OBJECT"
+        and not schema.get("properties")
+        and where.endswith("parameters")
+    ):
         return f"* GenerateContentRequest.{where}.properties: should be non-empty for OBJECT type\n"
     return None
 
@@ -161,16 +279,17 @@ def _validate(req: dict) -> str | None:
     """What Google's front end would refuse, in its words, or None."""
     for key in req:
         if key not in REQUEST_FIELDS:
-            return f"Invalid JSON payload received. Unknown name \"{key}\": Cannot find field."
+            return f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.'
     for key in req.get("generationConfig") or {}:
         if key not in CONFIG_FIELDS:
-            return (f"Invalid JSON payload received. Unknown name \"{key}\" at 'generation_config': "
-                    "Cannot find field.")
+            return f"Invalid JSON payload received. Unknown name \"{key}\" at 'generation_config': Cannot find field."
     ratio = ((req.get("generationConfig") or {}).get("imageConfig") or {}).get("aspectRatio")
     if ratio is not None and ratio not in ASPECT_RATIOS:
         choices = ", ".join(f"'{r}'" for r in ASPECT_RATIOS[:-1])
-        return (f"* GenerateContentRequest.generation_config.image_config.aspect_ratio: aspect_ratio must be one "
-                f"of {choices}, or '{ASPECT_RATIOS[-1]}'.\n")
+        return (
+            f"* GenerateContentRequest.generation_config.image_config.aspect_ratio: aspect_ratio must be one "
+            f"of {choices}, or '{ASPECT_RATIOS[-1]}'.\n"
+        )
     contents = req.get("contents")
     if not isinstance(contents, list) or not contents:
         return "* GenerateContentRequest.contents: contents is not specified\n"
@@ -182,24 +301,31 @@ def _validate(req: dict) -> str | None:
         for j, part in enumerate(content["parts"]):
             for key in part:
                 if key not in PART_FIELDS:
-                    return (f"Invalid JSON payload received. Unknown name \"{key}\" at "
-                            f"'contents[{i}].parts[{j}]': Cannot find field.")
+                    return (
+                        f'Invalid JSON payload received. Unknown name "{key}" at '
+                        f"'contents[{i}].parts[{j}]': Cannot find field."
+                    )
             if "text" in part and not part["text"] and len(part) == 1:
                 return "Unable to submit request because it has an empty text parameter. Add a value to the parameter and try again."
             if "inlineData" in part:
                 try:
                     base64.b64decode(part["inlineData"]["data"], validate=True)
                 except Exception:
-                    return (f"Invalid value at 'contents[{i}].parts[{j}].inline_data.data' (TYPE_BYTES), "
-                            "Base64 decoding failed")
+                    return (
+                        f"Invalid value at 'contents[{i}].parts[{j}].inline_data.data' (TYPE_BYTES), "
+                        "Base64 decoding failed"
+                    )
     for t, tool in enumerate(req.get("tools") or []):
         for d, declaration in enumerate(tool.get("functionDeclarations") or []):
             for key in declaration:
                 if key not in DECLARATION_FIELDS:
-                    return (f"Invalid JSON payload received. Unknown name \"{key}\" at "
-                            f"'tools[{t}].function_declarations[{d}]': Cannot find field.")
+                    return (
+                        f'Invalid JSON payload received. Unknown name "{key}" at '
+                        f"'tools[{t}].function_declarations[{d}]': Cannot find field."
+                    )
             if "parameters" in declaration and (
-                    error := _schema_error(declaration["parameters"], f"tools[{t}].function_declarations[{d}].parameters")):
+                error := _schema_error(declaration["parameters"], f"tools[{t}].function_declarations[{d}].parameters")
+            ):
                 return error
     return _turn_error(contents)
 
@@ -211,11 +337,19 @@ def _turn_error(contents: list) -> str | None:
         if content["role"] == "model" and calls and i + 1 < len(contents):
             answers = [p for p in contents[i + 1]["parts"] if "functionResponse" in p]
             if len(answers) != len(calls):
-                return ("Please ensure that the number of function response parts is equal to the number of "
-                        "function call parts of the function call turn.")
+                return (
+                    "Please ensure that the number of function response parts is equal to the number of "
+                    "function call parts of the function call turn."
+                )
     # Gemini 3: in the current turn (since the last user text), each step's first call carries its signature.
-    start = max((i for i, c in enumerate(contents) if c["role"] == "user"
-                 and any("text" in p or "inlineData" in p for p in c["parts"])), default=0)
+    start = max(
+        (
+            i
+            for i, c in enumerate(contents)
+            if c["role"] == "user" and any("text" in p or "inlineData" in p for p in c["parts"])
+        ),
+        default=0,
+    )
     position = sum(len(c["parts"]) for c in contents[:start])
     for content in contents[start:]:
         calls = [p for p in content["parts"] if "functionCall" in p]
@@ -246,22 +380,42 @@ class FakeGemini(FakeUpstream):
     async def _route(self, scope, receive, send, rid, headers, query, req) -> None:
         match = PATH.match(scope["path"])
         if scope["method"] != "POST" or not match:
-            return await self._send(send, 404, b"<!DOCTYPE html><title>Error 404 (Not Found)!!1</title>",
-                                    b"text/html; charset=UTF-8")
+            return await self._send(
+                send, 404, b"<!DOCTYPE html><title>Error 404 (Not Found)!!1</title>", b"text/html; charset=UTF-8"
+            )
         if "key" in query:
-            return await self._json(send, 400, google_error(400, "INVALID_ARGUMENT", (
-                "fake Gemini: the API key was sent in the URL (key=); the hub must use the x-goog-api-key header.")))
+            return await self._json(
+                send,
+                400,
+                google_error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    (
+                        "fake Gemini: the API key was sent in the URL (key=); the hub must use the x-goog-api-key header."
+                    ),
+                ),
+            )
         if self.api_key is not None:
             given = headers.get("x-goog-api-key")
             if not given:
-                return await self._json(send, 403, google_error(403, "PERMISSION_DENIED", (
-                    "Method doesn't allow unregistered callers (callers without established identity). Please use "
-                    "API Key or other form of API consumer identity to call this API.")))
+                return await self._json(
+                    send,
+                    403,
+                    google_error(
+                        403,
+                        "PERMISSION_DENIED",
+                        (
+                            "Method doesn't allow unregistered callers (callers without established identity). Please use "
+                            "API Key or other form of API consumer identity to call this API."
+                        ),
+                    ),
+                )
             if given != self.api_key:
                 return await self._json(send, 400, _key_invalid())
         if not isinstance(req, dict):
-            return await self._json(send, 400, google_error(400, "INVALID_ARGUMENT",
-                                                            "Invalid JSON payload received. Unexpected token."))
+            return await self._json(
+                send, 400, google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received. Unexpected token.")
+            )
         if match.group(3) == "batchEmbedContents":
             return await self._embed(send, match.group(2), req)
         if error := _validate(req):
@@ -281,8 +435,15 @@ class FakeGemini(FakeUpstream):
         out = []
         for i, one in enumerate(req.get("requests") or []):
             if one.get("model") != f"models/{model}":
-                return await self._json(send, 400, google_error(400, "INVALID_ARGUMENT", (
-                    f"Model '{one.get('model')}' in requests[{i}] does not match 'models/{model}'.")))
+                return await self._json(
+                    send,
+                    400,
+                    google_error(
+                        400,
+                        "INVALID_ARGUMENT",
+                        (f"Model '{one.get('model')}' in requests[{i}] does not match 'models/{model}'."),
+                    ),
+                )
             text = " ".join(p.get("text", "") for p in (one.get("content") or {}).get("parts") or [])
             out.append({"values": embedding_of(text, one.get("outputDimensionality") or 4)})
         return await self._json(send, 200, {"embeddings": out})
@@ -294,7 +455,7 @@ class FakeGemini(FakeUpstream):
         texts = [p["text"] for p in last["parts"] if "text" in p] if last["role"] == "user" else []
         text = " ".join(texts)
         answers = [p["functionResponse"] for p in last["parts"] if "functionResponse" in p]
-        kind = text[len("error:"):].split()[0] if text.startswith("error:") and len(text) > 6 else None
+        kind = text[len("error:") :].split()[0] if text.startswith("error:") and len(text) > 6 else None
         if kind in ERRORS:
             # Errors are plain (indented) JSON, streamed request or not.
             status, error = ERRORS[kind](model)
@@ -306,8 +467,11 @@ class FakeGemini(FakeUpstream):
         declarations = [d for t in req.get("tools") or [] for d in t.get("functionDeclarations") or []]
         mode = ((req.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("mode", "AUTO")
         prompt = self._prompt_tokens(req)
-        meta = {"promptTokenCount": prompt, "totalTokenCount": prompt,
-                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}
+        meta = {
+            "promptTokenCount": prompt,
+            "totalTokenCount": prompt,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+        }
         if len(contents) > 1:  # implicit caching of earlier turns; promptTokenCount already counts them
             meta["cachedContentTokenCount"] = 3 * (len(contents) - 1)
             meta["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": meta["cachedContentTokenCount"]}]
@@ -315,11 +479,22 @@ class FakeGemini(FakeUpstream):
 
         calls, finish, parts = [], "STOP", []
         if kind == "content_policy":
-            blocked = dict(base, promptFeedback={"blockReason": "SAFETY", "safetyRatings": [
-                {"category": c, "probability": p} for c, p in (
-                    ("HARM_CATEGORY_SEXUALLY_EXPLICIT", "NEGLIGIBLE"), ("HARM_CATEGORY_HATE_SPEECH", "HIGH"),
-                    ("HARM_CATEGORY_HARASSMENT", "NEGLIGIBLE"), ("HARM_CATEGORY_DANGEROUS_CONTENT", "NEGLIGIBLE"))]},
-                usageMetadata=meta)
+            blocked = dict(
+                base,
+                promptFeedback={
+                    "blockReason": "SAFETY",
+                    "safetyRatings": [
+                        {"category": c, "probability": p}
+                        for c, p in (
+                            ("HARM_CATEGORY_SEXUALLY_EXPLICIT", "NEGLIGIBLE"),
+                            ("HARM_CATEGORY_HATE_SPEECH", "HIGH"),
+                            ("HARM_CATEGORY_HARASSMENT", "NEGLIGIBLE"),
+                            ("HARM_CATEGORY_DANGEROUS_CONTENT", "NEGLIGIBLE"),
+                        )
+                    ],
+                },
+                usageMetadata=meta,
+            )
             if not stream:
                 return await self._json(send, 200, blocked)
             return await self._stream(receive, send, model, [blocked], sse)
@@ -328,8 +503,11 @@ class FakeGemini(FakeUpstream):
             return await self._image(receive, send, model, req, stream, sse, base, "TEXT" in modalities)
         if answers:
             reply = "Tool said: " + " ".join(
-                a["response"]["content"] if isinstance((a.get("response") or {}).get("content"), str)
-                else json.dumps(a.get("response")) for a in answers)
+                a["response"]["content"]
+                if isinstance((a.get("response") or {}).get("content"), str)
+                else json.dumps(a.get("response"))
+                for a in answers
+            )
         elif declarations and mode != "NONE" and last["role"] == "user":
             name = declarations[0]["name"]
             allowed = ((req.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("allowedFunctionNames")
@@ -348,7 +526,7 @@ class FakeGemini(FakeUpstream):
         if reply is not None:
             for stop in config.get("stopSequences") or []:
                 if stop in reply:
-                    reply = reply[:reply.index(stop)]  # Gemini reports a stop sequence as STOP
+                    reply = reply[: reply.index(stop)]  # Gemini reports a stop sequence as STOP
             words = reply.split()
             limit = config.get("maxOutputTokens")
             if isinstance(limit, int) and limit < len(words):
@@ -379,8 +557,10 @@ class FakeGemini(FakeUpstream):
             events = [event((thought if i == 0 else []) + [call], i == len(calls) - 1) for i, call in enumerate(calls)]
         else:
             pieces = _pieces(reply) or [""]
-            events = [event((thought if i == 0 else []) + [{"text": piece}], i == len(pieces) - 1)
-                      for i, piece in enumerate(pieces)]
+            events = [
+                event((thought if i == 0 else []) + [{"text": piece}], i == len(pieces) - 1)
+                for i, piece in enumerate(pieces)
+            ]
         await self._stream(receive, send, model, [self.malformed(e) for e in events], sse)
 
     async def _image(self, receive, send, model, req, stream, sse, base: dict, with_text: bool) -> None:
@@ -388,22 +568,30 @@ class FakeGemini(FakeUpstream):
         contents = req["contents"]
         last = contents[-1]["parts"]
         prompt = " ".join(p["text"] for p in last if "text" in p)
-        inputs = [base64.b64decode(p["inlineData"]["data"]) for p in last
-                  if "inlineData" in p and str(p["inlineData"].get("mimeType", "")).startswith("image/")]
+        inputs = [
+            base64.b64decode(p["inlineData"]["data"])
+            for p in last
+            if "inlineData" in p and str(p["inlineData"].get("mimeType", "")).startswith("image/")
+        ]
         ratio = ((req.get("generationConfig") or {}).get("imageConfig") or {}).get("aspectRatio") or "1:1"
         png = png_of(prompt + ("|" + hashlib.sha256(inputs[0]).hexdigest() if inputs else "") + "|" + ratio)
         # Prompt: the words of all text (system and contents) + IMAGE_INPUT_TOKENS per input image.
         system = (req.get("systemInstruction") or {}).get("parts") or []
         parts = system + [p for c in contents for p in c["parts"]]
         words = sum(len(p.get("text", "").split()) for p in parts)
-        images = IMAGE_INPUT_TOKENS * sum(1 for p in parts if "inlineData" in p and str(
-            p["inlineData"].get("mimeType", "")).startswith("image/"))
+        images = IMAGE_INPUT_TOKENS * sum(
+            1 for p in parts if "inlineData" in p and str(p["inlineData"].get("mimeType", "")).startswith("image/")
+        )
         details = [{"modality": "TEXT", "tokenCount": words}] + (
-            [{"modality": "IMAGE", "tokenCount": images}] if images else [])
-        meta = {"promptTokenCount": words + images, "totalTokenCount": words + images,
-                "promptTokensDetails": details}
-        final = dict(meta, candidatesTokenCount=IMAGE_OUTPUT_TOKENS,
-                     totalTokenCount=words + images + IMAGE_OUTPUT_TOKENS, candidatesTokensDetails=[{"modality": "IMAGE", "tokenCount": IMAGE_OUTPUT_TOKENS}])
+            [{"modality": "IMAGE", "tokenCount": images}] if images else []
+        )
+        meta = {"promptTokenCount": words + images, "totalTokenCount": words + images, "promptTokensDetails": details}
+        final = dict(
+            meta,
+            candidatesTokenCount=IMAGE_OUTPUT_TOKENS,
+            totalTokenCount=words + images + IMAGE_OUTPUT_TOKENS,
+            candidatesTokensDetails=[{"modality": "IMAGE", "tokenCount": IMAGE_OUTPUT_TOKENS}],
+        )
 
         def event(new_parts: list, last_event: bool) -> dict:
             candidate = {"content": {"parts": new_parts, "role": "model"}}
@@ -443,9 +631,18 @@ class FakeGemini(FakeUpstream):
             frames = frames[:3]
         elif model == "fake-stream-error":
             frames = frames[:2] + [b"data: " + json.dumps(ERRORS["server"](model)[1]).encode() + b"\r\n\r\n"]
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream"), (b"content-disposition", b"attachment"),
-            (b"vary", b"Origin, X-Origin, Referer"), (b"x-content-type-options", b"nosniff")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"content-disposition", b"attachment"),
+                    (b"vary", b"Origin, X-Origin, Referer"),
+                    (b"x-content-type-options", b"nosniff"),
+                ],
+            }
+        )
         gone = asyncio.ensure_future(until_disconnect(receive))
         try:
             for frame in frames:
@@ -466,15 +663,22 @@ class FakeGemini(FakeUpstream):
         states = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
         if echo != "stream" or not sse:
             status = int(echo) if echo.isdigit() else 500
-            return await self._json(send, status, google_error(status, states.get(status, "INTERNAL"),
-                                                               echo_message(key)))
-        frames = [{"candidates": [{"content": {"parts": [{"text": "Hello"}], "role": "model"}, "index": 0}]},
-                  google_error(500, "INTERNAL", echo_message(key))]
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
+            return await self._json(
+                send, status, google_error(status, states.get(status, "INTERNAL"), echo_message(key))
+            )
+        frames = [
+            {"candidates": [{"content": {"parts": [{"text": "Hello"}], "role": "model"}, "index": 0}]},
+            google_error(500, "INTERNAL", echo_message(key)),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
         for frame in frames:
-            await send({"type": "http.response.body", "body": b"data: " + json.dumps(frame).encode() + b"\r\n\r\n",
-                        "more_body": True})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b"data: " + json.dumps(frame).encode() + b"\r\n\r\n",
+                    "more_body": True,
+                }
+            )
             await asyncio.sleep(0)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -485,7 +689,15 @@ class FakeGemini(FakeUpstream):
 
     @staticmethod
     async def _send(send, status: int, body: bytes, ctype: bytes) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", ctype), (b"content-length", str(len(body)).encode()),
-            (b"vary", b"Origin, X-Origin, Referer")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", ctype),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"vary", b"Origin, X-Origin, Referer"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

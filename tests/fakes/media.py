@@ -29,8 +29,12 @@ def png_of(seed: bytes | str, size: int = 8) -> bytes:
     colour = hashlib.sha256(seed).digest()[:3]
     rows = (b"\x00" + colour * size) * size  # filter type 0 (None) before each row
     ihdr = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)  # 8-bit truecolour, no interlace
-    return (PNG_SIGNATURE + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(rows, 9))
-            + _png_chunk(b"IEND", b""))
+    return (
+        PNG_SIGNATURE
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(rows, 9))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def wav_of(seconds: float, rate: int = 8000) -> bytes:
@@ -50,9 +54,9 @@ def audio_duration(data: bytes) -> float:
         byte_rate = data_size = None
         pos = 12
         while pos + 8 <= len(data):
-            kind, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+            kind, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
             if kind == b"fmt " and size >= 16 and pos + 16 <= len(data):
-                byte_rate = struct.unpack("<I", data[pos + 16:pos + 20])[0]
+                byte_rate = struct.unpack("<I", data[pos + 16 : pos + 20])[0]
             elif kind == b"data":
                 data_size = min(size, len(data) - pos - 8)  # a truncated file: what is there
                 break
@@ -65,6 +69,7 @@ def audio_duration(data: bytes) -> float:
 @dataclass
 class Part:
     """One part of a multipart/form-data body."""
+
     name: str
     filename: str | None  # None for a plain field
     content_type: str | None
@@ -99,7 +104,7 @@ def parse_multipart(content_type_header: str, body: bytes) -> tuple[dict[str, li
     form: dict[str, list[str]] = {}
     files: list[Part] = []
     while True:
-        if body[pos:pos + 2] == b"--":  # the close delimiter
+        if body[pos : pos + 2] == b"--":  # the close delimiter
             return form, files
         line_end = body.find(b"\r\n", pos)  # past any transport padding after the delimiter
         if line_end < 0:

@@ -31,8 +31,14 @@ import pytest
 import uvicorn
 
 # The fakes' uvicorn options, on top of serve()'s quiet logging.
-FAKE_OPTIONS = {"lifespan": "off", "loop": "asyncio", "http": "h11", "access_log": False, "server_header": False,
-                "timeout_graceful_shutdown": 1}  # cancels requests still open (a hang) on stop()
+FAKE_OPTIONS = {
+    "lifespan": "off",
+    "loop": "asyncio",
+    "http": "h11",
+    "access_log": False,
+    "server_header": False,
+    "timeout_graceful_shutdown": 1,
+}  # cancels requests still open (a hang) on stop()
 
 
 def echo_of(text: str) -> str | None:
@@ -49,9 +55,11 @@ def echo_message(credential: str) -> str:
     import base64
 
     bare = credential.split()[-1] if credential else ""
-    return (f"Upstream proxy failure for request with headers {{'authorization': '{credential}'}}; "
-            f"x-api-key: {bare}; forwarded to https://backend.internal/v1/chat?key={bare}; "
-            f"basic {base64.b64encode(bare.encode()).decode()}; key {bare} is not allowed on this route")
+    return (
+        f"Upstream proxy failure for request with headers {{'authorization': '{credential}'}}; "
+        f"x-api-key: {bare}; forwarded to https://backend.internal/v1/chat?key={bare}; "
+        f"basic {base64.b64encode(bare.encode()).decode()}; key {bare} is not allowed on this route"
+    )
 
 
 class CutStream(Exception):
@@ -104,8 +112,9 @@ def serve(app, name: str, **options) -> Running:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     logging.getLogger("uvicorn.error").addFilter(_QUIET_CUT)  # idempotent
-    running = Running(uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", **options)),
-                      sock.getsockname()[1])
+    running = Running(
+        uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", **options)), sock.getsockname()[1]
+    )
     running.thread = threading.Thread(target=lambda: asyncio.run(running._serve(sock)), name=name, daemon=True)
     running.thread.start()
     deadline = time.monotonic() + 10
@@ -160,8 +169,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_answers(url: str, alive: Callable[[], bool] = lambda: True, timeout: float = 15,
-                       what: str = "the server") -> None:
+def wait_until_answers(
+    url: str, alive: Callable[[], bool] = lambda: True, timeout: float = 15, what: str = "the server"
+) -> None:
     """Until an HTTP request to `url` gets any answer; fails early once `alive()` turns false (the process died)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

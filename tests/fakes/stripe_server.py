@@ -40,9 +40,15 @@ def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
 def event(type: str, obj: dict, event_id: str | None = None) -> dict:
     """An event envelope as Stripe sends it."""
     return {
-        "id": event_id or f"evt_{uuid.uuid4().hex[:24]}", "object": "event", "api_version": "2026-10-28.endive",
-        "created": int(time.time()), "data": {"object": obj}, "livemode": False, "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None}, "type": type,
+        "id": event_id or f"evt_{uuid.uuid4().hex[:24]}",
+        "object": "event",
+        "api_version": "2026-10-28.endive",
+        "created": int(time.time()),
+        "data": {"object": obj},
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": type,
     }
 
 
@@ -55,7 +61,8 @@ class LocalStripe:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.fakes.stripe_server", str(self.port)],
             cwd=Path(__file__).resolve().parent.parent.parent,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_until_answers(self.url, alive=lambda: self.process.poll() is None, what="localstripe")
         return self
@@ -87,15 +94,25 @@ class RecordedStripe(FakeUpstream):
             status, payload = 501, {"error": {"type": "invalid_request_error", "message": "Unsupported method"}}
         elif path != "/v1/checkout/sessions":
             self._record({"path": path, "headers": httpx.Headers(headers), "form": form})
-            status, payload = 404, {"error": {"type": "invalid_request_error",
-                                              "message": f"Unrecognized request URL (POST: {path})"}}
+            status, payload = (
+                404,
+                {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL (POST: {path})"}},
+            )
         else:
             self._record({"path": path, "headers": httpx.Headers(headers), "form": form})
             status, payload = 200, self.checkout_session(form)
         data = json.dumps(payload).encode()
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-            (b"request-id", f"req_{uuid.uuid4().hex[:14]}".encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data)).encode()),
+                    (b"request-id", f"req_{uuid.uuid4().hex[:14]}".encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": data})
 
     def checkout_session(self, form: dict) -> dict:
@@ -103,11 +120,15 @@ class RecordedStripe(FakeUpstream):
         session_id = f"cs_test_{uuid.uuid4().hex}"
         amount = int(form["line_items[0][price_data][unit_amount]"])
         session.update(
-            id=session_id, url=f"https://checkout.stripe.com/c/pay/{session_id}",
-            amount_subtotal=amount, amount_total=amount, currency=form["line_items[0][price_data][currency]"],
-            client_reference_id=form.get("client_reference_id"), success_url=form["success_url"],
+            id=session_id,
+            url=f"https://checkout.stripe.com/c/pay/{session_id}",
+            amount_subtotal=amount,
+            amount_total=amount,
+            currency=form["line_items[0][price_data][currency]"],
+            client_reference_id=form.get("client_reference_id"),
+            success_url=form["success_url"],
             cancel_url=form["cancel_url"],
-            metadata={k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")},
+            metadata={k[len("metadata[") : -1]: v for k, v in form.items() if k.startswith("metadata[")},
         )
         return session
 

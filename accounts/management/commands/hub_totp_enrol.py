@@ -7,13 +7,16 @@ from accounts.models import User
 
 
 class Command(BaseCommand):
-    help = ("Create a confirmed TOTP device for a staff user and print its otpauth:// URL once (to stdout only: "
-            "hand it to the operator, who scans it). From the next login on, the admin asks for a code.")
+    help = (
+        "Create a confirmed TOTP device for a staff user and print its otpauth:// URL once (to stdout only: "
+        "hand it to the operator, who scans it). From the next login on, the admin asks for a code."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("username")
-        parser.add_argument("--replace", action="store_true",
-                            help="Delete the user's existing devices first (a lost phone).")
+        parser.add_argument(
+            "--replace", action="store_true", help="Delete the user's existing devices first (a lost phone)."
+        )
 
     def handle(self, *args, username, replace, **options):
         user = User.objects.filter(username=username).first()

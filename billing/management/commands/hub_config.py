@@ -10,10 +10,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["apply"])
-        parser.add_argument("files", nargs="+", metavar="FILE",
-                            help="YAML files; providers/catalogue/*.yaml ship each provider's common models")
-        parser.add_argument("--margin", type=Decimal, default=None,
-                            help="margin over cost (0.25 = 25%%) for rates that set neither prices nor a margin")
+        parser.add_argument(
+            "files",
+            nargs="+",
+            metavar="FILE",
+            help="YAML files; providers/catalogue/*.yaml ship each provider's common models",
+        )
+        parser.add_argument(
+            "--margin",
+            type=Decimal,
+            default=None,
+            help="margin over cost (0.25 = 25%%) for rates that set neither prices nor a margin",
+        )
 
     def handle(self, *args, action, files, margin, **options):
         changes = []

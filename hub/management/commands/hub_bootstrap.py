@@ -14,7 +14,6 @@ from billing.models import ModelRate
 from billing.services import credit_grant
 from providers.models import CatalogModel, ModelRoute, Provider
 
-
 # The demo provider's models, one per endpoint: (public id, alias, kind, upstream name).
 DEMO_MODELS = [
     ("demo/echo", "demo", CatalogModel.Kind.CHAT, "echo"),
@@ -48,23 +47,33 @@ class Command(BaseCommand):
     def handle(self, *args, base_url, key_only, **options):
         ensure_demo_provider()
         organization = Organization.objects.filter(slug="demo").first() or organization_create(name="Demo", slug="demo")
-        credit_grant(organization=organization, amount=Decimal(settings.HUB_DEMO_CREDITS),
-                     description="Demo credits", idempotency_key="bootstrap:demo-credits")
+        credit_grant(
+            organization=organization,
+            amount=Decimal(settings.HUB_DEMO_CREDITS),
+            description="Demo credits",
+            idempotency_key="bootstrap:demo-credits",
+        )
         raw_key = self._demo_key(organization)
         admin, password = self._admin()
         self._owner(admin, organization)
         if key_only:
             self.stdout.write(raw_key)
             return
-        site = base_url.rsplit('/v1', 1)[0]
-        self.stdout.write(f"Base URL: {base_url}\nAPI key:  {raw_key}\nModel:    demo/echo (free, offline; also demo/embed, demo/tts, "
-                          f"demo/image, demo/whisper)")
+        site = base_url.rsplit("/v1", 1)[0]
+        self.stdout.write(
+            f"Base URL: {base_url}\nAPI key:  {raw_key}\nModel:    demo/echo (free, offline; also demo/embed, demo/tts, "
+            f"demo/image, demo/whisper)"
+        )
         if password:
-            self.stdout.write(f"Admin:    {site}/admin/ user 'admin', password {password}\n"
-                              f"          (shown only now; to set another: python manage.py changepassword admin)")
+            self.stdout.write(
+                f"Admin:    {site}/admin/ user 'admin', password {password}\n"
+                f"          (shown only now; to set another: python manage.py changepassword admin)"
+            )
         if admin is not None:
-            self.stdout.write(f"Manage:   {site}/manage/v1/docs/ (signed in at /admin/ as '{admin.get_username()}', "
-                              f"owner of the demo organisation: /manage/v1/orgs/demo/)")
+            self.stdout.write(
+                f"Manage:   {site}/manage/v1/docs/ (signed in at /admin/ as '{admin.get_username()}', "
+                f"owner of the demo organisation: /manage/v1/orgs/demo/)"
+            )
 
     def _demo_key(self, organization) -> str:
         raw = settings.HUB_DEMO_API_KEY
@@ -93,8 +102,13 @@ class Command(BaseCommand):
         # An existing membership is left as it is (an owner may have changed its role on purpose).
         if admin is None:
             return
-        membership, created = Membership.objects.get_or_create(user=admin, organization=organization,
-                                                               defaults={"role": Role.OWNER})
+        membership, created = Membership.objects.get_or_create(
+            user=admin, organization=organization, defaults={"role": Role.OWNER}
+        )
         if created:
-            audit_record(action="member.add", organization=organization, target=membership,
-                         details={"user": admin.get_username(), "role": Role.OWNER, "by": "hub_bootstrap"})
+            audit_record(
+                action="member.add",
+                organization=organization,
+                target=membership,
+                details={"user": admin.get_username(), "role": Role.OWNER, "by": "hub_bootstrap"},
+            )

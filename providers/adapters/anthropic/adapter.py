@@ -12,8 +12,9 @@ class AnthropicAdapter:
 
     async def _send(self, route, body: dict, stream: bool):
         payload = request.encode(request.build_request(route, body, stream=stream))
-        return await transport.send(route, request.url(route), payload, request.headers(route, stream),
-                                    error_from_response, stream=stream)
+        return await transport.send(
+            route, request.url(route), payload, request.headers(route, stream), error_from_response, stream=stream
+        )
 
     async def chat(self, route, body: dict) -> ChatResult:
         answer = await self._send(route, body, stream=False)

@@ -7,7 +7,6 @@ from .. import media, transport
 from ..base import UpstreamError
 from ..errors import no_credential
 
-
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; used when neither the request nor the model sets one
 # Anthropic has no JSON mode. Its documented way to get JSON ("increase output
@@ -17,10 +16,13 @@ DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; used when neither th
 # prefills. A provider whose models support structured outputs can set the
 # option {"structured_outputs": true}: json_schema is then sent natively as
 # output_config.format, which constrains decoding.
-JSON_OBJECT_PROMPT = ("Respond with a single valid JSON object and nothing else: "
-                      "no text before or after it, no code fences.")
-JSON_SCHEMA_PROMPT = ("Respond with a single valid JSON object that conforms to the JSON schema below, "
-                      "and nothing else: no text before or after it, no code fences.\nJSON schema: ")
+JSON_OBJECT_PROMPT = (
+    "Respond with a single valid JSON object and nothing else: no text before or after it, no code fences."
+)
+JSON_SCHEMA_PROMPT = (
+    "Respond with a single valid JSON object that conforms to the JSON schema below, "
+    "and nothing else: no text before or after it, no code fences.\nJSON schema: "
+)
 TOOL_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 
 
@@ -70,8 +72,9 @@ def user_content(content, index: int):
             image = part.get("image_url")
             blocks.append(image_block(image.get("url", "") if isinstance(image, dict) else str(image or "")))
         else:
-            raise bad_request(f"Content parts of type {kind!r} are not supported by this model.",
-                              f"messages[{index}].content")
+            raise bad_request(
+                f"Content parts of type {kind!r} are not supported by this model.", f"messages[{index}].content"
+            )
     return blocks
 
 
@@ -90,8 +93,9 @@ def assistant_content(message: dict, index: int):
             arguments = None
         if not isinstance(arguments, dict):  # tool_use input must be an object
             raise bad_request("A tool call's arguments must be a JSON object.", f"messages[{index}].tool_calls")
-        blocks.append({"type": "tool_use", "id": tool_id(call.get("id")), "name": function.get("name") or "",
-                       "input": arguments})
+        blocks.append(
+            {"type": "tool_use", "id": tool_id(call.get("id")), "name": function.get("name") or "", "input": arguments}
+        )
     return blocks
 
 
@@ -99,8 +103,11 @@ def tool_result(message: dict) -> dict:
     """A tool message as a tool_result block."""
     content = message.get("content")
     if isinstance(content, list):
-        content = [{"type": "text", "text": p["text"]} for p in content
-                   if isinstance(p, dict) and p.get("type") == "text" and p.get("text")]
+        content = [
+            {"type": "text", "text": p["text"]}
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text" and p.get("text")
+        ]
     return {"type": "tool_result", "tool_use_id": tool_id(message.get("tool_call_id")), "content": content or ""}
 
 
@@ -129,8 +136,9 @@ def convert_messages(messages: list) -> tuple[list[str], list[dict]]:
         elif role == "tool":
             role, content = "user", [tool_result(message)]  # tool results travel in a user turn
         else:
-            raise bad_request(f"Messages with the role {role!r} are not supported by this model.",
-                              f"messages[{index}].role")
+            raise bad_request(
+                f"Messages with the role {role!r} are not supported by this model.", f"messages[{index}].role"
+            )
         if out and out[-1]["role"] == role:
             # The API wants alternating turns: consecutive tool results (and a
             # user message after them) join one user turn, results first.
@@ -208,8 +216,12 @@ def headers(route, stream: bool) -> dict:
     """The request headers: the key, the API version and any beta features the provider's options name."""
     if not route.secret:
         raise no_credential(route.provider_name)
-    headers = {"x-api-key": route.secret, "anthropic-version": route.options.get("anthropic_version", DEFAULT_VERSION),
-               "content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}
+    headers = {
+        "x-api-key": route.secret,
+        "anthropic-version": route.options.get("anthropic_version", DEFAULT_VERSION),
+        "content-type": "application/json",
+        "accept": "text/event-stream" if stream else "application/json",
+    }
     beta = route.options.get("anthropic_beta")
     if beta:
         headers["anthropic-beta"] = beta if isinstance(beta, str) else ",".join(beta)

@@ -30,8 +30,9 @@ class AnthropicStream(TranslatedStream):
                 event = json.loads(data)
                 kind = event.get("type") or name
             except (ValueError, AttributeError):
-                raise UpstreamError(f"The provider '{provider}' sent a malformed stream event.",
-                                    code="upstream_invalid_response") from None
+                raise UpstreamError(
+                    f"The provider '{provider}' sent a malformed stream event.", code="upstream_invalid_response"
+                ) from None
             if kind == "message_start":
                 message = event.get("message")
                 self.start_usage = (message.get("usage") if isinstance(message, dict) else None) or {}
@@ -40,8 +41,9 @@ class AnthropicStream(TranslatedStream):
                 block, index = event.get("content_block") or {}, event.get("index")
                 if block.get("type") == "tool_use":
                     tools[index] = len(tools)
-                    yield self.writer.tool_call_start(tools[index], block.get("id") or f"call_{uuid.uuid4().hex[:24]}",
-                                                      block.get("name") or "")
+                    yield self.writer.tool_call_start(
+                        tools[index], block.get("id") or f"call_{uuid.uuid4().hex[:24]}", block.get("name") or ""
+                    )
                 elif block.get("type") == "text" and block.get("text"):
                     yield self.writer.text(block["text"])
             elif kind == "content_block_delta":
@@ -69,8 +71,9 @@ class AnthropicStream(TranslatedStream):
             elif kind == "error":
                 error = event.get("error") if isinstance(event.get("error"), dict) else {}
                 raise map_error(error, None, None, provider)
-        raise UpstreamError(f"The stream from the provider '{provider}' ended early.",
-                            code="upstream_stream_incomplete", retryable=True)
+        raise UpstreamError(
+            f"The stream from the provider '{provider}' ended early.", code="upstream_stream_incomplete", retryable=True
+        )
 
     def final_usage(self) -> Usage:
         if self.usage is None and self.start_usage is not None:

@@ -11,8 +11,13 @@ def embedding_texts(body: dict) -> list[str]:
     """The request's inputs, which must be text (Titan takes no token ids)."""
     inputs = translate.embedding_inputs(body)
     if not all(isinstance(item, str) for item in inputs):
-        raise UpstreamError("This model takes text only, not token ids.", status=400, type="invalid_request_error",
-                            code="invalid_value", param="input")
+        raise UpstreamError(
+            "This model takes text only, not token ids.",
+            status=400,
+            type="invalid_request_error",
+            code="invalid_value",
+            param="input",
+        )
     return inputs
 
 
@@ -33,13 +38,14 @@ def embedding_answer(content: bytes, counts: Counts, provider: str) -> tuple[lis
         raise invalid(provider) from None
 
 
-def embedding_result(vectors: list, tokens: int, counts: Counts, body: dict, model: str,
-                     provider: str) -> ChatResult:
+def embedding_result(vectors: list, tokens: int, counts: Counts, body: dict, model: str, provider: str) -> ChatResult:
     """OpenAI's embeddings list of the vectors, billed as Titan counted (estimated if a count was unsound)."""
     texts = translate.embedding_inputs(body)
-    usage = Usage.or_estimate(counts.usage(Usage(tokens, 0)),
-                              lambda: Usage(estimate_tokens(sum(len(text) for text in texts)), 0))
+    usage = Usage.or_estimate(
+        counts.usage(Usage(tokens, 0)), lambda: Usage(estimate_tokens(sum(len(text) for text in texts)), 0)
+    )
     with translate.reading(provider):
-        answer = translate.embeddings(model=model, vectors=vectors, usage=usage,
-                                      encoding_format=body.get("encoding_format"))
+        answer = translate.embeddings(
+            model=model, vectors=vectors, usage=usage, encoding_format=body.get("encoding_format")
+        )
     return ChatResult(body=answer, usage=usage)

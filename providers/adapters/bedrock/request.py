@@ -6,7 +6,6 @@ import json
 from .. import media, transport
 from ..base import UpstreamError, message_text
 
-
 FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 # Converse has no JSON mode (outputConfig's structured output exists only for
 # some models), so JSON is asked for with a system instruction, which every
@@ -48,15 +47,20 @@ def append_turn(messages: list[dict], role: str, blocks: list[dict]) -> None:
 
 def tool_config(body: dict) -> dict | None:
     """The request's tools and tool_choice as Converse's toolConfig (None without tools, or with none)."""
-    tools = [t["function"] for t in body.get("tools") or []
-             if isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("function"), dict)]
+    tools = [
+        t["function"]
+        for t in body.get("tools") or []
+        if isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("function"), dict)
+    ]
     choice = body.get("tool_choice")
     if not tools or choice == "none":
         return None
     specs = []
     for fn in tools:
-        spec = {"name": fn.get("name"), "inputSchema": {"json": fn.get("parameters") or {"type": "object",
-                                                                                         "properties": {}}}}
+        spec = {
+            "name": fn.get("name"),
+            "inputSchema": {"json": fn.get("parameters") or {"type": "object", "properties": {}}},
+        }
         if fn.get("description"):
             spec["description"] = fn["description"]
         specs.append({"toolSpec": spec})
@@ -90,8 +94,11 @@ def image_urls(messages: list) -> list[str]:
     for message in messages:
         content = message.get("content") if isinstance(message, dict) and message.get("role") == "user" else None
         for part in content if isinstance(content, list) else []:
-            if isinstance(part, dict) and part.get("type") == "image_url" and \
-                    not (url := image_url(part)).startswith("data:"):
+            if (
+                isinstance(part, dict)
+                and part.get("type") == "image_url"
+                and not (url := image_url(part)).startswith("data:")
+            ):
                 urls.append(url)
     return urls
 
@@ -118,8 +125,7 @@ def user_blocks(content, images: dict) -> list[dict]:
             if mime not in FORMATS:
                 raise media.bad_image(f"Bedrock takes PNG, JPEG, GIF or WebP images, not {mime or 'this type'}.")
             # Blobs travel base64-encoded in the JSON wire format.
-            blocks.append({"image": {"format": FORMATS[mime],
-                                     "source": {"bytes": base64.b64encode(data).decode()}}})
+            blocks.append({"image": {"format": FORMATS[mime], "source": {"bytes": base64.b64encode(data).decode()}}})
     return blocks
 
 
@@ -140,13 +146,30 @@ def build_request(route, body: dict, images: dict | None = None) -> dict:
             blocks = [{"text": text}] if (text := message_text(message)) else []
             for call in message.get("tool_calls") or []:
                 fn = call.get("function") or {}
-                blocks.append({"toolUse": {"toolUseId": call.get("id"), "name": fn.get("name"),
-                                           "input": tool_input(fn.get("arguments"))}})
+                blocks.append(
+                    {
+                        "toolUse": {
+                            "toolUseId": call.get("id"),
+                            "name": fn.get("name"),
+                            "input": tool_input(fn.get("arguments")),
+                        }
+                    }
+                )
             append_turn(messages, "assistant", blocks)
         elif role == "tool":
             # Tool results are user content in Converse; consecutive ones share one user message.
-            append_turn(messages, "user", [{"toolResult": {"toolUseId": message.get("tool_call_id"),
-                                                           "content": [{"text": message_text(message)}]}}])
+            append_turn(
+                messages,
+                "user",
+                [
+                    {
+                        "toolResult": {
+                            "toolUseId": message.get("tool_call_id"),
+                            "content": [{"text": message_text(message)}],
+                        }
+                    }
+                ],
+            )
     if instruction := json_instruction(body):
         system.append({"text": instruction})
     request = {"messages": messages}

@@ -6,9 +6,15 @@ from .. import translate
 from ..base import ChatResult, Counts, Usage, estimate_prompt_tokens, estimate_tokens
 from .errors import invalid
 
-FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
-          "guardrail_intervened": "content_filter", "content_filtered": "content_filter",
-          "model_context_window_exceeded": "length"}
+FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+    "model_context_window_exceeded": "length",
+}
 
 
 def usage(data) -> Usage | None:
@@ -18,8 +24,14 @@ def usage(data) -> Usage | None:
     counts = Counts()
     read, write = counts.read(data, "cacheReadInputTokens"), counts.read(data, "cacheWriteInputTokens")
     # inputTokens leaves out cached tokens; OpenAI's prompt_tokens counts them.
-    return counts.usage(Usage(counts.read(data, "inputTokens") + read + write, counts.read(data, "outputTokens"),
-                              cache_read_tokens=read, cache_write_tokens=write))
+    return counts.usage(
+        Usage(
+            counts.read(data, "inputTokens") + read + write,
+            counts.read(data, "outputTokens"),
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+        )
+    )
 
 
 def chat_result(content: bytes, body: dict, model: str, provider: str) -> ChatResult:
@@ -36,13 +48,25 @@ def chat_result(content: bytes, body: dict, model: str, provider: str) -> ChatRe
                 texts.append(translate.string(block["text"]))
             elif "toolUse" in block:
                 use = block["toolUse"]
-                calls.append(translate.tool_call(len(calls), use["toolUseId"], use["name"],
-                                                 translate.arguments(use.get("input"))))
+                calls.append(
+                    translate.tool_call(
+                        len(calls), use["toolUseId"], use["name"], translate.arguments(use.get("input"))
+                    )
+                )
         if counted is None:
             raise invalid(provider)
-        counted = Usage.or_estimate(counted, lambda: Usage(estimate_prompt_tokens(body), estimate_tokens(
-            sum(map(len, texts)) + sum(len(c["function"]["arguments"]) for c in calls))))
-        answer = translate.completion(model=model, content="".join(texts) if texts else None,
-                                      finish_reason=FINISH.get(data.get("stopReason"), "stop"), usage=counted,
-                                      tool_calls=calls or None)
+        counted = Usage.or_estimate(
+            counted,
+            lambda: Usage(
+                estimate_prompt_tokens(body),
+                estimate_tokens(sum(map(len, texts)) + sum(len(c["function"]["arguments"]) for c in calls)),
+            ),
+        )
+        answer = translate.completion(
+            model=model,
+            content="".join(texts) if texts else None,
+            finish_reason=FINISH.get(data.get("stopReason"), "stop"),
+            usage=counted,
+            tool_calls=calls or None,
+        )
     return ChatResult(body=answer, usage=counted)

@@ -29,8 +29,9 @@ def signed_request(route, operation: str, payload: bytes) -> tuple[str, dict]:
     # URL in the form it will travel in.
     url = str(yarl.URL(url))
     accept = "application/vnd.amazon.eventstream" if operation == "converse-stream" else "application/json"
-    request = AWSRequest(method="POST", url=url, data=payload,
-                         headers={"content-type": "application/json", "accept": accept})
+    request = AWSRequest(
+        method="POST", url=url, data=payload, headers={"content-type": "application/json", "accept": accept}
+    )
     region = route.options.get("region") or "us-east-1"
     SigV4Auth(credentials(route), "bedrock", region).add_auth(request)
     return url, dict(request.headers.items())

@@ -60,10 +60,12 @@ class BedrockStream(TranslatedStream):
                             usage_sent = True
                             yield self.writer.usage(self.final_usage())
         except ParserError:
-            raise UpstreamError(f"The provider '{provider}' sent a malformed event stream.",
-                                code="upstream_invalid_response") from None
+            raise UpstreamError(
+                f"The provider '{provider}' sent a malformed event stream.", code="upstream_invalid_response"
+            ) from None
         if not finished:
-            raise UpstreamError(f"The stream from the provider '{provider}' ended early.",
-                                code="upstream_stream_incomplete")
+            raise UpstreamError(
+                f"The stream from the provider '{provider}' ended early.", code="upstream_stream_incomplete"
+            )
         if not usage_sent:
             yield self.writer.usage(self.final_usage())

@@ -22,8 +22,9 @@ class GeminiAdapter:
     async def _send(self, route, body: dict, stream: bool):
         headers = request.headers(route)
         native = request.build_request(route, body, stream, await _fetched_images(body))
-        return await transport.send(route, request.url(route, stream), request.encode(native), headers,
-                                    error_from_response, stream=stream)
+        return await transport.send(
+            route, request.url(route, stream), request.encode(native), headers, error_from_response, stream=stream
+        )
 
     async def chat(self, route, body: dict) -> ChatResult:
         answer = await self._send(route, body, stream=False)
@@ -35,8 +36,14 @@ class GeminiAdapter:
     async def embed(self, route, body: dict) -> ChatResult:
         headers = request.headers(route)
         native = embeddings.embedding_request(request.model_name(route), body)
-        answer = await transport.send(route, request.url(route, False, "batchEmbedContents"), request.encode(native),
-                                      headers, error_from_response, stream=False)
+        answer = await transport.send(
+            route,
+            request.url(route, False, "batchEmbedContents"),
+            request.encode(native),
+            headers,
+            error_from_response,
+            stream=False,
+        )
         return embeddings.embedding_result(answer.content, body, route.upstream_name, route.provider_name)
 
     def image_family(self, upstream_name: str):
@@ -48,8 +55,9 @@ class GeminiAdapter:
         payload = request.encode(images.image_request(body))
 
         async def one():
-            answer = await transport.send(route, request.url(route, False), payload, headers, error_from_response,
-                                          stream=False)
+            answer = await transport.send(
+                route, request.url(route, False), payload, headers, error_from_response, stream=False
+            )
             return images.image_answer(answer.content, route.provider_name)
 
         # Like OpenAI: the images made are billed by Gemini, so they are answered (and billed); only if every

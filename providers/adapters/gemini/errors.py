@@ -37,27 +37,54 @@ def error_from_response(status: int, content: bytes, headers, provider: str) -> 
     message, state = str(error.get("message") or "")[:1000], str(error.get("status") or "")
     details = error.get("details") if isinstance(error.get("details"), list) else []
     reasons = {d.get("reason") for d in details if isinstance(d, dict)}
-    if status in (401, 403) or state in ("UNAUTHENTICATED", "PERMISSION_DENIED") or reasons & KEY_REASONS \
-            or (status == 400 and "api key" in message.lower()):
+    if (
+        status in (401, 403)
+        or state in ("UNAUTHENTICATED", "PERMISSION_DENIED")
+        or reasons & KEY_REASONS
+        or (status == 400 and "api key" in message.lower())
+    ):
         # Never echo Google's words here: they can quote the hub's key.
-        return UpstreamError(f"The provider '{provider}' rejected the hub's credential.", status=502,
-                             code="upstream_auth_failed", retryable=True)
+        return UpstreamError(
+            f"The provider '{provider}' rejected the hub's credential.",
+            status=502,
+            code="upstream_auth_failed",
+            retryable=True,
+        )
     if status == 429 or state == "RESOURCE_EXHAUSTED":
-        return UpstreamError(message or "Rate limited by the provider.", status=429, type="rate_limit_error",
-                             code="rate_limit_exceeded", retryable=True,
-                             retry_after=headers.get("retry-after") or retry_delay(details))
+        return UpstreamError(
+            message or "Rate limited by the provider.",
+            status=429,
+            type="rate_limit_error",
+            code="rate_limit_exceeded",
+            retryable=True,
+            retry_after=headers.get("retry-after") or retry_delay(details),
+        )
     if status == 503 or state == "UNAVAILABLE":
-        return UpstreamError(f"The provider '{provider}' is overloaded: {message}".rstrip(": "), status=503,
-                             type="server_error", code="upstream_overloaded", retryable=True)
+        return UpstreamError(
+            f"The provider '{provider}' is overloaded: {message}".rstrip(": "),
+            status=503,
+            type="server_error",
+            code="upstream_overloaded",
+            retryable=True,
+        )
     if status in (408, 504) or state == "DEADLINE_EXCEEDED":
-        return UpstreamError(f"The provider '{provider}' timed out.", status=504, code="upstream_timeout",
-                             retryable=True)
+        return UpstreamError(
+            f"The provider '{provider}' timed out.", status=504, code="upstream_timeout", retryable=True
+        )
     if status == 404:
-        return UpstreamError(f"The provider '{provider}' does not know this model: {message}", status=502,
-                             code="upstream_model_not_found")
+        return UpstreamError(
+            f"The provider '{provider}' does not know this model: {message}",
+            status=502,
+            code="upstream_model_not_found",
+        )
     if 400 <= status < 500:
         code = "context_length_exceeded" if TOO_LONG.search(message) else None
-        return UpstreamError(message or "The provider refused the request.", status=400,
-                             type="invalid_request_error", code=code)
-    return UpstreamError(f"The provider '{provider}' failed ({status}): {message}".rstrip(": "), status=502,
-                         code="upstream_error", retryable=True)
+        return UpstreamError(
+            message or "The provider refused the request.", status=400, type="invalid_request_error", code=code
+        )
+    return UpstreamError(
+        f"The provider '{provider}' failed ({status}): {message}".rstrip(": "),
+        status=502,
+        code="upstream_error",
+        retryable=True,
+    )

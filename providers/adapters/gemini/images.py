@@ -39,8 +39,13 @@ def image_answer(content: bytes, provider: str) -> tuple[str, Usage | None]:
             if inline and inline.get("data"):
                 return translate.string(inline["data"], "image data"), usage_of(data.get("usageMetadata"))
     if refused:
-        raise UpstreamError("The provider refused to generate this image (its safety filter).", status=400,
-                            type="invalid_request_error", code="content_policy_violation", param="prompt")
+        raise UpstreamError(
+            "The provider refused to generate this image (its safety filter).",
+            status=400,
+            type="invalid_request_error",
+            code="content_policy_violation",
+            param="prompt",
+        )
     raise invalid(provider, "sent no image")
 
 

@@ -14,9 +14,30 @@ API_VERSION = "v1beta"
 # whose signature the client dropped): without one, Gemini 3 answers 400.
 SIGNATURE_FALLBACK = "skip_thought_signature_validator"
 # The OpenAPI subset Gemini's function `parameters` accept; any other key is a 400.
-SCHEMA_KEYS = {"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties",
-               "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example",
-               "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum"}
+SCHEMA_KEYS = {
+    "type",
+    "format",
+    "title",
+    "description",
+    "nullable",
+    "enum",
+    "maxItems",
+    "minItems",
+    "properties",
+    "required",
+    "minProperties",
+    "maxProperties",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "example",
+    "anyOf",
+    "propertyOrdering",
+    "default",
+    "items",
+    "minimum",
+    "maximum",
+}
 
 
 def bad_request(message: str, param: str) -> UpstreamError:
@@ -64,11 +85,17 @@ def image_urls(messages: list) -> list[str]:
     """The http(s) image URLs of the user messages, which the adapter fetches (Gemini takes inline bytes only)."""
     urls = []
     for message in messages:
-        content = message.get("content") if message.get("role") not in ("system", "developer", "assistant", "tool",
-                                                                         "function") else None
+        content = (
+            message.get("content")
+            if message.get("role") not in ("system", "developer", "assistant", "tool", "function")
+            else None
+        )
         for part in content if isinstance(content, list) else []:
-            if isinstance(part, dict) and part.get("type") == "image_url" and \
-                    not (image := _image_url(part)).startswith("data:"):
+            if (
+                isinstance(part, dict)
+                and part.get("type") == "image_url"
+                and not (image := _image_url(part)).startswith("data:")
+            ):
                 urls.append(image)
     return urls
 
@@ -102,8 +129,10 @@ def model_parts(message: dict, index: int) -> list[dict]:
         try:
             args = json.loads(function.get("arguments") or "{}")
         except ValueError:
-            raise bad_request("The arguments of a tool call are not valid JSON.",
-                              f"messages[{index}].tool_calls[{n}].function.arguments") from None
+            raise bad_request(
+                "The arguments of a tool call are not valid JSON.",
+                f"messages[{index}].tool_calls[{n}].function.arguments",
+            ) from None
         part = {"functionCall": {"name": function.get("name", ""), "args": args if isinstance(args, dict) else {}}}
         # The signature Gemini gave us (see response.tool_call), passed back where it was.
         signature = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
@@ -129,8 +158,10 @@ def contents(messages: list, images: dict | None = None) -> tuple[list[dict], li
             # Gemini matches a result to its call by the function's name, not an id.
             name = names.get(message.get("tool_call_id")) or message.get("name")
             if not name:
-                raise bad_request("This tool message answers no tool call of an earlier assistant message.",
-                                  f"messages[{index}].tool_call_id")
+                raise bad_request(
+                    "This tool message answers no tool call of an earlier assistant message.",
+                    f"messages[{index}].tool_call_id",
+                )
             gemini_role = "user"
             turn = [{"functionResponse": {"name": name, "response": {"content": message_text(message)}}}]
         else:

@@ -8,9 +8,15 @@ from ..base import ChatResult, Counts, Usage, estimate_prompt_tokens, estimate_t
 from .errors import invalid
 
 FINISH_REASONS = {
-    "STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter", "RECITATION": "content_filter",
-    "BLOCKLIST": "content_filter", "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter",
-    "IMAGE_SAFETY": "content_filter", "IMAGE_PROHIBITED_CONTENT": "content_filter",
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "IMAGE_PROHIBITED_CONTENT": "content_filter",
     "IMAGE_RECITATION": "content_filter",
 }
 
@@ -36,8 +42,9 @@ def tool_call(index: int, part: dict) -> dict:
     """A functionCall part as an OpenAI tool call, its thought signature in extra_content."""
     call = part["functionCall"]
     arguments = translate.arguments(call.get("args"))
-    result = translate.tool_call(index, call.get("id") or f"call_{uuid.uuid4().hex[:24]}", call.get("name", ""),
-                                 arguments)
+    result = translate.tool_call(
+        index, call.get("id") or f"call_{uuid.uuid4().hex[:24]}", call.get("name", ""), arguments
+    )
     if part.get("thoughtSignature"):
         # Where Gemini's own OpenAI endpoint puts it, so clients that replay it keep Gemini 3 working.
         result["extra_content"] = {"google": {"thought_signature": part["thoughtSignature"]}}
@@ -56,8 +63,11 @@ def candidate(answer: dict) -> tuple[str | None, list[dict], str]:
             texts.append(translate.string(part["text"]))
     finish_reason = finish(answer.get("finishReason"), bool(calls))
     # OpenAI's content is null beside tool calls or after a refusal with no text, "" for an empty answer.
-    return ("".join(texts) if texts or (not calls and finish_reason != "content_filter") else None), calls, \
-        finish_reason
+    return (
+        ("".join(texts) if texts or (not calls and finish_reason != "content_filter") else None),
+        calls,
+        finish_reason,
+    )
 
 
 def chat_result(content: bytes, body: dict, model: str, provider: str) -> ChatResult:
@@ -72,9 +82,9 @@ def chat_result(content: bytes, body: dict, model: str, provider: str) -> ChatRe
             raise invalid(provider, "sent no answer")
         # No candidates with a blockReason: the prompt itself was refused by Gemini's safety filter.
         choices = [candidate(c) for c in candidates] or [(None, [], "content_filter")]
-        chars = sum(len(text or "") + sum(len(c["function"]["arguments"]) for c in calls)
-                    for text, calls, _ in choices)
-        counted = Usage.or_estimate(usage(data.get("usageMetadata")),
-                                    lambda: Usage(estimate_prompt_tokens(body), estimate_tokens(chars)))
+        chars = sum(len(text or "") + sum(len(c["function"]["arguments"]) for c in calls) for text, calls, _ in choices)
+        counted = Usage.or_estimate(
+            usage(data.get("usageMetadata")), lambda: Usage(estimate_prompt_tokens(body), estimate_tokens(chars))
+        )
         answer = translate.completion_choices(model=model, choices=choices, usage=counted)
     return ChatResult(body=answer, usage=counted)

@@ -44,7 +44,8 @@ class GeminiStream(translate.TranslatedStream):
                 if candidate.get("finishReason"):
                     finish_reason = finish(candidate["finishReason"], calls > 0)
         if finish_reason is None:
-            raise UpstreamError(f"The stream from the provider '{provider}' ended early.",
-                                code="upstream_stream_incomplete")
+            raise UpstreamError(
+                f"The stream from the provider '{provider}' ended early.", code="upstream_stream_incomplete"
+            )
         yield writer.finish(finish_reason)
         yield writer.usage(self.final_usage())

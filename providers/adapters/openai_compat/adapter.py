@@ -25,13 +25,25 @@ class OpenAICompatibleAdapter:
         return OpenAIStream(answer, body, include_usage, route.provider_name, route.secret)
 
     async def embed(self, route, body: dict) -> ChatResult:
-        answer = await transport.send(route, f"{route.base_url}/embeddings", request.payload(route, body),
-                                      request.headers(route, "application/json"), errors.from_status, stream=False)
+        answer = await transport.send(
+            route,
+            f"{route.base_url}/embeddings",
+            request.payload(route, body),
+            request.headers(route, "application/json"),
+            errors.from_status,
+            stream=False,
+        )
         return response.embedding_result(route, body, answer.content)
 
     async def speech(self, route, body: dict) -> ByteStream:
-        answer = await transport.send(route, f"{route.base_url}/audio/speech", request.payload(route, body),
-                                      request.headers(route, "*/*"), errors.from_status, stream=True)
+        answer = await transport.send(
+            route,
+            f"{route.base_url}/audio/speech",
+            request.payload(route, body),
+            request.headers(route, "*/*"),
+            errors.from_status,
+            stream=True,
+        )
         content_type = audio.speech_type(answer.headers.get("content-type"), body)
         if not audio.is_audio(content_type):
             try:
@@ -56,12 +68,25 @@ class OpenAICompatibleAdapter:
             files = [("image" if len(body["images"]) == 1 else "image[]", image) for image in body["images"]]
             if body.get("mask"):
                 files.append(("mask", body["mask"]))
-            answer = await transport.send(route, f"{route.base_url}/images/edits", None, headers, errors.from_status,
-                                          stream=False, form={k: str(v) for k, v in params.items()}, files=files)
+            answer = await transport.send(
+                route,
+                f"{route.base_url}/images/edits",
+                None,
+                headers,
+                errors.from_status,
+                stream=False,
+                form={k: str(v) for k, v in params.items()},
+                files=files,
+            )
         else:
-            answer = await transport.send(route, f"{route.base_url}/images/generations",
-                                          json.dumps(params, separators=(",", ":")).encode(), headers,
-                                          errors.from_status, stream=False)
+            answer = await transport.send(
+                route,
+                f"{route.base_url}/images/generations",
+                json.dumps(params, separators=(",", ":")).encode(),
+                headers,
+                errors.from_status,
+                stream=False,
+            )
         data, items = images.image_answer(route, answer.content)
         urls = images.image_urls(items)
         fetched = {url: raw for url, (_, raw) in zip(urls, await asyncio.gather(*(fetch_image(u) for u in urls)))}
@@ -70,7 +95,15 @@ class OpenAICompatibleAdapter:
     async def transcribe(self, route, body: dict) -> ChatResult:
         """Transcriptions and translations: the upload relayed as multipart."""
         path, form, ask = audio.transcription_request(route, body)
-        answer = await transport.send(route, f"{route.base_url}/audio/{path}", None, request.headers(route, "*/*"),
-                                      errors.from_status, stream=False, form=form, files=[("file", body["file"])])
+        answer = await transport.send(
+            route,
+            f"{route.base_url}/audio/{path}",
+            None,
+            request.headers(route, "*/*"),
+            errors.from_status,
+            stream=False,
+            form=form,
+            files=[("file", body["file"])],
+        )
         content_type = answer.headers.get("content-type") or "application/json"
         return audio.transcription_result(route, body, answer.content, content_type, ask)

@@ -9,8 +9,14 @@ from ..translate import MALFORMED
 from .errors import error_body, failed, invalid
 
 SPEECH_ERROR_BYTES = 65536  # of a non-audio answer read to say what went wrong
-AUDIO_TYPES = {"mp3": "audio/mpeg", "opus": "audio/opus", "aac": "audio/aac", "flac": "audio/flac",
-               "wav": "audio/wav", "pcm": "audio/pcm"}
+AUDIO_TYPES = {
+    "mp3": "audio/mpeg",
+    "opus": "audio/opus",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+    "wav": "audio/wav",
+    "pcm": "audio/pcm",
+}
 
 
 def transcription_request(route, body: dict) -> tuple[str, dict, str]:
@@ -56,5 +62,7 @@ def not_audio(route, content: bytes, content_type: str) -> UpstreamError:
     """The error for a speech answer that is not audio (its first SPEECH_ERROR_BYTES in `content`)."""
     if error_body(content, "audio"):
         return failed(route, content)
-    return UpstreamError(f"The provider '{route.provider_name}' sent {content_type.split(';')[0]}, not audio.",
-                         code="upstream_invalid_response")
+    return UpstreamError(
+        f"The provider '{route.provider_name}' sent {content_type.split(';')[0]}, not audio.",
+        code="upstream_invalid_response",
+    )

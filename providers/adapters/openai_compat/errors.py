@@ -10,9 +10,11 @@ def failed(route, content: bytes) -> UpstreamError:
     """Some proxies (OpenRouter, gateways of gateways) report a failure as a 200 with an error body: not an
     answer to relay and bill, and its words may quote the credential. The same for every endpoint."""
     message, code, _ = upstream_message(content)
-    return UpstreamError(f"The provider '{route.provider_name}' failed: {message}".rstrip(": "),
-                         code=code if isinstance(code, str) and code else "upstream_error",
-                         retryable=True).without(route.secret)
+    return UpstreamError(
+        f"The provider '{route.provider_name}' failed: {message}".rstrip(": "),
+        code=code if isinstance(code, str) and code else "upstream_error",
+        retryable=True,
+    ).without(route.secret)
 
 
 def is_error(data, answer_key: str) -> bool:
@@ -30,5 +32,6 @@ def error_body(content: bytes, answer_key: str) -> bool:
 
 def invalid(route) -> UpstreamError:
     """The provider's answer is not the JSON its API documents."""
-    return UpstreamError(f"The provider '{route.provider_name}' sent an answer that is not valid JSON.",
-                         code="upstream_invalid_response")
+    return UpstreamError(
+        f"The provider '{route.provider_name}' sent an answer that is not valid JSON.", code="upstream_invalid_response"
+    )

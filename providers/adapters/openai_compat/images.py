@@ -35,8 +35,11 @@ def image_answer(route, content: bytes) -> tuple[dict, list]:
 
 def image_urls(items: list) -> list[str]:
     """The URLs of the items that came as a link, not base64 (the provider ignored response_format)."""
-    return [item["url"] for item in items
-            if isinstance(item, dict) and not item.get("b64_json") and isinstance(item.get("url"), str)]
+    return [
+        item["url"]
+        for item in items
+        if isinstance(item, dict) and not item.get("b64_json") and isinstance(item.get("url"), str)
+    ]
 
 
 def image_result(route, body: dict, data: dict, items: list, fetched: dict) -> ImageResult:
@@ -60,11 +63,17 @@ def image_result(route, body: dict, data: dict, items: list, fetched: dict) -> I
         images.append(image)
     reported, counts = data.get("usage"), Counts()
     size, quality = data.get("size") or body["size"], data.get("quality") or body["quality"]
-    usage = counts.usage(Usage(counts.read(reported, "input_tokens"), counts.read(reported, "output_tokens"),
-                               images=len(images), image_tier=image_tier(str(size), str(quality)),
-                               image_input_tokens=counts.read((reported or {}).get("input_tokens_details")
-                                                              if isinstance(reported, dict) else None,
-                                                              "image_tokens")))
+    usage = counts.usage(
+        Usage(
+            counts.read(reported, "input_tokens"),
+            counts.read(reported, "output_tokens"),
+            images=len(images),
+            image_tier=image_tier(str(size), str(quality)),
+            image_input_tokens=counts.read(
+                (reported or {}).get("input_tokens_details") if isinstance(reported, dict) else None, "image_tokens"
+            ),
+        )
+    )
     if usage.invalid:
         # The images themselves are counted by the hub and billed as such; only the tokens are unknown.
         usage.prompt_tokens = usage.completion_tokens = usage.image_input_tokens = 0

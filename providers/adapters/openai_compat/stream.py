@@ -62,11 +62,20 @@ class OpenAIStream:
             self.error = errors.from_transport(exc, self._provider)
             self.error.message = f"The stream from the provider '{self._provider}' was cut off."
         if not self._done and self.error is None and not self._finished:
-            self.error = UpstreamError(f"The stream from the provider '{self._provider}' ended early.",
-                                       code="upstream_stream_incomplete")
+            self.error = UpstreamError(
+                f"The stream from the provider '{self._provider}' ended early.", code="upstream_stream_incomplete"
+            )
         if self.error is not None:
-            yield sse({"error": {"message": self.error.message, "type": self.error.type, "param": None,
-                                 "code": self.error.code}})
+            yield sse(
+                {
+                    "error": {
+                        "message": self.error.message,
+                        "type": self.error.type,
+                        "param": None,
+                        "code": self.error.code,
+                    }
+                }
+            )
 
     def _on_event(self, event: bytes) -> bytes | None:
         data = b""
@@ -88,8 +97,9 @@ class OpenAIStream:
         if "error" in chunk:
             # Not relayed as it came (it may quote the credential): the client gets the hub's error event below.
             message, code, _ = errors.upstream_message(data)
-            self.error = UpstreamError(message or "The provider reported an error mid-stream.",
-                                       code=code).without(self._secret)
+            self.error = UpstreamError(message or "The provider reported an error mid-stream.", code=code).without(
+                self._secret
+            )
             return None
         choices = chunk.get("choices") or []
         for choice in choices:
@@ -113,12 +123,14 @@ class OpenAIStream:
         return event
 
     def _malformed(self) -> UpstreamError:
-        return UpstreamError(f"The provider '{self._provider}' sent a malformed stream event.",
-                             code="upstream_invalid_response")
+        return UpstreamError(
+            f"The provider '{self._provider}' sent a malformed stream event.", code="upstream_invalid_response"
+        )
 
     def final_usage(self) -> Usage:
-        return Usage.or_estimate(self.usage, lambda: Usage(estimate_prompt_tokens(self._body),
-                                                           estimate_tokens(self._chars)))
+        return Usage.or_estimate(
+            self.usage, lambda: Usage(estimate_prompt_tokens(self._body), estimate_tokens(self._chars))
+        )
 
     async def aclose(self) -> None:
         await self._response.aclose()
