@@ -94,7 +94,7 @@ class NewApiKeySerializer(ApiKeySerializer):
     key = serializers.CharField(read_only=True, help_text="The raw key, shown this once: only its hash is kept.")
 
     class Meta(ApiKeySerializer.Meta):
-        fields = ApiKeySerializer.Meta.fields + ["key"]
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
         read_only_fields = fields
 
 

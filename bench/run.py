@@ -166,17 +166,17 @@ def prepare_hub(children: Children, env: dict, upstream_port: int, variants: lis
     """Migrate, configure the bench provider and model, and get one demo-org key per variant."""
     manage = [PY, "manage.py"]
     log("hub: migrating a fresh database …")
-    children.run(manage + ["migrate", "--noinput", "-v0"], env, timeout=300)
+    children.run([*manage, "migrate", "--noinput", "-v0"], env, timeout=300)
     config = Path(env["HUB_VAR_DIR"]) / "bench.yaml"
     config.write_text(
         CONFIG_YAML.format(base_url=f"http://127.0.0.1:{upstream_port}/v1", model=MODEL, upstream=UPSTREAM_MODEL)
     )
-    children.run(manage + ["hub_config", "apply", str(config)], env, timeout=120)
+    children.run([*manage, "hub_config", "apply", str(config)], env, timeout=120)
     keys = {}
     for variant in variants:
         # One key per variant, so each hub's usage records can be counted apart.
         wanted = f"sk-hub-bench{variant}{secrets.token_urlsafe(24)}"
-        printed = children.run(manage + ["hub_bootstrap", "--key-only"], dict(env, HUB_DEMO_API_KEY=wanted), 120)
+        printed = children.run([*manage, "hub_bootstrap", "--key-only"], dict(env, HUB_DEMO_API_KEY=wanted), 120)
         keys[variant] = printed.strip().splitlines()[-1]
     return keys
 
@@ -258,9 +258,8 @@ def measure(args, children: Children, tmp: Path) -> dict:
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         PYTHONWARNINGS="ignore::DeprecationWarning",
     )
-    log(
-        f"database: {'DATABASE_URL (must be a scratch database)' if env.get('DATABASE_URL') else 'SQLite in ' + str(tmp)}"
-    )
+    where = "DATABASE_URL (must be a scratch database)" if env.get("DATABASE_URL") else f"SQLite in {tmp}"
+    log(f"database: {where}")
 
     upstream_port = start_upstream(children, upstream_key, args.chunk_ms)
     direct = f"http://127.0.0.1:{upstream_port}/v1"
@@ -341,6 +340,10 @@ def table(results: dict, variants: list[str]) -> str:
         head += [f"hub ({v})", "hub − direct"]
     rows = []
 
+    def each(show) -> list[str]:
+        """A column pair per variant: what `show` says of it, and nothing under "hub − direct"."""
+        return [cell for v in variants for cell in (show(results[v]), "")]
+
     def add(label, get, digits=2, diff=True, ratio=False):
         row = [label, num(get(direct), digits)]
         for v in variants:
@@ -364,19 +367,21 @@ def table(results: dict, variants: list[str]) -> str:
     add(f"stream TTFT p50, {direct['streams']['streams']} streams (ms)", lambda r: r["streams"]["ttft_p50_ms"])
     add("stream TTFT p99 (ms)", lambda r: r["streams"]["ttft_p99_ms"])
     rows.append(
-        ["streams ended with [DONE]", f"{direct['streams']['done']}/{direct['streams']['streams']}"]
-        + sum(([f"{results[v]['streams']['done']}/{results[v]['streams']['streams']}", ""] for v in variants), [])
+        [
+            "streams ended with [DONE]",
+            f"{direct['streams']['done']}/{direct['streams']['streams']}",
+            *each(lambda r: f"{r['streams']['done']}/{r['streams']['streams']}"),
+        ]
     )
     rows.append(
-        ["usage records / hub requests", "–"]
-        + sum(
-            ([f"{results[v]['metering']['records']}/{results[v]['metering']['requests_sent']}", ""] for v in variants),
-            [],
-        )
+        [
+            "usage records / hub requests",
+            "–",
+            *each(lambda r: f"{r['metering']['records']}/{r['metering']['requests_sent']}"),
+        ]
     )
     rows.append(
-        ["credit balance = ledger sum", "–"]
-        + sum(([("yes" if results[v]["metering"]["balance_equals_ledger"] else "NO"), ""] for v in variants), [])
+        ["credit balance = ledger sum", "–", *each(lambda r: "yes" if r["metering"]["balance_equals_ledger"] else "NO")]
     )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

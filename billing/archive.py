@@ -71,7 +71,7 @@ def write_day(day: datetime, records, suffix: str = "") -> list[int]:
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:
             text = io.TextIOWrapper(packed, encoding="utf-8", newline="\n")
             for row in records.values_list(*names).iterator(chunk_size=2000):
-                line = dict(zip(names, map(_plain, row)))
+                line = dict(zip(names, map(_plain, row), strict=True))
                 text.write(json.dumps(line, separators=(",", ":")) + "\n")
                 ids.append(line["id"])
             text.flush()

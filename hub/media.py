@@ -45,7 +45,7 @@ async def store_images(images: list[dict], origin: str, extension: str = "png") 
 
     names = await asyncio.to_thread(save_all)  # file I/O off the event loop
     out = []
-    for image, name in zip(images, names):
+    for image, name in zip(images, names, strict=True):
         item = {k: v for k, v in image.items() if k != "b64_json"}
         file = name.removeprefix(f"{FOLDER}/")
         out.append(dict({"url": f"{origin}/v1/files/images/{file}?signature={_signature(file)}"}, **item))

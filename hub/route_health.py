@@ -333,7 +333,7 @@ class RedisStore:
 
     async def _read(self, ids: tuple) -> None:
         values = await self.client().mget([self._key(i) for i in ids])
-        for cid, raw in zip(ids, values):
+        for cid, raw in zip(ids, values, strict=True):
             self._keep(cid, _decode(raw))
 
     async def inflight_counts(self, ids) -> dict[int, int]:
@@ -342,7 +342,7 @@ class RedisStore:
             for cid in ids:
                 pipe.zcount(f"hub:slots:{cid}", now, "+inf")
             counts = await pipe.execute()
-        return dict(zip(ids, counts))
+        return dict(zip(ids, counts, strict=True))
 
     async def acquire(self, route, token: str) -> bool:
         cid, now = route.credential_id, time.time()
@@ -447,8 +447,8 @@ def reset() -> None:
             ]
             if keys:
                 inner._sync.delete(*keys)
-        except Exception:
-            pass  # that Redis is gone: nothing to forget
+        except Exception:  # noqa: S110 - that Redis is gone: nothing to forget
+            pass
     _store = None
 
 

@@ -18,14 +18,14 @@ from tests.fakes.anthropic_upstream import API_KEY, CACHE_READ, CACHE_WRITE, Fak
 
 
 def route(**changes):
-    values = dict(
-        upstream_name="claude-test",
-        max_output_tokens=None,
-        options={},
-        secret=API_KEY,
-        base_url="https://api.anthropic.com",
-        provider_name="anthropic",
-    )
+    values = {
+        "upstream_name": "claude-test",
+        "max_output_tokens": None,
+        "options": {},
+        "secret": API_KEY,
+        "base_url": "https://api.anthropic.com",
+        "provider_name": "anthropic",
+    }
     return SimpleNamespace(**(values | changes))
 
 

@@ -178,9 +178,11 @@ def test_fake_refuses_what_bedrock_refuses(aws):
     with pytest.raises(botocore.exceptions.ClientError, match="toolConfig"):
         aws.converse(
             modelId=MODEL_ID,
-            messages=user("a")
-            + [{"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}]}]
-            + user("b"),
+            messages=[
+                *user("a"),
+                {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}]},
+                *user("b"),
+            ],
         )
 
 
@@ -203,14 +205,14 @@ def test_frame_encoder_round_trips_through_botocore():
 
 # ----------------------------------------------------------------- the adapter alone
 def route(fake, **overrides):
-    values = dict(
-        provider_name="bedrock",
-        upstream_name=MODEL_ID,
-        base_url=fake.base_url,
-        options={},
-        secret=fake.secret,
-        max_output_tokens=None,
-    )
+    values = {
+        "provider_name": "bedrock",
+        "upstream_name": MODEL_ID,
+        "base_url": fake.base_url,
+        "options": {},
+        "secret": fake.secret,
+        "max_output_tokens": None,
+    }
     return SimpleNamespace(**{**values, **overrides})
 
 

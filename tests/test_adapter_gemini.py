@@ -195,14 +195,14 @@ def test_sse_framing_is_googles(fake):
 
 # ------------------------------------------------------------ mapping, unit by unit
 def _route(**overrides):
-    values = dict(
-        base_url="https://generativelanguage.googleapis.com",
-        options={},
-        upstream_name="gemini-2.5-flash",
-        max_output_tokens=None,
-        secret="k",
-        provider_name="gemini",
-    )
+    values = {
+        "base_url": "https://generativelanguage.googleapis.com",
+        "options": {},
+        "upstream_name": "gemini-2.5-flash",
+        "max_output_tokens": None,
+        "secret": "k",
+        "provider_name": "gemini",
+    }
     return SimpleNamespace(**{**values, **overrides})
 
 

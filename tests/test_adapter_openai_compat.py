@@ -12,15 +12,15 @@ SECRET = "sk-compat-secret-0123456789abcdef"
 
 
 def route(**changes):
-    values = dict(
-        upstream_name="up-model",
-        max_output_tokens=None,
-        options={},
-        secret=SECRET,
-        preset="openai",
-        base_url="https://api.example/v1",
-        provider_name="compat",
-    )
+    values = {
+        "upstream_name": "up-model",
+        "max_output_tokens": None,
+        "options": {},
+        "secret": SECRET,
+        "preset": "openai",
+        "base_url": "https://api.example/v1",
+        "provider_name": "compat",
+    }
     return SimpleNamespace(**(values | changes))
 
 

@@ -1,4 +1,4 @@
-"""Grants with an expiry: spent first, earliest expiry first; what is left lapses once, and the ledger stays the truth."""
+"""Grants with an expiry: spent first, earliest expiry first; what is left lapses once; the ledger stays the truth."""
 
 from datetime import timedelta
 from decimal import Decimal

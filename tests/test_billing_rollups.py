@@ -196,14 +196,14 @@ def test_records_arriving_late_for_a_rolled_up_hour_are_counted(organization, gl
 
 
 def test_one_rollup_row_per_period_and_mode_even_without_a_key(organization):
-    row = dict(
-        organization=organization,
-        api_key=None,
-        model_name="m",
-        granularity="hour",
-        period_start=floor(NOW, "hour"),
-        billing_mode="postpaid",
-    )
+    row = {
+        "organization": organization,
+        "api_key": None,
+        "model_name": "m",
+        "granularity": "hour",
+        "period_start": floor(NOW, "hour"),
+        "billing_mode": "postpaid",
+    }
     UsageRollup.objects.create(**row)
     UsageRollup.objects.create(**(row | {"billing_mode": "internal"}))
     with pytest.raises(IntegrityError), transaction.atomic():

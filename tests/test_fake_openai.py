@@ -214,9 +214,12 @@ def test_malformed(fake):
 def test_slow_stream_disconnect(fake):
     fake.reset()
     body = {"model": "fake-slow", "messages": MESSAGES, "stream": True}
-    with httpx.Client() as http, http.stream(
-        "POST", f"{fake.base_url}/chat/completions", json=body, headers={"authorization": f"Bearer {KEY}"}
-    ) as resp:
+    with (
+        httpx.Client() as http,
+        http.stream(
+            "POST", f"{fake.base_url}/chat/completions", json=body, headers={"authorization": f"Bearer {KEY}"}
+        ) as resp,
+    ):
         rid = resp.headers["x-request-id"]
         lines = resp.iter_lines()
         events = []

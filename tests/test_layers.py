@@ -1,4 +1,4 @@
-"""The apps' layers (pyproject.toml's import contracts) and what crosses them: cache invalidation by signals, on commit."""
+"""The apps' layers (pyproject.toml's import contracts) and what crosses them: caches forgotten on commit."""
 
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""Admin logins are rate-limited per username + address (django-axes); operators sign in with a TOTP code (django-otp)."""
+"""Admin logins are rate-limited per username + address (django-axes); operators sign in with TOTP (django-otp)."""
 
 import io
 import logging

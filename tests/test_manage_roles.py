@@ -38,7 +38,7 @@ def test_every_action_of_the_matrix_has_a_request_here_or_in_billing():
 
 
 def cases():
-    for role in ROLES + ["admin key"]:
+    for role in [*ROLES, "admin key"]:
         acting = permissions.KEY_ROLE if role == "admin key" else role
         for action, request in REQUESTS.items():
             yield pytest.param(role, request, permissions.allows(acting, action), id=f"{role}-{action}")

@@ -229,9 +229,14 @@ def test_numbers_out_of_range_or_of_the_wrong_type_are_400_and_recorded(
 def _route(**changes):
     from types import SimpleNamespace
 
-    values = dict(
-        upstream_name="m", max_output_tokens=None, options={}, secret="k", base_url="https://x", provider_name="p"
-    )
+    values = {
+        "upstream_name": "m",
+        "max_output_tokens": None,
+        "options": {},
+        "secret": "k",
+        "base_url": "https://x",
+        "provider_name": "p",
+    }
     return SimpleNamespace(**(values | changes))
 
 

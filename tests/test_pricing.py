@@ -71,14 +71,14 @@ def test_an_organisation_on_a_discount_plan_pays_less(client, hub, upstream, org
 def test_an_organisation_on_a_margin_plan_pays_cost_plus_its_margin(client, hub, upstream, organization):
     plan = PricePlan.objects.create(name="enterprise", margin=Decimal("0.1"))
     CreditAccount.objects.filter(organization=organization).update(price_plan=plan)
-    usage, record = charged(client, hub)
+    _usage, record = charged(client, hub)
     assert record.price == record.cost * Decimal("1.1")
 
 
 def test_a_rate_with_costs_only_is_sold_at_the_default_margin(client, hub, upstream, openai_provider, settings):
     settings.HUB_DEFAULT_MARGIN = Decimal("0.5")
     add_model(openai_provider, "openai/unpriced", "gpt-4o-mini", input_cost=Decimal(2), output_cost=Decimal(4))
-    usage, record = charged(client, hub, "openai/unpriced")
+    _usage, record = charged(client, hub, "openai/unpriced")
     assert record.price == record.cost * Decimal("1.5") > 0
 
 

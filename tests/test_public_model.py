@@ -1,7 +1,6 @@
 """Answers name the hub's public id of the model that served, whole and streamed, through an alias and a
 fallback, for every adapter; the provider's own name for it is in `x-hub-provider-model`."""
 
-
 import openai
 import pytest
 

@@ -292,7 +292,7 @@ def test_two_workers_send_a_failing_route_three_requests_then_one_probe_per_cool
         served[turn] += 1
         time.sleep(max(0.0, 0.25 - (time.monotonic() - sent)))
     runs, current = [], 0  # the hits on the failing route, counted per cycle (a run of requests that hit it)
-    for hit in hits + [0]:
+    for hit in [*hits, 0]:
         if hit:
             current += hit
         elif current:

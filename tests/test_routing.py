@@ -238,7 +238,7 @@ def open_streams(hub, api_key, model, count):
     async def scenario():
         client = openai.AsyncOpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
         streams = []
-        for i in range(count):
+        for _i in range(count):
             try:
                 stream = await client.chat.completions.create(model=model, messages=HELLO, stream=True)
                 await stream.__anext__()

@@ -135,7 +135,7 @@ def test_an_upstream_that_echoes_the_credential_leaks_it_nowhere(kind, fakes, hu
             model=model, stream=True, messages=[{"role": "user", "content": "echo:stream"}]
         ):
             chunks.append(chunk.model_dump_json())
-    seen += chunks + [str(raised.value), json.dumps(raised.value.body)]
+    seen += [*chunks, str(raised.value), json.dumps(raised.value.body)]
     raw = httpx.post(
         f"{hub.url}/v1/chat/completions",
         headers={"authorization": f"Bearer {api_key}"},
@@ -170,7 +170,7 @@ def assert_recorded_free_and_clean(hub, answer: str, secret) -> None:
 
 def test_an_error_sent_as_a_200_is_an_error_and_is_scrubbed(fakes, hub, api_key):
     """A proxy that reports a failure as 200 {"error": …}: not relayed (nor billed) as an answer."""
-    credential, model, secret = _provider("openai", fakes["openai"])
+    _credential, model, secret = _provider("openai", fakes["openai"])
     client = openai.OpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
     with pytest.raises(openai.APIStatusError) as raised:
         client.chat.completions.create(model=model, messages=[{"role": "user", "content": "echo:200"}])
@@ -242,7 +242,7 @@ def test_an_error_sent_as_a_200_is_an_error_and_is_scrubbed_on_every_endpoint(en
     the provider's failure, scrubbed, with its record, and free."""
     from providers.models import CatalogModel, ModelRoute
 
-    credential, model, secret = _provider("openai", fakes["openai"])
+    _credential, model, secret = _provider("openai", fakes["openai"])
     CatalogModel.objects.filter(public_id=model).update(kind=ENDPOINTS[endpoint][0])
     ModelRoute.objects.filter(model__public_id=model).update(upstream_name="fake-echo-200")
     client = openai.OpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)

@@ -69,7 +69,7 @@ def test_a_fallback_s_usage_is_recorded_rolled_up_and_invoiced_under_the_fallbac
         "big": "small/model",
         "small/model": "small/model",
     }
-    for reply, name in zip(replies, ("big/model", "big", "small/model")):
+    for reply, name in zip(replies, ("big/model", "big", "small/model"), strict=True):
         assert records[name].price == at_small_rate(reply.usage) > 0
 
     now = timezone.now()

@@ -51,7 +51,9 @@ STATE = [
 VOLATILE = {"updated_at"}
 # Tasks whose run-twice test needs Stripe (localstripe) and lives beside its other Stripe tests.
 COVERED_ELSEWHERE = {
-    "billing.tasks.auto_recharge_all": "tests/test_billing_stripe.py::test_auto_recharge_run_twice_charges_once_and_the_webhook_credits_it",
+    "billing.tasks.auto_recharge_all": (
+        "tests/test_billing_stripe.py::test_auto_recharge_run_twice_charges_once_and_the_webhook_credits_it"
+    ),
 }
 
 
@@ -74,7 +76,7 @@ def state() -> dict:
 
 
 def run_schedule() -> None:
-    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
         if entry["task"] not in COVERED_ELSEWHERE:
             import_string(entry["task"]).delay()  # eager in tests: runs here, now
 
@@ -137,7 +139,7 @@ def work_for_every_task(transactional_db, settings):
 
 
 def test_every_scheduled_task_run_twice_changes_nothing_the_second_time(work_for_every_task):
-    credits, low, postpaid = work_for_every_task
+    credits, _low, postpaid = work_for_every_task
     before = state()
     run_schedule()
     first = state()

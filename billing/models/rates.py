@@ -54,18 +54,20 @@ class ModelRate(models.Model):
     def __str__(self):
         return f"rate of {self.model}"
 
+    def save(self, *args, **kwargs):
+        self.derive_prices()
+        super().save(*args, **kwargs)
+
     def clean(self):
         for name in ("image_costs", "image_prices"):
             try:
                 tiers = decimal_tiers(getattr(self, name))
             except (TypeError, ValueError, ArithmeticError):
-                raise ValidationError({name: 'A JSON object of tier to amount, e.g. {"1024x1024/hd": "0.08"}.'})
+                raise ValidationError(
+                    {name: 'A JSON object of tier to amount, e.g. {"1024x1024/hd": "0.08"}.'}
+                ) from None
             if any(amount < 0 for amount in tiers.values()):
                 raise ValidationError({name: "Amounts must not be negative."})
-
-    def save(self, *args, **kwargs):
-        self.derive_prices()
-        super().save(*args, **kwargs)
 
     def derive_prices(self) -> None:
         """With a margin, every price is its cost × (1 + margin) (billing.ratecard, as the gateway's card)."""

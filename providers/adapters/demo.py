@@ -34,7 +34,7 @@ def png(seed: bytes, side: int = IMAGE_SIDE) -> bytes:
         row = bytearray(b"\x00")  # filter type: none
         for x in range(side):
             t = (x + y) / (2 * side - 2)
-            row += bytes(round(a + (b - a) * t) for a, b in zip(start, end))
+            row += bytes(round(a + (b - a) * t) for a, b in zip(start, end, strict=True))
         rows.append(bytes(row))
 
     def chunk(kind: bytes, data: bytes) -> bytes:

@@ -74,10 +74,12 @@ ERRORS = {
     "rate_limit": (
         429,
         "rate_limit_error",
-        "This request would exceed the rate limit for your organization of 50 requests per minute. "
-        "For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see the response "
-        "headers for current usage. Please reduce the prompt length or the maximum tokens requested, "
-        "or try again later.",
+        (
+            "This request would exceed the rate limit for your organization of 50 requests per minute. "
+            "For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see the response "
+            "headers for current usage. Please reduce the prompt length or the maximum tokens requested, "
+            "or try again later."
+        ),
         [
             (b"retry-after", b"7"),
             (b"anthropic-ratelimit-requests-limit", b"50"),
@@ -414,7 +416,8 @@ class Reply:
         events.append(event("message_stop", {"type": "message_stop"}))
         cut = False
         if text.startswith("error:stream_overloaded"):
-            events = events[:5] + [
+            events = [
+                *events[:5],
                 event(
                     "error",
                     {
@@ -422,10 +425,11 @@ class Reply:
                         "error": {"type": "overloaded_error", "message": "Overloaded"},
                         "request_id": self.rid,
                     },
-                )
+                ),
             ]
         elif text.startswith("echo:stream"):
-            events = events[:5] + [
+            events = [
+                *events[:5],
                 event(
                     "error",
                     {
@@ -433,7 +437,7 @@ class Reply:
                         "error": {"type": "api_error", "message": echo_message(self.key)},
                         "request_id": self.rid,
                     },
-                )
+                ),
             ]
         elif text.startswith("error:cut"):
             events, cut = events[:5], True

@@ -289,8 +289,10 @@ class FakeBedrock(FakeUpstream):
         if not match or not re.fullmatch(r"\d{8}T\d{6}Z", amz_date):
             return (
                 "IncompleteSignatureException:" + _CORAL,
-                "Authorization header requires 'Credential', "
-                "'Signature' and 'SignedHeaders' parameters, and an X-Amz-Date header.",
+                (
+                    "Authorization header requires 'Credential', "
+                    "'Signature' and 'SignedHeaders' parameters, and an X-Amz-Date header."
+                ),
             )
         key, date, region, service, signed, signature = match.groups()
         if key != self.credentials.access_key or headers.get("x-amz-security-token") != self.credentials.token:
@@ -298,8 +300,10 @@ class FakeBedrock(FakeUpstream):
         if (date, region, service) != (amz_date[:8], self.region, "bedrock"):
             return (
                 "InvalidSignatureException:" + _CORAL,
-                f"Credential should be scoped to a valid region and "
-                f"to the service 'bedrock': {date}/{region}/{service}.",
+                (
+                    f"Credential should be scoped to a valid region and "
+                    f"to the service 'bedrock': {date}/{region}/{service}."
+                ),
             )
         sent = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
         if abs((datetime.datetime.now(datetime.UTC) - sent).total_seconds()) > 300:
@@ -513,20 +517,22 @@ class FakeBedrock(FakeUpstream):
         frames.append(self._event("metadata", {"usage": usage, "metrics": {"latencyMs": 412}}))
         cut = False
         if kind == "midstream":
-            frames = frames[:3] + [
+            frames = [
+                *frames[:3],
                 exception(
                     "modelStreamErrorException",
                     "The model stream failed.",
                     originalStatusCode=500,
                     originalMessage="Internal error",
-                )
+                ),
             ]
         elif kind == "midstream_throttle":
-            frames = frames[:3] + [
-                exception("throttlingException", "Too many tokens, please wait before trying again.")
+            frames = [
+                *frames[:3],
+                exception("throttlingException", "Too many tokens, please wait before trying again."),
             ]
         elif echo == "stream":
-            frames = frames[:3] + [exception("modelStreamErrorException", echo_message(echoed))]
+            frames = [*frames[:3], exception("modelStreamErrorException", echo_message(echoed))]
         elif kind == "truncated":
             frames = frames[:3]
         elif kind == "cut":

@@ -248,7 +248,7 @@ def _pieces(text: str) -> list[str]:
     pieces = re.findall(r"\s*\S+", text)
     rest = text[len("".join(pieces)) :]
     if rest:
-        pieces = pieces[:-1] + [(pieces[-1] if pieces else "") + rest]
+        pieces = [*pieces[:-1], (pieces[-1] if pieces else "") + rest]
     return pieces
 
 
@@ -630,7 +630,7 @@ class FakeGemini(FakeUpstream):
         if model == "fake-cut":
             frames = frames[:3]
         elif model == "fake-stream-error":
-            frames = frames[:2] + [b"data: " + json.dumps(ERRORS["server"](model)[1]).encode() + b"\r\n\r\n"]
+            frames = [*frames[:2], b"data: " + json.dumps(ERRORS["server"](model)[1]).encode() + b"\r\n\r\n"]
         await send(
             {
                 "type": "http.response.start",

@@ -180,7 +180,7 @@ def wait_until_answers(
             return
         except httpx.TransportError:
             if not alive():
-                raise RuntimeError(f"{what} did not start")
+                raise RuntimeError(f"{what} did not start") from None
             time.sleep(0.05)
     raise RuntimeError(f"{what} did not answer within {timeout} s")
 

@@ -61,8 +61,8 @@ class Command(BaseCommand):
             return
         site = base_url.rsplit("/v1", 1)[0]
         self.stdout.write(
-            f"Base URL: {base_url}\nAPI key:  {raw_key}\nModel:    demo/echo (free, offline; also demo/embed, demo/tts, "
-            f"demo/image, demo/whisper)"
+            f"Base URL: {base_url}\nAPI key:  {raw_key}\n"
+            "Model:    demo/echo (free, offline; also demo/embed, demo/tts, demo/image, demo/whisper)"
         )
         if password:
             self.stdout.write(

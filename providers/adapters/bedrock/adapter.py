@@ -29,7 +29,7 @@ class BedrockAdapter:
 
     async def _send(self, route, body: dict, operation: str) -> httpx.Response:
         urls = request.image_urls(body.get("messages") or [])
-        images = dict(zip(urls, await asyncio.gather(*(media.fetch_image(url) for url in urls))))
+        images = dict(zip(urls, await asyncio.gather(*(media.fetch_image(url) for url in urls)), strict=True))
         payload = request.encode(request.build_request(route, body, images))
         url, headers = signed_request(route, operation, payload)
         return await transport.send(route, url, payload, headers, error_from_response, stream=operation != "converse")

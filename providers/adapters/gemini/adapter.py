@@ -13,7 +13,7 @@ from .stream import GeminiStream
 async def _fetched_images(body: dict) -> dict:
     """URL -> (mime, bytes) of the request's http(s) images, fetched at once."""
     urls = request.image_urls([m for m in body.get("messages") or [] if isinstance(m, dict)])
-    return dict(zip(urls, await asyncio.gather(*(media.fetch_image(url) for url in urls))))
+    return dict(zip(urls, await asyncio.gather(*(media.fetch_image(url) for url in urls)), strict=True))
 
 
 class GeminiAdapter:

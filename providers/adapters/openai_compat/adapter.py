@@ -89,7 +89,9 @@ class OpenAICompatibleAdapter:
             )
         data, items = images.image_answer(route, answer.content)
         urls = images.image_urls(items)
-        fetched = {url: raw for url, (_, raw) in zip(urls, await asyncio.gather(*(fetch_image(u) for u in urls)))}
+        fetched = {
+            url: raw for url, (_, raw) in zip(urls, await asyncio.gather(*(fetch_image(u) for u in urls)), strict=True)
+        }
         return images.image_result(route, body, data, items, fetched)
 
     async def transcribe(self, route, body: dict) -> ChatResult:
