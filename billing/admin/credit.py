@@ -15,8 +15,7 @@ from ..models import CreditAccount, CreditGrant, LedgerEntry, LowBalanceAlert
 
 class LedgerInline(admin.TabularInline):
     model = LedgerEntry
-    fields = ["created_at", "kind", "amount", "description", "created_by"]
-    readonly_fields = fields
+    fields = readonly_fields = ("created_at", "kind", "amount", "description", "created_by")
     extra = 0
     can_delete = False
     ordering = ["-created_at", "-id"]
@@ -35,8 +34,7 @@ class LowBalanceAlertInline(admin.StackedInline):
 class CreditGrantInline(admin.TabularInline):
     model = CreditGrant
     fk_name = "account"
-    fields = ["created_at", "amount", "expires_at", "lapsed_at", "lapsed_amount"]
-    readonly_fields = fields
+    fields = readonly_fields = ("created_at", "amount", "expires_at", "lapsed_at", "lapsed_amount")
     extra = 0
     max_num = 0
     can_delete = False
@@ -142,7 +140,7 @@ class CreditGrantForm(forms.ModelForm):
         self.fields["expires_at"].required = False
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("valid_days"):
             data["expires_at"] = timezone.now() + timedelta(days=data["valid_days"])
         if not data.get("expires_at"):

@@ -17,8 +17,15 @@ from .base import ReadOnlyAdmin
 
 class InvoiceLineInline(admin.TabularInline):
     model = InvoiceLine
-    fields = ["model_name", "requests", "prompt_tokens", "completion_tokens", "images", "audio_seconds", "amount"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "model_name",
+        "requests",
+        "prompt_tokens",
+        "completion_tokens",
+        "images",
+        "audio_seconds",
+        "amount",
+    )
     extra = 0
     max_num = 0
     can_delete = False
