@@ -3,6 +3,7 @@
 from django.conf import settings
 
 from .errors import BadRequest
+from .images import prepare
 
 
 def _has_image(messages) -> bool:
@@ -15,8 +16,6 @@ def _has_image(messages) -> bool:
 
 def check(model, body: dict, model_name: str) -> None:
     if model.kind == "image":
-        from .images import prepare
-
         return prepare(model, body, model_name)
     if model.kind == "chat":
         limit_output(model, body, model_name)

@@ -4,6 +4,8 @@ import json
 import logging
 
 from django.http import HttpResponse
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
 
 from accounts.errors import DomainError, Forbidden, NotFound, Unavailable
 
@@ -131,9 +133,6 @@ def error_response(error: HubError, request_id: str | None = None) -> HttpRespon
 
 def drf_exception_handler(exc, context):
     """DRF errors (management API, validation) in the same shape as the gateway's."""
-    from rest_framework.response import Response
-    from rest_framework.views import exception_handler
-
     if isinstance(exc, DomainError):
         exc = from_domain(exc)
     if isinstance(exc, HubError):

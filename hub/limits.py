@@ -7,6 +7,7 @@ host), in this process otherwise. A Redis outage lets requests through
 
 import time
 
+import redis
 from django.conf import settings
 
 from accounts import caches
@@ -88,8 +89,6 @@ def reset() -> None:
     global _counters
     inner = getattr(_counters, "inner", None)
     if isinstance(inner, RedisCounters):
-        import redis
-
         try:
             client = redis.Redis.from_url(inner.url)
             keys = list(client.scan_iter("hub:limit:*"))

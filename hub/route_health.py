@@ -26,6 +26,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, replace
 
+import redis
 from django.conf import settings
 
 from accounts import caches
@@ -302,8 +303,6 @@ class RedisStore:
     """Shared by every process. Each keeps what it read for a second, while that is safe to route on (settled)."""
 
     def __init__(self, url: str):
-        import redis
-
         self.url = url
         self._sync = redis.Redis.from_url(url, decode_responses=True)
         self._cache: dict[int, tuple[float, Health]] = {}

@@ -4,6 +4,8 @@ one Redis client per event loop, and failing open when Redis is out."""
 import asyncio
 import logging
 
+import redis.asyncio
+
 logger = logging.getLogger("hub.shared_state")
 _clients: dict = {}
 
@@ -24,8 +26,6 @@ async def coalesced(pending: dict, key, start):
 
 def redis_client(url: str, decode_responses: bool = False):
     """A pooled async client for this event loop; waits for a free connection under load instead of failing."""
-    import redis.asyncio
-
     key = (asyncio.get_running_loop(), url, decode_responses)
     client = _clients.get(key)
     if client is None:

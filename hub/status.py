@@ -9,15 +9,15 @@ listed; nothing about credentials, providers' keys or other tenants.
 import time
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from . import catalogue, db, route_health
 from .policy import may_use
+from .shared_state import redis_client
 
 
 def _database_ok() -> bool:
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return True
@@ -35,8 +35,6 @@ async def report(key) -> dict:
     snapshot = await catalogue.snapshot()
     database = await _check(lambda: db.read(_database_ok))
     if settings.REDIS_URL:
-        from .shared_state import redis_client
-
         cache = await _check(lambda: redis_client(settings.REDIS_URL).ping())
     else:
         cache = "not configured"

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from . import health_checks
+from . import health_checks, media
 
 
 @shared_task(time_limit=600)
@@ -12,6 +12,4 @@ def check_credentials() -> int:
 @shared_task(time_limit=600)
 def delete_expired_media() -> int:
     """Delete generated images whose links have expired (beat: every 10 minutes)."""
-    from . import media
-
     return media.delete_expired()

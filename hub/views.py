@@ -8,6 +8,8 @@ from types import SimpleNamespace
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
+from django.shortcuts import render
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
 
@@ -22,6 +24,7 @@ from .relay import images as relay_images
 from .relay import speech as relay_speech
 from .relay import transcription as relay_transcription
 from .serializers import ChatCompletionRequest, EmbeddingsRequest, ImageRequest, SpeechRequest
+from .status import report
 
 # JSON deeper than this is refused before anything walks it: the serializers, the adapters and json.dumps
 # all recurse, and Python's recursion limit would end such a request in a RecursionError (a 500, no record).
@@ -303,8 +306,6 @@ async def service_status(request) -> HttpResponse:
         key = await authenticate(request)
     except HubError as error:
         return error_response(error)
-    from .status import report
-
     body = await report(key)
     return JsonResponse(body, status=200 if body["status"] != "unavailable" else 503)
 
@@ -319,9 +320,7 @@ def server_error(request) -> HttpResponse:
                 code="internal_error",
             )
         )
-    from django.views.defaults import server_error as page
-
-    return page(request)
+    return defaults.server_error(request)
 
 
 def not_found(request, exception=None) -> HttpResponse:
@@ -329,13 +328,9 @@ def not_found(request, exception=None) -> HttpResponse:
         return error_response(
             HubError(f"Unknown request URL: {request.method} {request.path}.", status=404, code="unknown_url")
         )
-    from django.views.defaults import page_not_found
-
-    return page_not_found(request, exception)
+    return defaults.page_not_found(request, exception)
 
 
 def home(request) -> HttpResponse:
-    from django.shortcuts import render
-
     base_url = request.build_absolute_uri("/v1")
     return render(request, "hub/home.html", {"base_url": base_url})
