@@ -60,6 +60,7 @@ from django.utils import timezone
 
 from . import services
 from .models import CreditAccount, CreditGrant, LedgerEntry
+from .money import quantize
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def grant_with_expiry(
     idempotency_key: str | None = None,
 ) -> CreditGrant:
     """Grant credit that lapses at `expires_at`. Idempotent on `idempotency_key` (default: a new one)."""
-    amount = services.quantize(Decimal(amount))
+    amount = quantize(Decimal(amount))
     if amount <= 0:
         raise ValueError("a grant must be positive")
     if expires_at <= timezone.now():

@@ -22,7 +22,8 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from billing.services import UsageEvent, record_usage
+from billing.services import record_usage
+from billing.usage import UsageEvent
 
 from . import db
 from .balances import remember

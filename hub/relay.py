@@ -18,7 +18,7 @@ from typing import cast
 from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 
 from billing.models import UsageRecord
-from billing.services import UsageEvent
+from billing.usage import UsageEvent
 from providers.adapters import ChatResult, UpstreamError, Usage
 from providers.adapters.base import sse
 from providers.redaction import scrub

@@ -226,7 +226,7 @@ if HUB_BEAT_MAX_INTERVAL_SECONDS:
 HUB_BILLING_MODE = env.str("HUB_BILLING_MODE", default="credits")
 if HUB_BILLING_MODE not in ("credits", "postpaid", "internal"):
     raise environ.ImproperlyConfigured("HUB_BILLING_MODE must be 'credits', 'postpaid' or 'internal'")
-# Postpaid invoices (billing/invoices.py).
+# Postpaid invoices (billing/invoices/: issuing.py, collecting.py).
 HUB_INVOICE_AUTO_CHARGE = env.bool("HUB_INVOICE_AUTO_CHARGE", default=False)
 HUB_INVOICE_NUMBER_PREFIX = env.str("HUB_INVOICE_NUMBER_PREFIX", default="HUB")
 HUB_INVOICE_ISSUER = env.str("HUB_INVOICE_ISSUER", default="")

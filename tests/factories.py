@@ -17,9 +17,9 @@ _DECIMALS = ("price", "cost", "audio_seconds")
 
 
 def usage_event(organization=None, *, key=None, **fields):
-    """A finished request as the gateway hands it over (billing.services.UsageEvent): a fresh request id,
+    """A finished request as the gateway hands it over (billing.usage.UsageEvent): a fresh request id,
     model "m", status "ok", the organisation's id and the key's. Money may be given as a string."""
-    from billing.services import UsageEvent
+    from billing.usage import UsageEvent
 
     if organization is not None:
         fields.setdefault("organization_id", organization.pk)

@@ -7,6 +7,7 @@ from django.db.models import Sum
 
 from billing import services
 from billing.models import CreditAccount, LedgerEntry, UsageRecord
+from billing.ratecard import token_amount
 from tests import factories
 
 
@@ -51,8 +52,8 @@ def test_recording_the_same_usage_twice_charges_once(organization):
 
 
 def test_amounts_are_exact_to_the_configured_digits(organization):
-    assert services.token_amount(1, Decimal("0.15")) == Decimal("0.00000015")
-    assert services.token_amount(3, Decimal("0.1")) == Decimal("0.0000003")
+    assert token_amount(1, Decimal("0.15")) == Decimal("0.00000015")
+    assert token_amount(3, Decimal("0.1")) == Decimal("0.0000003")
     services.record_usage([usage_event(organization, f"req_{i}", "0.0000001") for i in range(7)])
     assert CreditAccount.objects.get(organization=organization).balance == Decimal("9.9999993")
 

@@ -202,17 +202,17 @@ def test_every_text_is_cleaned_and_cut_to_its_column(organization):
 def test_a_record_the_database_refuses_is_set_aside_and_the_rest_written(
     organization, monkeypatch, settings, tmp_path, caplog
 ):
-    from billing import services
+    from billing import usage
 
     settings.HUB_METERING_DEAD_LETTER = str(tmp_path / "dead.jsonl")
-    original = services._record
+    original = usage.record_of
 
     def refuse(e):
         if e.request_id == "req_poison":
             raise ValueError("A string literal cannot contain NUL (0x00) characters.")
         return original(e)
 
-    monkeypatch.setattr(services, "_record", refuse)
+    monkeypatch.setattr(usage, "record_of", refuse)
     batch = [event(organization.pk, f"req_{i}") for i in range(7)]
     batch.insert(3, event(organization.pk, "req_poison", model_name="rel/\x00\ud800"))
     balances = _write(batch)

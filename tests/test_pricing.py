@@ -7,8 +7,7 @@ import openai
 import pytest
 
 from billing.models import CreditAccount, ModelRate, PricePlan, UsageRecord
-from billing.ratecard import RateCard
-from billing.services import Plan, price_usage
+from billing.ratecard import Plan, RateCard, price_usage
 from tests.factories import add_model
 
 HELLO = [{"role": "user", "content": "hello"}]

@@ -10,7 +10,7 @@ import pytest
 from billing.models import ModelRate, UsageRecord
 from billing.money import MoneyField
 from billing.ratecard import FIELDS, PAIRS, TIERS, RateCard, decimal_tiers, price_usage
-from billing.services import UsageEvent, _record
+from billing.usage import UsageEvent, record_of
 from hub.admin import ModelRateInline
 from providers.adapters.base import Usage
 
@@ -93,7 +93,7 @@ def test_every_count_of_a_call_reaches_its_event_and_its_record():
         invalid="",
     )
     event = UsageEvent.of_call(usage, request_id="req_1", organization_id=1, model_name="m", status="ok")
-    record = _record(event)
+    record = record_of(event)
     for f in fields(Usage):
         if f.name == "invalid":
             continue  # turned into the record's error by the gateway (hub/relay.py)
@@ -118,7 +118,7 @@ def test_every_field_of_an_event_is_recorded_but_its_hold():
         price=Decimal("0.2"),
         first_token_ms=7,
     )
-    record = _record(event)
+    record = record_of(event)
     for f in fields(UsageEvent):
         if f.name not in ("lease", "served_model", "billing_mode"):
             assert getattr(record, f.name) == getattr(event, f.name), f.name

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from billing.models import LedgerEntry, ModelRate, UsageRecord
-from billing.services import token_amount
+from billing.ratecard import token_amount
 
 from .cases import ALL_CASES, IMAGE_URL
 
