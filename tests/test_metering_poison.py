@@ -226,14 +226,14 @@ def test_a_record_the_database_refuses_is_set_aside_and_the_rest_written(
 
 
 def test_a_set_aside_record_does_not_keep_its_credit_held(organization, monkeypatch, settings, tmp_path):
-    from billing import services
+    from billing import usage
 
     settings.HUB_METERING_DEAD_LETTER = str(tmp_path / "dead.jsonl")
     assert (
         hold_place(organization_id=organization.pk, request_id="lease:test:1", amount=Decimal(1), ttl_seconds=3600)
         is None
     )
-    monkeypatch.setattr(services, "_record", lambda e: (_ for _ in ()).throw(OverflowError("out of range")))
+    monkeypatch.setattr(usage, "record_of", lambda e: (_ for _ in ()).throw(OverflowError("out of range")))
     _write([event(organization.pk, "req_held", lease="lease:test:1")], ["lease:test:1"])
     account = CreditAccount.objects.get(organization=organization)
     assert account.held == 0 and account.balance == 10 and not CreditHold.objects.exists()
@@ -242,10 +242,10 @@ def test_a_set_aside_record_does_not_keep_its_credit_held(organization, monkeypa
 def test_a_database_that_is_away_keeps_the_batch_to_retry(organization, monkeypatch, settings, tmp_path):
     from django.db import OperationalError
 
-    from billing import services
+    from billing import usage
 
     settings.HUB_METERING_DEAD_LETTER = str(tmp_path / "dead.jsonl")
-    monkeypatch.setattr(services, "_record", lambda e: (_ for _ in ()).throw(OperationalError("server closed")))
+    monkeypatch.setattr(usage, "record_of", lambda e: (_ for _ in ()).throw(OperationalError("server closed")))
     with pytest.raises(OperationalError):
         _write([event(organization.pk, "req_later")])
     assert not (tmp_path / "dead.jsonl").exists()
