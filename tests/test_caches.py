@@ -27,6 +27,7 @@ NOT_CACHES = {
     ("hub.relay", "_background"): "tasks running now; the live hub fixture waits for them",
     ("accounts.admin", "_VERBS"): "a constant mapping",
     ("accounts.caches", "_registry"): "the registry itself",
+    ("billing.usage", "_usage_names"): "a pure function of a dataclass type, memoised: never stale",
 }
 
 KNOWN = {
