@@ -43,7 +43,8 @@ class AuditedAdmin(admin.ModelAdmin):
 
     def log_deletions(self, request, queryset):
         entries = super().log_deletions(request, queryset)
-        if len(entries) > 1:
+        # Always a list here: the stubs' single LogEntry is for log_actions(single_object=True).
+        if isinstance(entries, list) and len(entries) > 1:
             for entry in entries:
                 audit_admin_change(LogEntry, entry, created=True)
         return entries
@@ -152,8 +153,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 class TeamKeyInline(admin.TabularInline):
     model = ApiKey
-    fields = ["name", "prefix", "scope", "revoked_at", "last_used_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("name", "prefix", "scope", "revoked_at", "last_used_at")
     extra = 0
     max_num = 0
     can_delete = False

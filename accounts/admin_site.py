@@ -40,7 +40,8 @@ class HubLoginForm(AdminAuthenticationForm):
     @method_decorator(sensitive_variables("token"))
     def clean(self):
         cleaned = super().clean()  # authenticate(request, …): axes counts a wrong password here
-        user = self.get_user()
+        # What get_user() returns; the stubs have it never None, but it is when a field was left empty.
+        user = self.user_cache
         if user is None or not otp.code_required(user) or otp.must_enrol(user):
             return cleaned  # no device yet: enrolment comes right after the password (HubAdminSite.admin_view)
         token = cleaned.get("otp_token", "")
@@ -52,7 +53,8 @@ class HubLoginForm(AdminAuthenticationForm):
             raise forms.ValidationError(
                 "That authenticator code is wrong, expired or already used.", code="otp_invalid"
             )
-        user.otp_device = device  # django_otp marks the session verified on user_logged_in
+        # django_otp marks the session verified on user_logged_in; the attribute is its own, not the model's.
+        user.otp_device = device  # type: ignore[attr-defined]
         return cleaned
 
 

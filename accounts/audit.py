@@ -2,21 +2,21 @@
 
 from dataclasses import dataclass
 
-from .models import ApiKey, AuditEvent
+from .models import ApiKey, AuditEvent, User
 
 
 @dataclass(frozen=True)
 class Actor:
     """Who makes a change: a signed-in user or an admin-scoped key, from an address."""
 
-    user: object = None
+    user: User | None = None
     api_key: ApiKey | None = None
     ip_address: str | None = None
 
     @property
     def label(self) -> str:
         if self.user is not None:
-            return getattr(self.user, "email", "") or self.user.get_username()
+            return self.user.email or self.user.get_username()
         if self.api_key is not None:
             return f"key {self.api_key.prefix}…"
         return ""

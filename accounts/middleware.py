@@ -12,14 +12,14 @@ client_address: ContextVar[str | None] = ContextVar("client_address", default=No
 def AuditContextMiddleware(get_response):
     if iscoroutinefunction(get_response):
 
-        async def middleware(request):
+        async def async_middleware(request):
             token = client_address.set(request.META.get("REMOTE_ADDR") or None)
             try:
                 return await get_response(request)
             finally:
                 client_address.reset(token)
 
-        return markcoroutinefunction(middleware)
+        return markcoroutinefunction(async_middleware)
 
     def middleware(request):
         token = client_address.set(request.META.get("REMOTE_ADDR") or None)

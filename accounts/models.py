@@ -59,7 +59,9 @@ class Organization(Limits):
     slug = models.SlugField(max_length=100, unique=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="organizations")
+    members: "models.ManyToManyField[User, Membership]" = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="organizations"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -143,7 +145,7 @@ class ApiKey(Limits):
 
     def clean(self):
         super().clean()
-        if self.team_id is not None and self.team.organization_id != self.organization_id:
+        if self.team is not None and self.team.organization_id != self.organization_id:
             raise ValidationError({"team": "A team of the key's own organisation."})
 
     @property

@@ -5,11 +5,11 @@ from rest_framework import serializers
 
 from billing.money import max_amount
 
-from .models import ApiKey, AuditEvent, BudgetPeriod, Invitation, KeyScope, Membership, Organization, Role, Team
+from .models import ApiKey, AuditEvent, BudgetPeriod, Invitation, KeyScope, Membership, Organization, Role, Team, User
 
 # A PositiveIntegerField's range where it is narrowest: PostgreSQL's `integer` (SQLite would take 2**63 - 1).
 POSITIVE_INT_MAX = BaseDatabaseOperations.integer_field_ranges["PositiveIntegerField"][1]
-LIMIT_FIELDS = ["allowed_models", "allowed_ips", "rpm_limit", "tpm_limit", "budget", "budget_period"]
+LIMIT_FIELDS = ("allowed_models", "allowed_ips", "rpm_limit", "tpm_limit", "budget", "budget_period")
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
@@ -21,7 +21,9 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     is_active = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -114,7 +116,9 @@ class RoleSerializer(serializers.Serializer):
 
 
 class InvitationSerializer(serializers.ModelSerializer):
-    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    invited_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     status = serializers.CharField(read_only=True)
 
     class Meta:

@@ -32,7 +32,8 @@ class CredentialForm(forms.ModelForm):
         fields = ["provider", "name", "enabled"]
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what ModelForm.clean() returns (typed there as perhaps None)
         if not self.instance.pk and not data.get("secret"):
             provider = data.get("provider")
             if provider is not None and get_preset(provider.preset).needs_key:

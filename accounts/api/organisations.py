@@ -11,12 +11,9 @@ class OrganizationList(ManageView):
     @extend_schema(responses=serializers.OrganizationSerializer(many=True), summary="Your organisations")
     def get(self, request):
         if isinstance(request.user, KeyPrincipal):
-            org = request.user.api_key.organization
-            org.role = permissions.KEY_ROLE
-            orgs = [org]
+            roles = [(request.user.api_key.organization, permissions.KEY_ROLE)]
         else:
-            orgs = []
-            for membership in selectors.memberships_of_user(user=request.user):
-                membership.organization.role = membership.role
-                orgs.append(membership.organization)
-        return Response(serializers.OrganizationSerializer(orgs, many=True).data)
+            roles = [(m.organization, m.role) for m in selectors.memberships_of_user(user=request.user)]
+        # The caller's role goes beside each organisation, not onto the model instance.
+        rows = [{"slug": org.slug, "name": org.name, "role": role} for org, role in roles]
+        return Response(serializers.OrganizationSerializer(rows, many=True).data)

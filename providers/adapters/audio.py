@@ -25,7 +25,9 @@ def transcription_usage(content: bytes, content_type: str, body: dict) -> Usage:
         except (ValueError, RecursionError):  # nested past the parser: no count to read, the estimate bills
             data = None
         if isinstance(data, dict):
-            reported = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+            reported = data.get("usage")
+            if not isinstance(reported, dict):
+                reported = {}
             if reported.get("type") == "duration" and reported.get("seconds") is not None:
                 seconds = counts.seconds(reported["seconds"])
             elif data.get("duration") is not None:

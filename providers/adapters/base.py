@@ -72,7 +72,7 @@ class Usage:
         return usage
 
     def to_openai(self) -> dict:
-        usage = {
+        usage: dict[str, int | dict[str, int]] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,

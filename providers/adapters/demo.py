@@ -16,7 +16,7 @@ import uuid
 import zlib
 
 from . import audio
-from .base import ByteStream, ChatResult, ImageResult, Usage, message_text, sse
+from .base import ByteStream, ChatResult, ImageResult, UpstreamError, Usage, message_text, sse
 from .images import FAMILIES, image_tier
 from .translate import embedding_inputs, embeddings
 
@@ -172,8 +172,8 @@ class DemoStream:
             "model": route.upstream_name,
         }
         self._sent = 0
-        self.error = None
-        self.first_token_at = None
+        self.error: UpstreamError | None = None
+        self.first_token_at: float | None = None
 
     def _chunk(self, delta: dict, finish=None) -> bytes:
         chunk = dict(self._base, choices=[{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}])

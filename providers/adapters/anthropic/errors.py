@@ -9,7 +9,9 @@ from ..errors import upstream_message
 def map_error(error: dict, status: int | None, retry_after: str | None, provider: str) -> UpstreamError:
     """The hub's error for Anthropic's {"type": …, "message": …} (status None: an error event mid-stream)."""
     kind, message = error.get("type") or "", str(error.get("message") or "")[:1000]
-    details = error.get("details") if isinstance(error.get("details"), dict) else {}
+    details = error.get("details")
+    if not isinstance(details, dict):
+        details = {}
     if status in (401, 403) or kind in ("authentication_error", "permission_error"):
         # Never echo the provider's words here: they may quote the hub's own credential.
         return UpstreamError(

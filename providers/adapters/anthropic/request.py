@@ -2,6 +2,7 @@
 
 import json
 import re
+from typing import Any
 
 from .. import media, transport
 from ..base import UpstreamError
@@ -84,7 +85,7 @@ def assistant_content(message: dict, index: int):
     calls = message.get("tool_calls") or []
     if not calls:
         return text
-    blocks = [{"type": "text", "text": text}] if text else []
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
     for call in calls:
         function = call.get("function") or {}
         try:
@@ -120,7 +121,8 @@ def as_blocks(content) -> list:
 
 def convert_messages(messages: list) -> tuple[list[str], list[dict]]:
     """(system texts, Anthropic messages) of OpenAI messages."""
-    system, out = [], []
+    system: list[str] = []
+    out: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
         role = message.get("role")
         if role in ("system", "developer"):
@@ -181,7 +183,9 @@ def build_request(route, body: dict, stream: bool) -> dict:
     max_tokens = transport.max_tokens(route, body) or route.max_output_tokens
     request = {"model": route.upstream_name, "max_tokens": max_tokens or DEFAULT_MAX_TOKENS}
     response_format = body.get("response_format")
-    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if not isinstance(response_format, dict):
+        response_format = {}
+    kind = response_format.get("type")
     if kind == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
         if route.options.get("structured_outputs"):

@@ -40,7 +40,8 @@ def chat_result(content: bytes, body: dict, model: str, provider: str) -> ChatRe
         if not isinstance(blocks, list):
             raise Malformed("content is not a list of blocks")
         counted = usage(reported) if isinstance(reported, dict) else None  # none at all: estimated
-        texts, calls = [], []
+        texts: list[str] = []
+        calls: list[dict] = []
         for block in blocks:
             if block.get("type") == "text":
                 texts.append(string(block.get("text")))

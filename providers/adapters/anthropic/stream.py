@@ -59,7 +59,7 @@ class AnthropicStream(TranslatedStream):
                     # A tool without arguments streams no JSON at all; OpenAI clients expect an object.
                     yield self.writer.tool_arguments(tools[index], "{}")
             elif kind == "message_delta":
-                finish = FINISH.get((event.get("delta") or {}).get("stop_reason"), "stop")
+                finish = FINISH.get((event.get("delta") or {}).get("stop_reason") or "", "stop")
                 # The delta's usage is cumulative; newer versions repeat the input counts in it.
                 delta_usage = event.get("usage") if isinstance(event.get("usage"), dict) else {}
                 start = self.start_usage if isinstance(self.start_usage, dict) else {}

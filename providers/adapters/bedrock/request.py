@@ -2,6 +2,7 @@
 
 import base64
 import json
+from typing import Any
 
 from .. import media, transport
 from ..base import UpstreamError, message_text
@@ -64,7 +65,7 @@ def tool_config(body: dict) -> dict | None:
         if fn.get("description"):
             spec["description"] = fn["description"]
         specs.append({"toolSpec": spec})
-    config = {"tools": specs}
+    config: dict[str, Any] = {"tools": specs}
     if choice == "auto":
         config["toolChoice"] = {"auto": {}}
     elif choice == "required":
@@ -77,7 +78,9 @@ def tool_config(body: dict) -> dict | None:
 def json_instruction(body: dict) -> str | None:
     """The system instruction that asks for JSON, for a response_format that wants it."""
     response_format = body.get("response_format")
-    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if not isinstance(response_format, dict):
+        response_format = {}
+    kind = response_format.get("type")
     if kind == "json_object":
         return JSON_INSTRUCTION
     if kind == "json_schema":
@@ -132,7 +135,8 @@ def user_blocks(content, images: dict) -> list[dict]:
 def build_request(route, body: dict, images: dict | None = None) -> dict:
     """The Converse request body for an OpenAI chat request; `images`: fetched URL -> (mime, bytes)."""
     transport.one_choice(route, body)
-    system, messages = [], []
+    system: list[dict] = []
+    messages: list[dict] = []
     for message in body.get("messages") or []:
         if not isinstance(message, dict):
             continue
@@ -143,7 +147,7 @@ def build_request(route, body: dict, images: dict | None = None) -> dict:
         elif role == "user":
             append_turn(messages, "user", user_blocks(message.get("content"), images or {}))
         elif role == "assistant":
-            blocks = [{"text": text}] if (text := message_text(message)) else []
+            blocks: list[dict[str, Any]] = [{"text": text}] if (text := message_text(message)) else []
             for call in message.get("tool_calls") or []:
                 fn = call.get("function") or {}
                 blocks.append(
@@ -172,10 +176,10 @@ def build_request(route, body: dict, images: dict | None = None) -> dict:
             )
     if instruction := json_instruction(body):
         system.append({"text": instruction})
-    request = {"messages": messages}
+    request: dict[str, Any] = {"messages": messages}
     if system:
         request["system"] = system
-    inference = {}
+    inference: dict[str, Any] = {}
     max_tokens = transport.max_tokens(route, body)
     if max_tokens:
         inference["maxTokens"] = max_tokens

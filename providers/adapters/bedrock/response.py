@@ -42,7 +42,8 @@ def chat_result(content: bytes, body: dict, model: str, provider: str) -> ChatRe
         if not isinstance(blocks, list):
             raise translate.Malformed("content is not a list of blocks")
         counted = usage(data.get("usage"))
-        texts, calls = [], []
+        texts: list[str] = []
+        calls: list[dict] = []
         for block in blocks:
             if "text" in block:
                 texts.append(translate.string(block["text"]))

@@ -1,6 +1,7 @@
 """ConverseStream's AWS event-stream binary frames -> OpenAI chat.completion.chunk events (botocore decodes)."""
 
 import json
+from typing import Any
 
 from botocore.eventstream import EventStreamBuffer, ParserError
 
@@ -26,13 +27,15 @@ class BedrockStream(TranslatedStream):
         provider = self.route.provider_name
         yield self.writer.role()
         frames = EventStreamBuffer()
-        tools: dict[int, int] = {}  # contentBlockIndex -> OpenAI tool call index
+        tools: dict[object, int] = {}  # contentBlockIndex (as the provider sent it) -> OpenAI tool call index
         finished = usage_sent = False
         try:
             async for data in self.response.aiter_bytes():
                 frames.add_data(data)
                 for frame in frames:
-                    headers, payload = frame.headers, frame.payload
+                    # botocore-stubs type a message's headers as int; botocore parses them into a dict.
+                    headers: dict[str, Any] = frame.headers  # type: ignore[assignment]
+                    payload = frame.payload
                     kind = headers.get(":message-type")
                     if kind == "exception":
                         message = event_payload(payload, provider).get("message") or ""
@@ -53,7 +56,7 @@ class BedrockStream(TranslatedStream):
                             yield self.writer.tool_arguments(tools[index], delta["toolUse"].get("input") or "")
                     elif event_type == "messageStop":
                         finished = True
-                        yield self.writer.finish(FINISH.get(event.get("stopReason"), "stop"))
+                        yield self.writer.finish(FINISH.get(event.get("stopReason") or "", "stop"))
                     elif event_type == "metadata":
                         self.usage = usage(event.get("usage"))
                         if self.usage is not None and finished:

@@ -35,7 +35,9 @@ def error_from_response(status: int, content: bytes, headers, provider: str) -> 
     if not isinstance(error, dict):
         error = {"message": content[:300].decode(errors="replace")}
     message, state = str(error.get("message") or "")[:1000], str(error.get("status") or "")
-    details = error.get("details") if isinstance(error.get("details"), list) else []
+    details = error.get("details")
+    if not isinstance(details, list):
+        details = []
     reasons = {d.get("reason") for d in details if isinstance(d, dict)}
     if (
         status in (401, 403)

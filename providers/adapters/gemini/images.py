@@ -6,6 +6,7 @@ carries; the size maps to its aspect ratio.
 """
 
 import json
+from typing import Any
 
 from .. import translate
 from ..base import UpstreamError, Usage
@@ -21,7 +22,7 @@ def image_request(body: dict) -> dict:
     """The generateContent request for one image of the hub's images body (prompt, images, size)."""
     parts = [{"text": body["prompt"]}]
     parts += [inline_data(mime or "image/png", data) for _, data, mime in body["images"]]
-    config = {"responseModalities": ["IMAGE"]}
+    config: dict[str, Any] = {"responseModalities": ["IMAGE"]}
     if body["size"] in GEMINI_SIZES:
         config["imageConfig"] = {"aspectRatio": GEMINI_SIZES[body["size"]]}
     return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}

@@ -3,6 +3,7 @@
 import base64
 import json
 import re
+from typing import Any
 from urllib.parse import quote
 
 from .. import media, transport
@@ -123,7 +124,7 @@ def parts(content, images: dict) -> list[dict]:
 
 def model_parts(message: dict, index: int) -> list[dict]:
     """An assistant message as model parts: its text and its function calls, each with its thought signature."""
-    out = [{"text": text}] if (text := message_text(message)) else []
+    out: list[dict[str, Any]] = [{"text": text}] if (text := message_text(message)) else []
     for n, call in enumerate(message.get("tool_calls") or []):
         function = call.get("function") or {}
         try:
@@ -133,7 +134,9 @@ def model_parts(message: dict, index: int) -> list[dict]:
                 "The arguments of a tool call are not valid JSON.",
                 f"messages[{index}].tool_calls[{n}].function.arguments",
             ) from None
-        part = {"functionCall": {"name": function.get("name", ""), "args": args if isinstance(args, dict) else {}}}
+        part: dict[str, Any] = {
+            "functionCall": {"name": function.get("name", ""), "args": args if isinstance(args, dict) else {}}
+        }
         # The signature Gemini gave us (see response.tool_call), passed back where it was.
         signature = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
         if signature or n == 0:
@@ -144,7 +147,9 @@ def model_parts(message: dict, index: int) -> list[dict]:
 
 def contents(messages: list, images: dict | None = None) -> tuple[list[dict], list[dict]]:
     """(systemInstruction parts, contents) of OpenAI messages; `images`: fetched URL -> (mime, bytes)."""
-    system, out, names = [], [], {}
+    system: list[dict] = []
+    out: list[dict[str, Any]] = []
+    names: dict = {}  # tool call id -> the function's name (as the client sent them)
     for index, message in enumerate(messages):
         role = message.get("role")
         if role in ("system", "developer"):
@@ -221,7 +226,7 @@ def tools(body: dict) -> dict:
         declarations.append(declaration)
     if not declarations:
         return {}
-    native = {"tools": [{"functionDeclarations": declarations}]}
+    native: dict[str, Any] = {"tools": [{"functionDeclarations": declarations}]}
     choice = body.get("tool_choice")
     if choice in ("auto", "none", "required"):
         mode = {"auto": "AUTO", "none": "NONE", "required": "ANY"}[choice]
@@ -235,7 +240,7 @@ def generation_config(route, body: dict, stream: bool) -> dict:
     """The request's sampling, limits, stop and JSON mode as Gemini's generationConfig."""
     if stream:  # a stream relays one candidate only
         transport.one_choice(route, body, " when streaming")
-    config = {}
+    config: dict[str, Any] = {}
     limit = transport.max_tokens(route, body)
     if limit:
         config["maxOutputTokens"] = limit
@@ -260,7 +265,7 @@ def generation_config(route, body: dict, stream: bool) -> dict:
 def build_request(route, body: dict, stream: bool, images: dict | None = None) -> dict:
     """The native generateContent request for an OpenAI chat body; `images`: fetched URL -> (mime, bytes)."""
     system, turns = contents([m for m in body.get("messages") or [] if isinstance(m, dict)], images)
-    native = {"contents": turns}
+    native: dict[str, Any] = {"contents": turns}
     if system:
         native["systemInstruction"] = {"parts": system}
     native.update(tools(body))

@@ -53,7 +53,8 @@ def tool_call(index: int, part: dict) -> dict:
 
 def candidate(answer: dict) -> tuple[str | None, list[dict], str]:
     """(content, tool calls, finish_reason) of one candidate; thought summaries left out."""
-    texts, calls = [], []
+    texts: list[str] = []
+    calls: list[dict] = []
     for part in (answer.get("content") or {}).get("parts") or []:
         if part.get("thought"):
             continue  # a thought summary is not the answer

@@ -50,7 +50,8 @@ def transcription_result(route, body: dict, content: bytes, content_type: str, a
 
 def speech_type(content_type: str | None, body: dict) -> str:
     """The content type of a speech answer: the provider's, else the one of the format asked for."""
-    return content_type or AUDIO_TYPES.get(body.get("response_format") or "mp3")
+    # The hub's speech serializer admits only these formats (hub/serializers.py).
+    return content_type or AUDIO_TYPES[body.get("response_format") or "mp3"]
 
 
 def is_audio(content_type: str) -> bool:
