@@ -79,8 +79,12 @@ def test_the_checks_catch_a_page_that_scrolls_sideways_or_has_an_unlabelled_cont
         check_page(page)
 
 
-def test_a_failed_request_to_the_hub_fails_the_test(page):
+def test_a_failed_request_and_a_script_error_are_problems_of_the_page(page):
+    """The problems that fail a test (tests/browser.py's pytest_runtest_call)."""
     page.goto("/no-such-page/")
-    problems = watch_of(page).problems
-    assert problems and "404 for GET" in problems[0]
-    problems.clear()  # seen: this test's own page is not a failure
+    page.evaluate("setTimeout(() => { throw new Error('boom'); })")
+    page.wait_for_timeout(100)
+    problems = "\n".join(watch_of(page).problems)
+    assert "404 for GET" in problems and "/no-such-page/" in problems
+    assert "console error" in problems and "script error" in problems and "boom" in problems
+    watch_of(page).problems.clear()  # seen: this test's page is not a failure
