@@ -172,11 +172,16 @@ _UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea")]
     .map((el) => el.outerHTML.slice(0, 200))"""
 
 
+class SidewaysScroll(AssertionError):
+    """A page wider than the viewport (its own type, for a known fault's xfail to name it and nothing else)."""
+
+
 def check_page(page) -> None:
     """The page does not scroll sideways (at any width; the phone's is the one that catches it), and every
     input, select and textarea has a label."""
     watch = watch_of(page)
     overflow = page.evaluate(_OVERFLOW)
-    assert not overflow, f"{page.url} scrolls sideways at {watch.width} width:\n  " + "\n  ".join(overflow)
+    if overflow:
+        raise SidewaysScroll(f"{page.url} scrolls sideways at {watch.width} width:\n  " + "\n  ".join(overflow))
     unlabelled = page.evaluate(_UNLABELLED)
     assert not unlabelled, f"{page.url} has form controls without a label:\n  " + "\n  ".join(unlabelled)
