@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test lint install install-dev bench clean
+.PHONY: run test lint install install-dev chromium bench clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,25 @@ run: install
 	$(PY) manage.py hub_bootstrap --base-url http://$(HOST):$(PORT)/v1
 	exec env HUB_BIND=$(HOST):$(PORT) HUB_WORKERS=$(WORKERS) PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m hub.run
 
-test: install-dev
+test: install-dev chromium
 	$(PY) -m pytest
+
+# The browser tests (tests/browser.py) drive Debian's chromium, never a downloaded browser: install the package
+# when it is missing (apt-get update only when the install fails without it). fonts-liberation: the metrics of
+# the fonts pages name, for screenshots that look like the real thing; the other recommends are for desktops.
+CHROMIUM := /usr/bin/chromium
+APT_INSTALL := env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-liberation
+chromium:
+	@[ -x $(CHROMIUM) ] && exit 0; \
+	command -v apt-get >/dev/null || { echo "make test: the browser tests need $(CHROMIUM) (Debian's chromium)," \
+		"and there is no apt-get to install it: install chromium by hand" >&2; exit 1; }; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
+		echo "make test: the browser tests need $(CHROMIUM); run 'apt-get install chromium' as root" \
+			"(or make test as root, or install sudo)" >&2; exit 1; fi; \
+	echo "make test: installing Debian's chromium for the browser tests (apt-get)"; \
+	$$sudo $(APT_INSTALL) || { $$sudo apt-get update -q && $$sudo $(APT_INSTALL); } || \
+		{ echo "make test: apt-get could not install chromium (above)" >&2; exit 1; }; \
+	[ -x $(CHROMIUM) ] || { echo "make test: apt-get installed chromium but there is no $(CHROMIUM)" >&2; exit 1; }
 
 # The gate alone (pyproject.toml), every check even when one fails; tests/test_gate.py and test_layers.py run
 # the same in `make test`.

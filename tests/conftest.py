@@ -15,7 +15,7 @@ from tests.fakes.server import Running, serve, server_fixture
 UPSTREAM_KEY = "sk-upstream-test"
 
 # Named actors of the management API (an owner, members of each role, an outsider).
-pytest_plugins = ["tests.actors", "tests.stripe_fixtures"]
+pytest_plugins = ["tests.actors", "tests.stripe_fixtures", "tests.browser"]
 
 
 class LiveHub:

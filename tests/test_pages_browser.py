@@ -1,0 +1,90 @@
+"""The site's pages in a real browser, at desktop and phone widths (tests/browser.py): the home page, the
+operator admin's login, and an operator signing in with password and TOTP code."""
+
+import pytest
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import User
+from tests.browser import SidewaysScroll, check_page, screenshot, watch_of
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def home_fits_a_phone(request, width):
+    """The home page's endpoint URLs (inline <code>, no wrapping) make it ~470px wide at a phone's 390px: a
+    known fault of templates/hub/home.html and static/hub/hub.css, expected to fail until they wrap (strict:
+    this test says so when they do). Any other failure still fails it outright."""
+    if width == "phone":
+        request.applymarker(pytest.mark.xfail(raises=SidewaysScroll, strict=True, reason="URLs overflow a phone"))
+
+
+def test_home_page(page, home_fits_a_phone):
+    page.goto("/")
+    assert page.title() and page.locator("body").inner_text().strip()
+    assert page.url.rstrip("/") + "/v1" in page.content()  # the base URL to give an OpenAI client
+    screenshot(page, "home")  # first: a page that fails the checks is one to look at
+    check_page(page)
+
+
+def test_admin_login_page(page):
+    page.goto("/admin/")
+    assert "/admin/login/" in page.url
+    for field in ("Username", "Password", "Authenticator code"):
+        assert page.get_by_label(field).count() == 1, field
+    screenshot(page, "admin-login")
+    check_page(page)
+
+
+@pytest.fixture
+def operator(transactional_db):
+    user = User.objects.create_superuser("operator", "op@example.com", PASSWORD)
+    return TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+
+
+def code_of(device) -> str:
+    device.refresh_from_db()
+    return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):0{device.digits}d}"
+
+
+def test_an_operator_logs_in_with_a_totp_code_and_sees_the_admin_index(page, operator):
+    page.goto("/admin/")
+    page.get_by_label("Username").fill("operator")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Authenticator code").fill(code_of(operator))
+    screenshot(page, "admin-login-filled")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/admin/")
+    assert page.get_by_role("heading", name="Site administration").count() == 1
+    assert page.get_by_role("link", name="Log out").count() + page.get_by_role("button", name="Log out").count()
+    screenshot(page, "admin-index")
+    check_page(page)
+
+
+# The checks themselves catch what they are for.
+
+
+def test_the_checks_catch_a_page_that_scrolls_sideways_or_has_an_unlabelled_control(page):
+    page.goto("/")
+    page.set_content('<main><p style="width: 2000px">wide</p></main>')
+    with pytest.raises(AssertionError, match=r"scrolls sideways[\s\S]*p reaches 2\d\d\dpx"):
+        check_page(page)
+    page.set_content('<pre style="overflow: auto"><code style="display: block; width: 2000px">x</code></pre>')
+    check_page(page)  # a box that scrolls by itself is fine
+    page.set_content('<label>Name <input name="a"></label> <input name="b" aria-label="B"> <select name="c"></select>')
+    with pytest.raises(AssertionError, match=r"without a label:\s+<select"):
+        check_page(page)
+
+
+def test_a_failed_request_and_a_script_error_are_problems_of_the_page(page):
+    """The problems that fail a test (tests/browser.py's pytest_runtest_call)."""
+    page.goto("/no-such-page/")
+    page.evaluate("setTimeout(() => { throw new Error('boom'); })")
+    page.wait_for_timeout(100)
+    problems = "\n".join(watch_of(page).problems)
+    assert "404 for GET" in problems and "/no-such-page/" in problems
+    assert "console error" in problems and "script error" in problems and "boom" in problems
+    watch_of(page).problems.clear()  # seen: this test's page is not a failure
