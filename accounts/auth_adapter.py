@@ -11,10 +11,12 @@ from allauth.account.forms import SignupForm as AllauthSignupForm
 from allauth.account.internal.stagekit import clear_login
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.forms import SignupForm as AllauthSocialSignupForm
+from allauth.socialaccount.models import SocialApp
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import redirect
 from django.utils import timezone
 
@@ -65,6 +67,13 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def get_app(self, request, provider, client_id=None):
+        # A provider without a client id in the settings is not there: 404, not allauth's server error.
+        try:
+            return super().get_app(request, provider, client_id)
+        except SocialApp.DoesNotExist:
+            raise Http404("This sign-in provider is not set up.") from None
+
     def is_open_for_signup(self, request, sociallogin) -> bool:
         if settings.HUB_SIGNUP_MODE != "invite":
             return settings.HUB_SIGNUP_MODE == "open"

@@ -369,34 +369,41 @@ ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip"}
 SOCIALACCOUNT_FORMS = {"signup": "accounts.auth_adapter.SocialSignupForm"}
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # a provider's email never signs in to an existing account by itself
 
+
 # Social and OpenID Connect login: each provider is on when its client id and secret are set (no database rows),
 # and its button shows on the login page. The callback URLs to register with the providers are
 # <the hub>/accounts/github/login/callback/, /accounts/google/login/callback/ and /accounts/oidc/oidc/login/callback/.
-SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}
-if env.str("HUB_GITHUB_CLIENT_ID", default=""):
-    SOCIALACCOUNT_PROVIDERS["github"] = {
-        "APPS": [{"client_id": env.str("HUB_GITHUB_CLIENT_ID"), "secret": env.str("HUB_GITHUB_CLIENT_SECRET")}],
-        "SCOPE": ["user:email"],
-    }
-if env.str("HUB_GOOGLE_CLIENT_ID", default=""):
-    SOCIALACCOUNT_PROVIDERS["google"] = {
-        "APPS": [{"client_id": env.str("HUB_GOOGLE_CLIENT_ID"), "secret": env.str("HUB_GOOGLE_CLIENT_SECRET")}],
-        "SCOPE": ["openid", "profile", "email"],
-        "OAUTH_PKCE_ENABLED": True,
-    }
-if env.str("HUB_OIDC_CLIENT_ID", default=""):
-    SOCIALACCOUNT_PROVIDERS["openid_connect"] = {
-        "APPS": [
-            {
-                "provider_id": "oidc",
-                "name": env.str("HUB_OIDC_NAME", default="Single sign-on"),
-                "client_id": env.str("HUB_OIDC_CLIENT_ID"),
-                "secret": env.str("HUB_OIDC_CLIENT_SECRET"),
-                "settings": {"server_url": env.str("HUB_OIDC_SERVER_URL")},
-            }
-        ],
-        "OAUTH_PKCE_ENABLED": True,
-    }
+def social_providers() -> dict[str, dict]:
+    """SOCIALACCOUNT_PROVIDERS from the environment (a function so tests can read it under their own)."""
+    providers: dict[str, dict] = {}
+    if env.str("HUB_GITHUB_CLIENT_ID", default=""):
+        providers["github"] = {
+            "APPS": [{"client_id": env.str("HUB_GITHUB_CLIENT_ID"), "secret": env.str("HUB_GITHUB_CLIENT_SECRET")}],
+            "SCOPE": ["user:email"],
+        }
+    if env.str("HUB_GOOGLE_CLIENT_ID", default=""):
+        providers["google"] = {
+            "APPS": [{"client_id": env.str("HUB_GOOGLE_CLIENT_ID"), "secret": env.str("HUB_GOOGLE_CLIENT_SECRET")}],
+            "SCOPE": ["openid", "profile", "email"],
+            "OAUTH_PKCE_ENABLED": True,
+        }
+    if env.str("HUB_OIDC_CLIENT_ID", default=""):
+        providers["openid_connect"] = {
+            "APPS": [
+                {
+                    "provider_id": "oidc",
+                    "name": env.str("HUB_OIDC_NAME", default="Single sign-on"),
+                    "client_id": env.str("HUB_OIDC_CLIENT_ID"),
+                    "secret": env.str("HUB_OIDC_CLIENT_SECRET"),
+                    "settings": {"server_url": env.str("HUB_OIDC_SERVER_URL")},
+                }
+            ],
+            "OAUTH_PKCE_ENABLED": True,
+        }
+    return providers
+
+
+SOCIALACCOUNT_PROVIDERS = social_providers()
 
 LOGGING = {
     "version": 1,
