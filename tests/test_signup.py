@@ -5,6 +5,7 @@ import re
 import time
 from datetime import timedelta
 
+import httpx
 import pytest
 from allauth.account import app_settings
 from allauth.account.models import EmailAddress
@@ -249,3 +250,33 @@ def test_a_signed_in_page_offers_sign_out_as_a_form():
     page = browser.get("/accounts/email/").content.decode()
     assert re.search(r'<form class="inline" method="post" action="/accounts/logout/">\s*<input type="hidden"', page)
     assert 'href="/accounts/login/"' not in page
+
+
+# Under the ASGI server `make run` uses.
+
+
+def test_signing_up_and_the_lockout_under_asgi(hub):
+    def post(browser, path, data):
+        browser.get(path)
+        return browser.post(path, data={**data, "csrfmiddlewaretoken": browser.cookies["csrftoken"]})
+
+    with httpx.Client(base_url=hub.url) as browser:
+        assert (
+            post(
+                browser,
+                "/accounts/signup/",
+                {"email": "olga@example.com", "password1": PASSWORD, "password2": PASSWORD},
+            ).status_code
+            == 302
+        )
+        link = re.search(r"https?://[^/\s]+(/accounts/confirm-email/\S+)", mails_to("olga@example.com")[0].body)[1]
+        assert post(browser, link, {}).headers["location"] == "/"
+        assert "olga@example.com" in browser.get("/").text
+    with httpx.Client(base_url=hub.url) as attacker:
+        statuses = [
+            post(attacker, "/accounts/login/", {"login": "olga@example.com", "password": "x"}).status_code
+            for _ in range(5)
+        ]
+        assert statuses == [200, 200, 200, 200, 429]
+        locked = post(attacker, "/accounts/login/", {"login": "olga@example.com", "password": PASSWORD})
+        assert locked.status_code == 429 and "Too many failed logins" in locked.text
