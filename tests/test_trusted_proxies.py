@@ -144,3 +144,16 @@ def test_gunicorn_trusts_the_same_proxies(tmp_path):
     assert gunicorn_setting(HUB_VAR_DIR=str(tmp_path)) == "[]"  # not even 127.0.0.1, uvicorn's own default
     trusted = gunicorn_setting(HUB_VAR_DIR=str(tmp_path), HUB_TRUSTED_PROXIES="10.0.0.0/8,192.0.2.1")
     assert trusted == "['10.0.0.0/8', '192.0.2.1']"
+
+
+def test_the_audit_log_and_allauths_throttles_see_the_same_address(world, settings):
+    from accounts.auth_adapter import AccountAdapter
+    from accounts.models import AuditEvent
+
+    settings.HUB_TRUSTED_PROXIES = ["198.51.100.0/24"]
+    behind = {"REMOTE_ADDR": "198.51.100.7", "HTTP_X_FORWARDED_FOR": "203.0.113.9"}
+    _, raw = api_key_create(organization=world.acme, name="ops", scope="admin")
+    assert as_key(raw).post("/manage/v1/orgs/acme/keys/", {"name": "new"}, format="json", **behind).status_code == 201
+    assert AuditEvent.objects.filter(action="key.create").latest("pk").ip_address == "203.0.113.9"
+    request = RequestFactory().get("/accounts/login/", **behind)
+    assert AccountAdapter(request).get_client_ip(request) == "203.0.113.9"
