@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from . import services, teams
+from . import addresses, services, teams
 from .middleware import client_address
 from .models import ApiKey, AuditEvent, Invitation, KeyScope, Membership, Organization, Team, User
 from .serializers import LIMIT_FIELDS
@@ -24,7 +24,7 @@ def forget_all_keys() -> None:
 
 
 def actor_of(request) -> services.Actor:
-    return services.Actor(user=request.user, ip_address=request.META.get("REMOTE_ADDR") or None)
+    return services.Actor(user=request.user, ip_address=addresses.client_address(request) or None)
 
 
 @admin.register(User)

@@ -3,6 +3,8 @@ from contextvars import ContextVar
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.utils.decorators import sync_and_async_middleware
 
+from . import addresses
+
 # The address of the request being served, for audit events written by code
 # that has no request at hand (the admin's LogEntry signal).
 client_address: ContextVar[str | None] = ContextVar("client_address", default=None)
@@ -13,7 +15,7 @@ def AuditContextMiddleware(get_response):
     if iscoroutinefunction(get_response):
 
         async def async_middleware(request):
-            token = client_address.set(request.META.get("REMOTE_ADDR") or None)
+            token = client_address.set(addresses.client_address(request) or None)
             try:
                 return await get_response(request)
             finally:
@@ -22,7 +24,7 @@ def AuditContextMiddleware(get_response):
         return markcoroutinefunction(async_middleware)
 
     def middleware(request):
-        token = client_address.set(request.META.get("REMOTE_ADDR") or None)
+        token = client_address.set(addresses.client_address(request) or None)
         try:
             return get_response(request)
         finally:

@@ -23,6 +23,14 @@ _var = Path(os.environ.get("HUB_VAR_DIR") or Path(__file__).resolve().parent.par
 _var.mkdir(parents=True, exist_ok=True)
 control_socket = str(_var / "gunicorn.ctl")
 
+# The proxies whose X-Forwarded-For and -Proto uvicorn believes are the hub's HUB_TRUSTED_PROXIES, read from its
+# settings as the hub reads them (accounts/addresses.py), so server and hub agree on the client's address and
+# scheme. Empty: nobody's, where uvicorn's own default would trust 127.0.0.1.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
+from django.conf import settings  # noqa: E402 - after the settings module is named
+
+forwarded_allow_ips = ",".join(settings.HUB_TRUSTED_PROXIES)
+
 # Time, client, request line, status, bytes sent, duration in seconds and the
 # request id (the usage record's). uvicorn's worker logs its own fixed line
 # instead of gunicorn's format, so the line is written by access_logged() below.

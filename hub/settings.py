@@ -5,6 +5,7 @@ broker, so `make run` needs nothing installed. DATABASE_URL and REDIS_URL
 switch to PostgreSQL and Redis.
 """
 
+import ipaddress
 import secrets
 from datetime import timedelta
 from decimal import Decimal
@@ -57,6 +58,13 @@ INSTALLED_APPS = [
     "axes",  # login hardening
     "django_otp",
     "django_otp.plugins.otp_totp",
+    # End users' accounts (issue 14): sign-up, email verification, password reset, social and OIDC login.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.github",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.openid_connect",
 ]
 
 MIDDLEWARE = [
@@ -66,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "accounts.middleware.AuditContextMiddleware",
     "django_otp.middleware.OTPMiddleware",  # login hardening: request.user.is_verified()
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -94,6 +103,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.site",
             ],
         },
     },
@@ -285,34 +295,115 @@ HUB_ENCRYPTION_KEYS = env.list("HUB_ENCRYPTION_KEYS", default=[]) or [
     _local_secret("encryption_key", lambda: __import__("cryptography.fernet").fernet.Fernet.generate_key().decode())
 ]
 
-# Login hardening (issue 7). Session logins (the admin's) are counted by
-# django-axes in the database, so every process sees the same failures: after
-# HUB_LOGIN_FAILURE_LIMIT failures of one username from one address, that pair
-# is refused (429, templates/admin/lockout.html) for HUB_LOGIN_COOLOFF_MINUTES
-# after the last attempt. The gateway (/v1/, /api/) never calls authenticate()
-# and has no middleware, so axes never sees it. Operators with a TOTP device
-# (django-otp) give a code at every admin login; HUB_OPERATOR_2FA_REQUIRED makes
-# every staff user enrol one (accounts/otp.py, accounts/admin_site.py).
+# Login hardening (issue 7). Session logins, the admin's and /accounts/login/'s alike, are counted by
+# django-axes in the database, so every process sees the same failures: after HUB_LOGIN_FAILURE_LIMIT failures
+# for one account from one address, that pair is refused (429: templates/admin/lockout.html on the admin,
+# templates/account/lockout.html on /accounts/) for HUB_LOGIN_COOLOFF_MINUTES after the last attempt. The admin's
+# username and allauth's email name the same account (accounts/lockout.py login_name). The gateway (/v1/, /api/)
+# never calls authenticate() and has no middleware, so axes never sees it. Operators with a TOTP device
+# (django-otp) give a code at every admin login; HUB_OPERATOR_2FA_REQUIRED makes every staff user enrol one
+# (accounts/otp.py, accounts/admin_site.py).
 HUB_LOGIN_FAILURE_LIMIT = env.int("HUB_LOGIN_FAILURE_LIMIT", default=5)
 HUB_LOGIN_COOLOFF_MINUTES = env.int("HUB_LOGIN_COOLOFF_MINUTES", default=15)
 HUB_OPERATOR_2FA_REQUIRED = env.bool("HUB_OPERATOR_2FA_REQUIRED", default=False)
 if HUB_LOGIN_FAILURE_LIMIT < 1 or HUB_LOGIN_COOLOFF_MINUTES < 1:
     raise environ.ImproperlyConfigured("HUB_LOGIN_FAILURE_LIMIT and HUB_LOGIN_COOLOFF_MINUTES must be at least 1")
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out username + address before any password check
-    "django.contrib.auth.backends.ModelBackend",
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out account + address before any password check
+    "django.contrib.auth.backends.ModelBackend",  # the admin: username and password
+    "allauth.account.auth_backends.AuthenticationBackend",  # /accounts/login/: email and password
 ]
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_FAILURE_LIMIT = HUB_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=HUB_LOGIN_COOLOFF_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "accounts.lockout.login_name"
+AXES_CLIENT_IP_CALLABLE = "accounts.addresses.client_address"  # the address key IP policies see, too
 AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
 AXES_HTTP_RESPONSE_CODE = 429
-AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]  # masked in axes' rows and logs
+AXES_SENSITIVE_PARAMETERS = ["username", "email", "login", "ip_address", "otp_token"]  # masked in axes' rows, logs
 AXES_VERBOSE = False  # no "AXES: BEGIN" line from every manage.py call and process start
 OTP_TOTP_ISSUER = env.str("HUB_OTP_ISSUER", default="The hub")
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # a device's secret is never shown back in the admin
+
+# Behind a reverse proxy: the proxies (addresses or CIDR networks) whose X-Forwarded-For is believed. The
+# client's address is then the last one in that header not added by one of them (accounts/addresses.py
+# client_address: key IP policies, the management API, the audit log and the login lockout all use it), and
+# gunicorn's uvicorn workers trust the same list (hub/gunicorn.conf.py forwarded_allow_ips, which also makes
+# X-Forwarded-Proto count). Empty: nobody's header is believed, not even 127.0.0.1's.
+HUB_TRUSTED_PROXIES = env.list("HUB_TRUSTED_PROXIES", default=[])
+for _proxy in HUB_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy)  # strict, as gunicorn checks it: 10.0.0.1/8 is a mistake for 10.0.0.0/8
+    except ValueError as exc:
+        raise environ.ImproperlyConfigured(f"HUB_TRUSTED_PROXIES: {exc}") from None
+
+# End users' accounts (django-allauth, under /accounts/): sign-up with email and password, the email verified by
+# a link before the first login, password reset and email change by link too. HUB_SIGNUP_MODE: "open" (anyone),
+# "invite" (only an email with a pending invitation, accounts.Invitation) or "closed" (accounts/auth_adapter.py).
+HUB_SITE_NAME = env.str("HUB_SITE_NAME", default="The hub")  # the pages' header and the mails' subject
+HUB_SIGNUP_MODE = env.str("HUB_SIGNUP_MODE", default="open")
+if HUB_SIGNUP_MODE not in ("open", "invite", "closed"):
+    raise environ.ImproperlyConfigured("HUB_SIGNUP_MODE must be 'open', 'invite' or 'closed'")
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "home"
+ACCOUNT_ADAPTER = "accounts.auth_adapter.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.auth_adapter.SocialAccountAdapter"
+ACCOUNT_FORMS = {"signup": "accounts.auth_adapter.SignupForm"}
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]  # no username: allauth makes one from the email
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_USER_DISPLAY = "accounts.auth_adapter.user_display"
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False  # the link opens a page with a button: a mail scanner's GET confirms nothing
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_CHANGE_EMAIL = True  # one address a user: a new one replaces the old once it is verified
+ACCOUNT_EMAIL_NOTIFICATIONS = True  # the old address hears of an email or password change
+ACCOUNT_REAUTHENTICATION_REQUIRED = True  # changing the email asks for the password (or a mailed code) again
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{HUB_SITE_NAME}] "
+# allauth's own throttles stay (sign-ups, reset mails, resends), and its limit on failed logins per address
+# across accounts; the per-account lockout is axes', the same as the admin's.
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip"}
+SOCIALACCOUNT_FORMS = {"signup": "accounts.auth_adapter.SocialSignupForm"}
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # a provider's email never signs in to an existing account by itself
+
+
+# Social and OpenID Connect login: each provider is on when its client id and secret are set (no database rows),
+# and its button shows on the login page. The callback URLs to register with the providers are
+# <the hub>/accounts/github/login/callback/, /accounts/google/login/callback/ and /accounts/oidc/oidc/login/callback/.
+def social_providers() -> dict[str, dict]:
+    """SOCIALACCOUNT_PROVIDERS from the environment (a function so tests can read it under their own)."""
+    providers: dict[str, dict] = {}
+    if env.str("HUB_GITHUB_CLIENT_ID", default=""):
+        providers["github"] = {
+            "APPS": [{"client_id": env.str("HUB_GITHUB_CLIENT_ID"), "secret": env.str("HUB_GITHUB_CLIENT_SECRET")}],
+            "SCOPE": ["user:email"],
+        }
+    if env.str("HUB_GOOGLE_CLIENT_ID", default=""):
+        providers["google"] = {
+            "APPS": [{"client_id": env.str("HUB_GOOGLE_CLIENT_ID"), "secret": env.str("HUB_GOOGLE_CLIENT_SECRET")}],
+            "SCOPE": ["openid", "profile", "email"],
+            "OAUTH_PKCE_ENABLED": True,
+        }
+    if env.str("HUB_OIDC_CLIENT_ID", default=""):
+        providers["openid_connect"] = {
+            "APPS": [
+                {
+                    "provider_id": "oidc",
+                    "name": env.str("HUB_OIDC_NAME", default="Single sign-on"),
+                    "client_id": env.str("HUB_OIDC_CLIENT_ID"),
+                    "secret": env.str("HUB_OIDC_CLIENT_SECRET"),
+                    "settings": {"server_url": env.str("HUB_OIDC_SERVER_URL")},
+                }
+            ],
+            "OAUTH_PKCE_ENABLED": True,
+        }
+    return providers
+
+
+SOCIALACCOUNT_PROVIDERS = social_providers()
 
 LOGGING = {
     "version": 1,

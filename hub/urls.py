@@ -30,6 +30,8 @@ urlpatterns = [
     path("manage/v1/", include("accounts.urls")),
     path("manage/v1/", include("billing.urls")),
     path("admin/", admin.site.urls),
+    # End users' sign-up, login, email and password (django-allauth; accounts/auth_adapter.py).
+    path("accounts/", include("allauth.urls")),
     path("", views.home, name="home"),
 ]
 

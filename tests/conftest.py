@@ -27,9 +27,14 @@ class LiveHub:
         self.server: uvicorn.Server | None = None
 
     def start(self) -> "LiveHub":
+        from django.conf import settings
+
         from hub.asgi import application
 
-        self.running = serve(application, "live-hub", lifespan="on")
+        # uvicorn believes the proxies the hub's settings name, as gunicorn's workers do (hub/gunicorn.conf.py):
+        # none by default, where uvicorn's own default would take 127.0.0.1's X-Forwarded-For.
+        forwarded = ",".join(settings.HUB_TRUSTED_PROXIES)
+        self.running = serve(application, "live-hub", lifespan="on", forwarded_allow_ips=forwarded)
         self.loop, self.server, self.thread = self.running.loop, self.running.server, self.running.thread
         self.port, self.url = self.running.port, self.running.base_url
         return self

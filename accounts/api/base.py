@@ -68,7 +68,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 
 def actor_of(request) -> services.Actor:
-    ip = request.META.get("REMOTE_ADDR") or None
+    ip = addresses.client_address(request) or None
     if isinstance(request.user, KeyPrincipal):
         return services.Actor(api_key=request.user.api_key, ip_address=ip)
     return services.Actor(user=request.user, ip_address=ip)
