@@ -20,6 +20,90 @@ def no_credential(provider: str, detail: str = "") -> UpstreamError:
     )
 
 
+# The hub's answer to each failure every provider family reports, in one place: the families differ only in
+# how they recognise one (a status, an error type, a gRPC state), not in what the client then sees.
+
+
+def credential_rejected(provider: str) -> UpstreamError:
+    """Never with the provider's words: they can quote the hub's own credential."""
+    return UpstreamError(
+        f"The provider '{provider}' rejected the hub's credential.",
+        status=502,
+        code="upstream_auth_failed",
+        retryable=True,
+    )
+
+
+def quota_exhausted(provider: str, what: str = "quota") -> UpstreamError:
+    return UpstreamError(
+        f"The provider '{provider}' has no {what} left for the hub's credential.",
+        status=502,
+        code="upstream_quota_exhausted",
+        retryable=True,
+    )
+
+
+def rate_limited(message: str, retry_after: str | None = None, code: str | None = None) -> UpstreamError:
+    return UpstreamError(
+        message or "Rate limited by the provider.",
+        status=429,
+        type="rate_limit_error",
+        code=code or "rate_limit_exceeded",
+        retryable=True,
+        retry_after=retry_after,
+    )
+
+
+def overloaded(provider: str, message: str = "", retry_after: str | None = None) -> UpstreamError:
+    return UpstreamError(
+        f"The provider '{provider}' is overloaded: {message}".rstrip(": "),
+        status=503,
+        type="server_error",
+        code="upstream_overloaded",
+        retryable=True,
+        retry_after=retry_after,
+    )
+
+
+def timed_out(provider: str) -> UpstreamError:
+    return UpstreamError(f"The provider '{provider}' timed out.", status=504, code="upstream_timeout", retryable=True)
+
+
+def model_unknown(provider: str, message: str) -> UpstreamError:
+    return UpstreamError(
+        f"The provider '{provider}' does not know this model: {message}".rstrip(": "),
+        status=502,
+        code="upstream_model_not_found",
+        retryable=False,
+    )
+
+
+def refused(message: str, code: str | None = None, status: int = 400, param: str | None = None) -> UpstreamError:
+    """The request itself is wrong (the client's to fix): its words are the provider's."""
+    return UpstreamError(
+        message or "The provider refused the request.",
+        status=status,
+        type="invalid_request_error",
+        code=code,
+        param=param,
+        retryable=False,
+    )
+
+
+def failed(
+    provider: str, detail, message: str, retryable: bool = True, retry_after: str | None = None
+) -> UpstreamError:
+    """Any other failure; `detail` (a status or an error type) in brackets when there is one."""
+    where = f" ({detail})" if detail else ""
+    return UpstreamError(
+        f"The provider '{provider}' failed{where}: {message}".rstrip(": "),
+        status=502,
+        code="upstream_error",
+        retryable=retryable,
+        retry_after=retry_after,
+    )
+
+
 def upstream_message(body: bytes) -> tuple[str, str | None, str | None]:
     """(message, code, param) from an OpenAI-shaped error body, or a text excerpt."""
     try:
@@ -37,65 +121,20 @@ def from_status(status: int, body: bytes, headers: httpx.Headers | dict, provide
     message, code, param = upstream_message(body)
     retry_after = headers.get("retry-after")
     if status in (401, 403):
-        # Never echo the provider's words here: they quote the hub's own credential.
-        return UpstreamError(
-            f"The provider '{provider}' rejected the hub's credential.",
-            status=502,
-            code="upstream_auth_failed",
-            retryable=True,
-        )
+        return credential_rejected(provider)
     if status == 429 and code == "insufficient_quota":
-        return UpstreamError(
-            f"The provider '{provider}' has no quota left for the hub's credential.",
-            status=502,
-            code="upstream_quota_exhausted",
-            retryable=True,
-        )
+        return quota_exhausted(provider)
     if status == 429:
-        return UpstreamError(
-            message or "Rate limited by the provider.",
-            status=429,
-            type="rate_limit_error",
-            code=code or "rate_limit_exceeded",
-            retryable=True,
-            retry_after=retry_after,
-        )
+        return rate_limited(message, retry_after, code)
     if status in (400, 413, 422):
-        return UpstreamError(
-            message or "The provider refused the request.",
-            status=400 if status == 422 else status,
-            type="invalid_request_error",
-            code=code,
-            param=param,
-            retryable=False,
-        )
+        return refused(message, code, status=400 if status == 422 else status, param=param)
     if status == 404:
-        return UpstreamError(
-            f"The provider '{provider}' does not know this model: {message}",
-            status=502,
-            code="upstream_model_not_found",
-            retryable=False,
-        )
+        return model_unknown(provider, message)
     if status in (503, 529):
-        return UpstreamError(
-            message or f"The provider '{provider}' is overloaded.",
-            status=503,
-            type="server_error",
-            code="upstream_overloaded",
-            retryable=True,
-            retry_after=retry_after,
-        )
+        return overloaded(provider, message, retry_after)
     if status in (408, 504):
-        return UpstreamError(
-            f"The provider '{provider}' timed out.", status=504, code="upstream_timeout", retryable=True
-        )
-    return UpstreamError(
-        f"The provider '{provider}' failed ({status}): {message}".rstrip(": "),
-        status=502,
-        code="upstream_error",
-        retryable=status >= 500,
-        retry_after=retry_after,
-    )
+        return timed_out(provider)
+    return failed(provider, status, message, retryable=status >= 500, retry_after=retry_after)
 
 
 def from_transport(exc: Exception, provider: str) -> UpstreamError:

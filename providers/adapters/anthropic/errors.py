@@ -3,7 +3,17 @@
 import json
 
 from ..base import UpstreamError
-from ..errors import upstream_message
+from ..errors import (
+    credential_rejected,
+    failed,
+    model_unknown,
+    overloaded,
+    quota_exhausted,
+    rate_limited,
+    refused,
+    timed_out,
+    upstream_message,
+)
 
 
 def map_error(error: dict, status: int | None, retry_after: str | None, provider: str) -> UpstreamError:
@@ -14,68 +24,25 @@ def map_error(error: dict, status: int | None, retry_after: str | None, provider
         details = {}
     if status in (401, 403) or kind in ("authentication_error", "permission_error"):
         # Never echo the provider's words here: they may quote the hub's own credential.
-        return UpstreamError(
-            f"The provider '{provider}' rejected the hub's credential.",
-            status=502,
-            code="upstream_auth_failed",
-            retryable=True,
-        )
+        return credential_rejected(provider)
     if status == 402 or kind == "billing_error" or details.get("error_code") == "enforced_spend_limit_reached":
-        return UpstreamError(
-            f"The provider '{provider}' has no credit left for the hub's credential.",
-            status=502,
-            code="upstream_quota_exhausted",
-            retryable=True,
-        )
+        return quota_exhausted(provider, "credit")
     if status == 429 or kind == "rate_limit_error":
-        return UpstreamError(
-            message or "Rate limited by the provider.",
-            status=429,
-            type="rate_limit_error",
-            code="rate_limit_exceeded",
-            retryable=True,
-            retry_after=retry_after,
-        )
+        return rate_limited(message, retry_after)
     if status in (503, 529) or kind == "overloaded_error":
-        return UpstreamError(
-            f"The provider '{provider}' is overloaded: {message or 'Overloaded'}",
-            status=503,
-            type="server_error",
-            code="upstream_overloaded",
-            retryable=True,
-            retry_after=retry_after,
-        )
+        return overloaded(provider, message or "Overloaded", retry_after)
     if status in (408, 504) or kind == "timeout_error":
-        return UpstreamError(
-            f"The provider '{provider}' timed out.", status=504, code="upstream_timeout", retryable=True
-        )
+        return timed_out(provider)
     if status == 404 or kind == "not_found_error":
-        return UpstreamError(
-            f"The provider '{provider}' does not know this model: {message}",
-            status=502,
-            code="upstream_model_not_found",
-            retryable=False,
-        )
+        return model_unknown(provider, message)
     if (status is not None and 400 <= status < 500) or kind in ("invalid_request_error", "request_too_large"):
         lowered, code = message.lower(), None
         if "prompt is too long" in lowered or "exceed context limit" in lowered or "context window" in lowered:
             code = "context_length_exceeded"
         elif "content filtering" in lowered or "content policy" in lowered or "usage policy" in lowered:
             code = "content_policy_violation"
-        return UpstreamError(
-            message or "The provider refused the request.",
-            status=400,
-            type="invalid_request_error",
-            code=code,
-            retryable=False,
-        )
-    return UpstreamError(
-        f"The provider '{provider}' failed ({status or kind}): {message}".rstrip(": "),
-        status=502,
-        code="upstream_error",
-        retryable=True,
-        retry_after=retry_after,
-    )
+        return refused(message, code)
+    return failed(provider, status or kind, message, retry_after=retry_after)
 
 
 def error_from_response(status: int, content: bytes, headers, provider: str) -> UpstreamError:

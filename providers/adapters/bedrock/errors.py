@@ -4,6 +4,7 @@ import json
 import re
 
 from ..base import UpstreamError
+from ..errors import credential_rejected, failed, model_unknown, overloaded, rate_limited, refused, timed_out
 
 # ValidationException wording for an over-long prompt varies by model family.
 TOO_LONG = re.compile(
@@ -28,51 +29,22 @@ def aws_error(kind: str, status: int, message: str, provider: str, retry_after: 
     kind = kind.split(":")[0].lower()  # "ThrottlingException:http://internal.amazon.com/coral/…"
     if kind in AUTH_ERRORS or status in (401, 403):
         # Never echo the provider's words here: they can quote the credential.
-        return UpstreamError(
-            f"The provider '{provider}' rejected the hub's credential.",
-            status=502,
-            code="upstream_auth_failed",
-            retryable=True,
-        )
+        return credential_rejected(provider)
     if kind in ("serviceunavailableexception", "modelnotreadyexception") or status == 503:
         # ModelNotReadyException comes as a 429, but it is not a rate limit.
-        return UpstreamError(
-            message or f"The provider '{provider}' is overloaded.",
-            status=503,
-            type="server_error",
-            code="upstream_overloaded",
-            retryable=True,
-        )
+        return overloaded(provider, message)
     if kind == "throttlingexception" or status == 429:
-        return UpstreamError(
-            message or "Rate limited by the provider.",
-            status=429,
-            type="rate_limit_error",
-            code="rate_limit_exceeded",
-            retryable=True,
-            retry_after=retry_after,
-        )
+        return rate_limited(message, retry_after)
     if kind == "validationexception" and TOO_LONG.search(message):
-        return UpstreamError(message, status=400, type="invalid_request_error", code="context_length_exceeded")
+        return refused(message, "context_length_exceeded")
     if kind == "modeltimeoutexception" or status == 408:
-        return UpstreamError(
-            f"The provider '{provider}' timed out.", status=504, code="upstream_timeout", retryable=True
-        )
+        return timed_out(provider)
     if kind == "resourcenotfoundexception" or status == 404:
-        return UpstreamError(
-            f"The provider '{provider}' does not know this model: {message}",
-            status=502,
-            code="upstream_model_not_found",
-        )
+        return model_unknown(provider, message)
     if kind in ("internalserverexception", "modelstreamerrorexception", "modelerrorexception") or status >= 500:
         # ModelErrorException (424) is the model failing, not the request being wrong.
-        return UpstreamError(
-            f"The provider '{provider}' failed: {message}".rstrip(": "),
-            status=502,
-            code="upstream_error",
-            retryable=True,
-        )
-    return UpstreamError(message or "The provider refused the request.", status=400, type="invalid_request_error")
+        return failed(provider, "", message)
+    return refused(message)
 
 
 def error_from_response(status: int, content: bytes, headers, provider: str) -> UpstreamError:

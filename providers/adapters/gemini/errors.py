@@ -5,6 +5,7 @@ import math
 import re
 
 from ..base import UpstreamError
+from ..errors import credential_rejected, failed, model_unknown, overloaded, rate_limited, refused, timed_out
 
 KEY_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED", "API_KEY_HTTP_REFERRER_BLOCKED"}
 TOO_LONG = re.compile(r"token count|maximum number of tokens|too many tokens|context (length|window)", re.I)
@@ -46,47 +47,16 @@ def error_from_response(status: int, content: bytes, headers, provider: str) -> 
         or (status == 400 and "api key" in message.lower())
     ):
         # Never echo Google's words here: they can quote the hub's key.
-        return UpstreamError(
-            f"The provider '{provider}' rejected the hub's credential.",
-            status=502,
-            code="upstream_auth_failed",
-            retryable=True,
-        )
+        return credential_rejected(provider)
     if status == 429 or state == "RESOURCE_EXHAUSTED":
-        return UpstreamError(
-            message or "Rate limited by the provider.",
-            status=429,
-            type="rate_limit_error",
-            code="rate_limit_exceeded",
-            retryable=True,
-            retry_after=headers.get("retry-after") or retry_delay(details),
-        )
+        return rate_limited(message, headers.get("retry-after") or retry_delay(details))
     if status == 503 or state == "UNAVAILABLE":
-        return UpstreamError(
-            f"The provider '{provider}' is overloaded: {message}".rstrip(": "),
-            status=503,
-            type="server_error",
-            code="upstream_overloaded",
-            retryable=True,
-        )
+        return overloaded(provider, message)
     if status in (408, 504) or state == "DEADLINE_EXCEEDED":
-        return UpstreamError(
-            f"The provider '{provider}' timed out.", status=504, code="upstream_timeout", retryable=True
-        )
+        return timed_out(provider)
     if status == 404:
-        return UpstreamError(
-            f"The provider '{provider}' does not know this model: {message}",
-            status=502,
-            code="upstream_model_not_found",
-        )
+        return model_unknown(provider, message)
     if 400 <= status < 500:
         code = "context_length_exceeded" if TOO_LONG.search(message) else None
-        return UpstreamError(
-            message or "The provider refused the request.", status=400, type="invalid_request_error", code=code
-        )
-    return UpstreamError(
-        f"The provider '{provider}' failed ({status}): {message}".rstrip(": "),
-        status=502,
-        code="upstream_error",
-        retryable=True,
-    )
+        return refused(message, code)
+    return failed(provider, status, message)
