@@ -6,23 +6,14 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
-from tests.browser import SidewaysScroll, check_page, screenshot, watch_of
+from tests.browser import check_page, screenshot, watch_of
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture
-def home_fits_a_phone(request, width):
-    """The home page's endpoint URLs (inline <code>, no wrapping) make it ~470px wide at a phone's 390px: a
-    known fault of templates/hub/home.html and static/hub/hub.css, expected to fail until they wrap (strict:
-    this test says so when they do). Any other failure still fails it outright."""
-    if width == "phone":
-        request.applymarker(pytest.mark.xfail(raises=SidewaysScroll, strict=True, reason="URLs overflow a phone"))
-
-
-def test_home_page(page, home_fits_a_phone):
+def test_home_page(page):
     page.goto("/")
     assert page.title() and page.locator("body").inner_text().strip()
     assert page.url.rstrip("/") + "/v1" in page.content()  # the base URL to give an OpenAI client
