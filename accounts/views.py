@@ -84,17 +84,18 @@ def _invitation_page(request, token, *, error: str = "", status: int = 200):
     except NotFound:
         return render(request, "accounts/dashboard/invitation.html", {"missing": True}, status=404)
     state = invitation.status
-    if state == "pending":
+    user = request.user
+    other_email = user.is_authenticated and (user.email or "").lower() != invitation.email.lower()
+    if state == "pending" and not other_email:
         request.session[INVITATION_KEY] = token  # so that signing up or in comes back here
     elif request.session.get(INVITATION_KEY) == token:
-        del request.session[INVITATION_KEY]
-    user = request.user
+        del request.session[INVITATION_KEY]  # not this user's to accept: the dashboard must not send them back
     context = {
         "invitation": invitation,
         "token": token,
         "state": state,
         "state_message": STATUS_MESSAGES.get(state, ""),
-        "other_email": user.is_authenticated and (user.email or "").lower() != invitation.email.lower(),
+        "other_email": other_email,
         "error": error if state == "pending" else "",  # otherwise the state's own message says it
         "next": request.path,
     }

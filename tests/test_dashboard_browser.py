@@ -4,6 +4,7 @@ credits; the owner invites a second person, who signs up from the email's link a
 
 import re
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -53,11 +54,25 @@ def test_sign_up_create_an_organisation_and_invite_a_viewer_who_signs_up_from_th
     page.wait_for_url("**/dashboard/")
     assert page.get_by_role("heading", name="Wonderland", level=1).count() == 1
     assert "You are a member as Owner." in page.inner_text("main")
-    membership = Membership.objects.get(user__email=owner)
+    membership = Membership.objects.get(user__email=owner)  # the only one yet
     assert membership.role == "owner"
     assert CreditAccount.objects.get(organization=membership.organization).balance == Decimal("5.00")
     screenshot(page, "dashboard-owner")
     check_page(page)
+
+    # A second organisation brings the header's switcher; switching back is a plain form post.
+    page.get_by_role("link", name="Create another organisation").click()
+    page.get_by_label("Name:", exact=True).fill("Looking Glass")
+    page.get_by_label("Short name").fill(f"looking-glass-{width}")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/dashboard/")
+    assert page.get_by_role("heading", name="Looking Glass", level=1).count() == 1
+    page.get_by_label("Organisation").select_option(f"wonderland-{width}")
+    screenshot(page, "switcher")
+    check_page(page)
+    page.get_by_role("button", name="Switch").click()
+    page.wait_for_url("**/dashboard/")
+    assert page.get_by_role("heading", name="Wonderland", level=1).count() == 1
 
     page.get_by_label("Email address").fill(viewer)
     page.get_by_label("Role").select_option("viewer")
@@ -65,6 +80,7 @@ def test_sign_up_create_an_organisation_and_invite_a_viewer_who_signs_up_from_th
     page.wait_for_url("**/dashboard/")
     assert f"Invitation sent to {viewer}." in page.inner_text("main")
     page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(lambda url: urlsplit(url).path == "/")  # the home page, before the next goto cuts it off
 
     page.goto(link_to(viewer, "/dashboard/invitations/"))
     assert "Join Wonderland" in page.inner_text("main") and "Viewer" in page.inner_text("main")

@@ -90,6 +90,16 @@ def test_a_user_signed_in_with_another_address_is_told_so_and_refused(invitation
     assert not Membership.objects.filter(organization=world.acme, user=world.outsider).exists()
 
 
+def test_someone_else_who_opened_the_link_is_not_sent_back_to_it(invitation):
+    _, link = invitation
+    browser = Client()
+    browser.get(link)  # before signing in: the dashboard would bring them back here after
+    browser.force_login(verified_user("stranger@example.com"))
+    assert browser.get("/dashboard/").url == link
+    assert "you are signed in as stranger@example.com" in browser.get(link).content.decode()
+    assert browser.get("/dashboard/").url == "/dashboard/organisations/new"  # free to start their own
+
+
 def test_accepting_needs_a_signed_in_user_and_a_post(invitation):
     _, link = invitation
     assert Client().post(link + "accept").url.startswith("/accounts/login/")
