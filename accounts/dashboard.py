@@ -24,7 +24,7 @@ def current_membership(request) -> Membership | None:
     memberships = selectors.memberships_of_user(user=request.user).order_by("organization__name", "pk")
     membership = memberships.filter(organization_id=request.session.get(SESSION_KEY)).first()
     membership = membership or memberships.first()
-    if membership is not None:
+    if membership is not None and request.session.get(SESSION_KEY) != membership.organization_id:
         request.session[SESSION_KEY] = membership.organization_id
     return membership
 
