@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -245,8 +246,8 @@ def invitation_create(
         "invitation": invitation,
         "organization": organization,
         "inviter": actor.label if actor is not None and actor.user is not None else "",
-        "accept_url": f"{accept_url_base.rstrip('/')}/manage/v1/invitations/{token}/accept",
-        "decline_url": f"{accept_url_base.rstrip('/')}/manage/v1/invitations/{token}/decline",
+        # The dashboard's page, which signs the invitee up or in first (accounts/views.py).
+        "accept_url": accept_url_base.rstrip("/") + reverse("dashboard-invitation", args=[token]),
     }
     subject = render_to_string("accounts/invitation_subject.txt", context).strip()
     body = render_to_string("accounts/invitation_email.txt", context)

@@ -348,7 +348,7 @@ HUB_SIGNUP_MODE = env.str("HUB_SIGNUP_MODE", default="open")
 if HUB_SIGNUP_MODE not in ("open", "invite", "closed"):
     raise environ.ImproperlyConfigured("HUB_SIGNUP_MODE must be 'open', 'invite' or 'closed'")
 LOGIN_URL = "account_login"
-LOGIN_REDIRECT_URL = "home"
+LOGIN_REDIRECT_URL = "dashboard"  # which sends a user without an organisation to create one
 ACCOUNT_ADAPTER = "accounts.auth_adapter.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "accounts.auth_adapter.SocialAccountAdapter"
 ACCOUNT_FORMS = {"signup": "accounts.auth_adapter.SignupForm"}

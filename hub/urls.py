@@ -32,6 +32,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # End users' sign-up, login, email and password (django-allauth; accounts/auth_adapter.py).
     path("accounts/", include("allauth.urls")),
+    path("dashboard/", include("accounts.dashboard_urls")),
     path("", views.home, name="home"),
 ]
 

@@ -47,7 +47,7 @@ def test_signing_up_sends_a_link_that_verifies_the_email_and_logs_in():
     link = link_in(message, "/accounts/confirm-email/")
     assert browser.get(link).status_code == 200 and not EmailAddress.objects.get(user=user).verified
     done = browser.post(link)
-    assert done.status_code == 302 and done.url == "/"
+    assert done.status_code == 302 and done.url == "/dashboard/"
     assert EmailAddress.objects.get(user=user).verified
     assert signed_in(browser) == str(user.pk)
     home = browser.get("/").content.decode()
@@ -104,7 +104,7 @@ def test_logging_in_and_out():
     wrong = log_in(browser, "frank@example.com", "not the passphrase")
     assert wrong.status_code == 200 and "not correct" in wrong.content.decode() and signed_in(browser) is None
     response = log_in(browser, "FRANK@example.com")
-    assert response.status_code == 302 and response.url == "/" and signed_in(browser) == str(user.pk)
+    assert response.status_code == 302 and response.url == "/dashboard/" and signed_in(browser) == str(user.pk)
     assert browser.get("/accounts/logout/").status_code == 200 and signed_in(browser)  # a GET only asks
     out = browser.post("/accounts/logout/")
     assert out.status_code == 302 and out.url == "/" and signed_in(browser) is None
@@ -270,7 +270,7 @@ def test_signing_up_and_the_lockout_under_asgi(hub):
             == 302
         )
         link = re.search(r"https?://[^/\s]+(/accounts/confirm-email/\S+)", mails_to("olga@example.com")[0].body)[1]
-        assert post(browser, link, {}).headers["location"] == "/"
+        assert post(browser, link, {}).headers["location"] == "/dashboard/"
         assert "olga@example.com" in browser.get("/").text
     with httpx.Client(base_url=hub.url) as attacker:
         statuses = [
