@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from . import addresses
 from .models import Invitation
@@ -94,6 +95,11 @@ class LoginForm(AllauthLoginForm):
     """allauth's login, where operators sign in too (by username or email). A staff account is made by an operator
     (createsuperuser, the admin), not by signing up, so its email need not be verified by link first; its second
     factor is the MFA step (accounts/mfa.py)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["login"].label = _("Email or username")  # allauth's "Login" says neither
+        self.fields["login"].widget.attrs["placeholder"] = _("Email or username")
 
     def _login_with_password(self, request, redirect_url, credentials):
         if self.user.is_staff:
