@@ -173,6 +173,7 @@ def test_an_operators_django_otp_device_keeps_working_after_the_migration(alice)
         migration.forwards(apps, editor)
     (migrated,) = Authenticator.objects.all()  # bob's was never confirmed, carol's steps allauth cannot follow
     assert migrated.user_id == alice.pk and migrated.type == "totp"
+    assert "otp_totp_totpdevice" not in connection.introspection.table_names()  # its FK would block deleting users
 
     browser = Client()
     assert log_in(browser, "alice@example.com").url.startswith("/accounts/2fa/authenticate/")

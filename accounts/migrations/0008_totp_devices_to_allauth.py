@@ -1,7 +1,8 @@
 """Operators' django-otp TOTP devices become allauth.mfa authenticators, with the same secret: their authenticator
 apps keep working. django-otp is no longer installed, so its table is read by SQL, if it is there at all (a new
 install never had it). A device allauth cannot reproduce (not 30-second steps of 6 digits from t0 = 0) is left out:
-its operator enrols again. The old tables are left in place, unused."""
+its operator enrols again. The old table is then dropped (its foreign key to the user, which Django no longer
+cascades, would stop a user from being deleted), and django-otp's migrations forgotten."""
 
 from base64 import b32encode
 
@@ -28,6 +29,8 @@ def forwards(apps, schema_editor):
             continue  # one TOTP a user: the first device (or one enrolled with allauth already) wins
         secret = b32encode(bytes.fromhex(key)).decode()
         authenticators.objects.create(user_id=user_id, type="totp", data={"secret": get_adapter().encrypt(secret)})
+    schema_editor.execute(f"DROP TABLE {OTP_TABLE}")
+    schema_editor.execute("DELETE FROM django_migrations WHERE app = 'otp_totp'")
 
 
 class Migration(migrations.Migration):
