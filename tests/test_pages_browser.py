@@ -55,6 +55,24 @@ def test_an_operator_logs_in_with_a_totp_code_and_sees_the_admin_index(page, ope
     check_page(page)
 
 
+def test_enrolling_an_authenticator_shows_the_qr_code_and_the_secret(page, transactional_db):
+    User.objects.create_superuser("operator", "op@example.com", PASSWORD)
+    page.goto("/accounts/login/")
+    page.get_by_label("Email or username").fill("operator")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/")
+    page.goto("/accounts/2fa/totp/activate/")
+    page.get_by_label("Password").fill(PASSWORD)  # allauth asks again before an MFA change
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url("**/accounts/2fa/totp/activate/")
+    qr = page.locator('img[src^="data:image/svg+xml"]')
+    assert qr.count() == 1 and qr.evaluate("img => img.complete && img.naturalWidth > 0")  # drawn, not blocked
+    assert page.get_by_label("Authenticator secret").input_value()
+    screenshot(page, "totp-activate")
+    check_page(page)
+
+
 # The checks themselves catch what they are for.
 
 
