@@ -86,5 +86,6 @@ def on_authenticator_added(sender, request, user, authenticator, **kwargs) -> No
     login with a code."""
     from allauth.account.internal.flows.login import record_authentication
 
-    if request is not None and request.user.pk == user.pk:
+    # Only a TOTP's confirmation proves the app: generating recovery codes (also "added") takes just the password.
+    if authenticator.type == "totp" and request is not None and request.user.pk == user.pk:
         record_authentication(request, user, "mfa", id=authenticator.pk, type=authenticator.type, enrolled=True)

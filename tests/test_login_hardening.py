@@ -184,6 +184,16 @@ def test_a_password_session_without_a_code_does_not_reach_the_admin(operator, de
     assert given.status_code == 302 and given.url == "/admin/" and signed_in(browser)
 
 
+def test_regenerating_recovery_codes_is_not_the_mfa_step(operator, device):
+    browser = Client()
+    browser.force_login(operator)
+    asked = browser.get("/accounts/2fa/recovery-codes/generate/")
+    assert browser.post(asked.url, {"password": PASSWORD}).status_code == 302  # the password again, not a code
+    assert browser.post("/accounts/2fa/recovery-codes/generate/").status_code == 302
+    assert Authenticator.objects.filter(user=operator, type="recovery_codes").exists()
+    assert not signed_in(browser)
+
+
 def test_the_right_code_lets_the_operator_in_once(operator, device):
     browser = Client()
     code = code_of(device)
