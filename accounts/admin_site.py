@@ -1,125 +1,77 @@
-"""The admin site: password (rate-limited by django-axes) plus, for operators who need one, a TOTP code.
+"""The admin site, signed in to through the one login (allauth's /accounts/login/, accounts/mfa.py).
 
-Failed passwords are counted by axes through Django's authenticate(); a wrong
-code counts as a failed login too (user_login_failed), so guessing codes after
-a stolen password runs into the same lockout.
+The admin has no login form of its own: its login view sends the browser to allauth's, with next= back here, so
+the password is counted by django-axes and the code asked by allauth.mfa as for any user. A staff session opens
+the admin only after an MFA step when one is required (accounts/mfa.py code_required); one that must enrol first
+is sent to allauth's TOTP activation.
 """
 
-from base64 import b32encode
 from functools import update_wrapper
+from urllib.parse import urlencode
 
-from django import forms
-from django.contrib import admin, messages
-from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.signals import user_login_failed
-from django.http import HttpResponseRedirect
+from django.contrib import admin
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
-from django.utils.decorators import method_decorator
-from django.utils.safestring import mark_safe
-from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
-from django_otp import login as otp_login
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
-from . import otp
-
-CODE_WIDGET = forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "size": 8})
-
-
-class HubLoginForm(AdminAuthenticationForm):
-    otp_token = forms.CharField(
-        label="Authenticator code",
-        required=False,
-        max_length=12,
-        widget=CODE_WIDGET,
-        help_text="Only if you have set up two-factor sign-in.",
-    )
-
-    @method_decorator(sensitive_variables("token"))
-    def clean(self):
-        cleaned = super().clean()  # authenticate(request, …): axes counts a wrong password here
-        # What get_user() returns; the stubs have it never None, but it is when a field was left empty.
-        user = self.user_cache
-        if user is None or not otp.code_required(user) or otp.must_enrol(user):
-            return cleaned  # no device yet: enrolment comes right after the password (HubAdminSite.admin_view)
-        token = cleaned.get("otp_token", "")
-        if not token.strip():
-            raise forms.ValidationError("Enter the code from your authenticator app.", code="otp_required")
-        device = otp.device_for_code(user, token)
-        if device is None:
-            user_login_failed.send(sender=__name__, credentials={"username": user.get_username()}, request=self.request)
-            raise forms.ValidationError(
-                "That authenticator code is wrong, expired or already used.", code="otp_invalid"
-            )
-        # django_otp marks the session verified on user_logged_in; the attribute is its own, not the model's.
-        user.otp_device = device  # type: ignore[attr-defined]
-        return cleaned
-
-
-class EnrolForm(forms.Form):
-    otp_token = forms.CharField(label="Code from the app", max_length=12, widget=CODE_WIDGET)
+from . import mfa
 
 
 class HubAdminSite(admin.AdminSite):
-    login_form = HubLoginForm
-    login_template = "admin/hub_login.html"
+    def register(self, model_or_iterable, admin_class=None, **options):
+        from allauth.mfa.models import Authenticator
+
+        models = model_or_iterable if isinstance(model_or_iterable, list | tuple) else [model_or_iterable]
+        if Authenticator in models:  # @admin.register passes a tuple
+            admin_class = AuthenticatorAdmin  # allauth's own shows `data`: the TOTP secret
+        super().register(model_or_iterable, admin_class, **options)
 
     def has_permission(self, request):
         if not super().has_permission(request):
             return False
-        return not otp.code_required(request.user) or otp.is_verified(request.user)
+        return not mfa.code_required(request.user) or mfa.session_verified(request)
 
     def admin_view(self, view, cacheable=False):
         inner = super().admin_view(view, cacheable)
 
         def wrapper(request, *args, **kwargs):
-            if otp.must_enrol(request.user):
-                if request.path == reverse("admin:logout", current_app=self.name):
-                    return view(request, *args, **kwargs)
-                return redirect("admin:otp_enrol")
+            if request.path == reverse("admin:logout", current_app=self.name):
+                if request.user.is_authenticated and not self.has_permission(request):
+                    return view(request, *args, **kwargs)  # leaving without the MFA step: admin_view would refuse
+            elif mfa.must_enrol(request.user):
+                return redirect("mfa_activate_totp")
             return inner(request, *args, **kwargs)
 
         return update_wrapper(wrapper, inner)
 
     def login(self, request, extra_context=None):
-        if request.method == "GET" and otp.must_enrol(request.user):
-            return redirect("admin:otp_enrol")
-        return super().login(request, extra_context)
-
-    def get_urls(self):
-        enrol = never_cache(csrf_protect(sensitive_post_parameters("otp_token")(self.enrol_view)))
-        return [path("otp/enrol/", enrol, name="otp_enrol"), *super().get_urls()]
-
-    def enrol_view(self, request):
-        """Set up a TOTP device for the signed-in operator: secret shown while unconfirmed, then never again."""
+        """Not a form: the way to allauth's login, or to the MFA step a signed-in operator still owes."""
+        target = request.GET.get(REDIRECT_FIELD_NAME, "")
+        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+            target = ""
+        query = urlencode({REDIRECT_FIELD_NAME: target or reverse("admin:index", current_app=self.name)})
         user = request.user
-        if not (user.is_authenticated and user.is_active and user.is_staff):
-            return redirect(f"{reverse('admin:login', current_app=self.name)}?next={request.path}")
-        if otp.user_has_device(user):
-            return HttpResponseRedirect(reverse("admin:index", current_app=self.name))
-        device = otp.enrolment_pending(user=user) if request.method == "POST" else None
-        form = EnrolForm(request.POST if device else None)
-        if device and form.is_valid():
-            if otp.enrolment_confirm(device=device, code=form.cleaned_data["otp_token"]):
-                device.refresh_from_db()
-                otp_login(request, device)
-                messages.success(request, "Two-factor sign-in is set up: you will need a code at every login.")
-                return HttpResponseRedirect(reverse("admin:index", current_app=self.name))
-            form.add_error("otp_token", "That code does not match: check the app and the clock, then try again.")
-        if device is None:
-            device = otp.enrolment_start(user=user)
-            form = EnrolForm()
-        context = {
-            **self.each_context(request),
-            "title": "Set up two-factor sign-in",
-            "form": form,
-            "required": otp.must_enrol(user),
-            "config_url": device.config_url,
-            "secret": b32encode(device.bin_key).decode(),  # for apps that cannot scan
-            # The SVG is made here by qrcode from the device's own URL, not from anything a user typed.
-            "qr_svg": mark_safe(otp.qr_code_svg(device.config_url)),  # noqa: S308
-        }
-        request.current_app = self.name
-        return TemplateResponse(request, "admin/otp_enrol.html", context)
+        if user.is_authenticated and not (user.is_active and user.is_staff):
+            raise PermissionDenied  # signed in, but not an operator: allauth's login would send them straight back
+        if user.is_authenticated:
+            if mfa.must_enrol(user):
+                return redirect("mfa_activate_totp")
+            if mfa.code_required(user) and not mfa.session_verified(request):
+                return redirect(f"{reverse('mfa_reauthenticate')}?{query}")
+        return redirect(f"{reverse('account_login')}?{query}")
+
+
+class AuthenticatorAdmin(admin.ModelAdmin):
+    """allauth.mfa's authenticators without their data (a TOTP secret, the recovery codes' seed): an operator sees
+    who has which and may delete one (a lost phone: its owner enrols again), never the secret."""
+
+    raw_id_fields = ("user",)
+    list_display = ("user", "type", "created_at", "last_used_at")
+    list_filter = ("type", "created_at", "last_used_at")
+    exclude = ("data",)
+    readonly_fields = ("type", "created_at", "last_used_at")
+
+    def has_add_permission(self, request):
+        return False

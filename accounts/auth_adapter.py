@@ -1,5 +1,5 @@
-"""End users' accounts through django-allauth (/accounts/): who may sign up, from which address, and who must
-sign in at the admin instead.
+"""Accounts through django-allauth (/accounts/), the one login for end users and operators alike: who may sign
+up, from which address.
 
 HUB_SIGNUP_MODE: "open", anyone may sign up; "invite", only an email with a pending invitation
 (accounts.Invitation: not accepted, declined, revoked or expired), checked when the form's email is cleaned, for
@@ -7,20 +7,20 @@ social sign-ups too; "closed", allauth's "sign up is closed" page. Existing user
 """
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.app_settings import EmailVerificationMethod
+from allauth.account.forms import LoginForm as AllauthLoginForm
 from allauth.account.forms import SignupForm as AllauthSignupForm
-from allauth.account.internal.stagekit import clear_login
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.forms import SignupForm as AllauthSocialSignupForm
 from allauth.socialaccount.models import SocialApp
 from django import forms
 from django.conf import settings
-from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
-from . import addresses, otp
+from . import addresses
 from .models import Invitation
 
 NOT_INVITED = "Sign-up is by invitation only: use the address your invitation was sent to."
@@ -57,14 +57,6 @@ class AccountAdapter(DefaultAccountAdapter):
             raise PermissionDenied("Unable to determine the client's address")
         return address
 
-    def pre_login(self, request, user, **kwargs):
-        # An operator whose admin login asks for a TOTP code gets no session without it: not from here either.
-        if otp.code_required(user):
-            clear_login(request)
-            messages.error(request, "Operators with two-factor sign-in sign in at the admin, with their code.")
-            return redirect("admin:login")
-        return super().pre_login(request, user, **kwargs)
-
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def get_app(self, request, provider, client_id=None):
@@ -97,3 +89,19 @@ class SignupForm(InvitedEmail, AllauthSignupForm):
 
 class SocialSignupForm(InvitedEmail, AllauthSocialSignupForm):
     pass
+
+
+class LoginForm(AllauthLoginForm):
+    """allauth's login, where operators sign in too (by username or email). A staff account is made by an operator
+    (createsuperuser, the admin), not by signing up, so its email need not be verified by link first; its second
+    factor is the MFA step (accounts/mfa.py)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["login"].label = _("Email or username")  # allauth's "Login" says neither
+        self.fields["login"].widget.attrs["placeholder"] = _("Email or username")
+
+    def _login_with_password(self, request, redirect_url, credentials):
+        if self.user.is_staff:
+            self._login.email_verification = EmailVerificationMethod.NONE
+        return super()._login_with_password(request, redirect_url, credentials)

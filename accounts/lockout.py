@@ -1,7 +1,7 @@
 """django-axes' view of a login: which account it is for, and the page a locked-out one gets.
 
-The admin posts a username, allauth's /accounts/login/ an email (its form field is "login"): both name an account,
-and failures through either count against that one account, from one address (AXES_LOCKOUT_PARAMETERS).
+allauth's /accounts/login/ (the admin's login too) takes an email or a username (its form field is "login"): both
+name an account, and failures through either count against that one account, from one address (AXES_LOCKOUT_PARAMETERS).
 """
 
 from allauth.account.utils import filter_users_by_email
@@ -16,12 +16,16 @@ def login_name(request, credentials: dict | None) -> str:
     that has it, so that a success through either form (axes resets by the username) clears the failures of
     both; an email no account (or several) has counts as itself, lowercased."""
     data = credentials or getattr(request, "data", request.POST)
-    username = data.get("username")
-    if username:
-        return str(username)
-    email = str(data.get("email") or data.get("login") or "").strip()
+    # allauth tries an email-looking login as a username too (ACCOUNT_LOGIN_METHODS has both): the email wins.
+    email = str(data.get("email") or "").strip()
     if not email:
-        return ""
+        username = data.get("username")
+        if username:
+            return str(username)
+        login = str(data.get("login") or "").strip()
+        if "@" not in login:
+            return login  # a username typed into allauth's form (operators)
+        email = login
     users = filter_users_by_email(email)
     return users[0].get_username() if len(users) == 1 else email.lower()
 

@@ -42,7 +42,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "accounts.admin_config.HubAdminConfig",  # django.contrib.admin with TOTP for operators (login hardening)
+    "accounts.admin_config.HubAdminConfig",  # django.contrib.admin behind the one login and its MFA step
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -56,8 +56,6 @@ INSTALLED_APPS = [
     "billing",
     "hub",
     "axes",  # login hardening
-    "django_otp",
-    "django_otp.plugins.otp_totp",
     # End users' accounts (issue 14): sign-up, email verification, password reset, social and OIDC login.
     "allauth",
     "allauth.account",
@@ -65,6 +63,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount.providers.github",
     "allauth.socialaccount.providers.google",
     "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",  # TOTP and recovery codes, for everyone (accounts/mfa.py)
 ]
 
 MIDDLEWARE = [
@@ -76,7 +75,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "accounts.middleware.AuditContextMiddleware",
-    "django_otp.middleware.OTPMiddleware",  # login hardening: request.user.is_verified()
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # login hardening: last, turns a lockout into its page
@@ -300,9 +298,10 @@ HUB_ENCRYPTION_KEYS = env.list("HUB_ENCRYPTION_KEYS", default=[]) or [
 # for one account from one address, that pair is refused (429: templates/admin/lockout.html on the admin,
 # templates/account/lockout.html on /accounts/) for HUB_LOGIN_COOLOFF_MINUTES after the last attempt. The admin's
 # username and allauth's email name the same account (accounts/lockout.py login_name). The gateway (/v1/, /api/)
-# never calls authenticate() and has no middleware, so axes never sees it. Operators with a TOTP device
-# (django-otp) give a code at every admin login; HUB_OPERATOR_2FA_REQUIRED makes every staff user enrol one
-# (accounts/otp.py, accounts/admin_site.py).
+# never calls authenticate() and has no middleware, so axes never sees it. Multi-factor sign-in (allauth.mfa:
+# TOTP and recovery codes) is for every user; a wrong code counts as a failed login. The admin has no login of its
+# own (accounts/admin_site.py): operators sign in at /accounts/login/, and one with an authenticator opens the
+# admin only after its code; HUB_OPERATOR_2FA_REQUIRED makes every staff user enrol one first (accounts/mfa.py).
 HUB_LOGIN_FAILURE_LIMIT = env.int("HUB_LOGIN_FAILURE_LIMIT", default=5)
 HUB_LOGIN_COOLOFF_MINUTES = env.int("HUB_LOGIN_COOLOFF_MINUTES", default=15)
 HUB_OPERATOR_2FA_REQUIRED = env.bool("HUB_OPERATOR_2FA_REQUIRED", default=False)
@@ -323,10 +322,11 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
 AXES_HTTP_RESPONSE_CODE = 429
-AXES_SENSITIVE_PARAMETERS = ["username", "email", "login", "ip_address", "otp_token"]  # masked in axes' rows, logs
+AXES_SENSITIVE_PARAMETERS = ["username", "email", "login", "ip_address", "code"]  # masked in axes' rows, logs
 AXES_VERBOSE = False  # no "AXES: BEGIN" line from every manage.py call and process start
-OTP_TOTP_ISSUER = env.str("HUB_OTP_ISSUER", default="The hub")
-OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # a device's secret is never shown back in the admin
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env.str("HUB_OTP_ISSUER", default="The hub")  # the name authenticator apps show
+MFA_FORMS = {"authenticate": "accounts.mfa.AuthenticateForm", "reauthenticate": "accounts.mfa.ReauthenticateForm"}
 
 # Behind a reverse proxy: the proxies (addresses or CIDR networks) whose X-Forwarded-For is believed. The
 # client's address is then the last one in that header not added by one of them (accounts/addresses.py
@@ -351,8 +351,8 @@ LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard"  # which sends a user without an organisation to create one
 ACCOUNT_ADAPTER = "accounts.auth_adapter.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "accounts.auth_adapter.SocialAccountAdapter"
-ACCOUNT_FORMS = {"signup": "accounts.auth_adapter.SignupForm"}
-ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_FORMS = {"signup": "accounts.auth_adapter.SignupForm", "login": "accounts.auth_adapter.LoginForm"}
+ACCOUNT_LOGIN_METHODS = {"email", "username"}  # operators may have no email; end users never learn their username
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]  # no username: allauth makes one from the email
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_USER_DISPLAY = "accounts.auth_adapter.user_display"

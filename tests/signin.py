@@ -52,3 +52,19 @@ def verified_user(email: str, password: str = PASSWORD, **fields):
 
 def mails_to(address: str) -> list:
     return [message for message in mail.outbox if address in message.to]
+
+
+def totp_code(user, at: float | None = None) -> str:
+    """The code an authenticator app shows now for the user's TOTP (allauth.mfa), from the stored secret."""
+    import time
+
+    from allauth.mfa.adapter import get_adapter
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+    secret = get_adapter().decrypt(Authenticator.objects.get(user=user, type="totp").data["secret"])
+    return format_hotp_value(hotp_value(secret, int(at if at is not None else time.time()) // 30))
+
+
+def wrong_code(code: str) -> str:
+    return f"{(int(code) + 1) % 10**6:06d}"

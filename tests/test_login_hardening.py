@@ -1,23 +1,26 @@
-"""Admin logins are rate-limited per username + address (django-axes); operators sign in with TOTP (django-otp)."""
+"""Logins are rate-limited per username + address (django-axes) on the one login (/accounts/login/, where the
+admin's login sends operators); operators with an authenticator (allauth.mfa TOTP) open the admin only after its
+code, and with HUB_OPERATOR_2FA_REQUIRED every staff user enrols one first."""
 
 import io
 import logging
-import re
 from datetime import timedelta
 
 import httpx
 import pytest
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from axes.models import AccessAttempt
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import F
 from django.test import Client
-from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
+from tests.signin import fresh_throttles, totp_code, wrong_code
 
 PASSWORD = "correct horse battery staple"
+__all__ = ["fresh_throttles"]  # the autouse fixture, imported: allauth keeps used codes and throttles in the cache
 
 
 @pytest.fixture
@@ -32,19 +35,19 @@ def colleague(transactional_db):
 
 @pytest.fixture
 def device(operator):
-    return TOTPDevice.objects.create(user=operator, name="phone", confirmed=True)
+    return TOTP.activate(operator, generate_totp_secret()).instance
 
 
 def code_of(device) -> str:
-    device.refresh_from_db()
-    return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):0{device.digits}d}"
+    return totp_code(device.user)
 
 
 def log_in(browser, username, password=PASSWORD, code=None):
-    form = {"username": username, "password": password, "next": "/admin/"}
-    if code is not None:
-        form["otp_token"] = code
-    return browser.post("/admin/login/?next=/admin/", form)
+    """The admin's login, which is allauth's: the password, then (when asked, and given) the code."""
+    response = browser.post("/accounts/login/?next=/admin/", {"login": username, "password": password})
+    if code is not None and response.status_code == 302 and response.url.startswith("/accounts/2fa/authenticate/"):
+        response = browser.post("/accounts/2fa/authenticate/", {"code": code})
+    return response
 
 
 def signed_in(browser) -> bool:
@@ -52,7 +55,20 @@ def signed_in(browser) -> bool:
 
 
 def errors_of(response) -> str:
-    return " ".join(re.findall(r'class="errornote">\s*(.*?)\s*</p>', response.content.decode(), re.DOTALL))
+    return " ".join(str(error) for errors in response.context["form"].errors.values() for error in errors)
+
+
+def test_the_admin_login_is_the_accounts_login(transactional_db):
+    browser = Client()
+    response = browser.get("/admin/")
+    assert response.status_code == 302 and response.url == "/admin/login/?next=/admin/"
+    response = browser.get(response.url)
+    assert response.status_code == 302 and response.url == "/accounts/login/?next=%2Fadmin%2F"
+    assert browser.post("/admin/login/", {"username": "operator", "password": PASSWORD}).url.startswith(
+        "/accounts/login/"
+    )  # the old form is gone: nothing is checked there
+    off_site = browser.get("/admin/login/?next=https://evil.example/")
+    assert off_site.url == "/accounts/login/?next=%2Fadmin%2F"
 
 
 # Rate limiting.
@@ -125,10 +141,10 @@ def test_the_lockout_page_is_served_under_asgi_and_the_gateway_is_not_counted(hu
     with httpx.Client(base_url=hub.url) as browser:
         statuses = []
         for _ in range(5):
-            token = browser.get("/admin/login/").cookies.get("csrftoken") or browser.cookies["csrftoken"]
+            token = browser.get("/accounts/login/").cookies.get("csrftoken") or browser.cookies["csrftoken"]
             statuses.append(
                 browser.post(
-                    "/admin/login/", data={"username": "operator", "password": "guess", "csrfmiddlewaretoken": token}
+                    "/accounts/login/", data={"login": "operator", "password": "guess", "csrfmiddlewaretoken": token}
                 ).status_code
             )
         assert statuses == [200, 200, 200, 200, 429]
@@ -139,7 +155,7 @@ def test_the_lockout_page_is_served_under_asgi_and_the_gateway_is_not_counted(hu
 def test_the_gateway_has_no_login_middleware(settings):
     from hub.asgi import gateway_app
 
-    assert not any("axes" in m or "otp" in m for m in settings.HUB_GATEWAY_MIDDLEWARE)
+    assert not any(word in m for m in settings.HUB_GATEWAY_MIDDLEWARE for word in ("axes", "otp", "allauth"))
     assert "axes.middleware.AxesMiddleware" in settings.MIDDLEWARE
     assert gateway_app._middleware_chain is not None
 
@@ -150,7 +166,9 @@ def test_the_gateway_has_no_login_middleware(settings):
 def test_an_operator_with_a_device_needs_a_code(operator, device):
     browser = Client()
     response = log_in(browser, "operator")
-    assert response.status_code == 200 and "Enter the code from your authenticator app" in errors_of(response)
+    assert response.status_code == 302 and response.url.startswith("/accounts/2fa/authenticate/")
+    page = browser.get(response.url)
+    assert page.status_code == 200 and 'name="code"' in page.content.decode()
     assert not signed_in(browser)
 
 
@@ -159,6 +177,21 @@ def test_a_password_session_without_a_code_does_not_reach_the_admin(operator, de
     browser.force_login(operator)
     response = browser.get("/admin/")
     assert response.status_code == 302 and response.url.startswith("/admin/login/")
+    onward = browser.get(response.url)
+    assert onward.status_code == 302 and onward.url == "/accounts/2fa/reauthenticate/?next=%2Fadmin%2F"
+    assert not signed_in(browser)
+    given = browser.post(onward.url, {"code": code_of(device)})  # the code, once, opens it
+    assert given.status_code == 302 and given.url == "/admin/" and signed_in(browser)
+
+
+def test_regenerating_recovery_codes_is_not_the_mfa_step(operator, device):
+    browser = Client()
+    browser.force_login(operator)
+    asked = browser.get("/accounts/2fa/recovery-codes/generate/")
+    assert browser.post(asked.url, {"password": PASSWORD}).status_code == 302  # the password again, not a code
+    assert browser.post("/accounts/2fa/recovery-codes/generate/").status_code == 302
+    assert Authenticator.objects.filter(user=operator, type="recovery_codes").exists()
+    assert not signed_in(browser)
 
 
 def test_the_right_code_lets_the_operator_in_once(operator, device):
@@ -168,19 +201,30 @@ def test_the_right_code_lets_the_operator_in_once(operator, device):
     assert response.status_code == 302 and response.url == "/admin/"
     assert signed_in(browser)
     replayed = log_in(Client(), "operator", code=code)
-    assert replayed.status_code == 200 and "already used" in errors_of(replayed)
+    assert replayed.status_code == 200 and "Incorrect code" in errors_of(replayed)
 
 
 def test_a_wrong_code_is_refused_and_counts_toward_the_lockout(operator, device):
     browser = Client()
-    good = code_of(device)
-    wrong = f"{(int(good) + 1) % 10**6:06d}"
+    wrong = wrong_code(code_of(device))
     response = log_in(browser, "operator", code=wrong)
-    assert response.status_code == 200 and "wrong" in errors_of(response) and not signed_in(browser)
+    assert response.status_code == 200 and "Incorrect code" in errors_of(response) and not signed_in(browser)
     for _ in range(4):
         last = log_in(browser, "operator", code=wrong)
     assert last.status_code == 429
     assert AccessAttempt.objects.get().failures_since_start == 5
+    # Locked out: the password is refused, and so is the right code on a login already past its password.
+    assert log_in(browser, "operator", code=code_of(device)).status_code == 429 and not signed_in(browser)
+
+
+def test_codes_guessed_on_one_pending_login_are_counted_too(operator, device):
+    browser = Client()
+    assert log_in(browser, "operator").url.startswith("/accounts/2fa/authenticate/")
+    wrong = wrong_code(code_of(device))
+    statuses = [browser.post("/accounts/2fa/authenticate/", {"code": wrong}).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 200, 429]
+    right = browser.post("/accounts/2fa/authenticate/", {"code": code_of(device)})
+    assert right.status_code == 429 and not signed_in(browser)
 
 
 def test_an_operator_without_a_device_logs_in_as_before(operator):
@@ -197,40 +241,45 @@ def test_when_required_an_operator_without_a_device_is_sent_to_enrol(operator, s
     browser = Client()
     response = log_in(browser, "operator")
     assert response.status_code == 302
-    assert browser.get("/admin/").url == "/admin/otp/enrol/"
-    assert browser.get("/admin/accounts/apikey/").url == "/admin/otp/enrol/"
-    page = browser.get("/admin/otp/enrol/")
+    assert browser.get("/admin/").url == "/accounts/2fa/totp/activate/"
+    assert browser.get("/admin/accounts/apikey/").url == "/accounts/2fa/totp/activate/"
+    asked = browser.get("/accounts/2fa/totp/activate/")  # allauth asks for the password again before MFA changes
+    assert asked.url == "/accounts/reauthenticate/?next=%2Faccounts%2F2fa%2Ftotp%2Factivate%2F"
+    assert browser.post(asked.url, {"password": PASSWORD}).url == "/accounts/2fa/totp/activate/"
+    page = browser.get("/accounts/2fa/totp/activate/")
     assert page.status_code == 200
-    pending = TOTPDevice.objects.get(user=operator, confirmed=False)
-    secret = page.context["secret"]
-    assert "otpauth://totp/" in page.content.decode() and secret in page.content.decode()
-    assert "<svg" in page.content.decode()  # a QR code to scan
+    secret = page.context["form"].secret
+    assert secret in page.content.decode()  # for apps that cannot scan
+    assert 'src="data:image/svg+xml;base64,' in page.content.decode()  # the QR code (of the otpauth:// URL)
+    assert '<header class="site-header">' in page.content.decode()  # the hub's layout
 
-    wrong = browser.post("/admin/otp/enrol/", {"otp_token": "000000" if code_of(pending) != "000000" else "111111"})
-    assert wrong.status_code == 200 and not TOTPDevice.objects.filter(confirmed=True).exists()
-    pending.throttle_reset()
-    confirmed = browser.post("/admin/otp/enrol/", {"otp_token": code_of(pending)})
-    assert confirmed.status_code == 302 and confirmed.url == "/admin/"
-    assert signed_in(browser)
+    import time
+
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+    good = format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+    wrong = browser.post("/accounts/2fa/totp/activate/", {"code": wrong_code(good)})
+    assert wrong.status_code == 200 and not Authenticator.objects.exists()
+    confirmed = browser.post("/accounts/2fa/totp/activate/", {"code": good})
+    assert confirmed.status_code == 302 and confirmed.url == "/accounts/2fa/recovery-codes/"
+    assert signed_in(browser)  # the confirming code was the MFA step
 
     # After enrolment the secret is on no page and in no log line.
-    device = TOTPDevice.objects.get(user=operator)
-    assert device.confirmed
-    assert browser.get("/admin/otp/enrol/").status_code == 302
-    for url in ["/admin/otp_totp/totpdevice/", f"/admin/otp_totp/totpdevice/{device.pk}/change/"]:
+    device = Authenticator.objects.get(user=operator, type="totp")
+    assert browser.get("/accounts/2fa/totp/activate/").status_code == 302
+    for url in ["/accounts/2fa/", "/admin/mfa/authenticator/", f"/admin/mfa/authenticator/{device.pk}/change/"]:
         shown = browser.get(url)
-        assert shown.status_code == 200 and device.key not in shown.content.decode()
-        assert secret not in shown.content.decode(), url
+        assert shown.status_code == 200 and secret not in shown.content.decode(), url
     logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert device.key not in logged and secret not in logged
+    assert secret not in logged
 
 
 def test_when_required_a_password_session_is_sent_to_enrol(operator, settings):
     settings.HUB_OPERATOR_2FA_REQUIRED = True
     browser = Client()
     browser.force_login(operator)
-    assert browser.get("/admin/").url == "/admin/otp/enrol/"
-    assert browser.get("/admin/login/").url == "/admin/otp/enrol/"
+    assert browser.get("/admin/").url == "/accounts/2fa/totp/activate/"
+    assert browser.get("/admin/login/").url == "/accounts/2fa/totp/activate/"
     assert browser.post("/admin/logout/").status_code == 200  # leaving without enrolling
     assert browser.get("/admin/").url.startswith("/admin/login/")
 
@@ -241,8 +290,9 @@ def test_a_non_staff_session_is_unaffected(transactional_db, settings):
     browser = Client()
     browser.force_login(tenant)
     assert browser.get("/manage/v1/orgs/").status_code == 200
-    assert browser.get("/admin/otp/enrol/").status_code == 302
-    assert not TOTPDevice.objects.exists()
+    assert browser.get("/admin/login/").status_code == 403  # no admin, and no loop back to a login it has done
+    assert browser.get("/accounts/2fa/").status_code == 200  # enrolling is the tenant's choice
+    assert not Authenticator.objects.exists()
 
 
 def test_hub_totp_enrol_prints_the_url_once(operator, caplog):
@@ -250,15 +300,15 @@ def test_hub_totp_enrol_prints_the_url_once(operator, caplog):
     out = io.StringIO()
     call_command("hub_totp_enrol", "operator", stdout=out)
     url = out.getvalue().strip()
-    assert url.startswith("otpauth://totp/The%20hub%3Aoperator?secret=")
-    device = TOTPDevice.objects.get(user=operator)
-    assert device.confirmed
+    assert url.startswith("otpauth://totp/op%40example.com?secret=") and url.endswith("&issuer=The%20hub")
+    device = Authenticator.objects.get(user=operator)
     assert not any(url in r.getMessage() for r in caplog.records)
     with pytest.raises(CommandError, match="already has"):
         call_command("hub_totp_enrol", "operator", stdout=io.StringIO())
     call_command("hub_totp_enrol", "operator", "--replace", stdout=io.StringIO())
-    assert TOTPDevice.objects.get(user=operator).pk != device.pk
-    assert log_in(Client(), "operator").status_code == 200  # a code is now needed
+    assert Authenticator.objects.get(user=operator).pk != device.pk
+    response = log_in(Client(), "operator")
+    assert response.url.startswith("/accounts/2fa/authenticate/")  # a code is now needed
 
 
 def test_hub_totp_enrol_refuses_a_non_staff_user(transactional_db):
@@ -270,4 +320,5 @@ def test_hub_totp_enrol_refuses_a_non_staff_user(transactional_db):
 def test_createsuperuser_still_works(transactional_db, monkeypatch):
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
     call_command("createsuperuser", interactive=False, username="root", email="root@example.com", stdout=io.StringIO())
-    assert log_in(Client(), "root").status_code == 302
+    browser = Client()
+    assert log_in(browser, "root").url == "/admin/" and signed_in(browser)  # no email to verify first

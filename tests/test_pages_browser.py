@@ -1,12 +1,12 @@
 """The site's pages in a real browser, at desktop and phone widths (tests/browser.py): the home page, the
-operator admin's login, and an operator signing in with password and TOTP code."""
+operator admin's login (allauth's), and an operator signing in with password and TOTP code."""
 
 import pytest
-from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 
 from accounts.models import User
 from tests.browser import check_page, screenshot, watch_of
+from tests.signin import totp_code
 
 pytestmark = pytest.mark.browser
 
@@ -23,8 +23,8 @@ def test_home_page(page):
 
 def test_admin_login_page(page):
     page.goto("/admin/")
-    assert "/admin/login/" in page.url
-    for field in ("Username", "Password", "Authenticator code"):
+    assert "/accounts/login/?next=%2Fadmin%2F" in page.url  # the one login
+    for field in ("Email or username", "Password"):
         assert page.get_by_label(field).count() == 1, field
     screenshot(page, "admin-login")
     check_page(page)
@@ -33,25 +33,43 @@ def test_admin_login_page(page):
 @pytest.fixture
 def operator(transactional_db):
     user = User.objects.create_superuser("operator", "op@example.com", PASSWORD)
-    return TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-
-
-def code_of(device) -> str:
-    device.refresh_from_db()
-    return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):0{device.digits}d}"
+    TOTP.activate(user, generate_totp_secret())
+    return user
 
 
 def test_an_operator_logs_in_with_a_totp_code_and_sees_the_admin_index(page, operator):
     page.goto("/admin/")
-    page.get_by_label("Username").fill("operator")
+    page.get_by_label("Email or username").fill("operator")
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_label("Authenticator code").fill(code_of(operator))
     screenshot(page, "admin-login-filled")
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/accounts/2fa/authenticate/")
+    page.get_by_label("Code").fill(totp_code(operator))
+    screenshot(page, "admin-login-code")
+    check_page(page)
+    page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/admin/")
     assert page.get_by_role("heading", name="Site administration").count() == 1
     assert page.get_by_role("link", name="Log out").count() + page.get_by_role("button", name="Log out").count()
     screenshot(page, "admin-index")
+    check_page(page)
+
+
+def test_enrolling_an_authenticator_shows_the_qr_code_and_the_secret(page, transactional_db):
+    User.objects.create_superuser("operator", "op@example.com", PASSWORD)
+    page.goto("/accounts/login/")
+    page.get_by_label("Email or username").fill("operator")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/")
+    page.goto("/accounts/2fa/totp/activate/")
+    page.get_by_label("Password").fill(PASSWORD)  # allauth asks again before an MFA change
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url("**/accounts/2fa/totp/activate/")
+    qr = page.locator('img[src^="data:image/svg+xml"]')
+    assert qr.count() == 1 and qr.evaluate("img => img.complete && img.naturalWidth > 0")  # drawn, not blocked
+    assert page.get_by_label("Authenticator secret").input_value()
+    screenshot(page, "totp-activate")
     check_page(page)
 
 

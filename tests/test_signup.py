@@ -9,9 +9,9 @@ import httpx
 import pytest
 from allauth.account import app_settings
 from allauth.account.models import EmailAddress
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.core import mail, signing
 from django.test import Client
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
 from accounts.models import User
@@ -122,15 +122,15 @@ def test_every_form_needs_its_csrf_token():
     assert browser.post("/accounts/logout/").status_code == 403 and signed_in(browser)
 
 
-def test_an_operator_whose_admin_login_needs_a_code_is_sent_to_the_admin():
+def test_an_operator_with_an_authenticator_is_asked_for_the_code_here():
     operator = verified_user("root@example.com", is_staff=True)
-    TOTPDevice.objects.create(user=operator, name="phone", confirmed=True)
+    TOTP.activate(operator, generate_totp_secret())
     browser = Client()
     response = log_in(browser, "root@example.com")
-    assert response.status_code == 302 and response.url == "/admin/login/"
+    assert response.status_code == 302 and response.url.startswith("/accounts/2fa/authenticate/")
     assert signed_in(browser) is None
-    staff_without_code = verified_user("helper@example.com", is_staff=True)
-    assert log_in(browser, "helper@example.com").status_code == 302 and signed_in(browser) == str(staff_without_code.pk)
+    staff_without_code, other = verified_user("helper@example.com", is_staff=True), Client()
+    assert log_in(other, "helper@example.com").status_code == 302 and signed_in(other) == str(staff_without_code.pk)
 
 
 # Password reset and change of email.

@@ -1,21 +1,24 @@
-"""Give an operator a TOTP device and print its otpauth:// URL, once."""
+"""Give an operator a TOTP authenticator (allauth.mfa) and print its otpauth:// URL, once."""
 
+from allauth.mfa.adapter import get_adapter
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
-from accounts import otp
 from accounts.models import User
 
 
 class Command(BaseCommand):
     help = (
-        "Create a confirmed TOTP device for a staff user and print its otpauth:// URL once (to stdout only: "
-        "hand it to the operator, who scans it). From the next login on, the admin asks for a code."
+        "Give a staff user a TOTP authenticator and print its otpauth:// URL once (to stdout only: hand it to the "
+        "operator, who scans it). From the next login on, the login asks for a code."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument(
-            "--replace", action="store_true", help="Delete the user's existing devices first (a lost phone)."
+            "--replace", action="store_true", help="Remove the user's existing authenticators first (a lost phone)."
         )
 
     def handle(self, *args, username, replace, **options):
@@ -23,9 +26,12 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"No user {username!r}.")
         if not user.is_staff:
-            raise CommandError(f"{username} is not staff: two-factor sign-in is for the admin.")
-        try:
-            device = otp.device_create_confirmed(user=user, replace=replace)
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
-        self.stdout.write(device.config_url)
+            raise CommandError(f"{username} is not staff: everyone else enrols at /accounts/2fa/.")
+        with transaction.atomic():
+            existing = Authenticator.objects.filter(user=user)
+            if existing.filter(type=Authenticator.Type.TOTP).exists() and not replace:
+                raise CommandError(f"{username} already has an authenticator (use --replace to start over).")
+            existing.delete()  # recovery codes too: they went with the lost phone
+            secret = generate_totp_secret()
+            TOTP.activate(user, secret)
+        self.stdout.write(get_adapter().build_totp_url(user, secret))
