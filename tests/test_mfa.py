@@ -16,6 +16,7 @@ from axes.models import AccessAttempt
 from django.apps import apps
 from django.db import connection
 from django.test import Client
+from django.urls import reverse
 
 from tests.signin import PASSWORD, fresh_throttles, log_in, signed_in, totp_code, verified_user, wrong_code
 
@@ -90,7 +91,7 @@ def test_logging_in_asks_for_the_code_and_takes_it_once(enrolled):
     assert page.status_code == 200 and '<header class="site-header">' in page.content.decode()
     code = totp_code(enrolled)
     done = browser.post("/accounts/2fa/authenticate/", {"code": code})
-    assert done.status_code == 302 and done.url == "/" and signed_in(browser) == str(enrolled.pk)
+    assert done.status_code == 302 and done.url == reverse("dashboard") and signed_in(browser) == str(enrolled.pk)
     other = Client()
     log_in(other, "alice@example.com")
     replayed = other.post("/accounts/2fa/authenticate/", {"code": code})

@@ -61,7 +61,7 @@ def test_enrolling_an_authenticator_shows_the_qr_code_and_the_secret(page, trans
     page.get_by_label("Email or username").fill("operator")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/")
+    page.wait_for_url("**/dashboard/**")  # signed in: the dashboard (asking for an organisation first)
     page.goto("/accounts/2fa/totp/activate/")
     page.get_by_label("Password").fill(PASSWORD)  # allauth asks again before an MFA change
     page.get_by_role("button", name="Confirm").click()
