@@ -32,6 +32,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # End users' sign-up, login, email and password (django-allauth; accounts/auth_adapter.py).
     path("accounts/", include("allauth.urls")),
+    # The language switch (templates/base.html posts to its set_language view).
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", views.home, name="home"),
 ]
 

@@ -1,11 +1,12 @@
 """The management API's documentation page."""
 
-from drf_spectacular.views import SpectacularSwaggerView, _get_sidecar_url
+from drf_spectacular.views import SpectacularSwaggerSplitView, _get_sidecar_url
 from rest_framework.authentication import SessionAuthentication
 
 
-class Docs(SpectacularSwaggerView):
-    """Swagger UI from drf-spectacular-sidecar's static files: no CDN."""
+class Docs(SpectacularSwaggerSplitView):
+    """Swagger UI from drf-spectacular-sidecar's static files: no CDN. Split: its setup script is served from
+    this URL too (?script), not inline, which the site's Content-Security-Policy would refuse."""
 
     authentication_classes = [SessionAuthentication]
 
