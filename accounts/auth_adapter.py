@@ -19,11 +19,13 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from . import addresses, otp
 from .models import Invitation
 
-NOT_INVITED = "Sign-up is by invitation only: use the address your invitation was sent to."
+NOT_INVITED = _("Sign-up is by invitation only: use the address your invitation was sent to.")
 
 
 def invited(email: str) -> bool:
@@ -61,7 +63,7 @@ class AccountAdapter(DefaultAccountAdapter):
         # An operator whose admin login asks for a TOTP code gets no session without it: not from here either.
         if otp.code_required(user):
             clear_login(request)
-            messages.error(request, "Operators with two-factor sign-in sign in at the admin, with their code.")
+            messages.error(request, gettext("Operators with two-factor sign-in sign in at the admin, with their code."))
             return redirect("admin:login")
         return super().pre_login(request, user, **kwargs)
 

@@ -342,3 +342,20 @@ def test_the_text_scan_catches_text_and_labels_outside_translate():
         == []
     )
     assert untranslated_text('<pre><code>print("hello")</code></pre>{% translate "Hi" %} · <input value="ok">') == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_hubs_own_messages_from_code_are_translated_too(language, settings, misses):
+    """accounts/auth_adapter.py's invite-only refusal, on the sign-up form."""
+    misses.language = language
+    settings.HUB_SIGNUP_MODE = "invite"
+    page = browser_in(language).post(
+        "/accounts/signup/", {"email": "x@example.com", "password1": "a", "password2": "a"}
+    )
+    assert page.status_code == 200
+    with translation.override(language):
+        from accounts.auth_adapter import NOT_INVITED
+
+        assert str(NOT_INVITED) in page.content.decode() and str(NOT_INVITED).isascii() is False
+    assert not misses.seen, f"untranslated in {language}: {sorted(misses.seen)}"
