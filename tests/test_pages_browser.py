@@ -107,3 +107,19 @@ def test_a_pages_content_security_policy_refuses_an_inline_style_and_the_test_se
     problems = "\n".join(watch_of(page).problems)
     assert "console error" in problems and "Content Security Policy" in problems, problems
     watch_of(page).problems.clear()  # seen: this test's page is not a failure
+
+
+def test_the_management_apis_documentation_runs_under_the_pages_policy(page, transactional_db):
+    """Swagger UI (drf-spectacular's sidecar) with its setup script from a file: no refused script or style."""
+    from tests.signin import PASSWORD as USER_PASSWORD
+    from tests.signin import verified_user
+
+    verified_user("docs@example.com")
+    page.goto("/accounts/login/")
+    page.get_by_label("Email").fill("docs@example.com")
+    page.get_by_label("Password").fill(USER_PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+    page.wait_for_url("**/")
+    page.goto("/manage/v1/docs/")
+    page.locator(".swagger-ui .info").wait_for()
+    assert page.get_by_text("The hub: management API").count()
