@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from . import addresses
 from .models import Invitation
 
-NOT_INVITED = "Sign-up is by invitation only: use the address your invitation was sent to."
+NOT_INVITED = _("Sign-up is by invitation only: use the address your invitation was sent to.")
 
 
 def invited(email: str) -> bool:

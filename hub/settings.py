@@ -130,10 +130,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
-USE_I18N = True
 USE_TZ = True
+
+# Languages (issue 14): the site's pages in English, Japanese and Simplified Chinese, chosen by the language
+# switch in templates/base.html (Django's set_language, /i18n/setlang/), else by the browser's Accept-Language.
+# The hub's own strings are in hub/locale/<lang>/LC_MESSAGES/django.po, compiled to the .mo beside it and committed
+# (README: "Languages and security headers"); allauth's and Django's come with their packages. The gateway's
+# stack (HUB_GATEWAY_MIDDLEWARE) has no LocaleMiddleware: API answers are English.
+USE_I18N = True
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("ja", "日本語"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "hub" / "locale"]
+MIDDLEWARE.insert(  # after sessions (it reads the user's choice), before CommonMiddleware (as Django asks)
+    MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1,
+    "django.middleware.locale.LocaleMiddleware",
+)
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -404,6 +416,52 @@ def social_providers() -> dict[str, dict]:
 
 
 SOCIALACCOUNT_PROVIDERS = social_providers()
+
+
+# Security headers and cookies of the site's pages (issue 14; README: "Languages and security headers").
+# A strict Content-Security-Policy (django-csp): the pages load scripts, styles, images and fonts from the hub
+# alone, and run no inline script or style (templates/base.html, static/hub/hub.css); no site may frame them.
+# A form may post to the hub itself and, since a social login's or a top-up's POST answers with a redirect to
+# the provider, to the sign-in providers switched on above and to Stripe Checkout; HUB_CSP_FORM_ACTION adds more.
+# The gateway's answers (/v1/, /api/) have no such header: CSPMiddleware is in MIDDLEWARE only.
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}" if rest else ""
+
+
+def csp_form_action() -> list[str]:
+    """Where the site's forms may send the browser: the hub, and the providers a POST redirects to."""
+    sources = ["'self'"]
+    if "github" in SOCIALACCOUNT_PROVIDERS:
+        sources.append("https://github.com")
+    if "google" in SOCIALACCOUNT_PROVIDERS:
+        sources.append("https://accounts.google.com")
+    if "openid_connect" in SOCIALACCOUNT_PROVIDERS:
+        sources.append(_origin(env.str("HUB_OIDC_SERVER_URL")))
+    if STRIPE_SECRET_KEY:
+        sources.append("https://checkout.stripe.com")
+    return [*sources, *env.list("HUB_CSP_FORM_ACTION", default=[])]
+
+
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "data:"],  # Swagger UI's and the admin's icons are data: URLs
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": csp_form_action(),
+    },
+}
+# Cookies: the session's is HttpOnly (Django's default, said here) and no cookie is sent by a cross-site POST
+# (SameSite=Lax). Behind HTTPS, HUB_HTTPS (on by default when HUB_PUBLIC_URL is https://) makes the session, CSRF
+# and language cookies Secure. `make run` serves plain http on 127.0.0.1, where a Secure cookie would never come
+# back, so it is off there.
+HUB_HTTPS = env.bool("HUB_HTTPS", default=HUB_PUBLIC_URL.startswith("https://"))
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = LANGUAGE_COOKIE_SECURE = HUB_HTTPS
+SESSION_COOKIE_HTTPONLY = LANGUAGE_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = LANGUAGE_COOKIE_SAMESITE = "Lax"
 
 LOGGING = {
     "version": 1,

@@ -89,6 +89,17 @@ def test_the_gateway_runs_its_own_middleware_and_the_site_its_own(settings, tran
     # As configured: nothing on the API; the browser stack, login hardening last, on the site.
     assert settings.HUB_GATEWAY_MIDDLEWARE == [] and gateway_app._middleware_chain is not None
     assert site_app._middleware_chain is not None and settings.MIDDLEWARE[-1] == "axes.middleware.AxesMiddleware"
+    # The site's languages and Content-Security-Policy (issue 14): LocaleMiddleware right after sessions, whose
+    # language it reads, and before CommonMiddleware; the API answers in English, with no CSP header.
+    stack = settings.MIDDLEWARE
+    sessions, locale = (
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.locale.LocaleMiddleware",
+    )
+    assert stack.index(locale) == stack.index(sessions) + 1 < stack.index("django.middleware.common.CommonMiddleware")
+    assert (
+        stack.index("csp.middleware.CSPMiddleware") == stack.index("django.middleware.security.SecurityMiddleware") + 1
+    )
     assert application is not None
 
     site_stack = list(settings.MIDDLEWARE)

@@ -1,5 +1,6 @@
 """The site's pages in a real browser, at desktop and phone widths (tests/browser.py): the home page, the
-operator admin's login (allauth's), and an operator signing in with password and TOTP code."""
+operator admin's login (allauth's), an operator signing in with password and TOTP code, the language
+switch, and the pages' Content-Security-Policy at work."""
 
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
@@ -77,7 +78,7 @@ def test_enrolling_an_authenticator_shows_the_qr_code_and_the_secret(page, trans
 
 
 def test_the_checks_catch_a_page_that_scrolls_sideways_or_has_an_unlabelled_control(page):
-    page.goto("/")
+    page.goto("about:blank")  # not a hub page: its Content-Security-Policy would refuse these inline styles
     page.set_content('<main><p style="width: 2000px">wide</p></main>')
     with pytest.raises(AssertionError, match=r"scrolls sideways[\s\S]*p reaches 2\d\d\dpx"):
         check_page(page)
@@ -97,3 +98,46 @@ def test_a_failed_request_and_a_script_error_are_problems_of_the_page(page):
     assert "404 for GET" in problems and "/no-such-page/" in problems
     assert "console error" in problems and "script error" in problems and "boom" in problems
     watch_of(page).problems.clear()  # seen: this test's page is not a failure
+
+
+def test_the_language_switch_changes_the_pages_language_without_script(page):
+    page.goto("/accounts/login/")
+    page.get_by_label("Language").select_option("ja")
+    page.get_by_role("button", name="Change language").click()
+    page.wait_for_load_state()
+    assert page.url.endswith("/accounts/login/") and page.locator("html").get_attribute("lang") == "ja"
+    assert page.get_by_role("heading", name="ログイン").count() == 1
+    assert page.get_by_label("言語").count() == 1  # the switch itself, now in Japanese
+    screenshot(page, "login-ja")
+    check_page(page)
+    page.get_by_label("言語").select_option("zh-hans")
+    page.get_by_role("button", name="言語を変更").click()
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") == "zh-hans" and page.get_by_role("heading", name="登录").count()
+    screenshot(page, "login-zh-hans")
+    check_page(page)
+
+
+def test_a_pages_content_security_policy_refuses_an_inline_style_and_the_test_sees_it(page):
+    page.goto("/")
+    page.evaluate("""document.body.insertAdjacentHTML("beforeend", '<p style="color: red">inline</p>')""")
+    page.wait_for_timeout(100)
+    problems = "\n".join(watch_of(page).problems)
+    assert "console error" in problems and "Content Security Policy" in problems, problems
+    watch_of(page).problems.clear()  # seen: this test's page is not a failure
+
+
+def test_the_management_apis_documentation_runs_under_the_pages_policy(page, transactional_db):
+    """Swagger UI (drf-spectacular's sidecar) with its setup script from a file: no refused script or style."""
+    from tests.signin import PASSWORD as USER_PASSWORD
+    from tests.signin import verified_user
+
+    verified_user("docs@example.com")
+    page.goto("/accounts/login/")
+    page.get_by_label("Email").fill("docs@example.com")
+    page.get_by_label("Password").fill(USER_PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+    page.wait_for_url("**/")
+    page.goto("/manage/v1/docs/")
+    page.locator(".swagger-ui .info").wait_for()
+    assert page.get_by_text("The hub: management API").count()
