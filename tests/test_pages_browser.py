@@ -137,7 +137,7 @@ def test_the_management_apis_documentation_runs_under_the_pages_policy(page, tra
     page.get_by_label("Email").fill("docs@example.com")
     page.get_by_label("Password").fill(USER_PASSWORD)
     page.get_by_role("button", name="Sign In").click()
-    page.wait_for_url("**/")
+    page.wait_for_url("**/dashboard/**")  # signed in: the dashboard (asking for an organisation first)
     page.goto("/manage/v1/docs/")
     page.locator(".swagger-ui .info").wait_for()
     assert page.get_by_text("The hub: management API").count()

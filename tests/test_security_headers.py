@@ -38,7 +38,9 @@ def directives(policy: str) -> dict[str, list[str]]:
     return {name: sources for name, *sources in (part.split() for part in policy.split(";") if part.strip())}
 
 
-@pytest.mark.parametrize("path", ["/", "/accounts/login/", "/accounts/signup/", "/admin/login/", "/no-such-page/"])
+@pytest.mark.parametrize(
+    "path", ["/", "/accounts/login/", "/accounts/signup/", "/accounts/password/reset/", "/no-such-page/"]
+)
 def test_the_sites_pages_have_a_strict_content_security_policy(transactional_db, path):
     response = get(path)
     assert response.status_code in (200, 404)
