@@ -56,13 +56,18 @@ def test_an_operator_logs_in_with_a_totp_code_and_sees_the_admin_index(page, ope
     check_page(page)
 
 
+def sign_in(page, login: str, password: str) -> None:
+    """Through the one login form, to where signing in lands: the dashboard (asking for an organisation first)."""
+    page.goto("/accounts/login/")
+    page.get_by_label("Email or username").fill(login)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/dashboard/**")
+
+
 def test_enrolling_an_authenticator_shows_the_qr_code_and_the_secret(page, transactional_db):
     User.objects.create_superuser("operator", "op@example.com", PASSWORD)
-    page.goto("/accounts/login/")
-    page.get_by_label("Email or username").fill("operator")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/dashboard/**")  # signed in: the dashboard (asking for an organisation first)
+    sign_in(page, "operator", PASSWORD)
     page.goto("/accounts/2fa/totp/activate/")
     page.get_by_label("Password").fill(PASSWORD)  # allauth asks again before an MFA change
     page.get_by_role("button", name="Confirm").click()
@@ -133,11 +138,7 @@ def test_the_management_apis_documentation_runs_under_the_pages_policy(page, tra
     from tests.signin import verified_user
 
     verified_user("docs@example.com")
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill("docs@example.com")
-    page.get_by_label("Password").fill(USER_PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
-    page.wait_for_url("**/dashboard/**")  # signed in: the dashboard (asking for an organisation first)
+    sign_in(page, "docs@example.com", USER_PASSWORD)
     page.goto("/manage/v1/docs/")
     page.locator(".swagger-ui .info").wait_for()
     assert page.get_by_text("The hub: management API").count()
