@@ -94,7 +94,9 @@ def _everything_stored(operator, credential) -> list[str]:
     if settings.REDIS_URL:
         import redis
 
-        r = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+        # Django's cache (allauth's rate limits) keeps pickles there: read as text, the odd byte escaped, so a
+        # secret pickled inside one still shows.
+        r = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, encoding_errors="backslashreplace")
         readers = {
             "string": r.get,
             "hash": r.hgetall,
