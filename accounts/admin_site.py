@@ -9,6 +9,7 @@ is sent to allauth's TOTP activation.
 from functools import update_wrapper
 from urllib.parse import urlencode
 
+from allauth.mfa.models import Authenticator
 from django.contrib import admin
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.core.exceptions import PermissionDenied
@@ -21,8 +22,6 @@ from . import mfa
 
 class HubAdminSite(admin.AdminSite):
     def register(self, model_or_iterable, admin_class=None, **options):
-        from allauth.mfa.models import Authenticator
-
         models = model_or_iterable if isinstance(model_or_iterable, list | tuple) else [model_or_iterable]
         if Authenticator in models:  # @admin.register passes a tuple
             admin_class = AuthenticatorAdmin  # allauth's own shows `data`: the TOTP secret

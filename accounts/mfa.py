@@ -8,6 +8,8 @@ checked at all.
 """
 
 from allauth.account.authentication import get_authentication_records
+from allauth.account.internal.flows.login import record_authentication
+from allauth.core import context
 from allauth.mfa.base.forms import AuthenticateForm as AllauthAuthenticateForm
 from allauth.mfa.base.forms import ReauthenticateForm as AllauthReauthenticateForm
 from allauth.mfa.utils import is_mfa_enabled
@@ -63,16 +65,12 @@ class LockoutChecked:
 
 class AuthenticateForm(LockoutChecked, AllauthAuthenticateForm):
     def __init__(self, *args, **kwargs):
-        from allauth.core import context
-
         super().__init__(*args, **kwargs)
         self.request = context.request
 
 
 class ReauthenticateForm(LockoutChecked, AllauthReauthenticateForm):
     def __init__(self, *args, **kwargs):
-        from allauth.core import context
-
         super().__init__(*args, **kwargs)
         self.request = context.request
 
@@ -84,8 +82,6 @@ def on_authentication_failed(sender, request, user, **kwargs) -> None:
 def on_authenticator_added(sender, request, user, authenticator, **kwargs) -> None:
     """Confirming a new TOTP with a code from the app is an MFA step: the session may open the admin, as after a
     login with a code."""
-    from allauth.account.internal.flows.login import record_authentication
-
     # Only a TOTP's confirmation proves the app: generating recovery codes (also "added") takes just the password.
     if authenticator.type == "totp" and request is not None and request.user.pk == user.pk:
         record_authentication(request, user, "mfa", id=authenticator.pk, type=authenticator.type, enrolled=True)
