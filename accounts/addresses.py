@@ -1,7 +1,9 @@
 """Where a caller is, and whether a key may be used from there: one rule for the gateway
 (hub/policy.py), the management API (accounts/api/base.py) and the login lockout (django-axes)."""
 
+import functools
 import ipaddress
+from collections.abc import Sequence
 
 from django.conf import settings
 
@@ -17,7 +19,7 @@ def client_address(request) -> str:
     the same answer. Not an IP address (a proxy that wrote "unknown"): "", which no allowed_ips matches.
     """
     peer = request.META.get("REMOTE_ADDR") or ""
-    trusted = [ipaddress.ip_network(proxy) for proxy in settings.HUB_TRUSTED_PROXIES]
+    trusted = _networks(tuple(settings.HUB_TRUSTED_PROXIES))
     if trusted and _within(peer, trusted):
         hops = [_host_of(hop) for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
         untrusted = [hop for hop in hops if not _within(hop, trusted)]
@@ -26,6 +28,12 @@ def client_address(request) -> str:
         elif hops:
             peer = hops[0]  # a chain of trusted proxies only: the first of them is the client
     return peer if _is_address(peer) else ""
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(cidrs: tuple[str, ...]) -> tuple:
+    """HUB_TRUSTED_PROXIES parsed once, not on every request that asks where its caller is."""
+    return tuple(ipaddress.ip_network(cidr) for cidr in cidrs)
 
 
 def _host_of(hop: str) -> str:
@@ -46,7 +54,7 @@ def _is_address(text: str) -> bool:
     return True
 
 
-def _within(text: str, networks: list) -> bool:
+def _within(text: str, networks: Sequence) -> bool:
     try:
         address = ipaddress.ip_address(text)
     except ValueError:

@@ -28,6 +28,7 @@ NOT_CACHES = {
     ("accounts.admin", "_VERBS"): "a constant mapping",
     ("accounts.caches", "_registry"): "the registry itself",
     ("billing.usage", "_usage_names"): "a pure function of a dataclass type, memoised: never stale",
+    ("accounts.addresses", "_networks"): "a pure function of the proxy list it is given, memoised: never stale",
 }
 
 KNOWN = {
