@@ -2,14 +2,14 @@
 
 from django.urls import path
 
-from . import views
+from .views import organisations
 
 urlpatterns = [
-    path("", views.home, name="dashboard"),
-    path("organisations/new", views.organization_create, name="dashboard-create"),
-    path("organisations/switch", views.switch, name="dashboard-switch"),
-    path("invitations/new", views.invite, name="dashboard-invite"),
-    path("invitations/<str:token>/", views.invitation, name="dashboard-invitation"),
-    path("invitations/<str:token>/accept", views.invitation_accept, name="dashboard-invitation-accept"),
-    path("invitations/<str:token>/decline", views.invitation_decline, name="dashboard-invitation-decline"),
+    path("", organisations.home, name="dashboard"),
+    path("organisations/new", organisations.organization_create, name="dashboard-create"),
+    path("organisations/switch", organisations.switch, name="dashboard-switch"),
+    path("invitations/new", organisations.invite, name="dashboard-invite"),
+    path("invitations/<str:token>/", organisations.invitation, name="dashboard-invitation"),
+    path("invitations/<str:token>/accept", organisations.invitation_accept, name="dashboard-invitation-accept"),
+    path("invitations/<str:token>/decline", organisations.invitation_decline, name="dashboard-invitation-decline"),
 ]

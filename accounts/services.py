@@ -246,7 +246,7 @@ def invitation_create(
         "invitation": invitation,
         "organization": organization,
         "inviter": actor.label if actor is not None and actor.user is not None else "",
-        # The dashboard's page, which signs the invitee up or in first (accounts/views.py).
+        # The dashboard's page, which signs the invitee up or in first (accounts/views/organisations.py).
         "accept_url": accept_url_base.rstrip("/") + reverse("dashboard-invitation", args=[token]),
     }
     subject = render_to_string("accounts/invitation_subject.txt", context).strip()

@@ -33,6 +33,7 @@ urlpatterns = [
     # End users' sign-up, login, email and password (django-allauth; accounts/auth_adapter.py).
     path("accounts/", include("allauth.urls")),
     path("dashboard/", include("accounts.dashboard_urls")),
+    path("dashboard/", include("billing.dashboard_urls")),
     # The language switch (templates/base.html posts to its set_language view).
     path("i18n/", include("django.conf.urls.i18n")),
     path("", views.home, name="home"),

@@ -1,4 +1,4 @@
-"""The dashboard's organisations by HTTP (accounts/views.py, accounts/dashboard.py): a new user creates one and
+"""The dashboard's organisations by HTTP (accounts/views/, accounts/dashboard.py): a new user creates one and
 gets the starter credits, a member of several switches, every page is scoped to the current one, and what a
 role may not do is neither shown nor allowed."""
 

@@ -1,4 +1,4 @@
-"""The dashboard's pages (/dashboard/): thin views over accounts/services.py, scoped by accounts/dashboard.py."""
+"""The dashboard's organisation pages: create, switch, and the invitation an email's link opens."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,10 +8,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from . import addresses, selectors, services
-from .dashboard import INVITATION_KEY, organization_required, switch_to
-from .errors import DomainError, NotFound
-from .forms import InvitationForm, OrganizationForm
+from .. import addresses, selectors, services
+from ..dashboard import INVITATION_KEY, organization_required, switch_to
+from ..errors import DomainError, NotFound
+from ..forms.organisations import InvitationForm, OrganizationForm
 
 
 def actor_of(request) -> services.Actor:

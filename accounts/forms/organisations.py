@@ -3,7 +3,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from .models import Organization, Role
+from ..models import Organization, Role
 
 
 class OrganizationForm(forms.ModelForm):
