@@ -35,21 +35,23 @@ def at(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:
     return datetime(2026, month, day, hour, minute, tzinfo=UTC)
 
 
-# The banner's top-up button links the billing page (billing's own, once installed): URL configurations with a
-# stand-in for it, and without it.
-def _billing_page(request):
+# The banner's top-up button links the billing page (billing's own, once installed), "Using the API" the keys
+# page: URL configurations with stand-ins for them, and without the billing page.
+def _stand_in(request):
     raise AssertionError("not visited")
 
 
-def _urlconf(name: str, *, billing_page: bool) -> ModuleType:
+def _urlconf(name: str, *, billing_page: bool, keys_page: bool = False) -> ModuleType:
     patterns = []
     for pattern in hub_urlpatterns:
         if getattr(pattern, "urlconf_name", None) is dashboard_urls:
             pages = [p for p in dashboard_urls.urlpatterns if getattr(p, "name", None) != "dashboard-billing"]
             if billing_page:
-                pages.append(path("billing/", _billing_page, name="dashboard-billing"))
+                pages.append(path("billing/", _stand_in, name="dashboard-billing"))
             pattern = path("dashboard/", include(pages))
         patterns.append(pattern)
+    if keys_page:
+        patterns.insert(0, path("dashboard/keys/", _stand_in, name="dashboard-keys"))
     module = ModuleType(name)
     module.urlpatterns = patterns  # type: ignore[attr-defined]
     return module
@@ -57,6 +59,7 @@ def _urlconf(name: str, *, billing_page: bool) -> ModuleType:
 
 WITH_BILLING_PAGE = _urlconf("with_billing_page", billing_page=True)
 WITHOUT_BILLING_PAGE = _urlconf("without_billing_page", billing_page=False)
+WITH_KEYS_PAGE = _urlconf("with_keys_page", billing_page=False, keys_page=True)
 
 
 @pytest.fixture(autouse=True)
@@ -296,6 +299,13 @@ def test_the_page_points_at_the_api(acme):
     page = page_of(members["viewer"])
     assert '<code id="base-url">http://testserver/v1</code>' in page and 'data-copy="#base-url"' in page
     assert 'href="/manage/v1/docs/"' in page and "Create another organisation" in page
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_keys_page_is_pointed_at_for_the_roles_that_may_see_keys(acme, settings, role):
+    _, members = acme
+    settings.ROOT_URLCONF = WITH_KEYS_PAGE
+    assert (">Your API keys</a>" in page_of(members[role])) is (role != "billing")
 
 
 def test_the_numbers_are_one_query_over_usage(acme, django_assert_num_queries):
