@@ -5,7 +5,6 @@ from django.urls import path
 from .views import organisations
 
 urlpatterns = [
-    path("", organisations.home, name="dashboard"),
     path("organisations/new", organisations.organization_create, name="dashboard-create"),
     path("organisations/switch", organisations.switch, name="dashboard-switch"),
     path("invitations/new", organisations.invite, name="dashboard-invite"),

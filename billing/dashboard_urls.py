@@ -1,5 +1,9 @@
 """Billing's dashboard pages, under /dashboard/ (hub/urls.py) beside accounts' (accounts/dashboard_urls.py)."""
 
-from django.urls import path  # noqa: F401  (the pages' routes are added here)
+from django.urls import path
 
-urlpatterns: list = []
+from .views import overview
+
+urlpatterns: list = [
+    path("", overview.overview, name="dashboard"),
+]

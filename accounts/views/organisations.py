@@ -18,11 +18,6 @@ def actor_of(request) -> services.Actor:
     return services.Actor(user=request.user, ip_address=addresses.client_address(request) or None)
 
 
-@organization_required
-def home(request):
-    return render(request, "accounts/dashboard/home.html", {"invite_form": InvitationForm()})
-
-
 @login_required
 def organization_create(request):
     form = OrganizationForm(request.POST or None)
