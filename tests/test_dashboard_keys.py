@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.forms.keys import ONCE_KEY
 from accounts.models import ApiKey, AuditEvent, KeyScope
 from accounts.services import api_key_create, hash_api_key
+from accounts.signals import keys_changed
 from tests.actors import ROLES
 
 pytestmark = pytest.mark.django_db
@@ -382,3 +383,25 @@ def test_the_pages_refuse_the_wrong_method(world):
     assert browser.get(f"/dashboard/keys/{world.acme_key.pk}/revoke").status_code == 405
     assert browser.get(f"/dashboard/keys/{world.acme_key.pk}/rotate").status_code == 405
     assert browser.post("/dashboard/keys/").status_code == 405
+
+
+def test_new_limits_reach_the_gateway_at_once(world, django_capture_on_commit_callbacks):
+    """The gateway caches keys (hub/auth.py): a change of limits tells it, on commit, to forget this one."""
+    heard = []
+
+    def receiver(sender, hashed=None, **kwargs):
+        heard.append(hashed)
+
+    keys_changed.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            form = limits_form(world.acme_key, rpm_limit="3")
+            client_of(world.owner).post(f"/dashboard/keys/{world.acme_key.pk}/limits", form)
+    finally:
+        keys_changed.disconnect(receiver)
+    assert heard == [world.acme_key.hashed_key]
+
+
+def test_the_create_form_starts_with_the_models_budget_period(world):
+    page = client_of(world.owner).get("/dashboard/keys/new").content.decode()
+    assert '<option value="monthly" selected>' in page

@@ -59,7 +59,7 @@ class KeyLimitsForm(forms.Form):
         widget=forms.NumberInput(attrs={"min": 0, "step": "any"}),
         help_text=_("The spend allowed per budget period. Empty: the organisation's default."),
     )
-    budget_period = forms.ChoiceField(label=_("Budget period"), choices=PERIODS)
+    budget_period = forms.ChoiceField(label=_("Budget period"), choices=PERIODS, initial=BudgetPeriod.MONTHLY)
     expires_at = forms.DateTimeField(
         label=_("Expires"),
         required=False,
