@@ -405,3 +405,16 @@ def test_new_limits_reach_the_gateway_at_once(world, django_capture_on_commit_ca
 def test_the_create_form_starts_with_the_models_budget_period(world):
     page = client_of(world.owner).get("/dashboard/keys/new").content.decode()
     assert '<option value="monthly" selected>' in page
+
+
+def test_with_htmx_a_revoked_keys_limits_are_refused_in_the_section(world):
+    key = world.acme_key
+    key.revoked_at = timezone.now()
+    key.save()
+    response = client_of(world.owner).post(
+        f"/dashboard/keys/{key.pk}/limits", limits_form(key, rpm_limit="1"), HTTP_HX_REQUEST="true"
+    )
+    page = response.content.decode()
+    assert "This key is revoked" in page and f'action="/dashboard/keys/{key.pk}/limits"' not in page
+    key.refresh_from_db()
+    assert key.rpm_limit is None

@@ -8,7 +8,7 @@ import pytest
 
 from accounts.models import ApiKey, Membership
 from accounts.services import organization_create
-from tests.browser import check_page, screenshot
+from tests.browser import WIDTHS, check_page, screenshot
 from tests.factories import api_key
 from tests.signin import PASSWORD, fresh_throttles, verified_user
 
@@ -128,3 +128,30 @@ def test_a_viewer_sees_the_keys_but_no_button_to_make_one(page, hub, width):
     assert raw not in page.content()
     screenshot(page, "viewer-detail")
     check_page(page)
+
+
+def test_without_javascript_a_key_is_created_limited_and_revoked_by_plain_forms(chromium, hub, chat_model):
+    """Every form that moves keys works with scripts off: plain POSTs, the answer or a redirect."""
+    owner = verified_user("owner@example.com")
+    organization_create(name="Wonderland", slug="wonderland", owner=owner)
+    context = chromium.new_context(java_script_enabled=False, base_url=hub.url, viewport=WIDTHS["phone"])
+    try:
+        page = context.new_page()
+        sign_in(page, owner.email)
+        page.goto("/dashboard/keys/new")
+        page.get_by_label("Name:", exact=True).fill("no script")
+        page.get_by_role("button", name="Create the key").click()
+        raw = page.get_by_label("Your new key").input_value()
+        assert "openai/gpt-4o-mini" in models_seen_with(hub, raw)
+        page.get_by_role("link", name="Done: see the key").click()
+        page.get_by_label("Allowed models").fill("anthropic/*")
+        page.get_by_role("button", name="Save the limits").click()
+        page.get_by_text("The key's limits are saved.").wait_for()
+        assert ApiKey.objects.get(name="no script").allowed_models == ["anthropic/*"]
+        assert "openai/gpt-4o-mini" not in models_seen_with(hub, raw)  # the gateway forgot the cached key
+        page.get_by_role("button", name="Revoke the key").click()  # no confirmation without the script
+        page.get_by_text("is revoked: it no longer works.").wait_for()
+        with pytest.raises(openai.AuthenticationError):
+            models_seen_with(hub, raw)
+    finally:
+        context.close()

@@ -114,9 +114,9 @@ def _detail(request, api_key: ApiKey, *, form: KeyLimitsForm | None = None, erro
     if form is None and abilities["may_edit"]:
         form = KeyLimitsForm.for_key(api_key)
     elif form is not None and not abilities["may_edit"]:
-        error = error or " ".join(
-            str(message) for message in form.non_field_errors()
-        )  # the form is not shown: its refusal is, above
+        # The form is not shown (a revoked key): its refusal is, above.
+        error = error or " ".join(str(message) for message in form.non_field_errors())
+        form = None
     context = {"key": api_key, "form": form, "error": error, **abilities}
     return render(request, TEMPLATES + "detail.html", context, status=status)
 
