@@ -14,7 +14,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import permissions, selectors, services
+from .. import selectors, services
 from ..dashboard import organization_required
 from ..errors import DomainError
 from ..forms.keys import KeyCreateForm, KeyLimitsForm, once_issue, once_state, once_used
@@ -80,7 +80,7 @@ def key_create(request):
     if made is not None:
         # Sent again (a reload): the key exists and its secret is not shown twice.
         messages.info(request, _("That key was created already; its secret was shown once and is not kept."))
-        return redirect("dashboard-key", key_id=made)
+        return redirect("dashboard-key-detail", key_id=made)
     data = request.POST.copy()
     if not issued:
         data["once"] = once_issue(request.session)  # for the form sent back
@@ -153,7 +153,7 @@ def key_edit(request, key_id: int):
         return render(request, TEMPLATES + "_limits.html", context)
     if form.is_valid():
         messages.success(request, _("The key's limits are saved."))
-        return redirect("dashboard-key", key_id=api_key.pk)
+        return redirect("dashboard-key-detail", key_id=api_key.pk)
     return _detail(request, api_key, form=form, status=400)
 
 
@@ -163,14 +163,14 @@ def key_revoke(request, key_id: int):
     api_key = _key(request, key_id)
     services.api_key_revoke(api_key=api_key, actor=actor_of(request))
     messages.success(request, _("The key %(prefix)s… is revoked: it no longer works.") % {"prefix": api_key.prefix})
-    return redirect("dashboard-key", key_id=api_key.pk)
+    return redirect("dashboard-key-detail", key_id=api_key.pk)
 
 
 @require_POST
 @organization_required(action="create_keys")
 def key_rotate(request, key_id: int):
     api_key = _key(request, key_id)
-    if not permissions.allows(request.membership.role, "revoke_keys") or not _may_touch(request, api_key):
+    if not request.can["revoke_keys"] or not _may_touch(request, api_key):
         raise PermissionDenied
     try:
         new_key, raw = services.api_key_rotate(api_key=api_key, actor=actor_of(request))
