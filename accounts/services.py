@@ -107,6 +107,37 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor | None = None) -> ApiKey:
     return api_key
 
 
+def api_key_limits_set(*, api_key: ApiKey, limits: dict, expires_at=None, actor: Actor | None = None) -> ApiKey:
+    """Set a key's own limits (LIMIT_FIELDS, as api_key_create takes them) and its expiry.
+
+    A revoked key keeps the limits it had: it is the record of what it could do. The gateway forgets its
+    cached copy on commit, so the new limits apply at once.
+    """
+    if api_key.revoked_at is not None:
+        raise AccountsError("A revoked key cannot be changed.", code="key_revoked")
+    unknown = set(limits) - set(LIMIT_FIELDS)
+    if unknown:
+        raise ValueError(f"not a key limit: {sorted(unknown)}")
+    with transaction.atomic():
+        for name, value in limits.items():
+            setattr(api_key, name, value)
+        api_key.expires_at = expires_at
+        api_key.save(update_fields=[*limits, "expires_at"])
+        audit_record(
+            action="key.update",
+            actor=actor,
+            organization=api_key.organization,
+            target=api_key,
+            details={
+                "prefix": api_key.prefix,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+                **{k: str(v) for k, v in limits.items()},
+            },
+        )
+    keys_changed_on_commit(api_key.hashed_key)
+    return api_key
+
+
 def api_key_rotate(*, api_key: ApiKey, actor: Actor | None = None):
     """Replace a key by a new one with the same name, scope, expiry, limits and team; return (new key, raw key).
 
