@@ -108,11 +108,13 @@ def test_a_member_removed_from_the_current_organisation_falls_back_to_another(wo
 def test_the_invite_form_is_shown_only_to_roles_that_may_invite_and_refused_to_the_others(world, role, mailoutbox):
     may = role in ("owner", "admin")
     browser = client_of(getattr(world, role))
-    page = browser.get("/dashboard/").content.decode()
+    assert 'action="/dashboard/invitations/new"' not in browser.get("/dashboard/").content.decode()  # the team page's
+    page = browser.get("/dashboard/team/").content.decode()
     assert ('action="/dashboard/invitations/new"' in page) is may
     assert ("Invite someone" in page) is may
     response = browser.post("/dashboard/invitations/new", {"email": f"new-{role}@example.com", "role": "viewer"})
     assert response.status_code == (302 if may else 403)
+    assert not may or response.url == "/dashboard/team/"
     assert Invitation.objects.filter(email=f"new-{role}@example.com").exists() is may
 
 
