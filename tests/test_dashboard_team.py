@@ -378,3 +378,19 @@ def test_another_organisations_member_invitation_and_team_are_not_found(world):
     globex_team.refresh_from_db()
     assert member.role == "developer" and world.globex_invitation.status == "pending"
     assert globex_team.name == "Globex team" and world.acme_key.team is None
+
+
+def test_the_row_forms_swap_their_row_with_htmx_and_post_without_it(world):
+    page = client_of(world.owner).get(PAGE).content.decode()
+    row = member_row(page, membership_of(world.developer, world.acme))
+    developer = membership_of(world.developer, world.acme)
+    for url in (role_url(developer), remove_url(developer)):
+        assert f'action="{url}" hx-post="{url}" hx-target="closest tr" hx-swap="outerHTML"' in row
+    assert 'hx-confirm="Remove developer from the organisation?"' in row
+
+
+def test_an_admin_removing_themselves_has_left(world):
+    me = membership_of(world.admin, world.acme)
+    response = client_of(world.admin, HTTP_HX_REQUEST="true").post(remove_url(me))
+    assert response.status_code == 200 and response["HX-Redirect"] == "/dashboard/"
+    assert not Membership.objects.filter(pk=me.pk).exists()

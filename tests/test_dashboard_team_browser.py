@@ -1,12 +1,13 @@
 """The team page in a real browser, at desktop and phone widths (tests/browser.py): an owner invites someone,
 changes a member's role and removes another in place (htmx swaps their row), creates a team and moves a key
-into it; the developer, who may do none of that, sees none of those controls."""
+into it; the developer, who may do none of that, sees none of those controls. With JavaScript off the same forms
+post and the page comes back."""
 
 import pytest
 
 from accounts import services
 from accounts.models import Invitation, Membership
-from tests.browser import check_page, screenshot
+from tests.browser import WIDTHS, check_page, screenshot
 from tests.signin import PASSWORD, fresh_throttles, verified_user
 
 pytestmark = pytest.mark.browser
@@ -91,3 +92,32 @@ def test_a_developer_sees_the_members_and_teams_without_the_controls(page, wonde
     assert page.get_by_role("button", name="Leave").count() == 1
     screenshot(page, "team-developer")
     check_page(page)
+
+
+def test_without_javascript_the_forms_post_and_the_page_comes_back(chromium, hub, wonderland):
+    organization, key = wonderland
+    context = chromium.new_context(viewport=WIDTHS["phone"], base_url=hub.url, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        sign_in(page, "alice@example.com")
+        page.goto("/dashboard/team/")
+        page.get_by_label("Role of bob", exact=True).select_option("billing")
+        page.get_by_role("button", name="Change the role of bob").click()
+        page.wait_for_url("**/dashboard/team/")
+        assert "bob is now Billing." in page.inner_text("main")
+        assert Membership.objects.get(organization=organization, user__username="bob").role == "billing"
+        page.get_by_role("button", name="Remove carol").click()  # no confirmation without script
+        page.wait_for_url("**/dashboard/team/")
+        assert "carol was removed from the organisation." in page.inner_text("main")
+        assert not Membership.objects.filter(organization=organization, user__username="carol").exists()
+        page.get_by_label("Team name").fill("Tea Party")
+        page.get_by_role("button", name="Create the team").click()
+        page.wait_for_url("**/dashboard/team/")
+        page.get_by_label("Key:", exact=True).select_option(str(key.pk))
+        page.get_by_label("Team:", exact=True).select_option(label="Tea Party")
+        page.get_by_role("button", name="Move the key").click()
+        page.wait_for_url("**/dashboard/team/")
+        key.refresh_from_db()
+        assert key.team is not None and key.team.name == "Tea Party"
+    finally:
+        context.close()
