@@ -5,6 +5,7 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 
 from billing.money import MoneyField
 
@@ -71,11 +72,12 @@ class Organization(Limits):
 
 
 class Role(models.TextChoices):
-    OWNER = "owner", "Owner"
-    ADMIN = "admin", "Admin"
-    DEVELOPER = "developer", "Developer"
-    BILLING = "billing", "Billing"
-    VIEWER = "viewer", "Viewer"
+    # Labels in the role's own context: "Billing" the role is not "Billing" the dashboard's section.
+    OWNER = "owner", pgettext_lazy("role", "Owner")
+    ADMIN = "admin", pgettext_lazy("role", "Admin")
+    DEVELOPER = "developer", pgettext_lazy("role", "Developer")
+    BILLING = "billing", pgettext_lazy("role", "Billing")
+    VIEWER = "viewer", pgettext_lazy("role", "Viewer")
 
 
 class Membership(models.Model):

@@ -1,6 +1,7 @@
 """The dashboard's organisations in a real browser, at desktop and phone widths (tests/browser.py): a visitor
 signs up, follows the verification link from the outbox, creates an organisation and sees it with the starter
-credits; the owner invites a second person, who signs up from the email's link and lands as a viewer."""
+credits; the owner invites a second person from the team page, who signs up from the email's link and lands as a
+viewer."""
 
 import re
 from decimal import Decimal
@@ -9,7 +10,6 @@ from urllib.parse import urlsplit
 import pytest
 
 from accounts.models import Membership
-from accounts.services import invitation_create
 from billing.models import CreditAccount
 from tests.browser import check_page, screenshot
 from tests.signin import PASSWORD, fresh_throttles, mails_to
@@ -75,14 +75,13 @@ def test_sign_up_create_an_organisation_and_invite_a_viewer_who_signs_up_from_th
     page.wait_for_url("**/dashboard/")
     assert page.get_by_role("heading", name="Wonderland", level=1).count() == 1
 
-    # The invite form leaves the overview for the team page; until that is here, the owner invites by the service.
-    invitation_create(
-        organization=membership.organization,
-        email=viewer,
-        role="viewer",
-        actor_role="owner",
-        accept_url_base=page.url.removesuffix(urlsplit(page.url).path) + "/",
-    )
+    page.get_by_role("link", name="Team").click()
+    page.wait_for_url("**/dashboard/team/")
+    page.get_by_label("Email address").fill(viewer)
+    page.get_by_label("Role:", exact=True).select_option("viewer")
+    page.get_by_role("button", name="Send the invitation").click()
+    page.wait_for_url("**/dashboard/team/")
+    assert f"Invitation sent to {viewer}." in page.inner_text("main")
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(lambda url: urlsplit(url).path == "/")  # the home page, before the next goto cuts it off
 
@@ -98,6 +97,8 @@ def test_sign_up_create_an_organisation_and_invite_a_viewer_who_signs_up_from_th
     page.wait_for_url("**/dashboard/")
     main = page.inner_text("main")
     assert "You joined Wonderland as Viewer." in main and "You are a member as Viewer." in main
+    page.get_by_role("link", name="Team").click()
+    page.wait_for_url("**/dashboard/team/")
     assert page.get_by_role("button", name="Send the invitation").count() == 0
     assert Membership.objects.get(user__email=viewer).role == "viewer"
     screenshot(page, "dashboard-viewer")

@@ -63,7 +63,7 @@ def test_a_newcomer_signs_up_from_the_link_verifies_and_accepts_as_a_viewer(invi
     assert user.role == "viewer"
     home = browser.get("/dashboard/").content.decode()
     assert "<h1>Acme</h1>" in home and "<strong>Viewer</strong>" in home and "You joined Acme as Viewer." in home
-    assert "Invite someone" not in home
+    assert "Invite someone" not in browser.get("/dashboard/team/").content.decode()  # a viewer may not invite
 
 
 def test_an_existing_user_signs_in_from_the_link_and_comes_back_to_accept(invitation, world):

@@ -9,9 +9,9 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from .. import addresses, selectors, services
-from ..dashboard import INVITATION_KEY, organization_required, switch_to
+from ..dashboard import INVITATION_KEY, switch_to
 from ..errors import DomainError, NotFound
-from ..forms.organisations import InvitationForm, OrganizationForm
+from ..forms.organisations import OrganizationForm
 
 
 def actor_of(request) -> services.Actor:
@@ -39,28 +39,6 @@ def switch(request):
         raise PermissionDenied
     switch_to(request, access[0])
     return redirect("dashboard")
-
-
-@require_POST
-@organization_required(action="invite_members")
-def invite(request):
-    form = InvitationForm(request.POST)
-    if form.is_valid():
-        try:
-            services.invitation_create(
-                organization=request.organization,
-                email=form.cleaned_data["email"],
-                role=form.cleaned_data["role"],
-                actor_role=request.membership.role,
-                actor=actor_of(request),
-                accept_url_base=request.build_absolute_uri("/"),
-            )
-        except DomainError as error:
-            form.add_error(None, str(error))
-        else:
-            messages.success(request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]})
-            return redirect("dashboard")
-    return render(request, "accounts/dashboard/home.html", {"invite_form": form}, status=400)
 
 
 # Invitations: the email's link opens this page, for anyone holding it; accepting needs the invited address.
