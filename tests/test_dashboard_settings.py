@@ -215,6 +215,24 @@ def test_the_saved_time_zone_shapes_the_times_shown(world):
     assert "Times are shown in UTC" in page_of(other)
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_saves_their_own_zone_and_language_and_no_one_elses(world, role):
+    user = member(world, role)
+    response = client_of(user).post(
+        "/dashboard/settings/preferences", {"time_zone": "America/Sao_Paulo", "language": "ja"}
+    )
+    assert response.status_code == 302 and response.url == PAGE
+    user.refresh_from_db()
+    assert (user.time_zone, user.language) == ("America/Sao_Paulo", "ja")
+    assert User.objects.exclude(pk=user.pk).filter(time_zone="America/Sao_Paulo").count() == 0
+
+
+def test_only_owners_and_admins_may_manage_the_organisation():
+    from accounts import permissions
+
+    assert {role for role in ROLES if permissions.allows(role, "manage_organization")} == set(RENAMERS)
+
+
 @pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "localtime", "../../etc/passwd", "x" * 100])
 def test_a_zone_that_is_not_one_is_refused(world, zone):
     world.viewer.time_zone = "Europe/Paris"
