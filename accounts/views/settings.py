@@ -41,15 +41,21 @@ def two_factor(user) -> dict:
     }
 
 
-def _page(request, *, status: int = 200, **forms) -> HttpResponse:
+def _page(
+    request,
+    *,
+    status: int = 200,
+    profile_form: ProfileForm | None = None,
+    preferences_form: PreferencesForm | None = None,
+    organization_form: OrganizationNameForm | None = None,
+) -> HttpResponse:
+    """The page, with the form just posted (bound, with its errors) in place of its blank one."""
+    if request.can["manage_organization"] and organization_form is None:
+        organization_form = OrganizationNameForm(initial={"name": request.organization.name})
     context = {
-        "profile_form": forms.get("profile_form") or ProfileForm(instance=request.user),
-        "preferences_form": forms.get("preferences_form") or PreferencesForm(instance=request.user),
-        "organization_form": (
-            forms.get("organization_form") or OrganizationNameForm(initial={"name": request.organization.name})
-            if request.can["manage_organization"]
-            else None
-        ),
+        "profile_form": profile_form or ProfileForm(instance=request.user),
+        "preferences_form": preferences_form or PreferencesForm(instance=request.user),
+        "organization_form": organization_form if request.can["manage_organization"] else None,
         "two_factor": two_factor(request.user),
         "has_password": request.user.has_usable_password(),
     }
