@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import keys, organisations, team
+from .views import keys, organisations, settings, team
 
 urlpatterns = [
     path("organisations/new", organisations.organization_create, name="dashboard-create"),
@@ -26,4 +26,8 @@ urlpatterns = [
     path("team/teams/<int:pk>/rename", team.team_rename, name="dashboard-team-rename"),
     path("team/teams/<int:pk>/delete", team.team_delete, name="dashboard-team-delete"),
     path("team/keys/team", team.key_team, name="dashboard-team-key"),
+    path("settings/", settings.page, name="dashboard-settings"),
+    path("settings/profile", settings.profile, name="dashboard-settings-profile"),
+    path("settings/preferences", settings.preferences, name="dashboard-settings-preferences"),
+    path("settings/organisation", settings.organization, name="dashboard-settings-organization"),
 ]

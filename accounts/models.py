@@ -1,19 +1,51 @@
+import functools
 import ipaddress
+import zoneinfo
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from billing.money import MoneyField
+
+# Names zoneinfo lists that are no place a person lives in: the system's own link and tzdata's placeholder.
+NOT_TIME_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@functools.cache
+def time_zone_names() -> tuple[str, ...]:
+    """The IANA time zones a user may choose, sorted (read from disk once: the list is long)."""
+    return tuple(sorted(zoneinfo.available_timezones() - NOT_TIME_ZONES))
+
+
+def validate_time_zone(value: str) -> None:
+    if value and value not in time_zone_names():
+        raise ValidationError(_("%(value)s is not a time zone."), code="invalid_time_zone", params={"value": value})
+
+
+def validate_language(value: str) -> None:
+    if value and value not in dict(settings.LANGUAGES):
+        raise ValidationError(
+            _("%(value)s is not a language of the site."), code="invalid_language", params={"value": value}
+        )
 
 
 class User(AbstractUser):
     """The hub's user. Custom from the first migration so it can grow freely."""
 
     email = models.EmailField("email address", blank=True)
+    # The dashboard's settings (accounts/views/settings.py), applied to every page by accounts/middleware.py.
+    # Validators, not choices: a new tzdata or language must not need a migration.
+    time_zone = models.CharField(
+        max_length=64, blank=True, validators=[validate_time_zone], help_text="Empty: the site's TIME_ZONE"
+    )
+    language = models.CharField(
+        max_length=16, blank=True, validators=[validate_language], help_text="Empty: the browser's language"
+    )
 
 
 class BudgetPeriod(models.TextChoices):

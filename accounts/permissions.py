@@ -28,6 +28,8 @@ MATRIX: dict[str, frozenset[str]] = {
     "change_roles": frozenset({OWNER, ADMIN}),
     "remove_members": frozenset({OWNER, ADMIN}),
     "view_audit_log": frozenset({OWNER}),
+    # Rename the organisation (its slug names it in URLs and keys' clients, and stays).
+    "manage_organization": frozenset({OWNER, ADMIN}),
 }
 
 ACTIONS = tuple(MATRIX)

@@ -41,6 +41,34 @@ def organization_create(*, name: str, slug: str = "", owner=None) -> Organizatio
     return organization
 
 
+def organization_update(
+    *, organization: Organization, name: str, actor_role: str | None, actor: Actor | None = None
+) -> Organization:
+    """Rename the organisation. Its slug stays: it names the organisation in the API's URLs and in clients."""
+    if not permissions.allows(actor_role, "manage_organization"):
+        raise PermissionDenied("Only an owner or an admin can rename the organisation.")
+    name = name.strip()
+    if not name:
+        raise AccountsError("An organisation needs a name.", code="invalid_name", param="name")
+    max_length = Organization._meta.get_field("name").max_length or 0
+    if len(name) > max_length:
+        raise AccountsError(f"A name of at most {max_length} characters.", code="invalid_name", param="name")
+    with transaction.atomic():
+        old = organization.name
+        if old == name:
+            return organization
+        organization.name = name
+        organization.save(update_fields=["name"])
+        audit_record(
+            action="organization.rename",
+            actor=actor,
+            organization=organization,
+            target=organization,
+            details={"from": old, "to": name},
+        )
+    return organization
+
+
 def api_key_create(
     *,
     organization: Organization,

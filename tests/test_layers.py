@@ -100,6 +100,11 @@ def test_the_gateway_runs_its_own_middleware_and_the_site_its_own(settings, tran
     assert (
         stack.index("csp.middleware.CSPMiddleware") == stack.index("django.middleware.security.SecurityMiddleware") + 1
     )
+    # The user's own time zone and language (the settings page): right after auth, whose user it reads, and so
+    # after LocaleMiddleware, whose choice the saved language overrides.
+    preferences = "accounts.middleware.UserPreferencesMiddleware"
+    assert stack.index(preferences) == stack.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1
+    assert stack.index(locale) < stack.index(preferences)
     assert application is not None
 
     site_stack = list(settings.MIDDLEWARE)
