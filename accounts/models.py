@@ -78,11 +78,13 @@ class Limits(models.Model):
 
     def clean(self):
         if not isinstance(self.allowed_models, list) or not all(isinstance(p, str) for p in self.allowed_models):
-            raise ValidationError({"allowed_models": "A list of model patterns."})
+            raise ValidationError({"allowed_models": _("A list of model patterns.")})
         try:
             [ipaddress.ip_network(c, strict=False) for c in self.allowed_ips]
         except (TypeError, ValueError) as exc:
-            raise ValidationError({"allowed_ips": f"Not a list of addresses or CIDR ranges: {exc}"}) from None
+            raise ValidationError(
+                {"allowed_ips": _("Not a list of addresses or CIDR ranges: %(error)s") % {"error": exc}}
+            ) from None
 
 
 class Organization(Limits):
@@ -180,7 +182,7 @@ class ApiKey(Limits):
     def clean(self):
         super().clean()
         if self.team is not None and self.team.organization_id != self.organization_id:
-            raise ValidationError({"team": "A team of the key's own organisation."})
+            raise ValidationError({"team": _("A team of the key's own organisation.")})
 
     @property
     def is_active(self) -> bool:

@@ -1,6 +1,7 @@
 import ipaddress
 
 from django.db.backends.base.operations import BaseDatabaseOperations
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from billing.money import max_amount
@@ -88,7 +89,7 @@ class TeamNameSerializer(serializers.Serializer):
 
     def validate_name(self, value):
         if not value.strip():
-            raise serializers.ValidationError("A team needs a name.")
+            raise serializers.ValidationError(_("A team needs a name."))
         return value.strip()
 
 

@@ -9,6 +9,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 
 from . import permissions
 from .audit import SYSTEM, Actor, audit_record  # noqa: F401 - re-exported: callers name them from here
@@ -46,13 +47,15 @@ def organization_update(
 ) -> Organization:
     """Rename the organisation. Its slug stays: it names the organisation in the API's URLs and in clients."""
     if not permissions.allows(actor_role, "manage_organization"):
-        raise PermissionDenied("Only an owner or an admin can rename the organisation.")
+        raise PermissionDenied(_("Only an owner or an admin can rename the organisation."))
     name = name.strip()
     if not name:
-        raise AccountsError("An organisation needs a name.", code="invalid_name", param="name")
+        raise AccountsError(_("An organisation needs a name."), code="invalid_name", param="name")
     max_length = Organization._meta.get_field("name").max_length or 0
     if len(name) > max_length:
-        raise AccountsError(f"A name of at most {max_length} characters.", code="invalid_name", param="name")
+        raise AccountsError(
+            _("A name of at most %(count)d characters.") % {"count": max_length}, code="invalid_name", param="name"
+        )
     with transaction.atomic():
         old = organization.name
         if old == name:
@@ -142,7 +145,7 @@ def api_key_limits_set(*, api_key: ApiKey, limits: dict, expires_at=None, actor:
     cached copy on commit, so the new limits apply at once.
     """
     if api_key.revoked_at is not None:
-        raise AccountsError("A revoked key cannot be changed.", code="key_revoked")
+        raise AccountsError(_("A revoked key cannot be changed."), code="key_revoked")
     unknown = set(limits) - set(LIMIT_FIELDS)
     if unknown:
         raise ValueError(f"not a key limit: {sorted(unknown)}")
@@ -173,7 +176,7 @@ def api_key_rotate(*, api_key: ApiKey, actor: Actor | None = None):
     gain every model, address and budget its predecessor was kept from.
     """
     if api_key.revoked_at is not None:
-        raise AccountsError("A revoked key cannot be rotated.", code="key_revoked")
+        raise AccountsError(_("A revoked key cannot be rotated."), code="key_revoked")
     with transaction.atomic():
         new_key, raw = api_key_create(
             organization=api_key.organization,
@@ -212,9 +215,9 @@ def membership_change_role(
     *, membership: Membership, role: str, actor_role: str | None, actor: Actor | None = None
 ) -> Membership:
     if role not in Role.values:
-        raise AccountsError(f"Unknown role {role!r}.", code="invalid_role", param="role")
+        raise AccountsError(_("Unknown role %(role)r.") % {"role": role}, code="invalid_role", param="role")
     if not (permissions.may_manage_role(actor_role, membership.role) and permissions.may_manage_role(actor_role, role)):
-        raise PermissionDenied("Only an owner can make or unmake owners.")
+        raise PermissionDenied(_("Only an owner can make or unmake owners."))
     with transaction.atomic():
         _lock_owners(membership.organization)
         if (
@@ -222,7 +225,9 @@ def membership_change_role(
             and role != Role.OWNER
             and not _owners_left(membership.organization, without=membership)
         ):
-            raise AccountsError("The last owner cannot be demoted: make someone else owner first.", code="last_owner")
+            raise AccountsError(
+                _("The last owner cannot be demoted: make someone else owner first."), code="last_owner"
+            )
         old = membership.role
         if old == role:
             return membership
@@ -242,12 +247,12 @@ def membership_remove(
     *, membership: Membership, actor_role: str | None, actor: Actor | None = None, leaving: bool = False
 ) -> None:
     if not leaving and not permissions.may_manage_role(actor_role, membership.role):
-        raise PermissionDenied("Only an owner can remove an owner.")
+        raise PermissionDenied(_("Only an owner can remove an owner."))
     with transaction.atomic():
         _lock_owners(membership.organization)
         if membership.role == Role.OWNER and not _owners_left(membership.organization, without=membership):
             raise AccountsError(
-                "The last owner cannot leave or be removed: make someone else owner first.", code="last_owner"
+                _("The last owner cannot leave or be removed: make someone else owner first."), code="last_owner"
             )
         audit_record(
             action="member.leave" if leaving else "member.remove",
@@ -278,10 +283,12 @@ def invitation_create(
 ):
     """Invite by email and return (Invitation, raw token). The token is sent, never stored."""
     if not permissions.may_manage_role(actor_role, role):
-        raise PermissionDenied("Only an owner can invite an owner.")
+        raise PermissionDenied(_("Only an owner can invite an owner."))
     email = email.strip()
     if organization.memberships.filter(user__email__iexact=email).exists():
-        raise AccountsError(f"{email} is already a member.", code="already_member", param="email")
+        raise AccountsError(
+            _("%(email)s is already a member.") % {"email": email}, code="already_member", param="email"
+        )
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
         invitation = Invitation.objects.create(
@@ -317,14 +324,20 @@ def invitation_create(
 def invitation_by_token(token: str) -> Invitation:
     invitation = Invitation.objects.select_related("organization").filter(hashed_token=hash_api_key(token)).first()
     if invitation is None or not invitation.organization.is_active:
-        raise NotFound("This invitation does not exist.", code="invitation_not_found")
+        raise NotFound(_("This invitation does not exist."), code="invitation_not_found")
     return invitation
 
 
 def _open(invitation: Invitation) -> None:
     state = invitation.status
+    closed = {
+        "accepted": _("This invitation is accepted."),
+        "declined": _("This invitation is declined."),
+        "revoked": _("This invitation is revoked."),
+        "expired": _("This invitation is expired."),
+    }
     if state != "pending":
-        raise AccountsError(f"This invitation is {state}.", code=f"invitation_{state}")
+        raise AccountsError(closed.get(state, _("This invitation is closed.")), code=f"invitation_{state}")
 
 
 def invitation_accept(*, token: str, user, actor: Actor | None = None) -> Membership:
@@ -336,10 +349,10 @@ def invitation_accept(*, token: str, user, actor: Actor | None = None) -> Member
         # The link alone is not enough: a forwarded email must not let someone else in.
         if (user.email or "").lower() != invitation.email.lower():
             raise PermissionDenied(
-                "This invitation was sent to another email address.", code="invitation_email_mismatch"
+                _("This invitation was sent to another email address."), code="invitation_email_mismatch"
             )
         if invitation.organization.memberships.filter(user=user).exists():
-            raise AccountsError("You are already a member.", code="already_member")
+            raise AccountsError(_("You are already a member."), code="already_member")
         membership = Membership.objects.create(user=user, organization=invitation.organization, role=invitation.role)
         invitation.accepted_at = timezone.now()
         invitation.accepted_by = user

@@ -5,6 +5,7 @@ business; the report of their cost is billing's.
 """
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from .models import ApiKey, Team
 from .services import AccountsError, Actor, audit_record
@@ -22,7 +23,9 @@ def team_create(*, organization, name: str, actor: Actor | None = None) -> Team:
                 action="team.create", actor=actor, organization=organization, target=team, details={"name": team.name}
             )
     except IntegrityError:
-        raise AccountsError(f"There is a team named {name!r} already.", code="team_exists", param="name") from None
+        raise AccountsError(
+            _("There is a team named %(name)r already.") % {"name": name}, code="team_exists", param="name"
+        ) from None
     return team
 
 
@@ -39,7 +42,9 @@ def team_rename(*, team: Team, name: str, actor: Actor | None = None) -> Team:
                 details={"from": old, "to": team.name},
             )
     except IntegrityError:
-        raise AccountsError(f"There is a team named {name!r} already.", code="team_exists", param="name") from None
+        raise AccountsError(
+            _("There is a team named %(name)r already.") % {"name": name}, code="team_exists", param="name"
+        ) from None
     return team
 
 
@@ -58,7 +63,7 @@ def team_delete(*, team: Team, actor: Actor | None = None) -> None:
 
 def api_key_team_set(*, api_key: ApiKey, team: Team | None, actor: Actor | None = None) -> ApiKey:
     if team is not None and team.organization_id != api_key.organization_id:
-        raise AccountsError("No such team in this organisation.", code="team_not_found", param="team")
+        raise AccountsError(_("No such team in this organisation."), code="team_not_found", param="team")
     if api_key.team_id == (team.pk if team else None):
         return api_key
     with transaction.atomic():

@@ -165,3 +165,18 @@ def test_an_invitation_sent_with_an_admin_key_names_the_organisation_not_the_key
     with invite.commit(execute=True):
         as_user(world.admin).post(INVITATIONS, {"email": "person@example.com", "role": "viewer"}, format="json")
     assert mailoutbox[-1].subject == "admin@example.com invites you to Acme on the hub"
+
+
+def test_the_invitation_email_and_the_services_refusals_come_in_the_inviters_language(world, mailoutbox):
+    with invite.commit(execute=True):
+        response = as_user(world.admin).post(
+            INVITATIONS, {"email": "person@example.com", "role": "viewer"}, format="json", HTTP_ACCEPT_LANGUAGE="ja"
+        )
+    assert response.status_code == 201, response.content
+    email = mailoutbox[-1]
+    assert email.subject == "admin@example.com さんから hub の Acme への招待"
+    assert "として参加する招待が届いています" in email.body and "Hello" not in email.body
+    refused = as_user(world.admin).post(
+        INVITATIONS, {"email": "boss@example.com", "role": "owner"}, format="json", HTTP_ACCEPT_LANGUAGE="zh-hans"
+    )
+    assert refused.status_code == 403 and refused.json()["error"]["message"] == "只有所有者才能邀请所有者。"

@@ -36,7 +36,7 @@ def test_create_copy_use_reload_change_rotate_and_revoke_a_key(page, hub, chat_m
     page.on("dialog", lambda dialog: dialog.accept())  # the revoke and rotate buttons' confirmations
     sign_in(page, owner.email)
 
-    page.get_by_role("link", name="API keys").click()
+    page.get_by_role("link", name="API keys", exact=True).click()
     page.wait_for_url("**/dashboard/keys/")
     assert "This organisation has no keys yet." in page.inner_text("main")
     page.get_by_role("link", name="Create a key").click()
