@@ -36,11 +36,14 @@ test: install-dev chromium
 
 # The browser tests (tests/browser.py) drive Debian's chromium, never a downloaded browser: install the package
 # when it is missing (apt-get update only when the install fails without it). fonts-liberation: the metrics of
-# the fonts pages name, for screenshots that look like the real thing; the other recommends are for desktops.
+# the fonts pages name, for screenshots that look like the real thing; fonts-noto-cjk: the Japanese and Chinese
+# pages' glyphs (without it their screenshots show boxes); the other recommends are for desktops.
 CHROMIUM := /usr/bin/chromium
-APT_INSTALL := env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-liberation
+APT_INSTALL := env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-liberation \
+	fonts-noto-cjk
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 chromium:
-	@[ -x $(CHROMIUM) ] && exit 0; \
+	@[ -x $(CHROMIUM) ] && [ -e $(CJK_FONT) ] && exit 0; \
 	command -v apt-get >/dev/null || { echo "make test: the browser tests need $(CHROMIUM) (Debian's chromium)," \
 		"and there is no apt-get to install it: install chromium by hand" >&2; exit 1; }; \
 	if [ "$$(id -u)" -eq 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
