@@ -192,7 +192,7 @@ def test_the_result_page_says_pending_until_the_webhook_credits_and_never_credit
     for _ in range(3):  # coming back from Stripe, reloading: still nothing credited
         html = page(owner.get(done))
         assert "Pending" in html and "Credited" not in html
-        assert f'hx-get="/dashboard/billing/payments/{payment.pk}/status" hx-trigger="every 2s"' in html
+        assert f'hx-get="/dashboard/billing/payments/{payment.pk}/status?poll=1" hx-trigger="every 2s"' in html
         assert f'href="{done}"' in html  # the plain reload link
     status = owner.get(f"/dashboard/billing/payments/{payment.pk}/status", headers={"HX-Request": "true"})
     assert "Pending" in page(status) and "<html" not in page(status)
@@ -211,6 +211,16 @@ def test_the_result_page_says_pending_until_the_webhook_credits_and_never_credit
     assert "hx-trigger" not in status, "a final status stops the polling"
     assert "Credited" in page(owner.get(done))
     assert LedgerEntry.objects.filter(idempotency_key="stripe:payment:pi_dashboard_1").count() == 1
+
+
+def test_the_page_stops_asking_after_five_minutes_and_says_to_reload_later(world, checkout_stripe):
+    payment = bought(world, checkout_stripe)
+    owner = browser(world.owner)
+    asking = page(owner.get(f"/dashboard/billing/payments/{payment.pk}/status?poll=149"))
+    assert 'status?poll=150" hx-trigger="every 2s"' in asking
+    stopped = page(owner.get(f"/dashboard/billing/payments/{payment.pk}/status?poll=150"))
+    assert "Pending" in stopped and "hx-trigger" not in stopped and "Reload this page later" in stopped
+    assert "hx-trigger" in page(owner.get(f"/dashboard/billing/payments/{payment.pk}/status?poll=nonsense"))
 
 
 def test_a_failed_payment_says_so(world, checkout_stripe):

@@ -106,7 +106,14 @@ def payment_status(request, pk: int):
     return render(request, "billing/dashboard/payment_status.html", _status_context(request, payment))
 
 
+POLLS = 150  # every two seconds: five minutes, then the page stops asking and says so
+
+
 def _status_context(request, payment) -> dict:
+    try:
+        poll = max(0, int(request.GET.get("poll", "0")))
+    except ValueError:
+        poll = 0
     credited = selectors.payment_credited(payment)
     if credited:
         state = "credited"
@@ -117,6 +124,8 @@ def _status_context(request, payment) -> dict:
     return {
         "payment": payment,
         "state": state,
+        "poll": poll + 1,
+        "polling": state == "pending" and poll < POLLS,
         "currency": currency(),
         "account": selectors.balance_of(organization=request.organization),
     }
