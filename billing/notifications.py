@@ -190,7 +190,9 @@ def billing_settings_set(
     """Set where billing emails also go and when the low-balance email is sent (None: HUB_LOW_BALANCE_THRESHOLD).
 
     A changed threshold takes effect at the next run of the task: an alert already sent stays sent until credit
-    is added again, as with any threshold."""
+    is added again, as with any threshold. An account whose alert the task has not made yet gets it armed here,
+    so a threshold set above the balance is told at the next run: someone asked for it, unlike alerts_open's
+    first look at every account."""
     if low_balance_threshold is not None and low_balance_threshold < 0:
         raise ValueError("the low-balance threshold must not be negative")
     with transaction.atomic():
