@@ -11,9 +11,16 @@ empty while the alert is armed. A beat task (`notify_low_balances`):
    account; only credit added (a top-up, a grant) raises the balance.
 2. claims every armed alert whose account's available credit is under its
    threshold, with a conditional UPDATE that must touch exactly one row (two
-   runs at once send once), then emails the organisation's owners and billing
-   members, one message each. A send that fails gives the claim back, so the
-   next run tries again.
+   runs at once send once), then emails the organisation's billing recipients
+   (`billing_recipients`), one message each. A send that fails gives the claim
+   back, so the next run tries again.
+
+Billing recipients, for these and for invoices (billing/invoices/issuing.py):
+the organisation's active owners and billing members, *and* its billing email
+(CreditAccount.billing_email) when set. In addition, not instead: a shared
+accounts address is one more reader, and nobody who may act on the bill (buy
+credit, pay an invoice) stops hearing of it because one was added. An address
+that is also a member's gets one message, the member's.
 
 Only organisations in credits mode (billing/modes.py) are alerted: postpaid
 and internal ones are never refused for credit.
@@ -25,6 +32,7 @@ a new fall.
 """
 
 import logging
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
@@ -35,11 +43,13 @@ from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from accounts.models import Membership
+from accounts.audit import audit_record
+from accounts.models import Membership, User
 
 from . import modes
 from .models import BillingMode, CreditAccount, LowBalanceAlert
 from .money import MoneyField, money_value
+from .services import account_open
 
 logger = logging.getLogger(__name__)
 
@@ -123,24 +133,93 @@ def recipients_of(organization):
     )
 
 
+@dataclass(frozen=True)
+class Recipient:
+    """One address a billing email goes to: a member's (`user`, `role`), or the billing email (neither)."""
+
+    email: str
+    user: User | None = None
+    role: str = ""
+
+
+def billing_recipients(organization) -> list[Recipient]:
+    """Owners and billing members (recipients_of), then the organisation's billing email unless one of them has it."""
+    found = [
+        Recipient(email=m.user.email, user=m.user, role=str(m.get_role_display()).lower())
+        for m in recipients_of(organization)
+    ]
+    account = CreditAccount.objects.filter(organization=organization).only("billing_email").first()
+    extra = account.billing_email if account is not None else ""
+    if extra and extra.lower() not in {r.email.lower() for r in found}:
+        found.append(Recipient(email=extra))
+    return found
+
+
+def recipient_context(recipient: Recipient) -> dict:
+    """What a billing email's template says of who gets it (`user` is None for the billing email)."""
+    return {"user": recipient.user, "role": recipient.role, "billing_email": recipient.user is None}
+
+
 def _send(alert: LowBalanceAlert) -> list[EmailMessage]:
     organization = alert.account.organization
-    memberships = recipients_of(organization)
     context = {
         "organization": organization,
         "available": alert.account.available,
         "threshold": alert.threshold if alert.threshold is not None else default_threshold(),
     }
     messages = []
-    for membership in memberships:
-        context.update(user=membership.user, role=membership.get_role_display().lower())
+    for recipient in billing_recipients(organization):
+        context.update(recipient_context(recipient))
         subject = " ".join(render_to_string("billing/low_balance_subject.txt", context).split())
         body = render_to_string("billing/low_balance_email.txt", context)
-        messages.append(EmailMessage(subject, body, None, [membership.user.email]))
+        messages.append(EmailMessage(subject, body, None, [recipient.email]))
     if messages:
         get_connection(fail_silently=False).send_messages(messages)
-    logger.info("low-balance email for %s sent to %d member(s)", organization, len(messages))
+    logger.info("low-balance email for %s sent to %d address(es)", organization, len(messages))
     return messages
+
+
+def billing_settings_set(
+    *,
+    organization,
+    billing_email: str,
+    low_balance_threshold: Decimal | None,
+    low_balance_enabled: bool = True,
+    actor=None,
+) -> CreditAccount:
+    """Set where billing emails also go and when the low-balance email is sent (None: HUB_LOW_BALANCE_THRESHOLD).
+
+    A changed threshold takes effect at the next run of the task: an alert already sent stays sent until credit
+    is added again, as with any threshold. An account whose alert the task has not made yet gets it armed here,
+    so a threshold set above the balance is told at the next run: someone asked for it, unlike alerts_open's
+    first look at every account."""
+    if low_balance_threshold is not None and low_balance_threshold < 0:
+        raise ValueError("the low-balance threshold must not be negative")
+    with transaction.atomic():
+        account = CreditAccount.objects.select_for_update().get(pk=account_open(organization=organization).pk)
+        alert, _ = LowBalanceAlert.objects.select_for_update().get_or_create(account=account)
+        before = {
+            "billing_email": account.billing_email,
+            "low_balance_threshold": None if alert.threshold is None else str(alert.threshold),
+            "low_balance_enabled": alert.enabled,
+        }
+        after = {
+            "billing_email": billing_email,
+            "low_balance_threshold": None if low_balance_threshold is None else str(low_balance_threshold),
+            "low_balance_enabled": low_balance_enabled,
+        }
+        CreditAccount.objects.filter(pk=account.pk).update(billing_email=billing_email, updated_at=timezone.now())
+        LowBalanceAlert.objects.filter(pk=alert.pk).update(threshold=low_balance_threshold, enabled=low_balance_enabled)
+        if before != after:
+            audit_record(
+                action="billing.settings",
+                actor=actor,
+                organization=organization,
+                target=account,
+                details={"before": before, "after": after},
+            )
+    account.refresh_from_db()
+    return account
 
 
 def notify_low_balances() -> int:

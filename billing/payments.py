@@ -160,6 +160,7 @@ def auto_recharge_card_setup(*, organization, actor=None) -> stripe_gateway.Setu
         AutoRecharge.objects.filter(pk=recharge.pk).update(
             stripe_customer_id=setup.customer_id,
             stripe_setup_intent_id=setup.setup_intent_id,
+            stripe_setup_session_id="",  # supersedes a Checkout setup started before it
             updated_at=timezone.now(),
         )
         audit_record(
@@ -184,6 +185,61 @@ def auto_recharge_card_saved(*, setup_intent: dict) -> str:
             return "card already saved"
         AutoRecharge.objects.filter(pk=recharge.pk).update(
             stripe_payment_method_id=setup_intent["payment_method"], disabled_reason="", updated_at=timezone.now()
+        )
+    return f"card saved for organisation {recharge.organization_id}"
+
+
+def auto_recharge_card_checkout(*, organization, success_url: str, cancel_url: str, actor=None) -> str:
+    """Start saving a card through Stripe Checkout in setup mode (the dashboard); returns the page to send the
+    buyer to. As with a SetupIntent, the card is saved only by Stripe's signed checkout.session.completed for
+    this very session (auto_recharge_card_checkout_completed); starting again supersedes it."""
+    with transaction.atomic():
+        recharge, _ = AutoRecharge.objects.select_for_update().get_or_create(organization=organization)
+        setup = stripe_gateway.card_setup_checkout(
+            organization=organization,
+            customer_id=recharge.stripe_customer_id,
+            key=uuid.uuid4().hex,
+            success_url=success_url,
+            cancel_url=cancel_url,
+        )
+        AutoRecharge.objects.filter(pk=recharge.pk).update(
+            stripe_customer_id=setup.customer_id,
+            stripe_setup_session_id=setup.session_id,
+            stripe_setup_intent_id="",  # supersedes a SetupIntent started before it
+            updated_at=timezone.now(),
+        )
+        audit_record(
+            action="billing.card_setup",
+            actor=actor,
+            organization=organization,
+            target=recharge,
+            details={"checkout_session": setup.session_id},
+        )
+    return setup.url
+
+
+def auto_recharge_card_checkout_completed(*, session: dict) -> str:
+    """checkout.session.completed in setup mode: keep the card its SetupIntent saved, if the session is the
+    organisation's latest card setup, for its customer, and Stripe says the SetupIntent succeeded."""
+    with transaction.atomic():
+        recharge = AutoRecharge.objects.select_for_update().filter(stripe_setup_session_id=session["id"]).first()
+        if recharge is None:
+            return "ignored: not the latest card setup of any organisation"
+        if session.get("customer") != recharge.stripe_customer_id or not session.get("setup_intent"):
+            return "ignored: customer or setup intent does not match"
+        # The event names the SetupIntent, not its card: Stripe is asked, never the event's body.
+        intent = stripe_gateway.setup_intent_of(session["setup_intent"])
+        if intent.status != "succeeded" or intent.customer_id != recharge.stripe_customer_id:
+            return f"ignored: setup intent is {intent.status}"
+        if not intent.payment_method_id:
+            return "ignored: setup intent has no payment method"
+        if recharge.stripe_payment_method_id == intent.payment_method_id:
+            return "card already saved"
+        AutoRecharge.objects.filter(pk=recharge.pk).update(
+            stripe_payment_method_id=intent.payment_method_id,
+            stripe_setup_intent_id=session["setup_intent"],
+            disabled_reason="",
+            updated_at=timezone.now(),
         )
     return f"card saved for organisation {recharge.organization_id}"
 

@@ -178,11 +178,7 @@ def card_setup_start(*, organization, customer_id: str, key: str) -> Setup:
     time, the organisation's Stripe customer. The browser confirms it with Stripe.js and its client secret."""
     stripe_client = client()
     try:
-        if not customer_id:
-            customer_id = stripe_client.v1.customers.create(
-                params={"name": organization.name[:250], "metadata": {"hub_organization": str(organization.pk)}},
-                options={"idempotency_key": f"hub-setup-{key}-customer"},
-            ).id
+        customer_id = _customer_for(stripe_client, organization=organization, customer_id=customer_id, key=key)
         intent = stripe_client.v1.setup_intents.create(
             # payment_method_types: the API (and localstripe) take it; stripe 16's typed params no longer list it.
             params={  # type: ignore[arg-type]
@@ -199,6 +195,72 @@ def card_setup_start(*, organization, customer_id: str, key: str) -> Setup:
     if not intent.client_secret:  # Stripe sends one with every new SetupIntent
         raise PaymentsUnavailable("Stripe answered a SetupIntent without its client secret")
     return Setup(setup_intent_id=intent.id, client_secret=intent.client_secret, customer_id=customer_id)
+
+
+def _customer_for(stripe_client: stripe.StripeClient, *, organization, customer_id: str, key: str) -> str:
+    """The organisation's Stripe customer: the one it has, else a new one (once per `key`)."""
+    if customer_id:
+        return customer_id
+    return stripe_client.v1.customers.create(
+        params={"name": organization.name[:250], "metadata": {"hub_organization": str(organization.pk)}},
+        options={"idempotency_key": f"hub-setup-{key}-customer"},
+    ).id
+
+
+@dataclass
+class SetupCheckout:
+    session_id: str
+    url: str
+    customer_id: str
+
+
+def card_setup_checkout(
+    *, organization, customer_id: str, key: str, success_url: str, cancel_url: str
+) -> SetupCheckout:
+    """A Checkout session in setup mode: Stripe's own page saves a card for off-session charges, so the
+    dashboard needs no Stripe.js. The card is the one its SetupIntent ends with (setup_intent_of)."""
+    stripe_client = client()
+    metadata = {"hub_organization": str(organization.pk), "hub_card_setup": key}
+    try:
+        customer_id = _customer_for(stripe_client, organization=organization, customer_id=customer_id, key=key)
+        session = stripe_client.v1.checkout.sessions.create(
+            # payment_method_types: as for card_setup_start's SetupIntent, the API takes it; the typed params not.
+            params={  # type: ignore[arg-type]
+                "mode": "setup",
+                "customer": customer_id,
+                "currency": currency(),
+                "payment_method_types": ["card"],
+                "metadata": metadata,
+                "setup_intent_data": {"metadata": metadata},
+                "success_url": success_url,
+                "cancel_url": cancel_url,
+            },
+            options={"idempotency_key": f"hub-setup-{key}-checkout"},
+        )
+    except stripe.StripeError as exc:
+        raise PaymentsUnavailable(f"Stripe could not open a checkout: {exc.user_message or exc}") from exc
+    if not session.url:  # Stripe sends one with every hosted session
+        raise PaymentsUnavailable("Stripe answered a Checkout session without its address")
+    return SetupCheckout(session_id=session.id, url=session.url, customer_id=customer_id)
+
+
+@dataclass
+class SetupResult:
+    status: str
+    customer_id: str | None
+    payment_method_id: str | None
+
+
+def setup_intent_of(setup_intent_id: str) -> SetupResult:
+    """A SetupIntent as Stripe has it now (a setup-mode session's event names it without its card)."""
+    intent = client().v1.setup_intents.retrieve(setup_intent_id)
+
+    def id_of(value) -> str | None:
+        return value if value is None or isinstance(value, str) else value.id  # an id, unless expanded
+
+    return SetupResult(
+        status=intent.status, customer_id=id_of(intent.customer), payment_method_id=id_of(intent.payment_method)
+    )
 
 
 @dataclass

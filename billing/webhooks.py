@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 
 def _paid_session(session: dict) -> str:
+    if session.get("mode") == "setup":
+        return payments.auto_recharge_card_checkout_completed(session=session)
     if session.get("mode") != "payment":
         return "ignored: not a payment session"
     if session.get("payment_status") != "paid":

@@ -113,7 +113,8 @@ def test_the_dashboard_walk(page, width, hub, settings, chat_model, checkout_str
     expect(status).to_contain_text("Credited", timeout=10_000)
     assert deliver(completed).status_code == 200  # Stripe's replay credits nothing more
     assert balance_of(organization) == before + Decimal("25.00")
-    assert LedgerEntry.objects.filter(account__organization=organization, idempotency_key__startswith="stripe:").count() == 1
+    top_ups = LedgerEntry.objects.filter(account__organization=organization, idempotency_key__startswith="stripe:")
+    assert top_ups.count() == 1
     screenshot(page, "credited")
     page.goto("/dashboard/")
     assert stat(page, "Balance") == f"{money(before + Decimal('25.00'))} USD"

@@ -46,7 +46,7 @@ from accounts.models import Organization
 
 from .. import rollups
 from ..models import BillingMode, Invoice, InvoiceLine, UsageRollup
-from ..notifications import recipients_of
+from ..notifications import billing_recipients, recipient_context
 from .collecting import card_to_charge
 
 logger = logging.getLogger(__name__)
@@ -198,7 +198,8 @@ def unsent() -> list[int]:
 
 
 def invoice_notify(*, invoice_id: int) -> int:
-    """Claim the invoice's email and send it to its organisation's owners and billing members. Returns emails sent."""
+    """Claim the invoice's email and send it to its organisation's billing recipients (owners, billing members and
+    the billing email: billing/notifications.py). Returns emails sent."""
     now = timezone.now()
     claimed = Invoice.objects.filter(pk=invoice_id, notified_at__isnull=True).update(notified_at=now)
     if claimed != 1:
@@ -212,13 +213,11 @@ def invoice_notify(*, invoice_id: int) -> int:
             "url": invoice_url(invoice),
             "auto_charge": card_to_charge(invoice) is not None,
         }
-        for membership in recipients_of(invoice.organization):
-            context.update(user=membership.user, role=membership.get_role_display().lower())
+        for recipient in billing_recipients(invoice.organization):
+            context.update(recipient_context(recipient))
             subject = " ".join(render_to_string("billing/invoice_subject.txt", context).split())
             messages.append(
-                EmailMessage(
-                    subject, render_to_string("billing/invoice_email.txt", context), None, [membership.user.email]
-                )
+                EmailMessage(subject, render_to_string("billing/invoice_email.txt", context), None, [recipient.email])
             )
         if messages:
             get_connection(fail_silently=False).send_messages(messages)
@@ -226,5 +225,5 @@ def invoice_notify(*, invoice_id: int) -> int:
         Invoice.objects.filter(pk=invoice_id, notified_at=now).update(notified_at=None)
         logger.exception("email of invoice %s failed; the next run tries again", invoice.number)
         return 0
-    logger.info("invoice %s emailed to %d member(s)", invoice.number, len(messages))
+    logger.info("invoice %s emailed to %d address(es)", invoice.number, len(messages))
     return len(messages)

@@ -33,6 +33,9 @@ class CreditAccount(models.Model):
         blank=True,
         help_text="Charge each invoice to the saved card (auto-recharge's); empty: HUB_INVOICE_AUTO_CHARGE",
     )
+    # Billing emails (low balance, invoices) go here too, besides the owners and billing members
+    # (billing/notifications.py): an accounts address nobody signs in with.
+    billing_email = models.EmailField(blank=True, help_text="Empty: only the owners and billing members")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):

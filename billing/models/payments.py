@@ -88,6 +88,9 @@ class AutoRecharge(models.Model):
     # setup_intent.succeeded may save a card, so an older one arriving late
     # cannot replace a newer card (billing/payments.py).
     stripe_setup_intent_id = models.CharField(max_length=255, blank=True)
+    # Likewise the Checkout session in setup mode last started from the dashboard: only its
+    # checkout.session.completed may save a card (Checkout makes its SetupIntent, so its id is not known before).
+    stripe_setup_session_id = models.CharField(max_length=255, blank=True)
     # Set while a recharge is on its way; claimed with a conditional UPDATE so
     # two runs of the task never start two charges (billing/payments.py).
     pending_payment = models.OneToOneField(Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
