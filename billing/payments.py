@@ -24,6 +24,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.audit import audit_record
 
@@ -41,7 +42,9 @@ def checkout_create(*, organization, amount: Decimal, requested_by, success_url:
     """A pending payment and its Stripe Checkout session; returns (payment, url to send the buyer to)."""
     stripe_gateway.to_minor_units(amount)  # refuses fractions of a cent before anything is written
     if not MIN_TOP_UP <= amount <= MAX_TOP_UP:
-        raise PaymentRefused(f"a top-up is between {MIN_TOP_UP} and {MAX_TOP_UP}", param="amount")
+        raise PaymentRefused(
+            _("A top-up is between %(min)s and %(max)s.") % {"min": MIN_TOP_UP, "max": MAX_TOP_UP}, param="amount"
+        )
     payment = Payment.objects.create(
         organization=organization,
         amount=amount,
@@ -153,7 +156,7 @@ def auto_recharge_card_setup(*, organization, actor=None) -> stripe_gateway.Setu
     very SetupIntent (auto_recharge_card_saved); starting again supersedes it.
     """
     with transaction.atomic():
-        recharge, _ = AutoRecharge.objects.select_for_update().get_or_create(organization=organization)
+        recharge, _created = AutoRecharge.objects.select_for_update().get_or_create(organization=organization)
         setup = stripe_gateway.card_setup_start(
             organization=organization, customer_id=recharge.stripe_customer_id, key=uuid.uuid4().hex
         )
@@ -194,7 +197,7 @@ def auto_recharge_card_checkout(*, organization, success_url: str, cancel_url: s
     buyer to. As with a SetupIntent, the card is saved only by Stripe's signed checkout.session.completed for
     this very session (auto_recharge_card_checkout_completed); starting again supersedes it."""
     with transaction.atomic():
-        recharge, _ = AutoRecharge.objects.select_for_update().get_or_create(organization=organization)
+        recharge, _created = AutoRecharge.objects.select_for_update().get_or_create(organization=organization)
         setup = stripe_gateway.card_setup_checkout(
             organization=organization,
             customer_id=recharge.stripe_customer_id,
@@ -249,12 +252,15 @@ def auto_recharge_configure(
 ) -> AutoRecharge:
     """Turn auto-recharge on or off and set when and how much; on needs a saved card."""
     if not MIN_TOP_UP <= amount <= MAX_TOP_UP:
-        raise PaymentRefused(f"The amount must be between {MIN_TOP_UP} and {MAX_TOP_UP}.", param="amount")
+        raise PaymentRefused(
+            _("The amount must be between %(min)s and %(max)s.") % {"min": MIN_TOP_UP, "max": MAX_TOP_UP},
+            param="amount",
+        )
     if threshold < 0:
-        raise PaymentRefused("The threshold must not be negative.", param="threshold")
+        raise PaymentRefused(_("The threshold must not be negative."), param="threshold")
     stripe_gateway.to_minor_units(amount)  # whole cents, or a 400 from the gateway's own check
     with transaction.atomic():
-        recharge, _ = AutoRecharge.objects.select_for_update().get_or_create(organization=organization)
+        recharge, _created = AutoRecharge.objects.select_for_update().get_or_create(organization=organization)
         if enabled and not recharge.stripe_payment_method_id:
             raise PaymentRefused(
                 "Save a card first (POST …/billing/auto-recharge/card).", param="enabled", code="no_payment_method"

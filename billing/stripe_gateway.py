@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import stripe
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from accounts.errors import DomainError, Unavailable
 
@@ -44,7 +45,7 @@ def to_minor_units(amount: Decimal) -> int:
     """Credits (USD) as Stripe's minor units; refuses anything that is not whole cents."""
     amount = Decimal(amount)
     if not amount.is_finite() or amount != amount.quantize(CENT):
-        raise PaymentRefused(f"{amount} is not a whole number of cents", param="amount")
+        raise PaymentRefused(_("%(amount)s is not a whole number of cents.") % {"amount": amount}, param="amount")
     return int(amount.scaleb(2))
 
 
@@ -63,7 +64,7 @@ def currency() -> str:
 
 def client() -> stripe.StripeClient:
     if not settings.STRIPE_SECRET_KEY:
-        raise PaymentsUnavailable("payments are not configured on this hub (STRIPE_SECRET_KEY)")
+        raise PaymentsUnavailable(_("Payments are not configured on this hub (STRIPE_SECRET_KEY)."))
     base: BaseAddresses | None = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
     # Retries are safe: every call that creates something carries an idempotency key.
     return stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses=base, max_network_retries=2)
@@ -80,7 +81,9 @@ def checkout_session_create(*, payment, success_url: str, cancel_url: str) -> Ch
     try:
         session = _checkout_create(payment=payment, metadata=metadata, success_url=success_url, cancel_url=cancel_url)
     except stripe.StripeError as exc:
-        raise PaymentsUnavailable(f"Stripe could not open a checkout: {exc.user_message or exc}") from exc
+        raise PaymentsUnavailable(
+            _("Stripe could not open a checkout: %(reason)s") % {"reason": exc.user_message or exc}
+        ) from exc
     return CheckoutSession(id=session.id, url=session.url)
 
 
@@ -191,7 +194,9 @@ def card_setup_start(*, organization, customer_id: str, key: str) -> Setup:
         )
     except stripe.StripeError as exc:
         # Unreachable, or refusing: the caller may try again later, as with a checkout.
-        raise PaymentsUnavailable(f"Stripe could not start saving a card: {exc.user_message or exc}") from exc
+        raise PaymentsUnavailable(
+            _("Stripe could not start saving a card: %(reason)s") % {"reason": exc.user_message or exc}
+        ) from exc
     if not intent.client_secret:  # Stripe sends one with every new SetupIntent
         raise PaymentsUnavailable("Stripe answered a SetupIntent without its client secret")
     return Setup(setup_intent_id=intent.id, client_secret=intent.client_secret, customer_id=customer_id)
@@ -238,7 +243,9 @@ def card_setup_checkout(
             options={"idempotency_key": f"hub-setup-{key}-checkout"},
         )
     except stripe.StripeError as exc:
-        raise PaymentsUnavailable(f"Stripe could not open a checkout: {exc.user_message or exc}") from exc
+        raise PaymentsUnavailable(
+            _("Stripe could not open a checkout: %(reason)s") % {"reason": exc.user_message or exc}
+        ) from exc
     if not session.url:  # Stripe sends one with every hosted session
         raise PaymentsUnavailable("Stripe answered a Checkout session without its address")
     return SetupCheckout(session_id=session.id, url=session.url, customer_id=customer_id)
