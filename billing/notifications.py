@@ -41,10 +41,10 @@ from django.db import transaction
 from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.audit import audit_record
-from accounts.models import Membership, User
+from accounts.models import Membership, Role, User
 
 from . import modes
 from .models import BillingMode, CreditAccount, LowBalanceAlert
@@ -139,15 +139,17 @@ class Recipient:
 
     email: str
     user: User | None = None
-    role: str = ""
+    role: str = ""  # the membership's Role value
+
+    @property
+    def language(self) -> str:
+        """The language the email is written in: the member's own (settings page), else the site's."""
+        return (self.user.language if self.user is not None else "") or settings.LANGUAGE_CODE
 
 
 def billing_recipients(organization) -> list[Recipient]:
     """Owners and billing members (recipients_of), then the organisation's billing email unless one of them has it."""
-    found = [
-        Recipient(email=m.user.email, user=m.user, role=str(m.get_role_display()).lower())
-        for m in recipients_of(organization)
-    ]
+    found = [Recipient(email=m.user.email, user=m.user, role=m.role) for m in recipients_of(organization)]
     account = CreditAccount.objects.filter(organization=organization).only("billing_email").first()
     extra = account.billing_email if account is not None else ""
     if extra and extra.lower() not in {r.email.lower() for r in found}:
@@ -156,8 +158,10 @@ def billing_recipients(organization) -> list[Recipient]:
 
 
 def recipient_context(recipient: Recipient) -> dict:
-    """What a billing email's template says of who gets it (`user` is None for the billing email)."""
-    return {"user": recipient.user, "role": recipient.role, "billing_email": recipient.user is None}
+    """What a billing email's template says of who gets it (`user` is None for the billing email); rendered under
+    `translation.override(recipient.language)`, so the role's name is in the email's language."""
+    role = str(Role(recipient.role).label).lower() if recipient.role else ""
+    return {"user": recipient.user, "role": role, "billing_email": recipient.user is None}
 
 
 def _send(alert: LowBalanceAlert) -> list[EmailMessage]:
@@ -169,9 +173,10 @@ def _send(alert: LowBalanceAlert) -> list[EmailMessage]:
     }
     messages = []
     for recipient in billing_recipients(organization):
-        context.update(recipient_context(recipient))
-        subject = " ".join(render_to_string("billing/low_balance_subject.txt", context).split())
-        body = render_to_string("billing/low_balance_email.txt", context)
+        with translation.override(recipient.language):
+            context.update(recipient_context(recipient))
+            subject = " ".join(render_to_string("billing/low_balance_subject.txt", context).split())
+            body = render_to_string("billing/low_balance_email.txt", context)
         messages.append(EmailMessage(subject, body, None, [recipient.email]))
     if messages:
         get_connection(fail_silently=False).send_messages(messages)

@@ -131,3 +131,20 @@ def test_internal_billing_sends_nothing(acme, mailoutbox, settings):
     spend(acme, "9.5", "req_1")
     settings.HUB_BILLING_MODE = "internal"
     assert run() == 0
+
+
+def test_each_member_is_told_in_their_own_language_and_the_billing_email_in_the_sites(acme, mailoutbox):
+    from accounts.models import User
+
+    User.objects.filter(email="owner@example.com").update(language="ja")
+    User.objects.filter(email="billing@example.com").update(language="zh-hans")
+    CreditAccount.objects.filter(organization=acme).update(billing_email="accounts@example.com")
+    spend(acme, "9.5", "req_1")
+    assert run() == 3
+    by_address = {message.to[0]: message for message in mailoutbox}
+    assert by_address["owner@example.com"].subject.startswith("Acme: クレジットが残りわずかです（残り 0.5")
+    assert "オーナー ロールのメンバー" in by_address["owner@example.com"].body
+    assert "额度即将用完" in by_address["billing@example.com"].subject
+    assert "402 insufficient_quota" in by_address["billing@example.com"].body
+    english = by_address["accounts@example.com"]
+    assert "credit is running low" in english.subject and "billing email address of Acme" in english.body

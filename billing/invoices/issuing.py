@@ -39,7 +39,7 @@ from django.db.models import Sum
 from django.db.models.functions import TruncMonth
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.audit import audit_record
 from accounts.models import Organization
@@ -214,11 +214,11 @@ def invoice_notify(*, invoice_id: int) -> int:
             "auto_charge": card_to_charge(invoice) is not None,
         }
         for recipient in billing_recipients(invoice.organization):
-            context.update(recipient_context(recipient))
-            subject = " ".join(render_to_string("billing/invoice_subject.txt", context).split())
-            messages.append(
-                EmailMessage(subject, render_to_string("billing/invoice_email.txt", context), None, [recipient.email])
-            )
+            with translation.override(recipient.language):  # the member's language, else the site's
+                context.update(recipient_context(recipient))
+                subject = " ".join(render_to_string("billing/invoice_subject.txt", context).split())
+                body = render_to_string("billing/invoice_email.txt", context)
+            messages.append(EmailMessage(subject, body, None, [recipient.email]))
         if messages:
             get_connection(fail_silently=False).send_messages(messages)
     except Exception:
