@@ -144,6 +144,35 @@ def test_creating_a_key_shows_it_once_to_who_may_and_refuses_the_others(world, r
     assert raw not in str(dict(browser.session.items()))
 
 
+def test_the_same_form_sent_twice_at_once_makes_one_key(world, transactional_db):
+    """A double click: two requests carry the same token before either is answered. The session cannot tell them
+    apart (both read it before either writes it), so the claim is the shared cache's atomic add."""
+    from threading import Barrier, Thread
+
+    first, second = client_of(world.owner), client_of(world.owner)
+    second.cookies = first.cookies  # one browser, one session
+    form = new_key_form(name="double click", once=once_token(first))
+    barrier, answers = Barrier(2), []
+
+    def send(browser):
+        from django.db import connection
+
+        barrier.wait()
+        try:
+            answers.append(browser.post("/dashboard/keys/new", form))
+        finally:
+            connection.close()  # the thread's own connection, or the test database cannot be dropped
+
+    threads = [Thread(target=send, args=(browser,)) for browser in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answer.status_code for answer in answers) == [200, 302]
+    assert ApiKey.objects.filter(name="double click").count() == 1
+    assert sum(raw_key_in(answer.content.decode()) is not None for answer in answers) == 1
+
+
 def test_the_limits_of_a_new_key_are_those_the_form_gives(world):
     browser = client_of(world.developer)
     expires = (timezone.localtime() + timedelta(days=30)).replace(second=0, microsecond=0)

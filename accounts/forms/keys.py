@@ -9,6 +9,8 @@ import re
 import secrets
 
 from django import forms
+from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -165,6 +167,13 @@ def once_state(session, token: str) -> tuple[bool, int | None]:
     """(whether the token was issued, the key it made if it was used)."""
     tokens = session.get(ONCE_KEY, {})
     return token in tokens, tokens.get(token)
+
+
+def once_claim(token: str) -> bool:
+    """True for the one request that may use the token to make a key. The session alone cannot tell two requests
+    sent at once (a double click: both read it before either writes), so the claim is an atomic add in the shared
+    cache (Redis when REDIS_URL is set), kept as long as a session's tokens are."""
+    return cache.add(f"hub:key-form:{token}", 1, timeout=settings.SESSION_COOKIE_AGE)
 
 
 def once_used(session, token: str, key_id: int) -> None:

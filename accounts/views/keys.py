@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from .. import selectors, services
 from ..dashboard import organization_required
 from ..errors import DomainError
-from ..forms.keys import KeyCreateForm, KeyLimitsForm, once_issue, once_state, once_used
+from ..forms.keys import KeyCreateForm, KeyLimitsForm, once_claim, once_issue, once_state, once_used
 from ..models import ApiKey, KeyScope
 from .organisations import actor_of
 
@@ -89,6 +89,10 @@ def key_create(request):
         form.add_error(None, _("This form has expired: fill it in again."))
     if not form.is_valid():
         return render(request, TEMPLATES + "new.html", {"form": form}, status=400)
+    if not once_claim(form.cleaned_data["once"]):
+        # The same form sent twice at once: the other request makes the key and shows it.
+        messages.info(request, _("That key was created already; its secret was shown once and is not kept."))
+        return redirect("dashboard-keys")
     actor = actor_of(request)
     api_key, raw = services.api_key_create(
         organization=request.organization,
