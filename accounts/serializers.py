@@ -21,6 +21,10 @@ class OrganizationSerializer(serializers.ModelSerializer):
         fields = ["slug", "name", "role"]
 
 
+class OrganizationUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=Organization._meta.get_field("name").max_length)
+
+
 class ApiKeySerializer(serializers.ModelSerializer):
     created_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
         slug_field="username", read_only=True

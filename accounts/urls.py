@@ -10,6 +10,7 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="manage-schema"),
     path("docs/", docs.Docs.as_view(url_name="manage-schema"), name="manage-docs"),
     path("orgs/", organisations.OrganizationList.as_view()),
+    path(org, organisations.OrganizationDetail.as_view()),
     path(org + "keys/", keys.KeyList.as_view()),
     path(org + "keys/<int:key_id>", keys.KeyDetail.as_view()),
     path(org + "keys/<int:key_id>/revoke", keys.KeyRevoke.as_view()),

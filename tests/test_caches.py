@@ -29,6 +29,7 @@ NOT_CACHES = {
     ("accounts.caches", "_registry"): "the registry itself",
     ("billing.usage", "_usage_names"): "a pure function of a dataclass type, memoised: never stale",
     ("accounts.addresses", "_networks"): "a pure function of the proxy list it is given, memoised: never stale",
+    ("accounts.models", "time_zone_names"): "the installed tzdata's zone names, read once: fixed for the process",
 }
 
 KNOWN = {

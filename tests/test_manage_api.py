@@ -225,3 +225,25 @@ def test_an_admin_key_without_its_own_addresses_is_held_to_its_organisations(wor
 
     assert as_key(raw).get(KEYS).status_code == 403
     assert as_key(raw).get(KEYS, REMOTE_ADDR="192.0.2.7").status_code == 200
+
+
+def test_an_organisation_is_renamed_by_its_owners_and_admins_and_keeps_its_slug(world):
+    from accounts.models import AuditEvent, Organization
+
+    url = "/manage/v1/orgs/acme/"
+    assert as_user(world.viewer).get(url).json() == {"slug": "acme", "name": "Acme", "role": "viewer"}
+    refused = as_user(world.developer).patch(url, {"name": "Mine now"}, format="json")
+    assert refused.status_code == 403 and Organization.objects.get(slug="acme").name == "Acme"
+    for bad in ({"name": "  "}, {"name": "x" * 500}, {}, {"name": None}):
+        answer = as_user(world.admin).patch(url, bad, format="json")
+        assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_request_error", bad
+    renamed = as_user(world.admin).patch(url, {"name": "Acme Corporation", "slug": "taken"}, format="json")
+    assert renamed.status_code == 200 and renamed.json() == {
+        "slug": "acme",
+        "name": "Acme Corporation",
+        "role": "admin",
+    }
+    assert Organization.objects.get(slug="acme").name == "Acme Corporation"
+    event = AuditEvent.objects.get(action="organization.rename")
+    assert event.details == {"from": "Acme", "to": "Acme Corporation"} and event.actor_user == world.admin
+    assert as_user(world.owner).patch("/manage/v1/orgs/globex/", {"name": "x"}, format="json").status_code == 404
