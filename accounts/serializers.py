@@ -22,7 +22,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 
 class OrganizationUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=Organization._meta.get_field("name").max_length)
+    name = serializers.CharField(max_length=Organization._meta.get_field("name").max_length or 200)
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
