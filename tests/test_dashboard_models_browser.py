@@ -9,7 +9,8 @@ from playwright.sync_api import expect
 
 from accounts.models import Membership
 from accounts.services import organization_create
-from providers.models import CatalogModel
+from hub import catalogue as hub_catalogue
+from providers.models import CatalogModel, Credential
 from tests import factories
 from tests.browser import check_page, screenshot
 from tests.signin import PASSWORD, fresh_throttles, verified_user
@@ -100,3 +101,19 @@ def test_the_public_pricing_page_needs_no_sign_in(page, hub, catalogue):
     assert "0.04" in page.locator('tr[data-model="openai/gpt-image-1"]').inner_text()
     screenshot(page, "pricing")
     check_page(page)
+
+
+def test_availability_refreshes_every_30_seconds(page, hub, catalogue, width):
+    owner = verified_user(f"owner-{width}@example.com", password=PASSWORD)
+    organization_create(name="Wonderland", slug=f"wonderland-{width}", owner=owner)
+    page.clock.install()
+    sign_in(page, owner.email)
+    page.goto("/dashboard/models/?kind=chat")
+    badge = page.locator('tr[data-model="openai/gpt-4o-mini"] .availability')
+    expect(badge).to_have_class("availability available")
+    Credential.objects.update(last_check_ok=False)  # the health check found the one credential failing
+    hub_catalogue.invalidate()  # as the catalogue's refresh would within HUB_CATALOGUE_CACHE_SECONDS
+    page.clock.run_for("00:31")
+    expect(badge).to_have_class("availability unavailable")
+    assert page.get_by_text("Unavailable").count() == 1
+    assert page.url.endswith("/dashboard/models/?kind=chat")
