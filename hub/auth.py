@@ -35,6 +35,12 @@ class KeyInfo:
     billing_mode: str = ""  # the organisation's (credits, postpaid, internal); empty: HUB_BILLING_MODE
 
 
+def plan_of(account) -> Plan | None:
+    """The price plan of an organisation's CreditAccount (None: none, list prices), as the gateway carries it."""
+    deal = account.price_plan if account is not None else None
+    return Plan(discount=deal.discount, margin=deal.margin) if deal is not None else None
+
+
 def raw_key_from(request) -> str:
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
@@ -51,14 +57,12 @@ def _load(hashed: str) -> KeyInfo | None:
     if key is None:
         return None
     account = getattr(key.organization, "credit", None)
-    deal = account.price_plan if account is not None else None
-    plan = Plan(discount=deal.discount, margin=deal.margin) if deal is not None else None
     return KeyInfo(
         key.pk,
         key.organization_id,
         key.expires_at,
         Policy.of(key, key.organization),
-        plan,
+        plan_of(account),
         account.billing_mode if account is not None else "",
     )
 

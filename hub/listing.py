@@ -23,7 +23,11 @@ def _amount(value: Decimal) -> str:
     return format(value.normalize(), "f") if value else "0"
 
 
-def _pricing(rates: RateCard, kind: str, plan) -> dict:
+def prices(rates: RateCard, kind: str, plan) -> dict[str, Decimal | dict[str, Decimal]]:
+    """A model's prices after `plan` (None: list prices), exact: tokens per million (a speech model's input
+    per million characters), an image per image (and by tier), audio per second. Only the kinds the
+    model is priced by. /v1/models and the catalogue pages (hub/catalogue_pages.py) both read them here."""
+
     def price(**usage) -> Decimal:
         return price_usage(
             rates,
@@ -33,21 +37,35 @@ def _pricing(rates: RateCard, kind: str, plan) -> dict:
             **usage,
         )[1]
 
-    pricing: dict[str, str | dict[str, str]] = {
-        "prompt": _amount(price(prompt_tokens=MILLION) / MILLION),
-        "completion": _amount(price(completion_tokens=MILLION) / MILLION),
+    out: dict[str, Decimal | dict[str, Decimal]] = {
+        "prompt": price(prompt_tokens=MILLION),
+        "completion": price(completion_tokens=MILLION),
     }
     if rates.cached_input_price is not None or rates.cached_input_cost is not None:
-        pricing["input_cache_read"] = _amount(price(prompt_tokens=MILLION, cached_tokens=MILLION) / MILLION)
+        out["input_cache_read"] = price(prompt_tokens=MILLION, cached_tokens=MILLION)
     if rates.image_input_price is not None or rates.image_input_cost is not None:
-        pricing["image_input"] = _amount(price(prompt_tokens=MILLION, image_input_tokens=MILLION) / MILLION)
+        out["image_input"] = price(prompt_tokens=MILLION, image_input_tokens=MILLION)
     tiers = sorted(set(rates.image_prices) | set(rates.image_costs))
     if kind == "image" or rates.image_price or rates.image_cost or tiers:
-        pricing["image"] = _amount(price(images=1))
+        out["image"] = price(images=1)
     if tiers:
-        pricing["image_tiers"] = {tier: _amount(price(images=1, image_tier=tier)) for tier in tiers}
+        out["image_tiers"] = {tier: price(images=1, image_tier=tier) for tier in tiers}
     if kind == "transcription" or rates.audio_second_price or rates.audio_second_cost:
-        pricing["audio_second"] = _amount(price(seconds=Decimal(1)))
+        out["audio_second"] = price(seconds=Decimal(1))
+    return out
+
+
+PER_MILLION = ("prompt", "completion", "input_cache_read", "image_input")
+
+
+def _pricing(rates: RateCard, kind: str, plan) -> dict:
+    """prices(), per unit (a token, not a million) as decimal strings."""
+    pricing: dict[str, str | dict[str, str]] = {}
+    for name, value in prices(rates, kind, plan).items():
+        if isinstance(value, dict):
+            pricing[name] = {tier: _amount(amount) for tier, amount in value.items()}
+        else:
+            pricing[name] = _amount(value / MILLION if name in PER_MILLION else value)
     return pricing
 
 

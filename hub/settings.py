@@ -362,6 +362,8 @@ HUB_SITE_NAME = env.str("HUB_SITE_NAME", default="The hub")  # the pages' header
 HUB_SIGNUP_MODE = env.str("HUB_SIGNUP_MODE", default="open")
 if HUB_SIGNUP_MODE not in ("open", "invite", "closed"):
     raise environ.ImproperlyConfigured("HUB_SIGNUP_MODE must be 'open', 'invite' or 'closed'")
+# /pricing/: the catalogue at list prices for anyone, signed in or not (hub/catalogue_pages.py); off: a 404.
+HUB_PUBLIC_PRICING = env.bool("HUB_PUBLIC_PRICING", default=True)
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard"  # which sends a user without an organisation to create one
 ACCOUNT_ADAPTER = "accounts.auth_adapter.AccountAdapter"

@@ -31,6 +31,24 @@ async def _check(probe) -> str:
         return "unavailable"
 
 
+async def usable_routes(models) -> dict[int, int]:
+    """How many of each model's routes can serve now (by the model's id): the one count /v1/status and the
+    catalogue pages (hub/catalogue_pages.py) report."""
+    store = route_health.store()
+    ids = sorted({r.credential_id for m in models for r in m.routes if r.credential_id})
+    states = await store.states(ids) if ids else {}
+    now = time.time()
+    return {
+        model.id: sum(
+            1
+            for r in model.routes
+            if r.last_check_ok is not False
+            and not (r.credential_id and states.get(r.credential_id, route_health.Health()).cooling(now))
+        )
+        for model in models
+    }
+
+
 async def report(key) -> dict:
     snapshot = await catalogue.snapshot()
     database = await _check(lambda: db.read(_database_ok))
@@ -38,28 +56,18 @@ async def report(key) -> dict:
         cache = await _check(lambda: redis_client(settings.REDIS_URL).ping())
     else:
         cache = "not configured"
-    store = route_health.store()
     models = [m for m in snapshot.listed if may_use(key.policy, m)]
-    ids = sorted({r.credential_id for m in models for r in m.routes if r.credential_id})
-    states = await store.states(ids) if ids else {}
-    now = time.time()
-    listed = []
-    for model in models:
-        usable = [
-            r
-            for r in model.routes
-            if r.last_check_ok is not False
-            and not (r.credential_id and states.get(r.credential_id, route_health.Health()).cooling(now))
-        ]
-        listed.append(
-            {
-                "id": model.public_id,
-                "object": "model.status",
-                "available": bool(usable),
-                "routes": len(model.routes),
-                "routes_available": len(usable),
-            }
-        )
+    usable = await usable_routes(models)
+    listed = [
+        {
+            "id": model.public_id,
+            "object": "model.status",
+            "available": bool(usable[model.id]),
+            "routes": len(model.routes),
+            "routes_available": usable[model.id],
+        }
+        for model in models
+    ]
     healthy = database == "ok" and cache != "unavailable"
     return {
         "object": "status",

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import views
+from . import catalogue_pages, views
 
 urlpatterns = [
     path("v1/chat/completions", views.chat_completions),
@@ -32,6 +32,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # End users' sign-up, login, email and password (django-allauth; accounts/auth_adapter.py).
     path("accounts/", include("allauth.urls")),
+    # The catalogue as pages (hub/catalogue_pages.py): the organisation's models, and the public price list.
+    path("dashboard/models/", catalogue_pages.models, name="dashboard-models"),
+    path("dashboard/models/availability", catalogue_pages.availability, name="dashboard-models-availability"),
+    path("pricing/", catalogue_pages.pricing, name="pricing"),
     path("dashboard/", include("accounts.dashboard_urls")),
     path("dashboard/", include("billing.dashboard_urls")),
     # The language switch (templates/base.html posts to its set_language view).
