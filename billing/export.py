@@ -54,12 +54,14 @@ class _Echo:
         return value
 
 
-def safe(value) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA) else text
+def safe(value):
+    """A cell: text a spreadsheet would run as a formula is quoted; numbers and booleans go as they are."""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(_FORMULA) else value
+    return "" if value is None else value
 
 
-def rows_of(*, organization, filters: Filters, cost: bool) -> Iterator[list[str]]:
+def rows_of(*, organization, filters: Filters, cost: bool) -> Iterator[list]:
     """The header, every record's row, newest first, then the totals row."""
     # Nothing recorded after the export started is counted, by the rows or by the totals.
     filters = replace(filters, until=min(filters.until, timezone.now()))
