@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
@@ -13,9 +14,9 @@ from accounts import selectors
 from accounts.api.base import OrgView, Pages, actor_of, validated
 from accounts.serializers import BalanceSerializer, DateRangeSerializer, UsageRecordSerializer, UsageTotalSerializer
 
-from . import modes, payments, teams
+from . import export, modes, payments, requestlog, teams
 from .invoices import collecting, issuing
-from .models import AutoRecharge, BillingMode
+from .models import AutoRecharge, BillingMode, UsageRecord
 from .money import max_amount
 from .selectors import balance_of, usage_records_of, usage_totals_of
 from .serializers import InvoiceDetailSerializer, InvoiceSerializer, TeamCostReportSerializer
@@ -39,6 +40,39 @@ class UsageRecords(OrgView, generics.ListAPIView):
     @extend_schema(parameters=[DateRangeSerializer], summary="Usage records of a date range, newest first")
     def get(self, request, slug):
         return self.list(request)
+
+
+class UsageExportParams(serializers.Serializer):
+    """What the export reads of its query string (validated by requestlog.LogFilter, the dashboard's form)."""
+
+    key = serializers.IntegerField(required=False, help_text="An API key's id")
+    model = serializers.CharField(required=False, help_text="The model that served")
+    status = serializers.ChoiceField(required=False, choices=UsageRecord.Status.values)
+    endpoint = serializers.CharField(required=False, help_text="For example chat.completions")
+    start = serializers.DateField(required=False, help_text="First day (default: 30 days before end)")
+    end = serializers.DateField(required=False, help_text="Last day, included (default: today)")
+
+
+class UsageExport(OrgView):
+    """The dashboard's request log export (billing/export.py): the same filters, rows and totals row."""
+
+    actions = {"GET": "view_usage"}
+
+    @extend_schema(
+        parameters=[UsageExportParams],
+        responses={(200, "text/csv"): OpenApiResponse(description="One row per request, then a totals row")},
+        summary="Usage records as CSV, filtered, newest first, with a totals row",
+    )
+    def get(self, request, slug):
+        form = requestlog.LogFilter(request.query_params, organization=request.organization)
+        if not form.is_valid():
+            raise serializers.ValidationError({name: [str(e) for e in errors] for name, errors in form.errors.items()})
+        return export.csv_response(
+            organization=request.organization,
+            filters=requestlog.filters_of(form),
+            cost=requestlog.shows_cost(request.organization),
+            asgi=isinstance(request._request, ASGIRequest),
+        )
 
 
 class UsageTotals(OrgView):

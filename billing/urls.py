@@ -7,6 +7,7 @@ org = "orgs/<slug:slug>/"
 urlpatterns = [
     path(org + "usage/", api.UsageRecords.as_view()),
     path(org + "usage/totals", api.UsageTotals.as_view()),
+    path(org + "usage/export.csv", api.UsageExport.as_view(), name="billing-usage-export"),
     path(org + "balance", api.Balance.as_view()),
     path(org + "billing/checkout", api.CheckoutView.as_view(), name="billing-checkout"),
     path(org + "billing/auto-recharge", api.AutoRechargeView.as_view(), name="billing-auto-recharge"),

@@ -29,6 +29,7 @@ NOT_HERE = {"buy_credits", "view_invoices"}
 EXTRA = {  # endpoints that need more than one action, named after the strictest
     "rotate_keys": (("revoke_keys",), ("post", "keys/{acme_key}/rotate", None, 201)),
     "usage_totals": (("view_usage",), ("get", "usage/totals", None, 200)),
+    "usage_export": (("view_usage",), ("get", "usage/export.csv", None, 200)),
     "list_invitations": (("invite_members",), ("get", "invitations/", None, 200)),
     "revoke_invitation": (("invite_members",), ("delete", "invitations/{acme_invitation}", None, 204)),
 }

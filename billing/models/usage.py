@@ -80,7 +80,16 @@ class UsageRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["organization", "created_at"])]
+        # The request log (billing/requestlog.py) reads an organisation's records newest first by keyset on
+        # (created_at, id), alone or filtered by one column: each of these is read backwards as a range scan,
+        # so page 50 costs what page 1 does. Combined filters use the most selective one's and filter the rest.
+        indexes = [
+            models.Index(fields=["organization", "created_at", "id"], name="usage_log_org_idx"),
+            models.Index(fields=["organization", "api_key", "created_at", "id"], name="usage_log_key_idx"),
+            models.Index(fields=["organization", "served_model", "created_at", "id"], name="usage_log_model_idx"),
+            models.Index(fields=["organization", "status", "created_at", "id"], name="usage_log_status_idx"),
+            models.Index(fields=["organization", "endpoint", "created_at", "id"], name="usage_log_endpoint_idx"),
+        ]
 
     def __str__(self):
         return self.request_id
