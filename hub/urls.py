@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import views
+from . import playground, views
 
 urlpatterns = [
     path("v1/chat/completions", views.chat_completions),
@@ -32,6 +32,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # End users' sign-up, login, email and password (django-allauth; accounts/auth_adapter.py).
     path("accounts/", include("allauth.urls")),
+    # The playground (hub/playground.py): the gateway's own handling, called with the member's playground key.
+    path("dashboard/playground/", playground.page, name="dashboard-playground"),
+    path("dashboard/playground/chat", playground.chat, name="dashboard-playground-chat"),
+    path("dashboard/playground/image", playground.image, name="dashboard-playground-image"),
+    path("dashboard/playground/usage/<str:request_id>", playground.usage, name="dashboard-playground-usage"),
     path("dashboard/", include("accounts.dashboard_urls")),
     path("dashboard/", include("billing.dashboard_urls")),
     # The language switch (templates/base.html posts to its set_language view).
