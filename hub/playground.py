@@ -28,7 +28,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import permissions
@@ -201,11 +201,9 @@ def usage_of(record: UsageRecord) -> dict:
     """What the page shows under an answer: its tokens (or images) and its price, from its usage record."""
     price = money(record.price)
     if record.unit == "images":
-        line = _("%(images)s image(s) · %(price)s %(currency)s") % {
-            "images": record.images,
-            "price": price,
-            "currency": currency(),
-        }
+        line = ngettext(
+            "%(images)s image · %(price)s %(currency)s", "%(images)s images · %(price)s %(currency)s", record.images
+        ) % {"images": record.images, "price": price, "currency": currency()}
     else:
         line = _("%(prompt)s prompt + %(completion)s completion tokens · %(price)s %(currency)s") % {
             "prompt": record.prompt_tokens,

@@ -260,7 +260,7 @@ def test_an_image_model_draws_through_the_images_path_and_is_billed_per_image(hu
         Decimal("0.02"),
     )
     assert record.api_key.purpose == KeyPurpose.PLAYGROUND
-    assert developer.usage(record.request_id).json()["line"] == "1 image(s) · 0.02 USD"
+    assert developer.usage(record.request_id).json()["line"] == "1 image · 0.02 USD"
 
     page = developer.post("/dashboard/playground/", model="openai/dall-e-2", prompt="a blue fox")
     assert page.status_code == 200

@@ -174,7 +174,7 @@
     controller = null;
     busy(false);
     prompt.value = "";
-    clear.hidden = conversation.length === 0;
+    clear.hidden = false;
     await showUsage(item, requestId);
   });
 
