@@ -315,3 +315,12 @@ def test_a_form_the_playground_refuses_says_why_in_the_gateways_shape(hub, team,
     assert refused.status_code == 400
     assert refused.json()["error"]["param"] == "temperature"
     assert not upstream.requests and not ApiKey.objects.exists()
+
+
+def test_a_post_without_the_csrf_token_is_refused(hub, team, chat_model, upstream):
+    _, users = team
+    owner = Member(hub, users["owner"])
+    owner.csrf()  # the cookie is there; the token is not sent
+    refused = owner.http.post("/dashboard/playground/chat", data={"model": "gpt-4o-mini", "prompt": "hi"})
+    assert refused.status_code == 403
+    assert not upstream.requests and not ApiKey.objects.exists()

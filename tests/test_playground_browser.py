@@ -93,6 +93,12 @@ def test_an_answer_streams_in_and_a_long_one_stops_with_its_usage_recorded(
     stopped_at = text.inner_text()
     assert "word200" not in stopped_at
     assert upstream.wait_for_disconnect(timeout=5), "stopping must cancel the upstream request"
+    assert upstream.requests[-1].json["messages"] == [  # the conversation so far, kept by the page
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "Hello! You said: hello"},
+        {"role": "user", "content": "a long story"},
+    ]
     record = UsageRecord.objects.get(status="cancelled")
     assert record.usage_estimated and 1 <= record.completion_tokens < 150  # of 200 words
     assert record.api_key.purpose == KeyPurpose.PLAYGROUND
