@@ -117,9 +117,7 @@
     form.setAttribute("aria-busy", on ? "true" : "false");
   };
 
-  const chat = async (body, item) => {
-    history.value = JSON.stringify(conversation);
-    const data = new FormData(form);
+  const chat = async (data, body, item) => {
     const output = part(item, "div", "text");
     let response;
     let requestId = "";
@@ -140,10 +138,10 @@
     return requestId;
   };
 
-  const draw = async (item) => {
+  const draw = async (data, item) => {
     let requestId = "";
     try {
-      const response = await fetch(text.imageUrl, { method: "POST", body: new FormData(form), credentials: "same-origin", signal: controller.signal });
+      const response = await fetch(text.imageUrl, { method: "POST", body: data, credentials: "same-origin", signal: controller.signal });
       requestId = response.headers.get("x-request-id") || "";
       if (!response.ok) {
         showError(item, await errorOf(response));
@@ -165,15 +163,17 @@
     event.preventDefault();
     if (controller || !form.reportValidity()) return;
     const said = prompt.value;
+    history.value = JSON.stringify(conversation);
+    const data = new FormData(form);
+    prompt.value = "";
     const user = turn("user", text.textYou);
     part(user, "div", "text").textContent = said;
     const item = turn("assistant", text.textModel);
     controller = new AbortController();
     busy(true);
-    const requestId = kind() === "image" ? await draw(item) : await chat(said, item);
+    const requestId = kind() === "image" ? await draw(data, item) : await chat(data, said, item);
     controller = null;
     busy(false);
-    prompt.value = "";
     clear.hidden = false;
     await showUsage(item, requestId);
   });
