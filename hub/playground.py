@@ -27,6 +27,7 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -165,6 +166,13 @@ async def _through_gateway(request, form: PlaygroundForm, *, kind: str, stream: 
     key = await sync_to_async(_gateway_key)(request.user, request.organization)
     if key is None:  # the organisation was closed meanwhile
         return error_response(AuthenticationFailed("This organisation can no longer use the gateway."))
+    if key.expires_at is not None and key.expires_at <= timezone.now():  # as hub.auth.authenticate refuses it
+        return error_response(
+            AuthenticationFailed(
+                "Your playground key has expired: revoke it on the keys page, and the next answer makes a new one.",
+                code="expired_api_key",
+            )
+        )
     serializer: ChatCompletionRequest | ImageRequest
     if kind == "image":
         body, endpoint, serializer, serve = form.image_body(), "images.generations", IMAGE_REQUEST, _images

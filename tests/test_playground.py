@@ -9,11 +9,13 @@ import base64
 import json
 import re
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import ApiKey, KeyPurpose, Membership
 from accounts.playground import playground_key_for
@@ -324,3 +326,12 @@ def test_a_post_without_the_csrf_token_is_refused(hub, team, chat_model, upstrea
     refused = owner.http.post("/dashboard/playground/chat", data={"model": "gpt-4o-mini", "prompt": "hi"})
     assert refused.status_code == 403
     assert not upstream.requests and not ApiKey.objects.exists()
+
+
+def test_an_expired_playground_key_is_refused_as_the_gateway_refuses_it(hub, team, chat_model, upstream):
+    acme, users = team
+    key = playground_key_for(user=users["owner"], organization=acme)
+    ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    refused = Member(hub, users["owner"]).post("/dashboard/playground/chat")
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "expired_api_key"
+    assert not upstream.requests
