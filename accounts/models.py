@@ -147,6 +147,11 @@ class KeyScope(models.TextChoices):
     ADMIN = "admin", "Admin (the gateway and the management API of its organisation)"
 
 
+class KeyPurpose(models.TextChoices):
+    API = "", "API (a key someone holds)"
+    PLAYGROUND = "playground", "Playground (a member's own, used by the hub for them; never shown)"
+
+
 class ApiKey(Limits):
     """A hub API key. Only its SHA-256 and a visible prefix are stored."""
 
@@ -171,10 +176,21 @@ class ApiKey(Limits):
     )
     # Usage is reported by the key's team as it is now, not as it was when the key was used.
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="api_keys")
+    # The dashboard's playground calls the gateway with a key of its member's own (accounts/playground.py), so its
+    # requests are policed, held, metered and logged as any other; this marks them apart.
+    purpose = models.CharField(max_length=20, choices=KeyPurpose.choices, default=KeyPurpose.API, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API key"
+        constraints = [
+            # One live playground key per member and organisation: two first uses at once make one key.
+            models.UniqueConstraint(
+                fields=["organization", "created_by"],
+                condition=models.Q(purpose="playground", revoked_at__isnull=True),
+                name="one_live_playground_key",
+            )
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"

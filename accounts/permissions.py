@@ -30,6 +30,8 @@ MATRIX: dict[str, frozenset[str]] = {
     "view_audit_log": frozenset({OWNER}),
     # Rename the organisation (its slug names it in URLs and keys' clients, and stays).
     "manage_organization": frozenset({OWNER, ADMIN}),
+    # The dashboard's playground: it calls the gateway, and so spends the organisation's credit.
+    "use_playground": frozenset({OWNER, ADMIN, DEVELOPER}),
 }
 
 ACTIONS = tuple(MATRIX)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import catalogue_pages, views
+from . import catalogue_pages, playground, views
 
 urlpatterns = [
     path("v1/chat/completions", views.chat_completions),
@@ -36,6 +36,11 @@ urlpatterns = [
     path("dashboard/models/", catalogue_pages.models, name="dashboard-models"),
     path("dashboard/models/availability", catalogue_pages.availability, name="dashboard-models-availability"),
     path("pricing/", catalogue_pages.pricing, name="pricing"),
+    # The playground (hub/playground.py): the gateway's own handling, called with the member's playground key.
+    path("dashboard/playground/", playground.page, name="dashboard-playground"),
+    path("dashboard/playground/chat", playground.chat, name="dashboard-playground-chat"),
+    path("dashboard/playground/image", playground.image, name="dashboard-playground-image"),
+    path("dashboard/playground/usage/<str:request_id>", playground.usage, name="dashboard-playground-usage"),
     path("dashboard/", include("accounts.dashboard_urls")),
     path("dashboard/", include("billing.dashboard_urls")),
     # The language switch (templates/base.html posts to its set_language view).
