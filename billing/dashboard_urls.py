@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import billing, invoices, ledger, overview, settings
+from .views import billing, invoices, ledger, overview, settings, usage
 
 urlpatterns = [
     path("", overview.overview, name="dashboard"),
@@ -18,4 +18,5 @@ urlpatterns = [
     path("billing/invoices/", invoices.invoices, name="dashboard-billing-invoices"),
     path("billing/invoices/<str:number>/print", invoices.invoice_print, name="dashboard-billing-invoice-print"),
     path("billing/settings", settings.billing_settings, name="dashboard-billing-settings"),
+    path("usage/", usage.usage, name="dashboard-usage"),
 ]
