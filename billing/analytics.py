@@ -257,6 +257,7 @@ def _largest(groups: list[Group], metric: str, periods: int) -> list[Group]:
 # The chart: stacked bars drawn as inline SVG by the template, from these numbers.
 
 CHART_HEIGHT = 180  # the plot's, in SVG units (pixels)
+PLOT_WIDTH, LEAST_STEP, MOST_STEP, LABEL_WIDTH = 880, 12, 56, 44
 LEFT, TOP, BOTTOM = 64, 8, 28
 COLOURS = ("#0b57d0", "#e8710a", "#188038", "#a142f4", "#d93025", "#12b5cb", "#9e6a03", "#5f6368")
 
@@ -310,12 +311,13 @@ def _nice_top(largest: Decimal) -> Decimal:
 
 
 def chart_of(usage: Usage, metric: str) -> Chart:
-    step = 24 if len(usage.periods) <= 48 else 12
+    # Bars as wide as fit about PLOT_WIDTH, within limits; wider charts scroll sideways in their wrapper.
+    step = min(MOST_STEP, max(LEAST_STEP, PLOT_WIDTH // max(1, len(usage.periods))))
     top = _nice_top(Decimal(max((p.total.of(metric) for p in usage.periods), default=0)))
     if metric != "spend":
         top = max(top, Decimal(4)).to_integral_value()
     scale = CHART_HEIGHT / float(top)
-    every = max(1, -(-len(usage.periods) // 12))  # about a dozen labels under the axis
+    every = -(-LABEL_WIDTH // step)  # a label under every few bars, so that they never overlap
     colours = {group.key: COLOURS[n % len(COLOURS)] for n, group in enumerate(usage.groups)}
     bars = []
     for index, period in enumerate(usage.periods):

@@ -414,8 +414,30 @@ def test_htmx_gets_the_region_only_and_the_chart_has_a_title_per_bar(acme, catal
     client.force_login(members["owner"])
     response = client.get("/dashboard/usage/", {"range": "today"}, headers={"HX-Request": "true"})
     html = response.content.decode()
-    assert response.status_code == 200 and "<html" not in html and 'id="usage-table"' in html
+    assert response.status_code == 200 and "<html" not in html and "<form" not in html and 'id="usage-table"' in html
     assert "HX-Request" in response["Vary"]
     assert html.count('<g class="usage-bar">') == 24
     assert "<title>2026-04-01 00:00, demo/echo: 0.25 USD</title>" in html
     assert "style=" not in html
+
+
+def test_htmx_gets_an_invalid_form_s_errors_in_the_report(acme):
+    _, members, _ = acme
+    client = Client()
+    client.force_login(members["owner"])
+    response = client.get("/dashboard/usage/", {"range": "30d", "bucket": "hour"}, headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert 'role="alert"' in html and "Per: Hours are shown for ranges of at most 7 days." in html
+    assert 'id="usage-table"' not in html
+
+
+def test_a_zone_half_an_hour_off_utc_counts_whole_utc_hours_and_says_so(acme, catalogue):
+    organization, members, keys = acme
+    members["viewer"].time_zone = "Asia/Kolkata"  # +05:30: 31 March starts at 30 March 18:30 UTC
+    members["viewer"].save(update_fields=["time_zone"])
+    around_midnight(organization, keys, catalogue)
+    html = page(members["viewer"], range="custom", start="2026-03-31", end="2026-03-31")
+    assert "each period starts at the UTC hour its start falls in" in html
+    # The day's rollup hours: from 30 March 18:00 UTC to 31 March 18:00 UTC.
+    assert figure(html, "spend") == Decimal("3.00") == ledger_usage(organization, at(3, 30, 18), at(3, 31, 18))
+    assert "up to 45 minutes early" not in page(members["owner"], range="today")

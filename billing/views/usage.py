@@ -2,8 +2,8 @@
 day, stacked by model, key, team or provider-facing model, with a table of the same figures
 (billing/analytics.py, from the hourly rollups). Everyone in the organisation sees it (view_usage).
 
-The choice is a GET form: it works without JavaScript; with htmx, the form and report are swapped in place and
-the address follows."""
+The choice is a GET form: it works without JavaScript; with htmx, the report is swapped in place (the form stays)
+and the address follows."""
 
 from datetime import date, timedelta
 
@@ -100,7 +100,8 @@ class UsageForm(forms.Form):
 @organization_required(action="view_usage")
 def usage(request):
     form = UsageForm({**DEFAULTS, **request.GET.dict()}, today=timezone.localdate())
-    context = {"form": form, "currency": currency()}
+    partial = bool(request.htmx) and not request.htmx.history_restore_request
+    context = {"form": form, "currency": currency(), "partial": partial}
     if form.is_valid():
         data = form.cleaned_data
         report = analytics.usage_of(
@@ -117,7 +118,6 @@ def usage(request):
             "chart": analytics.chart_of(report, data["metric"]),
             "table": analytics.table_of(report, data["metric"]),
         }
-    partial = request.htmx and not request.htmx.history_restore_request
     return render(
-        request, "billing/dashboard/usage_region.html" if partial else "billing/dashboard/usage.html", context
+        request, "billing/dashboard/usage_report.html" if partial else "billing/dashboard/usage.html", context
     )
