@@ -14,6 +14,9 @@ reads the rollups only. Around midnight, UTC's and Tokyo's (+09:00):
      1 Apr 01:00 UTC  (Tokyo  1 Apr 10:00)  demo/echo  key "web"   free (price 0)
     30 Mar 12:00 UTC  (Tokyo 30 Mar 21:00)  demo/echo  key "web"   4.00
     31 Mar 10:00 UTC  (Tokyo 31 Mar 19:00)  demo/echo  key "web"   ran in internal mode, price 9.00: never spend
+
+Besides Tokyo's: London's day clocks go forward (23 hours), and Kolkata's (+05:30), whose days the hourly rollups
+can only count from the UTC hour before (the page says so).
 """
 
 import re
@@ -27,7 +30,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Team
 from billing import invoices, modes
-from billing.models import CreditAccount, LedgerEntry, UsageRecord
+from billing.models import CreditAccount, LedgerEntry, UsageRecord, UsageRollup
 from billing.services import record_usage
 from billing.tasks import roll_up_usage
 from tests import factories
@@ -441,3 +444,51 @@ def test_a_zone_half_an_hour_off_utc_counts_whole_utc_hours_and_says_so(acme, ca
     # The day's rollup hours: from 30 March 18:00 UTC to 31 March 18:00 UTC.
     assert figure(html, "spend") == Decimal("3.00") == ledger_usage(organization, at(3, 30, 18), at(3, 31, 18))
     assert "up to 45 minutes early" not in page(members["owner"], range="today")
+
+
+def test_the_day_clocks_go_forward_has_23_hours_and_its_midnights_are_london_s(acme, catalogue):
+    organization, members, keys = acme
+    members["viewer"].time_zone = "Europe/London"  # summer time from 29 March 2026, 01:00 UTC
+    members["viewer"].save(update_fields=["time_zone"])
+    record_usage([event(organization, at(3, 29, 23, 30), "0.60", key=keys["web"], catalogue=catalogue)])  # 00:30 BST
+    around_midnight(organization, keys, catalogue)
+    hours = page(members["viewer"], range="custom", start="2026-03-29", end="2026-03-29", bucket="hour")
+    assert len(table(hours, "usage-table")[1]) == 23 + 1  # and the total
+    days = page(members["viewer"], range="custom", start="2026-03-29", end="2026-03-30", bucket="day")
+    by_day = {day[:10]: cells[-1] for day, cells in table(days, "usage-table")[1][:-1]}
+    assert by_day == {"2026-03-29": 0, "2026-03-30": Decimal("4.60")}
+    assert by_day["2026-03-30"] == ledger_usage(organization, at(3, 29, 23), at(3, 30, 23))
+    assert_adds_up(days)
+
+
+def test_rollups_keep_the_provider_apart_and_a_second_run_changes_nothing(acme, catalogue):
+    organization, _, keys = acme
+    model, provider = catalogue
+    backup = factories.provider("backup-provider", kind="demo")
+    factories.route(model, backup, "echo-2")
+    record_usage(
+        [
+            event(organization, at(3, 31, 9, 5), "1.00", key=keys["web"], catalogue=catalogue),
+            event(organization, at(3, 31, 9, 6), "2.00", key=keys["web"], catalogue=(model, backup)),
+            event(organization, at(3, 31, 9, 7), "0", key=keys["web"], model="demo", linked=False, catalogue=catalogue),
+        ]
+    )
+    assert roll_up_usage.delay().get() == 1
+    rows = sorted(
+        UsageRollup.objects.values_list("granularity", "model_name", "provider_ref", "requests", "price").order_by()
+    )
+    assert rows == [
+        ("day", "demo/echo", 0, 1, Decimal(0)),  # asked for by its alias, refused: filed under the model
+        ("day", "demo/echo", provider.pk, 1, Decimal("1.00")),
+        ("day", "demo/echo", backup.pk, 1, Decimal("2.00")),
+        ("hour", "demo/echo", 0, 1, Decimal(0)),
+        ("hour", "demo/echo", provider.pk, 1, Decimal("1.00")),
+        ("hour", "demo/echo", backup.pk, 1, Decimal("2.00")),
+    ]
+    assert roll_up_usage.delay().get() == 0
+    html = page(acme[1]["owner"], range="custom", start="2026-03-31", end="2026-03-31", group="upstream", bucket="day")
+    assert assert_adds_up(html) == {
+        "echo-2 (backup-provider)": Decimal("2.00"),
+        "echo (demo-provider)": Decimal("1.00"),
+        "Not served by a provider": 0,
+    }
