@@ -315,7 +315,7 @@ def chart_of(usage: Usage, metric: str) -> Chart:
     step = min(MOST_STEP, max(LEAST_STEP, PLOT_WIDTH // max(1, len(usage.periods))))
     top = _nice_top(Decimal(max((p.total.of(metric) for p in usage.periods), default=0)))
     if metric != "spend":
-        top = max(top, Decimal(4)).to_integral_value()
+        top = max(Decimal(4), -(-top // 4) * 4)  # counts: each of the four gridlines a whole number
     scale = CHART_HEIGHT / float(top)
     every = -(-LABEL_WIDTH // step)  # a label under every few bars, so that they never overlap
     colours = {group.key: COLOURS[n % len(COLOURS)] for n, group in enumerate(usage.groups)}
