@@ -81,7 +81,7 @@ class UsageTotals(OrgView):
     @extend_schema(
         parameters=[DateRangeSerializer],
         responses=UsageTotalSerializer(many=True),
-        summary="Requests, tokens and price per model and UTC day",
+        summary="Requests, tokens and price per model that served (an alias counted as its model) and UTC day",
     )
     def get(self, request, slug):
         since, until = _range(request)

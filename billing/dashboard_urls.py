@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import billing, invoices, ledger, overview, requests, settings
+from .views import billing, invoices, ledger, overview, requests, settings, usage
 
 urlpatterns = [
     path("", overview.overview, name="dashboard"),
@@ -21,4 +21,5 @@ urlpatterns = [
     path("requests/", requests.requests_log, name="dashboard-requests"),
     path("requests/export.csv", requests.requests_export, name="dashboard-requests-export"),
     path("requests/<int:pk>/", requests.request_detail, name="dashboard-request"),
+    path("usage/", usage.usage, name="dashboard-usage"),
 ]

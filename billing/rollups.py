@@ -1,7 +1,13 @@
-"""Usage rollups (per organisation × key × model × billing mode, per hour and day) and the pruning of raw usage.
+"""Usage rollups (per organisation × key × model × provider × billing mode, per hour and day) and the pruning of
+raw usage.
 
 The model is the one that served (UsageRecord.served_model): a fallback's
-usage, priced at its rate, is rolled up (and invoiced) under the fallback.
+usage, priced at its rate, is rolled up (and invoiced) under the fallback;
+a record filed under a catalogue model's alias (a request refused before a
+model was resolved, asked for as `demo`) is rolled up under the model's public
+id (`demo/echo`), so that a model is one row in invoices and on the usage
+page (billing/selectors.model_that_served). The provider that served is kept
+too, for the usage page's provider-facing models (billing/analytics.py).
 
 The billing mode is each record's own (the mode its request ran in), so the
 postpaid rows of a month are exactly what its invoice bills (billing/invoices/issuing.py).
@@ -47,9 +53,11 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max, Min, Q, Sum
-from django.db.models.functions import TruncHour
+from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
+
+from providers.models import CatalogModel
 
 from . import archive
 from .models import UsageRecord, UsageRollup, UsageRollupState
@@ -128,11 +136,12 @@ def _rebuild_hours(hours: list[datetime]) -> None:
     in_hours = Q()
     for hour in hours:
         in_hours |= Q(created_at__gte=hour, created_at__lt=hour + HOUR)
+    alias_of = CatalogModel.objects.filter(alias=OuterRef("served_model")).exclude(alias="").values("public_id")[:1]
     groups = (
         UsageRecord.objects.filter(in_hours)
         .order_by()
-        .annotate(hour=TruncHour("created_at"))
-        .values("organization_id", "api_key_id", "served_model", "billing_mode", "hour")
+        .annotate(hour=TruncHour("created_at"), filed=Coalesce(Subquery(alias_of), F("served_model")))
+        .values("organization_id", "api_key_id", "filed", "provider_id", "billing_mode", "hour")
         .annotate(
             n=Count("id"),
             p=Sum("prompt_tokens"),
@@ -152,8 +161,10 @@ def _rebuild_hours(hours: list[datetime]) -> None:
                 organization_id=g["organization_id"],
                 api_key_id=g["api_key_id"],
                 api_key_ref=g["api_key_id"] or 0,
-                model_name=g["served_model"],
+                model_name=g["filed"],
                 model_id=g["model_max"],
+                provider_id=g["provider_id"],
+                provider_ref=g["provider_id"] or 0,
                 billing_mode=g["billing_mode"],
                 granularity=HOURLY,
                 period_start=g["hour"],
@@ -178,7 +189,7 @@ def _rebuild_day(day: datetime) -> None:
     groups = (
         UsageRollup.objects.filter(granularity=HOURLY, period_start__gte=day, period_start__lt=day + DAY)
         .order_by()
-        .values("organization_id", "api_key_ref", "model_name", "billing_mode")
+        .values("organization_id", "api_key_ref", "model_name", "provider_ref", "billing_mode")
         .annotate(
             n=Sum("requests"),
             p=Sum("prompt_tokens"),
@@ -191,6 +202,7 @@ def _rebuild_day(day: datetime) -> None:
             price_sum=Sum("price"),
             key_max=Max("api_key"),
             model_max=Max("model"),
+            provider_max=Max("provider"),
         )
     )
     UsageRollup.objects.bulk_create(
@@ -201,6 +213,8 @@ def _rebuild_day(day: datetime) -> None:
                 api_key_ref=g["api_key_ref"],
                 model_name=g["model_name"],
                 model_id=g["model_max"],
+                provider_id=g["provider_max"],
+                provider_ref=g["provider_ref"],
                 billing_mode=g["billing_mode"],
                 granularity=DAILY,
                 period_start=day,

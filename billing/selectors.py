@@ -11,6 +11,8 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from providers.models import CatalogModel
+
 from .models import AutoRecharge, LedgerEntry, LowBalanceAlert, Payment, UsageRecord
 from .money import from_units
 from .services import account_open
@@ -20,11 +22,26 @@ def usage_records_of(*, organization, since: datetime, until: datetime):
     return UsageRecord.objects.filter(organization=organization, created_at__gte=since, created_at__lt=until)
 
 
+def model_names_by_alias() -> dict[str, str]:
+    """Each catalogue model's alias, to its public id."""
+    return dict(CatalogModel.objects.exclude(alias="").values_list("alias", "public_id"))
+
+
+def model_that_served(served_model: str, aliases: dict[str, str]) -> str:
+    """The one name usage is filed under: the model that served, as recorded, a catalogue model's alias (a
+    request refused before its model was resolved) read as that model's public id (billing/rollups.py too)."""
+    return aliases.get(served_model, served_model)
+
+
+TOTALS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "price")
+
+
 def usage_totals_of(*, organization, since: datetime, until: datetime) -> list[dict]:
-    """Requests, tokens and price per model that served and UTC day."""
-    return list(
+    """Requests, tokens and price per model that served and UTC day: one row per catalogue model, however
+    it was named (`demo` and `demo/echo` are one model)."""
+    rows = (
         usage_records_of(organization=organization, since=since, until=until)
-        .annotate(day=TruncDate("created_at"))
+        .annotate(day=TruncDate("created_at", tzinfo=UTC))
         .values("day", "served_model")
         .annotate(
             requests=Count("id"),
@@ -33,8 +50,18 @@ def usage_totals_of(*, organization, since: datetime, until: datetime) -> list[d
             total_tokens=Sum("total_tokens"),
             price=Sum("price"),
         )
-        .order_by("day", "served_model")
+        .order_by()
     )
+    aliases = model_names_by_alias()
+    totals: dict[tuple[date, str], dict] = {}
+    for row in rows:
+        model = model_that_served(row["served_model"], aliases)
+        total = totals.setdefault(
+            (row["day"], model), {"day": row["day"], "served_model": model, **dict.fromkeys(TOTALS, 0)}
+        )
+        for name in TOTALS:
+            total[name] += row[name]
+    return [totals[key] for key in sorted(totals)]
 
 
 def balance_of(*, organization):

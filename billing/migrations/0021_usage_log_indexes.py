@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0019_billing_email_card_checkout"),
+        ("billing", "0020_usage_rollup_provider"),
     ]
 
     operations = [

@@ -101,7 +101,7 @@ class UsageRecord(models.Model):
 
 
 class UsageRollup(models.Model):
-    """Usage summed per organisation × API key × model × billing mode, per hour and per day.
+    """Usage summed per organisation × API key × model × provider × billing mode, per hour and per day.
 
     Rebuilt from the raw UsageRecords of whole periods by billing/rollups.py;
     once a day's raw records are pruned its rollups are the record that stays.
@@ -122,6 +122,13 @@ class UsageRollup(models.Model):
     model = models.ForeignKey(
         "providers.CatalogModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The provider that served (none: refused before a route was tried), so that the usage page can group by
+    # the provider-facing model (billing/analytics.py); its id, 0 for none, is the unique constraint's column
+    # for the reason api_key_ref is. Rollups built before it was kept have 0.
+    provider = models.ForeignKey(
+        "providers.Provider", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    provider_ref = models.PositiveBigIntegerField(default=0, editable=False)
     billing_mode = models.CharField(
         max_length=10,
         choices=BillingMode.choices,
@@ -146,8 +153,16 @@ class UsageRollup(models.Model):
         ordering = ["-period_start", "organization", "model_name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "api_key_ref", "model_name", "billing_mode", "granularity", "period_start"],
-                name="unique_usage_rollup_mode",
+                fields=[
+                    "organization",
+                    "api_key_ref",
+                    "model_name",
+                    "provider_ref",
+                    "billing_mode",
+                    "granularity",
+                    "period_start",
+                ],
+                name="unique_usage_rollup_provider",
             ),
         ]
         indexes = [models.Index(fields=["granularity", "period_start"])]
