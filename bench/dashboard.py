@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -598,6 +599,7 @@ def main() -> int:
             except Exception as exc:
                 log(f"closing connections: {exc}")
             subprocess.run(["dropdb", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "--if-exists", db])
+            shutil.rmtree(tmp, ignore_errors=True)
 
     report.update(
         started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
