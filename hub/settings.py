@@ -117,6 +117,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 20}
     )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # No JIT: PostgreSQL compiles any query it estimates costly (the dashboard's aggregates) for ~200 ms, which
+    # short queries never win back (measured by bench/dashboard.py). DATABASE_URL's own options still win.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

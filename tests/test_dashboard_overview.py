@@ -320,3 +320,14 @@ def test_the_overview_needs_a_signed_in_member(acme):
     stranger = Client()
     stranger.force_login(make_user("stranger"))
     assert stranger.get("/dashboard/").url == "/dashboard/organisations/new"
+
+
+def test_postgresql_runs_without_jit(db):
+    """bench/dashboard.py measured ~200 ms of JIT compilation on the dashboard's aggregates: it is off."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has no JIT")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"
