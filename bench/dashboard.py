@@ -46,19 +46,29 @@ DAYS = 90
 
 # Every URL the bench times, in one place, to adjust once the usage and request-log branches are merged.
 # Placeholders: {slug}, {key_id} (a key of the organisation), {model} (a model it used, URL-quoted),
-# {since} / {until} (ISO dates of the export's 30 days). "follow": the page is reached by following its
+# {since} / {until} (ISO dates of the export's 30 days), {start90} (the first of the 90 days). "follow": the page is
 # "next" link (an href with cursor=) that many times from the URL, then that page is timed.
 PAGES = [
     {"name": "overview", "url": "/dashboard/"},
-    {"name": "usage 30 days", "url": "/dashboard/usage/?range=30d"},
-    {"name": "usage 90 days", "url": "/dashboard/usage/?range=90d"},
-    {"name": "log page 1", "url": "/dashboard/requests/"},
-    {"name": "log page 50", "url": "/dashboard/requests/", "follow": 49},
-    {"name": "log page 1, filtered", "url": "/dashboard/requests/?key={key_id}&model={model}&status=ok"},
-    {"name": "log page 50, filtered", "url": "/dashboard/requests/?key={key_id}&model={model}&status=ok", "follow": 49},
-    {"name": "log page 1, errors", "url": "/dashboard/requests/?status=upstream_error"},
+    {"name": "usage 30 days", "url": "/dashboard/usage/?range=30d&bucket=day&group=model&metric=spend"},
+    {
+        "name": "usage 90 days",
+        "url": "/dashboard/usage/?range=custom&start={start90}&end={until}&bucket=day&group=model&metric=spend",
+    },
+    {"name": "log page 1", "url": "/dashboard/requests/?start={start90}&end={until}"},
+    {"name": "log page 50", "url": "/dashboard/requests/?start={start90}&end={until}", "follow": 49},
+    {
+        "name": "log page 1, filtered",
+        "url": "/dashboard/requests/?start={start90}&end={until}&key={key_id}&model={model}&status=ok",
+    },
+    {
+        "name": "log page 50, filtered",
+        "url": "/dashboard/requests/?start={start90}&end={until}&key={key_id}&model={model}&status=ok",
+        "follow": 49,
+    },
+    {"name": "log page 1, errors", "url": "/dashboard/requests/?start={start90}&end={until}&status=upstream_error"},
 ]
-EXPORT = {"name": "CSV export, 30 days", "url": "/manage/v1/orgs/{slug}/usage/export.csv?since={since}&until={until}"}
+EXPORT = {"name": "CSV export, 30 days", "url": "/manage/v1/orgs/{slug}/usage/export.csv?start={since}&end={until}"}
 NEXT_LINK = re.compile(r"""href=["']([^"']*[?&](?:amp;)?cursor=[^"']*)["']""")
 
 # The benchmarked organisation's models: public id, input and output cost in money units (10⁻¹⁰) per token,
@@ -577,6 +587,7 @@ def main() -> int:
             "model": urllib.parse.quote(MODELS[0][0], safe=""),
             "since": (today - timedelta(days=30)).isoformat(),
             "until": today.isoformat(),
+            "start90": (today - timedelta(days=DAYS - 1)).isoformat(),
         }
         worker = worker_of(proc.pid)
         report["pages"] = time_pages(hub, fields, args.repeat, args.warmup)

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
+from django.db.models.functions import TruncDay
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -190,6 +191,12 @@ def usage_of(*, organization, first: date, last: date, bucket: str, grouping: st
     rounded = [_to_hour(moment) for moment in starts]
     spent, charged = _spend(mode)
     columns, grouper_of = GROUPERS[grouping]
+    zone = timezone.get_current_timezone()
+    # Days of a zone whose midnights are whole UTC hours are summed by the database (its hours truncated to the
+    # zone's day): 90 days are 90 rows per group, not 2,160. Other zones' periods start at a rounded hour, which
+    # only the bisection below follows.
+    by_day = bucket == "day" and rounded == starts
+    period = TruncDay("period_start", tzinfo=zone) if by_day else F("period_start")
     rows = list(
         UsageRollup.objects.filter(
             organization=organization,
@@ -198,7 +205,8 @@ def usage_of(*, organization, first: date, last: date, bucket: str, grouping: st
             period_start__lt=rounded[-1],
         )
         .order_by()
-        .values("period_start", *columns)
+        .annotate(period=period)
+        .values("period", *columns)
         .annotate(
             requests_sum=Sum("requests"),
             prompt_sum=Sum("prompt_tokens"),
@@ -207,12 +215,14 @@ def usage_of(*, organization, first: date, last: date, bucket: str, grouping: st
         )
     )
     grouper = grouper_of(rows)
-    zone = timezone.get_current_timezone()
     periods = [Period(start=r, local=s.astimezone(zone)) for r, s in zip(rounded[:-1], starts[:-1], strict=True)]
     groups: dict[object, Group] = {}
     total = Figures()
     for row in rows:
-        index = bisect_right(rounded, row["period_start"]) - 1
+        if by_day:
+            index = (timezone.localtime(row["period"], zone).date() - first).days
+        else:
+            index = bisect_right(rounded, row["period"]) - 1
         figures = Figures(
             requests=row["requests_sum"],
             tokens=row["prompt_sum"] + row["completion_sum"],
