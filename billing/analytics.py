@@ -31,7 +31,7 @@ from providers.models import ModelRoute
 
 from .models import BillingMode, UsageRollup
 from .modes import effective_mode
-from .rollups import HOUR, HOURLY
+from .rollups import DAILY, HOUR, HOURLY
 from .selectors import balance_of, model_names_by_alias, model_that_served
 
 GROUPINGS = ("model", "key", "team", "upstream")
@@ -195,12 +195,16 @@ def usage_of(*, organization, first: date, last: date, bucket: str, grouping: st
     # Days of a zone whose midnights are whole UTC hours are summed by the database (its hours truncated to the
     # zone's day): 90 days are 90 rows per group, not 2,160. Other zones' periods start at a rounded hour, which
     # only the bisection below follows.
-    by_day = bucket == "day" and rounded == starts
+    # Where the zone's midnights are UTC's (UTC itself, or a zone at +00:00 over the range), the daily rollups
+    # are those days already: a 90-day chart reads 90 rows per group. (A day's rollup is rebuilt from its hours
+    # in the same run as they are, so both always agree.)
+    daily = bucket == "day" and all(moment.hour == 0 for moment in starts)
+    by_day = bucket == "day" and rounded == starts and not daily
     period = TruncDay("period_start", tzinfo=zone) if by_day else F("period_start")
     rows = list(
         UsageRollup.objects.filter(
             organization=organization,
-            granularity=HOURLY,
+            granularity=DAILY if daily else HOURLY,
             period_start__gte=rounded[0],
             period_start__lt=rounded[-1],
         )

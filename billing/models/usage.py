@@ -165,7 +165,11 @@ class UsageRollup(models.Model):
                 name="unique_usage_rollup_provider",
             ),
         ]
-        indexes = [models.Index(fields=["granularity", "period_start"])]
+        indexes = [
+            models.Index(fields=["granularity", "period_start"]),
+            # The usage page's range of one organisation (billing/analytics.py): bench/dashboard.py.
+            models.Index(fields=["organization", "granularity", "period_start"], name="usage_rollup_org_period_idx"),
+        ]
 
     def __str__(self):
         return f"{self.granularity} {self.period_start:%Y-%m-%d %H:00} {self.model_name}"
