@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from tests.fakes.server import running
-from tests.fakes.stripe_server import RecordedStripe, fixture
+from tests.fakes.stripe_server import RecordedStripe, event, fixture
+from tests.stripe_fixtures import card_of
 
 
 class CheckoutOnLocalStripe(RecordedStripe):
@@ -130,3 +131,35 @@ def stripe_form_action(settings):
     policy = copy.deepcopy(settings.CONTENT_SECURITY_POLICY)
     policy["DIRECTIVES"]["form-action"] = [*policy["DIRECTIVES"]["form-action"], "https://checkout.stripe.com"]
     settings.CONTENT_SECURITY_POLICY = policy
+
+
+def play_checkout_page(page, checkout_stripe) -> list[str]:
+    """Stripe's Checkout page is another site: played by the redirect back to the success URL it ends with.
+    Returns the list of Checkout addresses the browser visits, filled as it goes."""
+    visited: list[str] = []
+
+    def checkout_page(route):
+        visited.append(route.request.url)
+        session_id = route.request.url.rsplit("/", 1)[1]
+        back = checkout_stripe.sessions("payment")[-1]["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id)
+        route.fulfill(status=303, headers={"Location": back})
+
+    page.route("https://checkout.stripe.com/**", checkout_page)
+    return visited
+
+
+def checkout_paid(stripe_client, payment, cents: int):
+    """(the payment intent, checkout.session.completed): the card charged on localstripe for the Checkout
+    payment, and the event Stripe then signs and delivers."""
+    customer, method = card_of(stripe_client)
+    intent = stripe_client.v1.payment_intents.create(
+        params={
+            "amount": cents,
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": method.id,
+            "confirm": True,
+            "metadata": {"hub_payment": str(payment.pk)},
+        }
+    )
+    return intent, event("checkout.session.completed", paid_session(payment, intent.id))

@@ -15,10 +15,10 @@ from accounts.services import organization_create
 from billing.models import CreditAccount, Invoice, LedgerEntry, Payment
 from billing.services import credit_grant
 from tests.browser import check_page, screenshot
-from tests.dashboard_billing_stripe import checkout_stripe, paid_session, stripe_form_action
+from tests.dashboard_billing_stripe import checkout_paid, checkout_stripe, play_checkout_page, stripe_form_action
 from tests.fakes.stripe_server import event
 from tests.signin import PASSWORD, fresh_throttles, verified_user
-from tests.stripe_fixtures import card_of, deliver
+from tests.stripe_fixtures import deliver
 
 pytestmark = pytest.mark.browser
 __all__ = ["checkout_stripe", "fresh_throttles", "stripe_form_action"]  # fixtures, imported
@@ -44,16 +44,7 @@ def test_the_owner_buys_credit_and_the_result_page_follows_the_webhook(
     credit_grant(organization=acme, amount=Decimal("10"), description="Welcome credit")
     sign_in(page, owner.email)
 
-    # Stripe's Checkout page is another site: played here by the redirect back it ends with.
-    visited = []
-
-    def checkout_page(route):
-        visited.append(route.request.url)
-        session_id = route.request.url.rsplit("/", 1)[1]
-        back = checkout_stripe.sessions("payment")[-1]["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id)
-        route.fulfill(status=303, headers={"Location": back})
-
-    page.route("https://checkout.stripe.com/**", checkout_page)
+    visited = play_checkout_page(page, checkout_stripe)
 
     page.goto("/dashboard/billing/")
     expect(page.locator(".stat .balance")).to_have_text("10.00 USD")
@@ -73,18 +64,7 @@ def test_the_owner_buys_credit_and_the_result_page_follows_the_webhook(
     assert balance(acme) == Decimal("10")
 
     # The card is charged on localstripe; Stripe then signs and delivers checkout.session.completed.
-    customer, method = card_of(stripe_client)
-    intent = stripe_client.v1.payment_intents.create(
-        params={
-            "amount": 2500,
-            "currency": "usd",
-            "customer": customer.id,
-            "payment_method": method.id,
-            "confirm": True,
-            "metadata": {"hub_payment": str(payment.pk)},
-        }
-    )
-    completed = event("checkout.session.completed", paid_session(payment, intent.id))
+    intent, completed = checkout_paid(stripe_client, payment, 2500)
     assert deliver(completed).status_code == 200
     expect(status).to_contain_text("Credited", timeout=10_000)  # htmx asked again, two seconds on
     expect(status).to_contain_text("25.00 USD was added to the balance.")

@@ -17,10 +17,9 @@ from accounts.models import ApiKey, Membership
 from billing.models import CreditAccount, LedgerEntry, Payment, UsageRecord
 from billing.templatetags.billing_money import money
 from tests.browser import check_page, screenshot
-from tests.dashboard_billing_stripe import checkout_stripe, paid_session, stripe_form_action
-from tests.fakes.stripe_server import event
+from tests.dashboard_billing_stripe import checkout_paid, checkout_stripe, play_checkout_page, stripe_form_action
 from tests.signin import fresh_throttles
-from tests.stripe_fixtures import card_of, deliver
+from tests.stripe_fixtures import deliver
 from tests.test_dashboard_browser import link_to, sign_up_and_verify
 
 pytestmark = pytest.mark.browser
@@ -83,12 +82,7 @@ def test_the_dashboard_walk(page, width, hub, settings, chat_model, checkout_str
     check_page(page)
 
     # Buy credit: Checkout (its page played by the redirect back), pending until the signed webhook, then once.
-    def checkout_page(route):
-        session_id = route.request.url.rsplit("/", 1)[1]
-        back = checkout_stripe.sessions("payment")[-1]["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id)
-        route.fulfill(status=303, headers={"Location": back})
-
-    page.route("https://checkout.stripe.com/**", checkout_page)
+    play_checkout_page(page, checkout_stripe)
     page.get_by_role("link", name="Billing", exact=True).click()
     before = balance_of(organization)
     page.get_by_role("button", name="Buy 25.00 USD").click()
@@ -97,18 +91,7 @@ def test_the_dashboard_walk(page, width, hub, settings, chat_model, checkout_str
     expect(status).to_contain_text("Pending")
     assert balance_of(organization) == before
     payment = Payment.objects.get(organization=organization)
-    customer, method = card_of(stripe_client)
-    intent = stripe_client.v1.payment_intents.create(
-        params={
-            "amount": 2500,
-            "currency": "usd",
-            "customer": customer.id,
-            "payment_method": method.id,
-            "confirm": True,
-            "metadata": {"hub_payment": str(payment.pk)},
-        }
-    )
-    completed = event("checkout.session.completed", paid_session(payment, intent.id))
+    _, completed = checkout_paid(stripe_client, payment, 2500)
     assert deliver(completed).status_code == 200
     expect(status).to_contain_text("Credited", timeout=10_000)
     assert deliver(completed).status_code == 200  # Stripe's replay credits nothing more
