@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import PY, Children, free_port, log  # noqa: E402
+from bench.run import PY, Children, free_port, gunicorn_command, log  # noqa: E402
 
 PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
 PAGE_BAR_MS = 300.0
@@ -471,23 +471,7 @@ def time_export(hub: Hub, fields: dict, worker, repeat: int, rss_bound_mb: float
 def start_hub(children: Children, env: dict, tmp: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     logfile = open(tmp / "gunicorn.log", "wb")
-    cmd = [
-        str(Path(PY).parent / "gunicorn"),
-        "hub.asgi:application",
-        "-k",
-        "uvicorn_worker.UvicornWorker",
-        "--workers",
-        "1",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-        "--timeout",
-        "600",
-        "--graceful-timeout",
-        "10",
-        "--no-control-socket",
-    ]
+    cmd = gunicorn_command(port, "--timeout", "600")  # a million-row export is one long request
     proc = children.start(cmd, env=env, stdout=logfile, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

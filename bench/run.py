@@ -181,10 +181,9 @@ def prepare_hub(children: Children, env: dict, upstream_port: int, variants: lis
     return keys
 
 
-def start_hub(children: Children, env: dict, variant: str, key: str) -> str:
-    port = free_port()
-    logfile = open(Path(env["HUB_VAR_DIR"]) / f"gunicorn-{variant}.log", "wb")
-    cmd = [
+def gunicorn_command(port: int, *options: str) -> list[str]:
+    """The hub as users run it: gunicorn with one uvicorn worker on loopback; `options` add gunicorn flags."""
+    return [
         str(Path(PY).parent / "gunicorn"),
         "hub.asgi:application",
         "-k",
@@ -197,8 +196,15 @@ def start_hub(children: Children, env: dict, variant: str, key: str) -> str:
         "warning",
         "--graceful-timeout",
         "10",
-        "--no-control-socket",
-    ]  # gunicorn's default one is per user: it would take a running hub's
+        "--no-control-socket",  # gunicorn's default one is per user: it would take a running hub's
+        *options,
+    ]
+
+
+def start_hub(children: Children, env: dict, variant: str, key: str) -> str:
+    port = free_port()
+    logfile = open(Path(env["HUB_VAR_DIR"]) / f"gunicorn-{variant}.log", "wb")
+    cmd = gunicorn_command(port)
     proc = children.start(
         cmd, env=dict(env, DJANGO_SETTINGS_MODULE=VARIANTS[variant]), stdout=logfile, stderr=subprocess.STDOUT
     )
