@@ -52,6 +52,7 @@ LIST_COLUMNS = (
     "error",
     "api_key__name",
     "api_key__prefix",
+    "api_key__purpose",
     "api_key__team__name",
 )
 

@@ -12,6 +12,7 @@ from accounts.models import KeyPurpose
 from accounts.services import organization_create
 from billing.models import UsageRecord
 from billing.services import credit_grant
+from billing.templatetags.billing_money import money
 from tests import factories
 from tests.browser import check_page, screenshot, watch_of
 from tests.signin import PASSWORD, fresh_throttles, verified_user
@@ -113,6 +114,19 @@ def test_an_answer_streams_in_and_a_long_one_stops_with_its_usage_recorded(
     assert page.get_by_role("button", name="Send").is_enabled()
     assert page.get_by_role("button", name="Stop").is_disabled()
     screenshot(page, "stopped")
+    check_page(page)
+
+    # Both answers are in the request log, newest first, marked as the playground's, at their prices.
+    page.goto("/dashboard/requests/")
+    rows = page.locator("tbody tr")
+    records = list(UsageRecord.objects.order_by("-created_at", "-id"))
+    assert rows.count() == len(records) == 2
+    for row, made in zip(rows.all(), records, strict=True):
+        assert row.locator(".badge.playground").inner_text() == "Playground"
+        assert row.locator(".spend").inner_text() == money(made.price)
+        assert made.price > 0
+    assert "cancelled" in rows.first.get_attribute("class")
+    screenshot(page, "in-the-log")
     check_page(page)
 
 
