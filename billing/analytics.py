@@ -357,10 +357,14 @@ def chart_of(usage: Usage, metric: str) -> Chart:
     ticks = [
         Tick(y=TOP + CHART_HEIGHT - CHART_HEIGHT * n / 4, label=f"{(top * n / 4).normalize():f}") for n in range(5)
     ]
+    # Room for the longest gridline label (about 7 px a digit at 11 px), so that "0.0001875" is not cut off.
+    left = max(LEFT, 7 * max(len(tick.label) for tick in ticks) + 10)
+    for bar in bars:
+        bar.x += left - LEFT
     return Chart(
-        width=LEFT + step * len(usage.periods) + 8,
+        width=left + step * len(usage.periods) + 8,
         height=TOP + CHART_HEIGHT + BOTTOM,
-        left=LEFT,
+        left=left,
         top=TOP,
         bottom=TOP + CHART_HEIGHT,
         bars=bars,
