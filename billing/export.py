@@ -125,15 +125,16 @@ class _Sql(Func):
 
 
 def _text(column: str) -> _Sql:
-    # safe(), then csv.QUOTE_MINIMAL: quoted when it holds a quote, a comma, CR or LF, its quotes doubled.
-    text = _Sql("COALESCE({0}, '')", F(column))
+    # safe(), then csv.QUOTE_MINIMAL: quoted when it holds a quote, a comma, CR or LF, its quotes doubled. A
+    # column read again costs nothing; a function would run again each time the SQL names it, so none repeats.
     formula_safe = _Sql(
-        "CASE WHEN left({0}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) THEN chr(39) || {0} ELSE {0} END", text
+        "CASE WHEN left({0}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) THEN '''' || {0} ELSE {0} END", F(column)
     )
     return _Sql(
-        "CASE WHEN strpos({0}, chr(34)) > 0 OR strpos({0}, ',') > 0 OR strpos({0}, chr(13)) > 0"
-        " OR strpos({0}, chr(10)) > 0 THEN chr(34) || replace({0}, chr(34), chr(34) || chr(34)) || chr(34)"
-        " ELSE {0} END",
+        "CASE WHEN {0} IS NULL THEN ''"
+        " WHEN strpos({0}, '\"') + strpos({0}, ',') + strpos({0}, chr(13)) + strpos({0}, chr(10)) > 0"
+        " THEN '\"' || replace({1}, '\"', '\"\"') || '\"' ELSE {1} END",
+        F(column),
         formula_safe,
     )
 
@@ -141,12 +142,10 @@ def _text(column: str) -> _Sql:
 def _time(zone: str) -> _Sql:
     # datetime.isoformat() in the zone: microseconds only when there are some, the offset as +HH:MM.
     local = _Sql("{0} AT TIME ZONE {1}", F("created_at"), Value(zone))
-    offset = _Sql("EXTRACT(EPOCH FROM {0} - ({1} AT TIME ZONE 'UTC'))::integer", local, F("created_at"))
+    offset = _Sql("{0} - ({1} AT TIME ZONE 'UTC')", local, F("created_at"))
     return _Sql(
-        "to_char({0}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-        " || CASE WHEN date_trunc('second', {0}) = {0} THEN '' ELSE '.' || to_char({0}, 'US') END"
-        " || CASE WHEN {1} < 0 THEN '-' ELSE '+' END"
-        " || lpad((abs({1}) / 3600)::text, 2, '0') || ':' || lpad((mod(abs({1}), 3600) / 60)::text, 2, '0')",
+        r"""regexp_replace(to_char({0}, 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\.000000$', '')"""
+        r""" || CASE WHEN {1} < interval '0' THEN '-' || to_char(-{1}, 'HH24:MI') ELSE to_char({1}, '+HH24:MI') END""",
         local,
         offset,
     )
