@@ -15,6 +15,8 @@ import hmac
 import ipaddress
 import os
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.http import Http404, HttpResponse
@@ -30,6 +32,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from accounts import caches
 from accounts.addresses import address_allowed, client_address
 from billing.models import CreditHold
 from providers.models import Credential
@@ -86,29 +89,69 @@ def observe(call, event) -> None:
         model, provider = route.public_id, route.provider_name
     else:
         model, provider = (asked.public_id if asked is not None else OTHER), "none"
-    org = (str(event.organization_id),) if _by_org else ()
-    REQUESTS.labels(call.endpoint, model, provider, f"{event.http_status // 100}xx", *org).inc()
+    org = str(event.organization_id) if _by_org else ""
+    key = (call.endpoint, model, provider, event.http_status // 100, org)
+    series = _series.get(key) or _series_of(key)
+    series.requests.inc()
     if event.prompt_tokens:
-        TOKENS.labels("in", model, provider, *org).inc(event.prompt_tokens)
+        series.tokens_in.inc(event.prompt_tokens)
     if event.completion_tokens:
-        TOKENS.labels("out", model, provider, *org).inc(event.completion_tokens)
+        series.tokens_out.inc(event.completion_tokens)
     if event.cost:
-        COST.labels(model, provider).inc(float(event.cost))  # Decimal until here: Prometheus counts in floats
+        series.cost.inc(float(event.cost))  # Decimal until here: Prometheus counts in floats
     if event.price:
-        PRICE.labels(model, provider, *org).inc(float(event.price))
+        series.price.inc(float(event.price))
     total = time.monotonic() - call.started
-    LATENCY.labels(call.endpoint, model, provider).observe(total)
+    series.latency.observe(total)
     served = call.served
     if served is not None:
         upstream = served.waited + (time.monotonic() if call.stream else served.answered) - served.started
-        UPSTREAM.labels(provider).observe(upstream)
-        OVERHEAD.labels(call.endpoint).observe(max(total - upstream, 0.0))
+        series.upstream.observe(upstream)
+        series.overhead.observe(max(total - upstream, 0.0))
         if asked is not None and route is not None and route.model_id != asked.id:
             FALLBACKS.labels(asked.public_id).inc()
     else:
-        OVERHEAD.labels(call.endpoint).observe(total)
+        series.overhead.observe(total)
     if event.first_token_ms is not None:
-        TTFT.labels(model, provider).observe(event.first_token_ms / 1000)
+        series.ttft.observe(event.first_token_ms / 1000)
+
+
+@dataclass(frozen=True)
+class _Series:
+    requests: Any
+    tokens_in: Any
+    tokens_out: Any
+    cost: Any
+    price: Any
+    latency: Any
+    upstream: Any
+    overhead: Any
+    ttft: Any
+
+
+# One request's series, by (endpoint, model, provider, status class, organisation): looked up once each, as
+# prometheus_client's labels() costs a lock and a validation per call. As bounded as the labels are.
+_series: dict[tuple, _Series] = {}
+
+
+def _series_of(key: tuple) -> _Series:
+    endpoint, model, provider, status, org = key
+    by_org = (org,) if _by_org else ()
+    series = _series[key] = _Series(
+        requests=REQUESTS.labels(endpoint, model, provider, f"{status}xx", *by_org),
+        tokens_in=TOKENS.labels("in", model, provider, *by_org),
+        tokens_out=TOKENS.labels("out", model, provider, *by_org),
+        cost=COST.labels(model, provider),
+        price=PRICE.labels(model, provider, *by_org),
+        latency=LATENCY.labels(endpoint, model, provider),
+        upstream=UPSTREAM.labels(provider),
+        overhead=OVERHEAD.labels(endpoint),
+        ttft=TTFT.labels(model, provider),
+    )
+    return series
+
+
+caches.register(_series.clear, lambda: _series)
 
 
 def task_ran(sender=None, state=None, **kwargs) -> None:
