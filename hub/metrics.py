@@ -151,7 +151,12 @@ def _series_of(key: tuple) -> _Series:
     return series
 
 
-caches.register(_series.clear, lambda: _series)
+def forget_series() -> None:
+    """Forget the looked-up series (tests); the figures stay with prometheus_client."""
+    _series.clear()
+
+
+caches.register(forget_series, lambda: _series)
 
 
 def task_ran(sender=None, state=None, **kwargs) -> None:
