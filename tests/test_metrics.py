@@ -14,6 +14,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from billing.models import UsageRecord
+from billing.tasks import release_expired_holds
+from providers.models import CatalogModel
+from tests import factories
+from tests.conftest import UPSTREAM_KEY
 
 TOKEN = "metrics-token-for-tests"
 DASHBOARD = Path(__file__).resolve().parent.parent / "hub" / "grafana" / "hub-dashboard.json"
@@ -168,3 +172,43 @@ def test_the_grafana_dashboard_reads_only_metrics_the_hub_exports(hub, token, cl
         name for name in used if name not in exported and re.sub(r"_(bucket|sum|count)$", "", name) not in exported
     }
     assert not missing, missing
+
+
+def test_a_failover_a_fallback_and_a_cooling_credential_are_counted(hub, token, api_key, upstream, settings):
+    settings.HUB_COOLDOWN_AFTER_FAILURES = 1
+    primary = factories.provider("primary", preset="openai", base_url=upstream.base_url, secret=UPSTREAM_KEY)
+    backup = factories.provider("backup", preset="openai", base_url=upstream.base_url, secret=UPSTREAM_KEY)
+    factories.add_model(primary, "big/model", "fake-error-503")
+    factories.add_model(backup, "small/model", "gpt-4o-mini")
+    CatalogModel.objects.filter(public_id="big/model").update(fallbacks=["small/model"])
+    before = samples(scrape(hub).text)
+    client = openai.OpenAI(base_url=f"{hub.url}/v1", api_key=api_key, max_retries=0)
+    reply = client.chat.completions.with_raw_response.create(
+        model="big/model", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert reply.headers["x-hub-route"] == "small/model; provider=backup"
+    after = samples(scrape(hub).text)
+
+    def added(name, **labels):
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    assert added("hub_failovers_total", provider="backup") == 1
+    assert added("hub_fallbacks_total", model="big/model") == 1
+    assert added("hub_requests_total", model="small/model", provider="backup", status_class="2xx") == 1
+    assert total(after, "hub_route_cooling_down", provider="primary", credential="main") == 1
+    assert total(after, "hub_route_cooling_down", provider="backup", credential="main") == 0
+
+
+def test_celery_task_runs_and_failures_are_counted(hub, token):
+    before = samples(scrape(hub).text)
+    release_expired_holds.apply()
+    # throw=False: as a worker runs it (the tests' eager mode would raise before Celery handles the failure).
+    assert release_expired_holds.apply(args=("not an argument it takes",), throw=False).failed()
+    after = samples(scrape(hub).text)
+    task = "billing.tasks.release_expired_holds"
+    ran = total(after, "hub_celery_tasks_total", task=task) - total(before, "hub_celery_tasks_total", task=task)
+    failed = total(after, "hub_celery_task_failures_total", task=task) - total(
+        before, "hub_celery_task_failures_total", task=task
+    )
+    assert (ran, failed) == (2, 1)
+    assert total(after, "hub_celery_tasks_total", task=task, state="SUCCESS") >= 1
