@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Count, Sum
 from django.http import Http404, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -184,12 +185,12 @@ class SharedState:
                 continue
             cooling.add_metric((str(cid), name, provider), 1.0 if out else 0.0)
         yield cooling
-        holds = CreditHold.objects.all()
+        holds = CreditHold.objects.aggregate(count=Count("pk"), amount=Sum("amount"))
         count = GaugeMetricFamily("hub_credit_holds", "Credit holds outstanding (leases of requests in flight).")
-        count.add_metric((), holds.count())
+        count.add_metric((), holds["count"])
         yield count
         held = GaugeMetricFamily("hub_credit_held", "Credit held by the outstanding holds, in the hub's currency.")
-        held.add_metric((), float(sum(holds.values_list("amount", flat=True), start=0)))
+        held.add_metric((), float(holds["amount"] or 0))
         yield held
 
 

@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from billing.models import UsageRecord
+from billing.services import hold_place
 from billing.tasks import release_expired_holds
 from providers.models import CatalogModel
 from tests import factories
@@ -212,3 +213,15 @@ def test_celery_task_runs_and_failures_are_counted(hub, token):
     )
     assert (ran, failed) == (2, 1)
     assert total(after, "hub_celery_tasks_total", task=task, state="SUCCESS") >= 1
+
+
+def test_credit_holds_outstanding_are_read_from_the_database(hub, token, organization):
+    before = samples(scrape(hub).text)
+    for i, amount in enumerate(("0.25", "1.5")):
+        assert (
+            hold_place(organization_id=organization.pk, request_id=f"req_{i}", amount=Decimal(amount), ttl_seconds=60)
+            is None
+        )
+    after = samples(scrape(hub).text)
+    assert total(after, "hub_credit_holds") - total(before, "hub_credit_holds") == 2
+    assert total(after, "hub_credit_held") - total(before, "hub_credit_held") == pytest.approx(1.75)
