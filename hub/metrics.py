@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Sum
 from django.http import Http404, HttpResponse
+from django.utils.translation import gettext
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -215,12 +216,14 @@ def scrape(request) -> HttpResponse:
     if not token and not networks:
         raise Http404("metrics are off")
     if networks and not address_allowed(networks, client_address(request)):
-        return HttpResponse("This address may not read the metrics.\n", status=403, content_type="text/plain")
+        return HttpResponse(
+            gettext("This address may not read the metrics.") + "\n", status=403, content_type="text/plain"
+        )
     if token:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
             return HttpResponse(
-                "A bearer token is needed to read the metrics.\n",
+                gettext("A bearer token is needed to read the metrics.") + "\n",
                 status=401,
                 content_type="text/plain",
                 headers={"www-authenticate": 'Bearer realm="metrics"'},
