@@ -31,11 +31,23 @@ from django.conf import settings  # noqa: E402 - after the settings module is na
 
 forwarded_allow_ips = ",".join(settings.HUB_TRUSTED_PROXIES)
 
+from hub import metrics_dir  # noqa: E402 - the same; it imports nothing of the hub
+
+# Before any worker starts, and before prometheus_client is imported (it reads the folder once): each worker
+# writes its Prometheus figures there, and /metrics adds them up (hub/metrics.py).
+metrics_dir.prepare(_var)
+from prometheus_client import multiprocess  # noqa: E402 - after the folder is set
+
 # Time, client, request line, status, bytes sent, duration in seconds and the
 # request id (the usage record's). uvicorn's worker logs its own fixed line
 # instead of gunicorn's format, so the line is written by access_logged() below.
 accesslog = "-"
 access_log_format = '%(t)s %(h)s "%(r)s" %(s)s %(b)s %(L)ss %({x-request-id}o)s'
+
+
+def child_exit(server, worker):
+    # A worker gone (stopped, crashed, killed): its in-flight and queue gauges stop counting; its counters stay.
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def post_worker_init(worker):

@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -25,7 +26,7 @@ from accounts.models import ApiKey
 from billing.services import record_usage
 from billing.usage import UsageEvent
 
-from . import db
+from . import db, metrics
 from .balances import remember
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def _set_aside(event: UsageEvent, exc: BaseException) -> None:
     Its credit hold is not kept for it: the lease it ran under is given back as
     usual (released with the lease, or by the expiry task).
     """
+    metrics.METER_SET_ASIDE.inc()
     logger.error(
         "usage record %s could not be written and is set aside in %s: %s: %s",
         event.request_id,
@@ -107,6 +109,7 @@ class Meter:
 
     def add(self, event: UsageEvent) -> None:
         self._events.append(event)
+        metrics.METER_QUEUE.set(len(self._events))
         self._wake_up()
 
     def release(self, hold_id: str) -> None:
@@ -135,13 +138,18 @@ class Meter:
             releases, self._releases = self._releases, []
             if not batch and not releases:
                 return True
+            started = time.monotonic()
             try:
                 written = await db.write(_write, batch, releases)
             except Exception:
+                metrics.METER_FAILED.inc()
                 logger.exception("writing %d usage records failed; keeping them to retry", len(batch))
                 self._events[:0] = batch
                 self._releases[:0] = releases
                 return False
+            finally:
+                metrics.METER_FLUSH.observe(time.monotonic() - started)
+                metrics.METER_QUEUE.set(len(self._events))
             remember(written)
             return True
 

@@ -1,7 +1,9 @@
 """How the gateway's caches hear of changes in the apps below it, which never import it (pyproject.toml's
 import contracts): keys and balances are told on commit by those apps' own signals, the catalogue by its
-models' saves and deletes. Connected in HubConfig.ready() (hub/apps.py), once the models are loaded."""
+models' saves and deletes; Celery's task signals are counted for /metrics (hub/metrics.py). Connected in
+HubConfig.ready() (hub/apps.py), once the models are loaded."""
 
+from celery.signals import task_failure, task_postrun
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
@@ -10,11 +12,13 @@ from billing.models import ModelRate
 from billing.signals import balance_changed
 from providers.models import CatalogModel, Credential, ModelRoute, Provider
 
-from . import auth, balances, catalogue
+from . import auth, balances, catalogue, metrics
 
 
 def connect() -> None:
     keys_changed.connect(forget_keys, dispatch_uid="hub.auth.forget")
+    task_postrun.connect(metrics.task_ran, dispatch_uid="hub.metrics.task_ran")
+    task_failure.connect(metrics.task_failed, dispatch_uid="hub.metrics.task_failed")
     balance_changed.connect(forget_balance, dispatch_uid="hub.balances.forget")
     for model in (Provider, Credential, CatalogModel, ModelRoute, ModelRate):
         for signal in (post_save, post_delete):

@@ -23,7 +23,7 @@ from providers.adapters import ChatResult, UpstreamError, Usage
 from providers.adapters.base import sse
 from providers.redaction import scrub
 
-from . import capabilities, catalogue, credit, media, policy, routing
+from . import capabilities, catalogue, credit, media, metrics, policy, routing
 from .auth import KeyInfo
 from .errors import HubError, InternalError, error_response
 from .metering import meter
@@ -49,6 +49,7 @@ class Call:
     reserved: Decimal = Decimal(0)
     model: catalogue.Model | None = None  # the model asked for
     route: catalogue.Route | None = None  # the route that served (maybe a fallback's)
+    served: routing.Served | None = None  # and its attempts' timings
 
     def __post_init__(self):
         self.request_id = self.request_id or f"req_{uuid.uuid4().hex}"
@@ -103,6 +104,7 @@ class Call:
             event.lease = self.lease.hold_id
             credit.settle(self, event.price if event.charged else Decimal(0))
         meter.add(event)
+        metrics.observe(self, event)
         if not self.key.policy.empty and (event.prompt_tokens or event.price):
             task = asyncio.get_running_loop().create_task(
                 policy.account(self.key, event.prompt_tokens + event.completion_tokens, event.price)
@@ -264,6 +266,7 @@ async def transcription(call: Call, body: dict) -> HttpResponseBase:
 async def handle(call: Call, body: dict, *, kind: str, operation=None) -> HttpResponseBase:
     """Every endpoint's way through the gateway, counted in flight until its answer ends."""
     InFlight.count += 1
+    metrics.IN_FLIGHT.inc()
     streaming = False
     try:
         response = await _serve(call, body, kind, operation)
@@ -279,6 +282,7 @@ async def handle(call: Call, body: dict, *, kind: str, operation=None) -> HttpRe
     finally:
         if not streaming:
             InFlight.count -= 1  # a stream's RelayBody ends its own count
+            metrics.IN_FLIGHT.dec()
 
 
 async def _serve(call: Call, body: dict, kind: str, operation) -> HttpResponseBase:
@@ -295,7 +299,8 @@ async def _serve(call: Call, body: dict, kind: str, operation) -> HttpResponseBa
         # The client left before the answer started: recorded, free.
         call.record(UsageRecord.Status.CANCELLED, http_status=499, error="client disconnected")
         raise
-    call.route = route = served.route
+    call.route, call.served = served.route, served
+    route = served.route
     provider_model = route.upstream_name
     if not call.stream:
         await served.done(True, model)
@@ -388,3 +393,4 @@ class RelayBody:
                 status, stream.final_usage(), http_status=200, error=error, first_token_at=stream.first_token_at
             )
             InFlight.count -= 1
+            metrics.IN_FLIGHT.dec()

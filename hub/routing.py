@@ -16,13 +16,13 @@ import asyncio
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from providers.adapters import UpstreamError, get_adapter
 
-from . import capabilities, catalogue, route_health
+from . import capabilities, catalogue, metrics, route_health
 from .errors import HubError, NoRouteAvailable, RoutesBusy, RoutesRateLimited
 
 
@@ -64,7 +64,9 @@ class Served:
     result: object  # ChatResult, or a ChatStream
     attempts: int
     token: str | None
-    started: float
+    started: float  # when the attempt that answered started
+    waited: float = 0.0  # seconds the failed attempts before it took
+    answered: float = field(default_factory=time.monotonic)  # when its answer (a stream's start) came
 
     async def done(self, ok: bool, model: catalogue.Model | None = None) -> None:
         store = route_health.store()
@@ -97,7 +99,7 @@ async def serve(
     snap = await catalogue.snapshot()
     deadline = time.monotonic() + settings.HUB_ROUTING_MAX_SECONDS
     seen: dict[int, route_health.Health] = {}
-    attempts, last_error, busy = 0, None, False
+    attempts, last_error, busy, waited = 0, None, False, 0.0
     for candidate in [model, *catalogue.fallbacks_of(model, snap)]:
         if candidate is not model:
             try:
@@ -117,11 +119,14 @@ async def serve(
                 if token is not None:
                     await store.release(route, token)
                 continue  # another request is its probe
+            if attempts:
+                metrics.FAILOVERS.labels(route.provider_name).inc()
             attempts, tries = attempts + 1, tries + 1
             started = time.monotonic()
             try:
                 result = await operation(get_adapter(route.provider_kind), route)
             except UpstreamError as error:
+                waited += time.monotonic() - started
                 if token is not None:
                     await store.release(route, token)
                 if not error.retryable:
@@ -134,7 +139,7 @@ async def serve(
                 if token is not None:
                     await asyncio.shield(store.release(route, token))
                 raise
-            return Served(route=route, result=result, attempts=attempts, token=token, started=started)
+            return Served(route=route, result=result, attempts=attempts, token=token, started=started, waited=waited)
     raise last_error or refusal(model, seen, busy)
 
 

@@ -27,6 +27,8 @@ import sys
 
 from honcho import command, compat, manager
 
+from hub import metrics_dir
+
 GRACEFUL_TIMEOUT = int(os.environ.setdefault("HUB_GRACEFUL_TIMEOUT", "30"))  # read by hub/gunicorn.conf.py too
 
 
@@ -58,4 +60,6 @@ manager.KILL_WAIT = GRACEFUL_TIMEOUT + 5
 
 
 if __name__ == "__main__":
+    # One folder for the web workers' and Celery's Prometheus figures, fresh for this start (hub/metrics_dir.py).
+    metrics_dir.prepare(metrics_dir.var_dir())
     command.main(["--app-root", ".", "--procfile", "hub/Procfile", "start", *sys.argv[1:]])

@@ -359,6 +359,19 @@ for _proxy in HUB_TRUSTED_PROXIES:
     except ValueError as exc:
         raise environ.ImproperlyConfigured(f"HUB_TRUSTED_PROXIES: {exc}") from None
 
+# GET /metrics (hub/metrics.py), for Prometheus: off (404) unless a bearer token (HUB_METRICS_TOKEN) or an address
+# allow-list (HUB_METRICS_ALLOW_IPS, CIDRs, matched against accounts/addresses.client_address) is set; with both
+# set, a scrape needs both. HUB_METRICS_ORGANIZATION_LABEL adds an `organization` label (its id) to the request
+# counters: one series per organisation and model, so only for hubs with few organisations.
+HUB_METRICS_TOKEN = env.str("HUB_METRICS_TOKEN", default="")
+HUB_METRICS_ALLOW_IPS = env.list("HUB_METRICS_ALLOW_IPS", default=[])
+for _network in HUB_METRICS_ALLOW_IPS:
+    try:
+        ipaddress.ip_network(_network)
+    except ValueError as exc:
+        raise environ.ImproperlyConfigured(f"HUB_METRICS_ALLOW_IPS: {exc}") from None
+HUB_METRICS_ORGANIZATION_LABEL = env.bool("HUB_METRICS_ORGANIZATION_LABEL", default=False)
+
 # End users' accounts (django-allauth, under /accounts/): sign-up with email and password, the email verified by
 # a link before the first login, password reset and email change by link too. HUB_SIGNUP_MODE: "open" (anyone),
 # "invite" (only an email with a pending invitation, accounts.Invitation) or "closed" (accounts/auth_adapter.py).

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import catalogue_pages, playground, views
+from . import catalogue_pages, metrics, playground, views
 
 urlpatterns = [
     path("v1/chat/completions", views.chat_completions),
@@ -24,6 +24,8 @@ urlpatterns = [
     path("v1/audio/translations", views.translations),
     path("api/audio/translations", views.translations),
     path("v1/status", views.service_status),
+    # For Prometheus (hub/metrics.py): a bearer token or an address allow-list, no session; off (404) without.
+    path("metrics", metrics.scrape),
     path("api/status", views.service_status),
     # The management API and Stripe's webhook need sessions and CSRF, so they live
     # outside the gateway's /v1/ and /api/ prefixes (see hub/asgi.py).
