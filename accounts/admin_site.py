@@ -21,6 +21,15 @@ from . import mfa
 
 
 class HubAdminSite(admin.AdminSite):
+    # The index is the operator overview: the gateway's layer (hub/admin_overview.py) sets what it shows,
+    # since this one may not import it; the app list stays below it.
+    index_template = "admin/hub_index.html"
+    overview = None  # a callable: request -> the overview's context
+
+    def index(self, request, extra_context=None):
+        context = dict(self.overview(request)) if self.overview is not None else {}
+        return super().index(request, {**context, **(extra_context or {})})
+
     def register(self, model_or_iterable, admin_class=None, **options):
         models = model_or_iterable if isinstance(model_or_iterable, list | tuple) else [model_or_iterable]
         if Authenticator in models:  # @admin.register passes a tuple
