@@ -131,6 +131,10 @@ class Overview:
     drift_checked_at: datetime | None
 
     @property
+    def link(self) -> str:
+        return _range_query(self.since, self.until)
+
+    @property
     def top_organizations(self) -> list[Line]:
         return self.by_organization[:TOP_ORGANIZATIONS]
 

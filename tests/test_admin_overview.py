@@ -31,6 +31,10 @@ def nearest_rank(values: list[int], fraction: float) -> int:
 
 @pytest.fixture
 def traffic():
+    return make_traffic()
+
+
+def make_traffic() -> dict:
     """Three organisations on two providers (three credentials) and three models, one sold below cost; a refused
     request that counts but costs nothing; a disabled credential and one cooling down; a hold in flight."""
     now = timezone.now()
@@ -194,6 +198,10 @@ def test_the_index_shows_the_figures_and_links_to_lists_with_as_many_rows(traffi
         assert count == expected[key], (key, href, count)
         seen.add(key)
     assert seen == set(expected)
+    total = re.search(r'data-figure="requests"><a href="([^"]+)">7</a>', html)
+    assert operator.get(total.group(1).replace("&amp;", "&")).context["cl"].result_count == records.count()
+    holds = re.search(r'data-figure="holds"><a href="([^"]+)">1</a>', html)
+    assert operator.get(holds.group(1)).context["cl"].result_count == 1
     assert operator.get("/admin/?range=custom&start=2026-01-02&end=2026-01-01").status_code == 200
 
 
