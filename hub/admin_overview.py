@@ -107,8 +107,8 @@ class OrganizationOverviewAdmin(OrganizationAdmin):
                 "metric": "spend",
                 "currency": currency(),
                 "ledger": balance_history(organization),
-                "keys": ApiKey.objects.filter(organization=organization).order_by("-created_at"),
-                "errors": UsageRecord.objects.filter(organization=organization)
+                "api_keys": ApiKey.objects.filter(organization=organization).order_by("-created_at"),
+                "recent_errors": UsageRecord.objects.filter(organization=organization)
                 .exclude(status=UsageRecord.Status.OK)
                 .order_by("-created_at")[:RECENT],
             }

@@ -208,7 +208,10 @@ def test_the_index_shows_the_figures_and_links_to_lists_with_as_many_rows(traffi
 def test_the_organisation_page_shows_usage_balance_keys_and_errors(traffic, operator):
     globex = traffic["globex"]
     factories.api_key(globex, "ci")
-    html = operator.get(f"/admin/accounts/organization/{globex.pk}/change/").content.decode()
+    page = operator.get(f"/admin/accounts/organization/{globex.pk}/change/")
+    assert page.context["adminform"].form.errors == {}  # the page's own context is left as the admin made it
+    html = page.content.decode()
+    assert "Please correct" not in html
     assert "usage-bars" in html and "org-ledger" in html and "ci" in html
     assert "Refused (client error)" in html
     assert "0.75" in html  # its balance after the one charge

@@ -62,6 +62,7 @@ def test_the_overview_shows_the_ledger_s_figures_with_its_chart(page, operator):
     assert page.locator("#organization-activity svg.usage-bars rect").count() >= 1
     assert money(Decimal("0.75")) in page.locator("#org-ledger").inner_text()
     assert "Refused (client error)" in page.locator("#org-errors").inner_text()
+    assert page.locator(".errornote").count() == 0
     screenshot(page, "organization")
     # Django's own markup fails the label check: the memberships inline's hidden template row ("__prefix__"),
     # labelled by its column heading, not by a <label>. Nothing else may, and the page must not scroll sideways.
