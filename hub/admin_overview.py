@@ -73,7 +73,7 @@ def overview_context(request) -> dict:
     return context
 
 
-admin.site.overview = overview_context  # type: ignore[attr-defined]
+admin.site.overview = overview_context  # type: ignore[attr-defined]  # admin.site is the HubAdminSite (accounts/admin_config.py)
 
 
 def balance_history(organization) -> list[tuple[LedgerEntry, Decimal]]:

@@ -295,9 +295,9 @@ def overview_of(*, first: date, last: date, now: datetime | None = None) -> Over
         lambda d: {},
     )
     for line in by_day:
-        day = line.key
+        day = datetime.fromisoformat(line.label).replace(tzinfo=UTC)
         line.link = _range_query(day, day + timedelta(days=1))
-    by_day.sort(key=lambda line: line.key)
+    by_day.sort(key=lambda line: line.label)
     by_model = _lines(
         rollups.values("model_name").annotate(**sums), "model_name", str, since, until, lambda m: {"served_model": m}
     )
@@ -335,7 +335,7 @@ def overview_of(*, first: date, last: date, now: datetime | None = None) -> Over
         credentials=_behaviour(since, until, "credential", credentials),
         running_out=running_out(now=now),
         out_of_rotation=out_of_rotation(),
-        below_cost_rates=pricing.prices_below_cost(),
+        below_cost_rates=pricing.prices_below_cost(log=False),
         below_cost_sold=[line for line in by_model if line.figures.margin < 0],
         holds_count=holds["n"],
         holds_amount=holds["s"] or ZERO,
