@@ -6,6 +6,7 @@ the admin only after an MFA step when one is required (accounts/mfa.py code_requ
 is sent to allauth's TOTP activation.
 """
 
+from collections.abc import Callable
 from functools import update_wrapper
 from urllib.parse import urlencode
 
@@ -13,6 +14,7 @@ from allauth.mfa.models import Authenticator
 from django.contrib import admin
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -21,6 +23,15 @@ from . import mfa
 
 
 class HubAdminSite(admin.AdminSite):
+    # The index is the operator overview: the gateway's layer (hub/admin_overview.py) sets what it shows,
+    # since this one may not import it; the app list stays below it.
+    index_template = "admin/hub_index.html"
+    overview: Callable[[HttpRequest], dict] | None = None  # request -> the overview's context
+
+    def index(self, request, extra_context=None):
+        context: dict = {} if self.overview is None else dict(self.overview(request))
+        return super().index(request, {**context, **(extra_context or {})})
+
     def register(self, model_or_iterable, admin_class=None, **options):
         models = model_or_iterable if isinstance(model_or_iterable, list | tuple) else [model_or_iterable]
         if Authenticator in models:  # @admin.register passes a tuple

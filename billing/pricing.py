@@ -221,8 +221,9 @@ def margin_apply(
     return changes
 
 
-def prices_below_cost() -> list[dict]:
-    """Every rate with a price under its cost (any kind, any tier): each request on it loses money."""
+def prices_below_cost(*, log: bool = True) -> list[dict]:
+    """Every rate with a price under its cost (any kind, any tier): each request on it loses money.
+    The check task logs them; the operator overview (hub/operator_overview.py) only shows them."""
     rows = []
     for rate in ModelRate.objects.select_related("model").order_by("model__public_id"):
         below = []
@@ -239,7 +240,7 @@ def prices_below_cost() -> list[dict]:
                 below.append(cost_name[:-5])
         if below:
             rows.append({"model": rate.model.public_id, "below": below, **snapshot(rate)})
-    for row in rows:
+    for row in rows if log else []:
         logger.warning(
             "price below cost: %(model)s (%(below)s) input cost %(input_cost)s price %(input_price)s,"
             " output cost %(output_cost)s price %(output_price)s",

@@ -9,19 +9,22 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from accounts.admin import AuditedAdmin
-from accounts.models import Team
+from accounts.models import Organization, Team
 from billing.models import ModelRate
 from billing.ratecard import PAIRS, TIERS
 from providers.admin import CredentialForm, secret_of
 from providers.models import CatalogModel, Credential, ModelRoute
 from providers.redaction import scrub
 
-from . import admin_accounts, route_health
+from . import admin_accounts, admin_overview, route_health
 from .health_checks import check
 
 # Accounts' team admin, with the cost and price billing knows of the team.
 admin.site.unregister(Team)
 admin.site.register(Team, admin_accounts.TeamCostAdmin)
+# And its organisation admin with the usage chart, balance history, keys and recent errors.
+admin.site.unregister(Organization)
+admin.site.register(Organization, admin_overview.OrganizationOverviewAdmin)
 
 
 @admin.register(Credential)

@@ -10,7 +10,7 @@ from accounts.admin import forget_all_keys
 from accounts.audit import Actor, audit_record
 
 from .. import grants, modes, services
-from ..models import CreditAccount, CreditGrant, LedgerEntry, LowBalanceAlert
+from ..models import CreditAccount, CreditGrant, CreditHold, LedgerEntry, LowBalanceAlert
 
 
 class LedgerInline(admin.TabularInline):
@@ -212,4 +212,23 @@ class CreditGrantAdmin(admin.ModelAdmin):
         return obj is None and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CreditHold)
+class CreditHoldAdmin(admin.ModelAdmin):
+    """Credit reserved for requests in flight (billing/services.py): read only; expired ones are released by
+    billing.tasks.release_expired_holds."""
+
+    list_display = ["request_id", "account", "amount", "created_at", "expires_at"]
+    list_filter = ["expires_at"]
+    search_fields = ["request_id", "account__organization__name"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

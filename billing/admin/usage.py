@@ -20,7 +20,8 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "billing_mode",
         "latency_ms",
     ]
-    list_filter = ["status", "billing_mode", "endpoint", "stream"]
+    # Provider and credential: the operator overview's figures link to the records behind them (hub/admin_overview.py).
+    list_filter = ["status", "billing_mode", "provider", "credential", "endpoint", "stream"]
     search_fields = ["request_id", "model_name", "served_model", "organization__name"]
     date_hierarchy = "created_at"
 
