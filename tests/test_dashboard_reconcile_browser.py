@@ -66,9 +66,9 @@ def test_overview_usage_log_and_csv_agree_with_the_ledger(page, hub, openai_prov
     traffic(hub, web, batch)
 
     records = UsageRecord.objects.filter(organization=organization)
-    charged = -LedgerEntry.objects.filter(
-        account__organization=organization, kind=LedgerEntry.Kind.USAGE
-    ).aggregate(s=Sum("amount"))["s"]
+    charged = -LedgerEntry.objects.filter(account__organization=organization, kind=LedgerEntry.Kind.USAGE).aggregate(
+        s=Sum("amount")
+    )["s"]
     assert charged == records.aggregate(s=Sum("price"))["s"] > 0
     count = records.count()
     assert count == 7 + records.exclude(status="ok").count()  # a refused request is recorded too
