@@ -8,6 +8,7 @@ log record on the "hub.requests" logger, so LOG_FORMAT=json (hub/logging.py) mak
 import json
 import logging
 
+from accounts.models import ApiKey
 from billing.usage import UsageEvent
 
 logger = logging.getLogger("hub.requests")
@@ -19,7 +20,8 @@ def request_finished(event: UsageEvent, *, key_prefix: str, provider: str) -> No
     fields = {
         "request_id": event.request_id,
         "organization": event.organization_id,
-        "key_prefix": key_prefix,
+        # Without the "sk-hub-" every key starts with: the rest would look like a key to the log's scrub.
+        "key_prefix": key_prefix.removeprefix(ApiKey.PREFIX),
         "endpoint": event.endpoint,
         "model": event.model_name,
         "served_model": event.served_model,

@@ -94,7 +94,7 @@ class JsonFormatter(logging.Formatter):
         }
         fields = getattr(record, "request", None)
         if isinstance(fields, dict):
-            line.update(fields)
+            line.update({name: _clean(value) for name, value in fields.items()})
         else:
             line["message"] = record.getMessage()
         if record.exc_info and not record.exc_text:
