@@ -35,7 +35,7 @@ def _cache() -> None:
 
 def _broker() -> None:
     with celery_app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=CHECK_SECONDS)
+        conn.ensure_connection(max_retries=1, timeout=1)
 
 
 CHECKS = {"database": _database, "cache": _cache, "broker": _broker}

@@ -65,7 +65,7 @@ class LiveHub:
 
 @pytest.fixture(scope="session", autouse=True)
 def known_secrets(request):
-    """The fake upstream's key, which no factory makes, is one the run's output must not hold (tests/secret_guard.py)."""
+    """The fake upstream's key, which no factory makes, must not be in the run's output (tests/secret_guard.py)."""
     request.config.pluginmanager.get_plugin("tests.secret_guard").remember(UPSTREAM_KEY)
 
 

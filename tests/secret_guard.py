@@ -6,6 +6,7 @@ A match fails the run, naming the file and the line.
 
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -99,5 +100,5 @@ def pytest_sessionfinish(session, exitstatus):
         if reporter is not None:
             reporter.write_line(message, red=True)
         else:
-            print(message)
+            sys.stderr.write(message + "\n")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

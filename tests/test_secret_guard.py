@@ -11,7 +11,7 @@ from tests import secret_guard
 def test_a_process_that_logs_a_key(tmp_path):
     secret_guard.remember("sk-hub-LEAKEDleakedLEAKED123")
     log = tmp_path / "web.log"
-    code = "import logging; logging.basicConfig(); logging.getLogger('x').warning('key %s', 'sk-hub-LEAKEDleakedLEAKED123')"
+    code = "import logging; logging.basicConfig(); logging.warning('key %s', 'sk-hub-LEAKEDleakedLEAKED123')"
     with log.open("w") as out:
         subprocess.run([sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT, check=True)
 
@@ -27,7 +27,9 @@ def run_inner(pytester, *, leak: bool, subprocess_too: bool):
     selected = [] if subprocess_too else ["-k", "in_process"]
     for name, value in env.items():
         pytester._monkeypatch.setenv(name, value)
-    return pytester.runpytest_subprocess("-p", "no:django", "-p", "tests.secret_guard", "-p", "no:cacheprovider", *selected)
+    return pytester.runpytest_subprocess(
+        "-p", "no:django", "-p", "tests.secret_guard", "-p", "no:cacheprovider", *selected
+    )
 
 
 def test_it_fails_a_run_whose_subprocess_logged_a_key_it_used(pytester):
