@@ -2,6 +2,7 @@
 
 import json
 import logging
+import subprocess
 import time
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from hub.logging import JsonFormatter
 from tests.conftest import UPSTREAM_KEY
 from tests.factories import add_model
+from tests.processes import ROOT, VENV_BIN, runtime_env
 
 FIELDS = {
     "request_id",
@@ -116,3 +118,32 @@ def test_a_model_name_with_spaces_is_quoted_in_the_text_line(client, lines):
         client.chat.completions.create(model='a b="c"', messages=[{"role": "user", "content": "hi"}])
     [record] = lines()
     assert 'model="a b=\\"c\\""' in record.getMessage()
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_log_format_json_writes_every_record_as_one_scrubbed_json_object(tmp_path, log_format):
+    code = (
+        "import django, logging; django.setup();"
+        "logging.getLogger('hub.anything').warning('upstream said %s', 'sk-proj-abcdefghijklmnop1234')"
+    )
+    env = runtime_env(tmp_path / "var", LOG_FORMAT=log_format, DJANGO_SETTINGS_MODULE="hub.settings")
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if "upstream said" in line]
+    assert "sk-proj-abcdefghijklmnop1234" not in line
+    if log_format == "json":
+        record = json.loads(line)
+        assert record["level"] == "WARNING" and record["logger"] == "hub.anything"
+        assert record["message"].startswith("upstream said ") and record["time"]
+    else:
+        assert " WARNING hub.anything upstream said " in line
+
+
+def test_an_unknown_log_format_is_refused(tmp_path):
+    env = runtime_env(tmp_path / "var", LOG_FORMAT="xml")
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0 and "LOG_FORMAT must be text or json" in done.stderr
