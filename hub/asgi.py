@@ -114,6 +114,8 @@ async def _too_large(scope, send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+from hub import health  # noqa: E402 - after django.setup(): it reads the cache and the Celery app
+
 site_app = ASGIHandler()
 gateway_app = GatewayHandler()
 _prefixes = tuple(settings.GATEWAY_PATH_PREFIXES)
@@ -121,6 +123,8 @@ _prefixes = tuple(settings.GATEWAY_PATH_PREFIXES)
 
 async def application(scope, receive, send):
     if scope["type"] == "http":
+        if scope["path"] in health.PATHS:
+            return await health.app(scope, receive, send)
         app = gateway_app if scope["path"].startswith(_prefixes) else site_app
         return await app(scope, receive, send)
     if scope["type"] == "lifespan":

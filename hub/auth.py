@@ -33,6 +33,7 @@ class KeyInfo:
     policy: Policy = NO_POLICY
     plan: Plan | None = None  # the organisation's price plan
     billing_mode: str = ""  # the organisation's (credits, postpaid, internal); empty: HUB_BILLING_MODE
+    prefix: str = ""  # the key's visible prefix, for the request log (never the key itself)
 
 
 def plan_of(account) -> Plan | None:
@@ -64,6 +65,7 @@ def _load(hashed: str) -> KeyInfo | None:
         Policy.of(key, key.organization),
         plan_of(account),
         account.billing_mode if account is not None else "",
+        key.prefix,
     )
 
 

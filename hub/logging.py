@@ -6,8 +6,10 @@ with propagate off, all get the record already clean. A record is made only for 
 so a debug line that is not written costs nothing.
 """
 
+import json
 import logging
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 from providers.redaction import scrub
 
@@ -77,3 +79,28 @@ class RedactSecretsFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         redact_record(record)
         return True
+
+
+class JsonFormatter(logging.Formatter):
+    """LOG_FORMAT=json: each record one JSON object on one line (time, level, logger, message, and a request
+    line's fields at the top level). The record was scrubbed when it was made (install()); the handler's filter
+    scrubs any made before."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        fields = getattr(record, "request", None)
+        if isinstance(fields, dict):
+            line.update({name: _clean(value) for name, value in fields.items()})
+        else:
+            line["message"] = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(self.formatException(record.exc_info))
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return json.dumps(line, default=str)

@@ -23,7 +23,7 @@ from providers.adapters import ChatResult, UpstreamError, Usage
 from providers.adapters.base import sse
 from providers.redaction import scrub
 
-from . import capabilities, catalogue, credit, media, metrics, policy, routing
+from . import accesslog, capabilities, catalogue, credit, media, metrics, policy, routing
 from .auth import KeyInfo
 from .errors import HubError, InternalError, error_response
 from .metering import meter
@@ -105,6 +105,7 @@ class Call:
             credit.settle(self, event.price if event.charged else Decimal(0))
         meter.add(event)
         metrics.observe(self, event)
+        accesslog.request_finished(event, key_prefix=self.key.prefix, provider=route.provider_name if route else "")
         if not self.key.policy.empty and (event.prompt_tokens or event.price):
             task = asyncio.get_running_loop().create_task(
                 policy.account(self.key, event.prompt_tokens + event.completion_tokens, event.price)
