@@ -17,8 +17,9 @@ import csv
 import re
 from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -75,10 +76,9 @@ COLUMNS = (
     "first_token_ms",
     "error",
 )
-_TEXT = frozenset(
-    {"request_id", "api_key__name", "api_key__prefix", "api_key__team__name", "model_name", "served_model"}
-    | {"endpoint", "status", "error"}
-)
+# Text that members, clients or providers choose: formula-safe and quoted as needed. The rest of the text is the
+# hub's own (ids, key prefixes, endpoint and status names), which holds none of the characters that need it.
+_TEXT = frozenset({"api_key__name", "api_key__team__name", "model_name", "served_model", "error"})
 
 
 class _Echo:
@@ -139,19 +139,37 @@ def _text(column: str) -> _Sql:
     )
 
 
-def _time(zone: str) -> _Sql:
-    # datetime.isoformat() in the zone: microseconds only when there are some, the offset as +HH:MM.
+def _time(zone: str, offset: str | None) -> _Sql:
+    # datetime.isoformat() in the zone: microseconds only when there are some, the offset as +HH:MM; `offset`:
+    # the zone's one offset over the whole range (most exports), else each record's is worked out.
     local = _Sql("{0} AT TIME ZONE {1}", F("created_at"), Value(zone))
-    offset = _Sql("{0} - ({1} AT TIME ZONE 'UTC')", local, F("created_at"))
-    return _Sql(
-        r"""regexp_replace(to_char({0}, 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\.000000$', '')"""
-        r""" || CASE WHEN {1} < interval '0' THEN '-' || to_char(-{1}, 'HH24:MI') ELSE to_char({1}, '+HH24:MI') END""",
+    when = _Sql(
+        r"""CASE WHEN date_trunc('second', {0}) = {0} THEN to_char({1}, 'YYYY-MM-DD"T"HH24:MI:SS')"""
+        r""" ELSE to_char({1}, 'YYYY-MM-DD"T"HH24:MI:SS.US') END""",
+        F("created_at"),
         local,
-        offset,
+    )
+    if offset is not None:
+        return _Sql("{0} || {1}", when, Value(offset))
+    each = _Sql("{0} - ({1} AT TIME ZONE 'UTC')", local, F("created_at"))
+    return _Sql(
+        "{0} || CASE WHEN {1} < interval '0' THEN '-' || to_char(-{1}, 'HH24:MI') ELSE to_char({1}, '+HH24:MI') END",
+        when,
+        each,
     )
 
 
-def line_of(*, cost: bool, zone: str) -> _Sql:
+def one_offset(zone: str, since: datetime, until: datetime) -> str | None:
+    """The zone's UTC offset as isoformat() writes it, if it is the same all through [since, until) (an hourly
+    look: zones change theirs at most twice a year, and never back within the hour)."""
+    tz = ZoneInfo(zone)
+    hours = max(1, int((until - since).total_seconds() // 3600))
+    offsets = {(since + timedelta(hours=n)).astimezone(tz).isoformat()[-6:] for n in range(hours + 1)}
+    offsets.add((until - timedelta(microseconds=1)).astimezone(tz).isoformat()[-6:])
+    return offsets.pop() if len(offsets) == 1 else None
+
+
+def line_of(*, cost: bool, zone: str, offset: str | None = None) -> _Sql:
     """A record's CSV line, byte for byte what csv.writer makes of rows_of's row for it (CRLF included)."""
     places = settings.MONEY_DECIMAL_PLACES
     # Money is an integer of units: times 10^-places, a product whose scale is `places`, so every digit shows.
@@ -159,7 +177,7 @@ def line_of(*, cost: bool, zone: str) -> _Sql:
     cells = []
     for column in COLUMNS:
         if column == "created_at":
-            cells.append(_time(zone))
+            cells.append(_time(zone, offset))
         elif column in _TEXT:
             cells.append(_text(column))
         elif column == "stream":
@@ -221,7 +239,8 @@ def lines_of(*, organization, filters: Filters, cost: bool) -> Iterator[str]:
     filters = replace(filters, until=min(filters.until, timezone.now()))
     records = records_of(organization=organization, filters=filters)
     yield writer.writerow(HEADER)
-    lines = records.annotate(csv_line=line_of(cost=cost, zone=zone)).values_list("csv_line", flat=True)
+    line = line_of(cost=cost, zone=zone, offset=one_offset(zone, filters.since, filters.until))
+    lines = records.annotate(csv_line=line).values_list("csv_line", flat=True)
     yield from lines.iterator(chunk_size=CHUNK)
     yield writer.writerow(_totals_row(totals_of(records, cost=cost)))
 

@@ -91,8 +91,10 @@ def records(settings):
     return organization
 
 
-def both(organization, *, cost: bool, monkeypatch) -> tuple[str, str]:
-    filters = requestlog.Filters(since=datetime(2025, 1, 1, tzinfo=UTC), until=datetime(2027, 2, 1, tzinfo=UTC))
+def both(organization, *, cost: bool, monkeypatch, since=None, until=None) -> tuple[str, str]:
+    filters = requestlog.Filters(
+        since=since or datetime(2025, 1, 1, tzinfo=UTC), until=until or datetime(2027, 2, 1, tzinfo=UTC)
+    )
     by_database = "".join(export.lines_of(organization=organization, filters=filters, cost=cost))
     monkeypatch.setattr(export, "_writes_lines", lambda: False)
     by_python = "".join(export.lines_of(organization=organization, filters=filters, cost=cost))
@@ -167,3 +169,15 @@ def test_a_client_that_leaves_mid_export_leaves_no_cursor_open(records):
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_cursors")
         assert cursor.fetchone() == (0,)
+
+
+def test_a_range_of_one_offset_writes_it_as_a_constant_and_the_same_bytes(records, monkeypatch):
+    since, until = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    assert export.one_offset("America/New_York", since, until) == "-04:00"
+    assert export.one_offset("America/New_York", since, until + timedelta(hours=7)) is None  # Nov 1, 06:00 UTC
+    assert export.one_offset("Asia/Kathmandu", since, until) == "+05:45"
+    assert export.one_offset("UTC", since, until) == "+00:00"
+    with timezone.override("America/New_York"):
+        by_database, by_python = both(records, cost=False, monkeypatch=monkeypatch, since=since, until=until)
+    assert by_database == by_python
+    assert by_database.count("-04:00,") == 6
