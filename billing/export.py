@@ -34,48 +34,29 @@ CHUNK = 2000  # rows fetched from the server-side cursor at a time
 BATCH = 500  # rows per piece of the response under ASGI: one thread hop each
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
-HEADER = (
-    "time",
-    "request_id",
-    "key",
-    "key_prefix",
-    "team",
-    "model_asked",
-    "model_served",
-    "endpoint",
-    "stream",
-    "status",
-    "http_status",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "spend",  # the price, or in internal mode the cost (requestlog.shows_cost)
-    "latency_ms",
-    "first_token_ms",
-    "error",
+# Each column's header and the record's field under it ("amount": the cost or the price, requestlog.shows_cost).
+_CELLS = (
+    ("time", "created_at"),
+    ("request_id", "request_id"),
+    ("key", "api_key__name"),
+    ("key_prefix", "api_key__prefix"),
+    ("team", "api_key__team__name"),
+    ("model_asked", "model_name"),
+    ("model_served", "served_model"),
+    ("endpoint", "endpoint"),
+    ("stream", "stream"),
+    ("status", "status"),
+    ("http_status", "http_status"),
+    ("prompt_tokens", "prompt_tokens"),
+    ("completion_tokens", "completion_tokens"),
+    ("total_tokens", "total_tokens"),
+    ("spend", "amount"),
+    ("latency_ms", "latency_ms"),
+    ("first_token_ms", "first_token_ms"),
+    ("error", "error"),
 )
-
-# The record's fields under each header; "amount" is the cost or the price.
-COLUMNS = (
-    "created_at",
-    "request_id",
-    "api_key__name",
-    "api_key__prefix",
-    "api_key__team__name",
-    "model_name",
-    "served_model",
-    "endpoint",
-    "stream",
-    "status",
-    "http_status",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "amount",
-    "latency_ms",
-    "first_token_ms",
-    "error",
-)
+HEADER = tuple(header for header, _ in _CELLS)
+COLUMNS = tuple(column for _, column in _CELLS)
 # Text that members, clients or providers choose: formula-safe and quoted as needed. The rest of the text is the
 # hub's own (ids, key prefixes, endpoint and status names), which holds none of the characters that need it.
 _TEXT = frozenset({"api_key__name", "api_key__team__name", "model_name", "served_model", "error"})
