@@ -74,3 +74,12 @@ def totp_code(user, at: float | None = None) -> str:
 
 def wrong_code(code: str) -> str:
     return f"{(int(code) + 1) % 10**6:06d}"
+
+
+def sign_in_page(page, login: str, password: str = PASSWORD, *, landing: str = "**/dashboard/") -> None:
+    """Sign in through the login form in a browser page (Playwright) and wait for the page it lands on."""
+    page.goto("/accounts/login/")
+    page.get_by_label("Email or username").fill(login)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(landing)

@@ -11,18 +11,10 @@ from django.utils import timezone
 from billing.services import record_usage
 from tests import factories
 from tests.browser import check_page, screenshot
-from tests.signin import PASSWORD, fresh_throttles, verified_user
+from tests.signin import fresh_throttles, sign_in_page, verified_user
 
 pytestmark = pytest.mark.browser
 __all__ = ["fresh_throttles"]
-
-
-def sign_in(page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Email or username").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/dashboard/")
 
 
 def organisation_with_usage(name: str, owner, *, credit: str):
@@ -44,7 +36,7 @@ def test_the_owner_sees_the_numbers_and_no_banner(page, settings, width):
     settings.HUB_STARTER_CREDITS = "0"
     owner = verified_user(f"owner-{width}@example.com")
     organisation_with_usage("Wonderland", owner, credit="100")
-    sign_in(page, owner.email)
+    sign_in_page(page, owner.email)
     main = page.inner_text("main")
     assert page.get_by_role("heading", name="Wonderland", level=1).count() == 1
     assert "91.50" in page.inner_text("#stat-headline")  # 100 less 1.50 and 7.00
@@ -62,7 +54,7 @@ def test_a_viewer_of_an_organisation_low_on_credit_sees_the_banner(page, setting
     organization = organisation_with_usage("Looking Glass", owner, credit="9.00")  # 0.50 left, under 1
     viewer = verified_user(f"viewer-{width}@example.com")
     organization.memberships.create(user=viewer, role="viewer")
-    sign_in(page, viewer.email)
+    sign_in_page(page, viewer.email)
     banner = page.get_by_role("alert")
     assert banner.count() == 1 and "0.50 USD available" in banner.inner_text()
     assert "An owner or a billing member" in banner.inner_text()

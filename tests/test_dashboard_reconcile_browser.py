@@ -17,7 +17,7 @@ from billing.models import LedgerEntry, UsageRecord
 from billing.tasks import roll_up_usage
 from tests import factories
 from tests.browser import check_page, screenshot
-from tests.signin import PASSWORD, fresh_throttles, verified_user
+from tests.signin import fresh_throttles, sign_in_page, verified_user
 
 pytestmark = pytest.mark.browser
 __all__ = ["fresh_throttles"]
@@ -27,14 +27,6 @@ def number(text: str) -> Decimal:
     found = re.search(r"\d[\d,]*(\.\d+)?", text)
     assert found, text
     return Decimal(found[0].replace(",", ""))
-
-
-def sign_in(page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Email or username").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/dashboard/")
 
 
 def traffic(hub, web: str, batch: str) -> None:
@@ -73,7 +65,7 @@ def test_overview_usage_log_and_csv_agree_with_the_ledger(page, hub, openai_prov
     count = records.count()
     assert count == 7 + records.exclude(status="ok").count()  # a refused request is recorded too
 
-    sign_in(page, owner.email)
+    sign_in_page(page, owner.email)
     assert number(page.inner_text("#stat-today")) == charged
     assert number(page.inner_text("#stat-requests")) == count
     screenshot(page, "overview")

@@ -18,18 +18,10 @@ from billing.services import record_usage
 from billing.tasks import roll_up_usage
 from tests import factories
 from tests.browser import check_page, screenshot
-from tests.signin import PASSWORD, fresh_throttles, verified_user
+from tests.signin import fresh_throttles, sign_in_page, verified_user
 
 pytestmark = pytest.mark.browser
 __all__ = ["fresh_throttles"]
-
-
-def sign_in(page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Email or username").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/dashboard/")
 
 
 def organisation_with_usage(owner):
@@ -78,7 +70,7 @@ def test_the_owner_sees_the_week_and_splits_it_by_key(page, settings, width):
     settings.HUB_STARTER_CREDITS = "0"
     owner = verified_user(f"owner-{width}@example.com")
     organization = organisation_with_usage(owner)
-    sign_in(page, owner.email)
+    sign_in_page(page, owner.email)
     page.get_by_role("link", name="Usage").click()
     page.wait_for_url("**/dashboard/usage/")
     assert page.get_by_role("link", name="Usage").get_attribute("aria-current") == "page"
@@ -109,7 +101,7 @@ def test_requests_per_hour_today_in_tokyo(page, settings, width):
     settings.HUB_STARTER_CREDITS = "0"
     owner = verified_user(f"tokyo-{width}@example.com", time_zone="Asia/Tokyo")
     organisation_with_usage(owner)
-    sign_in(page, owner.email)
+    sign_in_page(page, owner.email)
     page.goto("/dashboard/usage/?range=today&metric=requests")
     assert "Days and hours in Asia/Tokyo." in page.inner_text("main")
     assert page.locator("#usage-table tbody tr").count() == 24
