@@ -43,6 +43,9 @@ ledger, the balance and every entry's amount never change. Pruned days are
 sealed (UsageRollupState.pruned_through): their rollups are final and never
 rebuilt from records arriving later (those are logged, and kept).
 
+Route rollups (per provider × credential: requests, errors and latency histograms) are rebuilt with the usage
+rollups, hour by hour from the same records; an hour is dirty when either counts other than its records.
+
 Invoices read only the daily rollups (billing/invoices/issuing.py), never raw
 records, and a day's rollups are final before its records go: an invoice is
 the same whether its month was pruned before it was issued or after.
@@ -50,17 +53,18 @@ the same whether its month was pruned before it was issued or after.
 
 import logging
 from datetime import UTC, datetime, timedelta
+from itertools import zip_longest
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import Case, Count, F, IntegerField, Max, Min, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
 from providers.models import CatalogModel
 
 from . import archive
-from .models import UsageRecord, UsageRollup, UsageRollupState
+from .models import RouteRollup, UsageRecord, UsageRollup, UsageRollupState
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +72,47 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 HOURLY, DAILY = UsageRollup.Granularity.HOUR, UsageRollup.Granularity.DAY
 DELETE_BATCH = 900  # under SQLite's oldest limit of 999 parameters a statement
+
+
+def _bounds(first: int, last: int, ratio: float) -> tuple[int, ...]:
+    out = [first]
+    while out[-1] < last:
+        out.append(max(out[-1] + 1, round(out[-1] * ratio)))
+    return tuple(out)
+
+
+# The upper bounds (inclusive, in ms) of the route rollups' latency buckets, from 1 ms to over an hour, each
+# about a quarter wider than the last: a percentile read from them is the bound of the bucket it falls in, at
+# most 25% above the observed value. Stored histograms count per these buckets: never change them.
+LATENCY_BOUNDS_MS = _bounds(1, 3_600_000, 1.25)
+
+
+def _bucket(field: str) -> Case:
+    """The index of the latency bucket `field` falls in (len(LATENCY_BOUNDS_MS): slower than them all)."""
+    whens = [When(**{f"{field}__lte": bound}, then=Value(i)) for i, bound in enumerate(LATENCY_BOUNDS_MS)]
+    return Case(*whens, default=Value(len(LATENCY_BOUNDS_MS)), output_field=IntegerField())
+
+
+def bucket_of(ms: int) -> int:
+    """The latency bucket of `ms`, as _bucket computes it in SQL."""
+    return next((i for i, bound in enumerate(LATENCY_BOUNDS_MS) if ms <= bound), len(LATENCY_BOUNDS_MS))
+
+
+def add_histograms(a: list[int], b: list[int]) -> list[int]:
+    return [x + y for x, y in zip_longest(a, b, fillvalue=0)]
+
+
+def percentile(histogram: list[int], percent: int) -> int | None:
+    """The nearest-rank `percent` percentile of a latency histogram: its bucket's upper bound (ms), None if empty."""
+    n = sum(histogram)
+    if not n:
+        return None
+    rank, seen = max(1, (percent * n + 99) // 100), 0
+    for i, count in enumerate(histogram):
+        seen += count
+        if seen >= rank:
+            return LATENCY_BOUNDS_MS[min(i, len(LATENCY_BOUNDS_MS) - 1)]
+    return LATENCY_BOUNDS_MS[-1]
 
 
 class PruneRaced(Exception):
@@ -128,7 +173,18 @@ def dirty_hours(since: datetime | None = None, until: datetime | None = None) ->
         .annotate(n=Sum("requests"))
         .values_list("period_start", "n")
     )
-    return sorted(h for h in raw.keys() | rolled.keys() if raw.get(h, 0) != rolled.get(h, 0))
+    routed = dict(
+        RouteRollup.objects.filter(_between("period_start", since, until), granularity=HOURLY)
+        .order_by()
+        .values("period_start")
+        .annotate(n=Sum("requests"))
+        .values_list("period_start", "n")
+    )
+    return sorted(
+        h
+        for h in raw.keys() | rolled.keys() | routed.keys()
+        if not raw.get(h, 0) == rolled.get(h, 0) == routed.get(h, 0)
+    )
 
 
 def _rebuild_hours(hours: list[datetime]) -> None:
@@ -181,6 +237,73 @@ def _rebuild_hours(hours: list[datetime]) -> None:
             for g in groups
         ]
     )
+    _rebuild_route_hours(hours, in_hours)
+
+
+def _rebuild_route_hours(hours: list[datetime], in_hours: Q) -> None:
+    RouteRollup.objects.filter(granularity=HOURLY, period_start__in=hours).delete()
+    records = UsageRecord.objects.filter(in_hours).order_by().annotate(hour=TruncHour("created_at"))
+    rows: dict[tuple, RouteRollup] = {}
+
+    def row(g) -> RouteRollup:
+        key = (g["provider_id"], g["credential_id"], g["hour"])
+        if key not in rows:
+            rows[key] = RouteRollup(
+                provider_id=g["provider_id"],
+                provider_ref=g["provider_id"] or 0,
+                credential_id=g["credential_id"],
+                credential_ref=g["credential_id"] or 0,
+                granularity=HOURLY,
+                period_start=g["hour"],
+            )
+        return rows[key]
+
+    def count(histogram: list[int], bucket: int, n: int) -> list[int]:
+        return add_histograms(histogram, [0] * bucket + [n])
+
+    latency = (
+        records.annotate(b=_bucket("latency_ms"))
+        .values("provider_id", "credential_id", "hour", "b")
+        .annotate(n=Count("id"), errors=Count("id", filter=~Q(status=UsageRecord.Status.OK)))
+    )
+    for g in latency:
+        r = row(g)
+        r.requests += g["n"]
+        r.errors += g["errors"]
+        r.latency = count(r.latency, g["b"], g["n"])
+    first_token = (
+        records.filter(first_token_ms__isnull=False)
+        .annotate(b=_bucket("first_token_ms"))
+        .values("provider_id", "credential_id", "hour", "b")
+        .annotate(n=Count("id"))
+    )
+    for g in first_token:
+        r = row(g)
+        r.first_token = count(r.first_token, g["b"], g["n"])
+    RouteRollup.objects.bulk_create(rows.values())
+
+
+def _rebuild_route_day(day: datetime) -> None:
+    RouteRollup.objects.filter(granularity=DAILY, period_start=day).delete()
+    rows: dict[tuple, RouteRollup] = {}
+    hours = RouteRollup.objects.filter(granularity=HOURLY, period_start__gte=day, period_start__lt=day + DAY)
+    for hour in hours.order_by("period_start"):
+        key = (hour.provider_ref, hour.credential_ref)
+        r = rows.get(key)
+        if r is None:
+            r = rows[key] = RouteRollup(
+                provider_ref=hour.provider_ref,
+                credential_ref=hour.credential_ref,
+                granularity=DAILY,
+                period_start=day,
+            )
+        # The latest hour's links (NULL once its provider or credential is deleted, as UsageRollup's Max()).
+        r.provider_id, r.credential_id = hour.provider_id or r.provider_id, hour.credential_id or r.credential_id
+        r.requests += hour.requests
+        r.errors += hour.errors
+        r.latency = add_histograms(r.latency, hour.latency)
+        r.first_token = add_histograms(r.first_token, hour.first_token)
+    RouteRollup.objects.bulk_create(rows.values())
 
 
 def _rebuild_day(day: datetime) -> None:
@@ -231,6 +354,7 @@ def _rebuild_day(day: datetime) -> None:
             for g in groups
         ]
     )
+    _rebuild_route_day(day)
 
 
 def _roll_up_day(day: datetime) -> int:

@@ -6,10 +6,9 @@ key × model × provider × mode a day: a month is a few thousand rows however m
 what organisations were charged (the price of every request not run in internal mode, as the usage page counts
 spend, billing/analytics.py); cost is what the providers charge for every request; margin is the difference.
 
-Error rate and latency per provider and per credential are not in the rollups (they have no credential, and a
-percentile cannot be summed): they are one grouped query over the raw usage records of the range, which the
-`created_at` index bounds, PostgreSQL computing the percentiles (percentile_disc: an observed value, the
-nearest rank). Raw records are kept HUB_USAGE_RETENTION_DAYS; older days show no latency.
+Requests, error rate and latency per provider and per credential are read from the daily route rollups (one row
+per provider × credential a day, with latency and time-to-first-token histograms): a percentile is the upper
+bound of the histogram bucket its nearest rank falls in (buckets about 25% wide, billing.rollups.LATENCY_BOUNDS_MS).
 """
 
 import time
@@ -18,13 +17,13 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.core.cache import cache
-from django.db.models import Aggregate, Count, IntegerField, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Organization
-from billing import analytics, modes, pricing
-from billing.models import BillingMode, CreditHold, UsageRecord, UsageRollup
+from billing import analytics, modes, pricing, rollups
+from billing.models import BillingMode, CreditHold, RouteRollup, UsageRollup
 from billing.rollups import DAILY
 from billing.services import RECONCILE_RESULT
 from providers.models import Credential, Provider
@@ -35,18 +34,6 @@ ZERO = Decimal(0)
 TOP_ORGANIZATIONS = 10
 RUNWAY_DAYS = 7  # flagged when the credit lasts less than this at the last week's pace
 PACE_DAYS = 7
-OK = UsageRecord.Status.OK
-
-
-class Percentile(Aggregate):
-    """PostgreSQL's percentile_disc: the smallest observed value with at least `fraction` of them at or below it."""
-
-    function = "percentile_disc"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = IntegerField()
-
-    def __init__(self, expression, fraction: float, **extra):
-        super().__init__(expression, fraction=fraction, **extra)
 
 
 @dataclass
@@ -200,33 +187,31 @@ def _chart(first: date, last: date, rows, providers: dict[int, str]) -> analytic
     return analytics.chart_of(usage, "spend")
 
 
-def _behaviour(since: datetime, until: datetime, column: str, labels: dict[int, str]) -> list[Behaviour]:
-    rows = (
-        UsageRecord.objects.filter(created_at__gte=since, created_at__lt=until, **{f"{column}__isnull": False})
-        .order_by()
-        .values(column)
-        .annotate(
-            n=Count("id"),
-            errors=Count("id", filter=~Q(status=OK)),
-            p50=Percentile("latency_ms", 0.5),
-            p95=Percentile("latency_ms", 0.95),
-            t50=Percentile("first_token_ms", 0.5),
-            t95=Percentile("first_token_ms", 0.95),
-        )
-    )
+def _behaviour(routes: list[RouteRollup], column: str, labels: dict[int, str], since, until) -> list[Behaviour]:
+    """Requests, errors and latency percentiles per provider or credential (`column`), from the route rollups."""
+    sums: dict[int, list] = {}
+    for route in routes:
+        ref = getattr(route, f"{column}_ref")
+        if not ref:
+            continue  # refused before a route was chosen
+        s = sums.setdefault(ref, [0, 0, [], []])
+        s[0] += route.requests
+        s[1] += route.errors
+        s[2] = rollups.add_histograms(s[2], route.latency)
+        s[3] = rollups.add_histograms(s[3], route.first_token)
     out = [
         Behaviour(
-            key=row[column],
-            label=labels.get(row[column], str(row[column])),
-            requests=row["n"],
-            errors=row["errors"],
-            p50_ms=row["p50"],
-            p95_ms=row["p95"],
-            ttft_p50_ms=row["t50"],
-            ttft_p95_ms=row["t95"],
-            link=_range_query(since, until, **{f"{column}__id__exact": row[column]}),
+            key=ref,
+            label=labels.get(ref, str(ref)),
+            requests=n,
+            errors=errors,
+            p50_ms=rollups.percentile(latency, 50),
+            p95_ms=rollups.percentile(latency, 95),
+            ttft_p50_ms=rollups.percentile(first_token, 50),
+            ttft_p95_ms=rollups.percentile(first_token, 95),
+            link=_range_query(since, until, **{f"{column}__id__exact": ref}),
         )
-        for row in rows
+        for ref, (n, errors, latency, first_token) in sums.items()
     ]
     return sorted(out, key=lambda b: (-b.requests, b.label))
 
@@ -306,6 +291,7 @@ def overview_of(*, first: date, last: date, now: datetime | None = None) -> Over
         total.add(line.figures.requests, line.figures.revenue, line.figures.cost)
     holds = CreditHold.objects.filter(expires_at__gt=now or timezone.now()).aggregate(n=Count("id"), s=Sum("amount"))
     reconciled = cache.get(RECONCILE_RESULT)
+    routes = list(RouteRollup.objects.filter(granularity=DAILY, period_start__gte=since, period_start__lt=until))
     return Overview(
         first=first,
         last=last,
@@ -331,8 +317,8 @@ def overview_of(*, first: date, last: date, now: datetime | None = None) -> Over
             lambda pk: {"organization__id__exact": pk},
         ),
         chart=_chart(first, last, rollups.values("period_start", "provider_ref").annotate(**sums), providers),
-        providers=_behaviour(since, until, "provider", providers),
-        credentials=_behaviour(since, until, "credential", credentials),
+        providers=_behaviour(routes, "provider", providers, since, until),
+        credentials=_behaviour(routes, "credential", credentials, since, until),
         running_out=running_out(now=now),
         out_of_rotation=out_of_rotation(),
         below_cost_rates=pricing.prices_below_cost(log=False),

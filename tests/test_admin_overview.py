@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.models import User
 from billing import services
 from billing.models import LedgerEntry, UsageRecord
-from billing.rollups import roll_up
+from billing.rollups import LATENCY_BOUNDS_MS, roll_up
 from hub import operator_overview, route_health
 from hub.route_state import Health
 from tests import factories
@@ -27,6 +27,10 @@ D = Decimal
 def nearest_rank(values: list[int], fraction: float) -> int:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def upper_bound(ms: int) -> int:
+    return min(bound for bound in LATENCY_BOUNDS_MS if bound >= ms)
 
 
 @pytest.fixture
@@ -131,16 +135,17 @@ def test_every_figure_equals_the_ledger_and_the_records(traffic, operator):
         assert by_org[org].revenue == ledger
     assert [line.label for line in o.below_cost_sold] == ["openai/cheap"]
     assert [row["model"] for row in o.below_cost_rates] == ["openai/cheap"]
-    # Latency per provider and credential, against the records: nearest-rank percentiles.
+    # Latency per provider and credential, from the route rollups, against the records: a percentile is the
+    # upper bound of the bucket that the records' nearest-rank percentile falls in.
     for row in o.providers + o.credentials:
         column = "provider_id" if row in o.providers else "credential_id"
         mine = [r for r in records if getattr(r, column) == row.key]
         assert row.requests == len(mine)
         assert row.errors == sum(r.status != "ok" for r in mine)
-        assert row.p50_ms == nearest_rank([r.latency_ms for r in mine], 0.5)
-        assert row.p95_ms == nearest_rank([r.latency_ms for r in mine], 0.95)
+        assert row.p50_ms == upper_bound(nearest_rank([r.latency_ms for r in mine], 0.5))
+        assert row.p95_ms == upper_bound(nearest_rank([r.latency_ms for r in mine], 0.95))
         ttft = [r.first_token_ms for r in mine if r.first_token_ms is not None]
-        assert row.ttft_p95_ms == (nearest_rank(ttft, 0.95) if ttft else None)
+        assert row.ttft_p95_ms == (upper_bound(nearest_rank(ttft, 0.95)) if ttft else None)
     anthropic = next(b for b in o.providers if b.label == "anthropic")
     assert anthropic.errors == 1 and anthropic.error_rate == D("33.3")
     # Globex: 1.00 less 0.25 charged, at 0.25 a week = 0.0357/day: 21 days, fine; Acme 100 - 2.40 - 0.40 held.

@@ -5,7 +5,7 @@ from .credit import BillingMode, CreditAccount, CreditGrant, CreditHold, LedgerE
 from .invoices import Invoice, InvoiceLine
 from .payments import AutoRecharge, Payment, StripeEvent
 from .rates import ModelRate, PriceChange, PricePlan, decimal_tiers
-from .usage import UsageRecord, UsageRollup, UsageRollupState
+from .usage import RouteRollup, UsageRecord, UsageRollup, UsageRollupState
 
 __all__ = [
     "AutoRecharge",
@@ -21,6 +21,7 @@ __all__ = [
     "Payment",
     "PriceChange",
     "PricePlan",
+    "RouteRollup",
     "StripeEvent",
     "UsageRecord",
     "UsageRollup",

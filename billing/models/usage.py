@@ -188,3 +188,41 @@ class UsageRollupState(models.Model):
 
     def __str__(self):
         return f"usage rolled up at {self.rolled_up_at}, pruned through {self.pruned_through}"
+
+
+class RouteRollup(models.Model):
+    """Requests, errors and latency histograms per provider × credential, per hour and per day.
+
+    What the operator overview shows of how providers and credentials behave (hub/operator_overview.py): a
+    percentile cannot be summed, a histogram can. Built with the usage rollups, from the same raw records of the
+    same hours (billing/rollups.py), so the two always count the same requests.
+    """
+
+    provider = models.ForeignKey(
+        "providers.Provider", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    provider_ref = models.PositiveBigIntegerField(default=0, editable=False)  # 0: none (as UsageRollup's)
+    credential = models.ForeignKey(
+        "providers.Credential", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    credential_ref = models.PositiveBigIntegerField(default=0, editable=False)
+    granularity = models.CharField(max_length=4, choices=UsageRollup.Granularity.choices)
+    period_start = models.DateTimeField()
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0, help_text="Requests that did not complete")
+    # Counts per bucket of billing.rollups.LATENCY_BOUNDS_MS (the last one: slower than every bound), trailing
+    # empty buckets left off.
+    latency = models.JSONField(default=list, help_text="Requests per latency bucket")
+    first_token = models.JSONField(default=list, help_text="Streams per time-to-first-token bucket")
+
+    class Meta:
+        ordering = ["-period_start", "provider_ref", "credential_ref"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider_ref", "credential_ref", "granularity", "period_start"], name="unique_route_rollup"
+            ),
+        ]
+        indexes = [models.Index(fields=["granularity", "period_start"], name="route_rollup_period_idx")]
+
+    def __str__(self):
+        return f"{self.granularity} {self.period_start:%Y-%m-%d %H:00} route {self.provider_ref}/{self.credential_ref}"
