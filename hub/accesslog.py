@@ -35,6 +35,36 @@ def request_finished(event: UsageEvent, *, key_prefix: str, provider: str) -> No
         "latency_ms": event.latency_ms,
         "ttft_ms": event.first_token_ms,
     }
+    _write(fields)
+
+
+def request_unauthenticated(request_id: str, endpoint: str, http_status: int, code: str | None) -> None:
+    """A request refused before it had an organisation (no key, a wrong or expired one): it has no usage record,
+    so this line (with the refusal's code as its status) is what shows it. Nothing of the key sent is logged."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    _write(
+        {
+            "request_id": request_id,
+            "organization": None,
+            "key_prefix": "",
+            "endpoint": endpoint,
+            "model": "",
+            "served_model": "",
+            "provider": "",
+            "stream": False,
+            "status": code or "unauthenticated",
+            "http_status": http_status,
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "price": "0",
+            "latency_ms": 0,
+            "ttft_ms": None,
+        }
+    )
+
+
+def _write(fields: dict) -> None:
     # The text form: key=value pairs, values quoted only when they need it (a model name is client input).
     text = " ".join(f"{name}={_text(value)}" for name, value in fields.items())
     logger.info("request %s", text, extra={"request": fields})

@@ -43,6 +43,8 @@ from . import route_health
 from .metrics_dir import VARIABLE
 
 OTHER = "other"  # the model label of every name the catalogue does not know
+# The endpoints of the API (hub/views.py adds each it serves); any other (a 413 names one from its path) is OTHER.
+ENDPOINTS: set[str] = set()
 # 1 ms to 5 min: a refused request takes a millisecond, a long reasoning stream minutes.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -90,9 +92,12 @@ def observe(call, event) -> None:
     if route is not None:
         model, provider = route.public_id, route.provider_name
     else:
-        model, provider = (asked.public_id if asked is not None else OTHER), "none"
+        # None served: the model asked for, under the provider whose failure the client got, if any.
+        model = asked.public_id if asked is not None else OTHER
+        provider = call.failed.provider_name if call.failed is not None else "none"
     org = str(event.organization_id) if _by_org else ""
-    key = (call.endpoint, model, provider, event.http_status // 100, org)
+    endpoint = call.endpoint if call.endpoint in ENDPOINTS else OTHER
+    key = (endpoint, model, provider, event.http_status // 100, org)
     series = _series.get(key) or _series_of(key)
     series.requests.inc()
     if event.prompt_tokens:
@@ -116,6 +121,12 @@ def observe(call, event) -> None:
         series.overhead.observe(total)
     if event.first_token_ms is not None:
         series.ttft.observe(event.first_token_ms / 1000)
+
+
+def unauthenticated(endpoint: str, http_status: int) -> None:
+    """A request refused for its key: no organisation, model or provider to count it under."""
+    key = (endpoint if endpoint in ENDPOINTS else OTHER, OTHER, "none", http_status // 100, "")
+    (_series.get(key) or _series_of(key)).requests.inc()
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ class Call:
     model: catalogue.Model | None = None  # the model asked for
     route: catalogue.Route | None = None  # the route that served (maybe a fallback's)
     served: routing.Served | None = None  # and its attempts' timings
+    failed: catalogue.Route | None = None  # none served: the route whose failure the client got
 
     def __post_init__(self):
         self.request_id = self.request_id or f"req_{uuid.uuid4().hex}"
@@ -81,6 +82,10 @@ class Call:
             served = {"model_id": self.model.id, "served_model": self.model.public_id}
         else:
             served = {}
+        tried = route or self.failed
+        if route is None and tried is not None:
+            # Free (no rate), filed under the model asked for, but counted against the provider that failed.
+            served |= {"provider_id": tried.provider_id, "credential_id": tried.credential_id}
         event = UsageEvent.of_call(
             usage,
             rate=route.rate if route is not None else None,
@@ -96,7 +101,7 @@ class Call:
             unit=self.unit,
             status=status,
             http_status=http_status,
-            error=scrub(error, route.secret if route is not None else ""),
+            error=scrub(error, tried.secret if tried is not None else ""),
             latency_ms=int((time.monotonic() - self.started) * 1000),
             first_token_ms=int((first_token_at - self.started) * 1000) if first_token_at else None,
         )
@@ -105,7 +110,7 @@ class Call:
             credit.settle(self, event.price if event.charged else Decimal(0))
         meter.add(event)
         metrics.observe(self, event)
-        accesslog.request_finished(event, key_prefix=self.key.prefix, provider=route.provider_name if route else "")
+        accesslog.request_finished(event, key_prefix=self.key.prefix, provider=tried.provider_name if tried else "")
         if not self.key.policy.empty and (event.prompt_tokens or event.price):
             task = asyncio.get_running_loop().create_task(
                 policy.account(self.key, event.prompt_tokens + event.completion_tokens, event.price)
@@ -116,6 +121,8 @@ class Call:
     def fail(self, error: HubError | UpstreamError) -> HttpResponse:
         upstream = isinstance(error, UpstreamError)
         status = UsageRecord.Status.UPSTREAM_ERROR if upstream else UsageRecord.Status.CLIENT_ERROR
+        if isinstance(error, UpstreamError) and self.route is None:
+            self.failed = error.route
         self.record(getattr(error, "outcome", None) or status, http_status=error.status, error=error.message)
         if isinstance(error, UpstreamError):
             headers = {"retry-after": error.retry_after} if error.retry_after else {}

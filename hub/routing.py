@@ -127,6 +127,7 @@ async def serve(
                 result = await operation(get_adapter(route.provider_kind), route)
             except UpstreamError as error:
                 waited += time.monotonic() - started
+                error.route = route  # failing, it is the request's provider: its record and metrics say so
                 if token is not None:
                     await store.release(route, token)
                 if not error.retryable:

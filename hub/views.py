@@ -3,6 +3,7 @@
 import asyncio
 import json
 import re
+import uuid
 from types import SimpleNamespace
 
 from django.conf import settings
@@ -15,7 +16,7 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.addresses import client_address
 
-from . import audio, catalogue, images, listing, media
+from . import accesslog, audio, catalogue, images, listing, media, metrics
 from .auth import authenticate
 from .errors import BadRequest, HubError, MethodNotAllowed, PayloadTooLarge, error_response
 from .relay import Call, chat_completion
@@ -121,6 +122,14 @@ def _validate(serializer, body: dict) -> dict:
         raise BadRequest(f"Invalid '{param}': {message}", param=param, code="invalid_value") from None
 
 
+def _unauthenticated(error: HubError, endpoint: str) -> HttpResponse:
+    """No organisation to record it against: the request line and the metrics count it."""
+    request_id = f"req_{uuid.uuid4().hex}"
+    accesslog.request_unauthenticated(request_id, endpoint, error.status, error.code)
+    metrics.unauthenticated(endpoint, error.status)
+    return error_response(error, request_id)
+
+
 def _endpoint(
     path: str, endpoint: str, serializer, serve, *, reader=_json_body, coerce: bool = False, default_model: str = ""
 ):
@@ -135,6 +144,8 @@ def _endpoint(
     on the instance and runs synchronously, so sharing it is safe.
     """
 
+    metrics.ENDPOINTS.add(endpoint)
+
     @csrf_exempt
     async def view(request) -> HttpResponse:
         if request.method != "POST":
@@ -142,7 +153,7 @@ def _endpoint(
         try:
             key = await authenticate(request)
         except HubError as error:
-            return error_response(error)
+            return _unauthenticated(error, endpoint)
         call = Call(key=key, endpoint=endpoint, model_name="", client_ip=client_address(request))
         try:
             # JSON is read on the loop (it is small and the hot path); uploads are parsed, decoded and
@@ -253,12 +264,12 @@ async def refuse_too_large(scope) -> tuple[int, list, bytes]:
     the request carries a valid one, so no refusal goes unrecorded."""
     error = PayloadTooLarge(f"The request body is larger than this hub accepts ({settings.HUB_MAX_BODY_BYTES} bytes).")
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or ()}
+    endpoint = scope["path"].removeprefix("/v1/").removeprefix("/api/").strip("/").replace("/", ".")[:50]
     try:
         key = await authenticate(SimpleNamespace(headers=headers))
     except HubError as refused:
-        response = error_response(refused)
+        response = _unauthenticated(refused, endpoint)
     else:
-        endpoint = scope["path"].removeprefix("/v1/").removeprefix("/api/").strip("/").replace("/", ".")[:50]
         call = Call(key=key, endpoint=endpoint, model_name="", client_ip=(scope.get("client") or ("",))[0])
         response = call.fail(error)
     return response.status_code, [(k.encode(), v.encode()) for k, v in response.items()], response.content

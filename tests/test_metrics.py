@@ -22,6 +22,7 @@ from hub import metrics
 from providers.models import CatalogModel
 from tests import factories
 from tests.conftest import UPSTREAM_KEY
+from tests.factories import add_model
 
 TOKEN = "metrics-token-for-tests"
 DASHBOARD = Path(__file__).resolve().parent.parent / "hub" / "grafana" / "hub-dashboard.json"
@@ -90,7 +91,8 @@ def test_with_both_set_a_scrape_needs_both(hub, settings):
     assert scrape(hub).status_code == 403
 
 
-def test_the_figures_equal_a_known_mix_of_requests(hub, token, client):
+def test_the_figures_equal_a_known_mix_of_requests(hub, token, client, openai_provider):
+    add_model(openai_provider, "openai/broken", "fake-error-500")
     before = samples(scrape(hub).text)
     prompt = completion = 0
     for _ in range(3):
@@ -108,6 +110,10 @@ def test_the_figures_equal_a_known_mix_of_requests(hub, token, client):
     for name in ("no-such-model", "nor-this-one"):
         with pytest.raises(openai.NotFoundError):
             client.chat.completions.create(model=name, messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.InternalServerError):
+        client.with_options(max_retries=0).chat.completions.create(
+            model="openai/broken", messages=[{"role": "user", "content": "hi"}]
+        )
     hub.drain()
     after = samples(scrape(hub).text)
 
@@ -117,6 +123,8 @@ def test_the_figures_equal_a_known_mix_of_requests(hub, token, client):
     model = "openai/gpt-4o-mini"
     assert added("hub_requests_total", model=model, status_class="2xx", endpoint="chat.completions") == 4
     assert added("hub_requests_total", model="other", status_class="4xx", provider="none") == 2
+    # Served by none: counted under the provider that failed.
+    assert added("hub_requests_total", model="openai/broken", status_class="5xx", provider="openai") == 1
     assert added("hub_tokens_total", model=model, direction="in") == prompt
     assert added("hub_tokens_total", model=model, direction="out") == completion
     assert added("hub_request_duration_seconds_count", model=model) == 4
@@ -162,13 +170,44 @@ def test_ten_thousand_unknown_model_names_add_one_series(hub, token, api_key, ch
     assert len(series() - before) <= 1
     for i in range(10_000):
         call = SimpleNamespace(
-            route=None, model=None, endpoint="chat.completions", started=time.monotonic(), served=None, stream=False
+            route=None,
+            model=None,
+            failed=None,
+            endpoint="chat.completions",
+            started=time.monotonic(),
+            served=None,
+            stream=False,
         )
         metrics.observe(
             call, factories.usage_event(model_name=f"another-made-up-{i}", organization_id=1, http_status=404)
         )
     assert len(series() - before) <= 1
     assert not [labels for labels in series() if any(v.startswith("made-up") for _, v in labels)]
+
+
+def test_requests_without_a_valid_key_or_to_made_up_paths_count_under_bounded_labels(hub, token, api_key, settings):
+    settings.HUB_MAX_BODY_BYTES = 10_000
+    before = samples(scrape(hub).text)
+    for i in range(5):
+        wrong = httpx.post(
+            f"{hub.url}/v1/chat/completions", json={"model": "m"}, headers={"authorization": f"Bearer sk-hub-no{i}"}
+        )
+        assert wrong.status_code == 401
+        # Too large, with a valid key, to a path of the client's making: its endpoint label is "other".
+        large = httpx.post(
+            f"{hub.url}/v1/made-up-{i}", content=b"x" * 20_000, headers={"authorization": f"Bearer {api_key}"}
+        )
+        assert large.status_code == 413
+    assert httpx.post(f"{hub.url}/v1/embeddings", json={"model": "m", "input": "x"}).status_code == 401
+    after = samples(scrape(hub).text)
+
+    def added(name, **labels):
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    assert added("hub_requests_total", endpoint="chat.completions", status_class="4xx", provider="none") == 5
+    assert added("hub_requests_total", endpoint="embeddings", status_class="4xx", provider="none") == 1
+    assert added("hub_requests_total", endpoint="other", status_class="4xx") == 5
+    assert not [labels for (_, labels) in after if any(v.startswith("made-up") for _, v in labels)]
 
 
 def test_the_grafana_dashboard_reads_only_metrics_the_hub_exports(hub, token, client):

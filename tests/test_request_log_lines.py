@@ -89,6 +89,23 @@ def test_it_logs_an_upstream_error(hub, api_key, openai_provider, lines):
     assert record.request["status"] == "upstream_error" and record.request["http_status"] >= 500
     assert record.request["served_model"] == "openai/broken" and record.request["price"] == "0"
     assert UPSTREAM_KEY not in record.getMessage()
+    # No route served: the line, the record and the metrics name the provider that failed, at no charge.
+    assert record.request["provider"] == "openai"
+    usage = wait_for_record(record.request["request_id"])
+    assert usage.provider_id == openai_provider.pk and usage.credential_id is not None and usage.price == 0
+    assert usage.served_model == "openai/broken"
+
+
+def wait_for_record(request_id: str, timeout: float = 5.0):
+    from billing.models import UsageRecord
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = UsageRecord.objects.filter(request_id=request_id).first()
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no usage record {request_id}")
 
 
 def test_it_logs_a_refused_request_for_an_unknown_model(client, lines):
@@ -111,6 +128,21 @@ def test_it_logs_a_client_that_leaves_mid_stream_once(hub, api_key, openai_provi
     assert upstream.wait_for_disconnect(timeout=5)
     [record] = lines()
     assert record.request["status"] == "cancelled" and record.request["stream"] is True
+
+
+def test_it_logs_a_request_refused_for_its_key_without_the_key(hub, lines):
+    wrong = "sk-hub-" + "w" * 40
+    response = httpx.post(
+        f"{hub.url}/v1/chat/completions", json={"model": "m"}, headers={"authorization": f"Bearer {wrong}"}
+    )
+    assert response.status_code == 401
+    [record] = lines()
+    fields = record.request
+    assert set(fields) == FIELDS
+    assert fields["request_id"] == response.headers["x-request-id"]
+    assert fields["status"] == "invalid_api_key" and fields["http_status"] == 401
+    assert fields["organization"] is None and fields["key_prefix"] == "" and fields["endpoint"] == "chat.completions"
+    assert "w" * 10 not in record.getMessage()
 
 
 def test_a_model_name_with_spaces_is_quoted_in_the_text_line(client, lines):

@@ -189,6 +189,7 @@ class UpstreamError(Exception):
         self.code = scrub(str(code))[:100] if code is not None else None
         self.param = scrub(str(param))[:100] if param is not None else None
         self.retryable = retryable
+        self.route = None  # the route (hub.catalogue.Route) whose call failed, set by hub/routing.py
         self.retry_after = retry_after_seconds(retry_after, settings.HUB_COOLDOWN_MAX_SECONDS)
 
     @property
