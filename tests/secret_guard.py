@@ -1,11 +1,18 @@
 """The test run's log output holds no secret it used: every provider secret and hub API key the tests make is
 remembered, every log record of the run is written to one file, and at the end that file and every file the
-tests' processes wrote under pytest's temporary folder (their output: tests/processes.py) is searched for them.
-A match fails the run, naming the file and the line.
+tests' processes wrote under pytest's temporary folder (their output: tests/processes.py) is searched for them;
+so is the output of every subprocess.run the tests make with its output captured, as it returns. A match fails
+the run, naming the file (or command) and the line.
+
+A secret meant to be shown (the demo key `make run` prints under "API key:") is remembered with the text it is
+shown after: there it is no leak, anywhere else it is. Files that store a secret on purpose (SECRET_STORES) are
+not output, and are not searched.
 """
 
 import logging
 import os
+import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -13,13 +20,70 @@ from pathlib import Path
 import pytest
 
 _secrets: set[str] = set()
+_shown_after: dict[str, tuple[str, ...]] = {}  # secret: the texts it is meant to be shown right after
+_captured_leaks: list[str] = []
 _log: Path | None = None
 MIN_LENGTH = 8  # shorter strings would match by chance (a test's "sk-test" hint, say)
+SECRET_STORES = {"demo_api_key"}  # hub_bootstrap keeps the demo key there, owner-only
 
 
-def remember(secret: str) -> None:
+def remember(secret: str, *, shown_after: tuple[str, ...] = ()) -> None:
     if isinstance(secret, str) and len(secret) >= MIN_LENGTH:
         _secrets.add(secret)
+        if shown_after:
+            _shown_after[secret] = _shown_after.get(secret, ()) + shown_after
+
+
+# A secret made only of these is found as a whole token of the text: one set lookup a token, however many
+# secrets the run made (thousands of keys, searched one by one through every file, took minutes).
+TOKEN = re.compile(rf"[A-Za-z0-9_\-]{{{MIN_LENGTH},}}")
+
+
+def _found_in(text: str, where: str) -> list[str]:
+    found = []
+
+    def leaked(secret: str, at: int) -> None:
+        if not any(text[:at].endswith(before) for before in _shown_after.get(secret, ())):
+            line = text.count("\n", 0, at) + 1
+            found.append(f"{where}:{line}: a secret the tests used ({secret[:6]}…)")
+
+    seen: set[str] = set()
+    for match in TOKEN.finditer(text):
+        secret = match.group()
+        if secret in _secrets and secret not in seen:
+            before = len(found)
+            leaked(secret, match.start())
+            if len(found) > before:
+                seen.add(secret)
+    for secret in _secrets:
+        if TOKEN.fullmatch(secret):
+            continue
+        at = text.find(secret)
+        while at >= 0 and secret not in seen:
+            before = len(found)
+            leaked(secret, at)
+            if len(found) > before:
+                seen.add(secret)
+            at = text.find(secret, at + 1)
+    return found
+
+
+def _watch_captured_output() -> None:
+    """subprocess.run (check_output calls it too) with captured output: the output is searched as it returns,
+    against the secrets made so far (a process can only have been given those)."""
+    run = subprocess.run
+
+    def watched(*args, **kwargs):
+        done = run(*args, **kwargs)
+        command = args[0] if args else kwargs.get("args", "")
+        where = "output of " + (" ".join(map(str, command)) if isinstance(command, list | tuple) else str(command))
+        for out in (done.stdout, done.stderr):
+            if out:
+                text = out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out)
+                _captured_leaks.extend(_found_in(text, where[:200]))
+        return done
+
+    subprocess.run = watched
 
 
 def _watch_where_secrets_are_made() -> None:
@@ -60,6 +124,7 @@ def pytest_configure(config):
     logging.getLogger().addHandler(handler)
     config._secret_guard_handler = handler
     _watch_where_secrets_are_made()
+    _watch_captured_output()
 
 
 def _files(session) -> list[Path]:
@@ -67,12 +132,14 @@ def _files(session) -> list[Path]:
     factory = getattr(session.config, "_tmp_path_factory", None)
     base = getattr(factory, "_basetemp", None) if factory is not None else None
     if base is not None and Path(base).is_dir():
-        files += [p for p in Path(base).rglob("*") if p.is_file() and not p.is_symlink()]
+        files += [
+            p for p in Path(base).rglob("*") if p.is_file() and not p.is_symlink() and p.name not in SECRET_STORES
+        ]
     return files
 
 
 def leaks(files: list[Path]) -> list[str]:
-    found = []
+    found = list(_captured_leaks)
     for path in files:
         try:
             if path.stat().st_size > 50_000_000:
@@ -80,11 +147,7 @@ def leaks(files: list[Path]) -> list[str]:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        for secret in _secrets:
-            at = text.find(secret)
-            if at >= 0:
-                line = text.count("\n", 0, at) + 1
-                found.append(f"{path}:{line}: a secret the tests used ({secret[:6]}…)")
+        found += _found_in(text, str(path))
     return found
 
 
