@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import F, Q, Sum
 from django.db.models.functions import TruncDay
 from django.utils import timezone
@@ -31,6 +32,7 @@ from providers.models import ModelRoute
 
 from .models import BillingMode, UsageRollup
 from .modes import effective_mode
+from .money import for_people as money
 from .rollups import DAILY, HOUR, HOURLY
 from .selectors import balance_of, model_names_by_alias, model_that_served
 
@@ -283,6 +285,7 @@ class Segment:
     colour: str
     label: str
     value: int | Decimal
+    title: str = ""  # its tooltip: "<period>, <label>: <value>"
 
 
 @dataclass
@@ -293,6 +296,8 @@ class Bar:
     value: int | Decimal
     segments: list[Segment]
     tick: bool  # its period is labelled under the axis
+    title: str = ""  # its tooltip: "<period>: <value>"
+    tick_label: str = ""
 
 
 @dataclass
@@ -311,6 +316,10 @@ class Chart:
     bars: list[Bar]
     ticks: list[Tick]
     legend: list[tuple[str, str]]  # (colour, label)
+
+    @property
+    def label_y(self) -> int:
+        return self.height - 8
 
 
 def _nice_top(largest: Decimal) -> Decimal:
@@ -333,9 +342,18 @@ def chart_of(usage: Usage, metric: str) -> Chart:
     scale = CHART_HEIGHT / float(top)
     every = -(-LABEL_WIDTH // step)  # a label under every few bars, so that they never overlap
     colours = {group.key: COLOURS[n % len(COLOURS)] for n, group in enumerate(usage.groups)}
+    # Tooltips and labels are made here, not by the template: 90 bars of 6 segments are 540 of each, and the
+    # template's filters on each were most of the usage page's time at 90 days (bench/dashboard.py).
+    hourly = usage.bucket == "hour"
+    unit = f" {settings.STRIPE_CURRENCY.upper()}" if metric == "spend" else ""
+
+    def text(value) -> str:
+        return f"{money(value)}{unit}" if metric == "spend" else str(value)
+
     bars = []
     for index, period in enumerate(usage.periods):
         y = float(TOP + CHART_HEIGHT)
+        when = period.local.strftime("%Y-%m-%d %H:%M" if hourly else "%Y-%m-%d")
         segments = []
         for group in usage.groups:
             value = group.cells[index].of(metric)
@@ -343,15 +361,27 @@ def chart_of(usage: Usage, metric: str) -> Chart:
                 continue
             height = float(value) * scale
             y -= height
-            segments.append(Segment(y=y, height=height, colour=colours[group.key], label=group.label, value=value))
+            segments.append(
+                Segment(
+                    y=round(y, 2),
+                    height=round(height, 2),
+                    colour=colours[group.key],
+                    label=group.label,
+                    value=value,
+                    title=f"{when}, {group.label}: {text(value)}",
+                )
+            )
+        total = period.total.of(metric)
         bars.append(
             Bar(
                 x=LEFT + index * step + 2,
                 width=step - 4,
                 period=period,
-                value=period.total.of(metric),
+                value=total,
                 segments=segments,
                 tick=index % every == 0,
+                title=f"{when}: {text(total)}",
+                tick_label=period.local.strftime("%H:%M" if hourly else "%m-%d"),
             )
         )
     ticks = [
@@ -378,6 +408,8 @@ class Row:
     period: Period
     values: list[int | Decimal]  # one per group
     total: int | Decimal
+    texts: list[str] = field(default_factory=list)  # the values as shown (made here, as the chart's tooltips)
+    total_text: str = ""
 
 
 @dataclass
@@ -387,11 +419,24 @@ class Table:
     rows: list[Row]
     totals: list[int | Decimal]  # one per group
     total: int | Decimal
+    total_texts: list[str] = field(default_factory=list)
+    total_text: str = ""
 
 
 def table_of(usage: Usage, metric: str) -> Table:
-    rows = [
-        Row(period=period, values=[g.cells[n].of(metric) for g in usage.groups], total=period.total.of(metric))
-        for n, period in enumerate(usage.periods)
-    ]
-    return Table(rows=rows, totals=[g.total.of(metric) for g in usage.groups], total=usage.total.of(metric))
+    text: Callable[[int | Decimal], str] = money if metric == "spend" else str
+    rows = []
+    for n, period in enumerate(usage.periods):
+        values = [g.cells[n].of(metric) for g in usage.groups]
+        total = period.total.of(metric)
+        rows.append(
+            Row(period=period, values=values, total=total, texts=[text(v) for v in values], total_text=text(total))
+        )
+    totals = [g.total.of(metric) for g in usage.groups]
+    return Table(
+        rows=rows,
+        totals=totals,
+        total=usage.total.of(metric),
+        total_texts=[text(v) for v in totals],
+        total_text=text(usage.total.of(metric)),
+    )

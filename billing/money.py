@@ -100,3 +100,14 @@ class MoneyField(models.BigIntegerField):
 def money_value(amount: Decimal):
     """An amount as a SQL value of the money type, for F() arithmetic."""
     return models.Value(amount, output_field=MoneyField())
+
+
+def for_people(amount) -> str:
+    """An exact amount for people: at least cents, every further digit it has, never rounded."""
+    if amount is None or amount == "":
+        return ""
+    amount = Decimal(amount)
+    exact = amount.normalize()
+    if exact.as_tuple().exponent > -2:
+        exact = amount.quantize(Decimal("0.01"))
+    return f"{exact:,f}"
