@@ -166,19 +166,15 @@ def dirty_hours(since: datetime | None = None, until: datetime | None = None) ->
         .annotate(n=Count("id"))
         .values_list("hour", "n")
     )
-    rolled = dict(
-        UsageRollup.objects.filter(_between("period_start", since, until), granularity=HOURLY)
-        .order_by()
-        .values("period_start")
-        .annotate(n=Sum("requests"))
-        .values_list("period_start", "n")
-    )
-    routed = dict(
-        RouteRollup.objects.filter(_between("period_start", since, until), granularity=HOURLY)
-        .order_by()
-        .values("period_start")
-        .annotate(n=Sum("requests"))
-        .values_list("period_start", "n")
+    rolled, routed = (
+        dict(
+            model.objects.filter(_between("period_start", since, until), granularity=HOURLY)
+            .order_by()
+            .values("period_start")
+            .annotate(n=Sum("requests"))
+            .values_list("period_start", "n")
+        )
+        for model in (UsageRollup, RouteRollup)
     )
     return sorted(
         h
