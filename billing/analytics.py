@@ -26,6 +26,8 @@ from django.conf import settings
 from django.db.models import F, Q, Sum
 from django.db.models.functions import TruncDay
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
 from providers.models import ModelRoute
@@ -320,6 +322,23 @@ class Chart:
     @property
     def label_y(self) -> int:
         return self.height - 8
+
+    def bars_markup(self) -> SafeString:
+        """The bars as SVG, one <g> a period with a <rect> a segment, each with its tooltip: built here, as a
+        template loop over 540 segments (90 days × 6 groups) was most of the usage page's time."""
+        out = []
+        for bar in self.bars:
+            out.append(f'<g class="usage-bar"><title>{escape(bar.title)}</title>')
+            out.extend(
+                f'<rect x="{bar.x}" y="{segment.y}" width="{bar.width}" height="{segment.height}"'
+                f' fill="{escape(segment.colour)}"><title>{escape(segment.title)}</title></rect>'
+                for segment in bar.segments
+            )
+            if bar.tick:
+                label = escape(bar.tick_label)
+                out.append(f'<text x="{bar.x}" y="{self.label_y}" font-size="11" fill="#5b616b">{label}</text>')
+            out.append("</g>")
+        return mark_safe("".join(out))  # noqa: S308  # every text in it is escaped above
 
 
 def _nice_top(largest: Decimal) -> Decimal:

@@ -424,6 +424,32 @@ def test_htmx_gets_the_region_only_and_the_chart_has_a_title_per_bar(acme, catal
     assert "style=" not in html
 
 
+def test_a_model_name_a_client_made_up_is_escaped_in_the_chart_and_the_table(acme, catalogue):
+    """A refused request is filed under the name asked for: whatever a client sent, the bars' markup (built in
+    Python, billing.analytics.Chart.bars_markup) and the table show it as text."""
+    organization, members, keys = acme
+    hostile = '<img src=x onerror="alert(1)">&amp;'
+    record_usage(
+        [
+            event(
+                organization,
+                at(4, 1, 0, 30),
+                "0",
+                key=keys["web"],
+                model=hostile,
+                linked=False,
+                status=UsageRecord.Status.CLIENT_ERROR,
+                catalogue=catalogue,
+            )
+        ]
+    )
+    roll_up_usage.delay()
+    html = page(members["owner"], range="today", metric="requests")
+    assert hostile not in html and "<img" not in html
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;amp;" in html
+    assert "<title>2026-04-01 00:00, &lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;amp;: 1</title>" in html
+
+
 def test_htmx_gets_an_invalid_form_s_errors_in_the_report(acme):
     _, members, _ = acme
     client = Client()
