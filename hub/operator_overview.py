@@ -12,9 +12,11 @@ bound of the histogram bucket its nearest rank falls in (buckets about 25% wide,
 """
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.core.cache import cache
 from django.db.models import Count, Q, Sum
@@ -187,18 +189,20 @@ def _chart(first: date, last: date, rows, providers: dict[int, str]) -> analytic
     return analytics.chart_of(usage, "spend")
 
 
-def _behaviour(routes: list[RouteRollup], column: str, labels: dict[int, str], since, until) -> list[Behaviour]:
+def _behaviour(
+    routes: Sequence[Mapping[str, Any]], column: str, labels: dict[int, str], since, until
+) -> list[Behaviour]:
     """Requests, errors and latency percentiles per provider or credential (`column`), from the route rollups."""
     sums: dict[int, list] = {}
     for route in routes:
-        ref = getattr(route, f"{column}_ref")
+        ref = route[f"{column}_ref"]
         if not ref:
             continue  # refused before a route was chosen
         s = sums.setdefault(ref, [0, 0, [], []])
-        s[0] += route.requests
-        s[1] += route.errors
-        s[2] = rollups.add_histograms(s[2], route.latency)
-        s[3] = rollups.add_histograms(s[3], route.first_token)
+        s[0] += route["requests"]
+        s[1] += route["errors"]
+        s[2] = rollups.add_histograms(s[2], route["latency"])
+        s[3] = rollups.add_histograms(s[3], route["first_token"])
     out = [
         Behaviour(
             key=ref,
@@ -291,7 +295,11 @@ def overview_of(*, first: date, last: date, now: datetime | None = None) -> Over
         total.add(line.figures.requests, line.figures.revenue, line.figures.cost)
     holds = CreditHold.objects.filter(expires_at__gt=now or timezone.now()).aggregate(n=Count("id"), s=Sum("amount"))
     reconciled = cache.get(RECONCILE_RESULT)
-    routes = list(RouteRollup.objects.filter(granularity=DAILY, period_start__gte=since, period_start__lt=until))
+    routes = list(
+        RouteRollup.objects.filter(granularity=DAILY, period_start__gte=since, period_start__lt=until).values(
+            "provider_ref", "credential_ref", "requests", "errors", "latency", "first_token"
+        )
+    )
     return Overview(
         first=first,
         last=last,
