@@ -33,6 +33,7 @@ from django.http import HttpResponse, HttpResponseBase
 from accounts import caches
 from billing.models import UsageRecord
 from billing.money import quantize
+from billing.usage import UsageEvent
 from providers.adapters import Usage
 
 from . import metrics, shared_state
@@ -60,7 +61,7 @@ class Lookup:
     read: bool  # False under Cache-Control: no-cache (stored, not read)
     claimed: bool = False  # this request makes the upstream call the others wait for
     hit: "Entry | None" = None
-    event: object = None  # the miss's usage event, once recorded OK
+    event: UsageEvent | None = None  # the miss's usage event, once recorded OK
     released: bool = field(default=False, repr=False)
 
     def recorded(self, event) -> None:
@@ -71,7 +72,9 @@ class Lookup:
             event.cost = Decimal(0)
             share = settings.HUB_RESPONSE_CACHE_PRICE_SHARE
             event.price = quantize(self.hit.price * share) if share else Decimal(0)
-            event.model_id, event.served_model = self.hit.model_id, self.hit.served_model
+            # The model that served it then (a fallback's, maybe); filed under the catalogue entry resolved now,
+            # which exists, where the one of then may not any more.
+            event.served_model = self.hit.served_model
             event.provider_id = event.credential_id = None
         elif event.status == UsageRecord.Status.OK and event.http_status == 200:
             self.event = event
@@ -91,7 +94,6 @@ class Entry:
     headers: dict  # x-hub-route, x-hub-provider-model
     usage: dict
     price: Decimal  # what the original answer was charged
-    model_id: int | None
     served_model: str
     stored: float
 
@@ -102,7 +104,6 @@ class Entry:
             "headers": self.headers,
             "usage": self.usage,
             "price": str(self.price),
-            "model_id": self.model_id,
             "served_model": self.served_model,
             "stored": self.stored,
         }
@@ -123,13 +124,12 @@ class Entry:
             meta["headers"],
             meta["usage"],
             Decimal(meta["price"]),
-            meta["model_id"],
             meta["served_model"],
             meta["stored"],
         )
 
 
-def directives(headers) -> tuple[bool, bool, str] | None:
+def directives(headers) -> tuple[bool, bool, str]:
     """(read, store, namespace) from the request's headers; a namespace that is not short printable ASCII is
     refused (it is part of a key, and a log line)."""
     cache_control = {d.strip().lower() for d in (headers.get("cache-control") or "").split(",")}
@@ -194,7 +194,7 @@ async def lookup(call, body: dict, kind: str, limit_headers: dict) -> HttpRespon
         return None
     try:
         part.hit = Entry.decode(entry)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, ArithmeticError):  # ArithmeticError: decimal.InvalidOperation
         logger.warning("response cache entry %s unreadable: served upstream", part.key)
         return None
     return _replay(call, part.hit, limit_headers)
@@ -204,7 +204,14 @@ def _replay(call, entry: Entry, limit_headers: dict) -> HttpResponseBase:
     usage = entry.usage
     call.record(
         UsageRecord.Status.OK,
-        Usage(**{name: int(usage.get(name, 0)) for name in _USAGE_FIELDS}, estimated=bool(usage.get("estimated"))),
+        Usage(
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            estimated=bool(usage.get("estimated")),
+            cache_read_tokens=int(usage.get("cache_read_tokens", 0)),
+            cache_write_tokens=int(usage.get("cache_write_tokens", 0)),
+            image_input_tokens=int(usage.get("image_input_tokens", 0)),
+        ),
     )
     metrics.RESPONSE_CACHE.labels(call.cache.model, "hit").inc()
     # A stream's events are sent as one body: the same bytes, which an SSE client reads the same way.
@@ -261,9 +268,7 @@ async def _store(lookup: Lookup, chunks: list, content_type: str, headers: dict)
         if event is None or sum(map(len, chunks)) > settings.HUB_RESPONSE_CACHE_MAX_BYTES:
             return
         usage = {name: getattr(event, name) for name in _USAGE_FIELDS} | {"estimated": event.usage_estimated}
-        entry = Entry(
-            chunks, content_type, headers, usage, event.price, event.model_id, event.served_model, time.time()
-        )
+        entry = Entry(chunks, content_type, headers, usage, event.price, event.served_model, time.time())
         await store().set(lookup.key, entry.encode(), lookup.ttl)
     finally:
         if lookup.claimed and not lookup.released:
@@ -281,10 +286,12 @@ def _spawn(coroutine) -> None:
 
 
 class LocalStore:
-    """This process's entries (at most HUB_RESPONSE_CACHE_LOCAL_ENTRIES, the oldest dropped first) and flights."""
+    """This process's entries (at most HUB_RESPONSE_CACHE_LOCAL_BYTES of them, the oldest dropped first) and
+    flights."""
 
     def __init__(self):
         self.entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.size = 0
         self.flights: dict[str, asyncio.Future] = {}
 
     async def get(self, key: str) -> bytes | None:
@@ -292,15 +299,24 @@ class LocalStore:
         if found is None:
             return None
         if found[0] <= time.monotonic():
-            self.entries.pop(key, None)
+            self._drop(key)
             return None
         return found[1]
 
     async def set(self, key: str, value: bytes, ttl: int) -> None:
-        while len(self.entries) >= settings.HUB_RESPONSE_CACHE_LOCAL_ENTRIES:
-            self.entries.popitem(last=False)
+        self._drop(key)
+        budget = settings.HUB_RESPONSE_CACHE_LOCAL_BYTES
+        if len(value) > budget:
+            return
+        while self.entries and self.size + len(value) > budget:
+            self._drop(next(iter(self.entries)))
         self.entries[key] = (time.monotonic() + ttl, value)
-        self.entries.move_to_end(key)
+        self.size += len(value)
+
+    def _drop(self, key: str) -> None:
+        found = self.entries.pop(key, None)
+        if found is not None:
+            self.size -= len(found[1])
 
     async def claim(self, key: str) -> bool:
         if key in self.flights:

@@ -270,7 +270,8 @@ if not Decimal(0) <= HUB_RESPONSE_CACHE_PRICE_SHARE <= Decimal(1):
     raise environ.ImproperlyConfigured("HUB_RESPONSE_CACHE_PRICE_SHARE must be between 0 and 1")
 HUB_RESPONSE_CACHE_MAX_BYTES = env.int("HUB_RESPONSE_CACHE_MAX_BYTES", default=4 * 1024 * 1024)
 HUB_RESPONSE_CACHE_WAIT_SECONDS = env.float("HUB_RESPONSE_CACHE_WAIT_SECONDS", default=30.0)
-HUB_RESPONSE_CACHE_LOCAL_ENTRIES = env.int("HUB_RESPONSE_CACHE_LOCAL_ENTRIES", default=10_000)
+# Without Redis, each process keeps at most this many bytes of entries.
+HUB_RESPONSE_CACHE_LOCAL_BYTES = env.int("HUB_RESPONSE_CACHE_LOCAL_BYTES", default=256 * 1024 * 1024)
 # Usage rollups and retention (billing/rollups.py): 0 keeps raw usage forever. Pruned records are
 # archived first, to STORAGES["usage_archive"].
 HUB_USAGE_RETENTION_DAYS = env.int("HUB_USAGE_RETENTION_DAYS", default=90)

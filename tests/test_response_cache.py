@@ -294,3 +294,35 @@ def test_the_request_log_and_the_metrics_show_hits(client, hub, upstream, cached
     hit = UsageRecord.objects.filter(cache_hit=True).first()
     detail = browser.get(f"/dashboard/requests/{hit.pk}/").content.decode()
     assert "answered from the response cache" in detail
+
+
+def test_without_redis_a_process_keeps_at_most_its_byte_budget_oldest_out_first(settings):
+    from hub.response_cache import LocalStore
+
+    settings.HUB_RESPONSE_CACHE_LOCAL_BYTES = 100
+    store = LocalStore()
+
+    async def fill():
+        for name in "abcd":
+            await store.set(name, name.encode() * 40, 60)
+        await store.set("huge", b"x" * 101, 60)  # larger than the whole budget: not kept
+        return [await store.get(name) for name in ("a", "b", "c", "d", "huge")]
+
+    assert asyncio.run(fill()) == [None, None, b"c" * 40, b"d" * 40, None]
+    assert store.size == 80
+
+
+def test_a_redis_outage_turns_the_cache_off_without_failing(caplog):
+    from hub.response_cache import FailOpen, RedisStore
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there
+    store = FailOpen(RedisStore(f"redis://127.0.0.1:{port}/0"))
+
+    async def use():
+        return await store.get("k"), await store.claim("k"), await store.set("k", b"v", 1), await store.wait("k", 1)
+
+    assert asyncio.run(use()) == (None, False, None, None)
+    assert "the response cache unavailable" in caplog.text
