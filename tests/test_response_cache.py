@@ -326,3 +326,37 @@ def test_a_redis_outage_turns_the_cache_off_without_failing(caplog):
 
     assert asyncio.run(use()) == (None, False, None, None)
     assert "the response cache unavailable" in caplog.text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("seconds, status", [(600, 201), (0, 201), (None, 201), (-1, 400), (30 * 86400 + 1, 400)])
+def test_the_management_api_sets_a_keys_ttl_and_rotation_keeps_it(world, seconds, status):
+    from accounts.services import hash_api_key
+    from hub import auth
+    from tests.actors import as_user
+
+    keys = "/manage/v1/orgs/acme/keys/"
+    admin = as_user(world.admin)
+    created = admin.post(keys, {"name": "cached", "response_cache_seconds": seconds}, format="json")
+    assert created.status_code == status, created.content
+    if status != 201:
+        assert created.json()["error"]["param"] == "response_cache_seconds"
+        return
+    assert created.json()["response_cache_seconds"] == seconds
+    assert auth._load(hash_api_key(created.json()["key"])).cache_seconds == (seconds or 0)
+    rotated = admin.post(f"{keys}{created.json()['id']}/rotate").json()
+    assert rotated["response_cache_seconds"] == seconds
+
+
+@pytest.mark.django_db
+def test_the_admin_edits_the_settings_of_an_organisation_and_a_key(world):
+    from django.test import Client
+
+    from accounts.models import User
+
+    operator = Client()
+    operator.force_login(User.objects.create_superuser("op", "op@example.com", "pw"))
+    page = operator.get(f"/admin/accounts/organization/{world.acme.pk}/change/").content.decode()
+    assert 'name="response_cache_seconds"' in page and 'name="response_cache_sampled"' in page
+    page = operator.get(f"/admin/accounts/apikey/{world.acme_key.pk}/change/").content.decode()
+    assert 'name="response_cache_seconds"' in page

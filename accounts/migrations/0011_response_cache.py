@@ -5,25 +5,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0010_apikey_purpose'),
+        ("accounts", "0010_apikey_purpose"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='apikey',
-            name='response_cache_seconds',
-            field=models.PositiveIntegerField(blank=True, help_text="Answers kept this many seconds and served again to the same request; empty: off (a key: its organisation's), 0: off", null=True, validators=[django.core.validators.MaxValueValidator(2592000)]),
+            model_name="apikey",
+            name="response_cache_seconds",
+            field=models.PositiveIntegerField(
+                blank=True,
+                help_text="Answers kept this many seconds and served again to the same request; empty: off (a key: its organisation's), 0: off",
+                null=True,
+                validators=[django.core.validators.MaxValueValidator(2592000)],
+            ),
         ),
         migrations.AddField(
-            model_name='organization',
-            name='response_cache_sampled',
-            field=models.BooleanField(default=False, help_text='The response cache also keeps answers sampled at a temperature above 0'),
+            model_name="organization",
+            name="response_cache_sampled",
+            field=models.BooleanField(
+                default=False, help_text="The response cache also keeps answers sampled at a temperature above 0"
+            ),
         ),
         migrations.AddField(
-            model_name='organization',
-            name='response_cache_seconds',
-            field=models.PositiveIntegerField(blank=True, help_text="Answers kept this many seconds and served again to the same request; empty: off (a key: its organisation's), 0: off", null=True, validators=[django.core.validators.MaxValueValidator(2592000)]),
+            model_name="organization",
+            name="response_cache_seconds",
+            field=models.PositiveIntegerField(
+                blank=True,
+                help_text="Answers kept this many seconds and served again to the same request; empty: off (a key: its organisation's), 0: off",
+                null=True,
+                validators=[django.core.validators.MaxValueValidator(2592000)],
+            ),
         ),
     ]

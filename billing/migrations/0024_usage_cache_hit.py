@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0023_route_rollups'),
+        ("billing", "0023_route_rollups"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='usagerecord',
-            name='cache_hit',
-            field=models.BooleanField(default=False, help_text="Answered from the hub's response cache: no upstream call, no cost"),
+            model_name="usagerecord",
+            name="cache_hit",
+            field=models.BooleanField(
+                default=False, help_text="Answered from the hub's response cache: no upstream call, no cost"
+            ),
         ),
     ]
