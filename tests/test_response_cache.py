@@ -360,3 +360,23 @@ def test_the_admin_edits_the_settings_of_an_organisation_and_a_key(world):
     assert 'name="response_cache_seconds"' in page and 'name="response_cache_sampled"' in page
     page = operator.get(f"/admin/accounts/apikey/{world.acme_key.pk}/change/").content.decode()
     assert 'name="response_cache_seconds"' in page
+
+
+def test_when_the_first_of_a_burst_fails_the_others_go_upstream_themselves(
+    async_client, openai_provider, upstream, cached
+):
+    factories.add_model(openai_provider, "openai/broken", "fake-error-500")
+
+    async def one():
+        try:
+            await async_client.chat.completions.create(model="openai/broken", messages=MESSAGES, temperature=0)
+        except openai.InternalServerError as error:
+            return error.status_code
+
+    async def burst():
+        return await asyncio.gather(*(one() for _ in range(5)))
+
+    started = time.monotonic()
+    assert asyncio.run(burst()) == [502] * 5
+    assert len(upstream.requests) == 5  # none was kept, none waited out HUB_RESPONSE_CACHE_WAIT_SECONDS
+    assert time.monotonic() - started < 10
