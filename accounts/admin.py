@@ -59,6 +59,7 @@ class OrganizationAdmin(AuditedAdmin):
     fieldsets = [
         (None, {"fields": ["name", "slug", "is_active"]}),
         ("Default limits of its keys", {"fields": LIMIT_FIELDS}),
+        ("Response cache", {"fields": ["response_cache_sampled"]}),
     ]
 
     def save_model(self, request, obj, form, change):

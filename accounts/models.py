@@ -5,6 +5,7 @@ import zoneinfo
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -14,6 +15,7 @@ from billing.money import MoneyField
 
 # Names zoneinfo lists that are no place a person lives in: the system's own link and tzdata's placeholder.
 NOT_TIME_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+RESPONSE_CACHE_MAX_SECONDS = 30 * 24 * 3600
 
 
 @functools.cache
@@ -72,6 +74,15 @@ class Limits(models.Model):
     tpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute")
     budget = MoneyField(null=True, blank=True, help_text="Spend allowed per budget period")
     budget_period = models.CharField(max_length=10, choices=BudgetPeriod.choices, default=BudgetPeriod.MONTHLY)
+    # The gateway's exact-match response cache (hub/response_cache.py): off unless set. A key's 0 turns it off
+    # for that key when its organisation has it on.
+    response_cache_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(RESPONSE_CACHE_MAX_SECONDS)],
+        help_text="Answers kept this many seconds and served again to the same request; empty: off (a key: "
+        "its organisation's), 0: off",
+    )
 
     class Meta:
         abstract = True
@@ -93,6 +104,10 @@ class Organization(Limits):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
     is_active = models.BooleanField(default=True)
+    # Sampled answers (temperature above 0) differ from call to call; cached only if the organisation says so.
+    response_cache_sampled = models.BooleanField(
+        default=False, help_text="The response cache also keeps answers sampled at a temperature above 0"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     members: "models.ManyToManyField[User, Membership]" = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="organizations"

@@ -6,11 +6,31 @@ from rest_framework import serializers
 
 from billing.money import max_amount
 
-from .models import ApiKey, AuditEvent, BudgetPeriod, Invitation, KeyScope, Membership, Organization, Role, Team, User
+from .models import (
+    RESPONSE_CACHE_MAX_SECONDS,
+    ApiKey,
+    AuditEvent,
+    BudgetPeriod,
+    Invitation,
+    KeyScope,
+    Membership,
+    Organization,
+    Role,
+    Team,
+    User,
+)
 
 # A PositiveIntegerField's range where it is narrowest: PostgreSQL's `integer` (SQLite would take 2**63 - 1).
 POSITIVE_INT_MAX = BaseDatabaseOperations.integer_field_ranges["PositiveIntegerField"][1]
-LIMIT_FIELDS = ("allowed_models", "allowed_ips", "rpm_limit", "tpm_limit", "budget", "budget_period")
+LIMIT_FIELDS = (
+    "allowed_models",
+    "allowed_ips",
+    "rpm_limit",
+    "tpm_limit",
+    "budget",
+    "budget_period",
+    "response_cache_seconds",
+)
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
@@ -64,6 +84,9 @@ class ApiKeyCreateSerializer(serializers.Serializer):
         required=False, allow_null=True, max_digits=19, decimal_places=10, min_value=0, max_value=max_amount()
     )
     budget_period = serializers.ChoiceField(choices=BudgetPeriod.choices, required=False)
+    response_cache_seconds = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=RESPONSE_CACHE_MAX_SECONDS
+    )
 
     def validate_allowed_ips(self, value):
         try:

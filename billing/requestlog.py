@@ -40,6 +40,7 @@ LIST_COLUMNS = (
     "served_model",
     "endpoint",
     "stream",
+    "cache_hit",
     "status",
     "http_status",
     "prompt_tokens",

@@ -37,6 +37,7 @@ class UsageEvent:
     cache_write_tokens: int = 0
     image_input_tokens: int = 0
     usage_estimated: bool = False
+    cache_hit: bool = False  # answered from the hub's response cache (hub/response_cache.py)
     lease: str = ""  # the credit hold its price was reserved under (hub/credit.py)
     billing_mode: str = ""  # the organisation's; empty: HUB_BILLING_MODE
     unit: str = "tokens"

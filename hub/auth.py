@@ -34,6 +34,8 @@ class KeyInfo:
     plan: Plan | None = None  # the organisation's price plan
     billing_mode: str = ""  # the organisation's (credits, postpaid, internal); empty: HUB_BILLING_MODE
     prefix: str = ""  # the key's visible prefix, for the request log (never the key itself)
+    cache_seconds: int = 0  # the response cache's TTL for this key's answers (hub/response_cache.py); 0: off
+    cache_sampled: bool = False  # answers sampled above temperature 0 are cached too
 
 
 def plan_of(account) -> Plan | None:
@@ -66,7 +68,15 @@ def _load(hashed: str) -> KeyInfo | None:
         plan_of(account),
         account.billing_mode if account is not None else "",
         key.prefix,
+        _cache_seconds(key, key.organization),
+        key.organization.response_cache_sampled,
     )
+
+
+def _cache_seconds(key, organization) -> int:
+    """The key's own response cache TTL (0 turns it off), else its organisation's; none: off."""
+    own = key.response_cache_seconds
+    return (own if own is not None else organization.response_cache_seconds) or 0
 
 
 async def authenticate(request) -> KeyInfo:

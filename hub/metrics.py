@@ -78,6 +78,9 @@ OVERHEAD = Histogram(
 IN_FLIGHT = Gauge("hub_requests_in_flight", "Gateway requests being served.", multiprocess_mode="livesum")
 FAILOVERS = Counter("hub_failovers", "Attempts on another route after a retryable failure.", ("provider",))
 FALLBACKS = Counter("hub_fallbacks", "Requests answered by a fallback model of the one asked for.", ("model",))
+RESPONSE_CACHE = Counter(
+    "hub_response_cache", "Requests the response cache looked up, by result (hit, miss).", ("model", "result")
+)
 METER_QUEUE = Gauge("hub_meter_queue_depth", "Usage events waiting to be written.", multiprocess_mode="livesum")
 METER_FLUSH = Histogram("hub_meter_flush_seconds", "Writing one batch of usage records.", buckets=BUCKETS)
 METER_FAILED = Counter("hub_meter_failed_writes", "Batches of usage records whose write failed (kept to retry).")
@@ -94,7 +97,7 @@ def observe(call, event) -> None:
     else:
         # None served: the model asked for, under the provider whose failure the client got, if any.
         model = asked.public_id if asked is not None else OTHER
-        provider = call.failed.provider_name if call.failed is not None else "none"
+        provider = call.failed.provider_name if call.failed is not None else "cache" if event.cache_hit else "none"
     org = str(event.organization_id) if _by_org else ""
     endpoint = call.endpoint if call.endpoint in ENDPOINTS else OTHER
     key = (endpoint, model, provider, event.http_status // 100, org)

@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import cast
@@ -23,7 +24,7 @@ from providers.adapters import ChatResult, UpstreamError, Usage
 from providers.adapters.base import sse
 from providers.redaction import scrub
 
-from . import accesslog, capabilities, catalogue, credit, media, metrics, policy, routing
+from . import accesslog, capabilities, catalogue, credit, media, metrics, policy, response_cache, routing
 from .auth import KeyInfo
 from .errors import HubError, InternalError, error_response
 from .metering import meter
@@ -51,6 +52,8 @@ class Call:
     route: catalogue.Route | None = None  # the route that served (maybe a fallback's)
     served: routing.Served | None = None  # and its attempts' timings
     failed: catalogue.Route | None = None  # none served: the route whose failure the client got
+    headers: Mapping[str, str] | None = None  # the request's (for the response cache's directives)
+    cache: "response_cache.Lookup | None" = None  # the response cache's part in it, if it has one
 
     def __post_init__(self):
         self.request_id = self.request_id or f"req_{uuid.uuid4().hex}"
@@ -105,6 +108,8 @@ class Call:
             latency_ms=int((time.monotonic() - self.started) * 1000),
             first_token_ms=int((first_token_at - self.started) * 1000) if first_token_at else None,
         )
+        if self.cache is not None:
+            self.cache.recorded(event)  # a hit is priced here; a miss keeps its event to store with the answer
         if self.lease is not None:
             event.lease = self.lease.hold_id
             credit.settle(self, event.price if event.charged else Decimal(0))
@@ -299,6 +304,8 @@ async def _serve(call: Call, body: dict, kind: str, operation) -> HttpResponseBa
         limit_headers = await policy.admit(call.key, model, call.model_name, call.client_ip)
         capabilities.check(model, body, call.model_name)
         await credit.reserve(call, model, body)
+        if (cached := await response_cache.lookup(call, body, kind, limit_headers)) is not None:
+            return cached  # the same request's answer, kept: no upstream call
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         served = await routing.serve(model, body, stream=call.stream, include_usage=include_usage, operation=operation)
     except (HubError, UpstreamError) as error:
@@ -331,7 +338,7 @@ async def _serve(call: Call, body: dict, kind: str, operation) -> HttpResponseBa
     response["x-hub-provider-model"] = provider_model
     for name, value in limit_headers.items():
         response[name] = value
-    return response
+    return await response_cache.kept(call, response)
 
 
 class RelayBody:

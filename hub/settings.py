@@ -262,6 +262,16 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = HUB_MAX_BODY_BYTES
 HUB_AUTH_CACHE_SECONDS = env.float("HUB_AUTH_CACHE_SECONDS", default=5.0)
 HUB_CATALOGUE_CACHE_SECONDS = env.float("HUB_CATALOGUE_CACHE_SECONDS", default=5.0)
 HUB_BALANCE_CACHE_SECONDS = env.float("HUB_BALANCE_CACHE_SECONDS", default=1.0)
+# The response cache (hub/response_cache.py), on per organisation or key: a hit is charged this share of the
+# original answer's price (0: free, 1: full price); answers larger than the bytes limit are not kept; a request
+# waits at most that many seconds for an identical one in flight to land before going upstream itself.
+HUB_RESPONSE_CACHE_PRICE_SHARE = Decimal(env.str("HUB_RESPONSE_CACHE_PRICE_SHARE", default="0"))
+if not Decimal(0) <= HUB_RESPONSE_CACHE_PRICE_SHARE <= Decimal(1):
+    raise environ.ImproperlyConfigured("HUB_RESPONSE_CACHE_PRICE_SHARE must be between 0 and 1")
+HUB_RESPONSE_CACHE_MAX_BYTES = env.int("HUB_RESPONSE_CACHE_MAX_BYTES", default=4 * 1024 * 1024)
+HUB_RESPONSE_CACHE_WAIT_SECONDS = env.float("HUB_RESPONSE_CACHE_WAIT_SECONDS", default=30.0)
+# Without Redis, each process keeps at most this many bytes of entries.
+HUB_RESPONSE_CACHE_LOCAL_BYTES = env.int("HUB_RESPONSE_CACHE_LOCAL_BYTES", default=256 * 1024 * 1024)
 # Usage rollups and retention (billing/rollups.py): 0 keeps raw usage forever. Pruned records are
 # archived first, to STORAGES["usage_archive"].
 HUB_USAGE_RETENTION_DAYS = env.int("HUB_USAGE_RETENTION_DAYS", default=90)

@@ -154,7 +154,9 @@ def _endpoint(
             key = await authenticate(request)
         except HubError as error:
             return _unauthenticated(error, endpoint)
-        call = Call(key=key, endpoint=endpoint, model_name="", client_ip=client_address(request))
+        call = Call(
+            key=key, endpoint=endpoint, model_name="", client_ip=client_address(request), headers=request.headers
+        )
         try:
             # JSON is read on the loop (it is small and the hot path); uploads are parsed, decoded and
             # measured in a thread, so a 25 MB multipart body never stalls the streams of this worker.

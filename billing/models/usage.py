@@ -54,6 +54,9 @@ class UsageRecord(models.Model):
     cache_write_tokens = models.PositiveIntegerField(default=0, help_text="Part of the prompt written to a cache")
     image_input_tokens = models.PositiveIntegerField(default=0, help_text="Part of the prompt that was images")
     usage_estimated = models.BooleanField(default=False, help_text="The upstream reported no usage")
+    cache_hit = models.BooleanField(
+        default=False, help_text="Answered from the hub's response cache: no upstream call, no cost"
+    )
     unit = models.CharField(
         max_length=20,
         default="tokens",
