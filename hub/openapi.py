@@ -207,7 +207,7 @@ PATHS: dict[str, dict] = {
 }
 
 DESCRIPTION = """The hub's OpenAI-compatible API (and Anthropic's Messages API where served). Any OpenAI SDK
-works with the base URL `<this hub>/v1` and a hub API key; each path is served under `/api/` too.
+works with the base URL `<this hub>/v1` and a hub API key; each path but image files is served under `/api/` too.
 
 Errors always come in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}` (on `/v1/messages`,
 Anthropic's). Fields of a request the hub does not check pass to the provider as sent."""

@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/status", views.service_status),
     # The gateway API described (hub/openapi.py); its Swagger UI is a page of the site, outside /v1/.
     path("v1/openapi.json", views.openapi_document, name="gateway-openapi"),
+    path("api/openapi.json", views.openapi_document),
     path("docs/api/", api_docs.GatewayDocs.as_view(), name="gateway-docs"),
     # The management API and Stripe's webhook need sessions and CSRF, so they live
     # outside the gateway's /v1/ and /api/ prefixes (see hub/asgi.py).

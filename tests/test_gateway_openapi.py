@@ -11,6 +11,7 @@ import io
 import json
 import re
 
+import anthropic
 import httpx
 import jsonschema
 import pytest
@@ -31,6 +32,8 @@ from schemathesis.specs.openapi.checks import (
 
 from hub import openapi
 from tests.browser import screenshot
+from tests.fakes.anthropic_upstream import API_KEY as ANTHROPIC_KEY
+from tests.fakes.anthropic_upstream import FakeAnthropic
 
 EXAMPLES = 12  # generated per operation, beyond the examples and coverage cases: the run stays near a minute
 CHECKS = [
@@ -173,3 +176,40 @@ def test_the_docs_page_renders_the_gateway_api_in_a_browser(page):
     listed = set(page.locator(".opblock-summary-path").evaluate_all("nodes => nodes.map(n => n.dataset.path)"))
     assert listed == set(openapi.document()["paths"])
     screenshot(page, "gateway-docs")
+
+
+def conforms(name: str, instance) -> None:
+    schemas = openapi.document()["components"]["schemas"]
+    jsonschema.Draft202012Validator(
+        {"$ref": f"#/components/schemas/{name}", "components": {"schemas": schemas}}
+    ).validate(instance)
+
+
+def test_the_messages_schemas_are_what_anthropics_sdk_sends_and_reads():
+    """/v1/messages is documented before it is served: its schemas held to Anthropic's own SDK, against the fake
+    Anthropic API (tests/fakes/anthropic_upstream.py) the adapter's tests trust."""
+    fake = FakeAnthropic().start()
+    try:
+        client = anthropic.Anthropic(base_url=fake.base_url, api_key=ANTHROPIC_KEY, max_retries=0)
+        sent = {
+            "model": "claude-test",
+            "max_tokens": 64,
+            "system": "Be brief.",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hello"}]}],
+        }
+        answer = client.messages.with_raw_response.create(**sent)
+        conforms("AnthropicMessagesRequest", fake.requests[-1].json)
+        conforms("AnthropicMessage", answer.http_response.json())
+        refused = client.messages.with_raw_response.create(
+            **{**sent, "messages": [{"role": "user", "content": "error:rate_limit"}]}
+        )
+    except anthropic.APIStatusError as error:
+        conforms("AnthropicError", error.response.json())
+    else:
+        raise AssertionError(f"the fake did not refuse: {refused.http_response.status_code}")
+    finally:
+        fake.stop()
+    conforms("AnthropicCountTokensRequest", {k: v for k, v in sent.items() if k != "max_tokens"})
+    conforms("AnthropicTokenCount", {"input_tokens": 12})
+    with pytest.raises(jsonschema.ValidationError):
+        conforms("AnthropicMessagesRequest", {k: v for k, v in sent.items() if k != "max_tokens"})
