@@ -76,16 +76,20 @@ _TEXT = {"text/plain": {"schema": {"type": "string"}}}
 
 
 def events(payload: dict, description: str, *, done: bool = False) -> dict:
-    """A server-sent event stream: `schema` describes one event (OpenAPI 3.1), its `data` JSON of `payload`."""
+    """A server-sent event stream: `schema` describes one event (OpenAPI 3.1), its `data` JSON of `payload`.
+    With `done`, OpenAI's: the last event is `[DONE]`, and a stream that fails once started ends with an error
+    event in OpenAI's error shape (its status is sent already)."""
     data: dict = {"type": "string", "contentMediaType": "application/json", "contentSchema": payload}
     if done:
-        data = {"anyOf": [{"const": "[DONE]"}, data]}
+        data = {"anyOf": [{"const": "[DONE]"}, data, {**data, "contentSchema": ref("Error")}]}
     event = {"type": "object", "required": ["data"], "properties": {"event": {"type": "string"}, "data": data}}
     return {"text/event-stream": {"schema": {**event, "description": description}}}
 
 
 _EVENTS = events(
-    ref("ChatCompletionChunk"), "Each event's `data` a ChatCompletionChunk; the last is `data: [DONE]`.", done=True
+    ref("ChatCompletionChunk"),
+    "Each event's `data` a ChatCompletionChunk (or, if the stream fails, an Error); the last is `data: [DONE]`.",
+    done=True,
 )
 _ANTHROPIC_EVENTS = events(
     {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},

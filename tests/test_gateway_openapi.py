@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from hub import openapi
 from tests.browser import screenshot
+from tests.factories import add_model
 from tests.fakes.anthropic_upstream import API_KEY as ANTHROPIC_KEY
 from tests.fakes.anthropic_upstream import FakeAnthropic
 
@@ -152,17 +153,27 @@ def test_no_generated_request_gets_a_server_error_or_an_undocumented_answer(case
     case.validate_response(response, checks=CHECKS)
 
 
-def test_a_demo_chat_completion_streams_as_documented(hub, demo_key):
-    """The fuzzing run cannot read an event stream: here each event is held to ChatCompletionChunk."""
-    body = {"model": "demo/echo", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-    headers = {"x-api-key": demo_key}
-    chunk = {"$ref": "#/components/schemas/ChatCompletionChunk", "components": openapi.document()["components"]}
-    with httpx.stream("POST", f"{hub.url}/v1/chat/completions", json=body, headers=headers) as response:
+def streamed_events(hub, key: str, model: str) -> list[str]:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with httpx.stream("POST", f"{hub.url}/v1/chat/completions", json=body, headers={"x-api-key": key}) as response:
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
-        events = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+        return [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+
+
+def test_a_demo_chat_completion_streams_as_documented(hub, demo_key):
+    """Each event held to ChatCompletionChunk here too (jsonschema, apart from schemathesis's own reading)."""
+    events = streamed_events(hub, demo_key, "demo/echo")
     assert events[-1] == "[DONE]" and len(events) > 2
     for event in events[:-1]:
-        jsonschema.Draft202012Validator(chunk).validate(json.loads(event))
+        conforms("ChatCompletionChunk", json.loads(event))
+
+
+def test_a_stream_cut_by_the_provider_ends_in_a_documented_error_event(hub, api_key, openai_provider):
+    add_model(openai_provider, "openai/cut", "fake-cut")
+    *chunks, last = streamed_events(hub, api_key, "openai/cut")
+    for event in chunks:
+        conforms("ChatCompletionChunk", json.loads(event))
+    conforms("Error", json.loads(last))
 
 
 @pytest.mark.browser
