@@ -55,6 +55,8 @@ DEMO_MODEL = {
     "/v1/images/edits": "demo/image",
     "/v1/audio/transcriptions": "demo/whisper",
     "/v1/audio/translations": "demo/whisper",
+    "/v1/messages": "demo/echo",  # once served (hub/openapi.py documents it then)
+    "/v1/messages/count_tokens": "demo/echo",
 }
 GATEWAY = re.compile(r"^(v1|api)/")
 
