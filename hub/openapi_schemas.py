@@ -242,7 +242,7 @@ IMAGE_FIELDS = {
     "quality": _SHORT,
     "style": _SHORT,
     "response_format": {"type": ["string", "null"], "enum": ["url", "b64_json", None]},
-    "user": {"type": "string", "maxLength": 256},
+    "user": {**NAME, "maxLength": 256},
     "background": {"enum": ["transparent", "opaque", "auto"]},
     "output_format": {"enum": ["png", "jpeg", "webp"]},
     "output_compression": {**INTEGER, "minimum": 0, "maximum": 100},
@@ -274,11 +274,23 @@ IMAGE_EDIT_JSON = {
     },
 }
 
+# A form's values are strings, converted and then checked as the JSON body's are.
+_FORM_NUMBERS = {"n": "^([1-9]|10)$", "output_compression": "^([0-9]|[1-9][0-9]|100)$"}
+
+
+def _as_form(name: str, schema: dict) -> dict:
+    if name in _FORM_NUMBERS:
+        return {"type": "string", "pattern": _FORM_NUMBERS[name]}
+    if "enum" in schema:
+        return {"enum": [value for value in schema["enum"] if value is not None]}
+    return {**schema, "type": "string"}
+
+
 IMAGE_EDIT_FORM = {
     "type": "object",
     "required": ["prompt", "image"],
     "properties": {
-        **{name: {"type": "string"} for name in IMAGE_FIELDS},
+        **{name: _as_form(name, schema) for name, schema in IMAGE_FIELDS.items()},
         "image": {"oneOf": [BINARY, {"type": "array", "items": BINARY}], "description": "PNG, JPEG or WebP."},
         "mask": BINARY,
     },
