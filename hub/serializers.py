@@ -55,7 +55,8 @@ class ChatCompletionRequest(serializers.Serializer):
     def validate_messages(self, messages):
         # A plain loop: a nested serializer per message costs more than the relay.
         for index, message in enumerate(messages):
-            if message.get("role") not in ROLES:
+            role = message.get("role")
+            if not isinstance(role, str) or role not in ROLES:  # a list or object is not hashable: no `in`
                 raise serializers.ValidationError({f"[{index}].role": f"must be one of {', '.join(sorted(ROLES))}"})
         return messages
 

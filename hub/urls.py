@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import catalogue_pages, metrics, playground, views
+from . import api_docs, catalogue_pages, metrics, playground, views
 
 urlpatterns = [
     path("v1/chat/completions", views.chat_completions),
@@ -27,6 +27,10 @@ urlpatterns = [
     # For Prometheus (hub/metrics.py): a bearer token or an address allow-list, no session; off (404) without.
     path("metrics", metrics.scrape),
     path("api/status", views.service_status),
+    # The gateway API described (hub/openapi.py); its Swagger UI is a page of the site, outside /v1/.
+    path("v1/openapi.json", views.openapi_document, name="gateway-openapi"),
+    path("api/openapi.json", views.openapi_document),
+    path("docs/api/", api_docs.GatewayDocs.as_view(), name="gateway-docs"),
     # The management API and Stripe's webhook need sessions and CSRF, so they live
     # outside the gateway's /v1/ and /api/ prefixes (see hub/asgi.py).
     path("manage/v1/", include("accounts.urls")),

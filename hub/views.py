@@ -1,6 +1,7 @@
 """The OpenAI-compatible API. Views parse and check; hub.relay does the work."""
 
 import asyncio
+import hashlib
 import json
 import re
 import uuid
@@ -16,7 +17,7 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.addresses import client_address
 
-from . import accesslog, audio, catalogue, images, listing, media, metrics
+from . import accesslog, audio, catalogue, images, listing, media, metrics, openapi
 from .auth import authenticate
 from .errors import BadRequest, HubError, MethodNotAllowed, PayloadTooLarge, error_response
 from .relay import Call, chat_completion
@@ -149,7 +150,7 @@ def _endpoint(
     @csrf_exempt
     async def view(request) -> HttpResponse:
         if request.method != "POST":
-            return error_response(MethodNotAllowed(f"Use POST for {path}."))
+            return error_response(MethodNotAllowed(f"Use POST for {path}.", headers={"Allow": "POST"}))
         try:
             key = await authenticate(request)
         except HubError as error:
@@ -280,7 +281,7 @@ async def refuse_too_large(scope) -> tuple[int, list, bytes]:
 async def image_file(request, name: str) -> HttpResponse:
     """GET /v1/files/images/<name>?signature=…: a generated image, while its signed link is valid."""
     if request.method not in ("GET", "HEAD"):
-        return error_response(MethodNotAllowed("Use GET for an image."))
+        return error_response(MethodNotAllowed("Use GET for an image.", headers={"Allow": "GET, HEAD"}))
     found = await asyncio.to_thread(media.open_signed, name, request.GET.get("signature", ""))
     if found is None:
         return error_response(
@@ -300,7 +301,7 @@ async def image_file(request, name: str) -> HttpResponse:
 async def models(request, model_id: str | None = None) -> HttpResponse:
     """The models the key may use (hub/listing.py); one of them, or a 404 like an unknown model's."""
     if request.method != "GET":
-        return error_response(MethodNotAllowed("Use GET to list models."))
+        return error_response(MethodNotAllowed("Use GET to list models.", headers={"Allow": "GET"}))
     try:
         key = await authenticate(request)
         snapshot = await catalogue.snapshot()
@@ -314,13 +315,30 @@ async def models(request, model_id: str | None = None) -> HttpResponse:
 @csrf_exempt
 async def service_status(request) -> HttpResponse:
     if request.method != "GET":
-        return error_response(MethodNotAllowed("Use GET for the status."))
+        return error_response(MethodNotAllowed("Use GET for the status.", headers={"Allow": "GET"}))
     try:
         key = await authenticate(request)
     except HubError as error:
         return error_response(error)
     body = await report(key)
     return JsonResponse(body, status=200 if body["status"] != "unavailable" else 503)
+
+
+@csrf_exempt
+async def openapi_document(request) -> HttpResponse:
+    """GET /v1/openapi.json: the gateway API (hub/openapi.py), public and cacheable."""
+    if request.method not in ("GET", "HEAD"):
+        return error_response(MethodNotAllowed("Use GET for the OpenAPI document.", headers={"Allow": "GET, HEAD"}))
+    body = json.dumps(openapi.document(), separators=(",", ":")).encode()
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    if etag in request.headers.get("if-none-match", ""):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(body, content_type="application/json")
+    response["etag"] = etag
+    response["cache-control"] = "public, max-age=300"
+    response["access-control-allow-origin"] = "*"  # for tools that load it from another origin
+    return response
 
 
 def server_error(request) -> HttpResponse:

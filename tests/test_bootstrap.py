@@ -28,6 +28,7 @@ def test_bootstrap_is_idempotent_and_prints_the_same_key(transactional_db):
 def test_the_admin_user_owns_the_demo_organisation_and_reaches_the_management_api(transactional_db):
     first = bootstrap()
     assert "python manage.py changepassword admin" in first and "/manage/v1/docs/" in first
+    assert "API docs: http://127.0.0.1:8000/docs/api/ (OpenAPI: http://127.0.0.1:8000/v1/openapi.json)" in first
     again = bootstrap()
     assert "password" not in again and "/manage/v1/docs/" in again  # the password is shown once
     admin = User.objects.get(username="admin")
@@ -98,10 +99,10 @@ def test_the_home_page_lists_every_gateway_endpoint_and_links_to_the_docs(hub):
         for p in get_resolver().url_patterns
         if str(p.pattern).startswith("v1/")
     }
-    assert len(routes) == 11
+    assert len(routes) == 12
     for route in routes:
         assert f"{hub.url}/{route}</code>" in page, route
-    assert 'href="/manage/v1/docs/"' in page and "README.md" in page
+    assert 'href="/manage/v1/docs/"' in page and 'href="/docs/api/"' in page and "README.md" in page
 
 
 def test_static_files_are_served_under_asgi(hub):

@@ -4,7 +4,7 @@ Every operation of /manage/v1/ gets schemathesis's examples, coverage cases (bou
 the operation lacks) and a bounded, derandomized fuzzing run, so that the run is repeatable and takes a minute
 or two; each case is sent as Acme's owner and again with an admin-scoped key. Stripe is played by localstripe,
 which has no Checkout: a checkout answers the hub's defined 503 there, the only 5xx allowed. The gateway (/v1/)
-has no OpenAPI schema yet, so it is not fuzzed here.
+is fuzzed from its own document by tests/test_gateway_openapi.py.
 """
 
 import pytest

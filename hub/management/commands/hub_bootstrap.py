@@ -62,7 +62,8 @@ class Command(BaseCommand):
         site = base_url.rsplit("/v1", 1)[0]
         self.stdout.write(
             f"Base URL: {base_url}\nAPI key:  {raw_key}\n"
-            "Model:    demo/echo (free, offline; also demo/embed, demo/tts, demo/image, demo/whisper)"
+            "Model:    demo/echo (free, offline; also demo/embed, demo/tts, demo/image, demo/whisper)\n"
+            f"API docs: {site}/docs/api/ (OpenAPI: {base_url}/openapi.json)"
         )
         if password:
             self.stdout.write(
