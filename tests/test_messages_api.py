@@ -411,3 +411,60 @@ def test_a_client_that_leaves_a_stream_pays_for_what_it_got(hub, api_key, openai
     assert record.status == "cancelled" and record.stream and record.usage_estimated
     assert 1 <= record.completion_tokens < 60
     assert_charged(record, organization)
+
+
+def test_a_key_that_may_not_use_the_model_is_a_403_permission_error(hub, organization, demo):
+    from accounts.services import api_key_create
+
+    _, raw = api_key_create(organization=organization, name="limited", limits={"allowed_models": ["openai/*"]})
+    client = anthropic.Anthropic(base_url=hub.url, api_key=raw, max_retries=0)
+    with pytest.raises(anthropic.PermissionDeniedError) as raised:
+        client.messages.create(model=demo, max_tokens=10, messages=HELLO)
+    assert raised.value.body["error"]["type"] == "permission_error"
+    with pytest.raises(anthropic.PermissionDeniedError):
+        client.messages.count_tokens(model=demo, messages=HELLO)
+
+
+def test_an_organisation_without_credit_is_refused_before_any_upstream_call(hub, fake_anthropic, claude):
+    _, _, raw = factories.organization_with_key("Broke")
+    client = anthropic.Anthropic(base_url=hub.url, api_key=raw, max_retries=0)
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        client.messages.create(model=claude, max_tokens=10, messages=HELLO)
+    assert (raised.value.status_code, raised.value.body["error"]["type"]) == (402, "billing_error")
+    assert not fake_anthropic.requests
+
+
+def test_an_upstream_rate_limit_is_a_429_rate_limit_error_with_retry_after(sdk, hub, fake_anthropic, claude):
+    with pytest.raises(anthropic.RateLimitError) as raised:
+        sdk.messages.create(model=claude, max_tokens=10, messages=[{"role": "user", "content": "error:rate_limit"}])
+    assert raised.value.body["error"]["type"] == "rate_limit_error"
+    assert raised.value.response.headers["retry-after"] == "7"
+
+
+def test_a_failing_anthropic_route_falls_back_to_another_provider(sdk, hub, fake_anthropic, claude, demo):
+    from providers.models import CatalogModel
+
+    CatalogModel.objects.filter(public_id=claude).update(fallbacks=[demo])
+    message = sdk.messages.create(
+        model=claude, max_tokens=50, messages=[{"role": "user", "content": "error:overloaded"}]
+    )
+    assert message.model == demo and message.content[0].text
+    assert len(fake_anthropic.requests) == 1
+    (record,) = records(hub)
+    assert (record.status, record.served_model) == ("ok", demo)
+
+
+def test_a_translated_stream_cut_upstream_ends_in_an_error_event_and_bills_what_arrived(
+    sdk, hub, openai_provider, upstream, organization
+):
+    factories.add_model(openai_provider, "openai/cut", "fake-cut")
+    texts = []
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        with sdk.messages.stream(model="openai/cut", max_tokens=100, messages=HELLO) as stream:
+            for event in stream:
+                if event.type == "text":
+                    texts.append(event.text)
+    assert texts and "cut off" in str(raised.value)
+    (record,) = records(hub)
+    assert record.status == "upstream_error" and record.stream and record.usage_estimated
+    assert_charged(record, organization)
