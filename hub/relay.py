@@ -378,7 +378,10 @@ class RelayBody:
             # error event, not a reset connection, and what was produced is billed.
             logger.exception("relaying stream %s failed", self.call.request_id)
             status, failure = UsageRecord.Status.SERVER_ERROR, "internal error while relaying the stream"
-            if not self.stream.error and "event-stream" in getattr(self.stream, "content_type", "text/event-stream"):
+            in_its_format = getattr(self.stream, "internal_error_event", None)  # a stream in another API's shape
+            if in_its_format is not None and not self.stream.error:
+                yield in_its_format("The hub failed while relaying this stream; it has been logged.")
+            elif not self.stream.error and "event-stream" in getattr(self.stream, "content_type", "text/event-stream"):
                 yield sse(
                     {
                         "error": {

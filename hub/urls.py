@@ -6,6 +6,10 @@ from . import api_docs, catalogue_pages, metrics, playground, views
 urlpatterns = [
     path("v1/chat/completions", views.chat_completions),
     path("api/chat/completions", views.chat_completions),
+    path("v1/messages", views.anthropic_messages),
+    path("api/messages", views.anthropic_messages),
+    path("v1/messages/count_tokens", views.count_tokens),
+    path("api/messages/count_tokens", views.count_tokens),
     path("v1/models", views.models),
     path("v1/models/<path:model_id>", views.models),
     path("api/models", views.models),

@@ -17,7 +17,7 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.addresses import client_address
 
-from . import accesslog, audio, catalogue, images, listing, media, metrics, openapi
+from . import accesslog, audio, catalogue, images, listing, media, messages, metrics, openapi
 from .auth import authenticate
 from .errors import BadRequest, HubError, MethodNotAllowed, PayloadTooLarge, error_response
 from .relay import Call, chat_completion
@@ -161,7 +161,7 @@ def _endpoint(
         try:
             # JSON is read on the loop (it is small and the hot path); uploads are parsed, decoded and
             # measured in a thread, so a 25 MB multipart body never stalls the streams of this worker.
-            body = reader(request) if reader is _json_body else await asyncio.to_thread(reader, request)
+            body = reader(request) if reader in _ON_LOOP else await asyncio.to_thread(reader, request)
             call.model_name = str(body.get("model") or default_model)[:200]
             if serializer is not None:
                 validated = _validate(serializer, body)
@@ -253,6 +253,20 @@ transcriptions = _endpoint(
     relay_transcription,
     reader=lambda request: audio.read(request, "transcribe"),
 )
+
+
+def _read_messages(request) -> dict:
+    return messages.read(_json_body(request), request.headers)
+
+
+_ON_LOOP = (_json_body, _read_messages)
+# Anthropic's Messages API (hub/messages.py), its refusals in Anthropic's shape.
+anthropic_messages = messages.anthropic_errors(
+    _endpoint("/v1/messages", "messages", None, messages.create, reader=_read_messages)
+)
+count_tokens = messages.anthropic_errors(
+    _endpoint("/v1/messages/count_tokens", "messages.count_tokens", None, messages.count_tokens, reader=_read_messages)
+)
 translations = _endpoint(
     "/v1/audio/translations",
     "audio.translations",
@@ -275,6 +289,8 @@ async def refuse_too_large(scope) -> tuple[int, list, bytes]:
     else:
         call = Call(key=key, endpoint=endpoint, model_name="", client_ip=(scope.get("client") or ("",))[0])
         response = call.fail(error)
+    if endpoint.startswith("messages"):
+        response = messages.refusal(response)
     return response.status_code, [(k.encode(), v.encode()) for k, v in response.items()], response.content
 
 

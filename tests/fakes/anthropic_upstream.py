@@ -10,7 +10,8 @@ official SDK appends /v1/messages itself)::
 Replies follow the conformance contract of tests/conformance/cases.py. Besides
 its error kinds, ``error:stream_overloaded`` sends an ``error`` event mid-stream
 (Anthropic's overloaded_error) and ``error:cut`` drops the connection mid-stream.
-(Without streaming, both answer 529 overloaded.) ``echo:<status>`` and ``echo:stream``
+(Without streaming, both answer 529 overloaded.) POST /v1/messages/count_tokens answers the input count
+an answer would report (without the cache's). ``echo:<status>`` and ``echo:stream``
 quote the x-api-key back in an error (tests/fakes/server.py ``echo_of``). Usage reports cache reads (3)
 and writes (2) on top of the contract's input count.
 """
@@ -210,7 +211,7 @@ class FakeAnthropic(FakeUpstream):
         rid = f"req_{next(self._ids):04d}{secrets.token_hex(8)}"  # also the request-id response header
         self._record(RecordedRequest(scope["method"], scope["path"], headers, parsed, body, rid))
         reply = Reply(self, send, rid, headers.get("x-api-key") or headers.get("authorization", ""))
-        if scope["method"] != "POST" or scope["path"] != "/v1/messages":
+        if scope["method"] != "POST" or scope["path"] not in ("/v1/messages", "/v1/messages/count_tokens"):
             return await reply.error(404, "not_found_error", "Not Found")
         # The key comes as x-api-key (the documented header, the hub's) or as a
         # bearer token (what the official SDK sends since its 2.x releases).
@@ -230,6 +231,8 @@ class FakeAnthropic(FakeUpstream):
             return await reply.error(
                 400, "invalid_request_error", "There was an error parsing the body of your request. Is it valid JSON?"
             )
+        if scope["path"] == "/v1/messages/count_tokens":
+            return await reply.count(parsed)
         try:
             _check(parsed)
             await self._fetch_images(parsed)
@@ -277,6 +280,18 @@ class Reply:
     async def error(self, status: int, kind: str, message: str, extra=()) -> None:
         body = json.dumps(error_body(kind, message, self.rid)).encode()
         await self._respond(status, body, b"application/json", extra)
+
+    async def count(self, req: dict) -> None:
+        """POST /v1/messages/count_tokens: the input count of an answer (no max_tokens, none of its fields)."""
+        extra = [
+            name for name in req if name not in ("model", "messages", "system", "tools", "tool_choice", "thinking")
+        ]
+        if extra:
+            return await self.error(400, "invalid_request_error", f"{extra[0]}: Extra inputs are not permitted")
+        if not isinstance(req.get("messages"), list) or not req["messages"]:
+            return await self.error(400, "invalid_request_error", "messages: Field required")
+        body = json.dumps({"input_tokens": _words_of(req)}).encode()
+        await self._respond(200, body, b"application/json")
 
     async def answer(self, req: dict) -> None:
         last = _blocks(req["messages"][-1].get("content"))

@@ -2,13 +2,13 @@
 
 from .. import transport
 from ..base import ChatResult
-from . import request, response
+from . import native, request, response
 from .errors import error_from_response
 from .stream import AnthropicStream
 
 
 class AnthropicAdapter:
-    """Chat completions, whole and streamed, through the Messages API."""
+    """Chat completions, whole and streamed, through the Messages API; and Messages requests as they are."""
 
     async def _send(self, route, body: dict, stream: bool):
         payload = request.encode(request.build_request(route, body, stream=stream))
@@ -22,3 +22,11 @@ class AnthropicAdapter:
 
     async def chat_stream(self, route, body: dict, include_usage: bool):
         return AnthropicStream(await self._send(route, body, stream=True), route, body, include_usage)
+
+    async def messages(self, route, body: dict, chat: dict, client_headers: dict, stream: bool):
+        """A Messages request passed through as the client sent it (hub/messages.py)."""
+        return await native.messages(route, body, chat, client_headers, stream)
+
+    async def count_tokens(self, route, body: dict, client_headers: dict) -> int:
+        """Anthropic's own count of a Messages request's input tokens."""
+        return await native.count_tokens(route, body, client_headers)
