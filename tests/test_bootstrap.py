@@ -99,7 +99,7 @@ def test_the_home_page_lists_every_gateway_endpoint_and_links_to_the_docs(hub):
         for p in get_resolver().url_patterns
         if str(p.pattern).startswith("v1/")
     }
-    assert len(routes) == 12
+    assert len(routes) == 14
     for route in routes:
         assert f"{hub.url}/{route}</code>" in page, route
     assert 'href="/manage/v1/docs/"' in page and 'href="/docs/api/"' in page and "README.md" in page
