@@ -69,6 +69,9 @@ async def create(call: relay.Call, body: MessagesBody) -> HttpResponseBase:
     except HubError as error:
         return call.fail(error)
     call.stream = parsed.stream
+    # Cached answers are keyed on the request as sent (thinking, top_k, cache_control, beta headers change a
+    # native answer), not on the chat body it was translated to.
+    call.cache_material = {**parsed.native, "headers": dict(sorted(body.headers.items()))}
     return await relay.handle(call, parsed.chat, kind="chat", operation=_operation(call, parsed, body.headers))
 
 

@@ -54,6 +54,9 @@ class Call:
     failed: catalogue.Route | None = None  # none served: the route whose failure the client got
     headers: Mapping[str, str] | None = None  # the request's (for the response cache's directives)
     cache: "response_cache.Lookup | None" = None  # the response cache's part in it, if it has one
+    # What the answer depends on when it is not the body relayed (a Messages request: the client's own body and
+    # anthropic-* headers, which a native route is sent as they are); the response cache keys on it.
+    cache_material: dict | None = None
 
     def __post_init__(self):
         self.request_id = self.request_id or f"req_{uuid.uuid4().hex}"

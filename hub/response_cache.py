@@ -153,6 +153,7 @@ def _sampled(kind: str, body: dict) -> bool:
 
 
 def _key(call, body: dict, model, namespace: str) -> str:
+    body = call.cache_material or body
     fields = {k: v for k, v in body.items() if k not in IGNORED_FIELDS and k not in ("model", "stream")}
     if not call.stream:
         fields.pop("stream_options", None)  # only a stream's events depend on it

@@ -468,3 +468,27 @@ def test_a_translated_stream_cut_upstream_ends_in_an_error_event_and_bills_what_
     (record,) = records(hub)
     assert record.status == "upstream_error" and record.stream and record.usage_estimated
     assert_charged(record, organization)
+
+
+def test_a_cached_messages_answer_is_keyed_on_the_request_as_sent(sdk, hub, fake_anthropic, claude, organization):
+    """The response cache serves Messages answers again, and what only a native route reads (top_k, thinking,
+    cache_control, the beta header) is in the key: the translated chat body alone would mix those up."""
+    from accounts.models import Organization
+
+    Organization.objects.filter(pk=organization.pk).update(response_cache_seconds=60, response_cache_sampled=True)
+
+    def ask(**extra):
+        return sdk.messages.with_raw_response.create(
+            model=claude, max_tokens=50, messages=[{"role": "user", "content": "Say hello"}], **extra
+        )
+
+    miss, hit = ask(), ask()
+    assert (miss.headers["x-hub-cache"], hit.headers["x-hub-cache"]) == ("miss", "hit")
+    assert hit.parse().content[0].text == miss.parse().content[0].text
+    assert len(fake_anthropic.requests) == 1
+    assert ask(extra_body={"top_k": 3}).headers["x-hub-cache"] == "miss"
+    assert ask(extra_headers={"anthropic-beta": "prompt-caching-2024-07-31"}).headers["x-hub-cache"] == "miss"
+    assert len(fake_anthropic.requests) == 3
+    hub.drain()
+    assert [r.cache_hit for r in UsageRecord.objects.order_by("id")] == [False, True, False, False]
+    assert all(r.endpoint == "messages" for r in UsageRecord.objects.all())
