@@ -90,7 +90,7 @@ async def count_tokens(call: relay.Call, body: MessagesBody) -> HttpResponseBase
         if counter is None:
             continue
         try:
-            counted, source = await counter(route, body, body.headers), "provider"
+            counted, source = await counter(route, body, parsed.chat, body.headers), "provider"
         except UpstreamError:
             continue  # the estimate will do: a count is not worth failing for
         call.route = route

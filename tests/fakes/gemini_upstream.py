@@ -5,7 +5,10 @@ daemon thread, like tests/fakes/openai_upstream.py. It serves
 ``POST /{v1,v1beta,v1alpha}/models/{model}:generateContent`` and
 ``:streamGenerateContent`` (``?alt=sse``: ``data: {...}\\r\\n\\r\\n`` events, as
 Google sends them; without it, one JSON array) and follows the conformance
-contract of tests/conformance/cases.py.
+contract of tests/conformance/cases.py. ``:countTokens`` counts ``contents`` or a
+whole ``generateContentRequest`` (which must name the model of the path) as the
+prompt of a generation is counted, plus DECLARATION_TOKENS per function
+declaration; a last user text ``error:<kind>`` answers that error.
 
 Like the real API it wants camelCase JSON and refuses unknown fields, JSON-schema
 keys outside its OpenAPI subset, an object schema without properties, a replayed
@@ -44,7 +47,9 @@ from tests.fakes.media import png_of
 from tests.fakes.server import CutStream, FakeUpstream, echo_message, echo_of, json_object, until_disconnect
 
 API_KEY = "AIzaSy-fake-gemini-upstream-key-0001"
-PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent|batchEmbedContents)$")
+PATH = re.compile(
+    r"^/(v1|v1beta|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent|batchEmbedContents|countTokens)$"
+)
 REQUEST_FIELDS = {
     "contents",
     "tools",
@@ -123,6 +128,7 @@ SCHEMA_FIELDS = {
     "maximum",
 }
 TOOL_CALL_TOKENS = 5
+DECLARATION_TOKENS = 11  # per function declaration, in a countTokens answer
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 IMAGE_TEXT = "Here is your image."
 IMAGE_OUTPUT_TOKENS = 1290  # one 1024x1024 image
@@ -418,6 +424,8 @@ class FakeGemini(FakeUpstream):
             )
         if match.group(3) == "batchEmbedContents":
             return await self._embed(send, match.group(2), req)
+        if match.group(3) == "countTokens":
+            return await self._count(send, match.group(2), req)
         if error := _validate(req):
             return await self._json(send, 400, google_error(400, "INVALID_ARGUMENT", error))
         model, method = match.group(2), match.group(3)
@@ -447,6 +455,50 @@ class FakeGemini(FakeUpstream):
             text = " ".join(p.get("text", "") for p in (one.get("content") or {}).get("parts") or [])
             out.append({"values": embedding_of(text, one.get("outputDimensionality") or 4)})
         return await self._json(send, 200, {"embeddings": out})
+
+    async def _count(self, send, model, req) -> None:
+        """countTokens: {"totalTokens", "promptTokensDetails"} of `contents` or of a `generateContentRequest`."""
+        for key in req:
+            if key not in ("contents", "generateContentRequest"):
+                return await self._json(
+                    send,
+                    400,
+                    google_error(
+                        400,
+                        "INVALID_ARGUMENT",
+                        f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.',
+                    ),
+                )
+        whole = req.get("generateContentRequest")
+        if whole is not None:
+            if "contents" in req:
+                message = "contents and generateContentRequest are mutually exclusive."
+                return await self._json(send, 400, google_error(400, "INVALID_ARGUMENT", message))
+            if not isinstance(whole, dict) or whole.get("model") != f"models/{model}":
+                named = whole.get("model") if isinstance(whole, dict) else None
+                message = f"* CountTokensRequest.generate_content_request.model: model '{named}' does not match 'models/{model}'.\n"
+                return await self._json(send, 400, google_error(400, "INVALID_ARGUMENT", message))
+            req = {k: v for k, v in whole.items() if k != "model"}
+        if error := _validate(req):
+            return await self._json(send, 400, google_error(400, "INVALID_ARGUMENT", error))
+        last = req["contents"][-1]
+        text = " ".join(p["text"] for p in last["parts"] if "text" in p) if last["role"] == "user" else ""
+        kind = text[len("error:") :].split()[0] if text.startswith("error:") and len(text) > 6 else None
+        if kind in ERRORS:
+            status, error = ERRORS[kind](model)
+            return await self._json(send, status, error)
+        parts = ((req.get("systemInstruction") or {}).get("parts") or []) + [
+            p for c in req["contents"] for p in c["parts"]
+        ]
+        images = IMAGE_INPUT_TOKENS * sum(
+            1 for p in parts if str((p.get("inlineData") or {}).get("mimeType", "")).startswith("image/")
+        )
+        declarations = [d for t in req.get("tools") or [] for d in t.get("functionDeclarations") or []]
+        text_tokens = self._prompt_tokens(req) + DECLARATION_TOKENS * len(declarations)
+        details = [{"modality": "TEXT", "tokenCount": text_tokens}] + (
+            [{"modality": "IMAGE", "tokenCount": images}] if images else []
+        )
+        return await self._json(send, 200, {"totalTokens": text_tokens + images, "promptTokensDetails": details})
 
     # ----------------------------------------------------------- generation
     async def _generate(self, receive, send, rid, model, req, stream, sse) -> None:

@@ -27,6 +27,6 @@ class AnthropicAdapter:
         """A Messages request passed through as the client sent it (hub/messages.py)."""
         return await native.messages(route, body, chat, client_headers, stream)
 
-    async def count_tokens(self, route, body: dict, client_headers: dict) -> int:
+    async def count_tokens(self, route, body: dict, chat: dict, client_headers: dict) -> int:
         """Anthropic's own count of a Messages request's input tokens."""
         return await native.count_tokens(route, body, client_headers)

@@ -17,7 +17,7 @@ async def _fetched_images(body: dict) -> dict:
 
 
 class GeminiAdapter:
-    """Chat completions, embeddings and native image generation through the Gemini API."""
+    """Chat completions, token counts, embeddings and native image generation through the Gemini API."""
 
     async def _send(self, route, body: dict, stream: bool):
         headers = request.headers(route)
@@ -32,6 +32,19 @@ class GeminiAdapter:
 
     async def chat_stream(self, route, body: dict, include_usage: bool):
         return GeminiStream(await self._send(route, body, stream=True), route, body, include_usage)
+
+    async def count_tokens(self, route, body: dict, chat: dict, client_headers: dict) -> int:
+        """Gemini's own count of a Messages request's input, from the chat body it translates to (hub/messages.py)."""
+        native = request.count_request(route, chat, await _fetched_images(chat))
+        answer = await transport.send(
+            route,
+            request.url(route, False, "countTokens"),
+            request.encode(native),
+            request.headers(route),
+            error_from_response,
+            stream=False,
+        )
+        return response.count_result(answer.content, route.provider_name)
 
     async def embed(self, route, body: dict) -> ChatResult:
         headers = request.headers(route)

@@ -272,3 +272,11 @@ def build_request(route, body: dict, stream: bool, images: dict | None = None) -
     if config := generation_config(route, body, stream):
         native["generationConfig"] = config
     return native
+
+
+def count_request(route, body: dict, images: dict | None = None) -> dict:
+    """The countTokens request for an OpenAI chat body: the generateContent request it would be (system
+    prompt, images and tools count), without its generationConfig, which is no input."""
+    native = build_request(route, body, False, images)
+    native.pop("generationConfig", None)
+    return {"generateContentRequest": {"model": model_name(route), **native}}

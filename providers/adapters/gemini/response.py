@@ -89,3 +89,12 @@ def chat_result(content: bytes, body: dict, model: str, provider: str) -> ChatRe
         )
         answer = translate.completion_choices(model=model, choices=choices, usage=counted)
     return ChatResult(body=answer, usage=counted)
+
+
+def count_result(content: bytes, provider: str) -> int:
+    """totalTokens of a countTokens answer (proto3 JSON leaves a zero out)."""
+    with translate.reading(provider):
+        value = json.loads(content).get("totalTokens", 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise translate.Malformed("totalTokens is not a count")
+    return value
