@@ -206,6 +206,9 @@ class UsageRecordSerializer(serializers.Serializer):
     api_key_id = serializers.IntegerField(allow_null=True)
     endpoint = serializers.CharField()
     stream = serializers.BooleanField()
+    cache_hit = serializers.BooleanField(
+        read_only=True, help_text="Answered from the hub's response cache, not by a provider"
+    )
     status = serializers.CharField()
     http_status = serializers.IntegerField()
     prompt_tokens = serializers.IntegerField()

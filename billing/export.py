@@ -45,6 +45,7 @@ _CELLS = (
     ("model_served", "served_model"),
     ("endpoint", "endpoint"),
     ("stream", "stream"),
+    ("cache_hit", "cache_hit"),
     ("status", "status"),
     ("http_status", "http_status"),
     ("prompt_tokens", "prompt_tokens"),
@@ -60,6 +61,7 @@ COLUMNS = tuple(column for _, column in _CELLS)
 # Text that members, clients or providers choose: formula-safe and quoted as needed. The rest of the text is the
 # hub's own (ids, key prefixes, endpoint and status names), which holds none of the characters that need it.
 _TEXT = frozenset({"api_key__name", "api_key__team__name", "model_name", "served_model", "error"})
+_BOOLEAN = frozenset({"stream", "cache_hit"})  # written as Python writes a bool: True / False
 
 
 class _Echo:
@@ -161,7 +163,7 @@ def line_of(*, cost: bool, zone: str, offset: str | None = None) -> _Sql:
             cells.append(_time(zone, offset))
         elif column in _TEXT:
             cells.append(_text(column))
-        elif column == "stream":
+        elif column in _BOOLEAN:
             cells.append(_Sql("CASE WHEN {0} THEN 'True' ELSE 'False' END", F(column)))
         elif column == "amount":
             cells.append(_Sql(f"({{0}}::numeric * {unit})::text", F("cost" if cost else "price")))
@@ -185,7 +187,7 @@ def _totals_row(totals) -> list:
     return [
         "total",
         str(totals.requests),
-        *[""] * 9,
+        *[""] * 10,
         str(totals.prompt_tokens),
         str(totals.completion_tokens),
         str(totals.total_tokens),

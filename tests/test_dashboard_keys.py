@@ -209,6 +209,11 @@ def test_the_limits_of_a_new_key_are_those_the_form_gives(world):
         ({"budget": "-1"}, "Ensure this value is greater than or equal to 0."),
         ({"budget_period": "hourly"}, "Select a valid choice."),
         ({"expires_at": "2001-01-01T00:00"}, "Choose a time in the future."),
+        ({"response_cache_seconds": "-1"}, "Ensure this value is greater than or equal to 0."),
+        ({"response_cache_seconds": "2592001"}, "Ensure this value is less than or equal to 2592000."),
+        ({"response_cache_seconds": "9" * 400}, "Ensure this value is less than or equal to 2592000."),
+        ({"response_cache_seconds": "1.5"}, "A valid integer is required."),
+        ({"response_cache_seconds": "6\x000"}, "Null characters are not allowed."),
     ],
 )
 def test_the_form_refuses_what_the_management_api_refuses_and_says_why(world, fields, error):
@@ -297,6 +302,55 @@ def test_changing_a_keys_limits_works_for_who_may_create_keys_only(world, role):
         assert response.status_code == 403
         assert (key.allowed_models, key.rpm_limit) == ([], None)
         assert not AuditEvent.objects.filter(action="key.update").exists()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_keys_response_cache_time_is_set_by_who_may_create_keys_and_shown_to_who_may_view(world, role):
+    key = world.acme_key
+    browser = client_of(getattr(world, role))
+    response = browser.post(f"/dashboard/keys/{key.pk}/limits", limits_form(key, response_cache_seconds="600"))
+    key.refresh_from_db()
+    if role not in MAY_CREATE:
+        assert response.status_code == 403 and key.response_cache_seconds is None
+        key.response_cache_seconds = 600
+        key.save(update_fields=["response_cache_seconds"])
+    else:
+        assert response.status_code == 302 and key.response_cache_seconds == 600
+        assert AuditEvent.objects.filter(action="key.update", target_id=str(key.pk)).exists()
+    page = browser.get(f"/dashboard/keys/{key.pk}/")
+    if role not in MAY_VIEW:
+        assert page.status_code == 403
+        return
+    shown = page.content.decode()
+    assert "Response cache" in shown
+    if role in MAY_CREATE:
+        assert re.search(r'name="key-\d+-response_cache_seconds" value="600"', shown)
+    else:
+        assert "600 seconds" in shown and 'name="key-' not in shown
+    assert "response cache: 600 seconds" in browser.get("/dashboard/keys/").content.decode()
+
+
+@pytest.mark.parametrize("sent, kept, shown", [("0", 0, "off"), ("", None, "the organisation's default")])
+def test_a_keys_response_cache_is_turned_off_with_0_and_left_to_the_organisation_when_empty(world, sent, kept, shown):
+    key = world.acme_key
+    key.response_cache_seconds = 60
+    key.save(update_fields=["response_cache_seconds"])
+    response = client_of(world.admin).post(
+        f"/dashboard/keys/{key.pk}/limits", limits_form(key, response_cache_seconds=sent)
+    )
+    key.refresh_from_db()
+    assert response.status_code == 302 and key.response_cache_seconds == kept
+    page = client_of(world.viewer).get(f"/dashboard/keys/{key.pk}/").content.decode()
+    assert re.search(r"<dt>Response cache</dt>\s*<dd>(<span class=\"muted\">)?" + shown, page)
+
+
+def test_a_new_key_gets_the_response_cache_time_the_form_gives(world):
+    browser = client_of(world.developer)
+    page = browser.get("/dashboard/keys/new").content.decode()
+    assert 'name="response_cache_seconds"' in page and 'max="2592000"' in page
+    form = new_key_form(name="cached", response_cache_seconds="2592000", once=once_token(browser))
+    assert browser.post("/dashboard/keys/new", form).status_code == 200
+    assert ApiKey.objects.get(name="cached").response_cache_seconds == 2592000
 
 
 def test_with_htmx_the_limits_form_answers_with_its_own_section(world):

@@ -80,11 +80,13 @@ def test_create_copy_use_reload_change_rotate_and_revoke_a_key(page, hub, chat_m
     page.get_by_role("link", name="ci runner").click()
     page.wait_for_url(f"**/dashboard/keys/{key.pk}/")
     page.get_by_label("Tokens per minute").fill("5000")
+    page.get_by_label("Response cache (seconds)").fill("300")
     page.get_by_role("button", name="Save the limits").click()
     page.get_by_text("The key's limits are saved.").wait_for()
     assert page.url.endswith(f"/dashboard/keys/{key.pk}/")  # no page load: htmx swapped the section
     key.refresh_from_db()
-    assert key.tpm_limit == 5000
+    assert (key.tpm_limit, key.response_cache_seconds) == (5000, 300)
+    assert page.get_by_label("Response cache (seconds)").input_value() == "300"
     screenshot(page, "detail")
     check_page(page)
 
@@ -99,6 +101,7 @@ def test_create_copy_use_reload_change_rotate_and_revoke_a_key(page, hub, chat_m
     assert "openai/gpt-4o-mini" in models_seen_with(hub, rotated)
     new_key = ApiKey.objects.get(revoked_at=None, name="ci runner")
     assert new_key.tpm_limit == 5000 and new_key.allowed_models == ["openai/*"]
+    assert new_key.response_cache_seconds == 300
 
     # Revoking the new one.
     page.get_by_role("link", name="Done: see the key").click()
@@ -117,7 +120,7 @@ def test_a_viewer_sees_the_keys_but_no_button_to_make_one(page, hub, width):
     owner, viewer = verified_user(f"owner-{width}@example.com"), verified_user(f"viewer-{width}@example.com")
     organization = organization_create(name="Wonderland", slug=f"wonderland-{width}", owner=owner)
     Membership.objects.create(user=viewer, organization=organization, role="viewer")
-    key, raw = api_key(organization, "shared app", limits={"rpm_limit": 30})
+    key, raw = api_key(organization, "shared app", limits={"rpm_limit": 30, "response_cache_seconds": 0})
     sign_in(page, viewer.email)
     page.goto("/dashboard/keys/")
     assert key.prefix in page.inner_text("main") and "shared app" in page.inner_text("main")
@@ -125,6 +128,7 @@ def test_a_viewer_sees_the_keys_but_no_button_to_make_one(page, hub, width):
     page.get_by_role("link", name="shared app").click()
     page.wait_for_url(f"**/dashboard/keys/{key.pk}/")
     assert "30" in page.inner_text("#key-limits") and page.get_by_role("button").filter(has_text="Revoke").count() == 0
+    assert "Response cache\noff" in page.inner_text("#key-limits")
     assert raw not in page.content()
     screenshot(page, "viewer-detail")
     check_page(page)

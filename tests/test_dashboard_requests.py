@@ -26,6 +26,7 @@ from tests.actors import ROLES, as_key, as_user, make_user
 pytestmark = pytest.mark.django_db
 
 NOW = timezone.now().replace(microsecond=0)
+SPEND = export.HEADER.index("spend")
 
 
 @pytest.fixture
@@ -111,6 +112,20 @@ def test_every_role_reads_the_log_a_detail_and_the_csv(acme, role):
     rows = csv_of(client.get("/dashboard/requests/export.csv"))
     assert rows[0] == list(export.HEADER)
     assert rows[1][1] == made.request_id
+
+
+def test_the_csv_says_which_requests_the_response_cache_answered(acme):
+    organization, members, key, _ = acme
+    miss = record(organization, key, when=NOW - timedelta(minutes=2))
+    hit = record(organization, key, price="0", cache_hit=True)
+    rows = csv_of(client_of(members["owner"]).get("/dashboard/requests/export.csv"))
+    header, body, totals = rows[0], rows[1:-1], rows[-1]
+    assert header[header.index("stream") + 1] == "cache_hit"
+    assert {row[1]: row[header.index("cache_hit")] for row in body} == {
+        hit.request_id: "True",
+        miss.request_id: "False",
+    }
+    assert totals[header.index("cache_hit")] == "" and len(totals) == len(header)
 
 
 def test_a_signed_out_visitor_is_sent_to_sign_in(acme):
@@ -323,7 +338,7 @@ def test_the_csv_follows_the_filters_and_times_are_in_the_users_zone(acme):
     rows = csv_of(client.get("/dashboard/requests/export.csv", params))
     assert [row[1] for row in rows[1:-1]] == [mine.request_id, early.request_id]
     assert rows[1][0] == "2026-01-02T09:30:00+09:00"
-    assert rows[-1][1] == "2" and Decimal(rows[-1][14]) == Decimal("3")
+    assert rows[-1][1] == "2" and Decimal(rows[-1][SPEND]) == Decimal("3")
     page = client.get("/dashboard/requests/", params).content.decode()
     assert "2026-01-02 09:30:00" in page
 
@@ -336,7 +351,7 @@ def test_internal_organisations_see_cost_not_price(acme):
     text = client.get("/dashboard/requests/").content.decode()
     assert "Cost" in text and "0.123" in text and "9.99" not in text
     rows = csv_of(client.get("/dashboard/requests/export.csv"))
-    assert Decimal(rows[1][14]) == Decimal("0.123") and Decimal(rows[-1][14]) == Decimal("0.123")
+    assert Decimal(rows[1][SPEND]) == Decimal("0.123") and Decimal(rows[-1][SPEND]) == Decimal("0.123")
 
 
 def test_a_tenant_never_sees_the_cost(acme):

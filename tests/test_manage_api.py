@@ -137,6 +137,18 @@ def test_usage_pages_with_a_cursor(world):
     assert len(first["results"]) == 2 and len(second["results"]) == 2 and second["next"] is None
 
 
+def test_usage_records_say_which_were_answered_from_the_response_cache(world):
+    usage(world.acme, model="m-miss")
+    hit = usage(world.acme, model="m-hit")
+    hit.cache_hit = True
+    hit.save(update_fields=["cache_hit"])
+
+    records = as_user(world.viewer).get("/manage/v1/orgs/acme/usage/").json()["results"]
+
+    cached = {r["model"]: r["cache_hit"] for r in records if r["model"].startswith("m-")}
+    assert cached == {"m-miss": False, "m-hit": True}
+
+
 def test_a_bad_date_range_is_a_400_naming_the_parameter(world):
     response = as_user(world.viewer).get("/manage/v1/orgs/acme/usage/?start=2026-02-01&end=2026-01-01")
 

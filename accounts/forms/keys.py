@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..models import ApiKey, BudgetPeriod, KeyScope
+from ..models import RESPONSE_CACHE_MAX_SECONDS, ApiKey, BudgetPeriod, KeyScope
 from ..serializers import LIMIT_FIELDS, ApiKeyCreateSerializer
 
 LOCAL_DATETIME = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends, in the current time zone
@@ -30,6 +30,10 @@ PERIODS = [
 ]
 if {value for value, _label in PERIODS} != set(BudgetPeriod.values):
     raise ImportError("accounts.forms.keys.PERIODS: a budget period without its label")
+
+# The response cache field's help text names the longest time in words, which translators have seen.
+if RESPONSE_CACHE_MAX_SECONDS != 30 * 24 * 3600:
+    raise ImportError("accounts.forms.keys: the response cache's help text names a longest time of 30 days")
 
 
 def _lines(value) -> str:
@@ -62,6 +66,15 @@ class KeyLimitsForm(forms.Form):
         help_text=_("The spend allowed per budget period. Empty: the organisation's default."),
     )
     budget_period = forms.ChoiceField(label=_("Budget period"), choices=PERIODS, initial=BudgetPeriod.MONTHLY)
+    response_cache_seconds = forms.CharField(
+        label=_("Response cache (seconds)"),
+        required=False,
+        widget=forms.NumberInput(attrs={"min": 0, "max": RESPONSE_CACHE_MAX_SECONDS, "step": 1}),
+        help_text=_(
+            "How long an answer is kept and given again to the same request. Empty: the organisation's default; "
+            "0: off; at most 2592000 (30 days)."
+        ),
+    )
     expires_at = forms.DateTimeField(
         label=_("Expires"),
         required=False,
@@ -94,7 +107,7 @@ class KeyLimitsForm(forms.Form):
         for name in ("allowed_models", "allowed_ips"):
             if name in data:
                 data[name] = [item for item in _SEPARATORS.split(data[name] or "") if item]
-        for name in ("rpm_limit", "tpm_limit", "budget"):
+        for name in ("rpm_limit", "tpm_limit", "budget", "response_cache_seconds"):
             if name in data:
                 data[name] = (data[name] or "").strip() or None
         return data
