@@ -101,7 +101,7 @@ COLUMNS = """
     request_id, organization_id, api_key_id, model_id, model_name, served_model, provider_id, credential_id,
     endpoint, stream, prompt_tokens, completion_tokens, total_tokens, cache_read_tokens, cache_write_tokens,
     image_input_tokens, usage_estimated, unit, images, image_tier, audio_seconds, cost, price, latency_ms,
-    first_token_ms, status, http_status, error, billing_mode, created_at"""
+    first_token_ms, status, http_status, error, billing_mode, cache_hit, created_at"""
 # Each organisation's records go to an unindexed staging table first; then all of them, in the order of their
 # time, into billing_usagerecord, as the meter writes them: a table's rows lie in the order they arrived, every
 # organisation's interleaved, which is what an index scan over a time range reads.
@@ -147,7 +147,7 @@ SELECT
     (pt * (%(in_units)s::bigint[])[mi] + ct * (%(out_units)s::bigint[])[mi]) * 6 / 5,
     CASE WHEN pt = 0 THEN 5 + floor(r_lat * 40)::int ELSE 200 + floor(r_lat * 4000)::int END,
     CASE WHEN NOT is_embedding AND r_stream < 0.6 AND pt > 0 THEN 80 + floor(r_lat * 600)::int END,
-    status, (%(http)s::int[])[si], (%(errors)s::text[])[si], %(mode)s,
+    status, (%(http)s::int[])[si], (%(errors)s::text[])[si], %(mode)s, false,
     %(until)s::timestamptz - r_time * interval '%(days)s days'
 FROM tokens
 """.replace("{columns}", COLUMNS)
