@@ -38,30 +38,33 @@ def request_finished(event: UsageEvent, *, key_prefix: str, provider: str) -> No
     _write(fields)
 
 
+# A refused request's line: every field of request_finished's, in its order, with nothing to say.
+_NOTHING = {
+    "request_id": "",
+    "organization": None,
+    "key_prefix": "",
+    "endpoint": "",
+    "model": "",
+    "served_model": "",
+    "provider": "",
+    "stream": False,
+    "status": "",
+    "http_status": 0,
+    "tokens_in": 0,
+    "tokens_out": 0,
+    "price": "0",
+    "latency_ms": 0,
+    "ttft_ms": None,
+}
+
+
 def request_unauthenticated(request_id: str, endpoint: str, http_status: int, code: str | None) -> None:
     """A request refused before it had an organisation (no key, a wrong or expired one): it has no usage record,
     so this line (with the refusal's code as its status) is what shows it. Nothing of the key sent is logged."""
     if not logger.isEnabledFor(logging.INFO):
         return
-    _write(
-        {
-            "request_id": request_id,
-            "organization": None,
-            "key_prefix": "",
-            "endpoint": endpoint,
-            "model": "",
-            "served_model": "",
-            "provider": "",
-            "stream": False,
-            "status": code or "unauthenticated",
-            "http_status": http_status,
-            "tokens_in": 0,
-            "tokens_out": 0,
-            "price": "0",
-            "latency_ms": 0,
-            "ttft_ms": None,
-        }
-    )
+    refused = {"request_id": request_id, "endpoint": endpoint, "status": code or "unauthenticated"}
+    _write(_NOTHING | refused | {"http_status": http_status})
 
 
 def _write(fields: dict) -> None:

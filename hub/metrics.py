@@ -99,8 +99,7 @@ def observe(call, event) -> None:
         model = asked.public_id if asked is not None else OTHER
         provider = call.failed.provider_name if call.failed is not None else "cache" if event.cache_hit else "none"
     org = str(event.organization_id) if _by_org else ""
-    endpoint = call.endpoint if call.endpoint in ENDPOINTS else OTHER
-    key = (endpoint, model, provider, event.http_status // 100, org)
+    key = (_endpoint_label(call.endpoint), model, provider, event.http_status // 100, org)
     series = _series.get(key) or _series_of(key)
     series.requests.inc()
     if event.prompt_tokens:
@@ -126,9 +125,13 @@ def observe(call, event) -> None:
         series.ttft.observe(event.first_token_ms / 1000)
 
 
+def _endpoint_label(endpoint: str) -> str:
+    return endpoint if endpoint in ENDPOINTS else OTHER
+
+
 def unauthenticated(endpoint: str, http_status: int) -> None:
     """A request refused for its key: no organisation, model or provider to count it under."""
-    key = (endpoint if endpoint in ENDPOINTS else OTHER, OTHER, "none", http_status // 100, "")
+    key = (_endpoint_label(endpoint), OTHER, "none", http_status // 100, "")
     (_series.get(key) or _series_of(key)).requests.inc()
 
 

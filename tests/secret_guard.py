@@ -40,30 +40,25 @@ TOKEN = re.compile(rf"[A-Za-z0-9_\-]{{{MIN_LENGTH},}}")
 
 
 def _found_in(text: str, where: str) -> list[str]:
+    """One line per secret found in `text` outside the places it is meant to be shown."""
     found = []
 
-    def leaked(secret: str, at: int) -> None:
-        if not any(text[:at].endswith(before) for before in _shown_after.get(secret, ())):
-            line = text.count("\n", 0, at) + 1
-            found.append(f"{where}:{line}: a secret the tests used ({secret[:6]}…)")
+    def leaked(secret: str, at: int) -> bool:
+        if any(text[:at].endswith(before) for before in _shown_after.get(secret, ())):
+            return False
+        found.append(f"{where}:{text.count(chr(10), 0, at) + 1}: a secret the tests used ({secret[:6]}…)")
+        return True
 
     seen: set[str] = set()
     for match in TOKEN.finditer(text):
         secret = match.group()
-        if secret in _secrets and secret not in seen:
-            before = len(found)
-            leaked(secret, match.start())
-            if len(found) > before:
-                seen.add(secret)
+        if secret in _secrets and secret not in seen and leaked(secret, match.start()):
+            seen.add(secret)
     for secret in _secrets:
         if TOKEN.fullmatch(secret):
-            continue
+            continue  # found as a token above
         at = text.find(secret)
-        while at >= 0 and secret not in seen:
-            before = len(found)
-            leaked(secret, at)
-            if len(found) > before:
-                seen.add(secret)
+        while at >= 0 and not leaked(secret, at):
             at = text.find(secret, at + 1)
     return found
 
