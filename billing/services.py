@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 
 from . import usage
+from .inserts import Insert
 from .models import CreditAccount, CreditHold, LedgerEntry, UsageRecord
 from .money import money_value, quantize
 from .signals import balance_changed
@@ -124,6 +125,27 @@ def _forget_cached_balance(organization_id: int) -> None:
     balance_changed.send(sender=CreditAccount, organization_id=organization_id)
 
 
+# The metering writer's two appends, without a model instance per row (billing/inserts.py).
+_insert_records = Insert(
+    UsageRecord, usage.RECORD_FIELDS, skip_conflicts_on="request_id", returning=("request_id", "id")
+)
+_insert_charges = Insert(
+    LedgerEntry,
+    (
+        "account_id",
+        "kind",
+        "amount",
+        "description",
+        "idempotency_key",
+        "usage_record_id",
+        "request_id",
+        "model_name",
+        "usage_at",
+        "created_at",
+    ),
+)
+
+
 def record_usage(events: list[UsageEvent], releases: Sequence[str] = ()) -> dict[int, Decimal]:
     """Write usage records and charge them, then release the holds named in `releases`, in one transaction.
 
@@ -137,11 +159,10 @@ def record_usage(events: list[UsageEvent], releases: Sequence[str] = ()) -> dict
         return {}
     events = [usage.storable(e) for e in events]
     with transaction.atomic():
-        ids = [e.request_id for e in events]
-        done = set(UsageRecord.objects.filter(request_id__in=ids).values_list("request_id", flat=True))
-        fresh = list({e.request_id: e for e in events if e.request_id not in done}.values())
-        records = UsageRecord.objects.bulk_create([usage.record_of(e) for e in fresh])
-        charged = [(e, r) for e, r in zip(fresh, records, strict=True) if e.charged]
+        # One row per request id (the last event of it); one already recorded is skipped by the database.
+        unique = list({e.request_id: e for e in events}.values())
+        inserted = dict(_insert_records([usage.record_row(e) for e in unique]))
+        charged = [(e, inserted[e.request_id]) for e in unique if e.request_id in inserted and e.charged]
         hold_ids = {e.lease for e, _ in charged if e.lease} | set(releases)
         holds = {h.request_id: h for h in CreditHold.objects.filter(request_id__in=hold_ids)}
         org_ids = sorted({e.organization_id for e, _ in charged})
@@ -157,30 +178,24 @@ def record_usage(events: list[UsageEvent], releases: Sequence[str] = ()) -> dict
         for org_id in org_ids:
             if org_id not in accounts:
                 accounts[org_id] = CreditAccount.objects.create(organization_id=org_id).pk
-        if records and records[0].pk is None:  # backends without RETURNING from bulk_create
-            pks = dict(
-                UsageRecord.objects.filter(request_id__in=[r.request_id for _, r in charged]).values_list(
-                    "request_id", "pk"
-                )
-            )
-            for _, r in charged:
-                r.pk = pks[r.request_id]
-        LedgerEntry.objects.bulk_create(
+        now = timezone.now()
+        _insert_charges(
             [
-                LedgerEntry(
-                    account_id=accounts[e.organization_id],
-                    kind=LedgerEntry.Kind.USAGE,
-                    amount=-e.price,
-                    description=f"{e.endpoint} {r.served_model}"[:300],
-                    idempotency_key=f"usage:{e.request_id}",
-                    usage_record_id=r.pk,
+                (
+                    accounts[e.organization_id],
+                    LedgerEntry.Kind.USAGE.value,
+                    -e.price,
+                    f"{e.endpoint} {e.served_model or e.model_name}"[:300],
+                    f"usage:{e.request_id}",
+                    pk,
                     # Its own receipt: the record is archived and deleted past retention (billing/rollups.py).
                     # It names the model that served, as invoices and rollups do.
-                    request_id=r.request_id,
-                    model_name=r.served_model,
-                    usage_at=r.created_at,
+                    e.request_id,
+                    e.served_model or e.model_name,
+                    e.created_at,
+                    now,
                 )
-                for e, r in charged
+                for e, pk in charged
             ]
         )
         charges: dict[int, Decimal] = {}
@@ -202,7 +217,6 @@ def record_usage(events: list[UsageEvent], releases: Sequence[str] = ()) -> dict
             elif shrunk.get(hold.request_id):
                 CreditHold.objects.filter(pk=hold.pk).update(amount=F("amount") - money_value(shrunk[hold.request_id]))
         CreditHold.objects.filter(request_id__in=[r for r in releases if r in holds]).delete()
-        now = timezone.now()
         for account_id in sorted(set(charges) | set(unheld)):
             CreditAccount.objects.filter(pk=account_id).update(
                 balance=F("balance") - money_value(charges.get(account_id, Decimal(0))),

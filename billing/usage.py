@@ -147,3 +147,16 @@ def record_of(event: UsageEvent) -> UsageRecord:
         billing_mode=event.mode,
         total_tokens=event.prompt_tokens + event.completion_tokens,
     )
+
+
+# A record as a row for billing.inserts: these columns, in this order (record_of's, without a model instance).
+RECORD_FIELDS = (*_RECORDED, "served_model", "billing_mode", "total_tokens")
+
+
+def record_row(event: UsageEvent) -> tuple:
+    return (
+        *(getattr(event, name) for name in _RECORDED),
+        event.served_model or event.model_name,
+        event.mode,
+        event.prompt_tokens + event.completion_tokens,
+    )

@@ -205,14 +205,14 @@ def test_a_record_the_database_refuses_is_set_aside_and_the_rest_written(
     from billing import usage
 
     settings.HUB_METERING_DEAD_LETTER = str(tmp_path / "dead.jsonl")
-    original = usage.record_of
+    original = usage.record_row
 
     def refuse(e):
         if e.request_id == "req_poison":
             raise ValueError("A string literal cannot contain NUL (0x00) characters.")
         return original(e)
 
-    monkeypatch.setattr(usage, "record_of", refuse)
+    monkeypatch.setattr(usage, "record_row", refuse)
     batch = [event(organization.pk, f"req_{i}") for i in range(7)]
     batch.insert(3, event(organization.pk, "req_poison", model_name="rel/\x00\ud800"))
     balances = _write(batch)
@@ -233,7 +233,7 @@ def test_a_set_aside_record_does_not_keep_its_credit_held(organization, monkeypa
         hold_place(organization_id=organization.pk, request_id="lease:test:1", amount=Decimal(1), ttl_seconds=3600)
         is None
     )
-    monkeypatch.setattr(usage, "record_of", lambda e: (_ for _ in ()).throw(OverflowError("out of range")))
+    monkeypatch.setattr(usage, "record_row", lambda e: (_ for _ in ()).throw(OverflowError("out of range")))
     _write([event(organization.pk, "req_held", lease="lease:test:1")], ["lease:test:1"])
     account = CreditAccount.objects.get(organization=organization)
     assert account.held == 0 and account.balance == 10 and not CreditHold.objects.exists()
@@ -245,7 +245,7 @@ def test_a_database_that_is_away_keeps_the_batch_to_retry(organization, monkeypa
     from billing import usage
 
     settings.HUB_METERING_DEAD_LETTER = str(tmp_path / "dead.jsonl")
-    monkeypatch.setattr(usage, "record_of", lambda e: (_ for _ in ()).throw(OperationalError("server closed")))
+    monkeypatch.setattr(usage, "record_row", lambda e: (_ for _ in ()).throw(OperationalError("server closed")))
     with pytest.raises(OperationalError):
         _write([event(organization.pk, "req_later")])
     assert not (tmp_path / "dead.jsonl").exists()
