@@ -5,6 +5,7 @@ relays about twice the requests per second of httpx's default one.
 """
 
 import asyncio
+import functools
 import ipaddress
 import socket
 
@@ -16,6 +17,7 @@ from httpx_aiohttp import AiohttpTransport
 
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 _fetchers: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+_sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}  # client()'s own, closed with it
 
 
 def client() -> httpx.AsyncClient:
@@ -26,10 +28,34 @@ def client() -> httpx.AsyncClient:
             max_connections=settings.HUB_UPSTREAM_MAX_CONNECTIONS,
             max_keepalive_connections=settings.HUB_UPSTREAM_MAX_CONNECTIONS,
         )
-        c = _clients[loop] = httpx.AsyncClient(
-            transport=AiohttpTransport(limits=limits), timeout=timeouts(None)[0], follow_redirects=False
-        )
+        transport = AiohttpTransport(limits=limits)
+        transport.client = _sessions[loop] = transport.get_client()  # made now, so that session() has it
+        c = _clients[loop] = httpx.AsyncClient(transport=transport, timeout=timeouts(None)[0], follow_redirects=False)
     return c
+
+
+def session() -> aiohttp.ClientSession:
+    """The aiohttp session under client(), its pool and connections. transport.send posts through it
+    directly, without httpx's client layers (URL and header merging, auth, redirects, hooks): they cost
+    more CPU per request than aiohttp's own work (measured in bench/)."""
+    pool = _sessions.get(asyncio.get_running_loop())
+    if pool is None:
+        client()
+        pool = _sessions[asyncio.get_running_loop()]
+    return pool
+
+
+@functools.cache
+def default_headers() -> dict[str, str]:
+    """The headers httpx's client sends by default (accept, accept-encoding for the decoders httpx has,
+    connection, user-agent), lower-cased: the direct path sends the same."""
+    return {k.lower(): v for k, v in client().headers.items()}
+
+
+@functools.lru_cache(maxsize=256)
+def aiohttp_timeout(connect: float | None, read: float | None, pool: float | None) -> aiohttp.ClientTimeout:
+    """httpx's timeouts as httpx_aiohttp gives them to aiohttp."""
+    return aiohttp.ClientTimeout(sock_connect=connect, sock_read=read, connect=pool)
 
 
 class PublicOnlyResolver(aiohttp.abc.AbstractResolver):
@@ -78,6 +104,7 @@ def timeouts(route) -> tuple[httpx.Timeout, float | None]:
 
 async def close() -> None:
     loop = asyncio.get_running_loop()
+    _sessions.pop(loop, None)  # closed with its client
     for pool in (_clients, _fetchers):
         c = pool.pop(loop, None)
         if c is not None:

@@ -21,6 +21,9 @@ APPS = ("accounts", "providers", "billing", "hub")
 NOT_CACHES = {
     ("providers.http", "_clients"): "one connection pool per event loop, closed with its loop",
     ("providers.http", "_fetchers"): "one connection pool per event loop, closed with its loop",
+    ("providers.http", "_sessions"): "the aiohttp session under each loop's client, closed with it",
+    ("providers.http", "default_headers"): "httpx's default headers, a constant",
+    ("providers.http", "aiohttp_timeout"): "timeouts by their values, bounded",
     ("providers.adapters", "_adapters"): "stateless adapter instances, built from code",
     ("hub.db", "_shared"): "reads in flight, shared by concurrent callers; empty once they finish",
     ("hub.shared_state", "_clients"): "one Redis connection pool per event loop",
