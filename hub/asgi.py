@@ -51,7 +51,8 @@ class GatewayHandler(ASGIHandler):
         if length.isdigit() and int(length) > settings.HUB_MAX_BODY_BYTES:
             return await _too_large(scope, send)  # refused before a byte of it is read
         try:
-            await self.handle(scope, receive, send)
+            async with http.setup_slot():
+                await self.handle(scope, receive, send)
         except BodyTooLarge:
             await _too_large(scope, send)
 
@@ -175,6 +176,7 @@ async def _too_large(scope, send) -> None:
 
 
 from hub import health  # noqa: E402 - after django.setup(): it reads the cache and the Celery app
+from providers import http  # noqa: E402
 
 site_app = ASGIHandler()
 gateway_app = GatewayHandler()

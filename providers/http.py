@@ -5,6 +5,8 @@ relays about twice the requests per second of httpx's default one.
 """
 
 import asyncio
+import contextlib
+import contextvars
 import functools
 import ipaddress
 import socket
@@ -109,3 +111,37 @@ async def close() -> None:
         c = pool.pop(loop, None)
         if c is not None:
             await c.aclose()
+
+
+# Requests being prepared (read, checked, priced, routed) before their upstream call, at most
+# HUB_SETUP_SLOTS at a time in this worker. A burst (500 streams at once) would otherwise prepare all of
+# its requests in one turn of the event loop, relaying no upstream byte until the last was sent; taken a
+# few at a time, in arrival order, the loop reads the upstreams between them, so the first arrivals get
+# their first tokens while the later ones are prepared.
+_setup: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+_slot: contextvars.ContextVar[list] = contextvars.ContextVar("hub_setup_slot")
+
+
+@contextlib.asynccontextmanager
+async def setup_slot():
+    """Hold one of the worker's setup slots until setup_done() (the upstream call starts) or the end."""
+    loop = asyncio.get_running_loop()
+    slots = _setup.get(loop)
+    if slots is None:
+        slots = _setup[loop] = asyncio.Semaphore(settings.HUB_SETUP_SLOTS)
+    await slots.acquire()
+    held = [slots]  # shared with the tasks the request starts (they copy its context); emptied on release
+    token = _slot.set(held)
+    try:
+        yield
+    finally:
+        _slot.reset(token)
+        if held:
+            held.pop().release()
+
+
+def setup_done() -> None:
+    """The request's upstream call starts: its setup slot goes to the next request waiting."""
+    held = _slot.get(None)
+    if held:
+        held.pop().release()

@@ -22,6 +22,7 @@ NOT_CACHES = {
     ("providers.http", "_clients"): "one connection pool per event loop, closed with its loop",
     ("providers.http", "_fetchers"): "one connection pool per event loop, closed with its loop",
     ("providers.http", "_sessions"): "the aiohttp session under each loop's client, closed with it",
+    ("providers.http", "_setup"): "one semaphore per event loop: the requests it prepares now",
     ("providers.http", "default_headers"): "httpx's default headers, a constant",
     ("providers.http", "aiohttp_timeout"): "timeouts by their values, bounded",
     ("providers.adapters", "_adapters"): "stateless adapter instances, built from code",

@@ -10,7 +10,7 @@ import httpx
 from django.conf import settings
 from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
-from providers.http import aiohttp_timeout, client, default_headers, session, timeouts
+from providers.http import aiohttp_timeout, client, default_headers, session, setup_done, timeouts
 
 from . import errors
 from .base import UpstreamError
@@ -37,6 +37,7 @@ async def send(
     multipart/form-data of `form` and the files instead of `payload`.
     """
     timeout, first_byte = timeouts(route)
+    setup_done()
     try:
         async with asyncio.timeout(first_byte if stream else None):
             if files is not None:
