@@ -6,8 +6,8 @@ checks as a bench scenario, with throughput beside them.
 
 Each can fail, and was seen failing once by hand: with instance B started with REDIS_URL="" (its own counters
 and route health, as an instance that does not share Redis) the RPM test let 20 of 30 through, not 10, and the
-cooldown test saw B send the failing route a fourth request; with the credit test's model served by
-fake-overrun (100 tokens past the cap it is sent) the balance went below zero.
+cooldown test saw B send the failing route three requests of its own; with the credit test's model served by
+fake-overrun (100 tokens past the cap it is sent, breaking the bound's premise) the balance went below zero.
 """
 
 import asyncio
@@ -263,7 +263,8 @@ def test_300_concurrent_requests_against_credit_for_five_never_overspend(instanc
             assert_openai_error(response, 402, "insufficient_quota", "insufficient_quota")
     assert len(upstream.requests) == len(ok), "a refused request reached the provider"
     account = settled(organization, records=300)
+    assert account.balance >= 0, f"overspent: {len(ok)} answered, the balance is {account.balance}"
     prices = UsageRecord.objects.filter(organization=organization, http_status=200).values_list("price", flat=True)
     assert sorted(prices) == [worst_case] * len(ok), "each answer charged its worst case"
-    assert account.balance == 5 * worst_case - len(ok) * worst_case >= 0
+    assert account.balance == 5 * worst_case - len(ok) * worst_case
     assert UsageRecord.objects.filter(organization=organization, http_status=402, price=0).count() == 300 - len(ok)
