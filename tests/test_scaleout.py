@@ -103,7 +103,9 @@ def instances(transactional_db, tmp_path):
     """Hubs A and B on this test's database and Redis. Leases are given back after 0.5 s idle (not 5), so the
     credit test can see every hold gone; a cooled-down route stays out for 30 s, longer than any test."""
     db = connection.settings_dict
-    url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    url = (
+        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
     env = dict(
         os.environ,
         DATABASE_URL=url,
