@@ -1,6 +1,6 @@
 """Two hub instances hold every shared guarantee (issue 18): two gunicorn masters on two ports, one PostgreSQL
 database and one Redis, the requests spread over both. A key's requests per minute are counted once across
-both; a cooldown one instance takes, the other routes by; 300 concurrent requests against credit for five
+both; a cooldown one instance takes, the other honours; 300 concurrent requests against credit for five
 requests never overspend; and each organisation's ledger sums to its balance. bench/scaleout.py runs the same
 checks as a bench scenario, with throughput beside them.
 
@@ -206,7 +206,7 @@ def test_a_keys_requests_per_minute_are_counted_once_across_both(instances, upst
     assert account.balance == Decimal(10) - sum(charged.values_list("price", flat=True)) < Decimal(10)
 
 
-def test_a_cooldown_taken_through_one_instance_is_routed_by_on_the_other(instances, upstream, spare, api_key):
+def test_a_cooldown_taken_through_one_instance_is_honoured_by_the_other(instances, upstream, spare, api_key):
     a, b = instances
     primary = provider("primary", upstream.base_url, UPSTREAM_KEY)
     backup = provider("backup", spare.base_url, "sk-backup-key-0001")
