@@ -111,6 +111,26 @@ class GatewayHandler(ASGIHandler):
             response.close()
         body_file.close()
 
+    async def send_response(self, response, send):
+        """Django's, but an async stream's parts go to the server as they come: Django passes each through
+        two generators of its own (__aiter__ and streaming_content's make_bytes) and cuts it into 64 KB
+        messages, which for a relayed SSE event (bytes, a few hundred of them) cost about a third of the
+        worker's time per event beyond the server's own write (measured with py-spy on 500 streams)."""
+        parts = getattr(response, "_iterator", None)  # the stream's own iterator (StreamingHttpResponse)
+        if not (response.streaming and response.is_async and parts is not None):
+            return await super().send_response(response, send)
+        headers = [
+            (k.encode("ascii") if isinstance(k, str) else k, v.encode("latin1") if isinstance(v, str) else v)
+            for k, v in response.items()
+        ]
+        headers += [(b"Set-Cookie", c.output(header="").encode("ascii").strip()) for c in response.cookies.values()]
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        async with contextlib.aclosing(parts) as content:
+            async for part in content:
+                body = part if type(part) is bytes else response.make_bytes(part)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        await send({"type": "http.response.body"})
+
     async def read_body(self, receive):
         # Django spools any body to disk; a chunked upload without a length
         # is cut off at the limit instead.
