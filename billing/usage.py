@@ -99,6 +99,8 @@ def storable(event: UsageEvent) -> UsageEvent:
     where the provider's usage was read; here they are only kept in their
     columns' range, the last line before the database refuses the batch.
     """
+    if _plainly_storable(event):
+        return event  # what the gateway hands over almost always is: nothing to copy
     texts = {name: storable_text(getattr(event, name), _LIMITS.get(name)) for name in _TEXTS}
     numbers = {name: min(max(int(getattr(event, name) or 0), 0), _LARGEST) for name in _COUNTS}
     if event.first_token_ms is not None:
@@ -109,6 +111,22 @@ def storable(event: UsageEvent) -> UsageEvent:
         numbers[name] = min(numbers[name], _LARGEST // 2)
     changes: dict[str, Any] = {**texts, **numbers}  # each column by its name, text or count
     return replace(event, **changes)
+
+
+def _plainly_storable(event: UsageEvent) -> bool:
+    """Every text a str its column holds, with nothing to replace; every count an int in its range."""
+    for name in _TEXTS:
+        value = getattr(event, name)
+        if type(value) is not str or len(value) > _LIMITS[name] or _UNSTORABLE.search(value):
+            return False
+    for name in _COUNTS:
+        value = getattr(event, name)
+        if type(value) is not int or not 0 <= value <= _LARGEST // 2:
+            return False
+    first = event.first_token_ms
+    return (first is None or (type(first) is int and 0 <= first <= _LARGEST)) and (
+        type(event.http_status) is int and 0 <= event.http_status <= 32767
+    )
 
 
 # The event's fields by their record's columns: each text cut to its column, each count kept in its range.

@@ -114,3 +114,20 @@ def test_record_usage_charges_each_new_record_once_with_its_receipt(organization
         assert entry.description == f"{record.endpoint} acme/x" and entry.created_at is not None
     organization.credit.refresh_from_db()
     assert organization.credit.balance == Decimal("9.25")
+
+
+def test_a_clean_event_is_stored_as_it_is_and_each_kind_of_dirt_is_cleaned(organization):
+    clean = usage_event(organization, request_id="req_clean", model_name="acme/m", first_token_ms=12)
+    assert usage.storable(clean) is clean
+    for dirt in (
+        {"model_name": "a\x00b"},
+        {"error": "lone \udc80"},
+        {"model_name": "x" * 201},
+        {"latency_ms": -1},
+        {"prompt_tokens": 2**31},
+        {"first_token_ms": 2**31},
+        {"http_status": 40000},
+    ):
+        dirty = usage_event(organization, request_id="req_dirty", **dirt)
+        stored = usage.storable(dirty)
+        assert stored is not dirty and stored != dirty, dirt
