@@ -12,6 +12,10 @@ from pathlib import Path
 bind = [os.environ.get("HUB_BIND", "127.0.0.1:8000")]
 workers = int(os.environ.get("HUB_WORKERS", "1"))
 worker_class = "uvicorn_worker.UvicornWorker"
+# Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new connections over them. On
+# one shared socket the first worker to wake accepted every connection a client opened at once (bench/run.py
+# --scale: 32 keep-alive connections, all on one of two workers, the other idle).
+reuse_port = True
 # Requests in flight get this long to finish on SIGTERM; then each worker
 # drains the meter (the ASGI lifespan, hub/lifecycle.py). hub/run.py waits as long.
 graceful_timeout = int(os.environ.get("HUB_GRACEFUL_TIMEOUT", "30"))
