@@ -90,7 +90,7 @@ MIDDLEWARE = [
 GATEWAY_PATH_PREFIXES = ("/v1/", "/api/")
 HUB_GATEWAY_MIDDLEWARE: list[str] = []
 # Requests a worker prepares at once before their upstream calls start (providers/http.py: setup_slot).
-HUB_SETUP_SLOTS = env.int("HUB_SETUP_SLOTS", default=8)
+HUB_SETUP_SLOTS = env.int("HUB_SETUP_SLOTS", default=32)
 
 ROOT_URLCONF = "hub.urls"
 ASGI_APPLICATION = "hub.asgi.application"
