@@ -23,6 +23,7 @@ NOT_CACHES = {
     ("providers.http", "_fetchers"): "one connection pool per event loop, closed with its loop",
     ("providers.http", "_sessions"): "the aiohttp session under each loop's client, closed with it",
     ("providers.http", "_setup"): "one semaphore per event loop: the requests it prepares now",
+    ("hub.asgi", "_resolved"): "URL resolutions keyed by their resolver (a new URLconf is a new key), bounded",
     ("providers.http", "default_headers"): "httpx's default headers, a constant",
     ("providers.http", "aiohttp_timeout"): "timeouts by their values, bounded",
     ("providers.adapters", "_adapters"): "stateless adapter instances, built from code",
