@@ -614,6 +614,12 @@ def cpu_cell(result: dict) -> str:
     return " / ".join("–" if name not in cpu else f"{cpu[name]:.2f}" for name in (*names, "rest"))
 
 
+def per_core(result: dict) -> float | None:
+    """Throughput per core of CPU the serving processes had: what the server does with the CPU it gets."""
+    cores = (result["throughput"].get("cpu_cores") or {}).get("server")
+    return result["throughput"]["rps"] / cores if cores else None
+
+
 def table(results: dict, variants: list[str]) -> str:
     direct = results["direct"]
     litellm = results.get("litellm")
@@ -665,28 +671,20 @@ def table(results: dict, variants: list[str]) -> str:
         ]
     )
     rows[-1] += [cell for c in columns for cell in (cpu_cell(results[c]), "")]
+    add("req/s per core the server used", per_core, 0, diff=False, of_direct=False)
     if scaled:
         one, two = results[scaled.split(",")[0]]["throughput"], results[scaled]["throughput"]
-        rows.append(
-            [f"throughput, hub ({scaled}) (req/s)", "–"]
-            + [
-                cell
-                for c in columns
-                for cell in (
-                    (num(two["rps"], 0), f"{two['rps'] / one['rps']:.2f}x one worker" if one["rps"] else "–")
-                    if scaled.startswith(f"{c},")
-                    else ("", "")
-                )
-            ]
-        )
-        rows.append(
-            [f"CPU in that window ({scaled})", "–"]
-            + [
-                cell
-                for c in columns
-                for cell in ((cpu_cell(results[scaled]), "") if scaled.startswith(f"{c},") else ("", ""))
-            ]
-        )
+
+        def under_its_hub(label: str, cells: tuple[str, str]) -> None:
+            """A row with `cells` under the hub variant that was scaled, and nothing elsewhere."""
+            rows.append(
+                [label, "–", *(x for c in columns for x in (cells if scaled.startswith(f"{c},") else ("", "")))]
+            )
+
+        times = f"{two['rps'] / one['rps']:.2f}x one worker" if one["rps"] else "–"
+        under_its_hub(f"throughput, hub ({scaled}) (req/s)", (num(two["rps"], 0), times))
+        under_its_hub(f"CPU in that window ({scaled})", (cpu_cell(results[scaled]), ""))
+        under_its_hub("req/s per core the two workers used", (num(per_core(results[scaled]), 0), ""))
     streams = direct["streams"]["streams"]
     add(f"stream TTFT p50, {streams} streams (ms)", lambda r: r["streams"]["ttft_p50_ms"])
     add("stream TTFT p99 (ms)", lambda r: r["streams"]["ttft_p99_ms"])
@@ -755,11 +753,12 @@ def ratios(results: dict, variant: str) -> str:
         a, b = r[mode][key], direct[mode][key]
         return "–" if a is None or b is None else f"{a - b:+,.1f} ms"
 
-    def times(a, b, unit=""):
-        return "–" if a is None or not b else f"{a / b:.2f}x ({a:,.0f} vs {b:,.0f}{unit})"
+    def times(a, b):
+        return "–" if a is None or not b else f"{a / b:.2f}x ({a:,.0f} vs {b:,.0f})"
 
     return (
-        f"hub ({variant}) against LiteLLM: req/s {times(hub['throughput']['rps'], litellm['throughput']['rps'])};"
+        f"hub ({variant}) against LiteLLM: req/s {times(hub['throughput']['rps'], litellm['throughput']['rps'])}"
+        f" (per core the server used {times(per_core(hub), per_core(litellm))});"
         f" added latency p50 {added(hub, 'latency', 'p50_ms')} vs {added(litellm, 'latency', 'p50_ms')};"
         f" added TTFT p50 {added(hub, 'streams', 'ttft_p50_ms')} vs {added(litellm, 'streams', 'ttft_p50_ms')};"
         f" stream total p50 {added(hub, 'streams', 'total_p50_ms')} vs {added(litellm, 'streams', 'total_p50_ms')};"
