@@ -25,6 +25,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import uvloop
@@ -131,11 +132,27 @@ async def latency(load: Load, args) -> dict:
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+DATABASE = ("postgres", "redis-server")  # their processes, whoever they serve
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process so far (/proc/<pid>/stat; the name before them may hold spaces)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def database_seconds() -> dict[int, float]:
+    """CPU so far of each PostgreSQL and Redis process this machine shows (a backend may come or go)."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() in DATABASE:
+                    found[int(proc.name)] = cpu_seconds(int(proc.name))
+            except OSError:  # it ended meanwhile
+                pass
+    return found
 
 
 def machine_busy_seconds() -> float:
@@ -145,18 +162,21 @@ def machine_busy_seconds() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / TICK
 
 
-def cpu_snapshot(watch: list[tuple[str, int]]) -> tuple[float, float, float, list[float]]:
+def cpu_snapshot(watch: list[tuple[str, int]]) -> tuple[float, float, float, list[float], dict[int, float]]:
     pids = [cpu_seconds(pid) for _, pid in watch]
-    return time.perf_counter(), time.process_time(), machine_busy_seconds(), pids
+    return time.perf_counter(), time.process_time(), machine_busy_seconds(), pids, database_seconds()
 
 
 def cpu_cores(before, after, watch: list[tuple[str, int]]) -> dict[str, float]:
     """CPU used between two snapshots, in cores; processes watched under one name are added up.
 
-    "machine" is all of the machine's (the other users' too), so a run shows when someone else took a core.
+    "machine" is all of the machine's (the other users' too, seen or not), so a run shows when someone else
+    took a core; "database" is PostgreSQL's and Redis's processes (a backend started inside the window counts
+    whole, one that ended inside it is lost).
     """
     wall = after[0] - before[0]
     cores = {"loadgen": (after[1] - before[1]) / wall, "machine": (after[2] - before[2]) / wall}
+    cores["database"] = sum(a - before[4].get(pid, 0.0) for pid, a in after[4].items()) / wall
     for (name, _), b, a in zip(watch, before[3], after[3], strict=True):
         cores[name] = cores.get(name, 0.0) + (a - b) / wall
     return {name: round(value, 3) for name, value in cores.items()}

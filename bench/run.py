@@ -457,7 +457,7 @@ def measure(args, children: Children, tmp: Path) -> dict:
     log(f"database: {where}")
 
     upstream_port = start_upstream(children, upstream_key, args.chunk_ms)
-    upstream_pid = children.procs[-1].pid
+    upstream_pid = children.procs[-1].pid  # the process start_upstream just started
     direct = f"http://127.0.0.1:{upstream_port}/v1"
     keys = prepare_hub(children, env, upstream_port, variants)
     started = {v: start_hub_process(children, env, v, keys[v]) for v in variants}
@@ -579,7 +579,7 @@ def verdicts(results: dict, variant: str) -> dict:
     rss = hub["memory"]["after_burst"]["rss_mb"]
     bars[f"worker RSS after the stream burst <= {BARS['rss_after_burst_mb']:g} MB"] = (
         rss <= BARS["rss_after_burst_mb"],
-        f"{rss:.0f} MB",
+        f"{rss:.1f} MB",
     )
     scaled = scale_name(results)
     if scaled and scaled.startswith(f"{variant},"):
@@ -604,14 +604,16 @@ def litellm_verdicts(results: dict) -> dict:
     return {"no errors, every stream ended with [DONE] (else no ratio holds)": (clean(results["litellm"]), "")}
 
 
+CPU_NAMES = ("server", "loadgen", "upstream", "database", "idle servers", "rest")
+
+
 def cpu_cell(result: dict) -> str:
-    """server / load generator / upstream / idle servers / the rest of the machine, cores in the throughput window."""
+    """Cores each took in the throughput window (CPU_NAMES), "rest" the machine's less all the others."""
     cpu = dict(result["throughput"].get("cpu_cores") or {})
     if not cpu:
         return "–"
-    names = ("server", "loadgen", "upstream", "idle servers")
-    cpu["rest"] = cpu["machine"] - sum(cpu.get(name, 0.0) for name in names)  # other users', and the kernel's
-    return " / ".join("–" if name not in cpu else f"{cpu[name]:.2f}" for name in (*names, "rest"))
+    cpu["rest"] = cpu["machine"] - sum(cpu.get(name, 0.0) for name in CPU_NAMES[:-1])  # other users', the kernel's
+    return " / ".join("–" if name not in cpu else f"{cpu[name]:.2f}" for name in CPU_NAMES)
 
 
 def per_core(result: dict) -> float | None:
@@ -666,7 +668,7 @@ def table(results: dict, variants: list[str]) -> str:
     add("throughput errors (non-200)", lambda r: r["throughput"]["errors"], 0, diff=False)
     rows.append(
         [
-            "CPU in that window, cores: server / loadgen / upstream / idle servers / rest (database, other users)",
+            "CPU in that window, cores: server / loadgen / upstream / database / idle servers / rest (other users)",
             cpu_cell(direct),
         ]
     )
@@ -700,21 +702,21 @@ def table(results: dict, variants: list[str]) -> str:
     add(
         "serving process RSS idle (MB)",
         lambda r: r.get("memory", {}).get("idle", {}).get("rss_mb"),
-        0,
+        1,
         diff=False,
         of_direct=False,
     )
     add(
         "RSS after the stream burst (MB)",
         lambda r: r.get("memory", {}).get("after_burst", {}).get("rss_mb"),
-        0,
+        1,
         diff=False,
         of_direct=False,
     )
     add(
         "peak RSS so far (VmHWM, MB)",
         lambda r: r.get("memory", {}).get("after_burst", {}).get("peak_mb"),
-        0,
+        1,
         diff=False,
         of_direct=False,
     )
@@ -762,8 +764,8 @@ def ratios(results: dict, variant: str) -> str:
         f" added latency p50 {added(hub, 'latency', 'p50_ms')} vs {added(litellm, 'latency', 'p50_ms')};"
         f" added TTFT p50 {added(hub, 'streams', 'ttft_p50_ms')} vs {added(litellm, 'streams', 'ttft_p50_ms')};"
         f" stream total p50 {added(hub, 'streams', 'total_p50_ms')} vs {added(litellm, 'streams', 'total_p50_ms')};"
-        f" RSS after the burst {hub['memory']['after_burst']['rss_mb']:.0f}"
-        f" vs {litellm['memory']['after_burst']['rss_mb']:.0f} MB"
+        f" RSS after the burst {hub['memory']['after_burst']['rss_mb']:.1f}"
+        f" vs {litellm['memory']['after_burst']['rss_mb']:.1f} MB"
     )
 
 
