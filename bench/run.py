@@ -686,6 +686,9 @@ def table(results: dict, variants: list[str]) -> str:
         times = f"{two['rps'] / one['rps']:.2f}x one worker" if one["rps"] else "–"
         under_its_hub(f"throughput, hub ({scaled}) (req/s)", (num(two["rps"], 0), times))
         under_its_hub(f"CPU in that window ({scaled})", (cpu_cell(results[scaled]), ""))
+        # Workers race to accept(): one may take every keep-alive connection and serve alone.
+        split = [f"{v:.2f}" for k, v in (two.get("cpu_cores") or {}).items() if k.startswith("worker ")]
+        under_its_hub("CPU of each of the two workers", (" / ".join(split) or "–", ""))
         under_its_hub("req/s per core the two workers used", (num(per_core(results[scaled]), 0), ""))
     streams = direct["streams"]["streams"]
     add(f"stream TTFT p50, {streams} streams (ms)", lambda r: r["streams"]["ttft_p50_ms"])

@@ -53,7 +53,8 @@ def results(**hub):
         "ledger_sum_sql": "1",
     }
     litellm = measured(p50=9, rps=100, ttft=5000, total=8000, rss=500)
-    scaled = {"throughput": dict(plain["throughput"], rps=1700, cpu_cores={"server": 1.7, "machine": 2})}
+    cores = {"server": 1.7, "machine": 2, "worker 11": 0.9, "worker 12": 0.8}
+    scaled = {"throughput": dict(plain["throughput"], rps=1700, cpu_cores=cores)}
     return {"direct": direct, "plain": plain, "litellm": litellm, "plain, 2 workers": scaled}
 
 
@@ -99,6 +100,7 @@ def test_the_table_shows_litellm_and_the_two_worker_hub_beside_the_hub():
     assert "| measurement | direct | hub (plain) | hub − direct | LiteLLM | LiteLLM − direct |" in text
     assert "| throughput, hub (plain, 2 workers) (req/s) | – | 1,700 | 1.70x one worker |  |  |" in text
     assert "| req/s per core the server used | – | 1,000 |  | 100 |  |" in text
+    assert "| CPU of each of the two workers | – | 0.90 / 0.80 |  |  |  |" in text
     assert "| 1.00 / 0.20 / 0.10 / – / – / 0.20 |  |" in text  # the rest: the machine's 1.5 less the others
     assert "| RSS after the stream burst (MB) | – | 140.0 |  | 500.0 |  |" in text
     assert "req/s 10.00x (1,000 vs 100)" in text
