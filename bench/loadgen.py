@@ -6,18 +6,26 @@ and measurement, direct and hub back to back, with the same requests.
 
     python bench/loadgen.py --url URL --key KEY --model M --mode latency    [--requests 2000 --warmup 200]
     python bench/loadgen.py --url URL --key KEY --model M --mode throughput [--clients 32 --seconds 10 --warmup 2]
+                            [--start-at EPOCH] [--watch NAME=PID,NAME=PID…]
     python bench/loadgen.py --url URL --key KEY --model M --mode streams    [--streams 500 --warmup 500]
 
 Every request started counts in "sent", warm-ups included: bench/run.py
 compares that with the usage records the hub wrote.
+
+Throughput reports the CPU its own process and each --watch process used
+inside the measured window (in cores: CPU seconds per second), so a run shows
+whether the server, or the load generator itself, was the limit. --start-at
+lets several load generator processes share one window.
 """
 
 import argparse
 import asyncio
 import json
 import math
+import os
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import uvloop
@@ -66,31 +74,31 @@ class Load:
             self._error(type(exc).__name__, str(exc))
         return False
 
-    async def stream(self, session: aiohttp.ClientSession) -> tuple[float | None, bool]:
-        """One streaming request: (seconds to the first non-empty delta.content, ended with [DONE])."""
+    async def stream(self, session: aiohttp.ClientSession) -> tuple[float | None, float | None]:
+        """One streaming request: seconds to the first non-empty delta.content, and to [DONE] (None if absent)."""
         self.sent += 1
         started = time.perf_counter()
         first = None
-        done = False
+        done = None
         try:
             async with session.post(self.url, data=self.stream_payload, headers=self.headers) as response:
                 if response.status != 200:
                     body = await response.read()
                     self._error(f"HTTP {response.status}", body[:300].decode(errors="replace"))
-                    return None, False
+                    return None, None
                 async for line in response.content:  # one line at a time; SSE events are "data: …\n\n"
                     if not line.startswith(b"data:"):
                         continue
                     data = line[5:].strip()
                     if data == b"[DONE]":
-                        done = True
+                        done = time.perf_counter() - started
                     elif first is None:
                         event = json.loads(data)
                         if any((c.get("delta") or {}).get("content") for c in event.get("choices") or []):
                             first = time.perf_counter() - started
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             self._error(type(exc).__name__, str(exc))
-        if not done:
+        if done is None:
             self._error("no [DONE]")
         return first, done
 
@@ -121,6 +129,59 @@ async def latency(load: Load, args) -> dict:
     }
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+DATABASE = ("postgres", "redis-server")  # their processes, whoever they serve
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far (/proc/<pid>/stat; the name before them may hold spaces)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def database_seconds() -> dict[int, float]:
+    """CPU so far of each PostgreSQL and Redis process this machine shows (a backend may come or go)."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() in DATABASE:
+                    found[int(proc.name)] = cpu_seconds(int(proc.name))
+            except OSError:  # it ended meanwhile
+                pass
+    return found
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent on anything but idling (/proc/stat), every process of every user."""
+    with open("/proc/stat") as f:
+        ticks = [int(t) for t in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / TICK
+
+
+def cpu_snapshot(watch: list[tuple[str, int]]) -> tuple[float, float, float, list[float], dict[int, float]]:
+    pids = [cpu_seconds(pid) for _, pid in watch]
+    return time.perf_counter(), time.process_time(), machine_busy_seconds(), pids, database_seconds()
+
+
+def cpu_cores(before, after, watch: list[tuple[str, int]]) -> dict[str, float]:
+    """CPU used between two snapshots, in cores; processes watched under one name are added up.
+
+    "machine" is all of the machine's (the other users' too, seen or not), so a run shows when someone else
+    took a core; "database" is PostgreSQL's and Redis's processes (a backend started inside the window counts
+    whole, one that ended inside it is lost).
+    """
+    wall = after[0] - before[0]
+    cores = {"loadgen": (after[1] - before[1]) / wall, "machine": (after[2] - before[2]) / wall}
+    cores["database"] = sum(a - before[4].get(pid, 0.0) for pid, a in after[4].items()) / wall
+    for (name, _), b, a in zip(watch, before[3], after[3], strict=True):
+        cores[name] = cores.get(name, 0.0) + (a - b) / wall
+    return {name: round(value, 3) for name, value in cores.items()}
+
+
 async def throughput(load: Load, args) -> dict:
     """Closed loop: each client sends its next request when the last one answered.
 
@@ -128,9 +189,18 @@ async def throughput(load: Load, args) -> dict:
     still out when it closes are finished (so the hub can meter them) but not counted.
     """
     counted = {"ok": 0, "errors": 0}
+    if args.start_at:  # a wall-clock start shared with other load generator processes
+        await asyncio.sleep(max(0.0, args.start_at - time.time()))
     loop_start = time.perf_counter()
     window_start = loop_start + args.warmup
     window_end = window_start + args.seconds
+    cpu = {}
+
+    async def watcher():
+        await asyncio.sleep(window_start - time.perf_counter())
+        before = cpu_snapshot(args.watch)
+        await asyncio.sleep(window_end - time.perf_counter())
+        cpu.update(cpu_cores(before, cpu_snapshot(args.watch), args.watch))
 
     async def client(s):
         while time.perf_counter() < window_end:
@@ -139,13 +209,14 @@ async def throughput(load: Load, args) -> dict:
                 counted["ok" if ok else "errors"] += 1
 
     async with session(limit=args.clients) as s:
-        await asyncio.gather(*(client(s) for _ in range(args.clients)))
+        await asyncio.gather(watcher(), *(client(s) for _ in range(args.clients)))
     return {
         "clients": args.clients,
         "seconds": args.seconds,
         "ok": counted["ok"],
         "errors": counted["errors"],
         "rps": round(counted["ok"] / args.seconds, 1),
+        "cpu_cores": cpu,
     }
 
 
@@ -160,12 +231,15 @@ async def streams(load: Load, args) -> dict:
         results = await asyncio.gather(*(load.stream(s) for _ in range(args.streams)))
         elapsed = time.perf_counter() - started
     firsts = [first for first, _ in results if first is not None]
+    totals = [done for _, done in results if done is not None]  # request sent to [DONE] read
     return {
         "streams": args.streams,
-        "done": sum(done for _, done in results),
+        "done": len(totals),
         "with_first_token": len(firsts),
         "ttft_p50_ms": percentile(firsts, 50),
         "ttft_p99_ms": percentile(firsts, 99),
+        "total_p50_ms": percentile(totals, 50),
+        "total_p99_ms": percentile(totals, 99),
         "wave_seconds": round(elapsed, 3),
     }
 
@@ -183,6 +257,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32, help="throughput: concurrent clients")
     parser.add_argument("--seconds", type=float, default=10.0, help="throughput: measured seconds")
     parser.add_argument("--streams", type=int, default=500, help="streams: concurrent streams")
+    parser.add_argument("--start-at", type=float, default=0.0, help="throughput: start at this time.time()")
+    parser.add_argument(
+        "--watch", default="", help="throughput: NAME=PID,… processes whose CPU to report (a name may repeat)"
+    )
     parser.add_argument(
         "--warmup",
         type=float,
@@ -194,6 +272,7 @@ def main() -> None:
         args.warmup = {"latency": 200, "throughput": 2.0, "streams": args.streams}[args.mode]
     if args.mode != "throughput":
         args.warmup = int(args.warmup)
+    args.watch = [(name, int(pid)) for name, _, pid in (w.partition("=") for w in args.watch.split(",") if w)]
     load = Load(args)
     result = uvloop.run(MODES[args.mode](load, args))
     result.update(mode=args.mode, sent=load.sent, error_counts=load.statuses, error_samples=load.error_samples)

@@ -1,16 +1,20 @@
 """Benchmark the hub against direct calls to a fake upstream, in one run on one machine.
 
-    python bench/run.py [--variant plain|adrf|both] [--quick] [--help for every knob]
+    python bench/run.py [--variant plain|adrf|both] [--with-litellm] [--scale] [--quick] [--help for every knob]
 
 Starts a fake OpenAI upstream, a throwaway hub (its own temp dir and database,
 served by gunicorn + uvicorn worker as in production), then measures latency,
-throughput and streaming time-to-first-token through the load generator, direct
-and through the hub back to back. Checks that every hub request was metered and
-charged, prints a markdown table and writes bench/results/latest.json.
+throughput and streaming (time to first token, time to [DONE]) through the load
+generator, direct and through the hub back to back; with --with-litellm the
+LiteLLM proxy (pinned, in a virtualenv of its own) as a third column, with
+--scale the hub's throughput on two workers too. Reads the serving processes'
+RSS idle and after the stream burst. Checks that every hub request was metered
+and charged, prints a markdown table and writes bench/results/latest.json.
 See bench/README.md for what the numbers mean.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -26,6 +30,7 @@ import urllib.error
 import urllib.request
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -34,7 +39,31 @@ PY = str(VENV_PY) if VENV_PY.exists() else sys.executable
 VARIANTS = {"plain": "hub.settings", "adrf": "bench.settings_adrf"}
 MODEL = "bench/gpt-4o-mini"  # what clients ask the hub for
 UPSTREAM_MODEL = "gpt-4o-mini"  # what the hub (and a direct client) asks the upstream for
-BARS = {"added_p50_ms": 3.0, "rps": 600.0}
+# The issue's bars (18): ratios against direct and LiteLLM measured in the same run; the absolute req/s bar
+# stands in for the LiteLLM ratio when LiteLLM is not measured.
+BARS = {
+    "added_p50_ms": 1.0,
+    "rps": 600.0,
+    "rps_vs_litellm": 10.0,
+    "ttft_added_p50_ms": 170.0,
+    "stream_total_vs_direct": 1.1,
+    "rss_after_burst_mb": 150.0,
+    "two_workers_vs_one": 1.7,
+}
+LITELLM_VERSION = "1.106.2"
+LITELLM_REQUIREMENT = f"litellm[proxy]=={LITELLM_VERSION}"
+
+# LiteLLM's proxy config: the same fake upstream as an OpenAI-compatible model; no database, so no spend logs.
+LITELLM_YAML = """\
+model_list:
+  - model_name: {model}
+    litellm_params:
+      model: openai/{model}
+      api_base: {api_base}
+      api_key: os.environ/BENCH_UPSTREAM_KEY
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+"""
 
 CONFIG_YAML = """\
 providers:
@@ -92,7 +121,8 @@ class Children:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, cmd: list[str], **kwargs) -> subprocess.Popen:
-        proc = subprocess.Popen(cmd, start_new_session=True, cwd=ROOT, **kwargs)
+        kwargs.setdefault("cwd", ROOT)
+        proc = subprocess.Popen(cmd, start_new_session=True, **kwargs)
         self.procs.append(proc)
         return proc
 
@@ -181,15 +211,15 @@ def prepare_hub(children: Children, env: dict, upstream_port: int, variants: lis
     return keys
 
 
-def gunicorn_command(port: int, *options: str) -> list[str]:
-    """The hub as users run it: gunicorn with one uvicorn worker on loopback; `options` add gunicorn flags."""
+def gunicorn_command(port: int, *options: str, workers: int = 1) -> list[str]:
+    """The hub as users run it: gunicorn with uvicorn workers (one unless told) on loopback; `options` add flags."""
     return [
         str(Path(PY).parent / "gunicorn"),
         "hub.asgi:application",
         "-k",
         "uvicorn_worker.UvicornWorker",
         "--workers",
-        "1",
+        str(workers),
         "--bind",
         f"127.0.0.1:{port}",
         "--log-level",
@@ -201,10 +231,18 @@ def gunicorn_command(port: int, *options: str) -> list[str]:
     ]
 
 
-def start_hub(children: Children, env: dict, variant: str, key: str) -> str:
+def start_hub(children: Children, env: dict, variant: str, key: str, workers: int = 1) -> str:
+    return start_hub_process(children, env, variant, key, workers)[0]
+
+
+def start_hub_process(
+    children: Children, env: dict, variant: str, key: str, workers: int = 1
+) -> tuple[str, subprocess.Popen]:
+    """start_hub, also giving the gunicorn master's process (its children are the workers)."""
     port = free_port()
-    logfile = open(Path(env["HUB_VAR_DIR"]) / f"gunicorn-{variant}.log", "wb")
-    cmd = gunicorn_command(port)
+    name = variant if workers == 1 else f"{variant}-{workers}workers"
+    logfile = open(Path(env["HUB_VAR_DIR"]) / f"gunicorn-{name}.log", "wb")
+    cmd = gunicorn_command(port, workers=workers)
     proc = children.start(
         cmd, env=dict(env, DJANGO_SETTINGS_MODULE=VARIANTS[variant]), stdout=logfile, stderr=subprocess.STDOUT
     )
@@ -212,14 +250,96 @@ def start_hub(children: Children, env: dict, variant: str, key: str) -> str:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the {variant} hub exited:\n{Path(logfile.name).read_text()[-3000:]}")
+            raise RuntimeError(f"the {name} hub exited:\n{Path(logfile.name).read_text()[-3000:]}")
         try:
-            if http(f"{base}/v1/models", key=key, timeout=2)[0] == 200:
-                return base
+            # Every worker booted, and one answers (which one is the kernel's choice).
+            if len(child_pids(proc.pid)) == workers and http(f"{base}/v1/models", key=key, timeout=2)[0] == 200:
+                return base, proc
         except OSError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"the {variant} hub did not answer within 60 s")
+    raise RuntimeError(f"the {name} hub did not answer within 60 s")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hub-bench"
+
+
+def litellm_venv(children: Children, venv: Path) -> Path:
+    """The pinned LiteLLM proxy in a virtualenv of its own, made once and reused; returns its `litellm` script.
+
+    The marker is written only after pip succeeded, so a broken or interrupted install is made again.
+    """
+    marker = venv / "bench-installed.txt"
+    litellm = venv / "bin" / "litellm"
+    if marker.exists() and marker.read_text().strip() == LITELLM_REQUIREMENT and litellm.exists():
+        return litellm
+    log(f"litellm: installing {LITELLM_REQUIREMENT} into {venv} (once; about a minute) …")
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    # Created in place: a virtualenv's scripts name its path in their first line, so it cannot be moved.
+    children.run([PY, "-m", "venv", str(venv)], dict(os.environ), timeout=120)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    try:
+        children.run([*pip, LITELLM_REQUIREMENT], dict(os.environ), timeout=900)
+    except RuntimeError as exc:
+        raise RuntimeError(f"could not install {LITELLM_REQUIREMENT} into {venv}: {exc}") from None
+    marker.write_text(LITELLM_REQUIREMENT + "\n")
+    return litellm
+
+
+def start_litellm(
+    children: Children, tmp: Path, litellm: Path, upstream_port: int, upstream_key: str
+) -> tuple[str, str, subprocess.Popen]:
+    """LiteLLM's proxy on one worker, a master key and no database: (base URL, master key, its process)."""
+    config = tmp / "litellm.yaml"
+    config.write_text(LITELLM_YAML.format(model=UPSTREAM_MODEL, api_base=f"http://127.0.0.1:{upstream_port}/v1"))
+    master_key = "sk-bench-litellm-" + secrets.token_hex(16)  # LiteLLM wants master keys to start with sk-
+    # An environment of its own: the hub's DATABASE_URL or REDIS_URL would give LiteLLM a database or a cache.
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
+    env.update(
+        BENCH_UPSTREAM_KEY=upstream_key,
+        LITELLM_MASTER_KEY=master_key,
+        LITELLM_LOCAL_MODEL_COST_MAP="True",  # offline: the cost map it ships, not a download
+        LITELLM_MODE="PRODUCTION",  # no .env read from the working directory
+        LITELLM_LOG="WARNING",  # as the hub's: no per-request access log
+        LITELLM_DONT_SHOW_FEEDBACK_BOX="True",
+    )
+    port = free_port()
+    cmd = [str(litellm), "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    logfile = open(tmp / "litellm.log", "wb")
+    proc = children.start(cmd, env=env, cwd=tmp, stdout=logfile, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180  # it imports for a while
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"litellm exited:\n{Path(logfile.name).read_text()[-3000:]}")
+        try:
+            if http(f"{base}/health/liveliness", timeout=2)[0] == 200:
+                return base, master_key, proc
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("litellm did not answer within 180 s")
+
+
+def child_pids(pid: int) -> list[int]:
+    """A process's children, from /proc (every thread's list)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):  # the thread ended meanwhile
+            found += [int(p) for p in task.read_text().split()]
+    return sorted(set(found))
+
+
+def rss_mb(pids: list[int]) -> dict[str, float]:
+    """Resident memory now (VmRSS) and at its peak so far (VmHWM), in MB, of each process, added up."""
+    total = {"rss_mb": 0.0, "peak_mb": 0.0}
+    for pid in pids:
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+        total["rss_mb"] += int(fields["VmRSS"].split()[0]) / 1024
+        total["peak_mb"] += int(fields["VmHWM"].split()[0]) / 1024
+    return {k: round(v, 1) for k, v in total.items()}
 
 
 def preflight(direct: str, upstream_key: str, hubs: dict[str, str], keys: dict[str, str]) -> None:
@@ -234,20 +354,87 @@ def preflight(direct: str, upstream_key: str, hubs: dict[str, str], keys: dict[s
             raise RuntimeError(f"the {variant} hub answered {status}: {answer[:500]!r}")
 
 
-def loadgen(children: Children, env: dict, mode: str, url: str, key: str, model: str, args) -> dict:
+def loadgen(
+    children: Children,
+    env: dict,
+    mode: str,
+    url: str,
+    key: str,
+    model: str,
+    args,
+    watch: dict[str, list[int]] | None = None,
+) -> dict:
+    """One measurement; throughput over `args.loadgen_procs` processes (one unless set) sharing one window.
+
+    `watch` names the processes (name: pids) whose CPU a throughput run reports beside its own.
+    """
     flags = {
         "latency": ["--requests", args.latency_requests, "--warmup", args.latency_warmup],
         "throughput": ["--clients", args.clients, "--seconds", args.seconds, "--warmup", args.throughput_warmup],
         "streams": ["--streams", args.streams, "--warmup", args.stream_warmup],
     }[mode]
     cmd = [PY, str(BENCH / "loadgen.py"), "--mode", mode, "--url", url, "--key", key, "--model", model]
-    return json.loads(children.run(cmd + [str(f) for f in flags], env, timeout=args.seconds + 300))
+    cmd += [str(f) for f in flags]
+    if mode != "throughput":
+        return json.loads(children.run(cmd, env, timeout=args.seconds + 300))
+    watching = ["--watch", ",".join(f"{name}={pid}" for name, pids in (watch or {}).items() for pid in pids)]
+    procs = getattr(args, "loadgen_procs", 1)
+    if procs == 1:
+        return json.loads(children.run(cmd + watching, env, timeout=args.seconds + 300))
+    return throughput_split(children, env, cmd, watching, args, procs)
+
+
+def throughput_split(children: Children, env: dict, cmd: list[str], watching: list[str], args, procs: int) -> dict:
+    """The clients shared out over `procs` load generators that start their window at one wall-clock time."""
+    start_at = time.time() + 3  # time for each to start Python and import aiohttp, on a busy machine too
+    running = []
+    for i in range(procs):
+        clients = args.clients // procs + (i < args.clients % procs)
+        part = [*cmd, "--clients", str(clients), "--start-at", f"{start_at:.3f}"]  # the later --clients wins
+        part += watching if i == 0 else []  # one of them reports the watched processes
+        running.append(children.start(part, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    parts = []
+    for proc in running:
+        try:
+            out, err = proc.communicate(timeout=args.seconds + 300)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError("a load generator timed out") from None
+        children.procs.remove(proc)
+        if proc.returncode != 0:
+            raise RuntimeError(f"a load generator failed ({proc.returncode}):\n{err[-3000:]}")
+        parts.append(json.loads(out))
+    result = dict(parts[0], clients=args.clients, processes=procs)
+    for key in ("ok", "errors", "sent"):
+        result[key] = sum(part[key] for part in parts)
+    result["rps"] = round(result["ok"] / args.seconds, 1)
+    result["error_counts"] = {}
+    for part in parts:
+        for kind, n in part["error_counts"].items():
+            result["error_counts"][kind] = result["error_counts"].get(kind, 0) + n
+    result["error_samples"] = [sample for part in parts for sample in part["error_samples"]][:3]
+    result["cpu_cores"] = dict(parts[0]["cpu_cores"], loadgen=round(sum(p["cpu_cores"]["loadgen"] for p in parts), 3))
+    return result
 
 
 def check_db(children: Children, env: dict, expected: dict[str, int]) -> dict:
     check_env = dict(env, BENCH_EXPECTED=json.dumps(expected), BENCH_FLUSH_WAIT="5")
     out = children.run([PY, "manage.py", "shell", "-c", CHECK_DB], check_env, timeout=120)
     return json.loads(next(line for line in out.splitlines() if line.startswith("BENCH-CHECK "))[12:])
+
+
+MODES = ("latency", "throughput", "streams")
+
+
+class Target(NamedTuple):
+    """What one column measures: its URL, key and model, the processes serving it, what it runs."""
+
+    name: str
+    url: str
+    key: str
+    model: str
+    pids: list[int]  # the serving processes (a hub's workers, not its master); none for direct
+    variant: str | None = None  # the hub variant whose key (and usage records) it uses
+    modes: tuple[str, ...] = MODES
 
 
 def measure(args, children: Children, tmp: Path) -> dict:
@@ -264,29 +451,59 @@ def measure(args, children: Children, tmp: Path) -> dict:
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         PYTHONWARNINGS="ignore::DeprecationWarning",
     )
+    # Installed (once) before anything starts, so a failed install fails the run at once.
+    litellm = litellm_venv(children, Path(args.litellm_venv)) if args.with_litellm else None
     where = "DATABASE_URL (must be a scratch database)" if env.get("DATABASE_URL") else f"SQLite in {tmp}"
     log(f"database: {where}")
 
     upstream_port = start_upstream(children, upstream_key, args.chunk_ms)
+    upstream_pid = children.procs[-1].pid  # the process start_upstream just started
     direct = f"http://127.0.0.1:{upstream_port}/v1"
     keys = prepare_hub(children, env, upstream_port, variants)
-    hubs = {v: start_hub(children, env, v, keys[v]) for v in variants}
+    started = {v: start_hub_process(children, env, v, keys[v]) for v in variants}
+    hubs = {v: base for v, (base, _) in started.items()}
     log(f"upstream {direct}; " + "; ".join(f"hub ({v}) {b}" for v, b in hubs.items()))
     preflight(direct, upstream_key, hubs, keys)
     sent = dict.fromkeys(variants, 1)  # the preflight request
 
-    # Each measurement: direct, then every hub, back to back.
-    targets = [("direct", f"{direct}/chat/completions", upstream_key, UPSTREAM_MODEL)]
-    targets += [(v, f"{hubs[v]}/v1/chat/completions", keys[v], MODEL) for v in variants]
-    results = {name: {} for name, *_ in targets}
-    for mode in ("latency", "throughput", "streams"):
-        for name, url, key, model in targets:
-            result = loadgen(children, env, mode, url, key, model, args)
-            results[name][mode] = result
-            if name in sent:
-                sent[name] += result["sent"]
+    chat = "/v1/chat/completions"
+    targets = [Target("direct", f"{direct}/chat/completions", upstream_key, UPSTREAM_MODEL, [])]
+    targets += [Target(v, hubs[v] + chat, keys[v], MODEL, child_pids(proc.pid), v) for v, (_, proc) in started.items()]
+    if args.scale:
+        # The first variant again on two workers, on the same database with the same key: throughput only.
+        scaled, v = f"{variants[0]}, 2 workers", variants[0]
+        base, proc = start_hub_process(children, env, v, keys[v], workers=2)
+        preflight(direct, upstream_key, {scaled: base}, {scaled: keys[v]})
+        sent[v] += 1
+        targets.append(Target(scaled, base + chat, keys[v], MODEL, child_pids(proc.pid), v, ("throughput",)))
+    if litellm:
+        base, master_key, proc = start_litellm(children, tmp, litellm, upstream_port, upstream_key)
+        preflight_litellm(base, master_key)
+        # One worker serves in the process itself (uvicorn, no master).
+        targets.append(Target("litellm", base + chat, master_key, UPSTREAM_MODEL, [proc.pid]))
+        log(f"litellm {base}")
+
+    results: dict[str, dict] = {t.name: {} for t in targets}
+    for t in targets:
+        if t.pids:
+            results[t.name]["memory"] = {"pids": t.pids, "idle": rss_mb(t.pids)}
+    # Each measurement: direct, then every server, back to back.
+    for mode in MODES:
+        for t in targets:
+            if mode not in t.modes:
+                continue
+            others = [pid for other in targets if other.name != t.name for pid in other.pids]
+            watch = {"upstream": [upstream_pid], "server": t.pids, "idle servers": others}
+            if len(t.pids) > 1:  # each worker apart too: did both serve?
+                watch.update({f"worker {pid}": [pid] for pid in t.pids})
+            result = loadgen(children, env, mode, t.url, t.key, t.model, args, watch)
+            results[t.name][mode] = result
+            if t.variant:
+                sent[t.variant] += result["sent"]
+            if mode == "streams" and t.pids:
+                results[t.name]["memory"]["after_burst"] = rss_mb(t.pids)
             log(
-                f"{mode:>10} {name:>6}: "
+                f"{mode:>10} {t.name:>6}: "
                 + ", ".join(
                     f"{k}={v}" for k, v in result.items() if k not in ("mode", "error_samples") and v not in ({}, [])
                 )
@@ -308,32 +525,107 @@ def measure(args, children: Children, tmp: Path) -> dict:
     return results
 
 
+def preflight_litellm(base: str, master_key: str) -> None:
+    body = {"model": UPSTREAM_MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    status, answer = http(f"{base}/v1/chat/completions", body, key=master_key, timeout=30)
+    if status != 200 or json.loads(answer).get("usage", {}).get("total_tokens") != 29:
+        raise RuntimeError(f"litellm answered {status}: {answer[:500]!r}")
+
+
+def clean(result: dict, modes=MODES) -> bool:
+    """No errors in any measurement, and every stream ended with [DONE]."""
+    measured = [result[m] for m in modes if m in result]
+    streams = result.get("streams")
+    return not any(r["error_counts"] for r in measured) and (not streams or streams["done"] == streams["streams"])
+
+
+def scale_name(results: dict) -> str | None:
+    return next((name for name in results if name.endswith(", 2 workers")), None)
+
+
 def verdicts(results: dict, variant: str) -> dict:
     direct, hub = results["direct"], results[variant]
+    litellm = results.get("litellm")
     p50s = (hub["latency"]["p50_ms"], direct["latency"]["p50_ms"])
     added = None if None in p50s else p50s[0] - p50s[1]
     rps = hub["throughput"]["rps"]
-    streams = hub["streams"]
-    return {
+    streams, direct_streams = hub["streams"], direct["streams"]
+    bars = {
         f"added p50 <= {BARS['added_p50_ms']:g} ms": (
             added is not None and added <= BARS["added_p50_ms"],
             "no answer" if added is None else f"{added:+.2f} ms",
-        ),
-        f">= {BARS['rps']:g} req/s on one worker": (rps >= BARS["rps"], f"{rps:.0f} req/s"),
-        "no errors, every stream ended with [DONE]": (
-            not any(hub[mode]["error_counts"] for mode in ("latency", "throughput", "streams"))
-            and streams["done"] == streams["streams"],
-            "",
-        ),
-        "every request metered, balance = ledger sum": (
-            hub["metering"]["all_metered"] and hub["metering"]["balance_equals_ledger"],
-            "",
-        ),
+        )
     }
+    if litellm:
+        times = rps / litellm["throughput"]["rps"] if litellm["throughput"]["rps"] else None
+        bars[f"req/s >= {BARS['rps_vs_litellm']:g}x LiteLLM's, one worker each"] = (
+            times is not None and times >= BARS["rps_vs_litellm"],
+            f"{'–' if times is None else f'{times:.2f}x'} ({rps:.0f} vs {litellm['throughput']['rps']:.0f} req/s)",
+        )
+    else:
+        bars[f">= {BARS['rps']:g} req/s on one worker"] = (rps >= BARS["rps"], f"{rps:.0f} req/s")
+    ttft = (streams["ttft_p50_ms"], direct_streams["ttft_p50_ms"])
+    ttft_added = None if None in ttft else ttft[0] - ttft[1]
+    bars[f"stream TTFT p50 - direct <= {BARS['ttft_added_p50_ms']:g} ms"] = (
+        ttft_added is not None and ttft_added <= BARS["ttft_added_p50_ms"],
+        "no answer" if ttft_added is None else f"{ttft_added:+.1f} ms",
+    )
+    total = (streams["total_p50_ms"], direct_streams["total_p50_ms"])
+    total_times = None if None in total or not total[1] else total[0] / total[1]
+    bars[f"stream total p50 <= {BARS['stream_total_vs_direct']:g}x direct"] = (
+        total_times is not None and total_times <= BARS["stream_total_vs_direct"],
+        "no answer" if total_times is None else f"{total_times:.3f}x ({total[0]:.0f} vs {total[1]:.0f} ms)",
+    )
+    rss = hub["memory"]["after_burst"]["rss_mb"]
+    bars[f"worker RSS after the stream burst <= {BARS['rss_after_burst_mb']:g} MB"] = (
+        rss <= BARS["rss_after_burst_mb"],
+        f"{rss:.1f} MB",
+    )
+    scaled = scale_name(results)
+    if scaled and scaled.startswith(f"{variant},"):
+        times = results[scaled]["throughput"]["rps"] / rps if rps else None
+        bars[f"2 workers >= {BARS['two_workers_vs_one']:g}x one worker's req/s"] = (
+            times is not None and times >= BARS["two_workers_vs_one"],
+            f"{'–' if times is None else f'{times:.2f}x'} ({results[scaled]['throughput']['rps']:.0f} vs {rps:.0f})",
+        )
+    bars["no errors, every stream ended with [DONE]"] = (
+        clean(hub) and (not scaled or not scaled.startswith(f"{variant},") or clean(results[scaled])),
+        "",
+    )
+    bars["every request metered, balance = ledger sum"] = (
+        hub["metering"]["all_metered"] and hub["metering"]["balance_equals_ledger"],
+        "",
+    )
+    return bars
+
+
+def litellm_verdicts(results: dict) -> dict:
+    """LiteLLM's own answers must be right, or the ratios against it mean nothing."""
+    return {"no errors, every stream ended with [DONE] (else no ratio holds)": (clean(results["litellm"]), "")}
+
+
+CPU_NAMES = ("server", "loadgen", "upstream", "database", "idle servers", "rest")
+
+
+def cpu_cell(result: dict) -> str:
+    """Cores each took in the throughput window (CPU_NAMES), "rest" the machine's less all the others."""
+    cpu = dict(result["throughput"].get("cpu_cores") or {})
+    if not cpu:
+        return "–"
+    cpu["rest"] = cpu["machine"] - sum(cpu.get(name, 0.0) for name in CPU_NAMES[:-1])  # other users', the kernel's
+    return " / ".join("–" if name not in cpu else f"{cpu[name]:.2f}" for name in CPU_NAMES)
+
+
+def per_core(result: dict) -> float | None:
+    """Throughput per core of CPU the serving processes had: what the server does with the CPU it gets."""
+    cores = (result["throughput"].get("cpu_cores") or {}).get("server")
+    return result["throughput"]["rps"] / cores if cores else None
 
 
 def table(results: dict, variants: list[str]) -> str:
     direct = results["direct"]
+    litellm = results.get("litellm")
+    scaled = scale_name(results)
 
     def num(value, digits=2):
         return "–" if value is None else f"{value:,.{digits}f}"
@@ -341,24 +633,28 @@ def table(results: dict, variants: list[str]) -> str:
     def delta(a, b):
         return "–" if a is None or b is None else f"{a - b:+,.2f}"
 
+    columns = [*variants, *(["litellm"] if litellm else [])]
     head = ["measurement", "direct"]
-    for v in variants:
-        head += [f"hub ({v})", "hub − direct"]
+    for c in columns:
+        head += [f"hub ({c})", "hub − direct"] if c != "litellm" else ["LiteLLM", "LiteLLM − direct"]
     rows = []
 
-    def each(show) -> list[str]:
-        """A column pair per variant: what `show` says of it, and nothing under "hub − direct"."""
-        return [cell for v in variants for cell in (show(results[v]), "")]
+    def each(show, hubs_only=False) -> list[str]:
+        """A column pair per column: what `show` says of it, and nothing under "… − direct"."""
+        cells = []
+        for c in columns:
+            cells += ["–" if hubs_only and c == "litellm" else show(results[c]), ""]
+        return cells
 
-    def add(label, get, digits=2, diff=True, ratio=False):
-        row = [label, num(get(direct), digits)]
-        for v in variants:
-            value = get(results[v])
+    def add(label, get, digits=2, diff=True, ratio=False, of_direct=True):
+        row = [label, num(get(direct), digits) if of_direct else "–"]
+        for c in columns:
+            value = get(results[c])
             row.append(num(value, digits))
             if ratio:
                 row.append(f"{value / get(direct):.1%} of direct" if get(direct) else "–")
             else:
-                row.append(delta(value, get(direct)) if diff else "")
+                row.append(delta(value, get(direct)) if diff and of_direct else "")
         rows.append(row)
 
     add("latency p50 (ms)", lambda r: r["latency"]["p50_ms"])
@@ -370,24 +666,76 @@ def table(results: dict, variants: list[str]) -> str:
         ratio=True,
     )
     add("throughput errors (non-200)", lambda r: r["throughput"]["errors"], 0, diff=False)
-    add(f"stream TTFT p50, {direct['streams']['streams']} streams (ms)", lambda r: r["streams"]["ttft_p50_ms"])
+    rows.append(
+        [
+            "CPU in that window, cores: server / loadgen / upstream / database / idle servers / rest (other users)",
+            cpu_cell(direct),
+        ]
+    )
+    rows[-1] += [cell for c in columns for cell in (cpu_cell(results[c]), "")]
+    add("req/s per core the server used", per_core, 0, diff=False, of_direct=False)
+    if scaled:
+        one, two = results[scaled.split(",")[0]]["throughput"], results[scaled]["throughput"]
+
+        def under_its_hub(label: str, cells: tuple[str, str]) -> None:
+            """A row with `cells` under the hub variant that was scaled, and nothing elsewhere."""
+            rows.append(
+                [label, "–", *(x for c in columns for x in (cells if scaled.startswith(f"{c},") else ("", "")))]
+            )
+
+        times = f"{two['rps'] / one['rps']:.2f}x one worker" if one["rps"] else "–"
+        under_its_hub(f"throughput, hub ({scaled}) (req/s)", (num(two["rps"], 0), times))
+        under_its_hub(f"CPU in that window ({scaled})", (cpu_cell(results[scaled]), ""))
+        # Workers race to accept(): one may take every keep-alive connection and serve alone.
+        split = [f"{v:.2f}" for k, v in (two.get("cpu_cores") or {}).items() if k.startswith("worker ")]
+        under_its_hub("CPU of each of the two workers", (" / ".join(split) or "–", ""))
+        under_its_hub("req/s per core the two workers used", (num(per_core(results[scaled]), 0), ""))
+    streams = direct["streams"]["streams"]
+    add(f"stream TTFT p50, {streams} streams (ms)", lambda r: r["streams"]["ttft_p50_ms"])
     add("stream TTFT p99 (ms)", lambda r: r["streams"]["ttft_p99_ms"])
+    add("stream total p50, sent to [DONE] (ms)", lambda r: r["streams"]["total_p50_ms"])
+    add("stream total p99 (ms)", lambda r: r["streams"]["total_p99_ms"])
     rows.append(
         [
             "streams ended with [DONE]",
-            f"{direct['streams']['done']}/{direct['streams']['streams']}",
+            f"{direct['streams']['done']}/{streams}",
             *each(lambda r: f"{r['streams']['done']}/{r['streams']['streams']}"),
         ]
+    )
+    add(
+        "serving process RSS idle (MB)",
+        lambda r: r.get("memory", {}).get("idle", {}).get("rss_mb"),
+        1,
+        diff=False,
+        of_direct=False,
+    )
+    add(
+        "RSS after the stream burst (MB)",
+        lambda r: r.get("memory", {}).get("after_burst", {}).get("rss_mb"),
+        1,
+        diff=False,
+        of_direct=False,
+    )
+    add(
+        "peak RSS so far (VmHWM, MB)",
+        lambda r: r.get("memory", {}).get("after_burst", {}).get("peak_mb"),
+        1,
+        diff=False,
+        of_direct=False,
     )
     rows.append(
         [
             "usage records / hub requests",
             "–",
-            *each(lambda r: f"{r['metering']['records']}/{r['metering']['requests_sent']}"),
+            *each(lambda r: f"{r['metering']['records']}/{r['metering']['requests_sent']}", hubs_only=True),
         ]
     )
     rows.append(
-        ["credit balance = ledger sum", "–", *each(lambda r: "yes" if r["metering"]["balance_equals_ledger"] else "NO")]
+        [
+            "credit balance = ledger sum",
+            "–",
+            *each(lambda r: "yes" if r["metering"]["balance_equals_ledger"] else "NO", hubs_only=True),
+        ]
     )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -396,7 +744,32 @@ def table(results: dict, variants: list[str]) -> str:
         f"\ndemo organisation: balance {m['balance']}, ledger sum {m['ledger_sum']}"
         f" (the database's SUM says {m['ledger_sum_sql']})"
     )
+    if litellm:
+        lines.append("")
+        lines += [ratios(results, v) for v in variants]
     return "\n".join(lines)
+
+
+def ratios(results: dict, variant: str) -> str:
+    """The hub against LiteLLM in one line: what the issue asks as ratios."""
+    direct, hub, litellm = results["direct"], results[variant], results["litellm"]
+
+    def added(r, mode, key):
+        a, b = r[mode][key], direct[mode][key]
+        return "–" if a is None or b is None else f"{a - b:+,.1f} ms"
+
+    def times(a, b):
+        return "–" if a is None or not b else f"{a / b:.2f}x ({a:,.0f} vs {b:,.0f})"
+
+    return (
+        f"hub ({variant}) against LiteLLM: req/s {times(hub['throughput']['rps'], litellm['throughput']['rps'])}"
+        f" (per core the server used {times(per_core(hub), per_core(litellm))});"
+        f" added latency p50 {added(hub, 'latency', 'p50_ms')} vs {added(litellm, 'latency', 'p50_ms')};"
+        f" added TTFT p50 {added(hub, 'streams', 'ttft_p50_ms')} vs {added(litellm, 'streams', 'ttft_p50_ms')};"
+        f" stream total p50 {added(hub, 'streams', 'total_p50_ms')} vs {added(litellm, 'streams', 'total_p50_ms')};"
+        f" RSS after the burst {hub['memory']['after_burst']['rss_mb']:.1f}"
+        f" vs {litellm['memory']['after_burst']['rss_mb']:.1f} MB"
+    )
 
 
 def main() -> int:
@@ -408,11 +781,25 @@ def main() -> int:
         help="plain: the hub's async Django view; adrf: an adrf APIView; both: side by side",
     )
     parser.add_argument("--quick", action="store_true", help="a ~30 s smoke run with small counts")
+    parser.add_argument(
+        "--with-litellm",
+        action="store_true",
+        help=f"also measure the LiteLLM proxy ({LITELLM_REQUIREMENT}, installed once into --litellm-venv)",
+    )
+    parser.add_argument(
+        "--litellm-venv",
+        default=os.environ.get("HUB_BENCH_LITELLM_VENV") or str(cache_dir() / f"litellm-{LITELLM_VERSION}"),
+        help="LiteLLM's virtualenv (default $HUB_BENCH_LITELLM_VENV or $XDG_CACHE_HOME/hub-bench/litellm-VERSION)",
+    )
+    parser.add_argument("--scale", action="store_true", help="also measure throughput on a hub with two workers")
     parser.add_argument("--latency-requests", type=int, default=2000)
     parser.add_argument("--latency-warmup", type=int, default=200)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0, help="measured throughput seconds")
     parser.add_argument("--throughput-warmup", type=float, default=2.0, help="seconds")
+    parser.add_argument(
+        "--loadgen-procs", type=int, default=1, help="throughput: load generator processes sharing the clients"
+    )
     parser.add_argument("--streams", type=int, default=500)
     parser.add_argument("--stream-warmup", type=int, default=None, help="streams in a first wave (default: --streams)")
     parser.add_argument("--chunk-ms", type=float, default=20.0, help="the upstream's gap between stream events")
@@ -449,12 +836,15 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
     bars = {v: verdicts(results, v) for v in variants}
+    if "litellm" in results:
+        bars["litellm"] = litellm_verdicts(results)
     report = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "seconds": round(time.time() - started, 1),
         "variant": args.variant,
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
+        "litellm": LITELLM_VERSION if args.with_litellm else None,
         "settings": {k: v for k, v in vars(args).items() if k != "output"},
         "results": results,
         "bars": {v: {name: {"pass": ok, "value": value} for name, (ok, value) in b.items()} for v, b in bars.items()},
@@ -462,12 +852,14 @@ def main() -> int:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
 
-    print(f"\nhub vs direct, same run, {os.cpu_count()} CPUs (noisy: compare columns, not runs)\n")
+    against = "direct and LiteLLM" if args.with_litellm else "direct"
+    print(f"\nhub vs {against}, same run, {os.cpu_count()} CPUs (noisy: compare columns, not runs)\n")
     print(table(results, variants))
     print()
-    for v in variants:
-        for name, (ok, value) in bars[v].items():
-            print(f"{'PASS' if ok else 'FAIL'}  hub ({v}): {name}" + (f"  [{value}]" if value else ""))
+    for v, b in bars.items():
+        who = "LiteLLM" if v == "litellm" else f"hub ({v})"
+        for name, (ok, value) in b.items():
+            print(f"{'PASS' if ok else 'FAIL'}  {who}: {name}" + (f"  [{value}]" if value else ""))
     print(f"\nwritten to {os.path.relpath(args.output)}")
     return 0 if all(ok for b in bars.values() for ok, _ in b.values()) else 1
 
