@@ -227,6 +227,7 @@ def gunicorn_command(port: int, *options: str, workers: int = 1) -> list[str]:
         "--graceful-timeout",
         "10",
         "--no-control-socket",  # gunicorn's default one is per user: it would take a running hub's
+        "--reuse-port",  # as hub/gunicorn.conf.py: a socket per worker, connections spread by the kernel
         *options,
     ]
 
