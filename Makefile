@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test lint install install-dev chromium bench bench-dashboard clean
+.PHONY: run test lint install install-dev chromium bench bench-scaleout bench-dashboard clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ lint: install-dev
 
 bench: install-dev
 	$(PY) bench/run.py
+
+# Two hub instances on one PostgreSQL and Redis (bench/scaleout.py): DATABASE_URL and REDIS_URL must name scratch ones.
+bench-scaleout: install-dev
+	$(PY) bench/scaleout.py
 
 # The dashboard at 1,000,000 usage records (bench/dashboard.py; a scratch database on 127.0.0.1:5432).
 bench-dashboard: install-dev

@@ -45,10 +45,18 @@ class Insert:
         returning: Sequence[str] = (),
     ):
         meta = model._meta
-        self.fields = [meta.get_field(name) for name in fields]
+
+        def column(name: str) -> models.Field:
+            field = meta.get_field(name)
+            if not isinstance(field, models.Field) or not field.column:
+                raise TypeError(f"{meta.label}.{name} is not a column")
+            return field
+
+        self.fields = [column(name) for name in fields]
+        self.columns = [str(f.column) for f in self.fields]
         self.table = meta.db_table
-        self.skip_conflicts_on = meta.get_field(skip_conflicts_on).column if skip_conflicts_on else ""
-        self.returning = [meta.get_field(name).column for name in returning]
+        self.skip_conflicts_on = str(column(skip_conflicts_on).column) if skip_conflicts_on else ""
+        self.returning = [str(column(name).column) for name in returning]
 
     def __call__(self, rows: Sequence[tuple], using: str = "default") -> list[tuple]:
         """Insert `rows`; the `returning` columns of each row inserted (those skipped for a conflict are not),
@@ -57,7 +65,7 @@ class Insert:
             return []
         connection = connections[using]
         quote = connection.ops.quote_name
-        head = f"INSERT INTO {quote(self.table)} ({', '.join(quote(f.column) for f in self.fields)}) "
+        head = f"INSERT INTO {quote(self.table)} ({', '.join(quote(c) for c in self.columns)}) "
         tail = f" ON CONFLICT ({quote(self.skip_conflicts_on)}) DO NOTHING" if self.skip_conflicts_on else ""
         if self.returning:
             tail += f" RETURNING {', '.join(quote(c) for c in self.returning)}"

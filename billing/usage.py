@@ -117,7 +117,8 @@ def _plainly_storable(event: UsageEvent) -> bool:
     """Every text a str its column holds, with nothing to replace; every count an int in its range."""
     for name in _TEXTS:
         value = getattr(event, name)
-        if type(value) is not str or len(value) > _LIMITS[name] or _UNSTORABLE.search(value):
+        limit = _LIMITS[name]
+        if type(value) is not str or (limit is not None and len(value) > limit) or _UNSTORABLE.search(value):
             return False
     for name in _COUNTS:
         value = getattr(event, name)
