@@ -438,9 +438,9 @@ class Target(NamedTuple):
     modes: tuple[str, ...] = MODES
 
 
-def measure(args, children: Children, tmp: Path) -> dict:
-    variants = list(VARIANTS) if args.variant == "both" else [args.variant]
-    upstream_key = "sk-bench-upstream-" + secrets.token_hex(16)
+def hub_env(tmp: Path, upstream_key: str, **extra: str) -> dict:
+    """A bench hub's environment: this one's (DATABASE_URL, REDIS_URL…), production's settings, `tmp` as its
+    var/ folder, the demo organisation's credit, charging on, the upstream's key; `extra` on top."""
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "HUB_DEMO_API_KEY")}
     env.update(
         HUB_VAR_DIR=str(tmp),
@@ -451,7 +451,15 @@ def measure(args, children: Children, tmp: Path) -> dict:
         BENCH_UPSTREAM_KEY=upstream_key,
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         PYTHONWARNINGS="ignore::DeprecationWarning",
+        **extra,
     )
+    return env
+
+
+def measure(args, children: Children, tmp: Path) -> dict:
+    variants = list(VARIANTS) if args.variant == "both" else [args.variant]
+    upstream_key = "sk-bench-upstream-" + secrets.token_hex(16)
+    env = hub_env(tmp, upstream_key)
     # Installed (once) before anything starts, so a failed install fails the run at once.
     litellm = litellm_venv(children, Path(args.litellm_venv)) if args.with_litellm else None
     where = "DATABASE_URL (must be a scratch database)" if env.get("DATABASE_URL") else f"SQLite in {tmp}"

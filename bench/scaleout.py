@@ -66,6 +66,7 @@ from bench.run import (  # noqa: E402
     free_port,
     gunicorn_command,
     http,
+    hub_env,
     log,
     prepare_hub,
     start_upstream,
@@ -505,14 +506,9 @@ def measure(args, children: Children, tmp: Path, checks: Checks) -> dict:
         )
     redis.Redis.from_url(redis_url).flushdb()  # a previous run's counters and cooldowns, under the same ids
     upstream_key = "sk-bench-upstream-" + secrets.token_hex(16)
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "HUB_DEMO_API_KEY")}
-    env.update(
-        HUB_VAR_DIR=str(tmp),
-        DEBUG="false",
-        LOG_LEVEL="WARNING",
-        HUB_DEMO_CREDITS="1000000",
-        HUB_BILLING_MODE="credits",
-        BENCH_UPSTREAM_KEY=upstream_key,
+    env = hub_env(
+        tmp,
+        upstream_key,
         SCALEOUT_REJECTED_KEY="sk-revoked-" + secrets.token_hex(16),
         # What several hosts must share (hub/settings.py): each instance has a var/ folder of its own.
         SECRET_KEY=secrets.token_urlsafe(50),
@@ -520,8 +516,6 @@ def measure(args, children: Children, tmp: Path, checks: Checks) -> dict:
         HUB_CREDIT_LEASE_IDLE_SECONDS=str(args.lease_idle),
         SCALEOUT_RPM=str(args.rpm),
         SCALEOUT_CREDIT=str(args.credit_requests * MAX_TOKENS * OUTPUT_PRICE / 10**6),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        PYTHONWARNINGS="ignore::DeprecationWarning",
     )
 
     upstream_port = start_upstream(children, upstream_key, 20.0)

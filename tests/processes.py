@@ -125,3 +125,12 @@ def wait_for(predicate, timeout: float, what: str, output=None):
             return value
         time.sleep(0.2)
     raise AssertionError(f"{what} did not happen within {timeout} s" + (f"; output:\n{output()}" if output else ""))
+
+
+def shared_database_url() -> str:
+    """The test database (PostgreSQL) as a DATABASE_URL, for hub processes that must share it with the test."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{host}/{db['NAME']}"

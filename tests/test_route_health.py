@@ -24,6 +24,7 @@ from providers.models import CatalogModel, Credential, Provider
 from tests.conftest import UPSTREAM_KEY
 from tests.factories import add_model
 from tests.fakes.server import free_port
+from tests.processes import shared_database_url
 from tests.test_routing import HELLO, client, failing_then_ok, provider, spare, spare_server  # noqa: F401
 
 needs_redis = pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs REDIS_URL (CI sets it)")
@@ -241,13 +242,9 @@ def two_workers(transactional_db, settings):
     cycles fit in seconds. Two masters rather than one with two workers: which worker accepts a connection
     is the kernel's choice, and one idle worker often takes them all; requests sent to each in turn make
     every cycle cross processes."""
-    from django.db import connection
-
     route_health.store()
     route_health.reset()  # what earlier tests left in Redis
-    db = connection.settings_dict
-    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
-    url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{host}/{db['NAME']}"
+    url = shared_database_url()
     env = dict(
         os.environ,
         DATABASE_URL=url,

@@ -30,6 +30,7 @@ from tests import factories
 from tests.conftest import UPSTREAM_KEY
 from tests.factories import add_model, route
 from tests.fakes.server import free_port
+from tests.processes import shared_database_url
 from tests.test_routing import HELLO, provider, spare, spare_server  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,10 +103,7 @@ class Instance:
 def instances(transactional_db, tmp_path):
     """Hubs A and B on this test's database and Redis. Leases are given back after 0.5 s idle (not 5), so the
     credit test can see every hold gone; a cooled-down route stays out for 30 s, longer than any test."""
-    db = connection.settings_dict
-    url = (
-        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    )
+    url = shared_database_url()
     env = dict(
         os.environ,
         DATABASE_URL=url,
