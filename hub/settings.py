@@ -91,6 +91,7 @@ GATEWAY_PATH_PREFIXES = ("/v1/", "/api/")
 HUB_GATEWAY_MIDDLEWARE: list[str] = []
 # Requests a worker prepares at once before their upstream calls start (providers/http.py: setup_slot).
 HUB_SETUP_SLOTS = env.int("HUB_SETUP_SLOTS", default=32)
+HUB_SETUP_SLOT_SECONDS = env.float("HUB_SETUP_SLOT_SECONDS", default=0.05)  # a slot is held at most this long
 
 ROOT_URLCONF = "hub.urls"
 ASGI_APPLICATION = "hub.asgi.application"

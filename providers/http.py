@@ -124,7 +124,9 @@ _slot: contextvars.ContextVar[list] = contextvars.ContextVar("hub_setup_slot")
 
 @contextlib.asynccontextmanager
 async def setup_slot():
-    """Hold one of the worker's setup slots until setup_done() (the upstream call starts) or the end."""
+    """Hold one of the worker's setup slots until setup_done() (the upstream call starts), the end, or
+    HUB_SETUP_SLOT_SECONDS, whichever comes first: a request that waits that long (a slow database or Redis)
+    is waiting, not working, and must not hold up the requests behind it."""
     loop = asyncio.get_running_loop()
     slots = _setup.get(loop)
     if slots is None:
@@ -132,16 +134,22 @@ async def setup_slot():
     await slots.acquire()
     held = [slots]  # shared with the tasks the request starts (they copy its context); emptied on release
     token = _slot.set(held)
+    timer = loop.call_later(settings.HUB_SETUP_SLOT_SECONDS, _release, held)
     try:
         yield
     finally:
+        timer.cancel()
         _slot.reset(token)
-        if held:
-            held.pop().release()
+        _release(held)
+
+
+def _release(held: list) -> None:
+    if held:
+        held.pop().release()
 
 
 def setup_done() -> None:
     """The request's upstream call starts: its setup slot goes to the next request waiting."""
     held = _slot.get(None)
     if held:
-        held.pop().release()
+        _release(held)

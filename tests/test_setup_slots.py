@@ -14,6 +14,7 @@ from providers import http
 @pytest.fixture(autouse=True)
 def slots(settings):
     settings.HUB_SETUP_SLOTS = 3
+    settings.HUB_SETUP_SLOT_SECONDS = 0.2
     http._setup.clear()
     yield
     http._setup.clear()
@@ -73,3 +74,31 @@ def test_a_slot_released_by_the_requests_own_task_is_released_once():
 
 def test_setup_done_outside_a_request_does_nothing():
     http.setup_done()
+
+
+def test_a_request_waiting_in_its_setup_gives_its_slot_up_after_the_hold_time():
+    """Three requests stuck on a slow database read do not hold up a fourth past HUB_SETUP_SLOT_SECONDS."""
+    served = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        database = asyncio.Event()
+
+        async def stuck():
+            async with http.setup_slot():
+                await database.wait()
+
+        async def quick():
+            started = loop.time()
+            async with http.setup_slot():
+                served.append(loop.time() - started)
+
+        waiting = [asyncio.create_task(stuck()) for _ in range(3)]
+        await asyncio.sleep(0)
+        await asyncio.wait_for(quick(), 2)
+        database.set()
+        await asyncio.gather(*waiting)
+        return http._setup[loop]._value
+
+    assert run(main()) == 3
+    assert 0.15 < served[0] < 1.0
