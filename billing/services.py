@@ -185,13 +185,13 @@ def record_usage(events: list[UsageEvent], releases: Sequence[str] = ()) -> dict
                     accounts[e.organization_id],
                     LedgerEntry.Kind.USAGE.value,
                     -e.price,
-                    f"{e.endpoint} {e.served_model or e.model_name}"[:300],
+                    f"{e.endpoint} {e.served_name}"[:300],
                     f"usage:{e.request_id}",
                     pk,
                     # Its own receipt: the record is archived and deleted past retention (billing/rollups.py).
                     # It names the model that served, as invoices and rollups do.
                     e.request_id,
-                    e.served_model or e.model_name,
+                    e.served_name,
                     e.created_at,
                     now,
                 )

@@ -73,6 +73,11 @@ class UsageEvent:
         return event
 
     @property
+    def served_name(self) -> str:
+        """The public id of the model that served: the one asked for unless another (a fallback) did."""
+        return self.served_model or self.model_name
+
+    @property
     def mode(self) -> str:
         return self.billing_mode or settings.HUB_BILLING_MODE
 
@@ -105,7 +110,7 @@ def storable(event: UsageEvent) -> UsageEvent:
     numbers = {name: min(max(int(getattr(event, name) or 0), 0), _LARGEST) for name in _COUNTS}
     if event.first_token_ms is not None:
         numbers["first_token_ms"] = min(max(int(event.first_token_ms), 0), _LARGEST)
-    numbers["http_status"] = min(max(int(event.http_status), 0), 32767)
+    numbers["http_status"] = min(max(int(event.http_status), 0), _LARGEST_STATUS)
     # total_tokens is their sum: each count is kept to half the column so that it fits too.
     for name in ("prompt_tokens", "completion_tokens"):
         numbers[name] = min(numbers[name], _LARGEST // 2)
@@ -126,7 +131,7 @@ def _plainly_storable(event: UsageEvent) -> bool:
             return False
     first = event.first_token_ms
     return (first is None or (type(first) is int and 0 <= first <= _LARGEST)) and (
-        type(event.http_status) is int and 0 <= event.http_status <= 32767
+        type(event.http_status) is int and 0 <= event.http_status <= _LARGEST_STATUS
     )
 
 
@@ -139,6 +144,7 @@ _COUNTS = tuple(
     name for name in _STORED if isinstance(_COLUMNS[name], PositiveIntegerField) and not _COLUMNS[name].null
 )
 _LARGEST = 2**31 - 1  # PositiveIntegerField on every backend
+_LARGEST_STATUS = 32767  # PositiveSmallIntegerField
 
 
 # A Usage's fields the event names otherwise; its others of the same name are the event's.
@@ -162,7 +168,7 @@ def record_of(event: UsageEvent) -> UsageRecord:
     # may change later, and invoices bill exactly the postpaid records.
     return UsageRecord(
         **{name: getattr(event, name) for name in _RECORDED},
-        served_model=event.served_model or event.model_name,
+        served_model=event.served_name,
         billing_mode=event.mode,
         total_tokens=event.prompt_tokens + event.completion_tokens,
     )
@@ -175,7 +181,7 @@ RECORD_FIELDS = (*_RECORDED, "served_model", "billing_mode", "total_tokens")
 def record_row(event: UsageEvent) -> tuple:
     return (
         *(getattr(event, name) for name in _RECORDED),
-        event.served_model or event.model_name,
+        event.served_name,
         event.mode,
         event.prompt_tokens + event.completion_tokens,
     )
