@@ -127,10 +127,18 @@ def wait_for(predicate, timeout: float, what: str, output=None):
     raise AssertionError(f"{what} did not happen within {timeout} s" + (f"; output:\n{output()}" if output else ""))
 
 
-def shared_database_url() -> str:
-    """The test database (PostgreSQL) as a DATABASE_URL, for hub processes that must share it with the test."""
+def shared_env(**extra: str) -> dict[str, str]:
+    """The environment of a hub process that shares this test's PostgreSQL database and Redis (the test
+    settings, DATABASE_URL and REDIS_URL pointing at them), `extra` on top."""
+    from django.conf import settings
     from django.db import connection
 
     db = connection.settings_dict
     host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
-    return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{host}/{db['NAME']}"
+    return dict(
+        os.environ,
+        DATABASE_URL=f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{host}/{db['NAME']}",
+        REDIS_URL=settings.REDIS_URL,
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        **extra,
+    )

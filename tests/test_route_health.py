@@ -24,7 +24,7 @@ from providers.models import CatalogModel, Credential, Provider
 from tests.conftest import UPSTREAM_KEY
 from tests.factories import add_model
 from tests.fakes.server import free_port
-from tests.processes import shared_database_url
+from tests.processes import shared_env
 from tests.test_routing import HELLO, client, failing_then_ok, provider, spare, spare_server  # noqa: F401
 
 needs_redis = pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs REDIS_URL (CI sets it)")
@@ -244,15 +244,7 @@ def two_workers(transactional_db, settings):
     every cycle cross processes."""
     route_health.store()
     route_health.reset()  # what earlier tests left in Redis
-    url = shared_database_url()
-    env = dict(
-        os.environ,
-        DATABASE_URL=url,
-        REDIS_URL=settings.REDIS_URL,
-        DJANGO_SETTINGS_MODULE="tests.settings",
-        HUB_COOLDOWN_SECONDS="1",
-        HUB_COOLDOWN_AFTER_FAILURES="3",
-    )
+    env = shared_env(HUB_COOLDOWN_SECONDS="1", HUB_COOLDOWN_AFTER_FAILURES="3")
     hubs = [_start_hub(env, free_port()) for _ in range(2)]
     try:
         yield [(proc, base, path) for proc, base, path, _ in hubs]

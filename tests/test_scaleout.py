@@ -30,7 +30,7 @@ from tests import factories
 from tests.conftest import UPSTREAM_KEY
 from tests.factories import add_model, route
 from tests.fakes.server import free_port
-from tests.processes import shared_database_url
+from tests.processes import shared_env
 from tests.test_routing import HELLO, provider, spare, spare_server  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,16 +103,7 @@ class Instance:
 def instances(transactional_db, tmp_path):
     """Hubs A and B on this test's database and Redis. Leases are given back after 0.5 s idle (not 5), so the
     credit test can see every hold gone; a cooled-down route stays out for 30 s, longer than any test."""
-    url = shared_database_url()
-    env = dict(
-        os.environ,
-        DATABASE_URL=url,
-        REDIS_URL=django_settings.REDIS_URL,
-        DJANGO_SETTINGS_MODULE="tests.settings",
-        HUB_CREDIT_LEASE_IDLE_SECONDS="0.5",
-        HUB_COOLDOWN_SECONDS="30",
-        HUB_COOLDOWN_AFTER_FAILURES="3",
-    )
+    env = shared_env(HUB_CREDIT_LEASE_IDLE_SECONDS="0.5", HUB_COOLDOWN_SECONDS="30", HUB_COOLDOWN_AFTER_FAILURES="3")
     # Both boot at once; their logs are under pytest's tmp_path, which the secret guard searches.
     pair = [Instance(name, env, tmp_path / f"gunicorn-{name}.log") for name in "AB"]
     try:
