@@ -781,6 +781,30 @@ def ratios(results: dict, variant: str) -> str:
     )
 
 
+def run_in_temp_dir(prefix: str, keep: bool, measure, broken=(RuntimeError,)):
+    """`measure(children, tmp)` in a temp dir of its own, every process it starts stopped at the end and the
+    dir removed (unless `keep`); SIGTERM and SIGHUP clean up as Ctrl-C does (SIGINT too when started in the
+    background, where it is ignored). (its result, None), or (None, exit code): 130 interrupted, 2 broken."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
+    children = Children()
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return measure(children, tmp), None
+    except KeyboardInterrupt:
+        log("interrupted")
+        return None, 130
+    except broken as exc:
+        log(f"bench failed: {exc}")
+        return None, 2
+    finally:
+        children.stop_all()
+        if keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark the hub against direct calls (see bench/README.md).")
     parser.add_argument(
@@ -823,26 +847,10 @@ def main() -> int:
         args.stream_warmup = args.streams
     variants = list(VARIANTS) if args.variant == "both" else [args.variant]
 
-    # SIGTERM and SIGHUP clean up as Ctrl-C does (SIGINT too when started in the background, where it is ignored).
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.default_int_handler)
-    children = Children()
-    tmp = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     started = time.time()
-    try:
-        results = measure(args, children, tmp)
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    except RuntimeError as exc:
-        log(f"bench failed: {exc}")
-        return 2
-    finally:
-        children.stop_all()
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    results, failed = run_in_temp_dir("hub-bench-", args.keep, lambda children, tmp: measure(args, children, tmp))
+    if failed is not None:
+        return failed
 
     bars = {v: verdicts(results, v) for v in variants}
     if "litellm" in results:

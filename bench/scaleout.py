@@ -42,11 +42,8 @@ import base64
 import json
 import os
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -69,6 +66,7 @@ from bench.run import (  # noqa: E402
     hub_env,
     log,
     prepare_hub,
+    run_in_temp_dir,
     start_upstream,
 )
 
@@ -578,25 +576,16 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (gunicorn logs)")
     args = parser.parse_args()
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.default_int_handler)
-    children, checks = Children(), Checks()
-    tmp = Path(tempfile.mkdtemp(prefix="hub-scaleout-"))
+    checks = Checks()
     started = time.time()
-    try:
-        results = measure(args, children, tmp, checks)
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        log(f"bench failed: {exc}")
-        return 2
-    finally:
-        children.stop_all()
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    results, failed = run_in_temp_dir(
+        "hub-scaleout-",
+        args.keep,
+        lambda children, tmp: measure(args, children, tmp, checks),
+        broken=(RuntimeError, subprocess.TimeoutExpired),
+    )
+    if failed is not None:
+        return failed
 
     report = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
