@@ -114,8 +114,8 @@ class GatewayHandler(ASGIHandler):
     async def send_response(self, response, send):
         """Django's, but an async stream's parts go to the server as they come: Django passes each through
         two generators of its own (__aiter__ and streaming_content's make_bytes) and cuts it into 64 KB
-        messages, which for a relayed SSE event (bytes, a few hundred of them) cost about a third of the
-        worker's time per event beyond the server's own write (measured with py-spy on 500 streams)."""
+        messages. For relayed SSE events (bytes, a few hundred each) that was about a third of the time
+        spent sending them (py-spy on 500 streams: 7% of the samples, beside uvicorn's own 14%)."""
         parts = getattr(response, "_iterator", None)  # the stream's own iterator (StreamingHttpResponse)
         if not (response.streaming and response.is_async and parts is not None):
             return await super().send_response(response, send)
