@@ -92,6 +92,12 @@ HUB_GATEWAY_MIDDLEWARE: list[str] = []
 # Requests a worker prepares at once before their upstream calls start (providers/http.py: setup_slot).
 HUB_SETUP_SLOTS = env.int("HUB_SETUP_SLOTS", default=32)
 HUB_SETUP_SLOT_SECONDS = env.float("HUB_SETUP_SLOT_SECONDS", default=0.05)  # a slot is held at most this long
+# A serving process's garbage collector (hub/lifecycle.py: tune_gc, at the ASGI lifespan's startup): what was
+# loaded at startup is frozen out of every collection, and the youngest generation is collected every
+# HUB_GC_THRESHOLD[0] allocations net (Python's own: 700), so bursts of short-lived request objects cost fewer
+# collections. Empty HUB_GC_THRESHOLD keeps Python's thresholds.
+HUB_GC_FREEZE = env.bool("HUB_GC_FREEZE", default=True)
+HUB_GC_THRESHOLD = env.list("HUB_GC_THRESHOLD", cast=int, default=[10000, 10, 10])
 
 ROOT_URLCONF = "hub.urls"
 ASGI_APPLICATION = "hub.asgi.application"

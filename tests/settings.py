@@ -23,6 +23,9 @@ WHITENOISE_USE_FINDERS = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
 HUB_FETCH_ALLOW_PRIVATE = True  # test images are served on loopback
+# The test process is not a server: its live hub's startup must not freeze every test's objects out of the
+# collector. Served processes (gunicorn, uvicorn) keep the default; tests/test_gc_tuning.py checks both.
+HUB_GC_FREEZE = False
 CELERY_TASK_EAGER_PROPAGATES = True
 STORAGES = {
     **STORAGES,  # noqa: F405
