@@ -56,7 +56,7 @@ class OpenAICompatibleAdapter:
                 await answer.aclose()
             raise audio.not_audio(route, content, content_type)
         # Speech is billed per input character, whatever arrives.
-        return ByteStream(answer.aiter_raw(), Usage(len(body["input"]), 0), content_type, answer.aclose)
+        return ByteStream(transport.raw_chunks(answer), Usage(len(body["input"]), 0), content_type, answer.aclose)
 
     def image_family(self, upstream_name: str):
         return openai_family(upstream_name)

@@ -30,7 +30,7 @@ class OpenAIStream:
     async def __aiter__(self):
         buffer, carried, limit = b"", b"", settings.HUB_UPSTREAM_MAX_EVENT_BYTES
         try:
-            async for chunk in self._response.aiter_raw():
+            async for chunk in transport.raw_chunks(self._response):
                 chunk, carried = carried + chunk, b""
                 if b"\r" in chunk:
                     if chunk.endswith(b"\r"):  # its \n comes in the next read: \r\n is normalised whole
