@@ -2,7 +2,6 @@ import gc
 import logging
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
 from providers import http
 
@@ -17,17 +16,12 @@ def tune_gc() -> None:
 
     With Python's defaults a worker relaying 500 streams at once spent about a fifth of its CPU in the
     collector, and each full collection walked every object Django, the adapters and the libraries had
-    loaded: pauses of 100 to 175 ms in which no stream moved (bench/README.md). Frozen, the loaded objects
-    are left out of every collection (they live as long as the process anyway); the higher first threshold
-    collects the requests' short-lived objects less often, each pass still bounded.
+    loaded: pauses of 100 to 175 ms in which no stream moved (README.md, "What each change bought"). Frozen,
+    the loaded objects are left out of every collection (they live as long as the process anyway); the higher
+    first threshold collects the requests' short-lived objects less often, each pass still bounded.
     """
-    threshold = settings.HUB_GC_THRESHOLD
-    if threshold:
-        if not 1 <= len(threshold) <= 3 or min(threshold) < 1:
-            raise ImproperlyConfigured(
-                f"HUB_GC_THRESHOLD: one to three positive integers (Python's gc.set_threshold), not {threshold}"
-            )
-        gc.set_threshold(*threshold)
+    if settings.HUB_GC_THRESHOLD:  # checked in hub/settings.py
+        gc.set_threshold(*settings.HUB_GC_THRESHOLD)
     if settings.HUB_GC_FREEZE:
         gc.collect()  # what startup left as garbage is freed, not frozen
         gc.freeze()

@@ -98,6 +98,12 @@ HUB_SETUP_SLOT_SECONDS = env.float("HUB_SETUP_SLOT_SECONDS", default=0.05)  # a 
 # collections. Empty HUB_GC_THRESHOLD keeps Python's thresholds.
 HUB_GC_FREEZE = env.bool("HUB_GC_FREEZE", default=True)
 HUB_GC_THRESHOLD = env.list("HUB_GC_THRESHOLD", cast=int, default=[10000, 10, 10])
+# Refused here, not when it is applied: uvicorn takes a failed lifespan startup for an app without one and
+# serves on without the shutdown that drains the meter.
+if HUB_GC_THRESHOLD and (not 1 <= len(HUB_GC_THRESHOLD) <= 3 or min(HUB_GC_THRESHOLD) < 1):
+    raise environ.ImproperlyConfigured(
+        f"HUB_GC_THRESHOLD: one to three positive integers (Python's gc.set_threshold), not {HUB_GC_THRESHOLD}"
+    )
 
 ROOT_URLCONF = "hub.urls"
 ASGI_APPLICATION = "hub.asgi.application"
