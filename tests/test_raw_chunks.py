@@ -21,15 +21,15 @@ def answer(parts: list[bytes], *, end: bool = True, headers: bytes = b"") -> byt
     return out + (b"0\r\n\r\n" if end else b"")
 
 
-async def exchange(reply: bytes, how: str, read, *, stall: float = 0):
-    """Serve one answer on loopback (then close, cut the connection, or go quiet) and read it with `read`."""
+async def exchange(reply: bytes, read, *, stall: float = 0):
+    """Serve one answer on loopback (going quiet for `stall` seconds first, if set), close the connection, and
+    read the answer with `read`."""
 
     async def serve(reader, writer):
         await reader.readuntil(b"\r\n\r\n")
         writer.write(reply)
         await writer.drain()
-        if how == "stall":
-            await asyncio.sleep(stall)
+        await asyncio.sleep(stall)
         writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
@@ -46,44 +46,51 @@ async def exchange(reply: bytes, how: str, read, *, stall: float = 0):
         await http.close()
 
 
-async def direct(response):
-    return [chunk async for chunk in transport.raw_chunks(response)]
+# The two readers compared: the hub's, and httpx's own.
+READERS = pytest.mark.parametrize(
+    "chunks_of", [transport.raw_chunks, httpx.Response.aiter_raw], ids=["direct", "aiter_raw"]
+)
 
 
-async def httpx_raw(response):
-    return [chunk async for chunk in response.aiter_raw()]
+def into(got: list, chunks_of):
+    """A `read` that keeps each chunk in `got` as it comes (what arrived before a failure stays there)."""
+
+    async def read(response):
+        async for chunk in chunks_of(response):
+            got.append(chunk)
+
+    return read
 
 
-@pytest.mark.parametrize("read", [direct, httpx_raw], ids=["direct", "aiter_raw"])
-def test_the_bytes_are_the_answers_as_sent(read):
-    chunks = asyncio.run(exchange(answer(EVENTS), "close", read))
-    assert b"".join(chunks) == b"".join(EVENTS)
+@READERS
+def test_the_bytes_are_the_answers_as_sent(chunks_of):
+    got: list[bytes] = []
+    asyncio.run(exchange(answer(EVENTS), into(got, chunks_of)))
+    assert b"".join(got) == b"".join(EVENTS)
 
 
 def test_an_encoded_answer_is_passed_raw_as_aiter_raw_passes_it():
     body = gzip.compress(b"".join(EVENTS))
     reply = answer([body[:10], body[10:]], headers=b"content-encoding: gzip\r\n")
-    ours, httpxs = (b"".join(asyncio.run(exchange(reply, "close", read))) for read in (direct, httpx_raw))
-    assert ours == httpxs == body
+    ours: list[bytes] = []
+    httpxs: list[bytes] = []
+    asyncio.run(exchange(reply, into(ours, transport.raw_chunks)))
+    asyncio.run(exchange(reply, into(httpxs, httpx.Response.aiter_raw)))
+    assert b"".join(ours) == b"".join(httpxs) == body
 
 
-@pytest.mark.parametrize("read", [direct, httpx_raw], ids=["direct", "aiter_raw"])
-def test_an_answer_cut_mid_stream_raises_httpxs_read_error(read):
-    got = []
-
-    async def reading(response):
-        async for chunk in transport.raw_chunks(response) if read is direct else response.aiter_raw():
-            got.append(chunk)
-
+@READERS
+def test_an_answer_cut_mid_stream_raises_httpxs_read_error(chunks_of):
+    got: list[bytes] = []
     with pytest.raises(httpx.ReadError):
-        asyncio.run(exchange(answer(EVENTS[:2], end=False), "close", reading))
+        asyncio.run(exchange(answer(EVENTS[:2], end=False), into(got, chunks_of)))
     assert b"".join(got) == b"".join(EVENTS[:2])  # what arrived before the cut was passed on
 
 
-@pytest.mark.parametrize("read", [direct, httpx_raw], ids=["direct", "aiter_raw"])
-def test_a_provider_quiet_past_the_read_timeout_raises_httpxs_timeout(read):
+@READERS
+def test_a_provider_quiet_past_the_read_timeout_raises_httpxs_timeout(chunks_of):
     with pytest.raises(httpx.TimeoutException):
-        asyncio.run(exchange(answer(EVENTS[:1], end=False), "stall", read, stall=3))
+        asyncio.run(exchange(answer(EVENTS[:1], end=False), into([], chunks_of), stall=3))
 
 
 def test_a_response_not_opened_by_post_is_read_through_aiter_raw():
